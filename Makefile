@@ -1,0 +1,35 @@
+# Kleis: `make serve` installs and runs; `make test` installs and runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test bench bench-smoke system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+serve: $(VENV)/.runtime-installed
+	$(BIN)/python kleis.py serve
+
+test: $(VENV)/.dev-installed system-deps
+	$(BIN)/python -m pytest
+
+system-deps:
+	@sh .ci/system-deps
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench
+
+bench-smoke: $(VENV)/.dev-installed
+	$(BIN)/python -m bench --smoke
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts

@@ -1,0 +1,141 @@
+"""`kleis.py accounts ...`: list, log in, import, refresh and manage provider accounts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from cli.output import fmt_in, fmt_time, print_json, print_table
+from core.config import Config
+from core.exceptions import InvalidInput
+from store import accounts as account_store
+from store.db import open_store
+from store.models import Account
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    accounts = commands.add_parser("accounts", help="manage provider accounts (Claude, Codex, Copilot)")
+    sub = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+
+    listing = sub.add_parser("list", help="list accounts with their state and why")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=cmd_list)
+
+    from providers.registry import all_providers
+
+    login = sub.add_parser("login", help="log in to a provider account")
+    login_sub = login.add_subparsers(dest="provider", metavar="PROVIDER", required=True)
+    imports = sub.add_parser("import", help="import an account from another tool's credentials file")
+    import_sub = imports.add_subparsers(dest="provider", metavar="PROVIDER", required=True)
+    for provider in all_providers():
+        provider.cli.register_login(login_sub)
+        provider.cli.register_import(import_sub)
+
+    for name, text, handler in (
+        ("refresh", "refresh an account's tokens now and print the result", cmd_refresh),
+        ("primary", "make an account its provider's primary", cmd_primary),
+        ("disable", "stop using an account (kept, with its tokens)", cmd_disable),
+        ("enable", "use a disabled account again", cmd_enable),
+        ("reset", "clear a cooldown or error state: the account is active at once", cmd_reset),
+    ):
+        action = sub.add_parser(name, help=text)
+        action.add_argument("id", help="account id (see accounts list)")
+        action.set_defaults(handler=handler)
+
+    remove = sub.add_parser("remove", help="delete an account and its tokens")
+    remove.add_argument("id", help="account id")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    remove.set_defaults(handler=cmd_remove)
+
+
+def _why(row: Account, now: float) -> str:
+    if row.status == "cooling" and row.cooldown_until and row.cooldown_until > now:
+        return f"cooling until {fmt_time(row.cooldown_until)} ({fmt_in(row.cooldown_until, now)}): {row.status_reason}"
+    if row.status in ("needs_reauth", "disabled"):
+        return row.status_reason or row.status
+    return row.status_reason
+
+
+def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    store = open_store(config)
+    now = time.time()
+    rows = list(Account.select().order_by(Account.provider, Account.id))
+    if args.json:
+        print_json([account_store.account_to_dict(row, now) for row in rows])
+    elif not rows:
+        print("no accounts yet: add one with `python kleis.py accounts login claude|codex|copilot`")
+    else:
+        print_table(
+            [
+                (
+                    row.id,
+                    row.provider,
+                    ("* " if row.is_primary else "  ") + (row.label or row.email or row.identity),
+                    row.status,
+                    fmt_in(row.expires_at, now),
+                    f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".strip(),
+                    _why(row, now),
+                )
+                for row in rows
+            ],
+            ["ID", "PROVIDER", "ACCOUNT (* primary)", "STATUS", "TOKEN EXPIRES", "LAST REFRESH", "WHY"],
+        )
+    store.close()
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace, config: Config) -> int:
+    from providers.lifecycle import refresh_now_blocking
+
+    store = open_store(config)
+    row = account_store.find_account(args.id)
+    view = refresh_now_blocking(store, row.id)
+    print(f"account {row.id} ({row.provider}) refreshed; token expires {fmt_in(view.expires_at)}")
+    store.close()
+    return 0
+
+
+def cmd_primary(args: argparse.Namespace, config: Config) -> int:
+    store = open_store(config)
+    row = account_store.set_primary(int(account_store.find_account(args.id).id))
+    print(f"account {row.id} is now the primary {row.provider} account")
+    store.close()
+    return 0
+
+
+def _set(args: argparse.Namespace, config: Config, status: str, reason: str, done: str) -> int:
+    store = open_store(config)
+    row = account_store.find_account(args.id)
+    account_store.set_status(row.id, status, reason, kind="admin")
+    print(f"account {row.id} ({row.provider}) {done}")
+    store.close()
+    return 0
+
+
+def cmd_disable(args: argparse.Namespace, config: Config) -> int:
+    return _set(args, config, "disabled", "disabled by the operator (CLI)", "disabled")
+
+
+def cmd_enable(args: argparse.Namespace, config: Config) -> int:
+    return _set(args, config, "active", "enabled by the operator (CLI)", "enabled")
+
+
+def cmd_reset(args: argparse.Namespace, config: Config) -> int:
+    return _set(args, config, "active", "reset by the operator (CLI)", "reset: active now")
+
+
+def cmd_remove(args: argparse.Namespace, config: Config) -> int:
+    store = open_store(config)
+    row = account_store.find_account(args.id)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("removing an account needs --yes when not run interactively")
+        answer = input(f"remove account {row.id} ({row.provider}, {row.email or row.identity})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("kept")
+            return 1
+    account_store.remove_account(row.id)
+    print(f"removed account {row.id} ({row.provider})")
+    store.close()
+    return 0

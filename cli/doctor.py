@@ -1,0 +1,78 @@
+"""`kleis.py doctor`: one line per check of the installation, non-zero exit on a failure."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterator
+
+from cli.output import fmt_in
+from core.config import Config
+from core.exceptions import KleisError
+from store.db import data_dir_too_open, ensure_data_dir, open_store, redact_url
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    doctor = commands.add_parser("doctor", help="check the data dir, store, secret key and accounts")
+    doctor.set_defaults(handler=cmd_doctor)
+
+
+def account_checks(now: float) -> Iterator[tuple[str, str, str]]:
+    from store.models import Account
+
+    rows = list(Account.select().order_by(Account.provider, Account.id))
+    if not rows:
+        yield WARN, "accounts", "none yet: `python kleis.py accounts login claude|codex|copilot`"
+    for row in rows:
+        name = f"account {row.id} ({row.provider}, {row.email or row.identity})"
+        if row.status == "needs_reauth":
+            yield FAIL, name, f"needs a new login: {row.status_reason}"
+        elif row.status == "disabled":
+            yield WARN, name, "disabled"
+        elif row.status == "cooling" and (row.cooldown_until or 0) > now:
+            yield WARN, name, f"cooling {fmt_in(row.cooldown_until, now)}: {row.status_reason}"
+        elif row.refresh_token is None and row.expires_at and row.expires_at < now:
+            yield FAIL, name, "token expired and no refresh token"
+        else:
+            yield OK, name, f"token expires {fmt_in(row.expires_at, now)}" if row.expires_at else "token without expiry"
+
+
+def checks(config: Config) -> Iterator[tuple[str, str, str]]:
+    try:
+        path = ensure_data_dir(config.data_dir)
+    except KleisError as exc:
+        yield FAIL, "data dir", str(exc)
+        return
+    if data_dir_too_open(path):
+        yield WARN, "data dir", f"{path} is readable by other users (chmod 700 {path})"
+    else:
+        yield OK, "data dir", f"{path.resolve()} (mode 0700)"
+    try:
+        store = open_store(config)
+    except KleisError as exc:
+        yield FAIL, "store", str(exc)
+        return
+    yield OK, "store", f"{redact_url(config.effective_database_url)} (schema current)"
+    yield OK, "secret key", "decrypts the store's check value"
+    yield from account_checks(time.time())
+    yield from extra_checks(config)
+    store.close()
+
+
+def extra_checks(config: Config) -> Iterator[tuple[str, str, str]]:
+    """Checks contributed by later parts (model registry)."""
+    for check in EXTRA_CHECKS:
+        yield from check(config)
+
+
+EXTRA_CHECKS: list[Callable[[Config], Iterator[tuple[str, str, str]]]] = []
+
+
+def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    failed = False
+    for level, name, detail in checks(config):
+        print(f"[{level:>4}] {name}: {detail}")
+        failed = failed or level == FAIL
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Shared pieces of Kleis that every part uses: configuration, exceptions, redaction."""

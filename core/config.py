@@ -1,0 +1,187 @@
+"""Kleis configuration: every setting read from the environment in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.exceptions import ConfigError
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _optional_url(value: str) -> str:
+    return _url(value) if value else ""
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise ValueError(f"must be a port number, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"must be between 0 and 65535, got {port}")
+    return port
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"must be greater than 0, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"must be a number, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+    return number
+
+
+def _database_url(value: str) -> str:
+    if value and not value.startswith(("sqlite:", "postgres://", "postgresql://", "postgresql+pool://", "postgres+pool://")):
+        raise ValueError("must start with sqlite:/// or postgresql://")
+    return value
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return level
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("KLEIS_DATA_DIR", "data_dir", "./data", _text, "Directory for the SQLite store, generated secrets and caches (created with mode 0700)."),
+    Setting("KLEIS_DATABASE_URL", "database_url", "", _database_url, "Store URL. Empty: SQLite at <data dir>/kleis.db. postgresql://user:pass@host/db for a store shared by several Kleis processes."),
+    Setting("KLEIS_SECRET_KEY", "secret_key", "", _text, "Fernet key(s) encrypting OAuth tokens at rest; comma-separated, the first encrypts, all decrypt (rotation). Empty: generated once into <data dir>/secret.key (0600)."),
+    Setting("KLEIS_ADMIN_SECRET", "admin_secret", "", _text, "Admin password and admin API bearer. Empty: generated once into <data dir>/admin.secret (0600) and printed on first start only."),
+    Setting("KLEIS_HOST", "host", "127.0.0.1", _text, "Proxy listen address."),
+    Setting("KLEIS_PORT", "port", "8080", _port, "Proxy listen port (the base URL agents use)."),
+    Setting("KLEIS_ADMIN_HOST", "admin_host", "127.0.0.1", _text, "Admin page listen address."),
+    Setting("KLEIS_ADMIN_PORT", "admin_port", "8081", _port, "Admin page listen port."),
+    Setting("KLEIS_LOG_LEVEL", "log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
+    Setting("KLEIS_MAX_BODY_BYTES", "max_body_bytes", str(32 * 1024 * 1024), _positive_int, "Largest request body accepted (bytes); larger requests get 413."),
+    Setting("KLEIS_UPSTREAM_TIMEOUT", "upstream_timeout", "600", _positive_float, "Seconds to wait for an upstream's response headers before answering 504."),
+    Setting("KLEIS_REFRESH_SKEW", "refresh_skew", "300", _positive_float, "Refresh an access token this many seconds before it expires."),
+    Setting("KLEIS_CLAUDE_API_BASE", "claude_api_base", "https://api.anthropic.com", _url, "Anthropic Messages API."),
+    Setting("KLEIS_CLAUDE_AUTH_BASE", "claude_auth_base", "https://platform.claude.com", _url, "Claude OAuth host: token endpoint /v1/oauth/token, paste redirect /oauth/code/callback."),
+    Setting("KLEIS_CLAUDE_AUTHORIZE_URL", "claude_authorize_url", "https://claude.ai/oauth/authorize", _url, "Claude OAuth authorize page."),
+    Setting("KLEIS_CLAUDE_CODE_VERSION", "claude_code_version", "2.1.328", _text, "Claude Code version Kleis presents for non-Claude-Code clients."),
+    Setting("KLEIS_CODEX_API_BASE", "codex_api_base", "https://chatgpt.com/backend-api/codex", _url, "ChatGPT Codex backend (Responses API)."),
+    Setting("KLEIS_CODEX_AUTH_BASE", "codex_auth_base", "https://auth.openai.com", _url, "ChatGPT OAuth host (authorize, token, device flow)."),
+    Setting("KLEIS_GITHUB_BASE", "github_base", "https://github.com", _url, "GitHub web host (device flow)."),
+    Setting("KLEIS_GITHUB_API_BASE", "github_api_base", "https://api.github.com", _url, "GitHub API host (Copilot token exchange, /user)."),
+    Setting("KLEIS_COPILOT_API_BASE", "copilot_api_base", "", _optional_url, "Copilot API. Empty: taken from the Copilot token's endpoints.api."),
+    Setting("KLEIS_COPILOT_CLIENT_ID", "copilot_client_id", "Iv1.b507a08c87ecfe98", _text, "GitHub OAuth client id for the Copilot device flow."),
+    Setting("KLEIS_GITHUB_DOMAIN", "github_domain", "", _text, "GitHub Enterprise (ghe.com) domain; replaces github.com, api.github.com and the Copilot API host."),
+    Setting("KLEIS_MODELS_DEV_URL", "models_dev_url", "https://models.dev/api.json", _url, "models.dev registry merged into /models/api.json."),
+    Setting("KLEIS_MODELS_TTL", "models_ttl", "3600", _positive_float, "Seconds the models.dev copy is kept before it is fetched again."),
+    Setting("KLEIS_CUSTOM_MODELS", "custom_models", "", _text, "Path of a JSON file with extra models for the kleis registry entry."),
+    Setting("KLEIS_COOLDOWN_MAX", "cooldown_max", "21600", _positive_float, "Longest cooldown (seconds) a provider's rate-limit reset can impose on an account."),
+    Setting("KLEIS_USAGE_RETENTION_DAYS", "usage_retention_days", "90", _positive_int, "Usage events older than this are deleted daily."),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    admin_secret: str
+    host: str
+    port: int
+    admin_host: str
+    admin_port: int
+    log_level: str
+    max_body_bytes: int
+    upstream_timeout: float
+    refresh_skew: float
+    claude_api_base: str
+    claude_auth_base: str
+    claude_authorize_url: str
+    claude_code_version: str
+    codex_api_base: str
+    codex_auth_base: str
+    github_base: str
+    github_api_base: str
+    copilot_api_base: str
+    copilot_client_id: str
+    github_domain: str
+    models_dev_url: str
+    models_ttl: float
+    custom_models: str
+    cooldown_max: float
+    usage_retention_days: int
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'kleis.db').resolve()}"
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Read every KLEIS_* setting; raise ConfigError naming the first bad variable."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env, setting.default).strip()
+        try:
+            values[setting.field] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.env}: {exc}") from None
+    values["data_dir"] = Path(values["data_dir"]).expanduser()
+    if values["github_domain"]:
+        values.update(_enterprise_hosts(values["github_domain"], environ))
+    return Config(**values)
+
+
+def _enterprise_hosts(domain: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """GitHub Enterprise (ghe.com): derive the GitHub hosts unless set explicitly."""
+    domain = domain.removeprefix("https://").rstrip("/")
+    derived = {
+        "github_base": ("KLEIS_GITHUB_BASE", f"https://{domain}"),
+        "github_api_base": ("KLEIS_GITHUB_API_BASE", f"https://api.{domain}"),
+        "copilot_api_base": ("KLEIS_COPILOT_API_BASE", f"https://copilot-api.{domain}"),
+    }
+    return {field: _url(environ[env]) if environ.get(env) else url for field, (env, url) in derived.items()}
+
+
+def settings_help() -> str:
+    """The environment variables, formatted for `kleis.py --help`."""
+    lines = ["environment variables (all optional):"]
+    for setting in SETTINGS:
+        default = setting.default or "(empty)"
+        lines.append(f"  {setting.env}  [default: {default}]")
+        lines.append(f"      {setting.help}")
+    return "\n".join(lines)

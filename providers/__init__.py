@@ -1,0 +1,1 @@
+"""Provider modules (Claude, Codex, Copilot) behind one small interface."""

@@ -1,0 +1,1 @@
+"""The Kleis store: Peewee models, schema migrations, encrypted tokens, client keys, accounts."""

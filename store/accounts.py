@@ -1,0 +1,250 @@
+"""Account queries: login upserts, token writes with compare-and-swap, state changes and their log."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+from core.exceptions import InvalidInput, NotFound
+from store.crypto import TokenCipher
+from store.db import bump
+from store.models import Account, AccountEvent, database
+
+STATUSES = ("active", "cooling", "needs_reauth", "disabled")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSet:
+    """Tokens as a provider hands them out. `refresh_token` None keeps the stored one."""
+
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: float | None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountView:
+    """A decrypted, read-only snapshot of an account, as the proxy's cache holds it."""
+
+    id: int
+    provider: str
+    label: str
+    identity: str
+    email: str | None
+    status: str
+    status_reason: str
+    cooldown_until: float | None
+    is_primary: bool
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: float | None
+    token_version: int
+    metadata: dict[str, Any]
+    created_at: float
+    last_refresh_at: float | None
+    last_refresh_result: str
+
+    @classmethod
+    def from_row(cls, row: Account, cipher: TokenCipher) -> AccountView:
+        return cls(
+            id=row.id,
+            provider=row.provider,
+            label=row.label,
+            identity=row.identity,
+            email=row.email,
+            status=row.status,
+            status_reason=row.status_reason,
+            cooldown_until=row.cooldown_until,
+            is_primary=row.is_primary,
+            access_token=cipher.decrypt_optional(row.access_token),
+            refresh_token=cipher.decrypt_optional(row.refresh_token),
+            expires_at=row.expires_at,
+            token_version=row.token_version,
+            metadata=row.meta,
+            created_at=row.created_at,
+            last_refresh_at=row.last_refresh_at,
+            last_refresh_result=row.last_refresh_result,
+        )
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.email or self.identity
+
+    def usable(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        if self.status == "active":
+            return True
+        return self.status == "cooling" and (self.cooldown_until or 0) <= now
+
+
+def record_event(account_id: int, kind: str, status: str = "", reason: str = "") -> None:
+    AccountEvent.create(account_id=account_id, kind=kind, status=status, reason=reason[:2000])
+
+
+def upsert_account(
+    provider: str,
+    identity: str,
+    tokens: TokenSet,
+    cipher: TokenCipher,
+    *,
+    email: str | None = None,
+    label: str = "",
+    how: str = "login",
+) -> tuple[Account, bool]:
+    """Store a logged-in or imported account; the same identity updates its row. Returns (row, created)."""
+    if not identity:
+        raise InvalidInput("the provider did not say which account this is (no identity)")
+    now = time.time()
+    with database.atomic():
+        row = Account.get_or_none((Account.provider == provider) & (Account.identity == identity))
+        created = row is None
+        if created:
+            row = Account(provider=provider, identity=identity, created_at=now)
+            row.is_primary = not Account.select().where(Account.provider == provider).exists()
+        row.email = email or row.email
+        row.label = label or row.label or ""
+        row.access_token = cipher.encrypt_optional(tokens.access_token)
+        if tokens.refresh_token is not None:
+            row.refresh_token = cipher.encrypt(tokens.refresh_token)
+        row.expires_at = tokens.expires_at
+        row.metadata = json.dumps({**(row.meta if not created else {}), **tokens.metadata})
+        row.status, row.status_reason, row.cooldown_until = "active", "", None
+        row.status_changed_at = now
+        row.token_version = (row.token_version or 0) + 1
+        row.last_refresh_at, row.last_refresh_result = now, f"{how} ok"
+        row.updated_at = now
+        row.save()
+        record_event(row.id, how, "active", f"{how} {'added' if created else 'updated'} the account")
+    bump("accounts")
+    return row, created
+
+
+def write_tokens(account_id: int, expected_version: int, tokens: TokenSet, cipher: TokenCipher) -> int | None:
+    """Compare-and-swap a refreshed token pair. Returns the new version, or None if another writer won."""
+    now = time.time()
+    fields: dict[Any, Any] = {
+        Account.access_token: cipher.encrypt_optional(tokens.access_token),
+        Account.expires_at: tokens.expires_at,
+        Account.token_version: expected_version + 1,
+        Account.last_refresh_at: now,
+        Account.last_refresh_result: "refresh ok",
+        Account.updated_at: now,
+    }
+    if tokens.refresh_token is not None:
+        fields[Account.refresh_token] = cipher.encrypt(tokens.refresh_token)
+    with database.atomic():
+        if tokens.metadata:
+            row = Account.get_or_none(Account.id == account_id)
+            if row is None:
+                return None
+            fields[Account.metadata] = json.dumps({**row.meta, **tokens.metadata})
+        updated = (
+            Account.update(fields)
+            .where((Account.id == account_id) & (Account.token_version == expected_version))
+            .execute()
+        )
+    if not updated:
+        return None
+    bump("accounts")
+    return expected_version + 1
+
+
+def set_status(account_id: int, status: str, reason: str = "", *, cooldown_until: float | None = None, kind: str = "status") -> None:
+    if status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r}")
+    now = time.time()
+    with database.atomic():
+        updated = (
+            Account.update(
+                status=status, status_reason=reason, cooldown_until=cooldown_until, status_changed_at=now, updated_at=now
+            )
+            .where(Account.id == account_id)
+            .execute()
+        )
+        if not updated:
+            raise NotFound(f"no account with id {account_id}")
+        record_event(account_id, kind, status, reason)
+    bump("accounts")
+
+
+def note_refresh_result(account_id: int, result: str) -> None:
+    now = time.time()
+    Account.update(last_refresh_at=now, last_refresh_result=result[:2000], updated_at=now).where(
+        Account.id == account_id
+    ).execute()
+    record_event(account_id, "refresh", "", result)
+    bump("accounts")
+
+
+def find_account(ident: str | int) -> Account:
+    text = str(ident).strip()
+    row = Account.get_or_none(Account.id == int(text)) if text.isdigit() else None
+    if row is None:
+        raise NotFound(f"no account with id {text!r}")
+    return row
+
+
+def set_primary(account_id: int) -> Account:
+    row = find_account(account_id)
+    with database.atomic():
+        Account.update(is_primary=False).where((Account.provider == row.provider) & (Account.id != row.id)).execute()
+        Account.update(is_primary=True, updated_at=time.time()).where(Account.id == row.id).execute()
+        record_event(row.id, "admin", row.status, "made primary")
+    bump("accounts")
+    return find_account(account_id)
+
+
+def remove_account(account_id: int) -> None:
+    row = find_account(account_id)
+    with database.atomic():
+        row.delete_instance()
+        if row.is_primary:
+            successor = (
+                Account.select()
+                .where(Account.provider == row.provider)
+                .order_by(Account.created_at.desc())
+                .first()
+            )
+            if successor is not None:
+                Account.update(is_primary=True).where(Account.id == successor.id).execute()
+    bump("accounts")
+
+
+def load_views(cipher: TokenCipher) -> list[AccountView]:
+    return [AccountView.from_row(row, cipher) for row in Account.select().order_by(Account.id)]
+
+
+def recent_events(account_id: int, limit: int = 20) -> list[AccountEvent]:
+    return list(
+        AccountEvent.select()
+        .where(AccountEvent.account_id == account_id)
+        .order_by(AccountEvent.at.desc(), AccountEvent.id.desc())
+        .limit(limit)
+    )
+
+
+def account_to_dict(row: Account, now: float | None = None) -> dict[str, Any]:
+    """An account for listings: state and why, never tokens."""
+    now = time.time() if now is None else now
+    return {
+        "id": row.id,
+        "provider": row.provider,
+        "label": row.label,
+        "identity": row.identity,
+        "email": row.email,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "status_changed_at": row.status_changed_at,
+        "cooldown_until": row.cooldown_until,
+        "is_primary": row.is_primary,
+        "expires_at": row.expires_at,
+        "expires_in": None if row.expires_at is None else round(row.expires_at - now),
+        "has_refresh_token": row.refresh_token is not None,
+        "last_refresh_at": row.last_refresh_at,
+        "last_refresh_result": row.last_refresh_result,
+        "created_at": row.created_at,
+        "metadata": row.meta,
+    }

@@ -1,0 +1,187 @@
+"""Kleis client keys: generation, hashing, scopes, expiry, revocation and verification."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Iterable
+
+from core.exceptions import InvalidInput, NotFound
+from store.db import bump
+from store.models import ApiKey
+
+KEY_PREFIX = "kl_"
+PROVIDERS = ("claude", "codex", "copilot")
+PUBLIC_ID_CHARS = 8
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def generate_key() -> str:
+    """`kl_` + 43 characters of a URL-safe alphabet (32 random bytes)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def public_id_of(key: str) -> str:
+    return key[: len(KEY_PREFIX) + PUBLIC_ID_CHARS]
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRecord:
+    """What the proxy needs to know about a key, without the key itself."""
+
+    id: int
+    public_id: str
+    name: str
+    key_hash: str
+    providers: tuple[str, ...]
+    models: tuple[str, ...]
+    expires_at: float | None
+    revoked_at: float | None
+
+    @classmethod
+    def from_row(cls, row: ApiKey) -> KeyRecord:
+        return cls(
+            id=row.id,
+            public_id=row.public_id,
+            name=row.name,
+            key_hash=row.key_hash,
+            providers=tuple(json.loads(row.providers or "[]")),
+            models=tuple(json.loads(row.models or "[]")),
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+        )
+
+    def refusal(self, now: float | None = None) -> str | None:
+        """Why the key cannot be used now, or None."""
+        now = time.time() if now is None else now
+        if self.revoked_at is not None:
+            return "this Kleis key has been revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "this Kleis key has expired"
+        return None
+
+    def allows_provider(self, provider: str) -> bool:
+        return not self.providers or provider in self.providers
+
+    def allows_model(self, model: str) -> bool:
+        return not self.models or any(model_matches(pattern, model) for pattern in self.models)
+
+
+def model_matches(pattern: str, model: str) -> bool:
+    """Exact id, or a `prefix*` pattern. Compared with and without a provider prefix."""
+    if pattern.endswith("*"):
+        return model.startswith(pattern[:-1])
+    return model == pattern
+
+
+def verify(presented: str, records_by_hash: dict[str, KeyRecord]) -> KeyRecord | None:
+    """Find the record of a presented key; the final comparison is constant-time."""
+    if not presented.startswith(KEY_PREFIX):
+        return None
+    digest = hash_key(presented)
+    record = records_by_hash.get(digest)
+    if record is None or not hmac.compare_digest(record.key_hash, digest):
+        return None
+    return record
+
+
+def parse_scope_list(value: str | Iterable[str] | None, *, what: str, allowed: Iterable[str] | None = None) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [item.strip() for item in items if item and item.strip()]
+    if allowed is not None:
+        allowed = tuple(allowed)
+        unknown = [item for item in items if item not in allowed]
+        if unknown:
+            raise InvalidInput(f"unknown {what}: {', '.join(unknown)} (choose from {', '.join(allowed)})")
+    return items
+
+
+def create_key(
+    name: str,
+    *,
+    providers: str | Iterable[str] | None = None,
+    models: str | Iterable[str] | None = None,
+    expires_days: float | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the plaintext key (the only time it exists)."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("a key needs a name")
+    if expires_days is not None and not (0 < expires_days <= 36500):
+        raise InvalidInput("expiry must be between 0 and 36500 days")
+    provider_list = parse_scope_list(providers, what="provider", allowed=PROVIDERS)
+    model_list = parse_scope_list(models, what="model")
+    for pattern in model_list:
+        if "*" in pattern[:-1]:
+            raise InvalidInput(f"model pattern {pattern!r}: '*' is only allowed at the end")
+    key = generate_key()
+    now = time.time()
+    row = ApiKey.create(
+        public_id=public_id_of(key),
+        key_hash=hash_key(key),
+        name=name,
+        providers=json.dumps(provider_list),
+        models=json.dumps(model_list),
+        expires_at=now + expires_days * 86400 if expires_days else None,
+        created_at=now,
+    )
+    bump("keys")
+    return row, key
+
+
+def find_key(ident: str | int) -> ApiKey:
+    """A key by numeric id or public id."""
+    text = str(ident).strip()
+    row = None
+    if text.isdigit():
+        row = ApiKey.get_or_none(ApiKey.id == int(text))
+    if row is None:
+        row = ApiKey.get_or_none(ApiKey.public_id == text)
+    if row is None:
+        raise NotFound(f"no key with id {text!r}")
+    return row
+
+
+def revoke_key(ident: str | int) -> ApiKey:
+    """Revoke (keep the row for audit); the key fails at once in every process."""
+    row = find_key(ident)
+    if row.revoked_at is None:
+        row.revoked_at = time.time()
+        row.save()
+        bump("keys")
+    return row
+
+
+def load_records() -> dict[str, KeyRecord]:
+    return {row.key_hash: KeyRecord.from_row(row) for row in ApiKey.select()}
+
+
+def touch_last_used(used: dict[int, float]) -> None:
+    """Record when keys were last used (batched by the caller, off the hot path)."""
+    for key_id, at in used.items():
+        ApiKey.update(last_used_at=at).where(
+            (ApiKey.id == key_id) & ((ApiKey.last_used_at.is_null()) | (ApiKey.last_used_at < at))
+        ).execute()
+
+
+def key_to_dict(row: ApiKey) -> dict:
+    return {
+        "id": row.id,
+        "public_id": row.public_id,
+        "name": row.name,
+        "providers": json.loads(row.providers or "[]"),
+        "models": json.loads(row.models or "[]"),
+        "expires_at": row.expires_at,
+        "revoked_at": row.revoked_at,
+        "created_at": row.created_at,
+        "last_used_at": row.last_used_at,
+    }
