@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import sys
 
 from core.config import Config
+from core.redact import install_log_redaction
 from store.db import open_store
 
 
@@ -16,15 +20,53 @@ def register(commands: argparse._SubParsersAction) -> None:
     debug.set_defaults(handler=cmd_debug)
 
 
-def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
+def setup_logging(config: Config) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(config.log_level)
+    if config.log_level != "DEBUG":
+        logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+        logging.getLogger("waitress").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction()
+
+
+def _announce(config: Config, store, proxy_addr: tuple[str, int], admin_url: str | None, extra: str = "") -> None:  # type: ignore[no-untyped-def]
     if store.admin_secret_created:
-        print(f"admin secret (shown once, also in {config.data_dir / 'admin.secret'}): {store.admin_secret}")
-    print("the proxy is not available yet; the store is ready at", config.effective_database_url)
-    store.close()
+        print(f"admin secret (shown once; also in {config.data_dir / 'admin.secret'}): {store.admin_secret}", flush=True)
+    admin = f", admin on {admin_url}" if admin_url else ""
+    print(f"Kleis proxy on http://{proxy_addr[0]}:{proxy_addr[1]}{admin}{extra}", flush=True)
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from addons.server import bound_address, run_dump
+    from admin import create_app
+    from admin.serving import AdminServer
+
+    setup_logging(config)
+    store = open_store(config)
+    admin = AdminServer(create_app(store, config), config.admin_host, config.admin_port).start()
+    try:
+        asyncio.run(run_dump(store, config, on_ready=lambda master: _announce(config, store, bound_address(master), admin.url)))
+    finally:
+        admin.stop()
+        store.close()
     return 0
 
 
 def cmd_debug(args: argparse.Namespace, config: Config) -> int:
-    print("debug mode is not available yet")
+    from addons.debug import run_web
+    from addons.server import bound_address
+
+    setup_logging(config)
+    store = open_store(config)
+    web = f", mitmweb UI on http://127.0.0.1:{args.web_port}/ (keys and tokens redacted)"
+    try:
+        asyncio.run(run_web(store, config, args.web_port, on_ready=lambda master: _announce(config, store, bound_address(master), None, web)))
+    finally:
+        store.close()
     return 0

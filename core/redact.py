@@ -14,7 +14,7 @@ SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{16,}"),
     re.compile(r"\btid=[^\s\"',]{8,}"),  # Copilot tokens
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWTs (ChatGPT tokens)
-    re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{12,}"),  # Authorization values
+    re.compile(r"(?i)\b((?:bearer|token)\s+)[A-Za-z0-9._~+/=-]{12,}"),  # Authorization values
     re.compile(r"(?i)(\"(?:access_token|refresh_token|id_token|token|code_verifier)\"\s*:\s*\")[^\"]+"),
     re.compile(r"(?i)((?:access_token|refresh_token|id_token|code_verifier)=)[^&\s]+"),
 )

@@ -1,7 +1,17 @@
-"""The providers Kleis knows, by name."""
+"""The providers Kleis knows, by name, built from the configuration."""
 
 from __future__ import annotations
 
+from core.config import Config
+from providers.base import Provider
 
-def all_providers() -> list:
-    return []
+# Provider classes register here as they land (claude, codex, copilot).
+PROVIDER_CLASSES: dict[str, type[Provider]] = {}
+
+
+def provider_map(config: Config) -> dict[str, Provider]:
+    return {name: cls(config) for name, cls in PROVIDER_CLASSES.items()}
+
+
+def all_providers() -> list[type[Provider]]:
+    return list(PROVIDER_CLASSES.values())

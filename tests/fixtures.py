@@ -1,1 +1,104 @@
-"""Fixtures shared across test modules (loopback fakes and a live Kleis are added by the proxy tests)."""
+"""Fixtures shared across test modules: loopback fakes, a seeded store, and a live Kleis listener."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from addons.server import ProxyThread
+from core.config import Config
+from providers.protocol import Protocol
+from store import keys
+from store.accounts import AccountView, TokenSet, upsert_account
+from store.db import Store
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.oauth import FakeOAuth
+from tests.fakes.openai import FakeOpenAI
+from tests.loopback_provider import LoopbackProvider
+
+
+@pytest.fixture
+def fake_oauth() -> Iterator[FakeOAuth]:
+    fake = FakeOAuth().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_anthropic(fake_oauth: FakeOAuth) -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic(valid_tokens=fake_oauth.issued_access).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_openai(fake_oauth: FakeOAuth) -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(valid_tokens=fake_oauth.issued_access).start()
+    yield fake
+    fake.stop()
+
+
+@dataclasses.dataclass
+class LiveKleis:
+    """A running listener and what it was started with."""
+
+    proxy: ProxyThread
+    store: Store
+    config: Config
+    key: str
+    key_id: int
+    provider: LoopbackProvider
+    oauth: FakeOAuth
+    anthropic: FakeAnthropic
+    openai: FakeOpenAI
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    def add_account(self, identity: str = "acct-1", *, expires_in: float = 3600, primary: bool | None = None) -> AccountView:
+        from store.accounts import set_primary
+
+        access, refresh = self.oauth.seed()
+        row, _ = upsert_account("loop", identity, TokenSet(access, refresh, time.time() + expires_in), self.store.cipher, email=f"{identity}@example.test")
+        if primary:
+            set_primary(row.id)
+        self.wait_for_accounts()
+        return next(a for a in self.proxy.addon.follower.accounts if a.id == row.id)
+
+    def wait_for_accounts(self, timeout: float = 2.0) -> None:
+        """Wait until the proxy's follower has caught up with the store."""
+        from store.db import counters
+
+        target = counters().get("accounts", 0)
+        deadline = time.time() + timeout
+        follower = self.proxy.addon.follower
+        while time.time() < deadline:
+            if follower._counters.get("accounts", 0) >= target:
+                return
+            time.sleep(0.02)
+        raise AssertionError("the proxy did not pick up the account change")
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}", **extra}
+
+
+def start_kleis(store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeAnthropic, openai: FakeOpenAI, parts: dict | None = None) -> LiveKleis:
+    provider = LoopbackProvider(
+        config,
+        bases={Protocol.MESSAGES: anthropic.url, Protocol.CHAT: openai.url, Protocol.RESPONSES: openai.url},
+        token_url=f"{oauth.url}/v1/oauth/token",
+    )
+    row, key = keys.create_key("tests")
+    proxy = ProxyThread(store, config, providers={"loop": provider}, parts=parts if parts is not None else {}).start()
+    return LiveKleis(proxy, store, config, key, row.id, provider, oauth, anthropic, openai)
+
+
+@pytest.fixture
+def kleis(store: Store, config: Config, fake_oauth: FakeOAuth, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> Iterator[LiveKleis]:
+    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai)
+    yield live
+    live.proxy.stop()

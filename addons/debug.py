@@ -1,0 +1,107 @@
+"""`kleis.py debug`: the Kleis addon under mitmweb, with nothing secret in what the UI shows.
+
+Three layers:
+1. Upstream tokens are never in a flow (addons.wire_secrets); the client's key is removed from the flow in
+   `requestheaders`, and the Kleis addon runs before mitmweb's View, so the View never holds it.
+2. Everything the web UI receives — REST answers (flows, bodies, exports, dumps) and websocket pushes — passes
+   through the same redaction as the logs (core.redact), which masks anything shaped like a key or token.
+3. The UI binds to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Mapping
+
+import tornado.escape
+from mitmproxy.tools.web import app as web_app
+from mitmproxy.tools.web.master import WebMaster
+
+from addons.server import build_addon, configure, default_parts, make_options
+from core.config import Config
+from providers.base import Provider
+from core.redact import redact
+from store.db import Store
+
+log = logging.getLogger(__name__)
+
+_original_write = web_app.RequestHandler.write
+_original_send = web_app.WebSocketEventBroadcaster.send.__func__  # type: ignore[attr-defined]
+
+
+def _redacted_bytes(data: bytes) -> bytes:
+    text = data.decode("utf-8", "surrogateescape")
+    cleaned = redact(text)
+    return data if cleaned == text else cleaned.encode("utf-8", "surrogateescape")
+
+
+def _write(self, chunk):  # type: ignore[no-untyped-def]
+    if isinstance(chunk, (dict, list)):
+        if isinstance(chunk, dict):
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+        chunk = tornado.escape.json_encode(chunk)
+        if isinstance(chunk, str) and chunk.startswith("["):
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+    if isinstance(chunk, str):
+        chunk = redact(chunk)
+    elif isinstance(chunk, (bytes, bytearray)):
+        chunk = _redacted_bytes(bytes(chunk))
+    return _original_write(self, chunk)
+
+
+def _send(cls, conn, message: bytes) -> None:  # type: ignore[no-untyped-def]
+    return _original_send(cls, conn, _redacted_bytes(message))
+
+
+def install_ui_redaction() -> None:
+    web_app.RequestHandler.write = _write
+    web_app.WebSocketEventBroadcaster.send = classmethod(_send)
+
+
+def insert_before_view(master: WebMaster, addon: object) -> None:
+    """Register `addon` and place it right before the View, so the UI sees flows after Kleis's hooks."""
+    master.addons.register(addon)
+    chain = master.addons.chain
+    position = next(i for i, a in enumerate(chain) if a is master.view)
+    chain.insert(position, addon)
+
+
+async def run_web(
+    store: Store,
+    config: Config,
+    web_port: int,
+    *,
+    on_ready: Callable[[WebMaster], None] | None = None,
+    port: int | None = None,
+    providers: Mapping[str, Provider] | None = None,
+    parts: dict[str, object] | None = None,
+) -> WebMaster:
+    install_ui_redaction()
+    options = make_options(config, config.host, config.port if port is None else port)
+    master = WebMaster(options, with_termlog=False)
+    configure(master, config)
+    master.options.update(web_host="127.0.0.1", web_port=web_port, web_open_browser=False)
+    from providers.registry import provider_map
+
+    providers = providers if providers is not None else provider_map(config)
+    parts = parts if parts is not None else default_parts(store, config, providers)
+    insert_before_view(master, build_addon(store, config, providers, master=master, **parts))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, master.shutdown)
+        except (RuntimeError, ValueError):  # not the main thread (tests)
+            break
+    task = asyncio.ensure_future(master.run())
+    while not master.addons.get("proxyserver").listen_addrs():
+        if task.done():
+            task.result()
+            raise RuntimeError("mitmweb stopped before listening")
+        await asyncio.sleep(0.01)
+    if on_ready is not None:
+        on_ready(master)
+    await task
+    return master
+

@@ -1,0 +1,315 @@
+"""The Kleis mitmproxy addon: thin hooks that call the plain functions of the pipeline, failing closed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+from collections.abc import Callable, Mapping
+
+import httpx
+from mitmproxy import ctx as mitm_ctx
+from mitmproxy import http
+
+from addons import local, mitm_errors, pipeline, responses, wire_secrets
+from addons.errors import Refusal, error_response, json_response
+from addons.pipeline import RequestContext
+from addons.state import StoreFollower
+from addons.upstream_timeout import TIMEOUT_HEADER, UpstreamDeadlines
+from core.config import Config
+from providers.base import Provider
+from providers.lifecycle import RefreshFailed, TokenManager
+from providers.protocol import Protocol
+from store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+class Kleis:
+    """One instance per process. Hooks never raise: a failure becomes a protocol-shaped error response,
+    because mitmproxy forwards a flow whose hook raised (with the client's key) upstream."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        providers: Mapping[str, Provider],
+        *,
+        registry=None,  # type: ignore[no-untyped-def]
+        usage=None,  # type: ignore[no-untyped-def]
+        health=None,  # type: ignore[no-untyped-def]
+        follower: StoreFollower | None = None,
+        master_getter: Callable[[], object] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.providers = dict(providers)
+        self.registry = registry
+        self.usage = usage
+        self.health = health
+        self.follower = follower or StoreFollower(store.cipher)
+        self.follower.load_all()
+        self.http: httpx.AsyncClient | None = None
+        self.tokens: TokenManager | None = None
+        self.deadlines = UpstreamDeadlines(master_getter or (lambda: mitm_ctx.master))
+        self._contexts: weakref.WeakKeyDictionary[http.HTTPFlow, RequestContext] = weakref.WeakKeyDictionary()
+        wire_secrets.install()
+        mitm_errors.install()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        wire_secrets.install()
+        mitm_errors.install()
+
+    async def running(self) -> None:
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        self.tokens = TokenManager(self.store, self.providers, self.http, on_update=self.follower.replace_account)
+        self.follower.start()
+        for part in (self.registry, self.usage, self.health):
+            if part is not None and hasattr(part, "start"):
+                part.start(self)
+
+    async def done(self) -> None:
+        for part in (self.health, self.usage, self.registry):
+            if part is not None and hasattr(part, "stop"):
+                await part.stop()
+        await self.follower.stop()
+        if self.http is not None:
+            await self.http.aclose()
+
+    # -- request hooks ---------------------------------------------------------------------
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        ctx = pipeline.begin(flow.request.method, flow.request.path)
+        self._contexts[flow] = ctx
+        headers = flow.request.headers
+        try:
+            pipeline.check_route(ctx)
+            if ctx.path == "/healthz" or ctx.path == "/models/api.json":
+                self._answer_public(flow, ctx)
+                return
+            ctx.key = await self._authenticate(ctx, headers)
+            for name in ("authorization", "x-api-key"):  # the client's key never travels further, nor shows in mitmweb
+                headers.pop(name, None)
+            if ctx.protocol is None:
+                self._answer_models(flow, ctx)
+                return
+            pipeline.check_declared_size(headers, self.config.max_body_bytes)
+        except Refusal as refusal:
+            self._refuse(flow, ctx, refusal)
+        except Exception:
+            log.exception("requestheaders failed")
+            self._refuse(flow, ctx, Refusal(500, "Kleis failed to handle the request headers", code="internal_error"))
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        ctx = self._contexts.get(flow)
+        if ctx is None or flow.response or flow.error or not flow.live:
+            return
+        try:
+            pipeline.parse_body(ctx, flow.request.get_content(strict=False), self.config.max_body_bytes)
+            pipeline.route(ctx, self.providers, self.follower.accounts, self.registry.lookup if self.registry else None)
+            await self._forward(flow, ctx)
+        except Refusal as refusal:
+            self._refuse(flow, ctx, refusal)
+        except Exception:
+            log.exception("request failed")
+            self._refuse(flow, ctx, Refusal(500, "Kleis failed to prepare the request", code="internal_error"))
+
+    async def _forward(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        """Take the next candidate account with a fresh token and point the flow at its upstream."""
+        assert ctx.provider is not None and self.tokens is not None
+        last_error: RefreshFailed | None = None
+        for account in [a for a in ctx.candidates if a.id not in ctx.tried]:
+            ctx.tried.append(account.id)
+            try:
+                account = await self.tokens.fresh(account)
+            except RefreshFailed as exc:
+                last_error = exc
+                continue
+            ctx.account = account
+            ctx.token_ref = wire_secrets.vault.put(account.access_token or "")
+            forward = pipeline.build_forward(ctx, flow.request.headers, account, ctx.token_ref)
+            upstream = ctx.provider.prepare(forward)
+            ctx.upstream = upstream
+            ctx.usage = ctx.provider.usage_reader(ctx.protocol)
+            apply_upstream(flow, upstream)
+            ctx.forwarded_at = time.time()
+            self.deadlines.start(flow, self.config.upstream_timeout)
+            return
+        message = str(last_error) if last_error else f"no usable {ctx.provider.display_name} account"
+        retry_in = last_error.retry_in if last_error else None
+        raise Refusal(
+            503,
+            message,
+            code="account_unavailable",
+            error_type="overloaded_error" if ctx.protocol is Protocol.MESSAGES else "service_unavailable",
+            headers={"retry-after": str(int(retry_in) + 1)} if retry_in else {},
+        )
+
+    # -- response hooks ----------------------------------------------------------------------
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        ctx = self._contexts.get(flow)
+        if ctx is None or ctx.upstream is None or flow.response is None:
+            return
+        self.deadlines.cancel(flow)
+        try:
+            ctx.first_byte_at = time.time()
+            ctx.status = flow.response.status_code
+            if (
+                flow.response.status_code < 300
+                and ctx.client_stream
+                and not ctx.upstream.aggregate
+                and responses.is_event_stream(flow.response.headers.get("content-type", ""))
+            ):
+                flow.response.headers.pop("content-length", None)
+                flow.response.stream = responses.make_stream_rewriter(ctx)
+                ctx.streamed = True
+            flow.response.headers["x-kleis-request-id"] = ctx.request_id
+        except Exception:
+            log.exception("responseheaders failed; the response passes unchanged")
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        ctx = self._contexts.get(flow)
+        if ctx is None or ctx.done:
+            return
+        try:
+            if ctx.upstream is not None and flow.response is not None:
+                self._finish_upstream_response(flow, ctx)
+        except Exception:
+            log.exception("response handling failed")
+            flow.response = error_response(ctx.error_protocol, Refusal(502, "Kleis failed to process the upstream response", code="internal_error"), ctx.request_id)
+            ctx.error_type = "internal_error"
+        finally:
+            self._finish(flow, ctx)
+
+    def _finish_upstream_response(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        assert flow.response is not None and ctx.provider is not None and ctx.protocol is not None
+        status = flow.response.status_code
+        ctx.status = status
+        if TIMEOUT_HEADER in flow.response.headers:
+            flow.response = error_response(ctx.protocol, Refusal(504, "the upstream did not answer in time (KLEIS_UPSTREAM_TIMEOUT)", code="upstream_timeout"), ctx.request_id)
+            ctx.error_type = "upstream_timeout"
+            return
+        if ctx.streamed:
+            return
+        content = flow.response.get_content(strict=False) or b""
+        if status >= 400:
+            ctx.error_type = f"upstream_{status}"
+            signal = ctx.provider.classify(status, flow.response.headers, _json_or_none(content))
+            if ctx.account is not None and signal.kind == "auth" and self.tokens is not None:
+                self.tokens.mark_stale(ctx.account)
+            if self.health is not None and ctx.account is not None:
+                self.health.on_signal(ctx.account, signal)
+            shaped = responses.shape_error(ctx.protocol, status, content)
+            if shaped is not None:
+                flow.response.content = shaped
+                flow.response.headers["content-type"] = "application/json"
+            return
+        if ctx.upstream.aggregate:
+            new_status, body = responses.aggregate_stream(ctx, content)
+            flow.response.status_code = new_status
+            flow.response.headers["content-type"] = "application/json"
+            flow.response.content = body
+            ctx.status = new_status
+            return
+        rewritten = responses.rewrite_body(ctx, status, content)
+        if rewritten is not None:
+            flow.response.headers.pop("content-encoding", None)
+            flow.response.content = rewritten
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        ctx = self._contexts.get(flow)
+        if ctx is None or ctx.done:
+            return
+        self.deadlines.cancel(flow)
+        message = flow.error.msg if flow.error else "error"
+        if ctx.streamed:
+            ctx.error_type = "stream_interrupted"
+        elif ctx.first_byte_at is None:
+            ctx.status = ctx.status or 502
+            ctx.error_type = "upstream_timeout" if mitm_errors.TIMEOUT_MARKER in message else "upstream_unreachable"
+        else:
+            ctx.error_type = "connection_error"
+        log.info("request %s ended with an error: %s", ctx.request_id, message)
+        self._finish(flow, ctx)
+
+    # -- helpers -------------------------------------------------------------------------------
+    async def _authenticate(self, ctx: RequestContext, headers: http.Headers):  # type: ignore[no-untyped-def]
+        try:
+            return pipeline.check_key(ctx, headers, self.follower.keys)
+        except Refusal as refusal:
+            if refusal.message != "unknown Kleis key":
+                raise
+            await self.follower.reload_keys_after_miss()  # it may be a key created a moment ago
+            return pipeline.check_key(ctx, headers, self.follower.keys)
+
+    def _answer_public(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        ctx.local = True
+        if ctx.path == "/healthz":
+            status, body = local.healthz(self.follower.healthy, self.follower.loaded_at, self.follower.accounts)
+        elif self.registry is not None:
+            status, body = 200, self.registry.api_json(public_base(flow))
+        else:
+            raise Refusal(404, "the model registry is not enabled", code="unknown_path")
+        flow.response = json_response(status, body, ctx.request_id)
+
+    def _answer_models(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        assert ctx.key is not None
+        ctx.local = True
+        listing = local.model_list(ctx.key, self.providers, self.follower.accounts, self.registry.listing if self.registry else None)
+        if ctx.path.startswith("/v1/models/"):
+            body = local.one_model(listing, ctx.path[len("/v1/models/"):])
+        else:
+            body = listing
+        flow.response = json_response(200, body, ctx.request_id)
+
+    def _refuse(self, flow: http.HTTPFlow, ctx: RequestContext, refusal: Refusal) -> None:
+        ctx.refused = True
+        ctx.status = refusal.status
+        ctx.error_type = refusal.code or f"kleis_{refusal.status}"
+        for name in ("authorization", "x-api-key"):
+            flow.request.headers.pop(name, None)
+        flow.response = error_response(ctx.error_protocol, refusal, ctx.request_id)
+
+    def _finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        ctx.done = True
+        wire_secrets.vault.release(ctx.token_ref)
+        if self.usage is not None and not ctx.local:
+            try:
+                self.usage.record(ctx, time.time())
+            except Exception:
+                log.exception("recording usage failed")
+
+
+def apply_upstream(flow: http.HTTPFlow, upstream) -> None:  # type: ignore[no-untyped-def]
+    """Point the flow at the provider: URL (origin-form), headers (identity encoding), body."""
+    request = flow.request
+    keep = {name.lower() for name in upstream.headers}
+    for name in list(request.headers.keys()):
+        lowered = name.lower()
+        if lowered in pipeline.HOP_BY_HOP or lowered in upstream.drop_headers or lowered in (
+            "authorization", "x-api-key", "api-key", "cookie", "proxy-authorization", "content-encoding", "content-length",
+        ):
+            if lowered not in keep:
+                del request.headers[name]
+    request.url = upstream.url
+    request.authority = ""
+    for name, value in upstream.headers.items():
+        request.headers[name] = value
+    request.headers["accept-encoding"] = "identity"
+    request.content = json.dumps(upstream.body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def public_base(flow: http.HTTPFlow) -> str:
+    """The base URL a client used to reach Kleis (for URLs Kleis hands out)."""
+    host = flow.request.headers.get("host") or f"{flow.client_conn.sockname[0]}:{flow.client_conn.sockname[1]}"
+    return f"http://{host}"
+
+
+def _json_or_none(content: bytes):  # type: ignore[no-untyped-def]
+    try:
+        return json.loads(content) if content else None
+    except ValueError:
+        return None

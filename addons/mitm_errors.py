@@ -1,0 +1,44 @@
+"""mitmproxy's own error responses (upstream unreachable, malformed HTTP, body limit) as JSON clients parse.
+
+mitmproxy answers these itself with an HTML page (`_http1.make_error_response`) and no hook can change it.
+Kleis replaces that function with one that writes a body both the Anthropic and the OpenAI SDKs read as an
+error: the path of the request is not known at that point, so one shape serves both.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mitmproxy import http, version
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.layers.http import _http1
+
+from providers.protocol import universal_error_payload
+
+TIMEOUT_MARKER = "kleis-upstream-timeout"
+_original = _http1.make_error_response
+
+
+def describe(status: int, message: str) -> tuple[int, str, str]:
+    """Status, human message and error code for one of mitmproxy's own errors."""
+    if message.startswith(TIMEOUT_MARKER):
+        return 504, "the upstream did not answer in time (KLEIS_UPSTREAM_TIMEOUT)", "upstream_timeout"
+    if status == 502:
+        return 502, f"Kleis could not reach the upstream: {message}", "upstream_unreachable"
+    if status == 413:
+        return 413, "request body too large (KLEIS_MAX_BODY_BYTES)", "request_too_large"
+    return status, message or "proxy error", "proxy_error"
+
+
+def make_json_error_response(status_code: int, message: str = "") -> bytes:
+    status, text, code = describe(status_code, message)
+    response = http.Response.make(
+        status,
+        json.dumps(universal_error_payload(status, text, code)),
+        http.Headers(Server=version.MITMPROXY, Connection="close", Content_Type="application/json"),
+    )
+    return http1.assemble_response(response)
+
+
+def install() -> None:
+    _http1.make_error_response = make_json_error_response

@@ -1,0 +1,96 @@
+"""Which provider serves a model, and which account of it serves a request."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from providers.protocol import Protocol
+from store.accounts import AccountView
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyRule:
+    """`pattern` (fnmatch, case-insensitive) on `protocols` belongs to `provider`."""
+
+    pattern: str
+    protocols: frozenset[Protocol]
+    provider: str
+
+
+ALL_PROTOCOLS = frozenset(Protocol)
+KNOWN_PREFIXES = frozenset({"claude", "codex", "copilot"})
+
+# Model-family rules, tried after an explicit prefix and the registry. One table, enumerated by a test.
+FAMILY_RULES: tuple[FamilyRule, ...] = (
+    FamilyRule("claude-*", frozenset({Protocol.MESSAGES}), "claude"),
+    FamilyRule("gpt-*codex*", frozenset({Protocol.RESPONSES}), "codex"),
+    FamilyRule("gpt-5*", frozenset({Protocol.RESPONSES}), "codex"),
+    FamilyRule("codex-*", frozenset({Protocol.RESPONSES}), "codex"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolution:
+    provider: str
+    model: str  # as sent upstream (prefix removed)
+    how: str  # prefix | registry | family
+
+
+def split_prefix(model: str, names: Iterable[str]) -> tuple[str | None, str]:
+    """('claude', 'claude-sonnet-4-5') from 'claude/claude-sonnet-4-5' when 'claude' is a provider name."""
+    head, sep, rest = model.partition("/")
+    if sep and head in names and rest:
+        return head, rest
+    return None, model
+
+
+def resolve_model(
+    model: str,
+    protocol: Protocol,
+    *,
+    available: Iterable[str],
+    registry: Callable[[str, Protocol], str | None] | None = None,
+    rules: Sequence[FamilyRule] = FAMILY_RULES,
+) -> Resolution | None:
+    """Explicit `provider/` prefix, then the registry, then the family rules; None when nothing claims it."""
+    available = set(available)
+    provider, bare = split_prefix(model, KNOWN_PREFIXES | available)
+    if provider is not None:
+        return Resolution(provider, bare, "prefix") if provider in available else None
+    if registry is not None:
+        found = registry(model, protocol)
+        if found in available:
+            return Resolution(found, model, "registry")
+    lowered = model.lower()
+    for rule in rules:
+        if protocol in rule.protocols and rule.provider in available and fnmatch.fnmatchcase(lowered, rule.pattern):
+            return Resolution(rule.provider, model, "family")
+    return None
+
+
+def candidates(accounts: Iterable[AccountView], provider: str, now: float | None = None) -> list[AccountView]:
+    """Usable accounts of `provider` in the order to try: the primary, then the most recently added."""
+    now = time.time() if now is None else now
+    usable = [a for a in accounts if a.provider == provider and a.usable(now)]
+    usable.sort(key=lambda a: (not a.is_primary, -a.created_at, -a.id))
+    return usable
+
+
+def unusable_reasons(accounts: Iterable[AccountView], provider: str, now: float | None = None) -> list[str]:
+    """Why each account of `provider` is skipped, for the 503 message."""
+    now = time.time() if now is None else now
+    reasons = []
+    for account in accounts:
+        if account.provider != provider or account.usable(now):
+            continue
+        if account.status == "cooling":
+            wait = max(0, int((account.cooldown_until or now) - now))
+            reasons.append(f"account {account.id} is cooling for {wait}s ({account.status_reason or 'rate limited'})")
+        elif account.status == "needs_reauth":
+            reasons.append(f"account {account.id} needs a new login ({account.status_reason or 'refresh failed'})")
+        else:
+            reasons.append(f"account {account.id} is {account.status}")
+    return reasons

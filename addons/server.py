@@ -1,0 +1,159 @@
+"""Building and running mitmproxy (DumpMaster, or WebMaster for debugging) with the Kleis addon."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable, Mapping
+
+from mitmproxy.options import Options
+from mitmproxy.tools.dump import DumpMaster
+
+from addons.kleis import Kleis
+from core.config import Config
+from providers.base import Provider
+from store.db import Store
+
+log = logging.getLogger(__name__)
+
+# Where a flow would go if a hook ever failed open: a closed local port, never a real host.
+FAILSAFE_TARGET = "http://127.0.0.1:1"
+
+
+def listen_spec(host: str, port: int) -> str:
+    return f"reverse:{FAILSAFE_TARGET}@{host}:{port}"
+
+
+def configure(master, config: Config) -> None:  # type: ignore[no-untyped-def]
+    """Options that only exist once mitmproxy's default addons are loaded."""
+    master.options.update(
+        connection_strategy="lazy",
+        keep_host_header=True,
+        body_size_limit=str(config.max_body_bytes + 1024 * 1024),  # memory guard for chunked bodies
+        ssl_insecure=False,
+    )
+
+
+def make_options(config: Config, host: str, port: int) -> Options:
+    confdir = config.data_dir / "mitmproxy"
+    confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Options(mode=[listen_spec(host, port)], listen_host=host, confdir=str(confdir))
+
+
+def build_addon(store: Store, config: Config, providers: Mapping[str, Provider] | None = None, master=None, **parts) -> Kleis:  # type: ignore[no-untyped-def]
+    from providers.registry import provider_map
+
+    return Kleis(
+        store,
+        config,
+        providers if providers is not None else provider_map(config),
+        master_getter=(lambda: master) if master is not None else None,
+        **parts,
+    )
+
+
+def default_parts(store: Store, config: Config, providers: Mapping[str, Provider]) -> dict[str, object]:
+    """The registry, usage recorder and health tracker, when their modules exist."""
+    parts: dict[str, object] = {}
+    for name, factory in PART_FACTORIES.items():
+        parts[name] = factory(store, config, providers)
+    return parts
+
+
+PART_FACTORIES: dict[str, Callable[[Store, Config, Mapping[str, Provider]], object]] = {}
+
+
+def bound_address(master) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    addrs = master.addons.get("proxyserver").listen_addrs()
+    return addrs[0][0], addrs[0][1]
+
+
+async def run_dump(
+    store: Store,
+    config: Config,
+    *,
+    providers: Mapping[str, Provider] | None = None,
+    port: int | None = None,
+    on_ready: Callable[[DumpMaster], None] | None = None,
+    install_signals: bool = True,
+    parts: dict[str, object] | None = None,
+) -> DumpMaster:
+    """Run until shutdown. `on_ready` gets the master once the listener is bound."""
+    options = make_options(config, config.host, config.port if port is None else port)
+    master = DumpMaster(options, with_termlog=False, with_dumper=False)
+    configure(master, config)
+    from providers.registry import provider_map
+
+    chosen = providers if providers is not None else provider_map(config)
+    extra = parts if parts is not None else default_parts(store, config, chosen)
+    master.addons.add(build_addon(store, config, chosen, master=master, **extra))
+    if install_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, master.shutdown)
+    task = asyncio.ensure_future(master.run())
+    while not master.addons.get("proxyserver").listen_addrs():
+        if task.done():
+            task.result()  # raises the startup error (port in use, ...)
+            raise RuntimeError("mitmproxy stopped before listening")
+        await asyncio.sleep(0.01)
+    if on_ready is not None:
+        on_ready(master)
+    await task
+    return master
+
+
+class ProxyThread:
+    """A Kleis listener in a background thread with its own event loop (tests, benchmarks)."""
+
+    def __init__(self, store: Store, config: Config, providers: Mapping[str, Provider] | None = None, parts: dict | None = None) -> None:
+        self.store, self.config, self.providers, self.parts = store, config, providers, parts
+        self.master: DumpMaster | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="kleis-proxy", daemon=True)
+
+    def _main(self) -> None:
+        def ready(master: DumpMaster) -> None:
+            self.master = master
+            self.loop = asyncio.get_running_loop()
+            self._ready.set()
+
+        try:
+            asyncio.run(run_dump(self.store, self.config, providers=self.providers, port=0, on_ready=ready, install_signals=False, parts=self.parts))
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+            self._ready.set()
+
+    def start(self, timeout: float = 15) -> ProxyThread:
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            raise RuntimeError(f"Kleis did not start: {self._error!r}")
+        return self
+
+    @property
+    def addon(self) -> Kleis:
+        assert self.master is not None
+        return next(a for a in self.master.addons.chain if isinstance(a, Kleis))
+
+    @property
+    def port(self) -> int:
+        assert self.master is not None
+        return bound_address(self.master)[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def call(self, coro, timeout: float = 30):  # type: ignore[no-untyped-def]
+        """Run a coroutine on the proxy's loop and wait for its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if self.master is not None and self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.master.shutdown)
+        self._thread.join(15)

@@ -1,0 +1,130 @@
+"""The proxy's in-memory view of the store (keys, accounts), following it within a fraction of a second.
+
+A background task reads the change counters every `interval` seconds (one small query) and reloads keys or
+accounts when theirs moved, so a key revoked or an account changed by the CLI, the admin or another Kleis
+process takes effect in every process within a second, with no query on a request's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from store import db as store_db
+from store import keys as key_store
+from store.accounts import AccountView, load_views
+from store.crypto import TokenCipher
+
+log = logging.getLogger(__name__)
+
+
+class StoreFollower:
+    def __init__(self, cipher: TokenCipher, interval: float = 0.25, miss_reload_gap: float = 0.25) -> None:
+        self.cipher = cipher
+        self.interval = interval
+        self.miss_reload_gap = miss_reload_gap
+        self.keys: dict[str, key_store.KeyRecord] = {}
+        self.accounts: list[AccountView] = []
+        self.loaded_at = 0.0
+        self.healthy = True
+        self._counters: dict[str, int] = {}
+        self._task: asyncio.Task | None = None
+        self._miss_reload: asyncio.Task | None = None
+        self._last_key_reload = 0.0
+        self.listeners: list[Callable[[str], None]] = []
+
+    # -- loading ---------------------------------------------------------------------
+    def load_all(self) -> None:
+        """Blocking full load (at start, before the loop runs)."""
+        self._counters = store_db.counters()
+        self.keys = key_store.load_records()
+        self.accounts = load_views(self.cipher)
+        self.loaded_at = self._last_key_reload = time.time()
+
+    def _poll(self) -> tuple[dict[str, key_store.KeyRecord] | None, list[AccountView] | None, dict[str, int]]:
+        counters = store_db.counters()
+        keys = key_store.load_records() if counters.get("keys") != self._counters.get("keys") else None
+        accounts = load_views(self.cipher) if counters.get("accounts") != self._counters.get("accounts") else None
+        return keys, accounts, counters
+
+    async def poll_once(self) -> None:
+        keys, accounts, counters = await asyncio.to_thread(self._poll)
+        self._apply(keys, accounts, counters)
+
+    def _apply(self, keys, accounts, counters) -> None:  # type: ignore[no-untyped-def]
+        self._counters = counters
+        if keys is not None:
+            self.keys = keys
+            self._last_key_reload = time.time()
+            self._notify("keys")
+        if accounts is not None:
+            self.accounts = accounts
+            self._notify("accounts")
+        self.loaded_at = time.time()
+        self.healthy = True
+
+    def _notify(self, what: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(what)
+            except Exception:
+                log.exception("state listener failed")
+
+    # -- running ---------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="kleis store follower")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.poll_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                self.healthy = False
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("cannot read the store (%s); serving from memory, retrying", exc)
+            await asyncio.sleep(self.interval)
+
+    async def reload_keys_after_miss(self) -> None:
+        """An unknown key may be brand new: reload keys now, at most once per `miss_reload_gap` seconds."""
+        if time.time() - self._last_key_reload < self.miss_reload_gap:
+            return
+        if self._miss_reload is None or self._miss_reload.done():
+            self._miss_reload = asyncio.get_running_loop().create_task(self._reload_keys())
+        await asyncio.shield(self._miss_reload)
+
+    async def _reload_keys(self) -> None:
+        def load() -> tuple[dict[str, key_store.KeyRecord], dict[str, int]]:
+            return key_store.load_records(), store_db.counters()
+
+        keys, counters = await asyncio.to_thread(load)
+        self.keys = keys
+        self._counters["keys"] = counters.get("keys", 0)
+        self._last_key_reload = time.time()
+
+    # -- queries (memory only) -----------------------------------------------------------
+    def account(self, account_id: int) -> AccountView | None:
+        for account in self.accounts:
+            if account.id == account_id:
+                return account
+        return None
+
+    def replace_account(self, view: AccountView) -> None:
+        """Take a fresher view at once (e.g. right after this process refreshed its tokens)."""
+        self.accounts = [view if a.id == view.id else a for a in self.accounts]

@@ -1,0 +1,83 @@
+"""A deadline for an upstream's response headers; past it the client gets a 504 in its protocol's shape.
+
+mitmproxy 11 has no such timeout (only a 10-minute idle watchdog) and cannot kill a flow in transit
+(mitmproxy#4711). So, at the deadline:
+- connected but silent: a synthetic `504` response is fed into the server connection as if the upstream sent
+  it (with `connection: close`, so the connection is dropped after it) and passes through the addon's hooks;
+- still connecting: the connection task is cancelled with a marker that `addons.mitm_errors` turns into 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from mitmproxy import http
+from mitmproxy.connection import ConnectionState
+from mitmproxy.proxy import events
+
+from addons.mitm_errors import TIMEOUT_MARKER
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_HEADER = "x-kleis-upstream-timeout"
+
+
+def synthetic_timeout_response() -> bytes:
+    body = json.dumps({"error": {"message": "upstream timeout", "type": "timeout_error"}}).encode()
+    return (
+        b"HTTP/1.1 504 Gateway Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        + TIMEOUT_HEADER.encode()
+        + b": 1\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+class UpstreamDeadlines:
+    """One timer per forwarded flow, cancelled when its response headers arrive or it fails."""
+
+    def __init__(self, master_getter) -> None:  # type: ignore[no-untyped-def]
+        self._master_getter = master_getter
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+
+    def start(self, flow: http.HTTPFlow, seconds: float) -> None:
+        self.cancel(flow)
+        loop = asyncio.get_running_loop()
+        self._timers[id(flow)] = loop.call_later(seconds, self._expire, flow)
+
+    def cancel(self, flow: http.HTTPFlow) -> None:
+        timer = self._timers.pop(id(flow), None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, flow: http.HTTPFlow) -> None:
+        self._timers.pop(id(flow), None)
+        if flow.response is not None or flow.error is not None or not flow.live:
+            return
+        try:
+            handler = self._master_getter().addons.get("proxyserver").connections.get(flow.client_conn.id)
+            if handler is None:
+                return
+            server = flow.server_conn
+            io = handler.transports.get(server)
+            if io is not None and server.state & ConnectionState.CAN_READ and server.timestamp_tcp_setup:
+                log.warning("upstream %s sent no response headers in time: answering 504", flow.request.host)
+                asyncio.get_running_loop().create_task(
+                    handler.server_event(events.DataReceived(server, synthetic_timeout_response()))
+                )
+                return
+            for connection, pending in list(handler.transports.items()):
+                if (
+                    connection is not handler.client
+                    and connection.address == (flow.request.host, flow.request.port)
+                    and not connection.timestamp_tcp_setup
+                    and pending.handler is not None
+                ):
+                    log.warning("connecting to upstream %s took too long: answering 504", flow.request.host)
+                    pending.handler.cancel(TIMEOUT_MARKER)
+                    return
+        except Exception:  # never let the watchdog break the proxy
+            log.exception("upstream timeout handling failed")

@@ -1,0 +1,38 @@
+"""Serving the admin app with waitress (a real WSGI server) in a background thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from waitress.server import create_server
+
+log = logging.getLogger(__name__)
+
+
+class AdminServer:
+    def __init__(self, app, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+        self._server = create_server(app, host=host, port=port, threads=4, ident="kleis-admin")
+        self._thread = threading.Thread(target=self._run, name="kleis-admin", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.effective_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._server.effective_host}:{self.port}"
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except OSError:  # closed during shutdown
+            pass
+
+    def start(self) -> AdminServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+        self._thread.join(5)

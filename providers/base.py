@@ -1,0 +1,136 @@
+"""The interface every provider implements, and the data that crosses it."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from addons.sse import SSEEvent
+from core.config import Config
+from providers.protocol import Protocol
+from providers.usage import UsageReader, reader_for
+from store.accounts import AccountView, TokenSet
+
+
+@dataclasses.dataclass
+class ForwardRequest:
+    """A client request, parsed, with the account chosen to serve it."""
+
+    protocol: Protocol
+    path: str  # the client's path without query, e.g. /v1/messages
+    query: str
+    headers: Mapping[str, str]  # client headers, Kleis key already removed
+    body: dict[str, Any]
+    model: str  # as sent upstream (provider prefix removed)
+    account: AccountView
+    token_ref: str  # stands for the access token; swapped for it on the wire (addons.wire_secrets)
+    stream: bool  # the client asked for a stream
+
+
+@dataclasses.dataclass
+class Upstream:
+    """What `prepare` decided: where and how the request goes, and state for the response side."""
+
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    drop_headers: tuple[str, ...] = ()
+    state: Any = None  # provider's per-request state (e.g. a tool-name map)
+    aggregate: bool = False  # upstream streams but the client wants one JSON body
+
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    """What an upstream error says about the account that served it."""
+
+    kind: str  # ok | auth | rate_limit | overloaded | server | request | version
+    label: str = ""  # short human reason, for the account's status and the usage record
+    reset_at: float | None = None  # when a rate limit ends, if the provider said
+    account_wide: bool = True  # False: the problem is this request's (do not cool the account)
+
+
+# Headers never forwarded upstream: the client's credentials and hop-by-hop headers.
+CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization", "cookie")
+
+
+class Provider:
+    """Base class: subclasses set the class attributes and override what their protocol needs."""
+
+    name: str = ""
+    display_name: str = ""
+    protocols: frozenset[Protocol] = frozenset()
+    default_models: tuple[str, ...] = ()
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @property
+    def login_hint(self) -> str:
+        return f"add one with `python kleis.py accounts login {self.name}` or in the admin page"
+
+    # -- request side -------------------------------------------------------------
+    def prepare(self, request: ForwardRequest) -> Upstream:
+        raise NotImplementedError
+
+    # -- response side ------------------------------------------------------------
+    def rewrite_response(self, upstream: Upstream, protocol: Protocol, status: int, body: Any) -> Any | None:
+        """A non-streamed JSON body rewritten for the client, or None to send the upstream's bytes unchanged."""
+        return None
+
+    def stream_transformer(self, upstream: Upstream, protocol: Protocol) -> Callable[[SSEEvent], bytes | None] | None:
+        """Per event: new bytes, or None to pass the event through byte for byte. None: no rewrite."""
+        return None
+
+    def aggregate(self, upstream: Upstream, events: list[SSEEvent]) -> tuple[int, Any]:
+        """One JSON body from a whole upstream stream (for `Upstream.aggregate`)."""
+        raise NotImplementedError
+
+    def usage_reader(self, protocol: Protocol) -> UsageReader:
+        return reader_for(protocol)
+
+    def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
+        """What an upstream status says about the account (default: by status alone)."""
+        return classify_by_status(status, headers)
+
+    # -- credentials ----------------------------------------------------------------
+    def needs_refresh(self, account: AccountView, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return account.expires_at is not None and account.expires_at - now <= self.config.refresh_skew
+
+    async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
+        raise NotImplementedError
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    value = headers.get("retry-after") or headers.get("retry-after-ms")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - (time.time() if now is None else now))
+        except (TypeError, ValueError):
+            return None
+    return seconds / 1000 if "retry-after-ms" in headers and "retry-after" not in headers else seconds
+
+
+def classify_by_status(status: int, headers: Mapping[str, str]) -> Signal:
+    if status < 400:
+        return Signal("ok")
+    if status == 401:
+        return Signal("auth", "upstream rejected the access token (401)")
+    if status == 429:
+        wait = retry_after_seconds(headers)
+        return Signal("rate_limit", "rate limited (429)", reset_at=time.time() + wait if wait is not None else None)
+    if status == 529:
+        return Signal("overloaded", "provider overloaded (529)")
+    if status >= 500:
+        return Signal("server", f"provider error ({status})")
+    return Signal("request", f"request rejected ({status})", account_wide=False)

@@ -1,0 +1,192 @@
+"""Fresh access tokens: refresh before expiry, one refresh per account at a time across threads and processes.
+
+In one process, concurrent requests await the same refresh task. Across processes, the account row's lease
+decides who refreshes; the others wait, then read the new tokens. The new pair (with the rotated refresh token)
+is committed by compare-and-swap before any request gets the new access token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+
+import httpx
+
+from core.exceptions import KleisError, ReauthRequired, StoreError, TransientProviderError
+from providers.base import Provider
+from store import accounts as account_store
+from store import leases
+from store.accounts import AccountView, TokenSet
+from store.db import Store
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 30.0
+WAIT_STEP = 0.05
+FAULT_ENV = "KLEIS_FAULT_AFTER_TOKENS_ISSUED"  # test hook: die between the provider's answer and the commit
+
+
+class RefreshFailed(KleisError):
+    """A refresh did not produce a usable token; `retry_in` says when the next attempt is allowed."""
+
+    def __init__(self, message: str, *, reauth: bool = False, retry_in: float | None = None) -> None:
+        super().__init__(message)
+        self.reauth = reauth
+        self.retry_in = retry_in
+
+
+class TokenManager:
+    def __init__(self, store: Store, providers: Mapping[str, Provider], http: httpx.AsyncClient, on_update=None) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.providers = providers
+        self.http = http
+        self.on_update = on_update  # called with a fresher AccountView
+        self._inflight: dict[int, asyncio.Task[AccountView]] = {}
+        self._stale: dict[int, int] = {}  # account id -> token version an upstream rejected
+        self._backoff: dict[int, tuple[float, float, str]] = {}  # id -> (not before, last delay, reason)
+        self.refresh_calls = 0
+
+    # -- decisions ---------------------------------------------------------------------
+    def needs_refresh(self, account: AccountView, now: float | None = None) -> bool:
+        if self._stale.get(account.id) == account.token_version:
+            return True
+        return self.providers[account.provider].needs_refresh(account, now)
+
+    def mark_stale(self, account: AccountView) -> None:
+        """An upstream said 401 to this token: the next request refreshes first."""
+        self._stale[account.id] = account.token_version
+
+    def backoff_remaining(self, account_id: int, now: float | None = None) -> float:
+        entry = self._backoff.get(account_id)
+        if entry is None:
+            return 0.0
+        return max(0.0, entry[0] - (time.time() if now is None else now))
+
+    # -- the request path ----------------------------------------------------------------
+    async def fresh(self, account: AccountView) -> AccountView:
+        """The account with an access token that is good now, refreshing it first if needed."""
+        now = time.time()
+        if not self.needs_refresh(account, now):
+            return account
+        still_valid = account.access_token and (account.expires_at is None or account.expires_at > now + 5)
+        wait = self.backoff_remaining(account.id, now)
+        if wait > 0:
+            if still_valid and self._stale.get(account.id) != account.token_version:
+                return account
+            raise RefreshFailed(
+                f"refreshing the {account.provider} account {account.id} keeps failing "
+                f"({self._backoff[account.id][2]}); next attempt in {int(wait) + 1}s",
+                retry_in=wait,
+            )
+        try:
+            return await self.refresh(account.id)
+        except RefreshFailed:
+            if still_valid and self._stale.get(account.id) != account.token_version:
+                log.warning("refresh of account %s failed; using its current token until it expires", account.id)
+                return account
+            raise
+
+    async def refresh(self, account_id: int, *, force: bool = False) -> AccountView:
+        task = self._inflight.get(account_id)
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._refresh(account_id, force), name=f"refresh account {account_id}")
+            self._inflight[account_id] = task
+            task.add_done_callback(lambda t, i=account_id: self._inflight.pop(i, None) if self._inflight.get(i) is t else None)
+        return await asyncio.shield(task)
+
+    # -- one refresh ---------------------------------------------------------------------
+    async def _refresh(self, account_id: int, force: bool) -> AccountView:
+        cipher = self.store.cipher
+        seen = await asyncio.to_thread(leases.read, account_id, cipher)
+        if seen is None:
+            raise RefreshFailed(f"account {account_id} no longer exists")
+        start_version = seen.token_version
+        deadline = time.time() + LEASE_SECONDS * 2
+        while not await asyncio.to_thread(leases.acquire, account_id, LEASE_SECONDS):
+            state = await asyncio.to_thread(leases.lease_state, account_id)
+            if state is None:
+                raise RefreshFailed(f"account {account_id} no longer exists")
+            if state[0] > start_version:  # another process refreshed while we waited
+                return self._publish(await asyncio.to_thread(leases.read, account_id, cipher))
+            if time.time() > deadline:
+                raise RefreshFailed(f"account {account_id}: another Kleis process holds its refresh lease", retry_in=5)
+            await asyncio.sleep(WAIT_STEP)
+        try:
+            current = await asyncio.to_thread(leases.read, account_id, cipher)
+            if current is None:
+                raise RefreshFailed(f"account {account_id} no longer exists")
+            if current.token_version > start_version or (
+                not force and self._stale.get(account_id) != current.token_version
+                and not self.providers[current.provider].needs_refresh(current)
+            ):
+                return self._publish(current)  # someone else already refreshed it
+            return self._publish(await self._call_provider(current))
+        finally:
+            try:
+                await asyncio.to_thread(leases.release, account_id)
+            except Exception:
+                log.exception("releasing the refresh lease of account %s failed (it expires by itself)", account_id)
+
+    async def _call_provider(self, account: AccountView) -> AccountView:
+        provider = self.providers[account.provider]
+        if not account.refresh_token:
+            await asyncio.to_thread(account_store.set_status, account.id, "needs_reauth", "no refresh credential stored")
+            raise RefreshFailed(f"{provider.display_name} account {account.id} has no refresh credential: log in again", reauth=True)
+        self.refresh_calls += 1
+        try:
+            tokens: TokenSet = await provider.refresh(account, self.http)
+        except ReauthRequired as exc:
+            reason = f"refresh refused: {exc}"
+            await asyncio.to_thread(account_store.set_status, account.id, "needs_reauth", reason, kind="refresh")
+            raise RefreshFailed(f"{provider.display_name} account {account.id} needs a new login ({exc})", reauth=True) from None
+        except (TransientProviderError, httpx.HTTPError) as exc:
+            delay = self._note_failure(account.id, str(exc) or type(exc).__name__)
+            await asyncio.to_thread(account_store.note_refresh_result, account.id, f"refresh failed: {exc}")
+            raise RefreshFailed(f"refreshing {provider.display_name} account {account.id} failed: {exc}", retry_in=delay) from None
+        if os.environ.get(FAULT_ENV):
+            log.error("fault injection: exiting after the provider issued tokens, before the commit")
+            os._exit(17)
+        try:
+            committed = await asyncio.to_thread(leases.commit, account.id, account.token_version, tokens, self.store.cipher)
+        except Exception as exc:
+            log.exception("committing refreshed tokens of account %s failed", account.id)
+            raise RefreshFailed(f"the refreshed tokens of account {account.id} could not be stored ({exc}); retry") from None
+        newest = await asyncio.to_thread(leases.read, account.id, self.store.cipher)
+        if newest is None:
+            raise RefreshFailed(f"account {account.id} was removed during its refresh")
+        if not committed:
+            log.warning("account %s moved to a newer token version during refresh; keeping the newer one", account.id)
+        self._backoff.pop(account.id, None)
+        self._stale.pop(account.id, None)
+        return newest
+
+    def _note_failure(self, account_id: int, reason: str) -> float:
+        previous = self._backoff.get(account_id)
+        delay = min(300.0, (previous[1] * 2) if previous else 5.0)
+        self._backoff[account_id] = (time.time() + delay, delay, reason)
+        return delay
+
+    def _publish(self, view: AccountView | None) -> AccountView:
+        if view is None:
+            raise StoreError("account vanished")
+        if self.on_update is not None:
+            self.on_update(view)
+        return view
+
+
+def refresh_now_blocking(store: Store, account_id: int) -> AccountView:
+    """For the CLI: one forced refresh, outside any proxy."""
+    from providers.registry import provider_map
+
+    async def run() -> AccountView:
+        async with httpx.AsyncClient(timeout=30) as http:
+            manager = TokenManager(store, provider_map(store.config), http)
+            return await manager.refresh(account_id, force=True)
+
+    try:
+        return asyncio.run(run())
+    except RefreshFailed as exc:
+        raise KleisError(str(exc)) from None

@@ -1,0 +1,157 @@
+"""Token usage normalised to one meaning, read from each protocol's JSON bodies and stream events.
+
+`input_tokens` is uncached input. Anthropic reports it that way; OpenAI Chat and Responses count cached
+tokens inside their input, so the cached part moves to `cache_read_tokens`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from addons.sse import SSEEvent
+from providers.protocol import Protocol
+
+
+@dataclasses.dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    raw: dict[str, Any] | None = None
+    seen: bool = False  # any usage was reported at all
+    complete: bool = False  # the final usage (end of message) was seen
+
+    def raw_json(self) -> str:
+        return json.dumps(self.raw, separators=(",", ":")) if self.raw else ""
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def from_anthropic(usage: dict[str, Any], into: Usage | None = None) -> Usage:
+    """Anthropic: input excludes cache reads and writes. Fields that are null or absent keep earlier values."""
+    result = into or Usage()
+    for field, attr in (
+        ("input_tokens", "input_tokens"),
+        ("output_tokens", "output_tokens"),
+        ("cache_read_input_tokens", "cache_read_tokens"),
+        ("cache_creation_input_tokens", "cache_write_tokens"),
+    ):
+        if isinstance(usage.get(field), (int, float)):
+            setattr(result, attr, _int(usage[field]))
+    result.raw = {**(result.raw or {}), **{k: v for k, v in usage.items() if v is not None}}
+    result.seen = True
+    return result
+
+
+def from_openai_chat(usage: dict[str, Any]) -> Usage:
+    prompt = _int(usage.get("prompt_tokens"))
+    cached = _int((usage.get("prompt_tokens_details") or {}).get("cached_tokens"))
+    return Usage(
+        input_tokens=max(0, prompt - cached),
+        output_tokens=_int(usage.get("completion_tokens")),
+        cache_read_tokens=cached,
+        cache_write_tokens=_int((usage.get("prompt_tokens_details") or {}).get("cache_write_tokens")),
+        reasoning_tokens=_int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens")),
+        raw=usage,
+        seen=True,
+        complete=True,
+    )
+
+
+def from_openai_responses(usage: dict[str, Any]) -> Usage:
+    total_input = _int(usage.get("input_tokens"))
+    cached = _int((usage.get("input_tokens_details") or {}).get("cached_tokens"))
+    return Usage(
+        input_tokens=max(0, total_input - cached),
+        output_tokens=_int(usage.get("output_tokens")),
+        cache_read_tokens=cached,
+        reasoning_tokens=_int((usage.get("output_tokens_details") or {}).get("reasoning_tokens")),
+        raw=usage,
+        seen=True,
+        complete=True,
+    )
+
+
+class UsageReader:
+    """Collects usage from a response: `body()` for JSON, `event()` for each streamed event."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def body(self, body: Any) -> Usage:
+        return self.usage
+
+    def event(self, event: SSEEvent) -> None:
+        pass
+
+
+class MessagesUsageReader(UsageReader):
+    def body(self, body: Any) -> Usage:
+        if isinstance(body, dict) and isinstance(body.get("usage"), dict):
+            from_anthropic(body["usage"], self.usage)
+            self.usage.complete = True
+        elif isinstance(body, dict) and isinstance(body.get("input_tokens"), int):  # count_tokens
+            self.usage = Usage(input_tokens=body["input_tokens"], raw=body, seen=True, complete=True)
+        return self.usage
+
+    def event(self, event: SSEEvent) -> None:
+        kind = event.event
+        if kind not in ("message_start", "message_delta"):
+            return
+        data = event.json()
+        if not isinstance(data, dict):
+            return
+        if kind == "message_start":
+            usage = (data.get("message") or {}).get("usage")
+        else:
+            usage = data.get("usage")  # cumulative
+        if isinstance(usage, dict):
+            from_anthropic(usage, self.usage)
+        if kind == "message_delta":
+            self.usage.complete = True
+
+
+class ChatUsageReader(UsageReader):
+    def body(self, body: Any) -> Usage:
+        if isinstance(body, dict) and isinstance(body.get("usage"), dict):
+            self.usage = from_openai_chat(body["usage"])
+        return self.usage
+
+    def event(self, event: SSEEvent) -> None:
+        data = event.json()
+        if isinstance(data, dict) and isinstance(data.get("usage"), dict):
+            self.usage = from_openai_chat(data["usage"])
+
+
+FINAL_RESPONSE_EVENTS = ("response.completed", "response.done", "response.incomplete", "response.failed")
+
+
+class ResponsesUsageReader(UsageReader):
+    def body(self, body: Any) -> Usage:
+        if isinstance(body, dict) and isinstance(body.get("usage"), dict):
+            self.usage = from_openai_responses(body["usage"])
+        return self.usage
+
+    def event(self, event: SSEEvent) -> None:
+        data = event.json()
+        if not isinstance(data, dict):
+            return
+        kind = event.event or data.get("type")
+        if kind in FINAL_RESPONSE_EVENTS:
+            usage = (data.get("response") or {}).get("usage")
+            if isinstance(usage, dict):
+                self.usage = from_openai_responses(usage)
+
+
+def reader_for(protocol: Protocol) -> UsageReader:
+    return {
+        Protocol.MESSAGES: MessagesUsageReader,
+        Protocol.CHAT: ChatUsageReader,
+        Protocol.RESPONSES: ResponsesUsageReader,
+    }[protocol]()

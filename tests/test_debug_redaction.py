@@ -1,0 +1,87 @@
+"""`kleis.py debug`: mitmweb with the Kleis addon never shows a client key or an upstream token."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from addons.debug import run_web
+from providers.protocol import Protocol
+from store import keys
+from store.accounts import TokenSet, upsert_account
+from tests.loopback_provider import LoopbackProvider
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def web(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
+    provider = LoopbackProvider(config, {Protocol.MESSAGES: fake_anthropic.url, Protocol.CHAT: fake_openai.url, Protocol.RESPONSES: fake_openai.url},
+                                token_url=f"{fake_oauth.url}/v1/oauth/token")
+    access, refresh = fake_oauth.seed()
+    upsert_account("loop", "a1", TokenSet(access, refresh, time.time() + 3600), store.cipher)
+    _, key = keys.create_key("debug")
+    web_port = free_port()
+    state: dict = {}
+    ready = threading.Event()
+
+    def on_ready(master) -> None:  # type: ignore[no-untyped-def]
+        state["master"], state["loop"] = master, asyncio.get_running_loop()
+        ready.set()
+
+    thread = threading.Thread(target=lambda: asyncio.run(run_web(store, config, web_port, on_ready=on_ready, port=0, providers={"loop": provider}, parts={})), daemon=True)
+    thread.start()
+    assert ready.wait(15)
+    master = state["master"]
+    proxy_port = master.addons.get("proxyserver").listen_addrs()[0][1]
+    yield {"proxy": f"http://127.0.0.1:{proxy_port}", "web": f"http://127.0.0.1:{web_port}", "key": key, "access": access, "refresh": refresh, "master": master}
+    state["loop"].call_soon_threadsafe(master.shutdown)
+    thread.join(10)
+
+
+def everything_the_ui_can_read(ui: httpx.Client) -> str:
+    flows = ui.get("/flows")
+    assert flows.status_code == 200
+    texts = [flows.text, ui.get("/flows/dump").content.decode("latin-1")]
+    for flow in flows.json():
+        for side in ("request", "response"):
+            texts.append(ui.get(f"/flows/{flow['id']}/{side}/content.data").content.decode("latin-1"))
+            texts.append(ui.get(f"/flows/{flow['id']}/{side}/content/Auto.json").text)
+        xsrf = ui.cookies.get("_xsrf") or ""
+        for fmt in ("curl", "raw_request", "httpie"):
+            exported = ui.post("/commands/export", json={"arguments": [fmt, f"@{flow['id']}"]}, headers={"X-XSRFToken": xsrf})
+            texts.append(exported.text)
+    return "\n".join(texts)
+
+
+def test_ui_never_shows_keys_or_tokens(web, fake_anthropic) -> None:
+    secrets = (web["key"], web["access"], web["refresh"])
+    fake_anthropic.stream_delay = 0.15
+    with httpx.Client(base_url=web["web"], timeout=10) as ui, httpx.Client(base_url=web["proxy"], timeout=20) as client:
+        ui.get("/")  # xsrf cookie for the command API
+        body = {"model": "loop/claude-d", "max_tokens": 20, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        with client.stream("POST", "/v1/messages", json=body, headers={"authorization": f"Bearer {web['key']}"}) as response:
+            lines = response.iter_lines()
+            next(lines)
+            during = everything_the_ui_can_read(ui)  # while the stream is in flight
+            rest = list(lines)
+        assert any("message_stop" in line for line in rest)
+        done = client.post("/v1/messages", json={**body, "stream": False}, headers={"x-api-key": web["key"]})
+        assert done.status_code == 200
+        rejected = client.post("/v1/messages", json=body, headers={"x-api-key": web["key"][:-2] + "zz"})
+        assert rejected.status_code == 401
+        after = everything_the_ui_can_read(ui)
+    assert fake_anthropic.last("/v1/messages").headers["authorization"] == f"Bearer {web['access']}"  # the upstream got the real token
+    assert '"path": "/v1/messages"' in after.replace('"path":"', '"path": "')  # the UI does show the flows
+    for secret in secrets + (web["key"][:-2] + "zz",):
+        assert secret not in during and secret not in after
+        assert secret[:16] not in during and secret[:16] not in after

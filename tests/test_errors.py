@@ -1,0 +1,69 @@
+"""Error bodies in each caller's shape, upstream errors reshaped, mitmproxy's own errors as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import httpx
+import openai
+
+from addons.mitm_errors import TIMEOUT_MARKER, make_json_error_response
+from addons.responses import shape_error
+from providers.protocol import Protocol, error_payload, universal_error_payload
+
+
+def test_anthropic_shape() -> None:
+    assert error_payload(Protocol.MESSAGES, 401, "nope") == {"type": "error", "error": {"type": "authentication_error", "message": "nope"}}
+    assert error_payload(Protocol.MESSAGES, 503, "busy")["error"]["type"] == "overloaded_error"
+
+
+def test_openai_shape() -> None:
+    body = error_payload(Protocol.CHAT, 403, "scope", code="model_not_allowed")
+    assert body == {"error": {"message": "scope", "type": "permission_error", "param": None, "code": "model_not_allowed"}}
+
+
+def test_upstream_errors_are_reshaped_for_the_caller() -> None:
+    codex = shape_error(Protocol.RESPONSES, 400, b'{"detail":"Instructions are required"}')
+    assert json.loads(codex)["error"]["message"] == "upstream error: Instructions are required"
+    assert shape_error(Protocol.CHAT, 429, b'{"error":{"message":"slow down","type":"rate_limit_error"}}') is None
+    anthropic_body = b'{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}'
+    assert shape_error(Protocol.MESSAGES, 429, anthropic_body) is None
+    html = shape_error(Protocol.MESSAGES, 502, b"<html>bad gateway</html>")
+    assert json.loads(html)["type"] == "error" and "bad gateway" in json.loads(html)["error"]["message"]
+
+
+def _sdk_error(status: int, body: bytes):  # type: ignore[no-untyped-def]
+    """What each official SDK makes of an error body (parsed by the SDKs' own code)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, headers={"content-type": "application/json"})
+
+    transport = httpx.MockTransport(handler)
+    a = anthropic.Anthropic(api_key="x", base_url="http://kleis.test", http_client=httpx.Client(transport=transport), max_retries=0)
+    o = openai.OpenAI(api_key="x", base_url="http://kleis.test/v1", http_client=httpx.Client(transport=transport), max_retries=0)
+    try:
+        a.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x"}])
+    except anthropic.APIStatusError as exc:
+        a_err = exc
+    try:
+        o.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    except openai.APIStatusError as exc:
+        o_err = exc
+    return a_err, o_err
+
+
+def test_universal_shape_is_understood_by_both_sdks() -> None:
+    body = json.dumps(universal_error_payload(502, "Kleis could not reach the upstream", "upstream_unreachable")).encode()
+    a_err, o_err = _sdk_error(502, body)
+    assert "Kleis could not reach the upstream" in str(a_err)
+    assert o_err.code == "upstream_unreachable" and o_err.body["message"] == "Kleis could not reach the upstream"
+
+
+def test_mitmproxy_errors_become_json_and_timeouts_504() -> None:
+    raw = make_json_error_response(502, "Connection refused")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 502") and b"application/json" in head
+    assert json.loads(body)["error"]["message"] == "Kleis could not reach the upstream: Connection refused"
+    timeout = make_json_error_response(502, TIMEOUT_MARKER)
+    assert timeout.startswith(b"HTTP/1.1 504") and b"upstream_timeout" in timeout

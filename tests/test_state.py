@@ -1,0 +1,68 @@
+"""The proxy's in-memory view of keys and accounts follows the store; misses reload at a bounded rate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from addons.state import StoreFollower
+from store import keys
+from store.accounts import TokenSet, set_status, upsert_account
+
+
+def test_follower_reloads_only_what_changed(store) -> None:
+    follower = StoreFollower(store.cipher)
+    follower.load_all()
+    assert follower.keys == {} and follower.accounts == []
+    row, key = keys.create_key("a")
+    asyncio.run(follower.poll_once())
+    assert keys.verify(key, follower.keys).id == row.id
+    before_keys = follower.keys
+    upsert_account("claude", "u1", TokenSet("acc", "ref", time.time() + 60), store.cipher)
+    asyncio.run(follower.poll_once())
+    assert follower.keys is before_keys  # keys untouched: only accounts reloaded
+    assert [a.identity for a in follower.accounts] == ["u1"] and follower.accounts[0].access_token == "acc"
+    keys.revoke_key(row.id)
+    set_status(follower.accounts[0].id, "disabled", "test")
+    asyncio.run(follower.poll_once())
+    assert keys.verify(key, follower.keys).refusal() == "this Kleis key has been revoked"
+    assert follower.accounts[0].status == "disabled"
+
+
+def test_running_follower_sees_a_revocation_within_a_second(store) -> None:
+    row, key = keys.create_key("a")
+
+    async def scenario() -> float:
+        follower = StoreFollower(store.cipher, interval=0.25)
+        follower.load_all()
+        follower.start()
+        try:
+            await asyncio.to_thread(keys.revoke_key, row.id)
+            revoked = time.time()
+            while keys.verify(key, follower.keys).refusal() is None:
+                await asyncio.sleep(0.01)
+            return time.time() - revoked
+        finally:
+            await follower.stop()
+
+    assert asyncio.run(scenario()) < 1.0
+
+
+def test_misses_reload_keys_at_a_bounded_rate(store, monkeypatch) -> None:
+    loads = []
+    real = keys.load_records
+    monkeypatch.setattr(keys, "load_records", lambda: loads.append(1) or real())
+
+    async def scenario() -> None:
+        follower = StoreFollower(store.cipher, miss_reload_gap=0.2)
+        follower.load_all()
+        loads.clear()
+        _, key = await asyncio.to_thread(keys.create_key, "new")
+        await asyncio.sleep(0.21)
+        await asyncio.gather(*(follower.reload_keys_after_miss() for _ in range(50)))  # a burst of unknown keys
+        assert keys.verify(key, follower.keys) is not None  # the new key is known now
+        assert len(loads) == 1
+        await follower.reload_keys_after_miss()  # within the gap: no query
+        assert len(loads) == 1
+
+    asyncio.run(scenario())
