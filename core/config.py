@@ -96,13 +96,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KLEIS_CLAUDE_AUTH_BASE", "claude_auth_base", "https://platform.claude.com", _url, "Claude OAuth host: token endpoint /v1/oauth/token, paste redirect /oauth/code/callback."),
     Setting("KLEIS_CLAUDE_AUTHORIZE_URL", "claude_authorize_url", "https://claude.ai/oauth/authorize", _url, "Claude OAuth authorize page."),
     Setting("KLEIS_CLAUDE_CODE_VERSION", "claude_code_version", "2.1.328", _text, "Claude Code version Kleis presents for non-Claude-Code clients."),
+    Setting("KLEIS_CLAUDE_EXTRA_BETAS", "claude_extra_betas", "", _text, "Comma-separated anthropic-beta values added after the required Claude OAuth betas."),
     Setting("KLEIS_CODEX_API_BASE", "codex_api_base", "https://chatgpt.com/backend-api/codex", _url, "ChatGPT Codex backend (Responses API)."),
     Setting("KLEIS_CODEX_AUTH_BASE", "codex_auth_base", "https://auth.openai.com", _url, "ChatGPT OAuth host (authorize, token, device flow)."),
+    Setting("KLEIS_CODEX_ORIGINATOR", "codex_originator", "codex_cli_rs", _text, "originator header (and login parameter) Kleis presents to the Codex backend."),
+    Setting("KLEIS_CODEX_CLIENT_VERSION", "codex_client_version", "0.146.0", _text, "Codex CLI version in the user-agent Kleis presents to the Codex backend."),
     Setting("KLEIS_GITHUB_BASE", "github_base", "https://github.com", _url, "GitHub web host (device flow)."),
     Setting("KLEIS_GITHUB_API_BASE", "github_api_base", "https://api.github.com", _url, "GitHub API host (Copilot token exchange, /user)."),
     Setting("KLEIS_COPILOT_API_BASE", "copilot_api_base", "", _optional_url, "Copilot API. Empty: taken from the Copilot token's endpoints.api."),
     Setting("KLEIS_COPILOT_CLIENT_ID", "copilot_client_id", "Iv1.b507a08c87ecfe98", _text, "GitHub OAuth client id for the Copilot device flow."),
     Setting("KLEIS_GITHUB_DOMAIN", "github_domain", "", _text, "GitHub Enterprise (ghe.com) domain; replaces github.com, api.github.com and the Copilot API host."),
+    Setting("KLEIS_COPILOT_EDITOR_VERSION", "copilot_editor_version", "vscode/1.107.0", _text, "Editor-Version header sent to Copilot."),
+    Setting("KLEIS_COPILOT_PLUGIN_VERSION", "copilot_plugin_version", "copilot-chat/0.35.0", _text, "Editor-Plugin-Version header sent to Copilot (its version also forms the User-Agent)."),
     Setting("KLEIS_MODELS_DEV_URL", "models_dev_url", "https://models.dev/api.json", _url, "models.dev registry merged into /models/api.json."),
     Setting("KLEIS_MODELS_TTL", "models_ttl", "3600", _positive_float, "Seconds the models.dev copy is kept before it is fetched again."),
     Setting("KLEIS_CUSTOM_MODELS", "custom_models", "", _text, "Path of a JSON file with extra models for the kleis registry entry."),
@@ -129,13 +134,18 @@ class Config:
     claude_auth_base: str
     claude_authorize_url: str
     claude_code_version: str
+    claude_extra_betas: str
     codex_api_base: str
     codex_auth_base: str
+    codex_originator: str
+    codex_client_version: str
     github_base: str
     github_api_base: str
     copilot_api_base: str
     copilot_client_id: str
     github_domain: str
+    copilot_editor_version: str
+    copilot_plugin_version: str
     models_dev_url: str
     models_ttl: float
     custom_models: str

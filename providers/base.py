@@ -58,12 +58,23 @@ CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-aut
 
 
 class Provider:
-    """Base class: subclasses set the class attributes and override what their protocol needs."""
+    """Base class: subclasses set the class attributes and override what their protocol needs.
+
+    Besides the request/response hooks below, a provider class names two modules:
+    - `login`: `start_login(store, config, **options) -> LoginStart`,
+      `complete_login(store, config, flow_id, answer: dict) -> LoginResult`,
+      `import_credentials(store, config, path=None, **options) -> LoginResult` (providers.oauth);
+    - `cli`: `register_login(subparsers)` and `register_import(subparsers)` for `kleis.py accounts ...`.
+    The CLI and the admin call only these, so a login behaves the same wherever it starts.
+    """
 
     name: str = ""
     display_name: str = ""
     protocols: frozenset[Protocol] = frozenset()
     default_models: tuple[str, ...] = ()
+    terms_warning: str | None = None
+    login: Any = None
+    cli: Any = None
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -103,6 +114,10 @@ class Provider:
 
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
         raise NotImplementedError
+
+    async def list_models(self, account: AccountView, http: httpx.AsyncClient) -> list[dict[str, Any]] | None:
+        """Models the provider itself lists for this account (None: it has no such list; use the registry)."""
+        return None
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:

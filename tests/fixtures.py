@@ -102,3 +102,18 @@ def kleis(store: Store, config: Config, fake_oauth: FakeOAuth, fake_anthropic: F
     live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai)
     yield live
     live.proxy.stop()
+
+
+@pytest.fixture
+def run_proxy(store: Store):  # type: ignore[no-untyped-def]
+    """Start Kleis listeners with given providers: `proxy = run_proxy(config, {"claude": ClaudeProvider(config)})`."""
+    started: list[ProxyThread] = []
+
+    def start(config: Config, providers: dict, parts: dict | None = None) -> ProxyThread:
+        proxy = ProxyThread(store, config, providers=providers, parts=parts if parts is not None else {}).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
