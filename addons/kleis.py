@@ -12,7 +12,7 @@ import httpx
 from mitmproxy import ctx as mitm_ctx
 from mitmproxy import http
 
-from addons import local, mitm_errors, pipeline, responses, wire_secrets
+from addons import failover, local, mitm_errors, pipeline, responses, wire_secrets
 from addons.errors import Refusal, error_response, json_response
 from addons.pipeline import RequestContext
 from addons.state import StoreFollower
@@ -39,6 +39,7 @@ class Kleis:
         registry=None,  # type: ignore[no-untyped-def]
         usage=None,  # type: ignore[no-untyped-def]
         health=None,  # type: ignore[no-untyped-def]
+        refresher=None,  # type: ignore[no-untyped-def]
         follower: StoreFollower | None = None,
         master_getter: Callable[[], object] | None = None,
     ) -> None:
@@ -48,6 +49,7 @@ class Kleis:
         self.registry = registry
         self.usage = usage
         self.health = health
+        self.refresher = refresher
         self.follower = follower or StoreFollower(store.cipher)
         self.follower.load_all()
         self.http: httpx.AsyncClient | None = None
@@ -66,12 +68,14 @@ class Kleis:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         self.tokens = TokenManager(self.store, self.providers, self.http, on_update=self.follower.replace_account)
         self.follower.start()
-        for part in (self.registry, self.usage, self.health):
-            if part is not None and hasattr(part, "start"):
-                part.start(self)
+        for part in self._parts():
+            part.start(self)
+
+    def _parts(self) -> list:  # type: ignore[type-arg]
+        return [p for p in (self.registry, self.usage, self.health, self.refresher) if p is not None and hasattr(p, "start")]
 
     async def done(self) -> None:
-        for part in (self.health, self.usage, self.registry):
+        for part in reversed(self._parts()):
             if part is not None and hasattr(part, "stop"):
                 await part.stop()
         await self.follower.stop()
@@ -121,6 +125,7 @@ class Kleis:
         """Take the next candidate account with a fresh token and point the flow at its upstream."""
         assert ctx.provider is not None and self.tokens is not None
         last_error: RefreshFailed | None = None
+        ctx.client_headers = dict(flow.request.headers.items())
         for account in [a for a in ctx.candidates if a.id not in ctx.tried]:
             ctx.tried.append(account.id)
             try:
@@ -176,7 +181,11 @@ class Kleis:
             return
         try:
             if ctx.upstream is not None and flow.response is not None:
+                if flow.response.status_code >= 400 and not ctx.streamed and TIMEOUT_HEADER not in flow.response.headers:
+                    await self._on_upstream_error(flow, ctx)
                 self._finish_upstream_response(flow, ctx)
+                if ctx.status < 400 and ctx.account is not None and self.health is not None:
+                    self.health.on_success(ctx.account)
         except Exception:
             log.exception("response handling failed")
             flow.response = error_response(ctx.error_protocol, Refusal(502, "Kleis failed to process the upstream response", code="internal_error"), ctx.request_id)
@@ -196,12 +205,7 @@ class Kleis:
             return
         content = flow.response.get_content(strict=False) or b""
         if status >= 400:
-            ctx.error_type = f"upstream_{status}"
-            signal = ctx.provider.classify(status, flow.response.headers, _json_or_none(content))
-            if ctx.account is not None and signal.kind == "auth" and self.tokens is not None:
-                self.tokens.mark_stale(ctx.account)
-            if self.health is not None and ctx.account is not None:
-                self.health.on_signal(ctx.account, signal)
+            ctx.error_type = ctx.error_type or f"upstream_{status}"
             shaped = responses.shape_error(ctx.protocol, status, content)
             if shaped is not None:
                 flow.response.content = shaped
@@ -218,6 +222,51 @@ class Kleis:
         if rewritten is not None:
             flow.response.headers.pop("content-encoding", None)
             flow.response.content = rewritten
+
+    async def _on_upstream_error(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        """Classify the failure, tell the account's health, and fail over while nothing reached the client."""
+        assert flow.response is not None and ctx.provider is not None and ctx.protocol is not None
+        signal = self._signal(ctx, flow.response.status_code, flow.response.headers, flow.response.get_content(strict=False))
+        if not failover.should_fail_over(signal) or self.tokens is None or self.http is None:
+            return
+        attempts = failover.next_accounts(ctx, signal, self.follower.account)
+        if not attempts:
+            return  # nobody else to ask: the client sees the provider's own answer
+        if ctx.client_stream:
+            ctx.error_type = "account_failover"
+            flow.response = error_response(ctx.protocol, failover.retry_refusal(ctx, signal, flow.response.status_code), ctx.request_id)
+            return
+        failed = ctx.account
+        for account in attempts:
+            force = signal.kind == "auth" and failed is not None and account.id == failed.id
+            try:
+                result = await failover.resend(ctx, account, self.tokens, self.http, self.config.upstream_timeout, force)
+            except httpx.HTTPError as exc:
+                log.warning("failover to account %s could not reach the upstream: %s", account.id, exc)
+                continue
+            if result is None:
+                continue
+            ctx.retries += 1
+            _, response = result
+            flow.response = failover.as_flow_response(response)
+            flow.response.headers["x-kleis-request-id"] = ctx.request_id
+            if response.status_code < 400:
+                return
+            signal = self._signal(ctx, response.status_code, flow.response.headers, response.content)
+            if not failover.should_fail_over(signal):
+                return
+            failed = ctx.account
+
+    def _signal(self, ctx: RequestContext, status: int, headers, content: bytes | None):  # type: ignore[no-untyped-def]
+        assert ctx.provider is not None
+        signal = ctx.provider.classify(status, headers, _json_or_none(content or b""))
+        ctx.error_type = f"upstream_{status}" + (f" {signal.label}" if signal.label else "")
+        if ctx.account is not None:
+            if signal.kind == "auth" and self.tokens is not None:
+                self.tokens.mark_stale(ctx.account)
+            if self.health is not None:
+                self.health.on_signal(ctx.account, signal)
+        return signal
 
     def error(self, flow: http.HTTPFlow) -> None:
         ctx = self._contexts.get(flow)

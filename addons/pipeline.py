@@ -39,6 +39,7 @@ class RequestContext:
     provider: Provider | None = None
     body: dict[str, Any] | None = None  # the client's parsed body
     raw_body: bytes = b""  # the client's bytes, parsed again for a retry on another account
+    client_headers: dict[str, str] = dataclasses.field(default_factory=dict)  # as received, Kleis key removed
     client_stream: bool = False
     candidates: list[AccountView] = dataclasses.field(default_factory=list)
     tried: list[int] = dataclasses.field(default_factory=list)
@@ -51,6 +52,7 @@ class RequestContext:
     streamed: bool = False
     status: int = 0
     error_type: str = ""
+    retries: int = 0
     refused: bool = False
     local: bool = False
     done: bool = False
@@ -163,7 +165,7 @@ def forward_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
 def build_forward(ctx: RequestContext, headers: Mapping[str, str], account: AccountView, token_ref: str) -> ForwardRequest:
     assert ctx.protocol is not None and ctx.body is not None and ctx.resolution is not None
     # The provider rewrites the body in place: the first attempt takes the parsed body, a retry parses again.
-    body = ctx.body if not ctx.tried else json.loads(ctx.raw_body)
+    body = ctx.body if ctx.upstream is None else json.loads(ctx.raw_body)
     return ForwardRequest(
         protocol=ctx.protocol,
         path=ctx.path,

@@ -62,7 +62,22 @@ def default_parts(store: Store, config: Config, providers: Mapping[str, Provider
     return parts
 
 
-PART_FACTORIES: dict[str, Callable[[Store, Config, Mapping[str, Provider]], object]] = {}
+def _health(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
+    from providers.health import HealthTracker
+
+    return HealthTracker(config.cooldown_max)
+
+
+def _refresher(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
+    from providers.refresher import ProactiveRefresher
+
+    return ProactiveRefresher(interval=15.0, lead=config.refresh_skew)
+
+
+PART_FACTORIES: dict[str, Callable[[Store, Config, Mapping[str, Provider]], object]] = {
+    "health": _health,
+    "refresher": _refresher,
+}
 
 
 def bound_address(master) -> tuple[str, int]:  # type: ignore[no-untyped-def]

@@ -29,8 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     imports = sub.add_parser("import", help="import an account from another tool's credentials file")
     import_sub = imports.add_subparsers(dest="provider", metavar="PROVIDER", required=True)
     for provider in all_providers():
-        provider.cli.register_login(login_sub)
-        provider.cli.register_import(import_sub)
+        if getattr(provider, "cli", None) is not None:
+            provider.cli.register_login(login_sub)
+            provider.cli.register_import(import_sub)
 
     for name, text, handler in (
         ("refresh", "refresh an account's tokens now and print the result", cmd_refresh),

@@ -47,6 +47,8 @@ class TokenManager:
         self._inflight: dict[int, asyncio.Task[AccountView]] = {}
         self._stale: dict[int, int] = {}  # account id -> token version an upstream rejected
         self._backoff: dict[int, tuple[float, float, str]] = {}  # id -> (not before, last delay, reason)
+        # Tokens a provider issued whose commit failed: committed by the next attempt, never handed out before.
+        self._uncommitted: dict[int, tuple[int, TokenSet]] = {}
         self.refresh_calls = 0
 
     # -- decisions ---------------------------------------------------------------------
@@ -89,16 +91,17 @@ class TokenManager:
                 return account
             raise
 
-    async def refresh(self, account_id: int, *, force: bool = False) -> AccountView:
+    async def refresh(self, account_id: int, *, force: bool = False, horizon: float = 0.0) -> AccountView:
+        """Refresh unless the stored token is good for `horizon` more seconds (or `force`). Single flight per account."""
         task = self._inflight.get(account_id)
         if task is None or task.done():
-            task = asyncio.get_running_loop().create_task(self._refresh(account_id, force), name=f"refresh account {account_id}")
+            task = asyncio.get_running_loop().create_task(self._refresh(account_id, force, horizon), name=f"refresh account {account_id}")
             self._inflight[account_id] = task
             task.add_done_callback(lambda t, i=account_id: self._inflight.pop(i, None) if self._inflight.get(i) is t else None)
         return await asyncio.shield(task)
 
     # -- one refresh ---------------------------------------------------------------------
-    async def _refresh(self, account_id: int, force: bool) -> AccountView:
+    async def _refresh(self, account_id: int, force: bool, horizon: float) -> AccountView:
         cipher = self.store.cipher
         seen = await asyncio.to_thread(leases.read, account_id, cipher)
         if seen is None:
@@ -118,9 +121,11 @@ class TokenManager:
             current = await asyncio.to_thread(leases.read, account_id, cipher)
             if current is None:
                 raise RefreshFailed(f"account {account_id} no longer exists")
+            if account_id in self._uncommitted:
+                return self._publish(await self._commit(current, *self._uncommitted[account_id]))
             if current.token_version > start_version or (
                 not force and self._stale.get(account_id) != current.token_version
-                and not self.providers[current.provider].needs_refresh(current)
+                and not self.providers[current.provider].needs_refresh(current, time.time() + horizon)
             ):
                 return self._publish(current)  # someone else already refreshed it
             return self._publish(await self._call_provider(current))
@@ -149,11 +154,17 @@ class TokenManager:
         if os.environ.get(FAULT_ENV):
             log.error("fault injection: exiting after the provider issued tokens, before the commit")
             os._exit(17)
+        self._uncommitted[account.id] = (account.token_version, tokens)
+        return await self._commit(account, account.token_version, tokens)
+
+    async def _commit(self, account: AccountView, expected_version: int, tokens: TokenSet) -> AccountView:
+        """Store a rotated pair before anyone uses it; on failure keep it for the next attempt to commit."""
         try:
-            committed = await asyncio.to_thread(leases.commit, account.id, account.token_version, tokens, self.store.cipher)
+            committed = await asyncio.to_thread(leases.commit, account.id, expected_version, tokens, self.store.cipher)
         except Exception as exc:
-            log.exception("committing refreshed tokens of account %s failed", account.id)
-            raise RefreshFailed(f"the refreshed tokens of account {account.id} could not be stored ({exc}); retry") from None
+            log.error("storing the refreshed tokens of account %s failed (%s); the next attempt stores them", account.id, exc)
+            raise RefreshFailed(f"the refreshed tokens of {account.provider} account {account.id} could not be stored ({exc}); retry", retry_in=1) from None
+        self._uncommitted.pop(account.id, None)
         newest = await asyncio.to_thread(leases.read, account.id, self.store.cipher)
         if newest is None:
             raise RefreshFailed(f"account {account.id} was removed during its refresh")

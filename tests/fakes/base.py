@@ -117,7 +117,10 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 512  # bursts of hundreds of connections (the default backlog is 5)
+
+        self._server = Server(("127.0.0.1", 0), RequestHandler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=type(self).__name__)
         self._thread.start()

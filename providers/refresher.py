@@ -1,0 +1,81 @@
+"""Proactive refresh: a background task renews tokens before they expire, so requests rarely wait for one.
+
+Each pass looks at the in-memory accounts (no query) and refreshes, one at a time, those that will need it
+within `lead` seconds: earlier than the request path would, so a request finds a fresh token. Failures back
+off per account (providers.lifecycle). The first pass starts after a random delay, so several Kleis
+processes started together do not refresh in lockstep (and their leases keep them from doubling up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from providers.lifecycle import RefreshFailed, TokenManager
+
+log = logging.getLogger(__name__)
+
+
+class ProactiveRefresher:
+    def __init__(self, interval: float = 15.0, lead: float = 300.0) -> None:
+        self.tokens: TokenManager | None = None
+        self.follower = None
+        self.interval = interval
+        self.lead = lead
+        self.refreshed = 0
+        self._task: asyncio.Task | None = None
+
+    def start(self, addon) -> None:  # type: ignore[no-untyped-def]
+        self.tokens, self.follower = addon.tokens, addon.follower
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="kleis proactive refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def due(self, tokens: TokenManager, now: float) -> list[int]:
+        """Accounts to refresh now: usable or cooling (a cooldown does not stop the clock), not in backoff."""
+        ids = []
+        for account in self.follower.accounts if self.follower is not None else []:
+            if account.status in ("disabled", "needs_reauth") or not account.refresh_token:
+                continue
+            if tokens.backoff_remaining(account.id, now) > 0:
+                continue
+            if tokens.needs_refresh(account, now + self.lead):
+                ids.append(account.id)
+        return ids
+
+    async def run_once(self) -> int:
+        tokens = self.tokens
+        if tokens is None or self.follower is None:
+            return 0
+        done = 0
+        for account_id in self.due(tokens, time.time()):
+            try:
+                await tokens.refresh(account_id, horizon=self.lead)
+                done += 1
+            except RefreshFailed as exc:
+                log.warning("proactive refresh of account %s failed: %s", account_id, exc)
+            except Exception:
+                log.exception("proactive refresh of account %s failed", account_id)
+        self.refreshed += done
+        return done
+
+    async def _run(self) -> None:
+        await asyncio.sleep(random.uniform(0, min(self.interval, 5.0)))
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("proactive refresh pass failed")
+            await asyncio.sleep(self.interval)

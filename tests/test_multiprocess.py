@@ -1,0 +1,128 @@
+"""Several Kleis processes on one store (SQLite and PostgreSQL): one refresh, no reused refresh token, newest pair kept."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.config import Config
+from store import keys
+from store.accounts import TokenSet, upsert_account
+from store.db import open_store
+from store.models import Account
+from tests.conftest import LOOPBACK_ENV
+from tests.postgres import postgres_server  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
+BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def spawn(config: Config, fake_oauth, fake_anthropic, fake_openai, **extra_env: str) -> tuple[subprocess.Popen, str]:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
+    env.update(LOOPBACK_ENV)
+    env.update(
+        KLEIS_DATA_DIR=str(config.data_dir),
+        KLEIS_DATABASE_URL=config.database_url,
+        KLEIS_SECRET_KEY=config.secret_key,
+        KLEIS_ADMIN_SECRET="x",
+        KLEIS_LOG_LEVEL="WARNING",
+        LOOP_MESSAGES_URL=fake_anthropic.url,
+        LOOP_OPENAI_URL=fake_openai.url,
+        LOOP_TOKEN_URL=f"{fake_oauth.url}/v1/oauth/token",
+        **extra_env,
+    )
+    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "kleis_loop_server.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    if not line.startswith("PORT "):
+        process.kill()
+        raise AssertionError(f"Kleis did not start: {line!r} {process.stderr.read()}")
+    return process, f"http://127.0.0.1:{line.split()[1]}"
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_config(request, config: Config):  # type: ignore[no-untyped-def]
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        config = config.replace(database_url=server.new_database())
+    store = open_store(config)
+    yield config, store
+    store.close()
+
+
+async def race(urls: list[str], key: str, count: int) -> list[int]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        responses = await asyncio.gather(
+            *(client.post(f"{urls[i % len(urls)]}/v1/messages", json=BODY, headers={"x-api-key": key}) for i in range(count))
+        )
+    return [r.status_code for r in responses]
+
+
+def test_two_processes_race_200_requests_on_an_expired_token(shared_config, fake_oauth, fake_anthropic, fake_openai) -> None:
+    config, store = shared_config
+    access, refresh = fake_oauth.seed()
+    row, _ = upsert_account("loop", "shared", TokenSet(access, refresh, time.time() - 60), store.cipher)
+    _, key = keys.create_key("race")
+    fake_oauth.token_delay = 0.3
+    processes = [spawn(config, fake_oauth, fake_anthropic, fake_openai) for _ in range(2)]
+    try:
+        statuses = asyncio.run(race([url for _, url in processes], key, 200))
+    finally:
+        for process, _ in processes:
+            stop(process)
+    assert statuses == [200] * 200
+    assert fake_oauth.reused_refresh_attempts == 0
+    assert fake_oauth.refresh_calls == 1
+    stored = Account.get_by_id(row.id)
+    newest_refresh = store.cipher.decrypt(stored.refresh_token)
+    assert newest_refresh in fake_oauth.live_refresh  # the stored refresh token is the one the provider will accept next
+    assert stored.token_version == row.token_version + 1 and stored.refresh_lease_owner is None
+    used = {r.headers["authorization"] for r in fake_anthropic.received("/v1/messages")}
+    assert used == {f"Bearer {store.cipher.decrypt(stored.access_token)}"}
+
+
+def test_a_crash_between_issue_and_commit_leaves_a_consistent_account(shared_config, fake_oauth, fake_anthropic, fake_openai) -> None:
+    """The provider rotated the pair but Kleis died before storing it: the store keeps the old pair, the lease
+    expires, and the next attempt learns from the provider that the old refresh token is spent (needs_reauth,
+    with the reason) — nothing worse than what the provider did, and no process is stuck."""
+    config, store = shared_config
+    access, refresh = fake_oauth.seed()
+    row, _ = upsert_account("loop", "crash", TokenSet(access, refresh, time.time() - 60), store.cipher)
+    _, key = keys.create_key("crash")
+    doomed, url = spawn(config, fake_oauth, fake_anthropic, fake_openai, KLEIS_FAULT_AFTER_TOKENS_ISSUED="1")
+    try:
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(f"{url}/v1/messages", json=BODY, headers={"x-api-key": key}, timeout=20)
+        assert doomed.wait(10) == 17
+    finally:
+        stop(doomed)
+    assert fake_oauth.refresh_calls == 1  # the provider did issue a new pair
+    stored = Account.get_by_id(row.id)
+    assert stored.token_version == row.token_version and store.cipher.decrypt(stored.refresh_token) == refresh
+    assert stored.refresh_lease_owner is not None  # the dead process's lease, which expires by itself
+    Account.update(refresh_lease_until=time.time() - 1).where(Account.id == row.id).execute()  # let its 30 s pass
+    survivor, url = spawn(config, fake_oauth, fake_anthropic, fake_openai)
+    try:
+        response = httpx.post(f"{url}/v1/messages", json=BODY, headers={"x-api-key": key}, timeout=20)
+    finally:
+        stop(survivor)
+    assert response.status_code == 503 and "needs a new login" in response.json()["error"]["message"]
+    stored = Account.get_by_id(row.id)
+    assert stored.status == "needs_reauth" and "already used" in stored.status_reason
+    assert stored.refresh_lease_owner is None
