@@ -74,7 +74,14 @@ def _refresher(store: Store, config: Config, providers: Mapping[str, Provider]) 
     return ProactiveRefresher(interval=15.0, lead=config.refresh_skew)
 
 
+def _usage(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
+    from addons.usage_recorder import UsageRecorder
+
+    return UsageRecorder(retention_days=config.usage_retention_days)
+
+
 PART_FACTORIES: dict[str, Callable[[Store, Config, Mapping[str, Provider]], object]] = {
+    "usage": _usage,
     "health": _health,
     "refresher": _refresher,
 }

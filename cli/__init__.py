@@ -7,12 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cli import accounts, doctor, keys, serve
+from cli import accounts, doctor, keys, serve, usage
 from cli.output import fail
 from core.config import settings_help
 from core.exceptions import KleisError
 
-COMMAND_MODULES = (serve, keys, accounts, doctor)
+COMMAND_MODULES = (serve, keys, accounts, usage, doctor)
 
 
 class KleisArgumentParser(argparse.ArgumentParser):

@@ -1,0 +1,143 @@
+"""Usage recording off the hot path: one event per request into a bounded queue, written in batches by a thread.
+
+The request path only builds a dict and puts it in the queue (never blocks: a full queue drops the event and
+counts it). A writer thread inserts batches (idempotent on request id), retries a failed batch with backoff,
+updates the keys' last-used times, deletes events past the retention once a day, and flushes on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from addons.pipeline import RequestContext
+from store import keys as key_store
+from store import usage as usage_store
+
+log = logging.getLogger(__name__)
+
+
+def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
+    """The UsageEvent row for a finished request (pure: no I/O)."""
+    usage = ctx.usage.usage if ctx.usage is not None else None
+    interrupted = ctx.error_type in ("stream_interrupted", "connection_error")
+    return {
+        "request_id": ctx.request_id,
+        "created_at": ctx.started,
+        "key_id": ctx.key.id if ctx.key else None,
+        "account_id": ctx.account.id if ctx.account else None,
+        "provider": ctx.resolution.provider if ctx.resolution else "",
+        "protocol": ctx.protocol.value if ctx.protocol else "",
+        "model": ctx.model[:200],
+        "upstream_model": (ctx.resolution.model if ctx.resolution else "")[:200],
+        "status": ctx.status,
+        "error_type": ctx.error_type[:100],
+        "streamed": ctx.streamed,
+        "incomplete": interrupted,  # the stream did not reach its end (client left, upstream cut)
+        "ttfb_ms": round((ctx.first_byte_at - ctx.started) * 1000, 2) if ctx.first_byte_at else None,
+        "latency_ms": round((now - ctx.started) * 1000, 2),
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "cache_read_tokens": usage.cache_read_tokens if usage else 0,
+        "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+        "reasoning_tokens": usage.reasoning_tokens if usage else 0,
+        "raw_usage": usage.raw_json() if usage else "",
+    }
+
+
+class UsageRecorder:
+    def __init__(self, retention_days: int = 90, maxsize: int = 50_000, batch: int = 500, interval: float = 0.5) -> None:
+        self.retention_days = retention_days
+        self.batch = batch
+        self.interval = interval
+        self.queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize)
+        self.dropped = 0
+        self.written = 0
+        self.failed_batches = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_purge = 0.0
+
+    # -- request path -------------------------------------------------------------------
+    def record(self, ctx: RequestContext, now: float) -> None:
+        try:
+            self.queue.put_nowait(event_from_context(ctx, now))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                log.error("usage queue full: %d events could not be recorded", self.dropped)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self, addon=None) -> None:  # type: ignore[no-untyped-def]
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="kleis-usage-writer", daemon=True)
+            self._thread.start()
+
+    async def stop(self) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.stop_blocking)
+
+    def stop_blocking(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # -- writer thread --------------------------------------------------------------------
+    def _take_batch(self, wait: float) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        try:
+            rows.append(self.queue.get(timeout=wait))
+        except queue.Empty:
+            return rows
+        while len(rows) < self.batch:
+            try:
+                rows.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return rows
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self.written += usage_store.insert_events(rows)
+                used: dict[int, float] = {}
+                for row in rows:
+                    if row["key_id"] is not None:
+                        used[row["key_id"]] = max(used.get(row["key_id"], 0.0), row["created_at"])
+                key_store.touch_last_used(used)
+                return
+            except Exception as exc:
+                self.failed_batches += 1
+                log.warning("writing %d usage events failed (%s); retrying in %.1fs", len(rows), exc, delay)
+                if self._stop.is_set() and delay > 8:
+                    log.error("giving up on %d usage events at shutdown", len(rows))
+                    self.dropped += len(rows)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() or not self.queue.empty():
+            rows = self._take_batch(0.05 if self._stop.is_set() else self.interval)
+            if rows:
+                self._write(rows)
+            self._maybe_purge()
+
+    def _maybe_purge(self) -> None:
+        now = time.time()
+        if now - self._last_purge < 86400:
+            return
+        self._last_purge = now
+        try:
+            removed = usage_store.purge_older_than(self.retention_days)
+            if removed:
+                log.info("deleted %d usage events older than %d days", removed, self.retention_days)
+        except Exception:
+            log.exception("usage retention cleanup failed")

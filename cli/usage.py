@@ -1,0 +1,49 @@
+"""`kleis.py usage`: requests and tokens since a time, overall or by key, account or model."""
+
+from __future__ import annotations
+
+import argparse
+
+from cli.output import fmt_time, print_json, print_table
+from core.config import Config
+from store import usage as usage_store
+from store.db import open_store
+
+
+def _since(value: str) -> float:
+    try:
+        return usage_store.parse_since(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    usage = commands.add_parser("usage", help="requests and tokens per key, account or model")
+    usage.add_argument("--since", type=_since, default="24h", help="how far back: 30m, 24h, 7d (default 24h)")
+    usage.add_argument("--by", choices=sorted(usage_store.GROUPINGS), help="group the totals (default: one total)")
+    usage.add_argument("--recent", type=int, default=0, metavar="N", help="also list the N latest requests")
+    usage.add_argument("--json", action="store_true", help="print JSON")
+    usage.set_defaults(handler=cmd_usage)
+
+
+def cmd_usage(args: argparse.Namespace, config: Config) -> int:
+    store = open_store(config)
+    since = args.since if isinstance(args.since, float) else usage_store.parse_since(args.since)
+    rows = usage_store.totals(since, args.by)
+    latest = usage_store.recent(args.recent) if args.recent else []
+    if args.json:
+        print_json({"since": since, "by": args.by, "totals": rows, "recent": latest})
+    else:
+        print(f"since {fmt_time(since)}" + (f", by {args.by}" if args.by else ""))
+        print_table(
+            [(r.get("label", r["group"]), r["requests"], r["errors"], r["input_tokens"], r["cache_read_tokens"], r["cache_write_tokens"], r["output_tokens"], r["reasoning_tokens"]) for r in rows],
+            [args.by.upper() if args.by else "", "REQUESTS", "ERRORS", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "REASONING"],
+        )
+        if latest:
+            print()
+            print_table(
+                [(fmt_time(e["created_at"]), e["request_id"], e["provider"], e["model"], e["status"], e["error_type"] or "", e["input_tokens"], e["output_tokens"], "yes" if e["incomplete"] else "") for e in latest],
+                ["TIME", "REQUEST", "PROVIDER", "MODEL", "STATUS", "ERROR", "IN", "OUT", "INCOMPLETE"],
+            )
+    store.close()
+    return 0

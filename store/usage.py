@@ -1,0 +1,99 @@
+"""Usage events: idempotent batch inserts, totals by key / account / model, recent requests, retention."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import peewee
+
+from store.models import Account, ApiKey, UsageEvent, database
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+GROUPINGS = {"key": UsageEvent.key_id, "account": UsageEvent.account_id, "model": UsageEvent.model, "provider": UsageEvent.provider}
+
+
+def insert_events(rows: list[dict[str, Any]], chunk: int = 200) -> int:
+    """Insert events, ignoring request ids already stored (a retried batch writes nothing twice)."""
+    inserted = 0
+    with database.atomic():
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            before = UsageEvent.select().where(UsageEvent.request_id.in_([r["request_id"] for r in part])).count()
+            UsageEvent.insert_many(part).on_conflict_ignore().execute()
+            inserted += len(part) - before
+    return inserted
+
+
+def parse_since(text: str) -> float:
+    """'24h', '7d', '30m' or '90s' → a unix time that long ago."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    if len(value) < 2 or value[-1] not in units or not value[:-1].replace(".", "", 1).isdigit():
+        raise ValueError(f"expected a duration like 24h, 7d or 30m, got {text!r}")
+    return time.time() - float(value[:-1]) * units[value[-1]]
+
+
+def _labels(by: str, ids: Iterable[Any]) -> dict[Any, str]:
+    ids = [i for i in ids if i is not None]
+    if by == "key" and ids:
+        return {k.id: f"{k.name} ({k.public_id}…)" for k in ApiKey.select().where(ApiKey.id.in_(ids))}
+    if by == "account" and ids:
+        return {a.id: f"{a.provider}: {a.label or a.email or a.identity}" for a in Account.select().where(Account.id.in_(ids))}
+    return {}
+
+
+def totals(since: float, by: str | None = None, until: float | None = None) -> list[dict[str, Any]]:
+    """Requests, errors and token sums since a time, overall or grouped by key / account / model / provider."""
+    fields = [
+        peewee.fn.COUNT(UsageEvent.id).alias("requests"),
+        peewee.fn.SUM(peewee.Case(None, [(UsageEvent.status >= 400, 1)], 0)).alias("errors"),
+        *[peewee.fn.COALESCE(peewee.fn.SUM(getattr(UsageEvent, f)), 0).alias(f) for f in TOKEN_FIELDS],
+    ]
+    where = UsageEvent.created_at >= since
+    if until is not None:
+        where &= UsageEvent.created_at < until
+    if by is None:
+        row = UsageEvent.select(*fields).where(where).dicts().get()
+        return [{"group": "all", **_numbers(row)}]
+    column = GROUPINGS[by]
+    rows = list(UsageEvent.select(column.alias("group"), *fields).where(where).group_by(column).order_by(peewee.fn.COUNT(UsageEvent.id).desc()).dicts())
+    labels = _labels(by, [r["group"] for r in rows])
+    return [{"group": r["group"], "label": labels.get(r["group"], str(r["group"]) if r["group"] is not None else "(none)"), **_numbers(r)} for r in rows]
+
+
+def _numbers(row: dict[str, Any]) -> dict[str, int]:
+    return {k: int(row.get(k) or 0) for k in ("requests", "errors", *TOKEN_FIELDS)}
+
+
+def recent(limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
+    query = UsageEvent.select().order_by(UsageEvent.created_at.desc(), UsageEvent.id.desc()).limit(limit)
+    for name, value in filters.items():
+        if value is not None:
+            query = query.where(getattr(UsageEvent, name) == value)
+    return [event_to_dict(e) for e in query]
+
+
+def event_to_dict(event: UsageEvent) -> dict[str, Any]:
+    return {
+        "request_id": event.request_id,
+        "created_at": event.created_at,
+        "key_id": event.key_id,
+        "account_id": event.account_id,
+        "provider": event.provider,
+        "protocol": event.protocol,
+        "model": event.model,
+        "upstream_model": event.upstream_model,
+        "status": event.status,
+        "error_type": event.error_type,
+        "streamed": event.streamed,
+        "incomplete": event.incomplete,
+        "ttfb_ms": event.ttfb_ms,
+        "latency_ms": event.latency_ms,
+        **{f: getattr(event, f) for f in TOKEN_FIELDS},
+    }
+
+
+def purge_older_than(days: float) -> int:
+    return UsageEvent.delete().where(UsageEvent.created_at < time.time() - days * 86400).execute()
