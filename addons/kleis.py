@@ -295,14 +295,16 @@ class Kleis:
             return pipeline.check_key(ctx, headers, self.follower.keys)
 
     def _answer_public(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        """/healthz and /models/api.json: no key needed."""
         ctx.local = True
         if ctx.path == "/healthz":
             status, body = local.healthz(self.follower.healthy, self.follower.loaded_at, self.follower.accounts)
+            flow.response = json_response(status, body, ctx.request_id)
         elif self.registry is not None:
-            status, body = 200, self.registry.api_json(public_base(flow))
+            payload = self.registry.api_json_bytes(public_base(flow))
+            flow.response = http.Response.make(200, payload, {"content-type": "application/json", "x-kleis-request-id": ctx.request_id})
         else:
             raise Refusal(404, "the model registry is not enabled", code="unknown_path")
-        flow.response = json_response(status, body, ctx.request_id)
 
     def _answer_models(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         assert ctx.key is not None

@@ -80,7 +80,14 @@ def _usage(store: Store, config: Config, providers: Mapping[str, Provider]) -> o
     return UsageRecorder(retention_days=config.usage_retention_days)
 
 
+def _registry(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
+    from providers.catalog import Catalog
+
+    return Catalog(config, providers)
+
+
 PART_FACTORIES: dict[str, Callable[[Store, Config, Mapping[str, Provider]], object]] = {
+    "registry": _registry,
     "usage": _usage,
     "health": _health,
     "refresher": _refresher,

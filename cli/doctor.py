@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from cli.output import fmt_in
 from core.config import Config
@@ -57,17 +57,24 @@ def checks(config: Config) -> Iterator[tuple[str, str, str]]:
     yield OK, "store", f"{redact_url(config.effective_database_url)} (schema current)"
     yield OK, "secret key", "decrypts the store's check value"
     yield from account_checks(time.time())
-    yield from extra_checks(config)
+    yield from models_check(config)
     store.close()
 
 
-def extra_checks(config: Config) -> Iterator[tuple[str, str, str]]:
-    """Checks contributed by later parts (model registry)."""
-    for check in EXTRA_CHECKS:
-        yield from check(config)
+def models_check(config: Config) -> Iterator[tuple[str, str, str]]:
+    """The models.dev copy Kleis serves from, and whether models.dev answers now."""
+    from providers.models_dev import ModelsDev
 
-
-EXTRA_CHECKS: list[Callable[[Config], Iterator[tuple[str, str, str]]]] = []
+    registry = ModelsDev(config.models_dev_url, config.models_ttl, config.data_dir)
+    registry.load_offline()
+    last = registry.read_status()
+    if registry.refresh_blocking(timeout=5):
+        yield OK, "models.dev", f"{config.models_dev_url} answered ({len(registry.data)} providers)"
+        return
+    copy = "the last good copy" if registry.source == "persisted" else "the built-in model list"
+    if last.get("error") and last.get("error") != registry.last_error:
+        yield WARN, "models.dev", f"last fetch by the proxy failed: {last['error']}"
+    yield WARN, "models.dev", f"cannot fetch {config.models_dev_url} ({registry.last_error}); serving {copy}"
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:

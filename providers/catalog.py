@@ -1,0 +1,265 @@
+"""The model catalog: which models Kleis serves, through which protocol, and the `kleis` models.dev entry.
+
+Sources, per provider: the matching models.dev entry (Claude: every current `anthropic` model; Codex: the
+`openai` models Codex serves; Copilot: the account's own `/models` list when fetched, else `github-copilot`),
+plus the provider's declared models and `KLEIS_CUSTOM_MODELS`. The catalog answers routing (bare model id →
+provider), `/v1/models`, and `/models/api.json` (models.dev merged with the `kleis` entry, whose per-model
+`provider` override names the AI SDK package and base URL for the model's protocol).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from core.config import Config
+from core.exceptions import ConfigError
+from providers.base import Provider
+from providers.catalog_builtin import model as builtin_model
+from providers.models_dev import ModelsDev
+from providers.protocol import Protocol
+
+log = logging.getLogger(__name__)
+
+SOURCES = {"claude": "anthropic", "codex": "openai", "copilot": "github-copilot"}
+PRIORITY = ("claude", "codex", "copilot")  # who serves a bare id several providers know
+SDK_FOR = {Protocol.MESSAGES: "@ai-sdk/anthropic", Protocol.RESPONSES: "@ai-sdk/openai", Protocol.CHAT: "@ai-sdk/openai-compatible"}
+MODEL_KEYS = {
+    "id", "name", "family", "attachment", "reasoning", "tool_call", "interleaved", "structured_output", "temperature", "knowledge",
+    "release_date", "last_updated", "modalities", "open_weights", "cost", "limit", "status", "experimental", "provider", "reasoning_options",
+}
+
+
+def copilot_protocol(item: Mapping[str, Any] | None) -> Protocol:
+    """Messages when Copilot lists /v1/messages for the model, Responses when it lists only that, else Chat."""
+    endpoints = [str(e) for e in (item or {}).get("supported_endpoints") or []]
+    if any(e.endswith("/v1/messages") for e in endpoints):
+        return Protocol.MESSAGES
+    if any(e.endswith("/responses") for e in endpoints) and not any(e.endswith("/chat/completions") for e in endpoints):
+        return Protocol.RESPONSES
+    return Protocol.CHAT
+
+
+def from_copilot_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A models.dev model built from an entry of Copilot's own /models (for models models.dev lacks)."""
+    capabilities = item.get("capabilities") or {}
+    limits = capabilities.get("limits") or {}
+    supports = capabilities.get("supports") or {}
+    entry = builtin_model(
+        str(item["id"]),
+        str(item.get("name") or item["id"]),
+        context=int(limits.get("max_context_window_tokens") or limits.get("max_prompt_tokens") or 128000),
+        output=int(limits.get("max_output_tokens") or 16384),
+        input_limit=int(limits["max_prompt_tokens"]) if limits.get("max_prompt_tokens") else None,
+        reasoning=bool(supports.get("reasoning_effort") or supports.get("adaptive_thinking") or supports.get("max_thinking_budget")),
+        images=bool(supports.get("vision")),
+        released=time.strftime("%Y-%m-%d"),
+    )
+    entry["tool_call"] = bool(supports.get("tool_calls", True))
+    return entry
+
+
+class Catalog:
+    def __init__(self, config: Config, providers: Mapping[str, Provider], models_dev: ModelsDev | None = None) -> None:
+        self.config = config
+        self.providers = dict(providers)
+        self.models_dev = models_dev or ModelsDev(config.models_dev_url, config.models_ttl, config.data_dir)
+        if not self.models_dev.data:
+            self.models_dev.load_offline()
+        self.custom = load_custom_models(config.custom_models)
+        self.provider_lists: dict[str, list[dict[str, Any]]] = {}  # from Provider.list_models
+        self.lists_fetched_at = 0.0
+        self.follower = None
+        self._addon = None
+        self._task: asyncio.Task | None = None
+        self._served: dict[str, dict[str, tuple[dict[str, Any], Protocol]]] | None = None
+        self._api_cache: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+
+    # -- what Kleis serves -------------------------------------------------------------------
+    def served(self) -> dict[str, dict[str, tuple[dict[str, Any], Protocol]]]:
+        """provider → model id → (models.dev model, protocol), cached until a source changes."""
+        if self._served is None:
+            self._served = {name: self._models_of(name, provider) for name, provider in self.providers.items()}
+            for full_id, entry in self.custom.items():
+                name, _, model_id = full_id.partition("/")
+                if name in self._served:
+                    protocol = next(iter(self.providers[name].protocols)) if len(self.providers[name].protocols) == 1 else Protocol.CHAT
+                    self._served[name][model_id] = ({**entry, "id": model_id}, _protocol_hint(entry, protocol))
+        return self._served
+
+    def _models_of(self, name: str, provider: Provider) -> dict[str, tuple[dict[str, Any], Protocol]]:
+        registry = (self.models_dev.data.get(SOURCES.get(name, ""), {}) or {}).get("models", {})
+        protocol = next(iter(provider.protocols)) if len(provider.protocols) == 1 else Protocol.CHAT
+        found: dict[str, tuple[dict[str, Any], Protocol]] = {}
+        if name == "copilot" and self.provider_lists.get(name):
+            for item in self.provider_lists[name]:
+                model_id = str(item["id"])
+                base = registry.get(model_id) or from_copilot_item(item)
+                found[model_id] = (base, copilot_protocol(item))
+            return found
+        if name == "claude":
+            for model_id, entry in registry.items():
+                if entry.get("status") != "deprecated":
+                    found[model_id] = (entry, protocol)
+        declared = provider.default_models if name != "copilot" or not registry else tuple(registry)
+        for model_id in declared:
+            base = registry.get(model_id) or builtin_model(model_id, model_id, context=200000, output=32000)
+            found.setdefault(model_id, (base, copilot_protocol(None) if name == "copilot" else protocol))
+        return found
+
+    def invalidate(self) -> None:
+        self._served = None
+        self._api_cache.clear()
+
+    # -- routing and listing ----------------------------------------------------------------
+    def lookup(self, model: str, protocol: Protocol) -> str | None:
+        """The provider a bare model id belongs to on this protocol (registry step of routing)."""
+        served = self.served()
+        for name in sorted(served, key=lambda n: PRIORITY.index(n) if n in PRIORITY else len(PRIORITY)):
+            entry = served[name].get(model)
+            if entry is not None and protocol in self.providers[name].protocols:
+                if name == "copilot" and protocol is Protocol.MESSAGES and entry[1] is not Protocol.MESSAGES:
+                    continue
+                return name
+        return None
+
+    def listing(self) -> list[tuple[str, str, str | None]]:
+        rows = []
+        for name in sorted(self.served(), key=lambda n: PRIORITY.index(n) if n in PRIORITY else len(PRIORITY)):
+            for model_id, (entry, _) in self.served()[name].items():
+                rows.append((name, model_id, entry.get("name")))
+        return rows
+
+    def offered_providers(self) -> set[str]:
+        """Providers with an account that is not disabled or waiting for a new login."""
+        accounts = self.follower.accounts if self.follower is not None else []
+        return {a.provider for a in accounts if a.status in ("active", "cooling")}
+
+    def kleis_entry(self, base: str) -> dict[str, Any]:
+        models: dict[str, Any] = {}
+        offered = self.offered_providers()
+        for name, entries in self.served().items():
+            if name not in offered:
+                continue
+            for model_id, (entry, protocol) in entries.items():
+                full_id = f"{name}/{model_id}"
+                item = {k: copy.deepcopy(v) for k, v in entry.items() if k in MODEL_KEYS}
+                item["id"] = full_id
+                item["provider"] = {"npm": SDK_FOR[protocol], "api": f"{base}/v1"}
+                if protocol is Protocol.RESPONSES:
+                    item["provider"]["shape"] = "responses"
+                models[full_id] = item
+        return {
+            "id": "kleis",
+            "env": ["KLEIS_API_KEY"],
+            "npm": "@ai-sdk/openai-compatible",
+            "api": f"{base}/v1",
+            "name": "Kleis",
+            "doc": f"{base}/v1/models",
+            "models": models,
+        }
+
+    def api_json(self, base: str) -> dict[str, Any]:
+        return {**self.models_dev.data, "kleis": self.kleis_entry(base)}
+
+    def api_json_bytes(self, base: str) -> bytes:
+        """The serialised /models/api.json, cached until the registry, the served models or the accounts change."""
+        key = (id(self.models_dev.data), tuple(sorted(self.offered_providers())))
+        cached = self._api_cache.get(base)
+        if cached is None or cached[0] != key:
+            cached = (key, json.dumps(self.api_json(base), ensure_ascii=False, separators=(",", ":")).encode())
+            self._api_cache[base] = cached
+        return cached[1]
+
+    # -- background refresh --------------------------------------------------------------------
+    def start(self, addon) -> None:  # type: ignore[no-untyped-def]
+        self._addon, self.follower = addon, addon.follower
+        addon.follower.listeners.append(lambda what: self.invalidate() if what == "accounts" else None)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="kleis model catalog")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def refresh_once(self, http: httpx.AsyncClient) -> None:
+        if self.models_dev.stale() and await self.models_dev.refresh(http):
+            self.invalidate()
+        if time.time() - self.lists_fetched_at >= self.config.models_ttl:
+            self.lists_fetched_at = time.time()
+            await self._refresh_provider_lists(http)
+
+    async def _refresh_provider_lists(self, http: httpx.AsyncClient) -> None:
+        from addons.routing import candidates
+
+        addon = self._addon
+        if addon is None or addon.tokens is None:
+            return
+        for name, provider in self.providers.items():
+            chosen = candidates(addon.follower.accounts, name)
+            if not chosen:
+                continue
+            try:
+                account = await addon.tokens.fresh(chosen[0])
+                items = await provider.list_models(account, http)
+            except Exception as exc:
+                log.warning("listing %s models failed: %s", name, exc)
+                continue
+            if items is not None:
+                self.provider_lists[name] = items
+                self.invalidate()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh_once(self._addon.http)  # type: ignore[union-attr]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("model catalog refresh failed")
+            await asyncio.sleep(min(60.0, self.config.models_ttl))
+
+
+def _protocol_hint(entry: Mapping[str, Any], default: Protocol) -> Protocol:
+    npm = ((entry.get("provider") or {}).get("npm")) or ""
+    return {v: k for k, v in SDK_FOR.items()}.get(npm, default)
+
+
+def load_custom_models(path: str) -> dict[str, dict[str, Any]]:
+    """KLEIS_CUSTOM_MODELS: {"models": {"claude/<id>": {models.dev fields…}}}; missing fields get defaults."""
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).expanduser().read_text())
+    except OSError as exc:
+        raise ConfigError(f"KLEIS_CUSTOM_MODELS: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"KLEIS_CUSTOM_MODELS: {path} is not valid JSON: {exc}") from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        raise ConfigError(f'KLEIS_CUSTOM_MODELS: {path} must hold {{"models": {{"<provider>/<model>": {{…}}}}}}')
+    result = {}
+    for full_id, fields in models.items():
+        provider, _, model_id = str(full_id).partition("/")
+        if provider not in SOURCES or not model_id or not isinstance(fields, dict):
+            raise ConfigError(f"KLEIS_CUSTOM_MODELS: {full_id!r} must be claude/…, codex/… or copilot/… with an object of fields")
+        limit = fields.get("limit") or {}
+        base = builtin_model(model_id, str(fields.get("name") or model_id), context=int(limit.get("context", 200000)), output=int(limit.get("output", 32000)))
+        unknown = set(fields) - MODEL_KEYS
+        if unknown:
+            raise ConfigError(f"KLEIS_CUSTOM_MODELS: {full_id!r} has fields models.dev does not know: {', '.join(sorted(unknown))}")
+        result[full_id] = {**base, **fields, "id": model_id}
+    return result
