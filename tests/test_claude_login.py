@@ -15,7 +15,7 @@ import pytest
 from core.exceptions import InvalidInput, ProviderError, ReauthRequired, TransientProviderError
 from providers import oauth
 from providers.claude import ClaudeProvider, login
-from providers.claude.constants import SCOPES
+from providers.claude.tokens import SCOPES
 from providers.lifecycle import RefreshFailed, TokenManager
 from store.accounts import AccountView, TokenSet, upsert_account
 from store.models import Account, OAuthState

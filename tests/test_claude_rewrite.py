@@ -10,8 +10,7 @@ import pytest
 
 from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
-from providers.claude.constants import IDENTITY_AGENT_SDK, IDENTITY_CLI
-from providers.claude.rewrite import upstream_url
+from providers.claude.rewrite import IDENTITY_AGENT_SDK, IDENTITY_CLI
 from providers.claude.tools import upstream_name
 from providers.protocol import Protocol
 from store.accounts import AccountView

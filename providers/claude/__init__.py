@@ -10,10 +10,9 @@ import httpx
 from addons.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream
 from providers.claude import cli, login
-from providers.claude.constants import TERMS_WARNING
+from providers.claude.login import TERMS_WARNING
 from providers.claude.rewrite import build_upstream
-from providers.claude.signals import classify
-from providers.claude.stream import restore_body, tool_name_restorer
+from providers.claude.response import classify, restore_body, tool_name_restorer
 from providers.claude.tokens import refresh_tokens
 from providers.protocol import Protocol
 from store.accounts import AccountView, TokenSet

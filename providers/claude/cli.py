@@ -9,7 +9,7 @@ from core.config import Config
 from core.exceptions import InvalidInput
 from providers import oauth
 from providers.claude import login
-from providers.claude.constants import TERMS_WARNING
+from providers.claude.login import TERMS_WARNING
 from store.db import Store, open_store
 
 NOT_A_TERMINAL = (

@@ -13,11 +13,17 @@ from core.config import Config
 from core.exceptions import InvalidInput, ProviderError, ReauthRequired
 from providers import oauth
 from providers.claude import tokens
-from providers.claude.constants import CLIENT_ID, SCOPES, TERMS_WARNING
+from providers.claude.tokens import CLIENT_ID, SCOPES
 from store.accounts import TokenSet
 from store.db import Store
 
 PROVIDER = "claude"
+TERMS_WARNING = (
+    "Anthropic's terms restrict using Claude Free/Pro/Max subscription credentials through third-party tools; "
+    "Anthropic has said third parties may not route requests through them on behalf of users. Routing a Claude "
+    "subscription through Kleis can breach those terms and may get the account limited or banned. "
+    "You use it at your own risk."
+)
 ANSWER_FIELDS = ("answer", "pasted", "code", "callback_url", "url")
 INSTRUCTIONS = (
     "Open the URL, sign in to your Claude account and approve. The page then shows a code "

@@ -8,15 +8,16 @@ from typing import Any
 
 from core.config import Config
 from providers.base import ForwardRequest, Upstream
-from providers.claude.constants import (
-    ANTHROPIC_VERSION,
-    BILLING_HEADER_PREFIX,
-    CLAUDE_CODE_UA_PREFIX,
-    IDENTITIES,
-    IDENTITY_CLI,
-    REQUIRED_BETAS,
-)
 from providers.claude.tools import ToolNames, rename_request_tools
+
+ANTHROPIC_VERSION = "2023-06-01"
+OAUTH_BETA = "oauth-2025-04-20"
+REQUIRED_BETAS = ("claude-code-20250219", OAUTH_BETA, "interleaved-thinking-2025-05-14")
+CLAUDE_CODE_UA_PREFIX = "claude-cli/"
+IDENTITY_CLI = "You are Claude Code, Anthropic's official CLI for Claude."
+IDENTITY_AGENT_SDK = "You are a Claude agent, built on Anthropic's Claude Agent SDK."
+IDENTITIES = (IDENTITY_CLI, IDENTITY_AGENT_SDK)
+BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 
 # OpenCode prompt text Anthropic's checks react to (AA-exm, 2026-04): whole paragraphs dropped, phrases replaced.
 DROPPED_PARAGRAPH_MARKERS = ("You are OpenCode", "github.com/anomalyco/opencode", "opencode.ai/docs")
@@ -79,9 +80,13 @@ def upstream_headers(client_headers: Mapping[str, str], token_ref: str, config: 
     betas = merged_betas(REQUIRED_BETAS, config.claude_extra_betas.split(","), lowered.get("anthropic-beta", "").split(","))
     headers["anthropic-beta"] = ",".join(betas)
     if not is_claude_code(lowered.get("user-agent", "")):
-        headers["user-agent"] = f"{CLAUDE_CODE_UA_PREFIX}{config.claude_code_version} (external, cli)"
+        headers["user-agent"] = claude_code_user_agent(config.claude_code_version)
         headers["x-app"] = "cli"
     return headers
+
+
+def claude_code_user_agent(version: str) -> str:
+    return f"{CLAUDE_CODE_UA_PREFIX}{version} (external, cli)"
 
 
 def is_claude_code(user_agent: str) -> bool:

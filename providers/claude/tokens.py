@@ -10,19 +10,17 @@ import httpx
 
 from core.config import Config
 from core.exceptions import ProviderError, ReauthRequired, TransientProviderError
-from providers.claude.constants import (
-    ANTHROPIC_VERSION,
-    CALLBACK_PATH,
-    CLAUDE_CODE_UA_PREFIX,
-    CLIENT_ID,
-    OAUTH_BETA,
-    PROFILE_PATH,
-    TOKEN_PATH,
-    TOKEN_USER_AGENT,
-)
+from providers.claude.rewrite import ANTHROPIC_VERSION, OAUTH_BETA, claude_code_user_agent
 from providers.oauth import token_error
 from store.accounts import TokenSet
 
+CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+SCOPES = "org:create_api_key user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload"
+TOKEN_PATH = "/v1/oauth/token"
+CALLBACK_PATH = "/oauth/code/callback"
+PROFILE_PATH = "/api/oauth/profile"
+# Claude Code calls its OAuth endpoints with axios; a versioned claude-code UA drew 429s on refresh (§1.3).
+TOKEN_USER_AGENT = "axios/1.13.6"
 TOKEN_HEADERS = {
     "content-type": "application/json",
     "accept": "application/json, text/plain, */*",
@@ -145,7 +143,7 @@ def fetch_profile(client: httpx.Client, config: Config, access_token: str) -> Id
         "anthropic-version": ANTHROPIC_VERSION,
         "anthropic-beta": OAUTH_BETA,
         "content-type": "application/json",
-        "user-agent": f"{CLAUDE_CODE_UA_PREFIX}{config.claude_code_version} (external, cli)",
+        "user-agent": claude_code_user_agent(config.claude_code_version),
     }
     url = f"{config.claude_api_base}{PROFILE_PATH}"
     try:

@@ -6,8 +6,13 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from providers.claude.constants import CLAUDE_CODE_TOOLS, MAX_TOOL_NAME, MCP_PREFIX
-
+# Claude Code's own tool names (cchistory prompts 2.1.11, as PI uses them).
+CLAUDE_CODE_TOOLS = (
+    "Read", "Write", "Edit", "Bash", "Grep", "Glob", "AskUserQuestion", "EnterPlanMode", "ExitPlanMode",
+    "KillShell", "NotebookEdit", "Skill", "Task", "TaskOutput", "TodoWrite", "WebFetch", "WebSearch",
+)
+MCP_PREFIX = "mcp_"
+MAX_TOOL_NAME = 64  # the API's limit: [a-zA-Z0-9_-]{1,64}
 _CANONICAL = {name.lower(): name for name in CLAUDE_CODE_TOOLS}
 _HASH_LENGTH = 8
 
