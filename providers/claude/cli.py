@@ -14,7 +14,7 @@ from store.db import Store, open_store
 
 NOT_A_TERMINAL = (
     "stdin is not a terminal, so Kleis cannot read the pasted code: open the URL above, approve, then run "
-    "`python kleis.py accounts login claude --code-input 'CODE#STATE'` within 15 minutes"
+    f"`python kleis.py accounts login claude --code-input 'CODE#STATE'` within {oauth.LOGIN_TTL // 60} minutes"
 )
 
 

@@ -27,7 +27,7 @@ TERMS_WARNING = (
 ANSWER_FIELDS = ("answer", "pasted", "code", "callback_url", "url")
 INSTRUCTIONS = (
     "Open the URL, sign in to your Claude account and approve. The page then shows a code "
-    "(code#state): paste it here. The login expires in 15 minutes."
+    f"(code#state): paste it here. The login expires in {oauth.LOGIN_TTL // 60} minutes."
 )
 
 
