@@ -19,7 +19,7 @@ from store import keys
 from store.accounts import AccountView, TokenSet, upsert_account
 from store.models import Account
 from tests.fakes.anthropic import anthropic_error
-from tests.fakes.claude import ACCOUNT, CLAUDE_CODE_ONLY, FakeClaudeAPI, claude_oauth
+from tests.fakes.claude import ACCOUNT, CLAUDE_CODE_ONLY, FakeClaudeAPI, claude_oauth, version_floor
 from tests.fakes.oauth import FakeOAuth
 from tests.test_claude_rewrite import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS
 
@@ -164,3 +164,17 @@ def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring:
     assert stored.access_token == used and stored.refresh_token in expiring.oauth.live_refresh
     assert expiring.oauth.refresh_calls == 1
 
+
+
+def test_a_version_floor_is_labelled_and_met_by_raising_the_configured_version(claude: ClaudeKleis, config, run_proxy) -> None:  # type: ignore[no-untyped-def]
+    claude.api.validators.append(version_floor({"claude-opus-5-5": "2.1.400"}))
+    ask = {"model": "claude-opus-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(anthropic.BadRequestError, match="2.1.400 or newer"):
+        claude.client().messages.create(**ask)
+    [(_, signal)] = claude.health.signals
+    assert (signal.kind, signal.account_wide) == ("version", False) and "KLEIS_CLAUDE_CODE_VERSION" in signal.label
+    newer = config.replace(claude_api_base=claude.api.url, claude_auth_base=claude.oauth.url, claude_code_version="2.1.400")
+    proxy = run_proxy(newer, {"claude": ClaudeProvider(newer)})
+    client = anthropic.Anthropic(base_url=proxy.url, auth_token=claude.key, api_key=None, max_retries=0)
+    assert client.messages.create(**ask).content[0].text == "Hello from fake Claude"
+    assert claude.api.last("/v1/messages").headers["user-agent"] == "claude-cli/2.1.400 (external, cli)"

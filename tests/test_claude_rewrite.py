@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_AGENT_SDK, IDENTITY_CLI
-from providers.claude.tools import upstream_name
+from providers.claude.tools import rename_request_tools, upstream_name
 from providers.protocol import Protocol
 from store.accounts import AccountView
 
@@ -237,6 +240,21 @@ def test_names_that_would_meet_stay_distinct(config) -> None:
     names = [t["name"] for t in upstream.body["tools"]]
     assert names[0] == "Read" and names[1] != "Read" and len(names[1]) <= 64
     assert [upstream.state.restore(n) for n in names] == ["Read", "read"]
+
+
+VALID_NAME = r"[a-zA-Z0-9_-]{1,64}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.from_regex(VALID_NAME, fullmatch=True), st.sampled_from(["read", "Read", "BASH", "bash", "mcp_Foo", "foo"])), min_size=1, max_size=8, unique=True))
+def test_any_tool_names_stay_valid_distinct_restorable_and_stable(names: list[str]) -> None:
+    body = {"tools": [tool(name) for name in names], "messages": []}
+    mapping = rename_request_tools(body)
+    sent = [t["name"] for t in body["tools"]]
+    assert len(set(sent)) == len(sent)
+    assert all(re.fullmatch(VALID_NAME, name) for name in sent)
+    assert [mapping.restore(name) for name in sent] == names
+    assert rename_request_tools(body).renamed == {} and [t["name"] for t in body["tools"]] == sent
 
 
 def test_tool_reference_blocks_in_history_are_renamed(config) -> None:

@@ -4,6 +4,7 @@ and an OAuth authority with Claude's client id that answers with the account ide
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.anthropic import FakeAnthropic, anthropic_error
@@ -60,6 +61,23 @@ def tool_names_valid(request: Recorded) -> Reply | None:
     if len(set(names)) != len(names):
         return anthropic_error(400, "invalid_request_error", "tools: Tool names must be unique.")
     return None
+
+
+def version_floor(floors: dict[str, str]) -> Callable[[Recorded], Reply | None]:
+    """Models that refuse older Claude Code versions (read from the user-agent), as the API does since 2026."""
+
+    def parse(version: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version.split("."))
+
+    def check(request: Recorded) -> Reply | None:
+        floor = floors.get(request.json.get("model", ""))
+        match = re.match(r"claude-cli/(\d+\.\d+\.\d+)", request.headers.get("user-agent", ""))
+        if floor is None or (match and parse(match.group(1)) >= parse(floor)):
+            return None
+        used = match.group(1) if match else "unknown"
+        return anthropic_error(400, "invalid_request_error", f"Claude Code {used} does not support this model; version {floor} or newer is required")
+
+    return check
 
 
 class FakeClaudeAPI(FakeAnthropic):
