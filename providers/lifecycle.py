@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from core.exceptions import KleisError, ReauthRequired, StoreError, TransientProviderError
+from core.exceptions import KleisError, ProviderError, ReauthRequired, StoreError, TransientProviderError
 from providers.base import Provider
 from store import accounts as account_store
 from store import leases
@@ -147,7 +147,8 @@ class TokenManager:
             reason = f"refresh refused: {exc}"
             await asyncio.to_thread(account_store.set_status, account.id, "needs_reauth", reason, kind="refresh")
             raise RefreshFailed(f"{provider.display_name} account {account.id} needs a new login ({exc})", reauth=True) from None
-        except (TransientProviderError, httpx.HTTPError) as exc:
+        except (TransientProviderError, ProviderError, httpx.HTTPError) as exc:
+            # Anything but a dead credential keeps the tokens and backs off (a refusal we do not understand may pass).
             delay = self._note_failure(account.id, str(exc) or type(exc).__name__)
             await asyncio.to_thread(account_store.note_refresh_result, account.id, f"refresh failed: {exc}")
             raise RefreshFailed(f"refreshing {provider.display_name} account {account.id} failed: {exc}", retry_in=delay) from None

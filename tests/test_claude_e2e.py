@@ -37,6 +37,9 @@ class SignalRecorder:
     def on_signal(self, account: AccountView, signal: Signal) -> None:
         self.signals.append((account.id, signal))
 
+    def on_success(self, account: AccountView) -> None:
+        pass
+
 
 @dataclasses.dataclass
 class ClaudeKleis:

@@ -141,3 +141,19 @@ def test_cli_refresh_prints_the_result(store, config, fake_oauth, monkeypatch) -
     fake_oauth.fail_next = [Reply(400, {"error": "invalid_grant", "error_description": "revoked"})]
     assert main(["accounts", "refresh", str(row.id)]) == 1
     assert Account.get_by_id(row.id).status == "needs_reauth"
+
+
+def test_an_unexpected_provider_refusal_backs_off_instead_of_failing_the_proxy(kleis) -> None:
+    account = kleis.add_account(expires_in=-60)
+    kleis.oauth.fail_next = [Reply(400, {"error": "invalid_request", "error_description": "something new"})]
+
+    async def refusing(account_view, http):  # type: ignore[no-untyped-def]
+        from core.exceptions import ProviderError
+
+        raise ProviderError("token endpoint said invalid_request")
+
+    kleis.provider.refresh = refusing
+    with httpx.Client(base_url=kleis.url, timeout=20) as client:
+        response = client.post("/v1/messages", json=BODY, headers=kleis.headers())
+    assert response.status_code == 503 and "invalid_request" in response.json()["error"]["message"]
+    assert Account.get_by_id(account.id).status == "active"  # tokens kept, not marked dead

@@ -1,0 +1,116 @@
+"""A fast loopback upstream for benchmarks: asyncio HTTP/1.1 with keep-alive, JSON, stamped SSE, a token endpoint.
+
+Routes (any POST path ending in):
+- `/v1/messages` and `/json`: a small JSON answer, or with `"stream": true` an SSE stream of `events` events
+  `interval` seconds apart (body fields), each stamped with its send time; with tools, a tool_use block named
+  as the request named its first tool (so a proxy's renaming is visible);
+- `/v1/oauth/token`: rotating refresh tokens, counted (`GET /stats` returns the counts).
+Run: `python -m bench.upstream` prints `PORT <n>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+STATS = {"requests": 0, "refresh_calls": 0, "reused_refresh": 0}
+LIVE_REFRESH: set[str] = set()
+USED_REFRESH: set[str] = set()
+COUNTER = [0]
+REPLY = json.dumps({"id": "msg_bench", "type": "message", "role": "assistant", "model": "m", "content": [{"type": "text", "text": "ok"}],
+                    "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 2}}).encode()
+
+
+def head(status: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def sse(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def stream(writer: asyncio.StreamWriter, body: dict) -> None:
+    events = int(body.get("events", 50))
+    interval = float(body.get("interval", 0.02))
+    tools = body.get("tools") or []
+    writer.write(head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}))
+    writer.write(chunk(sse("message_start", {"type": "message_start", "message": {"id": "msg_b", "type": "message", "role": "assistant", "content": [],
+                                                                                   "model": body.get("model"), "usage": {"input_tokens": 10, "output_tokens": 1}}})))
+    if tools:
+        writer.write(chunk(sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                                       "content_block": {"type": "tool_use", "id": "toolu_b", "name": tools[0].get("name"), "input": {}}})))
+    await writer.drain()
+    for index in range(events):
+        await asyncio.sleep(interval)
+        writer.write(chunk(sse("content_block_delta", {"type": "content_block_delta", "index": 0, "sent": time.time(), "n": index,
+                                                       "delta": {"type": "text_delta", "text": "x"}})))
+        await writer.drain()
+    writer.write(chunk(sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": events}})))
+    writer.write(chunk(sse("message_stop", {"type": "message_stop"})) + b"0\r\n\r\n")
+    await writer.drain()
+
+
+def token(body: dict) -> tuple[int, bytes]:
+    if body.get("grant_type") == "refresh_token":
+        STATS["refresh_calls"] += 1
+        presented = body.get("refresh_token", "")
+        if presented in USED_REFRESH:
+            STATS["reused_refresh"] += 1
+            return 400, b'{"error":"invalid_grant","error_description":"refresh token already used"}'
+        LIVE_REFRESH.discard(presented)
+        USED_REFRESH.add(presented)
+    COUNTER[0] += 1
+    refresh = f"sk-ant-ort01-bench-refresh-{COUNTER[0]}"
+    LIVE_REFRESH.add(refresh)
+    answer = {"access_token": f"sk-ant-oat01-bench-access-{COUNTER[0]}", "refresh_token": refresh, "expires_in": 28800, "token_type": "Bearer",
+              "account": {"uuid": "bench-account", "email_address": "bench@example.test"}, "organization": {"uuid": "org", "name": "Bench"}}
+    return 200, json.dumps(answer).encode()
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            request_head = await reader.readuntil(b"\r\n\r\n")
+            lines = request_head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+            length = int(headers.get("content-length", 0))
+            raw = await reader.readexactly(length) if length else b""
+            STATS["requests"] += 1
+            if method == "GET" and path == "/stats":
+                data = json.dumps(STATS).encode()
+                writer.write(head(200, {"content-type": "application/json", "content-length": str(len(data))}) + data)
+            elif path.split("?")[0].endswith("/v1/oauth/token"):
+                status, data = token(json.loads(raw or b"{}"))
+                writer.write(head(status, {"content-type": "application/json", "content-length": str(len(data))}) + data)
+            else:
+                body = json.loads(raw) if raw else {}
+                if body.get("stream"):
+                    await stream(writer, body)
+                else:
+                    writer.write(head(200, {"content-type": "application/json", "content-length": str(len(REPLY))}) + REPLY)
+            await writer.drain()
+            if headers.get("connection", "").lower() == "close":
+                break
+    except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(port: int = 0) -> None:
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
