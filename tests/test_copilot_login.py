@@ -162,3 +162,13 @@ def test_login_state_holds_no_readable_secret(store, copilot_config, github) -> 
     row = OAuthState.get(OAuthState.state == start.flow_id)
     assert code not in row.verifier and code not in row.flow_data
     assert json.dumps(start.to_dict()).count(code) == 0  # --no-wait prints this: it must not carry the device code
+
+
+def test_an_account_without_copilot_is_refused_and_the_login_ends(store, copilot_config, github) -> None:
+    github.script = []
+    github.user.copilot = False
+    start = login.start_login(store, copilot_config)
+    time.sleep(start.interval)
+    with pytest.raises(ProviderError, match="cannot use Copilot"):
+        login.complete_login(store, copilot_config, start.flow_id, {})
+    assert Account.select().count() == 0 and OAuthState.select().count() == 0

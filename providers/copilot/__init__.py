@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 
-from addons.errors import Refusal
 from addons.sse import SSEEvent
 from core.config import Config
 from core.exceptions import ProviderError, ReauthRequired, TransientProviderError
@@ -62,6 +61,8 @@ class CopilotProvider(Provider):
         wanted = bodies.ENDPOINT_OF[protocol]
         if endpoints is None or wanted in endpoints:
             return
+        from addons.errors import Refusal  # here, not at import: the CLI loads providers without mitmproxy's HTTP types
+
         where = ", ".join(sorted(endpoints)) or "no endpoint Kleis speaks"
         raise Refusal(
             400,

@@ -123,8 +123,15 @@ def _pending(store: Store, flow_id: str, data: dict[str, Any], interval: float, 
 
 
 def _store_account(store: Store, config: Config, flow_id: str, github_token: str) -> oauth.LoginResult:
-    with oauth.http_client(config) as http:
-        token_set, user = tokens.establish(config, github_token, http)
+    """Exchange and store; a transient failure keeps the GitHub token (encrypted) for the next call to finish."""
+    try:
+        with oauth.http_client(config) as http:
+            token_set, user = tokens.establish(config, github_token, http)
+    except TransientProviderError:
+        raise
+    except ProviderError:
+        oauth.drop_state(flow_id)  # e.g. no Copilot on this account: asking again cannot help
+        raise
     result = oauth.finish(store, PROVIDER, user.identity, token_set, email=user.email, label=user.login or "", how="login")
     oauth.drop_state(flow_id)
     return _with_mode(result, token_set.metadata)
