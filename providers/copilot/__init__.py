@@ -110,7 +110,7 @@ class CopilotProvider(Provider):
         now = time.time()
         cached = self._models.get(account.id)
         if cached is not None and cached[0] > now:
-            return cached[1]
+            return list(cached[1])
         response = await http.get(
             self.api_base(account) + "/models",
             headers={"Authorization": f"Bearer {account.access_token or ''}", "Accept": "application/json", **headers.editor_headers(self.config)},
@@ -127,4 +127,4 @@ class CopilotProvider(Provider):
             raise TransientProviderError("Copilot /models answered without a data list")
         items = [item for item in data if bodies.usable_model(item)]
         self._models[account.id] = (now + self.config.models_ttl, items)
-        return items
+        return list(items)

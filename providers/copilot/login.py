@@ -1,8 +1,7 @@
-"""Adding a Copilot account: GitHub's device flow (RFC 8628), polled one step at a time, and token imports.
+"""Adding a Copilot account: GitHub's device flow (RFC 8628), polled one step at a time, and token imports."""
 
-The device code lives encrypted in the store (providers.oauth), so a login started by one Kleis process
-(the admin page, `--no-wait`) can be finished by another (`--poll FLOW_ID`).
-"""
+# The device code lives encrypted in the store (providers.oauth), so a login started by one Kleis process
+# (the admin page, `--no-wait`) can be finished by another (`--poll FLOW_ID`).
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""From a GitHub token to what the Copilot API accepts: the token exchange (or direct mode) and the GitHub identity.
+"""From a GitHub token to what the Copilot API accepts: the token exchange (or direct mode) and the GitHub identity."""
 
-Exchange mode: `GET <github api>/copilot_internal/v2/token` turns the long-lived GitHub token into a Copilot
-token that lives about 30 minutes (`expires_at`, `refresh_in`, `endpoints.api`). Direct mode: client ids whose
-tokens the exchange refuses with 404 (OpenCode's own app) send the GitHub token itself as the bearer.
-The account keeps the GitHub token in its refresh slot and the bearer in its access slot.
-"""
+# Exchange mode: `GET <github api>/copilot_internal/v2/token` turns the long-lived GitHub token into a Copilot
+# token that lives about 30 minutes (`expires_at`, `refresh_in`, `endpoints.api`). Direct mode: client ids whose
+# tokens the exchange refuses with 404 (OpenCode's own app) send the GitHub token itself as the bearer.
+# The account keeps the GitHub token in its refresh slot and the bearer in its access slot.
 
 from __future__ import annotations
 

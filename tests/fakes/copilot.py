@@ -1,8 +1,7 @@
-"""A fake Copilot API: /chat/completions and /responses (FakeOpenAI), /v1/messages (FakeAnthropic), /models.
+"""A fake Copilot API: /chat/completions and /responses (FakeOpenAI), /v1/messages (FakeAnthropic), /models."""
 
-Like the real one it refuses a Copilot token without Editor-Version ("IDE auth") and tokens that are stale
-or unknown; which tokens live is decided by the fake GitHub that issued them.
-"""
+# Like the real one it refuses a Copilot token without Editor-Version ("IDE auth") and tokens that are stale
+# or unknown; which tokens live is decided by the fake GitHub that issued them.
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""A fake GitHub: device flow (pending, slow_down, pacing), /user, and the Copilot token exchange.
+"""A fake GitHub: device flow (pending, slow_down, pacing), /user, and the Copilot token exchange."""
 
-Tokens the fake Copilot API accepts are kept in `api_tokens` (shared with tests.fakes.copilot): Copilot
-tokens from the exchange while they live, and GitHub tokens of client ids whose tokens the exchange refuses
-(direct mode, like OpenCode's own app).
-"""
+# Tokens the fake Copilot API accepts are kept in `api_tokens` (shared with tests.fakes.copilot): Copilot
+# tokens from the exchange while they live, and GitHub tokens of client ids whose tokens the exchange refuses
+# (direct mode, like OpenCode's own app).
 
 from __future__ import annotations
 
