@@ -176,3 +176,20 @@ def test_list_models_with_a_stale_token_says_so(store, copilot_config, github, c
     with pytest.raises(ProviderError, match="401") as info:
         asyncio.run(run())
     assert account.access_token not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "kind", "account_wide"),
+    [
+        (401, {}, "auth", True),
+        (429, {"retry-after": "30"}, "rate_limit", True),
+        (500, {}, "server", True),
+        (400, {}, "request", False),
+        (200, {}, "ok", True),
+    ],
+)
+def test_classify(copilot_config, status: int, headers: dict, kind: str, account_wide: bool) -> None:
+    signal = CopilotProvider(copilot_config).classify(status, headers, {"error": {"message": "x"}})
+    assert (signal.kind, signal.account_wide) == (kind, account_wide)
+    if status == 429:
+        assert signal.reset_at == pytest.approx(time.time() + 30, abs=2)
