@@ -5,10 +5,11 @@ from __future__ import annotations
 from core.config import Config
 from providers.base import Provider
 from providers.claude import ClaudeProvider
+from providers.copilot import CopilotProvider
 
-# Provider classes register here as they land (claude, codex, copilot).
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
     "claude": ClaudeProvider,
+    "copilot": CopilotProvider,
 }
 
 

@@ -1,0 +1,130 @@
+"""The GitHub Copilot provider: Chat, Responses and Messages to the Copilot API as the VS Code editor profile."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from addons.sse import SSEEvent
+from core.config import Config
+from core.exceptions import ProviderError, ReauthRequired, TransientProviderError
+from providers.base import ForwardRequest, Provider, Signal, Upstream, classify_by_status
+from providers.copilot import body as bodies
+from providers.copilot import cli, headers, login, tokens
+from providers.protocol import Protocol
+from store.accounts import AccountView, TokenSet
+
+
+class CopilotProvider(Provider):
+    name = "copilot"
+    display_name = "GitHub Copilot"
+    protocols = frozenset({Protocol.CHAT, Protocol.RESPONSES, Protocol.MESSAGES})
+    # Shown in /v1/models until the registry lists the account's own models (research notes §3.6, §4.1).
+    default_models = (
+        "gpt-4.1",
+        "gpt-5-mini",
+        "gpt-5.1",
+        "claude-sonnet-4.5",
+        "claude-haiku-4.5",
+        "claude-opus-4.5",
+        "gemini-2.5-pro",
+    )
+    terms_warning = login.TERMS_WARNING
+    login = login
+    cli = cli
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._models: dict[int, tuple[float, list[dict[str, Any]]]] = {}  # account id -> (fresh until, items)
+
+    def api_base(self, account: AccountView) -> str:
+        return tokens.api_base(self.config, account.metadata)
+
+    # -- request side -------------------------------------------------------------------------
+    def prepare(self, request: ForwardRequest) -> Upstream:
+        self._check_endpoint(request.model, request.protocol)
+        body, forced_usage = bodies.shape_body(request.protocol, request.body, request.model)
+        return Upstream(
+            url=bodies.upstream_url(self.api_base(request.account), request.path),
+            headers=headers.request_headers(self.config, request.protocol, body, request.token_ref, request.headers),
+            body=body,
+            drop_headers=headers.dropped_headers(request.headers.keys()),
+            state={"forced_usage": forced_usage},
+        )
+
+    def _check_endpoint(self, model: str, protocol: Protocol) -> None:
+        """Refuse early when Copilot's own model list says the model is not served on this protocol."""
+        endpoints = self.supported_endpoints(model)
+        wanted = bodies.ENDPOINT_OF[protocol]
+        if endpoints is None or wanted in endpoints:
+            return
+        from addons.errors import Refusal  # here, not at import: the CLI loads providers without mitmproxy's HTTP types
+
+        where = ", ".join(sorted(endpoints)) or "no endpoint Kleis speaks"
+        raise Refusal(
+            400,
+            f"Copilot serves the model {model!r} on {where}, not on {wanted}; call it through the matching Kleis path",
+            code="unsupported_endpoint",
+        )
+
+    def supported_endpoints(self, model: str) -> list[str] | None:
+        """A model's supported_endpoints from any cached /models answer; None when unknown."""
+        for _, items in self._models.values():
+            for item in items:
+                if item.get("id") == model and isinstance(item.get("supported_endpoints"), list):
+                    return [e for e in item["supported_endpoints"] if isinstance(e, str)]
+        return None
+
+    # -- response side ------------------------------------------------------------------------
+    def stream_transformer(self, upstream: Upstream, protocol: Protocol) -> Callable[[SSEEvent], bytes | None] | None:
+        if protocol is Protocol.CHAT and (upstream.state or {}).get("forced_usage"):
+            return bodies.usage_chunk_remover()
+        return None
+
+    def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
+        if status == 401:
+            return Signal("auth", "Copilot rejected the token (401); it is renewed before the next request")
+        return classify_by_status(status, headers)
+
+    # -- credentials ----------------------------------------------------------------------------
+    def needs_refresh(self, account: AccountView, now: float | None = None) -> bool:
+        """Exchange mode: renew before `refresh_in` runs out. Direct mode (no expiry): never by time."""
+        if account.expires_at is None:
+            return False
+        now = time.time() if now is None else now
+        refresh_at = account.metadata.get("refresh_at")
+        if isinstance(refresh_at, (int, float)) and not isinstance(refresh_at, bool):
+            return now >= refresh_at
+        return super().needs_refresh(account, now)
+
+    async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
+        if not account.refresh_token:
+            raise ReauthRequired("no GitHub token is stored for this account")
+        return await tokens.renew(self.config, account.refresh_token, http)
+
+    async def list_models(self, account: AccountView, http: httpx.AsyncClient) -> list[dict[str, Any]] | None:
+        """The account's usable Copilot models (GET <api>/models), cached for KLEIS_MODELS_TTL seconds."""
+        now = time.time()
+        cached = self._models.get(account.id)
+        if cached is not None and cached[0] > now:
+            return list(cached[1])
+        response = await http.get(
+            self.api_base(account) + "/models",
+            headers={"Authorization": f"Bearer {account.access_token or ''}", "Accept": "application/json", **headers.editor_headers(self.config)},
+        )
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientProviderError(f"Copilot /models answered {response.status_code}", status=response.status_code)
+        if response.status_code != 200:
+            raise ProviderError(f"Copilot /models answered {response.status_code}", status=response.status_code)
+        try:
+            data = response.json().get("data")
+        except (ValueError, AttributeError):
+            data = None
+        if not isinstance(data, list):
+            raise TransientProviderError("Copilot /models answered without a data list")
+        items = [item for item in data if bodies.usable_model(item)]
+        self._models[account.id] = (now + self.config.models_ttl, items)
+        return list(items)

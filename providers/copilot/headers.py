@@ -1,0 +1,149 @@
+"""Copilot request headers as pure functions: the editor profile, X-Initiator, vision, and client headers to drop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from core.config import Config
+from providers.protocol import Protocol
+
+COPILOT_INTEGRATION_ID = "vscode-chat"
+OPENAI_INTENT = "conversation-edits"
+GITHUB_API_VERSION = "2025-04-01"  # sent to the GitHub API (token exchange), as copilot-api does
+
+# The only Anthropic beta Copilot's /v1/messages is known to accept (research notes §3.6).
+ALLOWED_ANTHROPIC_BETAS = ("interleaved-thinking-2025-05-14",)
+
+# OpenCode moves images returned by a tool into a user message with one of these texts (two OpenCode
+# versions); such a message is the agent's doing, not a user turn.
+SYNTHETIC_ATTACHMENT_TEXTS = ("Attached image(s) from tool result:", "Attached media from tool result:")
+
+# Client headers that never reach Copilot: the caller's credentials, SDK fingerprints that would contradict the
+# editor profile, and the headers Kleis decides itself (a client cannot choose its own billing class).
+DROPPED_CLIENT_HEADERS = (
+    "authorization", "x-api-key", "api-key", "proxy-authorization", "cookie",
+    "openai-organization", "openai-project", "anthropic-beta",
+    "x-initiator", "copilot-vision-request", "openai-intent", "copilot-integration-id",
+    "editor-version", "editor-plugin-version", "user-agent",
+)
+DROPPED_CLIENT_PREFIXES = ("x-stainless-",)
+
+
+def plugin_version(config: Config) -> str:
+    """'0.35.0' from the Editor-Plugin-Version 'copilot-chat/0.35.0'."""
+    return config.copilot_plugin_version.rpartition("/")[2] or config.copilot_plugin_version
+
+
+def editor_headers(config: Config) -> dict[str, str]:
+    """The one editor profile Kleis presents: VS Code with Copilot Chat, versions from the configuration."""
+    return {
+        "Editor-Version": config.copilot_editor_version,
+        "Editor-Plugin-Version": config.copilot_plugin_version,
+        "Copilot-Integration-Id": COPILOT_INTEGRATION_ID,
+        "User-Agent": f"GitHubCopilotChat/{plugin_version(config)}",
+    }
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    return [part for part in content if isinstance(part, dict)] if isinstance(content, list) else []
+
+
+def _last(items: Any) -> Any:
+    return items[-1] if isinstance(items, list) and items else None
+
+
+def is_synthetic_attachment(message: Any) -> bool:
+    """A user message OpenCode made to carry a tool's images (see SYNTHETIC_ATTACHMENT_TEXTS)."""
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return False
+    content = message.get("content")
+    if isinstance(content, str):
+        return content.strip() in SYNTHETIC_ATTACHMENT_TEXTS
+    return any(
+        part.get("type") in ("text", "input_text") and str(part.get("text", "")).strip() in SYNTHETIC_ATTACHMENT_TEXTS
+        for part in _parts(content)
+    )
+
+
+def is_user_turn(protocol: Protocol, body: Mapping[str, Any]) -> bool:
+    """Whether the request answers a turn a person wrote (X-Initiator: user) rather than the agent's own loop."""
+    if protocol is Protocol.CHAT:
+        last = _last(body.get("messages"))
+        return isinstance(last, dict) and last.get("role") == "user" and not is_synthetic_attachment(last)
+    if protocol is Protocol.RESPONSES:
+        given = body.get("input")
+        if isinstance(given, str):
+            return True  # a plain string input is the user's message
+        last = _last(given)
+        return (
+            isinstance(last, dict)
+            and last.get("role") == "user"
+            and last.get("type", "message") == "message"
+            and not is_synthetic_attachment(last)
+        )
+    last = _last(body.get("messages"))
+    if not isinstance(last, dict) or last.get("role") != "user" or is_synthetic_attachment(last):
+        return False
+    content = last.get("content")
+    if isinstance(content, str):
+        return True  # one text part
+    return any(part.get("type") != "tool_result" for part in _parts(content))
+
+
+def initiator(protocol: Protocol, body: Mapping[str, Any]) -> str:
+    return "user" if is_user_turn(protocol, body) else "agent"
+
+
+def has_image(protocol: Protocol, body: Mapping[str, Any]) -> bool:
+    """Whether any message carries an image (Copilot-Vision-Request: true)."""
+    if protocol is Protocol.CHAT:
+        return any(
+            part.get("type") == "image_url"
+            for message in body.get("messages") or [] if isinstance(message, dict)
+            for part in _parts(message.get("content"))
+        )
+    if protocol is Protocol.RESPONSES:
+        given = body.get("input")
+        items = [item for item in given if isinstance(item, dict)] if isinstance(given, list) else []
+        return any(
+            item.get("type") == "input_image"
+            or any(part.get("type") == "input_image" for part in _parts(item.get("content")) + _parts(item.get("output")))
+            for item in items
+        )
+    return any(
+        part.get("type") == "image"
+        or (part.get("type") == "tool_result" and any(inner.get("type") == "image" for inner in _parts(part.get("content"))))
+        for message in body.get("messages") or [] if isinstance(message, dict)
+        for part in _parts(message.get("content"))
+    )
+
+
+def allowed_betas(client_value: str | None) -> str | None:
+    """The client's anthropic-beta values Copilot accepts, or None when none remain."""
+    wanted = [value.strip() for value in (client_value or "").split(",") if value.strip()]
+    kept = [value for value in wanted if value in ALLOWED_ANTHROPIC_BETAS]
+    return ",".join(dict.fromkeys(kept)) or None
+
+
+def request_headers(config: Config, protocol: Protocol, body: Mapping[str, Any], token_ref: str, client: Mapping[str, str]) -> dict[str, str]:
+    """Every header Kleis sets on a request to the Copilot API."""
+    headers = {
+        "Authorization": f"Bearer {token_ref}",
+        **editor_headers(config),
+        "Openai-Intent": OPENAI_INTENT,
+        "X-Initiator": initiator(protocol, body),
+    }
+    if has_image(protocol, body):
+        headers["Copilot-Vision-Request"] = "true"
+    if protocol is Protocol.MESSAGES:
+        betas = allowed_betas(next((v for k, v in client.items() if k.lower() == "anthropic-beta"), None))
+        if betas:
+            headers["anthropic-beta"] = betas
+    return headers
+
+
+def dropped_headers(client_names: Iterable[str]) -> tuple[str, ...]:
+    """Lower-cased names of the client's headers that must not travel to Copilot (those Kleis sets are replaced)."""
+    names = {name.lower() for name in client_names}
+    return tuple(sorted(n for n in names if n in DROPPED_CLIENT_HEADERS or n.startswith(DROPPED_CLIENT_PREFIXES)))

@@ -1,0 +1,225 @@
+"""Copilot end to end: the official SDKs through a real Kleis listener to the fake Copilot API and fake GitHub."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from core.config import Config
+from providers.copilot import CopilotProvider, login
+from store import keys
+from store.models import Account
+from tests.copilot_fixtures import account_view, copilot_api, copilot_config, github  # noqa: F401
+from tests.fakes.copilot import MISSING_EDITOR_VERSION, FakeCopilot
+from tests.fakes.github import OPENCODE_CLIENT_ID, FakeGitHub
+
+PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+
+
+class UsageSpy:
+    """Stands in for the usage recorder: keeps what Kleis read from each finished request."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, Any]] = []
+
+    def record(self, ctx, now: float) -> None:  # type: ignore[no-untyped-def]
+        self.records.append((ctx.status, ctx.usage.usage if ctx.usage is not None else None))
+
+    def wait(self, count: int, timeout: float = 3.0) -> list[tuple[int, Any]]:
+        deadline = time.time() + timeout
+        while len(self.records) < count and time.time() < deadline:
+            time.sleep(0.02)
+        return self.records
+
+
+@dataclasses.dataclass
+class Live:
+    url: str
+    key: str
+    provider: CopilotProvider
+    usage: UsageSpy
+    account_id: int
+
+    def openai(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0)
+
+    def anthropic(self) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.url, auth_token=self.key, api_key=None, max_retries=0)
+
+
+@pytest.fixture
+def start(store, run_proxy, github: FakeGitHub):  # type: ignore[no-untyped-def]
+    """Import an account (token exchange against the fake GitHub), then start Kleis with the Copilot provider."""
+
+    def launch(config: Config, client_id: str | None = None) -> Live:
+        config = config.replace(copilot_client_id=client_id) if client_id else config
+        token = github.seed_github_token(client_id=client_id) if client_id else github.seed_github_token()
+        account_id = login.import_credentials(store, config, github_token=token).account_id
+        _, key = keys.create_key("copilot-tests")
+        provider, usage = CopilotProvider(config), UsageSpy()
+        proxy = run_proxy(config, {"copilot": provider}, {"usage": usage})
+        return Live(proxy.url, key, provider, usage, account_id)
+
+    return launch
+
+
+def test_the_fake_refuses_what_copilot_refuses(store, copilot_config, github, copilot_api: FakeCopilot) -> None:
+    """The rules the end-to-end tests lean on: no Editor-Version, or a stale Copilot token, is refused."""
+    account = account_view(store, login.import_credentials(store, copilot_config, github_token=github.seed_github_token()).account_id)
+    body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+    bare = httpx.post(f"{copilot_api.url}/chat/completions", json=body, headers={"authorization": f"Bearer {account.access_token}"})
+    assert bare.status_code == 400 and bare.json()["error"]["message"] == MISSING_EDITOR_VERSION
+    good = httpx.post(f"{copilot_api.url}/chat/completions", json=body, headers={"authorization": f"Bearer {account.access_token}", "editor-version": "vscode/1.107.0"})
+    assert good.status_code == 200
+    github.expire_copilot_tokens()
+    stale = httpx.post(f"{copilot_api.url}/chat/completions", json=body, headers={"authorization": f"Bearer {account.access_token}", "editor-version": "vscode/1.107.0"})
+    assert stale.status_code == 401 and "token expired" in stale.text
+
+
+def test_openai_sdk_streams_chat_through_kleis(start, store, copilot_config, github, copilot_api) -> None:
+    live = start(copilot_config)
+    account = account_view(store, live.account_id)
+    chunks = list(live.openai().chat.completions.create(
+        model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True,
+    ))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hi there"
+    assert all(c.choices for c in chunks)  # Kleis asked for usage, so the usage-only chunk stays with Kleis
+
+    seen = copilot_api.last("/chat/completions")
+    assert seen.headers["authorization"] == f"Bearer {account.access_token}"
+    assert seen.headers["editor-version"] == "vscode/1.107.0" and seen.headers["editor-plugin-version"] == "copilot-chat/0.35.0"
+    assert seen.headers["copilot-integration-id"] == "vscode-chat" and seen.headers["user-agent"] == "GitHubCopilotChat/0.35.0"
+    assert seen.headers["openai-intent"] == "conversation-edits" and seen.headers["x-initiator"] == "user"
+    assert "copilot-vision-request" not in seen.headers and not any(h.startswith("x-stainless") for h in seen.headers)
+    assert live.key not in str(seen.headers) and "kleis-secret-ref" not in str(seen.headers)
+    assert seen.json["model"] == "gpt-4.1" and seen.json["stream_options"] == {"include_usage": True}
+
+    status, usage = live.usage.wait(1)[0]
+    assert status == 200 and (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (20, 30, 9)
+
+
+def test_usage_chunk_reaches_a_client_that_asked_for_it(start, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    chunks = list(live.openai().chat.completions.create(
+        model="copilot/gpt-4.1", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "read", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"}],
+    ))
+    assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == 50
+    assert copilot_api.last("/chat/completions").headers["x-initiator"] == "agent"
+
+
+def test_a_stale_copilot_token_is_renewed_after_the_401(start, store, copilot_config, github, copilot_api) -> None:
+    live = start(copilot_config)
+    before = account_view(store, live.account_id)
+    github.expire_copilot_tokens()  # Copilot now refuses the token, though its expires_at is far away
+    client = live.openai()
+    with pytest.raises(openai.AuthenticationError, match="token expired"):
+        client.chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    answer = client.chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "Hi there"
+    after = account_view(store, live.account_id)
+    assert after.access_token != before.access_token and after.refresh_token == before.refresh_token
+    assert copilot_api.last("/chat/completions").headers["authorization"] == f"Bearer {after.access_token}"
+    assert Account.get_by_id(live.account_id).status == "active"
+
+
+def test_a_token_due_for_renewal_is_renewed_before_the_request(start, store, copilot_config, github, copilot_api) -> None:
+    github.refresh_in = 1  # the exchange asks to be renewed after a second
+    live = start(copilot_config)
+    time.sleep(1.1)
+    github.expire_copilot_tokens()
+    chunks = list(live.openai().chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hi there"
+    assert github.exchanges == 2 and len(copilot_api.received("/chat/completions")) == 1
+
+
+def test_anthropic_sdk_messages_with_a_copilot_claude_model(start, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    client = live.anthropic()
+    with client.messages.stream(
+        model="copilot/claude-sonnet-4.5", max_tokens=64, messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"},
+    ) as stream:
+        text = "".join(stream.text_stream)
+    assert text == "Hello from fake Claude"
+    seen = copilot_api.last("/v1/messages")
+    assert seen.json["model"] == "claude-sonnet-4.5" and seen.headers["x-initiator"] == "user"
+    assert seen.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14" and seen.headers["editor-version"]
+    status, usage = live.usage.wait(1)[0]
+    assert status == 200 and (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (12, 100, 7)
+
+    message = client.messages.create(model="copilot/claude-sonnet-4.5", max_tokens=64, messages=[
+        {"role": "user", "content": "take a screenshot"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "screenshot", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "image", "source": PNG}]}]},
+    ])
+    assert message.content[0].text == "Hello from fake Claude"
+    seen = copilot_api.last("/v1/messages")
+    assert seen.headers["x-initiator"] == "agent" and seen.headers["copilot-vision-request"] == "true"
+    assert "anthropic-beta" not in seen.headers
+
+
+def test_openai_sdk_responses_stream(start, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    events = list(live.openai().responses.create(model="copilot/gpt-5-mini", input="hi", stream=True))
+    assert events[-1].type == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Hi there"
+    seen = copilot_api.last("/responses")
+    assert seen.json["model"] == "gpt-5-mini" and seen.headers["x-initiator"] == "user"
+
+
+def test_a_configured_api_base_wins_over_endpoints_api(start, copilot_config, github, copilot_api) -> None:
+    github.api_url = None  # the exchange now names a path the fake does not serve
+    live = start(copilot_config.replace(copilot_api_base=copilot_api.url))
+    answer = live.openai().chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "Hi there" and copilot_api.received("/chat/completions")
+
+
+def test_direct_mode_end_to_end(start, store, copilot_config, github, copilot_api) -> None:
+    live = start(copilot_config.replace(copilot_api_base=copilot_api.url), client_id=OPENCODE_CLIENT_ID)
+    account = account_view(store, live.account_id)
+    answer = live.openai().chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "Hi there"
+    assert copilot_api.last("/chat/completions").headers["authorization"] == f"Bearer {account.refresh_token}"
+
+
+def test_a_dead_github_token_turns_into_needs_reauth(start, store, copilot_config, github, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    live = start(copilot_config)
+    account = account_view(store, live.account_id)
+    github.revoke(account.refresh_token)  # also kills the Copilot token made from it
+    client = live.openai()
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == 503 and "needs a new login" in str(info.value)
+    row = Account.get_by_id(live.account_id)
+    assert row.status == "needs_reauth" and "401" in row.status_reason
+    logged = caplog.text
+    assert "refresh" in logged  # the lifecycle did log about it ...
+    for secret in [account.refresh_token, account.access_token, live.key]:
+        assert secret not in logged and secret not in row.status_reason  # ... but never a token
+
+
+def test_a_model_on_the_wrong_endpoint_is_refused_once_models_are_known(start, store, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+
+    async def load() -> list:
+        async with httpx.AsyncClient() as http:
+            return await live.provider.list_models(account_view(store, live.account_id), http)
+
+    assert "gpt-5.1-codex" in [m["id"] for m in asyncio.run(load())]
+    with pytest.raises(openai.BadRequestError, match="on /responses, not on /chat/completions"):
+        live.openai().chat.completions.create(model="copilot/gpt-5.1-codex", messages=[{"role": "user", "content": "hi"}])
+    assert copilot_api.received("/chat/completions") == []
