@@ -105,7 +105,7 @@ def upsert_account(
             row = Account(provider=provider, identity=identity, created_at=now)
             row.is_primary = not Account.select().where(Account.provider == provider).exists()
         row.email = email or row.email
-        row.label = label or row.label or ""
+        row.label = row.label or label or ""  # a label the operator set survives a new login
         row.access_token = cipher.encrypt_optional(tokens.access_token)
         if tokens.refresh_token is not None:
             row.refresh_token = cipher.encrypt(tokens.refresh_token)

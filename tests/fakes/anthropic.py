@@ -20,7 +20,7 @@ class FakeAnthropic(FakeServer):
 
     def __init__(self, valid_tokens: set[str] | None = None, prefix: str = "") -> None:
         super().__init__()
-        self.valid_tokens = valid_tokens if valid_tokens is not None else set()
+        self.valid_tokens = valid_tokens  # None: any bearer token is accepted
         self.usage = {"input_tokens": 12, "cache_creation_input_tokens": 20, "cache_read_input_tokens": 100, "output_tokens": 7}
         self.text_chunks = ["Hello", " from", " fake", " Claude"]
         self.stream_delay = 0.0

@@ -20,7 +20,7 @@ class FakeOpenAI(FakeServer):
 
     def __init__(self, valid_tokens: set[str] | None = None, prefix: str = "/v1") -> None:
         super().__init__()
-        self.valid_tokens = valid_tokens if valid_tokens is not None else set()
+        self.valid_tokens = valid_tokens  # None: any bearer token is accepted
         self.chat_usage = {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59,
                            "prompt_tokens_details": {"cached_tokens": 30}, "completion_tokens_details": {"reasoning_tokens": 4}}
         self.responses_usage = {"input_tokens": 80, "input_tokens_details": {"cached_tokens": 64}, "output_tokens": 15,
