@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from core.config import Config
 from providers.base import Provider
+from providers.codex import CodexProvider
 
 # Provider classes register here as they land (claude, codex, copilot).
-PROVIDER_CLASSES: dict[str, type[Provider]] = {}
+PROVIDER_CLASSES: dict[str, type[Provider]] = {
+    "codex": CodexProvider,
+}
 
 
 def provider_map(config: Config) -> dict[str, Provider]:
