@@ -26,6 +26,9 @@ REJECTED_PARAMETERS = (
 )
 
 
+EMPTY_PART = {"type": "output_text", "text": "", "annotations": []}
+
+
 def detail(status: int, message: str) -> Reply:
     return Reply(status, {"detail": message})
 
@@ -129,7 +132,9 @@ class FakeCodex(FakeServer):
             call = {"type": "function_call", "id": f"fc_codex{next(_ids)}", "call_id": "call_1", "name": "read_file",
                     "arguments": '{"path":"README.md"}', "status": "completed"}
             items = [reasoning, message, call]
-            out += [event("response.output_item.added", output_index=i, item=dict(item, status="in_progress")) for i, item in enumerate(items)]
+            out += [event("response.output_item.added", output_index=i, item=dict(item, status="in_progress", **({"content": []} if item is message else {})))
+                    for i, item in enumerate(items)]
+            out.append(event("response.content_part.added", item_id=message["id"], output_index=1, content_index=0, part=EMPTY_PART))
             out.append(event("response.output_text.delta", item_id=message["id"], output_index=1, content_index=0, delta=self.text_chunks[0]))
             out.append(event("response.function_call_arguments.delta", item_id=call["id"], output_index=2, delta=call["arguments"]))
             out += [event("response.output_text.delta", item_id=message["id"], output_index=1, content_index=0, delta=c) for c in self.text_chunks[1:]]
@@ -137,6 +142,7 @@ class FakeCodex(FakeServer):
         else:
             items = [message]
             out.append(event("response.output_item.added", output_index=0, item=dict(message, status="in_progress", content=[])))
+            out.append(event("response.content_part.added", item_id=message["id"], output_index=0, content_index=0, part=EMPTY_PART))
             out += [event("response.output_text.delta", item_id=message["id"], output_index=0, content_index=0, delta=c) for c in self.text_chunks]
             if plan.error is not None:
                 if plan.error_style == "bare":
@@ -144,6 +150,8 @@ class FakeCodex(FakeServer):
                 else:
                     out.append(event("error", code=plan.error.get("code"), message=plan.error.get("message"), param=None))
                 return out
+            out.append(event("response.output_text.done", item_id=message["id"], output_index=0, content_index=0, text="".join(self.text_chunks)))
+            out.append(event("response.content_part.done", item_id=message["id"], output_index=0, content_index=0, part=message["content"][0]))
             out.append(event("response.output_item.done", output_index=0, item=message))
         if plan.failed is not None:
             failed = self.response_object(body, response_id, "failed", [], None)
