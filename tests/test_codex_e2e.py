@@ -167,7 +167,8 @@ def test_codex_cli_shape_through_a_custom_model_provider(kleis: Setup) -> None:
         text = "".join(response.iter_text())
     assert "event: response.completed" in text and '"delta":"Hi"' in text
     seen = kleis.codex.last(ENDPOINT)
-    assert seen.headers["session-id"] == session and "session_id" not in seen.headers
+    assert seen.headers["session-id"] == session and "session_id" not in seen.headers and "version" not in seen.headers
+    assert seen.headers["conversation_id"] == session and seen.headers["openai-beta"] == "responses=experimental"  # passed as sent
     assert seen.headers["user-agent"].startswith("codex_cli_rs/0.146.0") and seen.headers["chatgpt-account-id"] == "acc-1111-aaaa"
     assert seen.json["instructions"] == "" and seen.json["prompt_cache_key"] == session
     assert seen.json["tools"] == body["tools"] and seen.json["parallel_tool_calls"] is False and seen.json["input"] == body["input"]

@@ -72,7 +72,18 @@ def test_a_bare_error_object_becomes_an_error_event_and_a_failed_response() -> N
     failed = tail[1].json()["response"]
     assert failed["status"] == "failed" and failed["error"] == {"code": "server_is_overloaded", "message": "Our servers are busy"}
     assert failed["id"] == state.response_id
-    assert state.error_label == "upstream_stream_error:server_is_overloaded"
+    assert state.error_label == "upstream_stream_error:server_is_overloaded" and state.signal.kind == "overloaded"
+
+
+def test_a_usage_limit_inside_the_stream_is_a_rate_limit_signal() -> None:
+    _, state = run(fake(error={"type": "usage_limit_reached", "message": "limit", "resets_at": 1_900_000_000}))
+    assert state.signal.kind == "rate_limit" and state.signal.reset_at == 1_900_000_000
+
+
+def test_a_null_error_field_is_not_an_error() -> None:
+    raw = [b'data: {"type":"codex.rate_limits","error":null}\n\n', b'data: {"error":null,"note":"x"}\n\n']
+    out, state = run(raw)
+    assert out == b"".join(raw) and state.error is None and state.signal is None
 
 
 def test_a_responses_error_event_gains_the_error_object() -> None:

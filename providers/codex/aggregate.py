@@ -53,7 +53,7 @@ def summarise(events: list[SSEEvent]) -> StreamSummary:
             summary.response = response
         elif kind == "response.output_item.done" and isinstance(data.get("item"), dict):
             summary.items.append((_index(data.get("output_index"), arrival), arrival, data["item"]))
-        elif kind == "response.failed" or kind == "error" or (not str(kind or "").startswith("response.") and "error" in data):
+        elif kind == "response.failed" or kind == "error" or (not str(kind or "").startswith("response.") and data.get("error")):
             summary.error = summary.error or error_object(data) or {"code": "response_failed"}
     return summary
 

@@ -106,12 +106,10 @@ def _read_lines(into: queue.Queue[str]) -> None:
             into.put(line.strip())
 
 
-def browser_login(
-    store: Store, config: Config, timeout: float, label: str, *, listen: bool = True, interactive: Callable[[], bool] | None = None
-) -> LoginResult:
+def browser_login(store: Store, config: Config, timeout: float, label: str, *, listen: bool = True) -> LoginResult:
     start = login.start_login(store, config, label=label)
     _announce(start)
-    if not (interactive or sys.stdin.isatty)():
+    if not sys.stdin.isatty():  # the login stays in the store: a later --callback-url run completes it
         raise InvalidInput(NOT_INTERACTIVE)
     answers: queue.Queue[str] = queue.Queue()
     listener = CallbackListener(answers.put) if listen else None

@@ -25,6 +25,7 @@ DROPPED_CLIENT_HEADERS = (
     "api-key",
     "chatgpt-account-id",
     "session_id",
+    "version",  # Codex CLI's own version: Kleis presents codex_client_version in the user-agent instead
     "openai-organization",
     "openai-project",
     RESIDENCY_HEADER,

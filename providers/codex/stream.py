@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from addons.sse import SSEEvent, format_event
-from providers.codex.errors import code_of, error_object
+from providers.base import Signal
+from providers.codex.errors import classify, code_of, error_object
 
-# Events that pass without even a look at their data (the hot path): everything response.* but these two.
+# Events that pass without even a look at their data (the hot path): every response.* event but these.
 _INSPECTED = frozenset({"response.failed", "response.done", "response.created"})
 
 
@@ -32,6 +33,11 @@ class CodexState:
         if self.error is None:
             return ""
         return f"upstream_stream_error:{code_of(self.error) or 'error'}"
+
+    @property
+    def signal(self) -> Signal | None:
+        """What the in-stream error says about the account (a limit, an overload), as classify would for a status."""
+        return classify(200, {}, {"error": self.error}) if self.error is not None else None
 
     def note_error(self, error: dict[str, Any]) -> None:
         if self.error is None:
@@ -87,7 +93,7 @@ def make_transformer(state: CodexState) -> Callable[[SSEEvent], bytes | None]:
         if kind == "response.failed":  # already a Responses event clients handle: pass it, remember the error
             state.note_error(error_object(data) or {"code": "response_failed"})
             return None
-        if kind == "error" or (not str(kind or "").startswith("response.") and "error" in data):
+        if kind == "error" or (not str(kind or "").startswith("response.") and data.get("error")):
             error = error_object(data)
             if error is not None:
                 state.note_error(error)
