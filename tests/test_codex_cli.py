@@ -15,7 +15,6 @@ import pytest
 
 from tests.conftest import LOOPBACK_ENV
 from tests.fakes.codex_auth import FakeCodexAuth
-from tests.test_codex_login import codex_cli_file, consent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +48,7 @@ def test_browser_login_prints_the_url_then_completes_with_callback_url(kleis, au
     assert first.stderr.startswith("kleis: error: --callback-url is required")
     url = re.search(r"^(http://\S+/oauth/authorize\?\S+)$", first.stdout, re.M)
     assert url is not None and "OpenAI's terms" in first.stdout
-    landed = consent(auth, url.group(1))
+    landed = auth.consent(url.group(1))
     done = kleis("accounts", "login", "codex", "--callback-url", landed, "--label", "laptop")
     assert done.returncode == 0, done.stderr
     assert "codex account 1 (alice@example.test) added" in done.stdout
@@ -96,7 +95,7 @@ def test_import_both_formats_and_refusals(kleis, auth, tmp_path: Path) -> None:
     assert refused.returncode == 1 and "tokens.refresh_token" in refused.stderr and "SECRET" not in refused.stderr
     assert accounts(kleis) == []
     good = tmp_path / "auth.json"
-    good.write_text(json.dumps(codex_cli_file(auth)))
+    good.write_text(json.dumps(auth.codex_cli_auth_json()))
     imported = kleis("accounts", "import", "codex", "--file", str(good))
     assert imported.returncode == 0 and "added" in imported.stdout, imported.stderr
     opencode = tmp_path / "opencode.json"
@@ -125,8 +124,8 @@ def test_interactive_paste_with_a_retry_after_a_wrong_address(tmp_path: Path, au
             lines.append(process.stdout.readline())
             assert lines[-1], "kleis ended before printing the URL"
         url = lines[-1].strip()
-        os.write(controller, (consent(auth, url, state="not-this-login") + "\n").encode())
-        os.write(controller, (consent(auth, url) + "\n").encode())
+        os.write(controller, (auth.consent(url, state="not-this-login") + "\n").encode())
+        os.write(controller, (auth.consent(url) + "\n").encode())
         out, err = process.communicate(timeout=30)
     finally:
         os.close(controller)

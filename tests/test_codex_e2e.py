@@ -23,7 +23,6 @@ from addons.server import ProxyThread
 from store.db import Store, bump, counters
 from tests.fakes.codex import FakeCodex
 from tests.fakes.codex_auth import FakeCodexAuth
-from tests.test_codex_login import consent
 
 ENDPOINT = "/backend-api/codex/responses"
 
@@ -61,7 +60,7 @@ def fakes() -> Iterator[tuple[FakeCodexAuth, FakeCodex]]:
 
 def logged_in(store, cfg, auth: FakeCodexAuth) -> None:  # type: ignore[no-untyped-def]
     start = login.start_login(store, cfg)
-    login.complete_login(store, cfg, start.flow_id, {"callback_url": consent(auth, start.authorize_url)})
+    login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
     assert latest_state("codex") is None
 
 
@@ -186,3 +185,37 @@ def test_an_expired_token_is_refreshed_before_forwarding(store, kleis: Setup) ->
     assert len(kleis.auth.used_refresh - before) == 1  # the refresh token rotated once
     fresh = load_views(store.cipher)[0]
     assert kleis.codex.last(ENDPOINT).headers["authorization"] == f"Bearer {fresh.access_token}" and fresh.refresh_token in kleis.auth.live_refresh
+
+
+GOOD = {"model": "gpt-5.4", "instructions": "", "input": [], "store": False, "stream": True}
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"max_output_tokens": 10}, 400, "Unsupported parameter: max_output_tokens"),
+        ({"instructions": None}, 400, "Instructions are required"),
+        ({"input": "hi"}, 400, "Input must be a list"),
+        ({"store": True}, 400, "Store must be set to false"),
+        ({"stream": False}, 400, "Stream must be set to true"),
+        ({"input": [{"role": "system", "content": "x"}]}, 400, "System messages are not allowed"),
+        ({"service_tier": "flex"}, 400, "Unsupported service_tier: flex"),
+    ],
+)
+def test_the_fake_backend_refuses_what_the_real_one_refuses(fakes, change: dict, status: int, message: str) -> None:
+    """Direct calls (no Kleis): the rules the end-to-end tests rely on are really enforced."""
+    auth, codex = fakes
+    access, _ = auth.seed()
+    headers = {"authorization": f"Bearer {access}", "chatgpt-account-id": auth.account.account_id}
+    assert httpx.post(f"{codex.base}/responses", json=GOOD, headers=headers).status_code == 200
+    refused = httpx.post(f"{codex.base}/responses", json={**GOOD, **change}, headers=headers)
+    assert (refused.status_code, refused.json()) == (status, {"detail": message})
+
+
+def test_the_fake_backend_wants_the_token_and_its_account_id(fakes) -> None:
+    auth, codex = fakes
+    access, _ = auth.seed()
+    headers = {"authorization": f"Bearer {access}", "chatgpt-account-id": auth.account.account_id}
+    assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={"authorization": headers["authorization"]}).status_code == 400
+    assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={**headers, "chatgpt-account-id": "other"}).status_code == 403
+    assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={**headers, "authorization": "Bearer forged"}).status_code == 401

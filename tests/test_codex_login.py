@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -32,13 +32,6 @@ def cfg(config, auth):  # type: ignore[no-untyped-def]
     return config.replace(codex_auth_base=auth.url)
 
 
-def consent(auth: FakeCodexAuth, authorize_url: str, state: str | None = None) -> str:
-    """What the browser does: the user signs in, the page redirects to localhost:1455 with code and state."""
-    query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
-    code = auth.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query["client_id"])
-    return f"{query['redirect_uri']}?{urlencode({'code': code, 'scope': query['scope'], 'state': state or query['state']})}"
-
-
 # -- browser flow ---------------------------------------------------------------------------------
 
 def test_authorize_url_has_every_parameter(store, cfg, auth) -> None:
@@ -58,7 +51,7 @@ def test_authorize_url_has_every_parameter(store, cfg, auth) -> None:
 
 def test_pasted_callback_logs_in_with_pkce_and_stores_the_account(store, cfg, auth) -> None:
     start = login.start_login(store, cfg, label="work")
-    result = login.complete_login(store, cfg, start.flow_id, {"callback_url": consent(auth, start.authorize_url)})
+    result = login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
     assert result.status == "done" and result.created and "alice@example.test" in result.message
     exchange = auth.last("/oauth/token")
     assert exchange.headers["content-type"].startswith("application/x-www-form-urlencoded")
@@ -76,7 +69,7 @@ def test_pasted_callback_logs_in_with_pkce_and_stores_the_account(store, cfg, au
 def test_a_code_for_another_pkce_challenge_is_refused(store, cfg, auth) -> None:
     start = login.start_login(store, cfg)
     other = login.start_login(store, cfg)  # its challenge belongs to another verifier
-    stolen = consent(auth, other.authorize_url, state=start.flow_id)
+    stolen = auth.consent(other.authorize_url, state=start.flow_id)
     with pytest.raises(ProviderError, match="PKCE verification failed") as caught:
         login.complete_login(store, cfg, start.flow_id, {"callback_url": stolen})
     assert "code=" not in str(caught.value) and Account.select().count() == 0
@@ -84,7 +77,7 @@ def test_a_code_for_another_pkce_challenge_is_refused(store, cfg, auth) -> None:
 
 def test_a_state_mismatch_is_refused_before_any_exchange(store, cfg, auth) -> None:
     start = login.start_login(store, cfg)
-    forged = consent(auth, start.authorize_url, state="forged-state")
+    forged = auth.consent(start.authorize_url, state="forged-state")
     with pytest.raises(InvalidInput, match="does not match"):
         login.complete_login(store, cfg, start.flow_id, {"callback_url": forged})
     assert auth.received("/oauth/token") == [] and Account.select().count() == 0
@@ -98,17 +91,17 @@ def test_unknown_and_expired_logins_and_empty_answers(store, cfg, auth) -> None:
         login.complete_login(store, cfg, start.flow_id, {})
     OAuthState.update(expires_at=time.time() - 1).where(OAuthState.state == start.flow_id).execute()
     with pytest.raises(InvalidInput, match="expired"):
-        login.complete_login(store, cfg, start.flow_id, {"callback_url": consent(auth, start.authorize_url)})
+        login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
 
 
 def test_the_same_account_twice_updates_one_row_and_another_adds_one(store, cfg, auth) -> None:
     for _ in range(2):
         start = login.start_login(store, cfg)
-        result = login.complete_login(store, cfg, start.flow_id, {"callback_url": consent(auth, start.authorize_url)})
+        result = login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
     assert not result.created and Account.select().count() == 1 and Account.get().token_version == 2
     auth.account = ChatGPTAccount("acc-1111-aaaa", "user-bob", "bob@example.test", "team")  # same workspace, another member
     start = login.start_login(store, cfg)
-    assert login.complete_login(store, cfg, start.flow_id, {"callback_url": consent(auth, start.authorize_url)}).created
+    assert login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)}).created
     assert sorted(a.identity for a in Account.select()) == ["acc-1111-aaaa:user-alice", "acc-1111-aaaa:user-bob"]
 
 
@@ -117,7 +110,7 @@ def test_tokens_naming_no_account_are_refused(store, cfg, auth) -> None:
     auth.account.auth_claims = lambda: {}  # type: ignore[method-assign]
     start = login.start_login(store, cfg)
     with pytest.raises(ProviderError, match="no chatgpt_account_id"):
-        login.complete_login(store, cfg, start.flow_id, {"callback_url": consent(auth, start.authorize_url)})
+        login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
     assert Account.select().count() == 0
 
 
@@ -129,7 +122,7 @@ def test_the_local_listener_catches_the_callback(store, cfg, auth) -> None:
     assert listener.start()
     try:
         start = login.start_login(store, cfg)
-        pasted = consent(auth, start.authorize_url)
+        pasted = auth.consent(start.authorize_url)
         page = httpx.get(pasted.replace("localhost:1455", f"127.0.0.1:{listener.port}"))
         assert page.status_code == 200 and "close this tab" in page.text
         assert httpx.get(f"http://127.0.0.1:{listener.port}/favicon.ico").status_code == 404
@@ -203,12 +196,6 @@ def test_device_flow_not_enabled(store, cfg, auth) -> None:
 
 # -- import -------------------------------------------------------------------------------------------
 
-def codex_cli_file(auth: FakeCodexAuth) -> dict:
-    access, refresh = auth.seed()
-    return {"OPENAI_API_KEY": None, "tokens": {"id_token": auth.account.id_token(), "access_token": access, "refresh_token": refresh,
-                                                "account_id": auth.account.account_id}, "last_refresh": "2026-05-01T10:00:00Z"}
-
-
 def opencode_file(auth: FakeCodexAuth, expires_ms: int) -> dict:
     access, refresh = auth.seed()
     return {"anthropic": {"type": "oauth", "access": "sk-ant-oat01-x", "refresh": "sk-ant-ort01-y", "expires": 1},
@@ -216,7 +203,7 @@ def opencode_file(auth: FakeCodexAuth, expires_ms: int) -> dict:
 
 
 def test_import_codex_cli_auth_json(store, cfg, auth, tmp_path: Path) -> None:
-    data = codex_cli_file(auth)
+    data = auth.codex_cli_auth_json()
     path = tmp_path / "auth.json"
     path.write_text(json.dumps(data))
     result = login.import_credentials(store, cfg, path)
@@ -235,7 +222,7 @@ def test_import_opencode_auth_json_and_the_same_account_again(store, cfg, auth, 
     assert login.import_credentials(store, cfg, str(path)).created
     view = load_views(store.cipher)[0]
     assert abs(view.expires_at - expires_ms / 1000) < 1 and view.metadata["imported_from"] == "opencode"
-    again = login.import_credentials(store, cfg, content=json.dumps(codex_cli_file(auth)))  # the admin's upload path
+    again = login.import_credentials(store, cfg, content=json.dumps(auth.codex_cli_auth_json()))  # the admin's upload path
     assert not again.created and Account.select().count() == 1
 
 

@@ -8,6 +8,7 @@ import json
 import secrets
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tests.fakes.base import Recorded, Reply
 from tests.fakes.oauth import FakeOAuth, s256
@@ -87,6 +88,19 @@ class FakeCodexAuth(FakeOAuth):
             self.issued_access.add(access)
         answer["access_token"] = access
         return access, refresh, answer
+
+    # -- what a browser and Codex CLI would do ------------------------------------------------
+    def consent(self, authorize_url: str, state: str | None = None) -> str:
+        """The user signs in; the browser lands on the redirect URI (localhost:1455) with the code and state."""
+        query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
+        code = self.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query["client_id"])
+        return f"{query['redirect_uri']}?{urlencode({'code': code, 'scope': query['scope'], 'state': state or query['state']})}"
+
+    def codex_cli_auth_json(self) -> dict[str, Any]:
+        """What Codex CLI writes to ~/.codex/auth.json after its own login."""
+        access, refresh = self.seed()
+        tokens = {"id_token": self.account.id_token(), "access_token": access, "refresh_token": refresh, "account_id": self.account.account_id}
+        return {"OPENAI_API_KEY": None, "tokens": tokens, "last_refresh": "2026-05-01T10:00:00Z"}
 
     # -- device flow --------------------------------------------------------------------
     def usercode(self, request: Recorded) -> Reply:
