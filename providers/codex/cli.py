@@ -14,7 +14,7 @@ from core.exceptions import InvalidInput
 from providers.codex import login
 from providers.codex.callback_server import CallbackListener
 from providers.codex.constants import PROVIDER
-from providers.oauth import LoginResult, LoginStart, drop_state, latest_state, parse_pasted
+from providers.oauth import LoginResult, LoginStart, check_state, drop_state, latest_state, parse_pasted
 from store.db import Store, open_store
 
 DEFAULT_TIMEOUT = 900.0
@@ -126,9 +126,11 @@ def browser_login(store: Store, config: Config, timeout: float, label: str, *, l
             except queue.Empty:
                 raise InvalidInput(f"no sign-in arrived within {timeout:g}s; start the login again") from None
             try:
-                return login.complete_login(store, config, start.flow_id, {"callback_url": answer, "label": label})
+                check_state(start.flow_id, parse_pasted(answer)[1])
             except InvalidInput as exc:  # a mistyped paste or a stale tab: say why and keep waiting
                 print(f"\n{exc}\nPaste the address again: ", end="", flush=True)
+                continue
+            return login.complete_login(store, config, start.flow_id, {"callback_url": answer, "label": label})
     finally:
         if listener is not None:
             listener.stop()
