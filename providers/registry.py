@@ -5,10 +5,12 @@ from __future__ import annotations
 from core.config import Config
 from providers.base import Provider
 from providers.claude import ClaudeProvider
+from providers.codex import CodexProvider
 from providers.copilot import CopilotProvider
 
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
     "claude": ClaudeProvider,
+    "codex": CodexProvider,
     "copilot": CopilotProvider,
 }
 

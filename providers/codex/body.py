@@ -1,0 +1,112 @@
+"""Request bodies for the Codex backend: the Responses shape it accepts, one small rule per requirement."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+# Parameters the Codex backend rejects ("Unsupported parameter: …") or ignores; removed before forwarding.
+# Sources: max_output_tokens is refused in many reports (2026-03 → 08); CPA removes the rest. PI still sends
+# temperature, so whether it is refused is unconfirmed — removing it is the safe side. Change this one list
+# (or pass BodyRules(removed=…) to CodexProvider) when the backend changes.
+REMOVED_PARAMETERS: tuple[str, ...] = (
+    "max_output_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "truncation",
+    "user",
+    "previous_response_id",
+    "stream_options",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "generate",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class BodyRules:
+    """What normalisation removes and adds; the defaults follow the research notes (providers.md §2.3)."""
+
+    removed: frozenset[str] = frozenset(REMOVED_PARAMETERS)
+    kept_service_tiers: frozenset[str] = frozenset({"priority"})  # any other service_tier is removed
+    required_include: tuple[str, ...] = ("reasoning.encrypted_content",)
+    max_item_id_length: int = 64  # longer input item ids are dropped (CPA, 2026-07)
+
+
+DEFAULT_RULES = BodyRules()
+
+
+def text_message(role: str, text: str) -> dict[str, Any]:
+    return {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]}
+
+
+def instructions_text(value: Any) -> str:
+    """`instructions` must be a string: absent or null becomes "", a list of text parts is joined."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for part in value:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif isinstance(part, dict) and isinstance(part.get("content"), str):
+                parts.append(part["content"])
+        return "\n\n".join(parts)
+    return ""
+
+
+def input_list(value: Any) -> list[Any]:
+    """`input` must be a list: a string becomes one user message, a single item a list of one, null empty."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, str):
+        return [text_message("user", value)]
+    if isinstance(value, dict):
+        return [value]
+    return []
+
+
+def without_system_role(items: list[Any]) -> list[Any]:
+    """The backend refuses role "system" items ("System messages are not allowed"); "developer" means the same."""
+    return [dict(item, role="developer") if isinstance(item, dict) and item.get("role") == "system" else item for item in items]
+
+
+def without_long_ids(items: list[Any], limit: int) -> list[Any]:
+    return [
+        {k: v for k, v in item.items() if k != "id"}
+        if isinstance(item, dict) and isinstance(item.get("id"), str) and len(item["id"]) > limit
+        else item
+        for item in items
+    ]
+
+
+def with_include(value: Any, required: tuple[str, ...]) -> list[str]:
+    """`include` keeps what the client asked for and gains the required values (encrypted reasoning, for stateless turns)."""
+    include = [entry for entry in value if isinstance(entry, str)] if isinstance(value, list) else []
+    return include + [entry for entry in required if entry not in include]
+
+
+def remove_unsupported(body: dict[str, Any], rules: BodyRules) -> None:
+    for name in rules.removed:
+        body.pop(name, None)
+    if "service_tier" in body and body["service_tier"] not in rules.kept_service_tiers:
+        del body["service_tier"]
+    tools = body.get("tools")
+    if "parallel_tool_calls" in body and not (isinstance(tools, list) and tools):
+        del body["parallel_tool_calls"]
+
+
+def normalise_body(body: dict[str, Any], model: str, rules: BodyRules = DEFAULT_RULES) -> dict[str, Any]:
+    """A new body the Codex backend accepts: store off, always streaming, instructions and list input present."""
+    result = dict(body)
+    result["model"] = model
+    result["store"] = False
+    result["stream"] = True
+    result["instructions"] = instructions_text(body.get("instructions"))
+    result["input"] = without_long_ids(without_system_role(input_list(body.get("input"))), rules.max_item_id_length)
+    result["include"] = with_include(body.get("include"), rules.required_include)
+    remove_unsupported(result, rules)
+    return result

@@ -1,0 +1,166 @@
+"""A fake ChatGPT Codex backend (`<base>/responses`) that enforces the real backend's request rules.
+
+Rules and error bodies follow the reports collected in the research notes (providers.md §2.3): FastAPI-style
+`{"detail": "…"}` bodies for bad requests, 429 `usage_limit_reached` with `resets_at`, Responses events only
+as a stream. The rejected-parameter list is written out here on purpose, independently of the provider's.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import itertools
+import json
+import time
+from typing import Any
+
+from tests.fakes.base import FakeServer, Recorded, Reply, Stream, sse
+from tests.fakes.codex_auth import AUTH_CLAIM
+
+_ids = itertools.count(1)
+
+# Refused with 400 "Unsupported parameter: <name>" (max_output_tokens is the one seen most in reports).
+REJECTED_PARAMETERS = (
+    "max_output_tokens", "max_completion_tokens", "temperature", "top_p", "truncation", "user",
+    "previous_response_id", "stream_options", "prompt_cache_retention", "safety_identifier", "generate",
+)
+
+
+EMPTY_PART = {"type": "output_text", "text": "", "annotations": []}
+
+
+def detail(status: int, message: str) -> Reply:
+    return Reply(status, {"detail": message})
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    try:
+        segment = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (IndexError, ValueError):
+        return {}
+
+
+@dataclasses.dataclass
+class StreamPlan:
+    """How the next streams look (tests change these fields)."""
+
+    empty_final_output: bool = False  # response.completed with "output": []
+    interleaved: bool = False  # reasoning + message + function call, deltas interleaved, done events out of order
+    final_event: str = "response.completed"  # or response.done / response.incomplete
+    error: dict[str, Any] | None = None  # an error object sent inside the 200 stream instead of the end
+    error_style: str = "bare"  # bare: data {"error": {…}}; event: `event: error` with a Responses error event
+    failed: dict[str, Any] | None = None  # end with response.failed carrying this error
+
+
+class FakeCodex(FakeServer):
+    def __init__(self, valid_tokens: set[str] | None = None, prefix: str = "/backend-api/codex") -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.valid_tokens = valid_tokens if valid_tokens is not None else set()
+        self.plan = StreamPlan()
+        self.text_chunks = ["Hi", " there"]
+        self.usage = {"input_tokens": 120, "input_tokens_details": {"cached_tokens": 100}, "output_tokens": 30,
+                      "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 150}
+        self.route("POST", f"{prefix}/responses", self.responses)
+
+    @property
+    def base(self) -> str:
+        return self.url + self.prefix
+
+    @staticmethod
+    def usage_limit(resets_at: int, plan_type: str = "plus") -> Reply:
+        return Reply(429, {"error": {"type": "usage_limit_reached", "message": "The usage limit has been reached",
+                                     "plan_type": plan_type, "resets_at": resets_at, "resets_in_seconds": max(0, resets_at - int(time.time()))}})
+
+    # -- the backend's rules ------------------------------------------------------------------
+    def check(self, request: Recorded) -> Reply | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if token not in self.valid_tokens:
+            return detail(401, "Could not parse your authentication token. Please try signing in again.")
+        account = request.headers.get("chatgpt-account-id")
+        if not account:
+            return detail(400, "Missing chatgpt-account-id header")  # wording not from a source
+        if account != (claims_of(token).get(AUTH_CLAIM) or {}).get("chatgpt_account_id"):
+            return detail(403, "chatgpt-account-id does not match the token")  # wording not from a source
+        body = request.json if request.body else None
+        if not isinstance(body, dict):
+            return detail(400, "Invalid request body")
+        for name in REJECTED_PARAMETERS:
+            if name in body:
+                return detail(400, f"Unsupported parameter: {name}")
+        if body.get("service_tier") not in (None, "priority"):
+            return detail(400, f"Unsupported service_tier: {body['service_tier']}")
+        if not isinstance(body.get("instructions"), str):
+            return detail(400, "Instructions are required")
+        if body.get("store") is not False:
+            return detail(400, "Store must be set to false")
+        if body.get("stream") is not True:
+            return detail(400, "Stream must be set to true")
+        if not isinstance(body.get("input"), list):
+            return detail(400, "Input must be a list")
+        if any(isinstance(item, dict) and item.get("role") == "system" for item in body["input"]):
+            return detail(400, "System messages are not allowed")
+        return None
+
+    def responses(self, request: Recorded) -> Reply | Stream:
+        refusal = self.check(request)
+        if refusal is not None:
+            return refusal
+        return Stream(self.events(request.json))
+
+    # -- streams --------------------------------------------------------------------------------
+    def response_object(self, body: dict[str, Any], response_id: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
+        return {"id": response_id, "object": "response", "created_at": int(time.time()), "status": status, "model": body.get("model"),
+                "output": output, "usage": usage, "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
+                "tools": body.get("tools", []), "parallel_tool_calls": bool(body.get("parallel_tool_calls")), "tool_choice": "auto",
+                "store": False, "metadata": {}, "text": {"format": {"type": "text"}}}
+
+    def events(self, body: dict[str, Any]) -> list[bytes]:
+        plan = self.plan
+        seq = itertools.count()
+        response_id = f"resp_codex{next(_ids)}"
+
+        def event(kind: str, **fields: Any) -> bytes:
+            return sse(kind, {"type": kind, "sequence_number": next(seq), **fields})
+
+        message = {"type": "message", "id": f"msg_codex{next(_ids)}", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": "".join(self.text_chunks), "annotations": []}]}
+        out = [event("response.created", response=self.response_object(body, response_id, "in_progress", [], None))]
+        if plan.interleaved:
+            reasoning = {"type": "reasoning", "id": f"rs_codex{next(_ids)}", "summary": [], "encrypted_content": "gAAAA-opaque"}
+            call = {"type": "function_call", "id": f"fc_codex{next(_ids)}", "call_id": "call_1", "name": "read_file",
+                    "arguments": '{"path":"README.md"}', "status": "completed"}
+            items = [reasoning, message, call]
+            out += [event("response.output_item.added", output_index=i, item=dict(item, status="in_progress", **({"content": []} if item is message else {})))
+                    for i, item in enumerate(items)]
+            out.append(event("response.content_part.added", item_id=message["id"], output_index=1, content_index=0, part=EMPTY_PART))
+            out.append(event("response.output_text.delta", item_id=message["id"], output_index=1, content_index=0, delta=self.text_chunks[0]))
+            out.append(event("response.function_call_arguments.delta", item_id=call["id"], output_index=2, delta=call["arguments"]))
+            out += [event("response.output_text.delta", item_id=message["id"], output_index=1, content_index=0, delta=c) for c in self.text_chunks[1:]]
+            out += [event("response.output_item.done", output_index=i, item=items[i]) for i in (2, 0, 1)]  # out of order
+        else:
+            items = [message]
+            out.append(event("response.output_item.added", output_index=0, item=dict(message, status="in_progress", content=[])))
+            out.append(event("response.content_part.added", item_id=message["id"], output_index=0, content_index=0, part=EMPTY_PART))
+            out += [event("response.output_text.delta", item_id=message["id"], output_index=0, content_index=0, delta=c) for c in self.text_chunks]
+            if plan.error is not None:
+                if plan.error_style == "bare":
+                    out.append(sse(None, {"error": plan.error}))
+                else:
+                    out.append(event("error", code=plan.error.get("code"), message=plan.error.get("message"), param=None))
+                return out
+            out.append(event("response.output_text.done", item_id=message["id"], output_index=0, content_index=0, text="".join(self.text_chunks)))
+            out.append(event("response.content_part.done", item_id=message["id"], output_index=0, content_index=0, part=message["content"][0]))
+            out.append(event("response.output_item.done", output_index=0, item=message))
+        if plan.failed is not None:
+            failed = self.response_object(body, response_id, "failed", [], None)
+            failed["error"] = plan.failed
+            out.append(event("response.failed", response=failed))
+            return out
+        status = "incomplete" if plan.final_event == "response.incomplete" else "completed"
+        final = self.response_object(body, response_id, status, [] if plan.empty_final_output else items, dict(self.usage))
+        if status == "incomplete":
+            final["incomplete_details"] = {"reason": "max_output_tokens"}
+        out.append(event(plan.final_event, response=final))
+        return out

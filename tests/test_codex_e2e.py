@@ -1,0 +1,221 @@
+"""The official openai SDK and a Codex-CLI-shaped client through a real Kleis listener to the fake Codex backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from core.config import Config
+from providers.codex import CodexProvider, login
+from providers.codex.body import BodyRules
+from providers.codex.headers import user_agent
+from providers.oauth import latest_state
+from store import keys
+from store.accounts import load_views
+from addons.server import ProxyThread
+from store.db import Store, bump, counters
+from tests.fakes.codex import FakeCodex
+from tests.fakes.codex_auth import FakeCodexAuth
+
+ENDPOINT = "/backend-api/codex/responses"
+
+
+@dataclasses.dataclass
+class Setup:
+    url: str
+    key: str
+    auth: FakeCodexAuth
+    codex: FakeCodex
+    config: Config
+    store: Store
+    proxy: ProxyThread
+
+    def wait_for_accounts(self, timeout: float = 3.0) -> None:
+        """Until the proxy's follower has read the store's latest account change."""
+        target = counters().get("accounts", 0)
+        deadline = time.time() + timeout
+        while self.proxy.addon.follower._counters.get("accounts", 0) < target:
+            assert time.time() < deadline, "the proxy did not pick up the account change"
+            time.sleep(0.02)
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0, timeout=20)
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeCodexAuth, FakeCodex]]:
+    auth = FakeCodexAuth().start()
+    codex = FakeCodex(valid_tokens=auth.issued_access).start()
+    yield auth, codex
+    codex.stop()
+    auth.stop()
+
+
+def logged_in(store, cfg, auth: FakeCodexAuth) -> None:  # type: ignore[no-untyped-def]
+    start = login.start_login(store, cfg)
+    login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
+    assert latest_state("codex") is None
+
+
+def start(store, config, run_proxy, fakes, provider_factory=CodexProvider) -> Setup:  # type: ignore[no-untyped-def]
+    auth, codex = fakes
+    cfg = config.replace(codex_api_base=codex.base, codex_auth_base=auth.url)
+    logged_in(store, cfg, auth)
+    _, key = keys.create_key("e2e")
+    proxy = run_proxy(cfg, {"codex": provider_factory(cfg)})
+    return Setup(proxy.url, key, auth, codex, cfg, store, proxy)
+
+
+@pytest.fixture
+def kleis(store, config, run_proxy, fakes) -> Setup:  # type: ignore[no-untyped-def]
+    return start(store, config, run_proxy, fakes)
+
+
+def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: Setup) -> None:
+    response = kleis.client().responses.create(model="gpt-5.4", input="hi", max_output_tokens=64, temperature=0.2, top_p=0.9)
+    assert response.output_text == "Hi there" and response.status == "completed"
+    assert response.usage.input_tokens == 120 and response.usage.input_tokens_details.cached_tokens == 100
+    seen = kleis.codex.last(ENDPOINT)
+    body, headers = seen.json, seen.headers
+    assert (body["model"], body["store"], body["stream"], body["instructions"]) == ("gpt-5.4", False, True, "")
+    assert body["input"] == [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]
+    assert not {"max_output_tokens", "temperature", "top_p"} & set(body)
+    account = load_views(kleis.store.cipher)[0]
+    assert headers["authorization"] == f"Bearer {account.access_token}" and headers["chatgpt-account-id"] == "acc-1111-aaaa"
+    assert headers["originator"] == "codex_cli_rs" and headers["user-agent"] == user_agent("codex_cli_rs", kleis.config.codex_client_version)
+    assert headers["user-agent"].startswith("codex_cli_rs/")
+    assert headers["accept"] == "text/event-stream" and uuid.UUID(headers["session-id"])
+    assert not [name for name in headers if name.startswith("x-stainless")] and kleis.key not in json.dumps(headers)
+
+
+def test_sdk_non_streaming_with_an_empty_final_output(kleis: Setup) -> None:
+    kleis.codex.plan.empty_final_output = True
+    kleis.codex.plan.interleaved = True
+    response = kleis.client().responses.create(model="codex/gpt-5.5", input=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+    assert [item.type for item in response.output] == ["reasoning", "message", "function_call"]
+    assert response.output_text == "Hi there" and response.output[2].name == "read_file"
+    assert kleis.codex.last(ENDPOINT).json["input"][0]["role"] == "developer"
+
+
+def test_sdk_streaming(kleis: Setup) -> None:
+    events = list(kleis.client().responses.create(model="gpt-5.4", input="hi", instructions="answer", stream=True, max_output_tokens=5))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Hi there"
+    assert events[-1].response.usage.output_tokens_details.reasoning_tokens == 12
+    assert kleis.codex.last(ENDPOINT).json["instructions"] == "answer"
+
+
+def test_sdk_stream_helper_sees_response_done_as_completed(kleis: Setup) -> None:
+    kleis.codex.plan.final_event = "response.done"
+    with kleis.client().responses.stream(model="gpt-5.4", input="hi") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "Hi there" and final.usage.input_tokens == 120
+
+
+def test_an_error_inside_a_200_stream(kleis: Setup) -> None:
+    kleis.codex.plan.error = {"type": "service_unavailable_error", "code": "server_is_overloaded", "message": "Our servers are busy"}
+    with pytest.raises(openai.APIError, match="Our servers are busy"):
+        list(kleis.client().responses.create(model="gpt-5.4", input="hi", stream=True))
+    with pytest.raises(openai.InternalServerError) as caught:
+        kleis.client().responses.create(model="gpt-5.4", input="hi")
+    assert caught.value.status_code == 503 and "Our servers are busy" in str(caught.value)
+    assert caught.value.body["code"] == "server_is_overloaded"
+
+
+def test_usage_limit_429_reaches_the_client_with_its_reset_time(kleis: Setup) -> None:
+    resets = int(time.time()) + 3600
+    kleis.codex.enqueue("POST", ENDPOINT, FakeCodex.usage_limit(resets), FakeCodex.usage_limit(resets))
+    with pytest.raises(openai.RateLimitError) as caught:
+        kleis.client().responses.create(model="gpt-5.4", input="hi")
+    assert caught.value.body["resets_at"] == resets and caught.value.body["type"] == "usage_limit_reached"
+    with pytest.raises(openai.RateLimitError):
+        list(kleis.client().responses.create(model="gpt-5.4", input="hi", stream=True))
+
+
+def test_the_fake_enforces_the_rules_and_detail_bodies_come_back_in_openai_shape(store, config, run_proxy, fakes) -> None:
+    lax = start(store, config, run_proxy, fakes, lambda cfg: CodexProvider(cfg, BodyRules(removed=frozenset())))
+    with pytest.raises(openai.BadRequestError) as caught:
+        lax.client().responses.create(model="gpt-5.4", input="hi", max_output_tokens=64)
+    assert caught.value.status_code == 400 and caught.value.body["message"] == "upstream error: Unsupported parameter: max_output_tokens"
+    assert caught.value.body["type"] == "invalid_request_error"
+
+
+def test_codex_cli_shape_through_a_custom_model_provider(kleis: Setup) -> None:
+    session = str(uuid.uuid4())
+    body = {
+        "model": "gpt-5.3-codex",
+        "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "<permissions instructions>"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list the files"}]},
+        ],
+        "tools": [{"type": "function", "name": "shell", "description": "run", "strict": False, "parameters": {"type": "object", "properties": {}}}],
+        "tool_choice": "auto", "parallel_tool_calls": False, "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": False, "stream": True, "include": ["reasoning.encrypted_content"], "prompt_cache_key": session, "text": {"verbosity": "medium"},
+    }
+    headers = {"authorization": f"Bearer {kleis.key}", "originator": "codex_cli_rs", "user-agent": "codex_cli_rs/0.50.0 (Ubuntu 24.4.0; x86_64) xterm",
+               "session_id": session, "conversation_id": session, "openai-beta": "responses=experimental", "accept": "text/event-stream", "version": "0.50.0"}
+    with httpx.stream("POST", f"{kleis.url}/v1/responses", json=body, headers=headers, timeout=20) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+    assert "event: response.completed" in text and '"delta":"Hi"' in text
+    seen = kleis.codex.last(ENDPOINT)
+    assert seen.headers["session-id"] == session and "session_id" not in seen.headers and "version" not in seen.headers
+    assert seen.headers["conversation_id"] == session and seen.headers["openai-beta"] == "responses=experimental"  # passed as sent
+    assert seen.headers["user-agent"].startswith("codex_cli_rs/0.146.0") and seen.headers["chatgpt-account-id"] == "acc-1111-aaaa"
+    assert seen.json["instructions"] == "" and seen.json["prompt_cache_key"] == session
+    assert seen.json["tools"] == body["tools"] and seen.json["parallel_tool_calls"] is False and seen.json["input"] == body["input"]
+
+
+def test_an_expired_token_is_refreshed_before_forwarding(store, kleis: Setup) -> None:
+    from store.models import Account
+
+    Account.update(expires_at=time.time() - 5).execute()
+    bump("accounts")
+    kleis.wait_for_accounts()
+    before = set(kleis.auth.used_refresh)
+    response = kleis.client().responses.create(model="gpt-5.4", input="hi")
+    assert response.output_text == "Hi there"
+    assert len(kleis.auth.used_refresh - before) == 1  # the refresh token rotated once
+    fresh = load_views(store.cipher)[0]
+    assert kleis.codex.last(ENDPOINT).headers["authorization"] == f"Bearer {fresh.access_token}" and fresh.refresh_token in kleis.auth.live_refresh
+
+
+GOOD = {"model": "gpt-5.4", "instructions": "", "input": [], "store": False, "stream": True}
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"max_output_tokens": 10}, 400, "Unsupported parameter: max_output_tokens"),
+        ({"instructions": None}, 400, "Instructions are required"),
+        ({"input": "hi"}, 400, "Input must be a list"),
+        ({"store": True}, 400, "Store must be set to false"),
+        ({"stream": False}, 400, "Stream must be set to true"),
+        ({"input": [{"role": "system", "content": "x"}]}, 400, "System messages are not allowed"),
+        ({"service_tier": "flex"}, 400, "Unsupported service_tier: flex"),
+    ],
+)
+def test_the_fake_backend_refuses_what_the_real_one_refuses(fakes, change: dict, status: int, message: str) -> None:
+    """Direct calls (no Kleis): the rules the end-to-end tests rely on are really enforced."""
+    auth, codex = fakes
+    access, _ = auth.seed()
+    headers = {"authorization": f"Bearer {access}", "chatgpt-account-id": auth.account.account_id}
+    assert httpx.post(f"{codex.base}/responses", json=GOOD, headers=headers).status_code == 200
+    refused = httpx.post(f"{codex.base}/responses", json={**GOOD, **change}, headers=headers)
+    assert (refused.status_code, refused.json()) == (status, {"detail": message})
+
+
+def test_the_fake_backend_wants_the_token_and_its_account_id(fakes) -> None:
+    auth, codex = fakes
+    access, _ = auth.seed()
+    headers = {"authorization": f"Bearer {access}", "chatgpt-account-id": auth.account.account_id}
+    assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={"authorization": headers["authorization"]}).status_code == 400
+    assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={**headers, "chatgpt-account-id": "other"}).status_code == 403
+    assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={**headers, "authorization": "Bearer forged"}).status_code == 401
