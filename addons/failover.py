@@ -81,8 +81,10 @@ async def resend(
     try:
         forward = pipeline.build_forward(ctx, ctx.client_headers, account, ref)
         upstream = ctx.provider.prepare(forward)
-        headers = {**forward.headers, **upstream.headers, "accept-encoding": "identity", "content-type": "application/json"}
-        headers = {name: value.replace(ref, token) for name, value in headers.items() if name.lower() not in upstream.drop_headers}
+        # As apply_upstream does: the client's headers minus what the provider drops, then the provider's own.
+        kept = {name: value for name, value in forward.headers.items() if name.lower() not in upstream.drop_headers}
+        headers = {**kept, **upstream.headers, "accept-encoding": "identity", "content-type": "application/json"}
+        headers = {name: value.replace(ref, token) for name, value in headers.items()}
         response = await client.request(
             "POST",
             upstream.url,

@@ -181,6 +181,7 @@ class Kleis:
             return
         try:
             if ctx.upstream is not None and flow.response is not None:
+                self._aggregate(flow, ctx)
                 if flow.response.status_code >= 400 and not ctx.streamed and TIMEOUT_HEADER not in flow.response.headers:
                     await self._on_upstream_error(flow, ctx)
                 self._finish_upstream_response(flow, ctx)
@@ -202,6 +203,11 @@ class Kleis:
             ctx.error_type = "upstream_timeout"
             return
         if ctx.streamed:
+            label, signal = ctx.provider.stream_outcome(ctx.upstream)
+            if label:
+                ctx.error_type = ctx.error_type or label
+            if signal is not None and ctx.account is not None and self.health is not None:
+                self.health.on_signal(ctx.account, signal)
             return
         content = flow.response.get_content(strict=False) or b""
         if status >= 400:
@@ -211,17 +217,30 @@ class Kleis:
                 flow.response.content = shaped
                 flow.response.headers["content-type"] = "application/json"
             return
-        if ctx.upstream.aggregate:
-            new_status, body = responses.aggregate_stream(ctx, content)
-            flow.response.status_code = new_status
-            flow.response.headers["content-type"] = "application/json"
-            flow.response.content = body
-            ctx.status = new_status
+        if ctx.aggregated:
             return
         rewritten = responses.rewrite_body(ctx, status, content)
         if rewritten is not None:
             flow.response.headers.pop("content-encoding", None)
             flow.response.content = rewritten
+
+    def _aggregate(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        """A non-streaming client of a streaming-only upstream gets one JSON answer (its status may be an error)."""
+        assert flow.response is not None and ctx.upstream is not None
+        if not ctx.upstream.aggregate or flow.response.status_code >= 300:
+            return
+        if not responses.is_event_stream(flow.response.headers.get("content-type", "")):
+            return
+        status, body = responses.aggregate_stream(ctx, flow.response.get_content(strict=False) or b"")
+        flow.response.status_code = status
+        flow.response.headers["content-type"] = "application/json"
+        flow.response.headers.pop("content-encoding", None)
+        flow.response.content = body
+        ctx.status = status
+        ctx.aggregated = True
+        if status >= 400:
+            label, _ = ctx.provider.stream_outcome(ctx.upstream) if ctx.provider else ("", None)
+            ctx.error_type = label
 
     async def _on_upstream_error(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         """Classify the failure, tell the account's health, and fail over while nothing reached the client."""
@@ -250,9 +269,11 @@ class Kleis:
             _, response = result
             flow.response = failover.as_flow_response(response)
             flow.response.headers["x-kleis-request-id"] = ctx.request_id
-            if response.status_code < 400:
+            ctx.aggregated = False
+            self._aggregate(flow, ctx)
+            if flow.response.status_code < 400:
                 return
-            signal = self._signal(ctx, response.status_code, flow.response.headers, response.content)
+            signal = self._signal(ctx, flow.response.status_code, flow.response.headers, flow.response.get_content(strict=False))
             if not failover.should_fail_over(signal):
                 return
             failed = ctx.account
@@ -260,7 +281,8 @@ class Kleis:
     def _signal(self, ctx: RequestContext, status: int, headers, content: bytes | None):  # type: ignore[no-untyped-def]
         assert ctx.provider is not None
         signal = ctx.provider.classify(status, headers, _json_or_none(content or b""))
-        ctx.error_type = f"upstream_{status}" + (f" {signal.label}" if signal.label else "")
+        if not (ctx.aggregated and ctx.error_type):  # keep an in-stream error's own label
+            ctx.error_type = f"upstream_{status}" + (f" {signal.label}" if signal.label else "")
         if ctx.account is not None:
             if signal.kind == "auth" and self.tokens is not None:
                 self.tokens.mark_stale(ctx.account)
@@ -291,7 +313,7 @@ class Kleis:
         except Refusal as refusal:
             if refusal.message != "unknown Kleis key":
                 raise
-            await self.follower.reload_keys_after_miss()  # it may be a key created a moment ago
+            await self.follower.reload_keys_after_miss(ctx.started)  # it may be a key created a moment ago
             return pipeline.check_key(ctx, headers, self.follower.keys)
 
     def _answer_public(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:

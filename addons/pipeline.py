@@ -50,6 +50,7 @@ class RequestContext:
     forwarded_at: float | None = None
     first_byte_at: float | None = None
     streamed: bool = False
+    aggregated: bool = False  # a streaming-only upstream's answer was turned into one JSON body
     status: int = 0
     error_type: str = ""
     retries: int = 0

@@ -50,14 +50,15 @@ class StoreFollower:
         return keys, accounts, counters
 
     async def poll_once(self) -> None:
+        polled_at = time.time()
         keys, accounts, counters = await asyncio.to_thread(self._poll)
-        self._apply(keys, accounts, counters)
+        self._apply(keys, accounts, counters, polled_at)
 
-    def _apply(self, keys, accounts, counters) -> None:  # type: ignore[no-untyped-def]
+    def _apply(self, keys, accounts, counters, polled_at: float) -> None:  # type: ignore[no-untyped-def]
         self._counters = counters
         if keys is not None:
             self.keys = keys
-            self._last_key_reload = time.time()
+            self._last_key_reload = polled_at
             self._notify("keys")
         if accounts is not None:
             self.accounts = accounts
@@ -101,22 +102,31 @@ class StoreFollower:
                     log.warning("cannot read the store (%s); serving from memory, retrying", exc)
             await asyncio.sleep(self.interval)
 
-    async def reload_keys_after_miss(self) -> None:
-        """An unknown key may be brand new: reload keys now, at most once per `miss_reload_gap` seconds."""
-        if time.time() - self._last_key_reload < self.miss_reload_gap:
-            return
+    async def reload_keys_after_miss(self, started: float | None = None) -> None:
+        """An unknown key may be brand new: reload keys once no reload began after the key was presented.
+
+        Reloads start at most once per `miss_reload_gap` seconds (a flood of bad keys costs at most that many
+        queries); concurrent misses share one reload, waiting for the gap to pass rather than being refused.
+        """
+        started = time.time() if started is None else started
+        if self._last_key_reload >= started:
+            return  # a reload that began after this key arrived has already finished
         if self._miss_reload is None or self._miss_reload.done():
-            self._miss_reload = asyncio.get_running_loop().create_task(self._reload_keys())
+            wait = max(0.0, self._last_key_reload + self.miss_reload_gap - time.time())
+            self._miss_reload = asyncio.get_running_loop().create_task(self._reload_keys(wait))
         await asyncio.shield(self._miss_reload)
 
-    async def _reload_keys(self) -> None:
+    async def _reload_keys(self, wait: float = 0.0) -> None:
+        if wait:
+            await asyncio.sleep(wait)
+        reload_started = time.time()
         def load() -> tuple[dict[str, key_store.KeyRecord], dict[str, int]]:
             return key_store.load_records(), store_db.counters()
 
         keys, counters = await asyncio.to_thread(load)
         self.keys = keys
         self._counters["keys"] = counters.get("keys", 0)
-        self._last_key_reload = time.time()
+        self._last_key_reload = reload_started
 
     # -- queries (memory only) -----------------------------------------------------------
     def account(self, account_id: int) -> AccountView | None:

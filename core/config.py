@@ -101,6 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KLEIS_CODEX_AUTH_BASE", "codex_auth_base", "https://auth.openai.com", _url, "ChatGPT OAuth host (authorize, token, device flow)."),
     Setting("KLEIS_CODEX_ORIGINATOR", "codex_originator", "codex_cli_rs", _text, "originator header (and login parameter) Kleis presents to the Codex backend."),
     Setting("KLEIS_CODEX_CLIENT_VERSION", "codex_client_version", "0.146.0", _text, "Codex CLI version in the user-agent Kleis presents to the Codex backend."),
+    Setting("KLEIS_CODEX_REMOVED_PARAMS", "codex_removed_params", "", _text, "Comma-separated body parameters removed before the Codex backend (empty: the built-in list; see the README)."),
     Setting("KLEIS_GITHUB_BASE", "github_base", "https://github.com", _url, "GitHub web host (device flow)."),
     Setting("KLEIS_GITHUB_API_BASE", "github_api_base", "https://api.github.com", _url, "GitHub API host (Copilot token exchange, /user)."),
     Setting("KLEIS_COPILOT_API_BASE", "copilot_api_base", "", _optional_url, "Copilot API. Empty: taken from the Copilot token's endpoints.api."),
@@ -139,6 +140,7 @@ class Config:
     codex_auth_base: str
     codex_originator: str
     codex_client_version: str
+    codex_removed_params: str
     github_base: str
     github_api_base: str
     copilot_api_base: str

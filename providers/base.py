@@ -96,6 +96,11 @@ class Provider:
         """Per event: new bytes, or None to pass the event through byte for byte. None: no rewrite."""
         return None
 
+    def stream_outcome(self, upstream: Upstream) -> tuple[str, Signal | None]:
+        """After a stream ends: an error label for the usage record and a health signal, when the stream
+        carried an error inside a 200 answer (default: nothing to report)."""
+        return "", None
+
     def aggregate(self, upstream: Upstream, events: list[SSEEvent]) -> tuple[int, Any]:
         """One JSON body from a whole upstream stream (for `Upstream.aggregate`)."""
         raise NotImplementedError

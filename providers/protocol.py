@@ -86,6 +86,8 @@ def error_message_of(body: Any) -> str | None:
     error = body.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return error["message"]
+    if isinstance(error, dict) and isinstance(error.get("code") or error.get("type"), str):
+        return str(error.get("code") or error.get("type"))
     if isinstance(error, str):
         return error
     for field in ("detail", "message"):

@@ -57,12 +57,12 @@ def test_misses_reload_keys_at_a_bounded_rate(store, monkeypatch) -> None:
         follower = StoreFollower(store.cipher, miss_reload_gap=0.2)
         follower.load_all()
         loads.clear()
-        _, key = await asyncio.to_thread(keys.create_key, "new")
-        await asyncio.sleep(0.21)
+        _, key = await asyncio.to_thread(keys.create_key, "new")  # right after the initial load: inside the gap
+        began = time.time()
         await asyncio.gather(*(follower.reload_keys_after_miss() for _ in range(50)))  # a burst of unknown keys
-        assert keys.verify(key, follower.keys) is not None  # the new key is known now
-        assert len(loads) == 1
-        await follower.reload_keys_after_miss()  # within the gap: no query
-        assert len(loads) == 1
+        assert keys.verify(key, follower.keys) is not None  # the new key is known: it waited for the gap, not refused
+        assert len(loads) == 1 and time.time() - began < 0.5
+        await asyncio.gather(*(follower.reload_keys_after_miss(time.time()) for _ in range(50)))  # another burst
+        assert len(loads) == 2  # one more reload, not fifty
 
     asyncio.run(scenario())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -46,7 +48,10 @@ class CodexProvider(Provider):
     login = login
     cli = cli
 
-    def __init__(self, config: Config, body_rules: BodyRules = DEFAULT_RULES) -> None:
+    def __init__(self, config: Config, body_rules: BodyRules | None = None) -> None:
+        if body_rules is None:
+            configured = [p.strip() for p in config.codex_removed_params.split(",") if p.strip()]
+            body_rules = dataclasses.replace(DEFAULT_RULES, removed=frozenset(configured)) if configured else DEFAULT_RULES
         super().__init__(config)
         self.body_rules = body_rules
 
@@ -72,6 +77,10 @@ class CodexProvider(Provider):
 
     def aggregate(self, upstream: Upstream, events: list[SSEEvent]) -> tuple[int, Any]:
         return aggregate_events(events, upstream.state if isinstance(upstream.state, CodexState) else None)
+
+    def stream_outcome(self, upstream: Upstream) -> tuple[str, Signal | None]:
+        state = upstream.state
+        return (state.error_label, state.signal) if isinstance(state, CodexState) else ("", None)
 
     def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
         return errors.classify(status, headers, body)
