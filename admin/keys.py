@@ -1,0 +1,95 @@
+"""The keys page: list, create (the key is shown once, with a copy button) and revoke with confirmation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from core.exceptions import InvalidInput, KleisError, NotFound
+from store.keys import PROVIDERS, create_key, find_key, key_to_dict, revoke_key
+from store.models import ApiKey
+
+bp = Blueprint("keys", __name__, url_prefix="/admin")
+
+NAME_MAX = 200
+
+
+def list_keys() -> list[dict[str, Any]]:
+    return [key_to_dict(row) for row in ApiKey.select().order_by(ApiKey.id.desc())]
+
+
+def parse_expiry(value: Any) -> float | None:
+    """Days until the key expires: a positive number, or empty / None for never."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise InvalidInput("expires_days: expected a number of days")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"expires_days: expected a number of days, got {value!r}") from None
+
+
+def create_from(data: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Create a key from form or JSON fields; returns its listing and the key itself (this once)."""
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("missing field: name (what the key is for)")
+    if len(name.strip()) > NAME_MAX:
+        raise InvalidInput(f"name: at most {NAME_MAX} characters")
+    for field in ("providers", "models"):
+        value = data.get(field)
+        if value is not None and not isinstance(value, str) and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise InvalidInput(f"{field}: expected a list of strings or a comma-separated string")
+    row, key = create_key(
+        name,
+        providers=data.get("providers") or None,
+        models=data.get("models") or None,
+        expires_days=parse_expiry(data.get("expires_days")),
+    )
+    return key_to_dict(row), key
+
+
+@bp.get("/keys")
+def page() -> str:
+    return render_template("keys.html", keys=list_keys(), providers=PROVIDERS, form={})
+
+
+@bp.post("/keys")
+def create() -> str | tuple[str, int]:
+    form = {
+        "name": request.form.get("name", ""),
+        "providers": request.form.getlist("providers"),
+        "models": request.form.get("models", ""),
+        "expires_days": request.form.get("expires_days", ""),
+    }
+    try:
+        created, key = create_from(form)
+    except InvalidInput as exc:
+        return render_template("keys.html", keys=list_keys(), providers=PROVIDERS, form=form, error=str(exc)), 400
+    # Rendered in this response only (never stored, never put in the session): it cannot be shown again.
+    return render_template("key_created.html", created=created, key=key)
+
+
+@bp.get("/keys/<ident>/revoke")
+def confirm_revoke(ident: str) -> str | tuple[str, int]:
+    try:
+        key = key_to_dict(find_key(ident))
+    except NotFound as exc:
+        return render_template("message.html", title="No such key", message=str(exc)), 404
+    return render_template("confirm_revoke.html", key=key)
+
+
+@bp.post("/keys/<ident>/revoke")
+def revoke(ident: str) -> Response:
+    if request.form.get("confirm") != "yes":
+        flash("Revoking a key needs its confirmation page.", "error")
+        return redirect(url_for(".confirm_revoke", ident=ident), code=303)
+    try:
+        row = revoke_key(ident)
+        flash(f"Key {row.name!r} ({row.public_id}…) revoked: the proxy refuses it from now on.", "ok")
+    except KleisError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for(".page"), code=303)

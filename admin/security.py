@@ -1,0 +1,126 @@
+"""Admin authentication pieces: the session signing key, the TLS-aware cookie, login throttling, secret checks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
+
+from store.db import Store
+from store.models import Setting
+
+SESSION_SALT_SETTING = "admin_session_salt"
+SESSION_PURPOSE = b"kleis-admin-session-v1"
+
+
+def session_signing_key(store: Store) -> str:
+    """HMAC(store salt, admin secret): unguessable without both the store's secret key and the admin secret.
+
+    The salt is 32 random bytes kept in the store, encrypted with the token cipher, so every Kleis process on
+    one store signs alike (a session works on all of them) and the database alone reveals nothing. Changing the
+    admin secret changes the key: every session signed before is refused.
+    """
+    row = Setting.get_or_none(Setting.key == SESSION_SALT_SETTING)
+    if row is None:
+        value = store.cipher.encrypt(secrets.token_hex(32))
+        Setting.insert(key=SESSION_SALT_SETTING, value=value).on_conflict_ignore().execute()
+        row = Setting.get(Setting.key == SESSION_SALT_SETTING)  # another process may have won the insert
+    salt = store.cipher.decrypt(row.value).encode()
+    return hmac.new(salt, SESSION_PURPOSE + b"\0" + store.admin_secret.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def secret_matches(presented: str | None, secret: str) -> bool:
+    """Constant-time comparison of a presented admin secret (bytes, so any text compares safely)."""
+    if not presented or not secret:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8"), secret.encode("utf-8"))
+
+
+def bearer_token(header: str | None) -> str | None:
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class TLSAwareSessionInterface(SecureCookieSessionInterface):
+    """Signed-cookie sessions whose cookie is `Secure` whenever the request came over TLS (or always, if configured)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+class LoginThrottle:
+    """Per-address backoff after failed admin logins (page or bearer), kept in this process's memory.
+
+    The first `free_attempts` failures cost nothing; each one after that locks the address out for a doubling
+    delay (1 s, 2 s, 4 s … `max_delay`). During a lockout the secret is not even checked. A success clears the
+    address; an address without failures for `forget_after` seconds is forgotten.
+    """
+
+    def __init__(
+        self,
+        *,
+        free_attempts: int = 3,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        forget_after: float = 900.0,
+        max_entries: int = 10000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free_attempts = free_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.forget_after = forget_after
+        self.max_entries = max_entries
+        self.clock = clock
+        self._failures: dict[str, tuple[int, float, float]] = {}  # address -> (count, last failure, locked until)
+        self._lock = threading.Lock()
+
+    def retry_after(self, address: str) -> float:
+        """Seconds until this address may try again (0: now)."""
+        with self._lock:
+            entry = self._entry(address)
+            return 0.0 if entry is None else max(0.0, entry[2] - self.clock())
+
+    def failed(self, address: str) -> float:
+        """Note a failure; returns the lockout it starts (0 while still within the free attempts)."""
+        with self._lock:
+            now = self.clock()
+            count = (self._entry(address) or (0, now, now))[0] + 1
+            over = count - self.free_attempts
+            delay = 0.0 if over <= 0 else min(self.max_delay, self.base_delay * 2 ** min(over - 1, 30))
+            if address not in self._failures and len(self._failures) >= self.max_entries:
+                self._prune(now)
+            self._failures[address] = (count, now, now + delay)
+            return delay
+
+    def succeeded(self, address: str) -> None:
+        with self._lock:
+            self._failures.pop(address, None)
+
+    def _entry(self, address: str) -> tuple[int, float, float] | None:
+        entry = self._failures.get(address)
+        if entry is not None and self.clock() - entry[1] > self.forget_after and entry[2] <= self.clock():
+            del self._failures[address]
+            return None
+        return entry
+
+    def _prune(self, now: float) -> None:
+        for address, (_, last, until) in list(self._failures.items()):
+            if now - last > self.forget_after and until <= now:
+                del self._failures[address]
+        while len(self._failures) >= self.max_entries:  # still full: drop the oldest failures
+            oldest = min(self._failures, key=lambda a: self._failures[a][1])
+            del self._failures[oldest]
+
+
+def wait_text(seconds: float) -> str:
+    return f"{math.ceil(seconds)} s"

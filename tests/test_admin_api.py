@@ -1,0 +1,261 @@
+"""The JSON admin API: every route, bad input with the right status, the login round trips, and the proxy following."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from admin import create_app
+from providers import registry
+from store import accounts as account_store
+from store import usage as usage_store
+from store.keys import hash_key
+from store.models import Account, ApiKey, OAuthState
+from tests.admin_fixtures import Api, add_account, api, app, authority, test_providers  # noqa: F401
+from tests.admin_providers import TERMS, consent
+
+
+def error(response, status: int) -> str:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.is_json and set(response.json["error"]) == {"type", "message"}
+    return response.json["error"]["message"]
+
+
+# -- accounts -----------------------------------------------------------------------------------------
+
+def test_list_and_show_accounts_with_why_and_no_tokens(api, store) -> None:
+    first = add_account(store, "one")
+    account_store.set_status(first, "cooling", "rate limited (429)", cooldown_until=time.time() + 60)
+    listing = api.get("/admin/api/accounts").json["accounts"]
+    assert [a["id"] for a in listing] == [first]
+    account = listing[0]
+    assert account["state"] == "cooling" and account["why"].startswith("cooling until") and account["usable"] is False
+    assert account["is_primary"] and account["expires_in"] > 3500 and account["last_refresh_result"] == "login ok"
+    assert account["metadata"] == {"plan": "max"}  # id_token filtered out
+    assert "sk-test" not in api.get("/admin/api/accounts").get_data(as_text=True)
+    shown = api.get(f"/admin/api/accounts/{first}").json
+    assert shown["account"]["id"] == first and shown["events"][0]["reason"] == "rate limited (429)"
+    assert "no account with id '999'" in error(api.get("/admin/api/accounts/999"), 404)
+    error(api.get("/admin/api/accounts/abc"), 404)
+
+
+def test_providers_listing(api, monkeypatch) -> None:
+    providers = {p["name"]: p for p in api.get("/admin/api/providers").json["providers"]}
+    assert providers["claude"]["available"] and providers["claude"]["terms_warning"] == TERMS
+    monkeypatch.setattr(registry, "PROVIDER_CLASSES", {})
+    assert [p["available"] for p in api.get("/admin/api/providers").json["providers"]] == [False, False, False]
+
+
+def test_account_actions(api, store) -> None:
+    first, second = add_account(store, "first"), add_account(store, "second")
+    made = api.post(f"/admin/api/accounts/{second}/primary")
+    assert made.status_code == 200 and made.json["account"]["is_primary"] and "primary" in made.json["message"]
+    assert not account_store.find_account(first).is_primary
+    assert api.post(f"/admin/api/accounts/{first}/disable").json["account"]["status"] == "disabled"
+    assert api.post(f"/admin/api/accounts/{first}/enable").json["account"]["status"] == "active"
+    account_store.set_status(first, "needs_reauth", "refresh refused")
+    reset = api.post(f"/admin/api/accounts/{first}/reset").json["account"]
+    assert reset["status"] == "active" and reset["status_reason"] == "reset by the operator (admin)"
+    error(api.post("/admin/api/accounts/999/reset"), 404)
+    assert "unknown account action" in error(api.post(f"/admin/api/accounts/{first}/explode"), 404)
+    removed = api.delete(f"/admin/api/accounts/{second}")
+    assert removed.json["removed"] == second and Account.get_or_none(Account.id == second) is None
+    assert account_store.find_account(first).is_primary  # the successor
+    error(api.delete(f"/admin/api/accounts/{second}"), 404)
+
+
+def test_refresh_now_and_its_failure(api, store, authority) -> None:
+    access, refresh = authority.seed()
+    row, _ = account_store.upsert_account("claude", "fresh", account_store.TokenSet(access, refresh, time.time() + 30), store.cipher)
+    done = api.post(f"/admin/api/accounts/{row.id}/refresh")
+    assert done.status_code == 200 and done.json["account"]["expires_in"] > 3500 and done.json["account"]["last_refresh_result"] == "refresh ok"
+    stale = add_account(store, "stale")
+    assert "needs a new login" in error(api.post(f"/admin/api/accounts/{stale}/refresh"), 502)
+    assert api.get(f"/admin/api/accounts/{stale}").json["account"]["status"] == "needs_reauth"
+
+
+def test_refresh_of_a_provider_missing_from_the_build(api, store, monkeypatch) -> None:
+    account = add_account(store, "orphan")
+    monkeypatch.setattr(registry, "PROVIDER_CLASSES", {})
+    assert "not available in this build" in error(api.post(f"/admin/api/accounts/{account}/refresh"), 404)
+
+
+# -- logins --------------------------------------------------------------------------------------------
+
+def test_paste_login_round_trip_with_the_state_in_the_code(api) -> None:
+    started = api.post("/admin/api/accounts/claude/oauth/start")
+    assert started.status_code == 200
+    flow = started.json
+    assert flow["kind"] == "paste" and flow["warning"] == TERMS and flow["flow_id"] and "code_challenge=" in flow["authorize_url"]
+    assert "verifier" not in started.get_data(as_text=True)
+    code, state = consent(flow["authorize_url"])
+    assert state == flow["flow_id"]
+    done = api.post("/admin/api/accounts/claude/oauth/complete", json={"code": f"{code}#{state}"})
+    assert done.status_code == 200 and done.json["status"] == "done" and done.json["created"] is True
+    assert done.json["account"]["provider"] == "claude" and done.json["account"]["email"] == "ada@example.test"
+    assert OAuthState.select().count() == 0
+    # logging in again with the same identity updates the account
+    again = api.post("/admin/api/accounts/claude/oauth/start").json
+    code, state = consent(again["authorize_url"])
+    second = api.post("/admin/api/accounts/claude/oauth/complete", json={"flow_id": state, "code": f"{code}#{state}"}).json
+    assert second["created"] is False and second["account_id"] == done.json["account_id"]
+
+
+def test_wrong_or_expired_login_state_and_missing_fields(api, authority) -> None:
+    flow = api.post("/admin/api/accounts/claude/oauth/start").json
+    code, state = consent(flow["authorize_url"])
+    assert "unknown" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": f"{code}#forged"}), 400)
+    assert "does not match" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"flow_id": state, "code": f"{code}#other"}), 400)
+    assert "missing field: flow_id" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={}), 400)
+    assert "missing field: flow_id" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": code}), 400)
+    assert "missing field: code" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"flow_id": state}), 400)
+    assert "flow_id: expected a string" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"flow_id": 5}), 400)
+    assert "code: expected a string" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": ["x"]}), 400)
+    assert "unknown" in error(api.post("/admin/api/accounts/codex/oauth/complete", json={"flow_id": state, "callback_url": f"http://x/?code={code}&state={state}"}), 400)
+    assert "unknown or used authorization code" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": f"code-unknown#{state}"}), 400)
+    OAuthState.update(expires_at=time.time() - 1).execute()
+    assert "expired" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": f"{code}#{state}"}), 400)
+
+
+def test_unknown_missing_and_malformed_provider_requests(api, monkeypatch) -> None:
+    assert "unknown provider 'gemini'" in error(api.post("/admin/api/accounts/gemini/oauth/start"), 404)
+    assert "unknown provider" in error(api.post("/admin/api/accounts/gemini/oauth/complete", json={"flow_id": "x"}), 404)
+    assert "body is not valid JSON" in error(api.post("/admin/api/accounts/claude/oauth/start", data="{nope", content_type="application/json"), 400)
+    assert "must be a JSON object" in error(api.post("/admin/api/accounts/claude/oauth/start", json=[1]), 400)
+    assert "device: expected true or false" in error(api.post("/admin/api/accounts/codex/oauth/start", json={"device": "yes"}), 400)
+    monkeypatch.setattr(registry, "PROVIDER_CLASSES", {})
+    assert "not available in this build" in error(api.post("/admin/api/accounts/claude/oauth/start"), 404)
+
+
+def test_callback_login_round_trip(api) -> None:
+    flow = api.post("/admin/api/accounts/codex/oauth/start", json={"label": "work"}).json
+    assert flow["kind"] == "callback"
+    code, state = consent(flow["authorize_url"])
+    url = f"http://localhost:1455/auth/callback?code={code}&scope=openid&state={state}"
+    done = api.post("/admin/api/accounts/codex/oauth/complete", json={"callback_url": url}).json
+    assert done["status"] == "done" and done["account"]["provider"] == "codex" and done["account"]["label"] == "work"
+
+
+@pytest.mark.parametrize(("provider", "options"), [("copilot", {}), ("codex", {"device": True})])
+def test_device_login_answers_pending_until_done(api, authority, provider: str, options: dict) -> None:
+    flow = api.post(f"/admin/api/accounts/{provider}/oauth/start", json=options).json
+    assert flow["kind"] == "device" and flow["user_code"] and flow["verification_uri"] == authority.url + "/device"
+    pending = api.post(f"/admin/api/accounts/{provider}/oauth/complete", json={"flow_id": flow["flow_id"]})
+    assert pending.status_code == 202 and pending.json["status"] == "pending" and pending.json["flow_id"] == flow["flow_id"]
+    authority.approve(flow["user_code"])
+    done = api.post(f"/admin/api/accounts/{provider}/oauth/complete", json={"flow_id": flow["flow_id"]})
+    assert done.status_code == 200 and done.json["status"] == "done" and done.json["account"]["provider"] == provider
+    assert "unknown" in error(api.post(f"/admin/api/accounts/{provider}/oauth/complete", json={"flow_id": flow["flow_id"]}), 400)
+
+
+# -- keys ---------------------------------------------------------------------------------------------------
+
+def test_keys_create_once_list_and_revoke(api) -> None:
+    created = api.post("/admin/api/keys", json={"name": "ci", "providers": ["claude"], "models": "claude-*,gpt-5", "expires_days": 7})
+    assert created.status_code == 201
+    body = created.json
+    assert body["key"].startswith("kl_") and ApiKey.get_by_id(body["id"]).key_hash == hash_key(body["key"])
+    assert body["providers"] == ["claude"] and body["models"] == ["claude-*", "gpt-5"] and body["expires_at"] > time.time() + 6 * 86400
+    listing = api.get("/admin/api/keys")
+    assert [k["public_id"] for k in listing.json["keys"]] == [body["public_id"]]
+    assert body["key"] not in listing.get_data(as_text=True) and "key_hash" not in listing.get_data(as_text=True)
+    revoked = api.post(f"/admin/api/keys/{body['public_id']}/revoke").json["key"]
+    assert revoked["revoked_at"] is not None
+    assert api.post(f"/admin/api/keys/{body['id']}/revoke").json["key"]["revoked_at"] == revoked["revoked_at"]  # idempotent
+    error(api.post("/admin/api/keys/999/revoke"), 404)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({}, "missing field: name"),
+        ({"name": 5}, "missing field: name"),
+        ({"name": "x" * 201}, "at most 200"),
+        ({"name": "x", "providers": "gemini"}, "unknown provider: gemini"),
+        ({"name": "x", "providers": 5}, "providers: expected a list"),
+        ({"name": "x", "models": [1]}, "models: expected a list"),
+        ({"name": "x", "expires_days": "soon"}, "expected a number of days"),
+        ({"name": "x", "expires_days": True}, "expected a number of days"),
+        ({"name": "x", "expires_days": 0.0}, "between 0 and 36500"),
+    ],
+)
+def test_bad_key_requests(api, payload: dict, message: str) -> None:
+    assert message in error(api.post("/admin/api/keys", json=payload), 400)
+    assert ApiKey.select().count() == 0
+
+
+# -- usage and the rest ------------------------------------------------------------------------------------
+
+def test_usage_windows_custom_periods_and_bad_parameters(api, store) -> None:
+    key = api.post("/admin/api/keys", json={"name": "agent"}).json
+    account = add_account(store, "worker")
+    now = time.time()
+    usage_store.insert_events([
+        {"request_id": "a", "created_at": now - 30, "key_id": key["id"], "account_id": account, "provider": "claude", "model": "claude-x", "status": 200, "input_tokens": 10, "output_tokens": 3},
+        {"request_id": "b", "created_at": now - 10 * 86400, "key_id": key["id"], "account_id": account, "provider": "claude", "model": "claude-y", "status": 200, "output_tokens": 1},
+    ])
+    body = api.get("/admin/api/usage").json
+    assert set(body["windows"]) == {"today", "7d", "30d"}
+    assert body["windows"]["today"]["total"]["requests"] == 1 and body["windows"]["30d"]["total"]["requests"] == 2
+    assert {r["group"] for r in body["windows"]["30d"]["by_model"]} == {"claude-x", "claude-y"}
+    assert [r["group"] for r in body["windows"]["7d"]["by_model"]] == ["claude-x"]
+    assert body["windows"]["7d"]["by_key"][0]["label"].startswith("agent (") and body["windows"]["7d"]["by_account"][0]["label"] == "claude: worker@example.test"
+    assert [e["request_id"] for e in body["recent"]] == ["a", "b"] and body["recent"][0]["key_label"].startswith("agent")
+    assert list(api.get("/admin/api/usage?window=7d&recent=1").json["windows"]) == ["7d"]
+    custom = api.get("/admin/api/usage?since=24h&by=model&recent=0").json
+    assert custom["by"] == "model" and custom["totals"][0]["group"] == "claude-x" and custom["recent"] == []
+    assert "unknown window" in error(api.get("/admin/api/usage?window=year"), 400)
+    assert "expected a duration" in error(api.get("/admin/api/usage?since=yesterday"), 400)
+    assert "unknown grouping" in error(api.get("/admin/api/usage?since=1d&by=colour"), 400)
+    assert "expected a number" in error(api.get("/admin/api/usage?recent=many"), 400)
+
+
+def test_unknown_routes_and_methods_answer_json(api) -> None:
+    error(api.get("/admin/api/nothing"), 404)
+    error(api.delete("/admin/api/keys"), 405)
+    error(api.get("/admin/api/accounts/1/primary"), 405)
+
+
+def test_unexpected_errors_answer_json_500(api, monkeypatch) -> None:
+    from admin import operations
+
+    monkeypatch.setattr(operations, "list_accounts", lambda: 1 / 0)
+    assert "ZeroDivisionError" in error(api.get("/admin/api/accounts"), 500)
+
+
+# -- the proxy follows within a second -------------------------------------------------------------------------
+
+def test_a_key_revoked_through_the_api_is_refused_by_the_proxy_within_a_second(kleis, store, config, test_providers) -> None:
+    admin_api = Api(create_app(store, config, {"TESTING": True}).test_client())
+    request = {"model": "loop/claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    kleis.add_account()
+    with httpx.Client(base_url=kleis.url, timeout=10) as proxy:
+        assert proxy.post("/v1/messages", json=request, headers=kleis.headers()).status_code == 200
+        revoked_at = time.time()
+        assert admin_api.post(f"/admin/api/keys/{kleis.key_id}/revoke").status_code == 200
+        while True:
+            response = proxy.post("/v1/messages", json=request, headers=kleis.headers())
+            if response.status_code == 401:
+                break
+            assert time.time() - revoked_at < 1.0, "the proxy still accepts the revoked key after 1 s"
+            time.sleep(0.02)
+    assert "revoked" in response.json()["error"]["message"] and time.time() - revoked_at < 1.0
+
+
+def test_a_new_primary_set_through_the_api_is_used_within_a_second(kleis, store, config, test_providers) -> None:
+    admin_api = Api(create_app(store, config, {"TESTING": True}).test_client())
+    request = {"model": "loop/claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    first, second = kleis.add_account("acct-a", primary=True), kleis.add_account("acct-b")
+    with httpx.Client(base_url=kleis.url, timeout=10) as proxy:
+        proxy.post("/v1/messages", json=request, headers=kleis.headers())
+        assert kleis.anthropic.last("/v1/messages").headers["x-loop-account"] == str(first.id)
+        changed_at = time.time()
+        assert admin_api.post(f"/admin/api/accounts/{second.id}/primary").status_code == 200
+        while True:
+            proxy.post("/v1/messages", json=request, headers=kleis.headers())
+            if kleis.anthropic.last("/v1/messages").headers["x-loop-account"] == str(second.id):
+                break
+            assert time.time() - changed_at < 1.0, "the proxy still uses the old primary after 1 s"
+            time.sleep(0.02)

@@ -1,0 +1,178 @@
+"""The admin page in headless Chromium (selenium): log in, keys, adding accounts through the real flows, primary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from admin import create_app
+from admin.serving import AdminServer
+from store import accounts as account_store
+from store.keys import hash_key
+from store.models import Account, ApiKey
+from tests.admin_fixtures import SECRET, authority, test_providers  # noqa: F401
+from tests.admin_providers import TERMS
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+WAIT = 10
+
+
+def _browser_missing() -> str | None:
+    missing = [name for name, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)) if not os.path.exists(path)]
+    return f"{' and '.join(missing)} not installed (Debian: apt-get install chromium chromium-driver)" if missing else None
+
+
+@pytest.fixture
+def admin_url(store, config, test_providers) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    server = AdminServer(create_app(store, config), "127.0.0.1", 0).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator:  # type: ignore[type-arg]
+    reason = _browser_missing()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="kleis-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(driver, css: str, text: str | None = None):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, WAIT)
+    if text is not None:
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+    return wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def click(driver, css: str) -> None:  # type: ignore[no-untyped-def]
+    wait_for(driver, css).click()
+
+
+def log_in(driver, url: str) -> None:  # type: ignore[no-untyped-def]
+    driver.get(url + "/admin/accounts")
+    wait_for(driver, "#secret").send_keys(SECRET)
+    click(driver, "#login")
+    wait_for(driver, ".flash-ok", "Logged in.")
+    assert driver.current_url == url + "/admin/accounts"
+
+
+def add_claude_account(driver, url: str) -> None:  # type: ignore[no-untyped-def]
+    """The paste flow as a person does it: open the provider's page, copy code#state, paste it back."""
+    click(driver, "#add-claude")
+    assert TERMS in wait_for(driver, "#terms-warning").text
+    click(driver, "#start-login")
+    authorize = wait_for(driver, "#authorize-link").get_attribute("href")
+    assert TERMS in wait_for(driver, "#terms-warning").text
+    flow_tab = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(authorize)
+    pasted = wait_for(driver, "#pasted-code").text
+    driver.close()
+    driver.switch_to.window(flow_tab)
+    wait_for(driver, "#answer").send_keys(pasted)
+    click(driver, "#complete-login")
+    wait_for(driver, ".flash-ok", "claude account")
+
+
+def test_keys_and_a_claude_account_in_a_real_browser(browser, admin_url: str, authority) -> None:  # type: ignore[no-untyped-def]
+    log_in(browser, admin_url)
+
+    # a key: created, read once (copy button), listed, revoked after confirmation
+    click(browser, "nav a[href='/admin/keys']")
+    wait_for(browser, "#key-name").send_keys("browser-key")
+    click(browser, "#create-key")
+    key = wait_for(browser, "#new-key").text
+    assert key.startswith("kl_") and ApiKey.get(ApiKey.name == "browser-key").key_hash == hash_key(key)
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": admin_url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    click(browser, "#copy-key")
+    wait_for(browser, "#copy-key", "Copied")
+    copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0], e => arguments[0]('refused: ' + e))")
+    assert copied == key
+    click(browser, "#done")
+    public_id = ApiKey.get(ApiKey.name == "browser-key").public_id
+    row = wait_for(browser, f"tr[data-public-id='{public_id}']")
+    assert "browser-key" in row.text and "active" in row.text
+    assert key not in browser.page_source  # shown once, never again
+    browser.refresh()
+    assert key not in browser.page_source
+    click(browser, f"tr[data-public-id='{public_id}'] a[data-action='revoke']")
+    click(browser, "#confirm-revoke")
+    wait_for(browser, ".flash-ok", "revoked")
+    assert "revoked" in wait_for(browser, f"tr[data-public-id='{public_id}'] td.state").text
+    assert ApiKey.get(ApiKey.name == "browser-key").revoked_at is not None
+
+    # two Claude accounts through the paste flow against the fake OAuth authority; make the second primary
+    click(browser, "nav a[href='/admin/accounts']")
+    add_claude_account(browser, admin_url)
+    authority.identity = ("user-2", "grace@example.test")
+    add_claude_account(browser, admin_url)
+    first, second = Account.get(Account.identity == "user-1"), Account.get(Account.identity == "user-2")
+    assert first.is_primary and not second.is_primary
+    wait_for(browser, f"#account-{second.id} button[data-action='primary']").click()
+    wait_for(browser, ".flash-ok", "is now the primary claude account")
+    row = wait_for(browser, f"#account-{second.id}")
+    assert row.get_attribute("data-primary") == "yes" and "★ primary" in row.text
+    assert "active" in row.find_element("css selector", ".badge[class*='status-']").text
+    assert "primary: requests go here first" in row.text and "login ok" in row.text
+    assert "standby" in wait_for(browser, f"#account-{first.id}").text
+    assert Account.get_by_id(second.id).is_primary and not Account.get_by_id(first.id).is_primary
+
+    # why an account is not used, and the one-click reset
+    account_store.set_status(first.id, "cooling", "rate limited (429); provider reset at 18:00", cooldown_until=time.time() + 3600)
+    browser.refresh()
+    cooling = wait_for(browser, f"#account-{first.id}")
+    assert "cooling until" in cooling.text and "rate limited (429)" in cooling.text
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "admin-accounts.png"))
+    cooling.find_element("css selector", "button[data-action='reset']").click()
+    wait_for(browser, ".flash-ok", "reset: active now")
+    assert "standby" in wait_for(browser, f"#account-{first.id}").text and Account.get_by_id(first.id).status == "active"
+
+    click(browser, "#logout")
+    wait_for(browser, ".flash-ok", "Logged out.")
+    browser.get(admin_url + "/admin/keys")
+    wait_for(browser, "#secret")
+
+
+def test_device_login_page_polls_until_the_provider_confirms(browser, admin_url: str, authority) -> None:  # type: ignore[no-untyped-def]
+    log_in(browser, admin_url)
+    click(browser, "#add-copilot")
+    assert TERMS in wait_for(browser, "#terms-warning").text
+    click(browser, "#start-login")
+    user_code = wait_for(browser, "#user-code").text
+    wait_for(browser, "#poll-status", "waiting for the code to be entered")  # the page has polled at least once
+    authority.approve(user_code)
+    wait_for(browser, ".flash-ok", "copilot account")  # the page went on by itself
+    assert "/admin/accounts" in browser.current_url
+    assert Account.get(Account.identity == "user-1").provider == "copilot"
