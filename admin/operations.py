@@ -157,6 +157,15 @@ def act(store: Store, ident: str | int, action: str) -> str:
 
 # -- logins ----------------------------------------------------------------------------------
 
+def app_config(store: Store):  # type: ignore[no-untyped-def]
+    """The configuration the admin app was created with (the store's, unless the app was given its own)."""
+    from flask import current_app, has_app_context
+
+    if has_app_context() and current_app.config.get("KLEIS_CONFIG") is not None:
+        return current_app.config["KLEIS_CONFIG"]
+    return store.config
+
+
 def start_login(store: Store, provider: str, *, device: bool = False, label: str = "") -> tuple[ProviderInfo, LoginStart]:
     info = login_provider(provider)
     options: dict[str, Any] = {}
@@ -164,7 +173,7 @@ def start_login(store: Store, provider: str, *, device: bool = False, label: str
         options["device"] = True
     if label:
         options["label"] = label
-    return info, info.login.start_login(store, store.config, **options)
+    return info, info.login.start_login(store, app_config(store), **options)
 
 
 def complete_login(store: Store, provider: str, flow_id: str | None, answer: dict[str, Any]) -> LoginResult:
@@ -174,7 +183,7 @@ def complete_login(store: Store, provider: str, flow_id: str | None, answer: dic
     if not flow_id:
         raise InvalidInput("missing field: flow_id (or a pasted code#state / callback URL that carries the login's state)")
     answer = {k: v for k, v in answer.items() if k != "flow_id"}
-    result = info.login.complete_login(store, store.config, flow_id, answer)
+    result = info.login.complete_login(store, app_config(store), flow_id, answer)
     if result.status not in ("done", "pending"):
         raise KleisError(f"the {info.display_name} login answered an unexpected status {result.status!r}")
     return result

@@ -11,8 +11,9 @@ log = logging.getLogger(__name__)
 
 
 class AdminServer:
-    def __init__(self, app, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
-        self._server = create_server(app, host=host, port=port, threads=4, ident="kleis-admin")
+    def __init__(self, app, host: str, port: int, trusted_proxy: str = "") -> None:  # type: ignore[no-untyped-def]
+        proxy_options = {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"}} if trusted_proxy else {}
+        self._server = create_server(app, host=host, port=port, threads=4, ident="kleis-admin", **proxy_options)
         self._thread = threading.Thread(target=self._run, name="kleis-admin", daemon=True)
 
     @property

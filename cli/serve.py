@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     setup_logging(config)
     store = open_store(config)
-    admin = AdminServer(create_app(store, config), config.admin_host, config.admin_port).start()
+    admin = AdminServer(create_app(store, config), config.admin_host, config.admin_port, config.admin_trusted_proxy).start()
     try:
         asyncio.run(run_dump(store, config, on_ready=lambda master: _announce(config, store, bound_address(master), admin.url)))
     finally:

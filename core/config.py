@@ -88,6 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KLEIS_PORT", "port", "8080", _port, "Proxy listen port (the base URL agents use)."),
     Setting("KLEIS_ADMIN_HOST", "admin_host", "127.0.0.1", _text, "Admin page listen address."),
     Setting("KLEIS_ADMIN_PORT", "admin_port", "8081", _port, "Admin page listen port."),
+    Setting("KLEIS_ADMIN_TRUSTED_PROXY", "admin_trusted_proxy", "", _text, "Address of a reverse proxy in front of the admin whose X-Forwarded-Proto/-For are trusted (Secure cookie, per-client login throttling)."),
     Setting("KLEIS_LOG_LEVEL", "log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
     Setting("KLEIS_MAX_BODY_BYTES", "max_body_bytes", str(32 * 1024 * 1024), _positive_int, "Largest request body accepted (bytes); larger requests get 413."),
     Setting("KLEIS_UPSTREAM_TIMEOUT", "upstream_timeout", "600", _positive_float, "Seconds to wait for an upstream's response headers before answering 504."),
@@ -127,6 +128,7 @@ class Config:
     port: int
     admin_host: str
     admin_port: int
+    admin_trusted_proxy: str
     log_level: str
     max_body_bytes: int
     upstream_timeout: float

@@ -46,7 +46,7 @@ class TokenManager:
         self.on_update = on_update  # called with a fresher AccountView
         self._inflight: dict[int, asyncio.Task[AccountView]] = {}
         self._stale: dict[int, int] = {}  # account id -> token version an upstream rejected
-        self._backoff: dict[int, tuple[float, float, str]] = {}  # id -> (not before, last delay, reason)
+        self._backoff: dict[int, tuple[float, float, str, float]] = {}  # id -> (not before, last delay, reason, state time)
         # Tokens a provider issued whose commit failed: committed by the next attempt, never handed out before.
         self._uncommitted: dict[int, tuple[int, TokenSet]] = {}
         self.refresh_calls = 0
@@ -61,9 +61,13 @@ class TokenManager:
         """An upstream said 401 to this token: the next request refreshes first."""
         self._stale[account.id] = account.token_version
 
-    def backoff_remaining(self, account_id: int, now: float | None = None) -> float:
+    def backoff_remaining(self, account_id: int, now: float | None = None, state_changed_at: float | None = None) -> float:
+        """Seconds until the next refresh attempt is allowed; a later state change (reset, login) lifts it."""
         entry = self._backoff.get(account_id)
         if entry is None:
+            return 0.0
+        if state_changed_at is not None and state_changed_at > entry[3]:
+            self._backoff.pop(account_id, None)
             return 0.0
         return max(0.0, entry[0] - (time.time() if now is None else now))
 
@@ -74,7 +78,7 @@ class TokenManager:
         if not self.needs_refresh(account, now):
             return account
         still_valid = account.access_token and (account.expires_at is None or account.expires_at > now + 5)
-        wait = self.backoff_remaining(account.id, now)
+        wait = self.backoff_remaining(account.id, now, account.status_changed_at if account.status == "active" else None)
         if wait > 0:
             if still_valid and self._stale.get(account.id) != account.token_version:
                 return account
@@ -149,7 +153,7 @@ class TokenManager:
             raise RefreshFailed(f"{provider.display_name} account {account.id} needs a new login ({exc})", reauth=True) from None
         except (TransientProviderError, ProviderError, httpx.HTTPError) as exc:
             # Anything but a dead credential keeps the tokens and backs off (a refusal we do not understand may pass).
-            delay = self._note_failure(account.id, str(exc) or type(exc).__name__)
+            delay = self._note_failure(account.id, str(exc) or type(exc).__name__, account.status_changed_at)
             await asyncio.to_thread(account_store.note_refresh_result, account.id, f"refresh failed: {exc}")
             raise RefreshFailed(f"refreshing {provider.display_name} account {account.id} failed: {exc}", retry_in=delay) from None
         if os.environ.get(FAULT_ENV):
@@ -175,10 +179,10 @@ class TokenManager:
         self._stale.pop(account.id, None)
         return newest
 
-    def _note_failure(self, account_id: int, reason: str) -> float:
+    def _note_failure(self, account_id: int, reason: str, state_changed_at: float) -> float:
         previous = self._backoff.get(account_id)
         delay = min(300.0, (previous[1] * 2) if previous else 5.0)
-        self._backoff[account_id] = (time.time() + delay, delay, reason)
+        self._backoff[account_id] = (time.time() + delay, delay, reason, state_changed_at)
         return delay
 
     def _publish(self, view: AccountView | None) -> AccountView:
@@ -193,9 +197,14 @@ def refresh_now_blocking(store: Store, account_id: int) -> AccountView:
     """For the CLI: one forced refresh, outside any proxy."""
     from providers.registry import provider_map
 
+    providers = provider_map(store.config)
+    row = leases.read(account_id, store.cipher)
+    if row is not None and row.provider not in providers:
+        raise KleisError(f"the {row.provider} provider is not available in this build of Kleis")
+
     async def run() -> AccountView:
         async with httpx.AsyncClient(timeout=30) as http:
-            manager = TokenManager(store, provider_map(store.config), http)
+            manager = TokenManager(store, providers, http)
             return await manager.refresh(account_id, force=True)
 
     try:

@@ -47,7 +47,7 @@ class ProactiveRefresher:
         for account in self.follower.accounts if self.follower is not None else []:
             if account.status in ("disabled", "needs_reauth") or not account.refresh_token:
                 continue
-            if tokens.backoff_remaining(account.id, now) > 0:
+            if tokens.backoff_remaining(account.id, now, account.status_changed_at if account.status == "active" else None) > 0:
                 continue
             if tokens.needs_refresh(account, now + self.lead):
                 ids.append(account.id)

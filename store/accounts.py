@@ -46,6 +46,7 @@ class AccountView:
     created_at: float
     last_refresh_at: float | None
     last_refresh_result: str
+    status_changed_at: float = 0.0
 
     @classmethod
     def from_row(cls, row: Account, cipher: TokenCipher) -> AccountView:
@@ -67,6 +68,7 @@ class AccountView:
             created_at=row.created_at,
             last_refresh_at=row.last_refresh_at,
             last_refresh_result=row.last_refresh_result,
+            status_changed_at=row.status_changed_at or 0.0,
         )
 
     @property

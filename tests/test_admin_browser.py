@@ -176,3 +176,61 @@ def test_device_login_page_polls_until_the_provider_confirms(browser, admin_url:
     wait_for(browser, ".flash-ok", "copilot account")  # the page went on by itself
     assert "/admin/accounts" in browser.current_url
     assert Account.get(Account.identity == "user-1").provider == "copilot"
+
+
+class ClaudeConsentPage:
+    """Claude's authorize page as a person sees it after approving: it shows `code#state` to copy."""
+
+    def __init__(self) -> None:
+        from tests.fakes.base import Reply
+        from tests.fakes.claude import claude_oauth
+
+        self.oauth = claude_oauth()
+
+        def consent(request):  # type: ignore[no-untyped-def]
+            query = request.query
+            code = self.oauth.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query["client_id"])
+            page = f"<html><body><p>Paste this code into the application:</p><code id='pasted-code'>{code}#{query['state']}</code></body></html>"
+            return Reply(200, page, {"content-type": "text/html"})
+
+        self.oauth.route("GET", "/oauth/authorize", consent)
+
+
+@pytest.fixture
+def real_claude_admin(store, config) -> Iterator[tuple[str, ClaudeConsentPage]]:  # type: ignore[no-untyped-def]
+    page = ClaudeConsentPage()
+    page.oauth.start()
+    cfg = config.replace(claude_auth_base=page.oauth.url, claude_authorize_url=f"{page.oauth.url}/oauth/authorize")
+    server = AdminServer(create_app(store, cfg), "127.0.0.1", 0).start()
+    yield server.url, page
+    server.stop()
+    page.oauth.stop()
+
+
+def test_a_real_claude_login_through_the_paste_flow(browser, real_claude_admin) -> None:  # type: ignore[no-untyped-def]
+    from providers.claude import ClaudeProvider
+
+    url, page = real_claude_admin
+    log_in(browser, url)
+    click(browser, "#add-claude")
+    warning = wait_for(browser, "#terms-warning").text
+    assert "Anthropic" in warning and ClaudeProvider.terms_warning and ClaudeProvider.terms_warning[:40] in warning
+    click(browser, "#start-login")
+    authorize = wait_for(browser, "#authorize-link").get_attribute("href")
+    assert authorize.startswith(f"{page.oauth.url}/oauth/authorize?") and "code_challenge_method=S256" in authorize
+    flow_tab = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(authorize)
+    pasted = wait_for(browser, "#pasted-code").text
+    browser.close()
+    browser.switch_to.window(flow_tab)
+    wait_for(browser, "#answer").send_keys(pasted)
+    click(browser, "#complete-login")
+    wait_for(browser, ".flash-ok", "claude account")
+    account = Account.get(Account.provider == "claude")
+    assert account.is_primary and account.status == "active" and account.email
+    row = wait_for(browser, f"#account-{account.id}")
+    assert row.get_attribute("data-primary") == "yes" and "active" in row.text and account.email in row.text
+    token_request = page.oauth.last("/v1/oauth/token").json
+    assert token_request["grant_type"] == "authorization_code" and token_request["code_verifier"]  # the fake checked PKCE
+    assert token_request["code_verifier"] not in browser.page_source

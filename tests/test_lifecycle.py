@@ -157,3 +157,17 @@ def test_an_unexpected_provider_refusal_backs_off_instead_of_failing_the_proxy(k
         response = client.post("/v1/messages", json=BODY, headers=kleis.headers())
     assert response.status_code == 503 and "invalid_request" in response.json()["error"]["message"]
     assert Account.get_by_id(account.id).status == "active"  # tokens kept, not marked dead
+
+
+def test_an_operator_reset_lifts_the_refresh_backoff_at_once(kleis) -> None:
+    from store.accounts import set_status
+
+    account = kleis.add_account(expires_in=-60)
+    kleis.oauth.fail_next = [Reply(503, {"error": "temporarily_unavailable"})]
+    with httpx.Client(base_url=kleis.url, timeout=20) as client:
+        assert client.post("/v1/messages", json=BODY, headers=kleis.headers()).status_code == 503
+        assert "next attempt in" in client.post("/v1/messages", json=BODY, headers=kleis.headers()).json()["error"]["message"]
+        set_status(account.id, "active", "reset by the operator (test)", kind="admin")
+        kleis.wait_for_accounts()
+        assert client.post("/v1/messages", json=BODY, headers=kleis.headers()).status_code == 200
+    assert len(kleis.oauth.received("/v1/oauth/token")) == 2
