@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import weakref
+from urllib.parse import urlsplit
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -88,7 +89,7 @@ class Kleis:
             return
         ctx = pipeline.begin(flow.request.method, flow.request.path)
         self._contexts[flow] = ctx
-        headers = flow.request.headers
+        headers = pipeline.plain_headers(flow.request.headers.fields)
         try:
             pipeline.check_route(ctx)
             if ctx.path == "/healthz" or ctx.path == "/models/api.json":
@@ -96,7 +97,9 @@ class Kleis:
                 return
             ctx.key = await self._authenticate(ctx, headers)
             for name in ("authorization", "x-api-key"):  # the client's key never travels further, nor shows in mitmweb
-                headers.pop(name, None)
+                if headers.pop(name, None) is not None:
+                    flow.request.headers.pop(name, None)
+            ctx.client_headers = headers
             if ctx.protocol is None:
                 self._answer_models(flow, ctx)
                 return
@@ -125,7 +128,6 @@ class Kleis:
         """Take the next candidate account with a fresh token and point the flow at its upstream."""
         assert ctx.provider is not None and self.tokens is not None
         last_error: RefreshFailed | None = None
-        ctx.client_headers = dict(flow.request.headers.items())
         for account in [a for a in ctx.candidates if a.id not in ctx.tried]:
             ctx.tried.append(account.id)
             try:
@@ -135,11 +137,11 @@ class Kleis:
                 continue
             ctx.account = account
             ctx.token_ref = wire_secrets.vault.put(account.access_token or "")
-            forward = pipeline.build_forward(ctx, flow.request.headers, account, ctx.token_ref)
+            forward = pipeline.build_forward(ctx, ctx.client_headers, account, ctx.token_ref)
             upstream = ctx.provider.prepare(forward)
             ctx.upstream = upstream
             ctx.usage = ctx.provider.usage_reader(ctx.protocol)
-            apply_upstream(flow, upstream)
+            apply_upstream(flow, upstream, forward.headers)
             ctx.forwarded_at = time.time()
             self.deadlines.start(flow, self.config.upstream_timeout)
             return
@@ -356,22 +358,25 @@ class Kleis:
                 log.exception("recording usage failed")
 
 
-def apply_upstream(flow: http.HTTPFlow, upstream) -> None:  # type: ignore[no-untyped-def]
-    """Point the flow at the provider: URL (origin-form), headers (identity encoding), body."""
+def apply_upstream(flow: http.HTTPFlow, upstream, client_headers: Mapping[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """Point the flow at the provider: target (origin-form), headers built once (identity encoding), body.
+
+    The target is written to the request's fields directly: `request.url = …` would parse the URL and rewrite
+    Host and authority through the header multidict twice, and the headers are replaced as a whole below anyway.
+    """
     request = flow.request
-    keep = {name.lower() for name in upstream.headers}
-    for name in list(request.headers.keys()):
-        lowered = name.lower()
-        if lowered in pipeline.HOP_BY_HOP or lowered in upstream.drop_headers or lowered in (
-            "authorization", "x-api-key", "api-key", "cookie", "proxy-authorization", "content-encoding", "content-length",
-        ):
-            if lowered not in keep:
-                del request.headers[name]
-    request.url = upstream.url
-    request.authority = ""
-    for name, value in upstream.headers.items():
-        request.headers[name] = value
-    request.headers["accept-encoding"] = "identity"
+    target = urlsplit(upstream.url)
+    scheme = target.scheme or "https"
+    port = target.port or (443 if scheme == "https" else 80)
+    data = request.data
+    data.scheme, data.host, data.port, data.authority = scheme.encode(), target.hostname or "", port, b""
+    data.path = ((target.path or "/") + (f"?{target.query}" if target.query else "")).encode()
+    own = {name.lower(): value for name, value in upstream.headers.items()}
+    merged = {name: value for name, value in client_headers.items() if name not in upstream.drop_headers and name not in own}
+    merged.update(own)
+    merged["host"] = target.netloc if target.port not in (None, 80 if scheme == "http" else 443) else (target.hostname or "")
+    merged["accept-encoding"] = "identity"
+    request.headers = http.Headers([(name.encode("latin-1"), str(value).encode("latin-1")) for name, value in merged.items()])
     request.content = json.dumps(upstream.body, ensure_ascii=False, separators=(",", ":")).encode()
 
 

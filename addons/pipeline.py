@@ -157,6 +157,11 @@ def route(
         )
 
 
+def plain_headers(fields: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """mitmproxy's header fields as one plain dict with lower-case names, decoded once (the last value wins)."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in fields}
+
+
 def forward_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
     """Client headers minus its credentials and hop-by-hop headers; the provider adds its own."""
     drop = set(CLIENT_CREDENTIAL_HEADERS) | set(HOP_BY_HOP) | {"host", "content-length", "accept-encoding", "content-encoding"}

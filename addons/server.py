@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -128,6 +129,10 @@ async def run_dump(
             task.result()  # raises the startup error (port in use, ...)
             raise RuntimeError("mitmproxy stopped before listening")
         await asyncio.sleep(0.01)
+    # Start-up objects (mitmproxy, peewee, the caches) never die: keep them out of every later garbage collection,
+    # which per-request allocations trigger and which would otherwise rescan them each time.
+    gc.collect()
+    gc.freeze()
     if on_ready is not None:
         on_ready(master)
     await task

@@ -90,14 +90,18 @@ class UsageRecorder:
 
     # -- writer thread --------------------------------------------------------------------
     def _take_batch(self, wait: float) -> list[dict[str, Any]]:
+        """Wait for an event, then collect for up to `interval` (or until the batch is full): a steady trickle
+        of requests becomes one write per interval, not a busy loop of tiny transactions."""
         rows: list[dict[str, Any]] = []
         try:
             rows.append(self.queue.get(timeout=wait))
         except queue.Empty:
             return rows
+        window_ends = time.monotonic() + (0.0 if self._stop.is_set() else self.interval)
         while len(rows) < self.batch:
+            remaining = window_ends - time.monotonic()
             try:
-                rows.append(self.queue.get_nowait())
+                rows.append(self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait())
             except queue.Empty:
                 break
         return rows

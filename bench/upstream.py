@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-STATS = {"requests": 0, "refresh_calls": 0, "reused_refresh": 0}
+STATS = {"requests": 0, "connections": 0, "refresh_calls": 0, "reused_refresh": 0}
 LIVE_REFRESH: set[str] = set()
 USED_REFRESH: set[str] = set()
 COUNTER = [0]
@@ -75,6 +75,7 @@ def token(body: dict) -> tuple[int, bytes]:
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    STATS["connections"] += 1
     try:
         while True:
             request_head = await reader.readuntil(b"\r\n\r\n")

@@ -14,16 +14,34 @@ TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_wri
 GROUPINGS = {"key": UsageEvent.key_id, "account": UsageEvent.account_id, "model": UsageEvent.model, "provider": UsageEvent.provider}
 
 
-def insert_events(rows: list[dict[str, Any]], chunk: int = 200) -> int:
-    """Insert events, ignoring request ids already stored (a retried batch writes nothing twice)."""
-    inserted = 0
+COLUMNS = (
+    "request_id", "created_at", "key_id", "account_id", "provider", "protocol", "model", "upstream_model", "status",
+    "error_type", "streamed", "incomplete", "ttfb_ms", "latency_ms", *TOKEN_FIELDS, "raw_usage",
+)
+
+
+DEFAULTS: dict[str, Any] = {
+    "created_at": None, "provider": "", "protocol": "", "model": "", "upstream_model": "", "status": 0, "error_type": "",
+    "streamed": False, "incomplete": False, **{field: 0 for field in TOKEN_FIELDS}, "raw_usage": "",
+}
+
+
+def insert_events(rows: list[dict[str, Any]]) -> int:
+    """Insert events, ignoring request ids already stored (a retried batch writes nothing twice).
+
+    One prepared statement run by the driver's executemany: building SQL row by row in Python would hold the GIL
+    the proxy's event loop needs. Returns how many rows were new.
+    """
+    db = database.obj
+    placeholders = ", ".join([db.param] * len(COLUMNS))
+    sql = f"INSERT INTO usage_event ({', '.join(COLUMNS)}) VALUES ({placeholders}) ON CONFLICT (request_id) DO NOTHING"
+    now = time.time()
+    values = [tuple(row.get(column, DEFAULTS.get(column)) if column != "created_at" else row.get(column, now) for column in COLUMNS) for row in rows]
     with database.atomic():
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            before = UsageEvent.select().where(UsageEvent.request_id.in_([r["request_id"] for r in part])).count()
-            UsageEvent.insert_many(part).on_conflict_ignore().execute()
-            inserted += len(part) - before
-    return inserted
+        cursor = db.cursor()
+        cursor.executemany(sql, values)
+        inserted = cursor.rowcount
+    return inserted if inserted is not None and inserted >= 0 else len(rows)
 
 
 def parse_since(text: str) -> float:

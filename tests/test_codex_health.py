@@ -66,6 +66,9 @@ def test_a_non_streaming_request_fails_over_past_an_in_stream_limit(setup) -> No
     assert answer.output_text == "Hi there"
     served = [r.headers["chatgpt-account-id"] for r in setup.codex.received("/backend-api/codex/responses")]
     assert served == ["acc-1111-aaaa", "acc-2222-bbbb"]
+    deadline = time.time() + 2  # health changes are written off the event loop
+    while Account.get_by_id(setup.ids[0]).status != "cooling" and time.time() < deadline:
+        time.sleep(0.02)
     primary = Account.get_by_id(setup.ids[0])
     assert primary.status == "cooling" and 1700 < primary.cooldown_until - time.time() <= 1800
     (event,) = wait_events(1)

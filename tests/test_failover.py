@@ -47,6 +47,14 @@ def live(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignor
     running.proxy.stop()
 
 
+def persisted(account_id: int, status: str, timeout: float = 2.0) -> Account:
+    """The account once its state reached the store (health changes are written off the event loop)."""
+    deadline = time.time() + timeout
+    while Account.get_by_id(account_id).status != status and time.time() < deadline:
+        time.sleep(0.02)
+    return Account.get_by_id(account_id)
+
+
 def tokens_seen(fake) -> list[str]:  # type: ignore[no-untyped-def]
     return [r.headers["authorization"] for r in fake.received("/v1/messages")]
 
@@ -59,7 +67,7 @@ def test_non_streaming_request_fails_over_transparently(live) -> None:
         response = client.post("/v1/messages", json=BODY, headers=live.headers())
         assert response.status_code == 200, response.text
         assert tokens_seen(live.anthropic) == [f"Bearer {first.access_token}", f"Bearer {second.access_token}"]
-        stored = Account.get_by_id(first.id)
+        stored = persisted(first.id, "cooling")
         assert stored.status == "cooling" and 110 < stored.cooldown_until - time.time() <= 120  # capped at KLEIS_COOLDOWN_MAX
         assert "capped" in stored.status_reason
         client.post("/v1/messages", json=BODY, headers=live.headers())
@@ -123,7 +131,7 @@ def test_server_errors_cool_briefly_and_fail_over(live) -> None:
     live.anthropic.enqueue("POST", "/v1/messages", Reply(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))
     with httpx.Client(base_url=live.url, timeout=20) as client:
         assert client.post("/v1/messages", json=BODY, headers=live.headers()).status_code == 200
-    stored = Account.get_by_id(first.id)
+    stored = persisted(first.id, "cooling")
     assert stored.status == "cooling" and stored.cooldown_until - time.time() <= SERVER_COOLDOWN
 
 
@@ -133,10 +141,7 @@ def test_half_open_retest_returns_an_account_to_active(live) -> None:
     live.wait_for_accounts()
     with httpx.Client(base_url=live.url, timeout=20) as client:
         assert client.post("/v1/messages", json=BODY, headers=live.headers()).status_code == 200
-    deadline = time.time() + 2
-    while Account.get_by_id(account.id).status != "active" and time.time() < deadline:
-        time.sleep(0.02)
-    assert Account.get_by_id(account.id).status == "active"
+    assert persisted(account.id, "active").status == "active"
 
 
 def test_manual_reset_makes_a_cooling_account_usable_at_once(live) -> None:

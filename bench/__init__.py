@@ -1,0 +1,1 @@
+"""Benchmarks: Kleis against a direct connection and a bare mitmproxy, measured in the same run (see bench/README.md)."""

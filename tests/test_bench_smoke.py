@@ -1,0 +1,26 @@
+"""`make bench-smoke` inside `make test`: the benchmark code runs end to end, so it cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_smoke_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    for target in ("direct", "bare", "kleis"):
+        assert figures["latency"][target]["p50_ms"] > 0 and figures["throughput"][target]["rps"] > 0
+        assert figures["streaming"][target]["events"] == figures["settings"]["stream_events"]
+    assert figures["streaming"]["kleis"]["tool_name_restored"]  # the Claude rewrite was active in the stream
+    assert figures["streams"]["errors"] == 0 and figures["streams"]["peak_rss_mb"] > 0
+    assert figures["refresh"]["ok"] == figures["refresh"]["count"] and figures["refresh"]["refresh_calls"] == 1
+    assert figures["hot_path"]["request_path_queries"] == 0
+    assert figures["scale_out"]["two_rps"] > 0
+    assert "latency p50" in result.stdout and "scale-out" in result.stdout
