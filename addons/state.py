@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from core.background import BackgroundTask
 from store import db as store_db
 from store import keys as key_store
 from store.accounts import AccountView, load_views
@@ -30,7 +31,7 @@ class StoreFollower:
         self.loaded_at = 0.0
         self.healthy = True
         self._counters: dict[str, int] = {}
-        self._task: asyncio.Task | None = None
+        self._background = BackgroundTask("kleis store follower")
         self._miss_reload: asyncio.Task | None = None
         self._last_key_reload = 0.0
         self.listeners: list[Callable[[str], None]] = []
@@ -75,17 +76,10 @@ class StoreFollower:
 
     # -- running ---------------------------------------------------------------------
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="kleis store follower")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._background.stop()
 
     async def _run(self) -> None:
         failures = 0

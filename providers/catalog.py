@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from core.background import BackgroundTask
 from core.config import Config
 from core.exceptions import ConfigError
 from providers.base import Provider
@@ -79,7 +80,7 @@ class Catalog:
         self.lists_fetched_at = 0.0
         self.follower = None
         self._addon = None
-        self._task: asyncio.Task | None = None
+        self._background = BackgroundTask("kleis model catalog")
         self._served: dict[str, dict[str, tuple[dict[str, Any], Protocol]]] | None = None
         self._api_cache: dict[str, tuple[tuple[Any, ...], bytes]] = {}
 
@@ -183,17 +184,10 @@ class Catalog:
     def start(self, addon) -> None:  # type: ignore[no-untyped-def]
         self._addon, self.follower = addon, addon.follower
         addon.follower.listeners.append(lambda what: self.invalidate() if what == "accounts" else None)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="kleis model catalog")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._background.stop()
 
     async def refresh_once(self, http: httpx.AsyncClient) -> None:
         if self.models_dev.stale() and await self.models_dev.refresh(http):

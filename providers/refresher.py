@@ -13,6 +13,7 @@ import logging
 import random
 import time
 
+from core.background import BackgroundTask
 from providers.lifecycle import RefreshFailed, TokenManager
 
 log = logging.getLogger(__name__)
@@ -25,21 +26,14 @@ class ProactiveRefresher:
         self.interval = interval
         self.lead = lead
         self.refreshed = 0
-        self._task: asyncio.Task | None = None
+        self._background = BackgroundTask("kleis proactive refresh")
 
     def start(self, addon) -> None:  # type: ignore[no-untyped-def]
         self.tokens, self.follower = addon.tokens, addon.follower
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="kleis proactive refresh")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._background.stop()
 
     def due(self, tokens: TokenManager, now: float) -> list[int]:
         """Accounts to refresh now: usable or cooling (a cooldown does not stop the clock), not in backoff."""

@@ -124,36 +124,6 @@ def upsert_account(
     return row, created
 
 
-def write_tokens(account_id: int, expected_version: int, tokens: TokenSet, cipher: TokenCipher) -> int | None:
-    """Compare-and-swap a refreshed token pair. Returns the new version, or None if another writer won."""
-    now = time.time()
-    fields: dict[Any, Any] = {
-        Account.access_token: cipher.encrypt_optional(tokens.access_token),
-        Account.expires_at: tokens.expires_at,
-        Account.token_version: expected_version + 1,
-        Account.last_refresh_at: now,
-        Account.last_refresh_result: "refresh ok",
-        Account.updated_at: now,
-    }
-    if tokens.refresh_token is not None:
-        fields[Account.refresh_token] = cipher.encrypt(tokens.refresh_token)
-    with database.atomic():
-        if tokens.metadata:
-            row = Account.get_or_none(Account.id == account_id)
-            if row is None:
-                return None
-            fields[Account.metadata] = json.dumps({**row.meta, **tokens.metadata})
-        updated = (
-            Account.update(fields)
-            .where((Account.id == account_id) & (Account.token_version == expected_version))
-            .execute()
-        )
-    if not updated:
-        return None
-    bump("accounts")
-    return expected_version + 1
-
-
 def set_status(account_id: int, status: str, reason: str = "", *, cooldown_until: float | None = None, kind: str = "status") -> None:
     if status not in STATUSES:
         raise InvalidInput(f"unknown status {status!r}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from store import keys
-from store.accounts import TokenSet, upsert_account, write_tokens
+from store import leases
+from store.accounts import TokenSet, upsert_account
 from store.models import Account, OAuthState
 
 
@@ -15,7 +16,7 @@ def test_no_plaintext_secret_on_disk(store, config) -> None:
     access, refresh = "sk-ant-oat01-ACCESSabcdef123456", "sk-ant-ort01-REFRESHabcdef123456"
     row, _ = upsert_account("claude", "uuid-1", TokenSet(access, refresh, time.time() + 3600), store.cipher)
     new_access, new_refresh = "sk-ant-oat01-NEWACCESS987654", "sk-ant-ort01-NEWREFRESH987654"
-    assert write_tokens(row.id, row.token_version, TokenSet(new_access, new_refresh, time.time() + 7200), store.cipher)
+    assert leases.commit(row.id, row.token_version, TokenSet(new_access, new_refresh, time.time() + 7200), store.cipher)
     verifier = "pkce-verifier-THISISSECRET-0123456789abcdef"
     OAuthState.create(state="s1", provider="claude", verifier=store.cipher.encrypt(verifier), expires_at=time.time() + 600)
     store.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
