@@ -35,7 +35,7 @@ REGISTRY = {
     "github-copilot": provider("github-copilot", "GitHub Copilot", "@ai-sdk/openai-compatible", ["GITHUB_TOKEN"], "https://docs.github.com/copilot", [
         model("gpt-4.1", "GPT-4.1", context=128000, output=16384, reasoning=False),
         model("claude-sonnet-4.5", "Claude Sonnet 4.5", context=144000, output=16000),
-    ], api="https://api.githubcopilot.com"),
+    ], api="https://copilot.example.test"),
     "mistral": provider("mistral", "Mistral", "@ai-sdk/mistral", ["MISTRAL_API_KEY"], "https://docs.mistral.ai", [model("mistral-large", "Mistral Large", context=128000, output=8000)]),
 }
 COPILOT_ITEMS = [

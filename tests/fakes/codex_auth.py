@@ -46,11 +46,11 @@ class ChatGPTAccount:
         }
 
     def id_token(self) -> str:
-        return make_jwt({"iss": "https://auth.openai.com", "aud": [CODEX_CLIENT_ID], "email": self.email,
+        return make_jwt({"iss": "https://auth.example.test", "aud": [CODEX_CLIENT_ID], "email": self.email,
                          "exp": int(time.time()) + 3600, AUTH_CLAIM: self.auth_claims()})
 
     def access_token(self, jti: str, expires_in: int) -> str:
-        return make_jwt({"iss": "https://auth.openai.com", "exp": int(time.time()) + expires_in, "jti": jti,
+        return make_jwt({"iss": "https://auth.example.test", "exp": int(time.time()) + expires_in, "jti": jti,
                          PROFILE_CLAIM: {"email": self.email}, AUTH_CLAIM: self.auth_claims()})
 
 
