@@ -30,7 +30,7 @@ def authenticate(headers: Mapping[str, str], records: Mapping[str, KeyRecord], n
         raise Refusal(401, "missing Kleis key: send it as 'Authorization: Bearer kl_…' or 'x-api-key: kl_…'", code="missing_api_key")
     if not key.startswith(KEY_PREFIX):
         raise Refusal(401, "not a Kleis key: Kleis accepts only its own kl_… keys", code="invalid_api_key")
-    record = verify(key, dict(records))
+    record = verify(key, records)
     if record is None:
         raise Refusal(401, "unknown Kleis key", code="invalid_api_key")
     refusal = record.refusal(time.time() if now is None else now)

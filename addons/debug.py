@@ -5,17 +5,22 @@ Three layers:
    `requestheaders`, and the Kleis addon runs before mitmweb's View, so the View never holds it.
 2. Everything the web UI receives — REST answers (flows, bodies, exports, dumps) and websocket pushes — passes
    through the same redaction as the logs (core.redact), which masks anything shaped like a key or token.
-3. The UI binds to 127.0.0.1 only.
+3. The UI binds to 127.0.0.1 only, and answers only with the per-run token printed at start (mitmweb 11.0.2
+   has no authentication of its own: any local user could otherwise read flows or load a script through its
+   options API, which Kleis refuses altogether).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import hmac
+import secrets
 import signal
 from collections.abc import Callable, Mapping
 
 import tornado.escape
+import tornado.web
 from mitmproxy.tools.web import app as web_app
 from mitmproxy.tools.web.master import WebMaster
 
@@ -60,6 +65,39 @@ def install_ui_redaction() -> None:
     web_app.WebSocketEventBroadcaster.send = classmethod(_send)
 
 
+TOKEN_COOKIE = "kleis_debug"
+REFUSED_OPTIONS = frozenset({"scripts"})  # loading code through the UI is never allowed
+
+
+def _guard(token: str):  # type: ignore[no-untyped-def]
+    def prepare(self) -> None:  # type: ignore[no-untyped-def]
+        given = self.get_query_argument("token", default=None)
+        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+            self.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+            return
+        cookie = self.get_cookie(TOKEN_COOKIE) or ""
+        if not hmac.compare_digest(cookie.encode(), token.encode()):
+            raise tornado.web.HTTPError(403, "open the UI with the URL printed by `kleis.py debug` (it carries the token)")
+
+    return prepare
+
+
+_original_options_put = web_app.Options.put
+
+
+def _options_put(self) -> None:  # type: ignore[no-untyped-def]
+    if REFUSED_OPTIONS & set(self.json):
+        raise web_app.APIError(403, "Kleis's debug UI does not change these options: " + ", ".join(sorted(REFUSED_OPTIONS & set(self.json))))
+    return _original_options_put(self)
+
+
+def install_ui_guard(token: str) -> None:
+    """Every UI request (pages, REST API, websocket) needs the token, given once as ?token= and then a cookie."""
+    web_app.RequestHandler.prepare = _guard(token)
+    web_app.WebSocketEventBroadcaster.prepare = _guard(token)
+    web_app.Options.put = _options_put
+
+
 def insert_before_view(master: WebMaster, addon: object) -> None:
     """Register `addon` and place it right before the View, so the UI sees flows after Kleis's hooks."""
     master.addons.register(addon)
@@ -79,8 +117,11 @@ async def run_web(
     parts: dict[str, object] | None = None,
 ) -> WebMaster:
     install_ui_redaction()
+    token = secrets.token_urlsafe(24)
+    install_ui_guard(token)
     options = make_options(config, config.host, config.port if port is None else port)
     master = WebMaster(options, with_termlog=False)
+    master.kleis_ui_token = token  # type: ignore[attr-defined]
     configure(master, config)
     master.options.update(web_host="127.0.0.1", web_port=web_port, web_open_browser=False)
     from providers.registry import provider_map

@@ -27,8 +27,13 @@ from store.accounts import AccountView
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = frozenset({"auth", "rate_limit", "overloaded", "server"})
+RETRYABLE = frozenset({"auth", "auth_rejected", "rate_limit", "overloaded", "server"})
+
 DROP_RESPONSE_HEADERS = ("content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive")
+
+
+def refused_account(signal: Signal) -> Signal:
+    return Signal("auth_rejected", "the provider refused the token issued to replace a refused one (401)", account_wide=True)
 
 
 def should_fail_over(signal: Signal) -> bool:
@@ -71,7 +76,7 @@ async def resend(
     """Send the request again on `account`; None when its token cannot be had."""
     assert ctx.provider is not None and ctx.protocol is not None
     try:
-        account = await (tokens.refresh(account.id, force=True) if force_refresh else tokens.fresh(account))
+        account = await (tokens.refresh(account.id, force=True, newer_than=account.token_version) if force_refresh else tokens.fresh(account))
     except RefreshFailed as exc:
         log.info("failover skips account %s: %s", account.id, exc)
         return None
@@ -89,7 +94,7 @@ async def resend(
             "POST",
             upstream.url,
             headers=headers,
-            content=json.dumps(upstream.body, ensure_ascii=False, separators=(",", ":")).encode(),
+            content=json.dumps(upstream.body, separators=(",", ":")).encode(),  # ASCII: a lone surrogate cannot break it
             timeout=httpx.Timeout(timeout, connect=10.0),
         )
     finally:

@@ -66,7 +66,7 @@ class Kleis:
         mitm_errors.install()
 
     async def running(self) -> None:
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), trust_env=False)
         self.tokens = TokenManager(self.store, self.providers, self.http, on_update=self.follower.replace_account)
         self.follower.start()
         for part in self._parts():
@@ -90,15 +90,17 @@ class Kleis:
         ctx = pipeline.begin(flow.request.method, flow.request.path)
         self._contexts[flow] = ctx
         headers = pipeline.plain_headers(flow.request.headers.fields)
+        for name in pipeline.CREDENTIAL_HEADERS:  # never kept in the flow (mitmweb shows flows), whatever the path
+            if name in headers:
+                flow.request.headers.pop(name, None)
         try:
             pipeline.check_route(ctx)
             if ctx.path == "/healthz" or ctx.path == "/models/api.json":
                 self._answer_public(flow, ctx)
                 return
             ctx.key = await self._authenticate(ctx, headers)
-            for name in ("authorization", "x-api-key"):  # the client's key never travels further, nor shows in mitmweb
-                if headers.pop(name, None) is not None:
-                    flow.request.headers.pop(name, None)
+            for name in pipeline.CREDENTIAL_HEADERS:  # the client's key never travels further
+                headers.pop(name, None)
             ctx.client_headers = headers
             if ctx.protocol is None:
                 self._answer_models(flow, ctx)
@@ -283,6 +285,10 @@ class Kleis:
     def _signal(self, ctx: RequestContext, status: int, headers, content: bytes | None):  # type: ignore[no-untyped-def]
         assert ctx.provider is not None
         signal = ctx.provider.classify(status, headers, _json_or_none(content or b""))
+        if signal.kind == "auth" and ctx.account is not None and self.tokens is not None and self.tokens.refused_after_renewal(ctx.account):
+            # The token issued to replace a refused one is refused too: the provider rejects the account, not the
+            # token. Refreshing again would only rotate tokens in a loop; cool the account and let the others serve.
+            signal = failover.refused_account(signal)
         if not (ctx.aggregated and ctx.error_type):  # keep an in-stream error's own label
             ctx.error_type = f"upstream_{status}" + (f" {signal.label}" if signal.label else "")
         if ctx.account is not None:
@@ -300,8 +306,10 @@ class Kleis:
         message = flow.error.msg if flow.error else "error"
         if ctx.streamed:
             ctx.error_type = "stream_interrupted"
+        elif "body_size_limit" in message:
+            ctx.status, ctx.error_type = 413, "request_too_large"
         elif ctx.first_byte_at is None:
-            ctx.status = ctx.status or 502
+            ctx.status = ctx.status or (504 if mitm_errors.TIMEOUT_MARKER in message else 502)
             ctx.error_type = "upstream_timeout" if mitm_errors.TIMEOUT_MARKER in message else "upstream_unreachable"
         else:
             ctx.error_type = "connection_error"
@@ -344,8 +352,6 @@ class Kleis:
         ctx.refused = True
         ctx.status = refusal.status
         ctx.error_type = refusal.code or f"kleis_{refusal.status}"
-        for name in ("authorization", "x-api-key"):
-            flow.request.headers.pop(name, None)
         flow.response = error_response(ctx.error_protocol, refusal, ctx.request_id)
 
     def _finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
@@ -377,7 +383,7 @@ def apply_upstream(flow: http.HTTPFlow, upstream, client_headers: Mapping[str, s
     merged["host"] = target.netloc if target.port not in (None, 80 if scheme == "http" else 443) else (target.hostname or "")
     merged["accept-encoding"] = "identity"
     request.headers = http.Headers([(name.encode("latin-1"), str(value).encode("latin-1")) for name, value in merged.items()])
-    request.content = json.dumps(upstream.body, ensure_ascii=False, separators=(",", ":")).encode()
+    request.content = json.dumps(upstream.body, separators=(",", ":")).encode()  # ASCII: a lone surrogate cannot break it
 
 
 def public_base(flow: http.HTTPFlow) -> str:

@@ -18,6 +18,7 @@ from providers.usage import UsageReader
 from store.accounts import AccountView
 from store.keys import KeyRecord
 
+CREDENTIAL_HEADERS = CLIENT_CREDENTIAL_HEADERS
 HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade")
 LOCAL_PATHS = ("/healthz", "/v1/models", "/models/api.json")
 

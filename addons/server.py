@@ -34,6 +34,9 @@ def configure(master, config: Config) -> None:  # type: ignore[no-untyped-def]
         keep_host_header=True,
         body_size_limit=str(config.max_body_bytes + 1024 * 1024),  # memory guard for chunked bodies
         ssl_insecure=False,
+        # HTTP/1.1 only towards clients: the upstream token is swapped in when mitmproxy assembles an HTTP/1 request
+        # head (addons.wire_secrets); an h2 client would otherwise make mitmproxy speak h2 upstream.
+        http2=False,
     )
 
 

@@ -69,10 +69,15 @@ def format_event(data: Any, event: str | None = None) -> bytes:
 
 
 class SSEParser:
-    """Feed chunks, get complete events. Safe across any chunk boundary, including a split \\r\\n."""
+    """Feed chunks, get complete events. Safe across any chunk boundary, including a split \\r\\n.
+
+    Each byte is scanned once: the search for line ends resumes where the last chunk's search stopped, so one
+    huge event arriving in many chunks costs linear time, not quadratic.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._line_start = 0  # where the current, incomplete line begins
         self._scan_from = 0  # where to resume looking for a line end
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
@@ -83,10 +88,9 @@ class SSEParser:
         """End of stream: a trailing event without its blank line is still delivered."""
         events = self._drain(final=True)
         if self._buffer:
-            raw = bytes(self._buffer)
+            events.append(parse_event(bytes(self._buffer)))
             self._buffer.clear()
-            self._scan_from = 0
-            events.append(parse_event(raw))
+        self._line_start = self._scan_from = 0
         return events
 
     @property
@@ -96,24 +100,25 @@ class SSEParser:
     def _drain(self, final: bool) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         buffer = self._buffer
-        start = 0
-        line_start = self._scan_from
-        position = self._scan_from
+        start = 0  # where the current event begins
+        line_start, position = self._line_start, self._scan_from
         while True:
             match = _LINE_END.search(buffer, position)
             if match is None:
+                position = len(buffer)
                 break
-            # A \r at the very end may be the first half of \r\n: wait for the next chunk.
+            # A \r at the very end may be the first half of \r\n: look at it again with the next chunk.
             if match.group() == b"\r" and match.end() == len(buffer) and not final:
+                position = match.start()
                 break
-            if match.start() == line_start:  # empty line: the event ends here
-                if match.end() > start and line_start > start:
-                    events.append(parse_event(bytes(buffer[start : match.end()])))
-                    start = match.end()
-                elif line_start == start:  # blank line with no event before it: keep it with the next event
-                    pass
+            if match.start() == line_start and line_start > start:  # an empty line ends the event
+                events.append(parse_event(bytes(buffer[start : match.end()])))
+                start = match.end()
+            # (an empty line with no event before it stays with the next event, byte for byte)
             line_start = position = match.end()
         if start:
-            del buffer[:start]
-        self._scan_from = max(0, line_start - start)
+            del buffer[:start]  # only after a successful pass: on an error, everything unsent is still here
+            line_start -= start
+            position -= start
+        self._line_start, self._scan_from = line_start, position
         return events

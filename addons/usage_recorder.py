@@ -20,6 +20,11 @@ from store import usage as usage_store
 log = logging.getLogger(__name__)
 
 
+def clean(text: str, limit: int) -> str:
+    """Text any database stores: lone surrogates and NUL bytes (a client can put them in a model name) replaced."""
+    return text[:limit].encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
+
+
 def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
     """The UsageEvent row for a finished request (pure: no I/O)."""
     usage = ctx.usage.usage if ctx.usage is not None else None
@@ -31,10 +36,10 @@ def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
         "account_id": ctx.account.id if ctx.account else None,
         "provider": ctx.resolution.provider if ctx.resolution else "",
         "protocol": ctx.protocol.value if ctx.protocol else "",
-        "model": ctx.model[:200],
-        "upstream_model": (ctx.resolution.model if ctx.resolution else "")[:200],
+        "model": clean(ctx.model, 200),
+        "upstream_model": clean(ctx.resolution.model if ctx.resolution else "", 200),
         "status": ctx.status,
-        "error_type": ctx.error_type[:100],
+        "error_type": clean(ctx.error_type, 100),
         "streamed": ctx.streamed,
         "incomplete": interrupted,  # the stream did not reach its end (client left, upstream cut)
         "ttfb_ms": round((ctx.first_byte_at - ctx.started) * 1000, 2) if ctx.first_byte_at else None,
@@ -44,11 +49,13 @@ def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
         "cache_read_tokens": usage.cache_read_tokens if usage else 0,
         "cache_write_tokens": usage.cache_write_tokens if usage else 0,
         "reasoning_tokens": usage.reasoning_tokens if usage else 0,
-        "raw_usage": usage.raw_json() if usage else "",
+        "raw_usage": clean(usage.raw_json(), 20000) if usage else "",
     }
 
 
 class UsageRecorder:
+    UNAUTHENTICATED_PER_SECOND = 5  # refusals without a valid key are recorded, but a flood of them is not
+
     def __init__(self, retention_days: int = 90, maxsize: int = 50_000, batch: int = 500, interval: float = 0.5) -> None:
         self.retention_days = retention_days
         self.batch = batch
@@ -60,9 +67,19 @@ class UsageRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_purge = 0.0
+        self.unauthenticated_skipped = 0
+        self._unauthenticated_window = (0, 0)  # (second, events recorded in it)
 
     # -- request path -------------------------------------------------------------------
     def record(self, ctx: RequestContext, now: float) -> None:
+        if ctx.key is None:
+            second, count = self._unauthenticated_window
+            if int(now) != second:
+                second, count = int(now), 0
+            if count >= self.UNAUTHENTICATED_PER_SECOND:
+                self.unauthenticated_skipped += 1
+                return
+            self._unauthenticated_window = (second, count + 1)
         try:
             self.queue.put_nowait(event_from_context(ctx, now))
         except queue.Full:
@@ -108,7 +125,7 @@ class UsageRecorder:
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         delay = 0.5
-        while True:
+        for attempt in range(1, 1_000_000):
             try:
                 self.written += usage_store.insert_events(rows)
                 used: dict[int, float] = {}
@@ -120,12 +137,23 @@ class UsageRecorder:
             except Exception as exc:
                 self.failed_batches += 1
                 log.warning("writing %d usage events failed (%s); retrying in %.1fs", len(rows), exc, delay)
+                if attempt == 3 and len(rows) > 1:
+                    self._write_one_by_one(rows)  # one bad row must not hold back every other event
+                    return
                 if self._stop.is_set() and delay > 8:
                     log.error("giving up on %d usage events at shutdown", len(rows))
                     self.dropped += len(rows)
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _write_one_by_one(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            try:
+                self.written += usage_store.insert_events([row])
+            except Exception as exc:
+                self.dropped += 1
+                log.error("usage event %s could not be stored and is dropped: %s", row.get("request_id"), exc)
 
     def _run(self) -> None:
         while not self._stop.is_set() or not self.queue.empty():

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 import tempfile
@@ -135,6 +136,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         for process in (second, kleis_process, bare_process, upstream_process):
             if process is not None:
                 stop(process)
+        shutil.rmtree(work, ignore_errors=True)  # its store holds a generated secret key
     return results
 
 

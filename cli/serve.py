@@ -64,9 +64,12 @@ def cmd_debug(args: argparse.Namespace, config: Config) -> int:
 
     setup_logging(config)
     store = open_store(config)
-    web = f", mitmweb UI on http://127.0.0.1:{args.web_port}/ (keys and tokens redacted)"
+    def ready(master) -> None:  # type: ignore[no-untyped-def]
+        web = f", mitmweb UI on http://127.0.0.1:{args.web_port}/?token={master.kleis_ui_token} (keys and tokens redacted)"
+        _announce(config, store, bound_address(master), None, web)
+
     try:
-        asyncio.run(run_web(store, config, args.web_port, on_ready=lambda master: _announce(config, store, bound_address(master), None, web)))
+        asyncio.run(run_web(store, config, args.web_port, on_ready=ready))
     finally:
         store.close()
     return 0

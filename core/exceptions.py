@@ -41,8 +41,12 @@ class InvalidInput(KleisError):
 
 
 class ProviderError(KleisError):
+    """The message may quote a provider's answer: it is redacted here, once, before it can reach a user."""
+
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
+        from core.redact import redact
+
+        super().__init__(redact(message))
         self.status = status
         self.code = code
 

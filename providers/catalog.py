@@ -82,7 +82,7 @@ class Catalog:
         self._addon = None
         self._background = BackgroundTask("kleis model catalog")
         self._served: dict[str, dict[str, tuple[dict[str, Any], Protocol]]] | None = None
-        self._api_cache: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+        self._registry_bytes: tuple[int, bytes] | None = None  # models.dev serialised once per copy
 
     # -- what Kleis serves -------------------------------------------------------------------
     def served(self) -> dict[str, dict[str, tuple[dict[str, Any], Protocol]]]:
@@ -118,7 +118,6 @@ class Catalog:
 
     def invalidate(self) -> None:
         self._served = None
-        self._api_cache.clear()
 
     # -- routing and listing ----------------------------------------------------------------
     def lookup(self, model: str, protocol: Protocol) -> str | None:
@@ -171,14 +170,18 @@ class Catalog:
     def api_json(self, base: str) -> dict[str, Any]:
         return {**self.models_dev.data, "kleis": self.kleis_entry(base)}
 
+    def registry_bytes(self) -> bytes:
+        """models.dev's registry without the kleis entry, serialised once per copy (megabytes: not per request)."""
+        data = {k: v for k, v in self.models_dev.data.items() if k != "kleis"}
+        if self._registry_bytes is None or self._registry_bytes[0] != id(self.models_dev.data):
+            self._registry_bytes = (id(self.models_dev.data), json.dumps(data, separators=(",", ":")).encode())
+        return self._registry_bytes[1]
+
     def api_json_bytes(self, base: str) -> bytes:
-        """The serialised /models/api.json, cached until the registry, the served models or the accounts change."""
-        key = (id(self.models_dev.data), tuple(sorted(self.offered_providers())))
-        cached = self._api_cache.get(base)
-        if cached is None or cached[0] != key:
-            cached = (key, json.dumps(self.api_json(base), ensure_ascii=False, separators=(",", ":")).encode())
-            self._api_cache[base] = cached
-        return cached[1]
+        """/models/api.json: the cached registry with the (small) kleis entry for this base spliced in."""
+        registry = self.registry_bytes()
+        entry = json.dumps(self.kleis_entry(base), separators=(",", ":")).encode()
+        return (registry[:-1] + b"," if len(registry) > 2 else b"{") + b'"kleis":' + entry + b"}"
 
     # -- background refresh --------------------------------------------------------------------
     def start(self, addon) -> None:  # type: ignore[no-untyped-def]
@@ -192,6 +195,7 @@ class Catalog:
     async def refresh_once(self, http: httpx.AsyncClient) -> None:
         if self.models_dev.stale() and await self.models_dev.refresh(http):
             self.invalidate()
+            await asyncio.to_thread(self.registry_bytes)  # serialise the new copy off the event loop
         if time.time() - self.lists_fetched_at >= self.config.models_ttl:
             self.lists_fetched_at = time.time()
             await self._refresh_provider_lists(http)

@@ -6,7 +6,8 @@ Rules (`decide`):
 - 429 without a reset time → a short cooldown (transient throttling).
 - 529 / 5xx → a short cooldown.
 - request-scoped problems (fast-mode credits, client version) → nothing: the account is fine.
-- 401 → no cooldown: the token is marked stale and the next request refreshes it (providers.lifecycle).
+- 401 → no cooldown: the token is marked stale and the next request refreshes it (providers.lifecycle);
+  but a 401 to a token issued within the last minute means the account is refused: cooled for 5 minutes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_COOLDOWN = 30.0  # 429 without a reset signal
 SERVER_COOLDOWN = 10.0  # 529 / 5xx
+REJECTED_COOLDOWN = 300.0  # a freshly issued token refused: the account itself is refused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,8 @@ def decide(signal: Signal, now: float, cooldown_max: float) -> Decision | None:
         return Decision("cooling", f"{signal.label or 'rate limited'} without a reset time: short cooldown", now + TRANSIENT_COOLDOWN)
     if signal.kind in ("overloaded", "server"):
         return Decision("cooling", signal.label or "provider error", now + SERVER_COOLDOWN)
+    if signal.kind == "auth_rejected":
+        return Decision("cooling", signal.label or "the provider refuses this account", now + REJECTED_COOLDOWN)
     return None
 
 

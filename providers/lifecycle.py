@@ -24,7 +24,7 @@ from store.db import Store
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 60.0  # longer than one refresh call can take (10 s connect + 30 s read)
 WAIT_STEP = 0.05
 FAULT_ENV = "KLEIS_FAULT_AFTER_TOKENS_ISSUED"  # test hook: die between the provider's answer and the commit
 
@@ -46,6 +46,7 @@ class TokenManager:
         self.on_update = on_update  # called with a fresher AccountView
         self._inflight: dict[int, asyncio.Task[AccountView]] = {}
         self._stale: dict[int, int] = {}  # account id -> token version an upstream rejected
+        self._renewed_after_401: dict[int, int] = {}  # account id -> token version issued to replace a rejected one
         self._backoff: dict[int, tuple[float, float, str, float]] = {}  # id -> (not before, last delay, reason, state time)
         # Tokens a provider issued whose commit failed: committed by the next attempt, never handed out before.
         self._uncommitted: dict[int, tuple[int, TokenSet]] = {}
@@ -60,6 +61,10 @@ class TokenManager:
     def mark_stale(self, account: AccountView) -> None:
         """An upstream said 401 to this token: the next request refreshes first."""
         self._stale[account.id] = account.token_version
+
+    def refused_after_renewal(self, account: AccountView) -> bool:
+        """This token was issued because its predecessor got a 401, and now it gets one too."""
+        return self._renewed_after_401.get(account.id) == account.token_version
 
     def backoff_remaining(self, account_id: int, now: float | None = None, state_changed_at: float | None = None) -> float:
         """Seconds until the next refresh attempt is allowed; a later state change (reset, login) lifts it."""
@@ -95,24 +100,40 @@ class TokenManager:
                 return account
             raise
 
-    async def refresh(self, account_id: int, *, force: bool = False, horizon: float = 0.0) -> AccountView:
-        """Refresh unless the stored token is good for `horizon` more seconds (or `force`). Single flight per account."""
+    async def refresh(self, account_id: int, *, force: bool = False, horizon: float = 0.0, newer_than: int | None = None) -> AccountView:
+        """Refresh unless the stored token is good for `horizon` more seconds (or `force`). Single flight per account.
+
+        `newer_than`: the token version an upstream refused; a stored version above it is taken as it is.
+        """
         task = self._inflight.get(account_id)
         if task is None or task.done():
-            task = asyncio.get_running_loop().create_task(self._refresh(account_id, force, horizon), name=f"refresh account {account_id}")
+            task = asyncio.get_running_loop().create_task(self._guarded(account_id, force, horizon, newer_than), name=f"refresh account {account_id}")
             self._inflight[account_id] = task
             task.add_done_callback(lambda t, i=account_id: self._inflight.pop(i, None) if self._inflight.get(i) is t else None)
         return await asyncio.shield(task)
 
     # -- one refresh ---------------------------------------------------------------------
-    async def _refresh(self, account_id: int, force: bool, horizon: float) -> AccountView:
+    async def _guarded(self, account_id: int, force: bool, horizon: float, newer_than: int | None) -> AccountView:
+        """A store that cannot be read or written fails the refresh cleanly (the caller may keep a valid token)."""
+        try:
+            return await self._refresh(account_id, force, horizon, newer_than)
+        except (RefreshFailed, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.error("refreshing account %s failed on the store: %s", account_id, exc)
+            raise RefreshFailed(f"account {account_id} could not be refreshed: the store is unavailable ({type(exc).__name__})", retry_in=5) from None
+
+    async def _refresh(self, account_id: int, force: bool, horizon: float, newer_than: int | None) -> AccountView:
         cipher = self.store.cipher
         seen = await asyncio.to_thread(leases.read, account_id, cipher)
         if seen is None:
             raise RefreshFailed(f"account {account_id} no longer exists")
+        if newer_than is not None and seen.token_version > newer_than:
+            return self._publish(seen)  # the refused token was already replaced
         start_version = seen.token_version
+        owner = leases.new_owner()
         deadline = time.time() + LEASE_SECONDS * 2
-        while not await asyncio.to_thread(leases.acquire, account_id, LEASE_SECONDS):
+        while not await asyncio.to_thread(leases.acquire, account_id, LEASE_SECONDS, owner):
             state = await asyncio.to_thread(leases.lease_state, account_id)
             if state is None:
                 raise RefreshFailed(f"account {account_id} no longer exists")
@@ -135,7 +156,7 @@ class TokenManager:
             return self._publish(await self._call_provider(current))
         finally:
             try:
-                await asyncio.to_thread(leases.release, account_id)
+                await asyncio.to_thread(leases.release, account_id, owner)
             except Exception:
                 log.exception("releasing the refresh lease of account %s failed (it expires by itself)", account_id)
 
@@ -148,8 +169,10 @@ class TokenManager:
         try:
             tokens: TokenSet = await provider.refresh(account, self.http)
         except ReauthRequired as exc:
-            reason = f"refresh refused: {exc}"
-            await asyncio.to_thread(account_store.set_status, account.id, "needs_reauth", reason, kind="refresh")
+            if not await asyncio.to_thread(leases.mark_reauth, account.id, account.token_version, f"refresh refused: {exc}"):
+                newer = await asyncio.to_thread(leases.read, account.id, self.store.cipher)
+                if newer is not None:
+                    return newer  # another refresh stored a newer pair meanwhile: ours was refused for that reason
             raise RefreshFailed(f"{provider.display_name} account {account.id} needs a new login ({exc})", reauth=True) from None
         except (TransientProviderError, ProviderError, httpx.HTTPError) as exc:
             # Anything but a dead credential keeps the tokens and backs off (a refusal we do not understand may pass).
@@ -176,7 +199,10 @@ class TokenManager:
         if not committed:
             log.warning("account %s moved to a newer token version during refresh; keeping the newer one", account.id)
         self._backoff.pop(account.id, None)
-        self._stale.pop(account.id, None)
+        if self._stale.pop(account.id, None) is not None:  # this pair replaces a token an upstream refused
+            self._renewed_after_401[account.id] = newest.token_version
+        else:
+            self._renewed_after_401.pop(account.id, None)
         return newest
 
     def _note_failure(self, account_id: int, reason: str, state_changed_at: float) -> float:
@@ -203,7 +229,7 @@ def refresh_now_blocking(store: Store, account_id: int) -> AccountView:
         raise KleisError(f"the {row.provider} provider is not available in this build of Kleis")
 
     async def run() -> AccountView:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
             manager = TokenManager(store, providers, http)
             return await manager.refresh(account_id, force=True)
 

@@ -7,6 +7,7 @@ next TTL.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -82,12 +83,12 @@ class ModelsDev:
         return False
 
     async def refresh(self, http: httpx.AsyncClient) -> bool:
-        """Fetch now. True when a new copy was taken."""
+        """Fetch now (parsing and file writes off the event loop). True when a new copy was taken."""
         try:
             response = await http.get(self.url, timeout=FETCH_TIMEOUT)
         except httpx.HTTPError as exc:
-            return self._failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        return self._accept(response)
+            return await asyncio.to_thread(self._failed, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        return await asyncio.to_thread(self._accept, response)
 
     def refresh_blocking(self, timeout: float = FETCH_TIMEOUT) -> bool:
         try:

@@ -171,7 +171,8 @@ def token_error(response: httpx.Response, what: str) -> ProviderError:
     if response.status_code >= 500 or response.status_code == 429:
         return TransientProviderError(message, status=response.status_code, code=str(error) if error else None)
     text = f"{error} {description}".lower()
-    if error in ("invalid_grant", "invalid_token", "unauthorized_client") or "already used" in text or "revoked" in text or "expired" in text:
+    dead = ("invalid_grant", "invalid_token", "unauthorized_client", "refresh_token_reused", "refresh_token_invalidated", "refresh_token_expired")
+    if error in dead or any(phrase in text for phrase in ("already used", "already been used", "reused", "invalidated", "revoked", "expired")):
         return ReauthRequired(message, status=response.status_code, code=str(error) if error else None)
     return ProviderError(message, status=response.status_code, code=str(error) if error else None)
 

@@ -96,8 +96,8 @@ class MessagesUsageReader(UsageReader):
         if isinstance(body, dict) and isinstance(body.get("usage"), dict):
             from_anthropic(body["usage"], self.usage)
             self.usage.complete = True
-        elif isinstance(body, dict) and isinstance(body.get("input_tokens"), int):  # count_tokens
-            self.usage = Usage(input_tokens=body["input_tokens"], raw=body, seen=True, complete=True)
+        elif isinstance(body, dict) and isinstance(body.get("input_tokens"), int):  # count_tokens: counts, consumes nothing
+            self.usage = Usage(raw=body, seen=True, complete=True)
         return self.usage
 
     def event(self, event: SSEEvent) -> None:
@@ -124,6 +124,8 @@ class ChatUsageReader(UsageReader):
         return self.usage
 
     def event(self, event: SSEEvent) -> None:
+        if event.data is None or '"usage"' not in event.data:  # only the final chunk carries usage: skip the parse
+            return
         data = event.json()
         if isinstance(data, dict) and isinstance(data.get("usage"), dict):
             self.usage = from_openai_chat(data["usage"])
@@ -139,6 +141,8 @@ class ResponsesUsageReader(UsageReader):
         return self.usage
 
     def event(self, event: SSEEvent) -> None:
+        if event.event is not None and event.event not in FINAL_RESPONSE_EVENTS:
+            return  # named events other than the final ones carry no usage: skip the parse
         data = event.json()
         if not isinstance(data, dict):
             return

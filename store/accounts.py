@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from core.exceptions import InvalidInput, NotFound
+from core.redact import redact
 from store.crypto import TokenCipher
 from store.db import bump
 from store.models import Account, AccountEvent, database
@@ -83,7 +84,7 @@ class AccountView:
 
 
 def record_event(account_id: int, kind: str, status: str = "", reason: str = "") -> None:
-    AccountEvent.create(account_id=account_id, kind=kind, status=status, reason=reason[:2000])
+    AccountEvent.create(account_id=account_id, kind=kind, status=status, reason=redact(reason)[:2000])
 
 
 def upsert_account(
@@ -125,18 +126,26 @@ def upsert_account(
 
 
 def set_status(account_id: int, status: str, reason: str = "", *, cooldown_until: float | None = None, kind: str = "status") -> None:
+    """Change an account's state (reasons shown to operators are redacted). Health changes (`kind="health"`) only
+    apply to an account that is active or cooling: they never undo an operator's disable or a needs-reauth."""
     if status not in STATUSES:
         raise InvalidInput(f"unknown status {status!r}")
+    reason = redact(reason)
     now = time.time()
     with database.atomic():
+        where = Account.id == account_id
+        if kind == "health":
+            where &= Account.status.in_(("active", "cooling"))
         updated = (
             Account.update(
                 status=status, status_reason=reason, cooldown_until=cooldown_until, status_changed_at=now, updated_at=now
             )
-            .where(Account.id == account_id)
+            .where(where)
             .execute()
         )
         if not updated:
+            if kind == "health":
+                return
             raise NotFound(f"no account with id {account_id}")
         record_event(account_id, kind, status, reason)
     bump("accounts")
@@ -144,7 +153,7 @@ def set_status(account_id: int, status: str, reason: str = "", *, cooldown_until
 
 def note_refresh_result(account_id: int, result: str) -> None:
     now = time.time()
-    Account.update(last_refresh_at=now, last_refresh_result=result[:2000], updated_at=now).where(
+    Account.update(last_refresh_at=now, last_refresh_result=redact(result)[:2000], updated_at=now).where(
         Account.id == account_id
     ).execute()
     record_event(account_id, "refresh", "", result)

@@ -8,7 +8,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from core.exceptions import InvalidInput, NotFound
 from store.db import bump
@@ -81,7 +81,7 @@ def model_matches(pattern: str, model: str) -> bool:
     return model == pattern
 
 
-def verify(presented: str, records_by_hash: dict[str, KeyRecord]) -> KeyRecord | None:
+def verify(presented: str, records_by_hash: Mapping[str, KeyRecord]) -> KeyRecord | None:
     """Find the record of a presented key; the final comparison is constant-time."""
     if not presented.startswith(KEY_PREFIX):
         return None

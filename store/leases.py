@@ -12,32 +12,33 @@ import socket
 import time
 import uuid
 
+from core.redact import redact
 from store.accounts import AccountView, TokenSet, record_event
 from store.crypto import TokenCipher
 from store.db import bump
 from store.models import Account, database
 
-OWNER = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+PROCESS = f"{socket.gethostname()[:30]}:{os.getpid()}"
 
 
-def acquire(account_id: int, seconds: float, owner: str = OWNER) -> bool:
+def new_owner() -> str:
+    """A lease owner for one refresh attempt: two attempts in one process (the admin's "refresh now" beside the
+    proxy's own) must exclude each other as much as two processes do."""
+    return f"{PROCESS}:{uuid.uuid4().hex[:12]}"
+
+
+def acquire(account_id: int, seconds: float, owner: str) -> bool:
+    """Take the lease if it is free or expired (never re-entered, even by this process)."""
     now = time.time()
     taken = (
         Account.update(refresh_lease_owner=owner, refresh_lease_until=now + seconds)
-        .where(
-            (Account.id == account_id)
-            & (
-                Account.refresh_lease_until.is_null()
-                | (Account.refresh_lease_until < now)
-                | (Account.refresh_lease_owner == owner)
-            )
-        )
+        .where((Account.id == account_id) & (Account.refresh_lease_until.is_null() | (Account.refresh_lease_until < now)))
         .execute()
     )
     return bool(taken)
 
 
-def release(account_id: int, owner: str = OWNER) -> None:
+def release(account_id: int, owner: str) -> None:
     Account.update(refresh_lease_owner=None, refresh_lease_until=None).where(
         (Account.id == account_id) & (Account.refresh_lease_owner == owner)
     ).execute()
@@ -58,7 +59,24 @@ def lease_state(account_id: int) -> tuple[int, float | None] | None:
     return None if row is None else (row[0], row[1])
 
 
-def commit(account_id: int, expected_version: int, tokens: TokenSet, cipher: TokenCipher, owner: str = OWNER) -> bool:
+def mark_reauth(account_id: int, refused_version: int, reason: str) -> bool:
+    """needs_reauth, but only while the refused refresh token is still the stored one: a refresh that lost a race
+    to a newer pair must not brand a healthy account dead."""
+    now = time.time()
+    with database.atomic():
+        updated = (
+            Account.update(status="needs_reauth", status_reason=redact(reason), cooldown_until=None, status_changed_at=now, updated_at=now)
+            .where((Account.id == account_id) & (Account.token_version == refused_version))
+            .execute()
+        )
+        if updated:
+            record_event(account_id, "refresh", "needs_reauth", reason)
+    if updated:
+        bump("accounts")
+    return bool(updated)
+
+
+def commit(account_id: int, expected_version: int, tokens: TokenSet, cipher: TokenCipher) -> bool:
     """Write the new pair if the stored one is still `expected_version`, and free the lease. False if it moved on."""
     import json
 

@@ -222,3 +222,14 @@ def test_through_the_proxy(store, config, tmp_path, models_dev, run_proxy, fake_
 def test_the_builtin_offline_list_is_models_dev_valid() -> None:
     for provider_id, entry in BUILTIN_REGISTRY.items():
         assert provider_errors(entry) == [], provider_id
+
+
+def test_api_json_is_the_registry_plus_the_kleis_entry_for_any_base(config, tmp_path, models_dev) -> None:
+    catalog = make_catalog(config, tmp_path, models_dev, claude=named("claude", frozenset({Protocol.MESSAGES}), ("claude-sonnet-4-5",))(config, {}, ""))
+    catalog.follower = Accounts("claude")
+    for base in ("http://127.0.0.1:8080", "http://kleis.internal:9000"):
+        served = json.loads(catalog.api_json_bytes(base))
+        assert served == catalog.api_json(base) and served["kleis"]["api"] == f"{base}/v1"
+    first = catalog.registry_bytes()
+    catalog.api_json_bytes("http://another-host")
+    assert catalog.registry_bytes() is first  # the megabytes are serialised once, whatever Host clients send

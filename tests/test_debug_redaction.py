@@ -43,7 +43,8 @@ def web(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore
     assert ready.wait(15)
     master = state["master"]
     proxy_port = master.addons.get("proxyserver").listen_addrs()[0][1]
-    yield {"proxy": f"http://127.0.0.1:{proxy_port}", "web": f"http://127.0.0.1:{web_port}", "key": key, "access": access, "refresh": refresh, "master": master}
+    yield {"proxy": f"http://127.0.0.1:{proxy_port}", "web": f"http://127.0.0.1:{web_port}", "key": key, "access": access, "refresh": refresh,
+           "master": master, "token": master.kleis_ui_token}
     state["loop"].call_soon_threadsafe(master.shutdown)
     thread.join(10)
 
@@ -67,7 +68,7 @@ def test_ui_never_shows_keys_or_tokens(web, fake_anthropic) -> None:
     secrets = (web["key"], web["access"], web["refresh"])
     fake_anthropic.stream_delay = 0.15
     with httpx.Client(base_url=web["web"], timeout=10) as ui, httpx.Client(base_url=web["proxy"], timeout=20) as client:
-        ui.get("/")  # xsrf cookie for the command API
+        ui.get("/", params={"token": web["token"]})  # the per-run token becomes a cookie; also the xsrf cookie
         body = {"model": "loop/claude-d", "max_tokens": 20, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
         with client.stream("POST", "/v1/messages", json=body, headers={"authorization": f"Bearer {web['key']}"}) as response:
             lines = response.iter_lines()
@@ -85,3 +86,39 @@ def test_ui_never_shows_keys_or_tokens(web, fake_anthropic) -> None:
     for secret in secrets + (web["key"][:-2] + "zz",):
         assert secret not in during and secret not in after
         assert secret[:16] not in during and secret[:16] not in after
+
+
+def test_ui_refuses_requests_without_the_run_token_and_script_loading(web) -> None:
+    with httpx.Client(base_url=web["web"], timeout=10) as stranger:
+        assert stranger.get("/flows").status_code == 403
+        assert stranger.get("/", params={"token": "guess"}).status_code == 403
+    with httpx.Client(base_url=web["web"], timeout=10, cookies={"kleis_debug": "guess"}) as guesser:
+        assert guesser.get("/flows").status_code == 403
+    with httpx.Client(base_url=web["web"], timeout=10) as operator:
+        assert operator.get("/", params={"token": web["token"]}).status_code == 200
+        assert operator.get("/flows").status_code == 200  # the cookie carries it from here
+        xsrf = operator.cookies.get("_xsrf") or ""
+        refused = operator.put("/options", json={"scripts": ["/tmp/evil.py"]}, headers={"X-XSRFToken": xsrf})
+        assert refused.status_code == 403
+        assert web["master"].options.scripts == []
+
+
+def test_the_live_updates_websocket_needs_the_token_too(web) -> None:
+    import tornado.httpclient
+    import tornado.websocket
+
+    url = web["web"].replace("http://", "ws://") + "/updates"
+
+    async def connect(cookie: str | None):  # type: ignore[no-untyped-def]
+        headers = {"Cookie": f"kleis_debug={cookie}"} if cookie else {}
+        request = tornado.httpclient.HTTPRequest(url, headers=headers)
+        try:
+            connection = await tornado.websocket.websocket_connect(request)
+        except tornado.httpclient.HTTPClientError as exc:
+            return exc.code
+        connection.close()
+        return 101
+
+    assert asyncio.run(connect(None)) == 403
+    assert asyncio.run(connect("guess")) == 403
+    assert asyncio.run(connect(web["token"])) == 101

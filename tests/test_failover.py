@@ -163,3 +163,19 @@ def test_manual_reset_makes_a_cooling_account_usable_at_once(live) -> None:
         while client.post("/v1/messages", json=BODY, headers=live.headers()).status_code != 200:
             assert time.time() - reset_at < 1.0
     assert Account.get_by_id(account.id).status == "active"
+
+
+def test_an_account_refused_even_after_renewal_is_cooled_not_refreshed_in_a_loop(live) -> None:
+    refused = live.add_account("refused", primary=True)
+    other = live.add_account("other")
+    live.anthropic.validators.append(
+        lambda request: Reply(401, {"type": "error", "error": {"type": "authentication_error", "message": "organization disabled"}})
+        if request.headers.get("authorization") != f"Bearer {other.access_token}" else None
+    )
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        for _ in range(3):
+            assert client.post("/v1/messages", json=BODY, headers=live.headers()).status_code == 200
+    assert live.oauth.refresh_calls == 1  # one renewal of the refused account, then it is left alone
+    stored = persisted(refused.id, "cooling")
+    assert stored.status == "cooling" and "refused" in stored.status_reason
+    assert tokens_seen(live.anthropic)[-1] == f"Bearer {other.access_token}"

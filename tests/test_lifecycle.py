@@ -171,3 +171,26 @@ def test_an_operator_reset_lifts_the_refresh_backoff_at_once(kleis) -> None:
         kleis.wait_for_accounts()
         assert client.post("/v1/messages", json=BODY, headers=kleis.headers()).status_code == 200
     assert len(kleis.oauth.received("/v1/oauth/token")) == 2
+
+
+def test_two_token_managers_in_one_process_refresh_once(store, fake_oauth) -> None:
+    """The admin's "refresh now" runs beside the proxy's own manager: the lease must exclude it like a process."""
+    from providers.lifecycle import TokenManager
+    from store.accounts import TokenSet, upsert_account
+    from tests.loopback_provider import LoopbackProvider
+
+    access, refresh = fake_oauth.seed()
+    row, _ = upsert_account("loop", "twice", TokenSet(access, refresh, time.time() - 60), store.cipher)
+    provider = LoopbackProvider(store.config, {}, f"{fake_oauth.url}/v1/oauth/token")
+    fake_oauth.token_delay = 0.3
+
+    async def both() -> list:
+        async with httpx.AsyncClient() as http:
+            managers = [TokenManager(store, {"loop": provider}, http) for _ in range(2)]
+            return await asyncio.gather(*(m.refresh(row.id, force=True) for m in managers), return_exceptions=True)
+
+    results = asyncio.run(both())
+    assert fake_oauth.refresh_calls == 1 and fake_oauth.reused_refresh_attempts == 0
+    assert all(not isinstance(r, Exception) for r in results), results
+    stored = Account.get_by_id(row.id)
+    assert stored.status == "active" and stored.token_version == row.token_version + 1

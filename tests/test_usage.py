@@ -145,7 +145,7 @@ def test_shutdown_flushes_and_a_full_queue_never_blocks(store) -> None:
     recorder.start()
     started = time.time()
     for _ in range(8):
-        recorder.record(begin("POST", "/v1/messages"), time.time())
+        recorder.record(keyed(begin("POST", "/v1/messages")), time.time())
     assert time.time() - started < 0.5 and recorder.dropped >= 3  # never waits for room
     recorder.stop_blocking()
     assert UsageEvent.select().count() == 8 - recorder.dropped and recorder.written == 8 - recorder.dropped
@@ -171,3 +171,46 @@ def test_aggregates_by_model_and_the_cli(live, monkeypatch, capsys) -> None:
     printed = json.loads(capsys.readouterr().out)
     assert printed["totals"][0]["requests"] == 3 and printed["totals"][0]["label"].startswith("tests (")
     assert len(printed["recent"]) == 2
+
+
+def keyed(ctx):  # type: ignore[no-untyped-def]
+    from store.keys import KeyRecord
+
+    ctx.key = KeyRecord(1, "kl_test0000", "t", "0" * 64, (), (), None, None)
+    return ctx
+
+
+def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store) -> None:
+    from addons.pipeline import begin
+
+    recorder = UsageRecorder(interval=0.05)
+    now = time.time()
+    for _ in range(50):  # a flood of requests without a valid key in one second
+        recorder.record(begin("POST", "/v1/messages"), now)
+    assert recorder.queue.qsize() == UsageRecorder.UNAUTHENTICATED_PER_SECOND and recorder.unauthenticated_skipped == 45
+    recorder.record(keyed(begin("POST", "/v1/messages")), now)
+    assert recorder.queue.qsize() == UsageRecorder.UNAUTHENTICATED_PER_SECOND + 1  # keyed requests are never skipped
+
+
+def test_one_unstorable_row_does_not_stall_the_others(store, monkeypatch) -> None:
+    from addons import usage_recorder
+    from addons.pipeline import begin
+
+    ctx = keyed(begin("POST", "/v1/messages"))
+    ctx.model = "claude-\ud800-broken\x00"  # a lone surrogate and a NUL from a client
+    row = usage_recorder.event_from_context(ctx, time.time())
+    assert usage_store.insert_events([row]) == 1 and "\x00" not in UsageEvent.get(UsageEvent.request_id == row["request_id"]).model
+    recorder = UsageRecorder(interval=0.05)
+    real = usage_store.insert_events
+
+    def poisoned(rows):  # type: ignore[no-untyped-def]
+        if any(r["request_id"] == "req_poison" for r in rows):
+            raise ValueError("cannot store this row")
+        return real(rows)
+
+    monkeypatch.setattr(usage_recorder.usage_store, "insert_events", poisoned)
+    monkeypatch.setattr(usage_recorder.time, "sleep", lambda seconds: None)
+    good = [dict(row, request_id=f"req_good_{i}") for i in range(3)]
+    recorder._write(good + [dict(row, request_id="req_poison")])
+    assert recorder.dropped == 1 and recorder.written == 3
+    assert UsageEvent.select().where(UsageEvent.request_id.startswith("req_good_")).count() == 3
