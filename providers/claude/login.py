@@ -45,10 +45,10 @@ def authorize_url(config: Config, challenge: str, state: str) -> str:
     return f"{config.claude_authorize_url}?{urlencode(params)}"
 
 
-def start_login(store: Store, config: Config, **options: Any) -> oauth.LoginStart:
+def start_login(store: Store, config: Config, *, label: str = "", **options: Any) -> oauth.LoginStart:
     verifier, challenge = oauth.pkce_pair()
     state = oauth.new_state()
-    expires_at = oauth.save_state(store, PROVIDER, state, verifier, {"redirect_uri": tokens.redirect_uri(config)})
+    expires_at = oauth.save_state(store, PROVIDER, state, verifier, {"redirect_uri": tokens.redirect_uri(config), "label": label})
     return oauth.LoginStart(
         provider=PROVIDER,
         flow_id=state,
@@ -81,7 +81,8 @@ def complete_login(store: Store, config: Config, flow_id: str, answer: dict[str,
         raise ProviderError("Claude issued tokens but did not say which account they belong to; try the login again")
     oauth.drop_state(flow_id)
     tokens_with_identity = dataclasses.replace(token_set, metadata={**token_set.metadata, **identity.metadata()})
-    return oauth.finish(store, PROVIDER, identity.account_uuid, tokens_with_identity, email=identity.email, how="login")
+    label = str(answer.get("label") or data.get("label") or "")
+    return oauth.finish(store, PROVIDER, identity.account_uuid, tokens_with_identity, email=identity.email, label=label, how="login")
 
 
 # -- import -------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def _number(value: Any, default: float) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else default
 
 
-def start_login(store: Store, config: Config, **options: Any) -> oauth.LoginStart:
+def start_login(store: Store, config: Config, *, label: str = "", **options: Any) -> oauth.LoginStart:
     """Ask GitHub for a device code; the user enters `user_code` at `verification_uri`."""
     response = _post(config, f"{config.github_base}/login/device/code", {"client_id": config.copilot_client_id, "scope": SCOPE}, "GitHub device code request")
     try:
@@ -60,7 +60,7 @@ def start_login(store: Store, config: Config, **options: Any) -> oauth.LoginStar
     now = time.time()
     expires_at = oauth.save_state(
         store, PROVIDER, flow_id, verifier=data["device_code"],
-        data={"interval": interval, "next_poll_at": now + interval, "client_id": config.copilot_client_id},
+        data={"interval": interval, "next_poll_at": now + interval, "client_id": config.copilot_client_id, "label": label},
         ttl=_number(data.get("expires_in"), DEFAULT_EXPIRES_IN),
     )
     return oauth.LoginStart(
@@ -80,7 +80,7 @@ def complete_login(store: Store, config: Config, flow_id: str, answer: dict[str,
     """Ask GitHub once whether the code was entered (never sooner than the interval allows)."""
     device_code, data = oauth.load_state(store, PROVIDER, flow_id)
     if data.get("github_token"):  # GitHub already answered; only storing the account failed last time
-        return _store_account(store, config, flow_id, data["github_token"])
+        return _store_account(store, config, flow_id, data["github_token"], data.get("label") or "")
     now = time.time()
     interval = _number(data.get("interval"), DEFAULT_INTERVAL)
     wait = float(data.get("next_poll_at", 0)) - now
@@ -101,7 +101,7 @@ def complete_login(store: Store, config: Config, flow_id: str, answer: dict[str,
     token = body.get("access_token")
     if isinstance(token, str) and token:
         oauth.update_state(store, flow_id, {**data, "github_token": token})
-        return _store_account(store, config, flow_id, token)
+        return _store_account(store, config, flow_id, token, data.get("label") or "")
     error = body.get("error")
     if error == "authorization_pending":
         return _pending(store, flow_id, data, interval, now, "waiting for the code to be entered on GitHub")
@@ -121,7 +121,7 @@ def _pending(store: Store, flow_id: str, data: dict[str, Any], interval: float, 
     return oauth.LoginResult("pending", interval=interval, message=message)
 
 
-def _store_account(store: Store, config: Config, flow_id: str, github_token: str) -> oauth.LoginResult:
+def _store_account(store: Store, config: Config, flow_id: str, github_token: str, label: str = "") -> oauth.LoginResult:
     """Exchange and store; a transient failure keeps the GitHub token (encrypted) for the next call to finish."""
     try:
         with oauth.http_client(config) as http:
@@ -131,7 +131,7 @@ def _store_account(store: Store, config: Config, flow_id: str, github_token: str
     except ProviderError:
         oauth.drop_state(flow_id)  # e.g. no Copilot on this account: asking again cannot help
         raise
-    result = oauth.finish(store, PROVIDER, user.identity, token_set, email=user.email, label=user.login or "", how="login")
+    result = oauth.finish(store, PROVIDER, user.identity, token_set, email=user.email, label=label or user.login or "", how="login")
     oauth.drop_state(flow_id)
     return _with_mode(result, token_set.metadata)
 
