@@ -7,13 +7,19 @@ import threading
 
 from waitress.server import create_server
 
+from core.exceptions import ConfigError
+
 log = logging.getLogger(__name__)
 
 
 class AdminServer:
     def __init__(self, app, host: str, port: int, trusted_proxy: str = "") -> None:  # type: ignore[no-untyped-def]
         proxy_options = {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"}} if trusted_proxy else {}
-        self._server = create_server(app, host=host, port=port, threads=4, ident="kleis-admin", **proxy_options)
+        try:
+            self._server = create_server(app, host=host, port=port, threads=4, ident="kleis-admin", **proxy_options)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"KLEIS_ADMIN_HOST/KLEIS_ADMIN_PORT: the admin cannot listen on {host}:{port}: {reason}") from None
         self._thread = threading.Thread(target=self._run, name="kleis-admin", daemon=True)
 
     @property

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 
 from core.config import Config
+from core.exceptions import ConfigError
 from core.redact import install_log_redaction
 from store.db import open_store
 
@@ -36,10 +38,39 @@ def setup_logging(config: Config) -> None:
 
 
 def _announce(config: Config, store, proxy_addr: tuple[str, int], admin_url: str | None, extra: str = "") -> None:  # type: ignore[no-untyped-def]
-    if store.admin_secret_created:
+    if not config.admin_secret and first_announcement("admin_secret_announced"):
+        # Whichever command created the file, the first start says what it is (once).
         print(f"admin secret (shown once; also in {config.data_dir / 'admin.secret'}): {store.admin_secret}", flush=True)
     admin = f", admin on {admin_url}" if admin_url else ""
     print(f"Kleis proxy on http://{proxy_addr[0]}:{proxy_addr[1]}{admin}{extra}", flush=True)
+
+
+def first_announcement(name: str) -> bool:
+    """True the first time `name` is asked for in this store (a marker row), False ever after."""
+    from store.models import Setting
+
+    if Setting.get_or_none(Setting.key == name) is not None:
+        return False
+    Setting.insert(key=name, value="1").on_conflict_ignore().execute()
+    return True
+
+
+def check_listen(host: str, port: int, names: str) -> None:
+    """Fail with one clear line before anything starts when the proxy's address cannot be bound (mitmproxy would
+    exit from inside its event loop with a traceback)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"{names}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"{names}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
@@ -48,6 +79,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from admin.serving import AdminServer
 
     setup_logging(config)
+    check_listen(config.host, config.port, "KLEIS_HOST/KLEIS_PORT")
     store = open_store(config)
     admin = AdminServer(create_app(store, config), config.admin_host, config.admin_port, config.admin_trusted_proxy).start()
     try:
@@ -63,7 +95,10 @@ def cmd_debug(args: argparse.Namespace, config: Config) -> int:
     from addons.server import bound_address
 
     setup_logging(config)
+    check_listen(config.host, config.port, "KLEIS_HOST/KLEIS_PORT")
+    check_listen("127.0.0.1", args.web_port, "--web-port")
     store = open_store(config)
+
     def ready(master) -> None:  # type: ignore[no-untyped-def]
         web = f", mitmweb UI on http://127.0.0.1:{args.web_port}/?token={master.kleis_ui_token} (keys and tokens redacted)"
         _announce(config, store, bound_address(master), None, web)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,12 +56,29 @@ def _positive_float(value: str) -> float:
 
 
 def _database_url(value: str) -> str:
-    if value and not value.startswith(("sqlite:", "postgres://", "postgresql://", "postgresql+pool://", "postgres+pool://")):
-        raise ValueError("must start with sqlite:/// or postgresql://")
+    if value and not value.startswith(("sqlite:///", "postgres://", "postgresql://", "postgresql+pool://", "postgres+pool://")):
+        raise ValueError("must be sqlite:///<path> or postgresql://…")
+    if value.startswith("sqlite:///") and value[len("sqlite:///"):] in ("", ":memory:"):
+        raise ValueError("a SQLite URL needs a file path (sqlite:///path/to/kleis.db); an in-memory store would lose everything")
     return value
 
 
 def _text(value: str) -> str:
+    return value
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def _host(value: str) -> str:
+    """A listen address: an IP address or a host name (checked for shape; binding tells the rest)."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not value or len(value) > 253 or not all(_HOST_LABEL.match(label) for label in value.rstrip(".").split(".")):
+        raise ValueError(f"must be an IP address or a host name, got {value!r}")
     return value
 
 
@@ -84,9 +103,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KLEIS_DATABASE_URL", "database_url", "", _database_url, "Store URL. Empty: SQLite at <data dir>/kleis.db. postgresql://user:pass@host/db for a store shared by several Kleis processes."),
     Setting("KLEIS_SECRET_KEY", "secret_key", "", _text, "Fernet key(s) encrypting OAuth tokens at rest; comma-separated, the first encrypts, all decrypt (rotation). Empty: generated once into <data dir>/secret.key (0600)."),
     Setting("KLEIS_ADMIN_SECRET", "admin_secret", "", _text, "Admin password and admin API bearer. Empty: generated once into <data dir>/admin.secret (0600) and printed on first start only."),
-    Setting("KLEIS_HOST", "host", "127.0.0.1", _text, "Proxy listen address."),
+    Setting("KLEIS_HOST", "host", "127.0.0.1", _host, "Proxy listen address."),
     Setting("KLEIS_PORT", "port", "8080", _port, "Proxy listen port (the base URL agents use)."),
-    Setting("KLEIS_ADMIN_HOST", "admin_host", "127.0.0.1", _text, "Admin page listen address."),
+    Setting("KLEIS_ADMIN_HOST", "admin_host", "127.0.0.1", _host, "Admin page listen address."),
     Setting("KLEIS_ADMIN_PORT", "admin_port", "8081", _port, "Admin page listen port."),
     Setting("KLEIS_ADMIN_TRUSTED_PROXY", "admin_trusted_proxy", "", _text, "Address of a reverse proxy in front of the admin whose X-Forwarded-Proto/-For are trusted (Secure cookie, per-client login throttling)."),
     Setting("KLEIS_LOG_LEVEL", "log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),

@@ -95,9 +95,11 @@ def _create_private_file(path: Path) -> None:
 def connect_database(url: str) -> peewee.Database:
     """A peewee database for a KLEIS_DATABASE_URL (not yet connected)."""
     if url.startswith("sqlite:"):
-        path = url.split(":///", 1)[-1] if ":///" in url else ""
-        if not path or path == ":memory:":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        if path == ":memory:":  # tests only: configuration refuses it
             return peewee.SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS)
+        if not path:
+            raise ConfigError("KLEIS_DATABASE_URL: a SQLite URL is sqlite:///<path>")
         _create_private_file(Path(path))
         return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
     try:
@@ -109,10 +111,6 @@ def connect_database(url: str) -> peewee.Database:
 def open_store(config: Config, *, migrate: bool = True) -> Store:
     """Open (and by default create or migrate) the store that `config` names."""
     ensure_data_dir(config.data_dir)
-    secret_key = config.secret_key
-    if not secret_key:
-        secret_key, _ = _read_or_create_secret(config.data_dir / "secret.key", new_secret_key)
-    cipher = TokenCipher(secret_key)
     admin_secret, admin_created = config.admin_secret, False
     if not admin_secret:
         admin_secret, admin_created = _read_or_create_secret(
@@ -126,6 +124,10 @@ def open_store(config: Config, *, migrate: bool = True) -> Store:
     try:
         db.connect(reuse_if_open=True)
         database.initialize(db)
+        canary = _stored_canary(db)
+        cipher = TokenCipher(_secret_key(config, canary is not None, url))
+        if canary is not None:
+            verify_canary(cipher, canary)  # before any migration touches a store this key cannot read
         version = migrations.upgrade(db) if migrate else migrations.schema_version(db)
         if version != migrations.CURRENT_VERSION:
             raise StoreError(f"the store has schema version {version}; run `python kleis.py serve` to migrate")
@@ -137,6 +139,27 @@ def open_store(config: Config, *, migrate: bool = True) -> Store:
         db.close()
         raise
     return Store(db=db, cipher=cipher, config=config, admin_secret=admin_secret, admin_secret_created=admin_created)
+
+
+def _stored_canary(db: peewee.Database) -> str | None:
+    """The key check value of an existing store (None for a new one)."""
+    if not db.table_exists("setting"):
+        return None
+    row = Setting.get_or_none(Setting.key == "secret_canary")
+    return None if row is None else row.value
+
+
+def _secret_key(config: Config, store_has_data: bool, url: str) -> str:
+    if config.secret_key:
+        return config.secret_key
+    path = config.data_dir / "secret.key"
+    if store_has_data and not path.exists():
+        # A new key could never read the stored tokens: say what is missing instead of writing a useless key.
+        raise SecretKeyError(
+            f"{path} is missing, but the store at {redact_url(url)} was written with a key: "
+            "restore the file or set KLEIS_SECRET_KEY to that key"
+        )
+    return _read_or_create_secret(path, new_secret_key)[0]
 
 
 def _precheck_sqlite(path: Path) -> None:
@@ -164,8 +187,12 @@ def check_secret_key(cipher: TokenCipher) -> None:
     if row is None:
         Setting.insert(key="secret_canary", value=cipher.encrypt(CANARY_PLAINTEXT)).on_conflict_ignore().execute()
         return
+    verify_canary(cipher, row.value)
+
+
+def verify_canary(cipher: TokenCipher, canary: str) -> None:
     try:
-        ok = cipher.decrypt(row.value) == CANARY_PLAINTEXT
+        ok = cipher.decrypt(canary) == CANARY_PLAINTEXT
     except SecretKeyError:
         ok = False
     if not ok:

@@ -115,6 +115,10 @@ def test_foreign_database_url_is_refused(data_dir: Path, tmp_path: Path) -> None
     assert result.returncode != 0 and "not a Kleis store" in result.stderr
     unknown = run(data_dir, "keys", "list", env={"KLEIS_DATABASE_URL": "mysql://db/kleis"})
     assert unknown.returncode != 0 and "KLEIS_DATABASE_URL" in unknown.stderr
+    for malformed in ("sqlite:kleis.db", "sqlite://kleis.db", "sqlite:///", "sqlite:///:memory:"):
+        refused = run(data_dir, "keys", "create", "--name", "x", env={"KLEIS_DATABASE_URL": malformed})
+        assert refused.returncode != 0 and refused.stderr.startswith("kleis: error: KLEIS_DATABASE_URL:"), (malformed, refused.stderr)
+        assert "kl_" not in refused.stdout  # no key shown that was never stored
 
 
 def test_unusable_data_dir(tmp_path: Path) -> None:
