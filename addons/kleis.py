@@ -177,13 +177,20 @@ class Kleis:
                 ctx.streamed = True
             flow.response.headers["x-kleis-request-id"] = ctx.request_id
         except Exception:
-            log.exception("responseheaders failed; the response passes unchanged")
+            # Fail closed: the body is read whole (no stream set) and `response` answers 500 instead of passing
+            # on what Kleis could not rewrite.
+            log.exception("responseheaders failed")
+            flow.response.stream = False
+            ctx.streamed = False
+            ctx.hook_failed = True
 
     async def response(self, flow: http.HTTPFlow) -> None:
         ctx = self._contexts.get(flow)
         if ctx is None or ctx.done:
             return
         try:
+            if ctx.hook_failed:
+                raise RuntimeError("responseheaders failed")
             if ctx.upstream is not None and flow.response is not None:
                 self._aggregate(flow, ctx)
                 if flow.response.status_code >= 400 and not ctx.streamed and TIMEOUT_HEADER not in flow.response.headers:
@@ -193,7 +200,7 @@ class Kleis:
                     self.health.on_success(ctx.account)
         except Exception:
             log.exception("response handling failed")
-            flow.response = error_response(ctx.error_protocol, Refusal(502, "Kleis failed to process the upstream response", code="internal_error"), ctx.request_id)
+            flow.response = error_response(ctx.error_protocol, Refusal(500, "Kleis failed to process the upstream response", code="internal_error"), ctx.request_id)
             ctx.error_type = "internal_error"
         finally:
             self._finish(flow, ctx)

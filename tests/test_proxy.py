@@ -173,6 +173,20 @@ def test_revoked_key_fails_within_one_second(kleis, client) -> None:
     assert time.time() - revoked_at < 1.0
 
 
+def test_a_cached_key_stops_working_when_it_expires_with_no_store_change(kleis, client) -> None:
+    kleis.add_account()
+    expires_in = 3.0
+    row, short = keys.create_key("short-lived", expires_days=expires_in / 86400)
+    assert client.post("/v1/messages", json=MESSAGES, headers={"x-api-key": short}).status_code == 200  # cached now
+    from store.models import ApiKey
+
+    expires_at = ApiKey.get_by_id(row.id).expires_at
+    time.sleep(max(0.0, expires_at - time.time()) + 0.05)
+    response = client.post("/v1/messages", json=MESSAGES, headers={"x-api-key": short})
+    assert response.status_code == 401 and "expired" in anthropic_error(response)["message"]
+    assert len(kleis.anthropic.received()) == 1
+
+
 def test_new_key_works_at_once(kleis, client) -> None:
     kleis.add_account()
     _, fresh = keys.create_key("brand-new")
@@ -292,6 +306,24 @@ def test_an_exception_in_a_hook_fails_closed(kleis, client, monkeypatch) -> None
     early = client.post("/v1/chat/completions", json=CHAT, headers=kleis.headers())
     assert early.status_code == 500 and openai_error(early)["code"] == "internal_error"
     assert kleis.anthropic.received() == [] and kleis.openai.received() == []
+
+
+def test_an_exception_in_a_response_hook_fails_closed(kleis, client, monkeypatch) -> None:
+    """A response Kleis cannot rewrite is a 500 in the caller's shape, never passed on half-processed."""
+    kleis.add_account()
+    import addons.responses
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("bug in a response hook")
+
+    monkeypatch.setattr(addons.responses, "make_stream_rewriter", broken)
+    streamed = client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=kleis.headers())
+    assert streamed.status_code == 500 and anthropic_error(streamed)["type"] == "api_error"
+    assert "event:" not in streamed.text and "bug in" not in streamed.text
+    monkeypatch.setattr(kleis.proxy.addon, "_aggregate", broken)
+    plain = client.post("/v1/chat/completions", json=CHAT, headers=kleis.headers())
+    assert plain.status_code == 500 and openai_error(plain)["code"] == "internal_error"
+    assert len(kleis.anthropic.received()) == 1 and len(kleis.openai.received()) == 1  # they did reach the upstream
 
 
 def test_no_database_query_per_request_in_the_steady_state(kleis, client) -> None:
