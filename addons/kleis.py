@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import weakref
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -350,7 +350,7 @@ class Kleis:
         ctx.local = True
         listing = local.model_list(ctx.key, self.providers, self.follower.accounts, self.registry.listing if self.registry else None)
         if ctx.path.startswith("/v1/models/"):
-            body = local.one_model(listing, ctx.path[len("/v1/models/"):])
+            body = local.one_model(listing, unquote(ctx.path[len("/v1/models/"):]))  # the SDKs send codex%2Fgpt-5.4
         else:
             body = listing
         flow.response = json_response(200, body, ctx.request_id)

@@ -213,6 +213,9 @@ def test_through_the_proxy(store, config, tmp_path, models_dev, run_proxy, fake_
     assert narrow_ids == ["claude/claude-sonnet-4-5", "claude-sonnet-4-5"]
     one = httpx.get(f"{proxy.url}/v1/models/codex/gpt-5.4", headers={"x-api-key": key})
     assert one.status_code == 200 and one.json()["owned_by"] == "codex"
+    retrieved = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key).models.retrieve("codex/gpt-5.4")  # sent as codex%2Fgpt-5.4
+    assert retrieved.id == "codex/gpt-5.4" and retrieved.owned_by == "codex"
+    assert anthropic.Anthropic(base_url=proxy.url, auth_token=narrow, api_key=None).models.retrieve("claude/claude-sonnet-4-5").id == "claude/claude-sonnet-4-5"
     unknown = httpx.post(f"{proxy.url}/v1/messages", json={"model": "mistral-large", "messages": []}, headers={"x-api-key": key})
     assert unknown.status_code == 404 and "/v1/models" in unknown.json()["error"]["message"]
     copilot_only = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "gpt-4.1", "messages": []}, headers={"x-api-key": key})
