@@ -75,7 +75,7 @@ def _health(store: Store, config: Config, providers: Mapping[str, Provider]) -> 
 def _refresher(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
     from providers.refresher import ProactiveRefresher
 
-    return ProactiveRefresher(interval=15.0, lead=config.refresh_skew)
+    return ProactiveRefresher(interval=15.0)
 
 
 def _usage(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:

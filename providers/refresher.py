@@ -1,7 +1,9 @@
 """Proactive refresh: a background task renews tokens before they expire, so requests rarely wait for one.
 
-Each pass looks at the in-memory accounts (no query) and refreshes, one at a time, those that will need it
-within `lead` seconds: earlier than the request path would, so a request finds a fresh token. Failures back
+Each pass looks at the in-memory accounts (no query) and refreshes, one at a time, those the request path would
+refresh within `lead` seconds (default: two passes), so a request finds a fresh token. The provider's own rule
+decides when a token needs renewing (the skew before expiry; Copilot's `refresh_in`); the lead only makes sure
+the pass before that moment catches it, and never stacks a second skew on top. Failures back
 off per account (providers.lifecycle). The first pass starts after a random delay, so several Kleis
 processes started together do not refresh in lockstep (and their leases keep them from doubling up).
 """
@@ -20,11 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class ProactiveRefresher:
-    def __init__(self, interval: float = 15.0, lead: float = 300.0) -> None:
+    def __init__(self, interval: float = 15.0, lead: float | None = None) -> None:
         self.tokens: TokenManager | None = None
         self.follower = None
         self.interval = interval
-        self.lead = lead
+        self.lead = 2 * interval if lead is None else lead
         self.refreshed = 0
         self._background = BackgroundTask("kleis proactive refresh")
 

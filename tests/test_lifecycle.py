@@ -104,11 +104,11 @@ def test_a_401_marks_the_token_stale_and_the_same_account_refreshes(kleis) -> No
 
 
 def test_proactive_refresh_renews_a_token_with_no_request_in_flight(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    refresher = ProactiveRefresher(interval=0.2, lead=config.refresh_skew)
+    refresher = ProactiveRefresher(interval=0.2)
     live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts={"refresher": refresher, "health": HealthTracker(60)})
     try:
-        soon = live.add_account("soon", expires_in=config.refresh_skew + 60)  # inside the proactive lead
-        later = live.add_account("later", expires_in=3 * 3600)
+        soon = live.add_account("soon", expires_in=config.refresh_skew + 1.0)  # enters the skew in a second
+        later = live.add_account("later", expires_in=config.refresh_skew + 120)  # not yet: no second skew stacked on top
         deadline = time.time() + 8
         while Account.get_by_id(soon.id).token_version == soon.token_version and time.time() < deadline:
             time.sleep(0.05)
@@ -117,6 +117,33 @@ def test_proactive_refresh_renews_a_token_with_no_request_in_flight(store, confi
         assert fake_oauth.refresh_calls == 1 and fake_anthropic.received() == []
     finally:
         live.proxy.stop()
+
+
+def test_proactive_refresh_is_due_one_pass_before_the_request_path_would_refresh(config) -> None:
+    from types import SimpleNamespace
+
+    from providers.copilot import CopilotProvider
+    from providers.lifecycle import TokenManager
+    from tests.loopback_provider import LoopbackProvider
+
+    now = time.time()
+    skew = config.refresh_skew
+    providers = {"loop": LoopbackProvider(config, {}, "http://127.0.0.1:9/token"), "copilot": CopilotProvider(config)}
+    manager = TokenManager(None, providers, None)  # type: ignore[arg-type]
+
+    def view(ident: int, provider: str, expires_in: float, metadata: dict | None = None):  # type: ignore[no-untyped-def]
+        return SimpleNamespace(id=ident, provider=provider, status="active", refresh_token="r", token_version=1,
+                               status_changed_at=None, expires_at=now + expires_in, metadata=metadata or {})
+
+    refresher = ProactiveRefresher(interval=15.0)
+    refresher.follower = SimpleNamespace(accounts=[
+        view(1, "loop", skew + 20),  # the request path refreshes in 20 s: this pass catches it
+        view(2, "loop", skew + 45),  # three passes away
+        view(3, "loop", 3600),
+        view(4, "copilot", 1800, {"refresh_at": now + 1500}),  # just issued (refresh_in 1500)
+        view(5, "copilot", 400, {"refresh_at": now + 10}),  # refresh_in nearly run out
+    ])
+    assert refresher.due(manager, now) == [1, 5]
 
 
 def test_cli_refresh_prints_the_result(store, config, fake_oauth, monkeypatch) -> None:
