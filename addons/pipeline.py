@@ -11,7 +11,7 @@ from typing import Any
 
 from addons.auth import authenticate, authorize
 from addons.errors import Refusal
-from addons.routing import Resolution, candidates, resolve_model, unusable_reasons
+from addons.routing import Resolution, candidates, resolve_model, served_elsewhere, unusable_reasons
 from providers.base import CLIENT_CREDENTIAL_HEADERS, ForwardRequest, Provider, Upstream
 from providers.protocol import Protocol, error_protocol_for_path, protocol_for_path, split_path
 from providers.usage import UsageReader
@@ -130,12 +130,18 @@ def route(
 ) -> None:
     """Model → provider (404), key scope (403), provider's usable accounts in order (503)."""
     assert ctx.protocol is not None and ctx.key is not None
-    serving = [name for name, provider in providers.items() if ctx.protocol in provider.protocols]
-    resolution = resolve_model(ctx.model, ctx.protocol, available=serving, registry=registry)
+    def serving(protocol: Protocol) -> list[str]:
+        return [name for name, provider in providers.items() if protocol in provider.protocols]
+
+    resolution = resolve_model(ctx.model, ctx.protocol, available=serving(ctx.protocol), registry=registry)
+    if resolution is not None and resolution.how == "fallback" and not candidates(accounts, resolution.provider):
+        resolution = None  # a guess is only worth making with an account to make it on
     if resolution is None:
+        elsewhere = served_elsewhere(ctx.model, ctx.protocol, serving, registry)
+        hint = f"it is served on {elsewhere}; " if elsewhere else ""
         raise Refusal(
             404,
-            f"no provider serves the model {ctx.model!r} on {ctx.path}; GET /v1/models lists the models this key can use",
+            f"no provider serves the model {ctx.model!r} on {ctx.path}; {hint}GET /v1/models lists the models this key can use",
             code="model_not_found",
         )
     authorize(ctx.key, resolution.provider, ctx.model, resolution.model)

@@ -29,6 +29,9 @@ FAMILY_RULES: tuple[FamilyRule, ...] = (
     FamilyRule("gpt-*codex*", frozenset({Protocol.RESPONSES}), "codex"),
     FamilyRule("gpt-5*", frozenset({Protocol.RESPONSES}), "codex"),
     FamilyRule("codex-*", frozenset({Protocol.RESPONSES}), "codex"),
+    # Copilot is the only provider on Chat Completions: a chat model neither models.dev nor Copilot's own /models
+    # lists yet (a new release) goes to Copilot, which answers in the caller's shape if it does not serve it.
+    FamilyRule("*", frozenset({Protocol.CHAT}), "copilot"),
 )
 
 
@@ -36,7 +39,7 @@ FAMILY_RULES: tuple[FamilyRule, ...] = (
 class Resolution:
     provider: str
     model: str  # as sent upstream (prefix removed)
-    how: str  # prefix | registry | family
+    how: str  # prefix | registry | family | fallback (the catch-all rule)
 
 
 def split_prefix(model: str, names: Iterable[str]) -> tuple[str | None, str]:
@@ -67,7 +70,26 @@ def resolve_model(
     lowered = model.lower()
     for rule in rules:
         if protocol in rule.protocols and rule.provider in available and fnmatch.fnmatchcase(lowered, rule.pattern):
-            return Resolution(rule.provider, model, "family")
+            return Resolution(rule.provider, model, "fallback" if rule.pattern == "*" else "family")
+    return None
+
+
+PROTOCOL_PATHS = {Protocol.MESSAGES: "/v1/messages", Protocol.CHAT: "/v1/chat/completions", Protocol.RESPONSES: "/v1/responses"}
+
+
+def served_elsewhere(
+    model: str,
+    protocol: Protocol,
+    serving: Callable[[Protocol], Iterable[str]],
+    registry: Callable[[str, Protocol], str | None] | None = None,
+) -> str | None:
+    """'/v1/responses (codex)' when another endpoint serves `model` for certain (a catch-all does not count)."""
+    for other in Protocol:
+        if other is protocol:
+            continue
+        found = resolve_model(model, other, available=serving(other), registry=registry)
+        if found is not None and found.how != "fallback":
+            return f"{PROTOCOL_PATHS[other]} ({found.provider})"
     return None
 
 

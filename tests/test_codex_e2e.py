@@ -219,3 +219,10 @@ def test_the_fake_backend_wants_the_token_and_its_account_id(fakes) -> None:
     assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={"authorization": headers["authorization"]}).status_code == 400
     assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={**headers, "chatgpt-account-id": "other"}).status_code == 403
     assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={**headers, "authorization": "Bearer forged"}).status_code == 401
+
+
+def test_a_codex_model_on_chat_completions_is_pointed_at_v1_responses(kleis: Setup) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        kleis.client().chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": "hi"}])
+    assert "it is served on /v1/responses (codex)" in caught.value.message and caught.value.code == "model_not_found"
+    assert kleis.codex.received() == []

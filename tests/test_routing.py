@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from addons.routing import FAMILY_RULES, candidates, resolve_model, unusable_reasons
+from addons.routing import FAMILY_RULES, Resolution, candidates, resolve_model, served_elsewhere, unusable_reasons
 from providers.protocol import Protocol, error_protocol_for_path, protocol_for_path
 from store.accounts import AccountView
 
@@ -32,17 +32,30 @@ def test_resolution(model: str, protocol: Protocol, expected: tuple) -> None:
     assert (found.provider, found.model, found.how) == expected
 
 
+def test_chat_models_fall_back_to_copilot_the_only_chat_provider() -> None:
+    for model in ("gpt-5.4", "claude-sonnet-4-5", "grok-code-fast-9"):
+        assert resolve_model(model, Protocol.CHAT, available=ALL) == Resolution("copilot", model, "fallback")
+    assert resolve_model("gpt-5.4", Protocol.CHAT, available=("claude", "codex")) is None
+
+
+def test_served_elsewhere_names_the_endpoint_that_serves_the_model() -> None:
+    serving = {Protocol.MESSAGES: ["claude"], Protocol.CHAT: ["copilot"], Protocol.RESPONSES: ["codex"]}.get
+    assert served_elsewhere("gpt-5.4", Protocol.CHAT, serving) == "/v1/responses (codex)"
+    assert served_elsewhere("claude-sonnet-4-5", Protocol.CHAT, serving) == "/v1/messages (claude)"
+    assert served_elsewhere("grok-code-fast-9", Protocol.MESSAGES, serving) is None  # the chat catch-all is no claim
+
+
 @pytest.mark.parametrize(
     ("model", "protocol"),
     [
-        ("gpt-5.4", Protocol.CHAT),  # Codex serves Responses only
+        ("gpt-5.4", Protocol.CHAT),  # Codex serves Responses only; Copilot (the chat catch-all) not available here
         ("claude-sonnet-4-5", Protocol.CHAT),
         ("mystery-model", Protocol.MESSAGES),
         ("claude/x", Protocol.MESSAGES),  # prefix names a provider that is not available here
     ],
 )
 def test_unresolved(model: str, protocol: Protocol) -> None:
-    available = ALL if not model.startswith("claude/") else ("codex",)
+    available = ("claude", "codex") if not model.startswith("claude/") else ("codex",)
     assert resolve_model(model, protocol, available=available) is None
 
 
@@ -55,7 +68,7 @@ def test_registry_comes_before_family_rules_and_prefix_before_registry() -> None
 
 
 def test_every_family_rule_is_exercised() -> None:
-    samples = {"claude-*": "claude-x", "gpt-*codex*": "gpt-5-codex", "gpt-5*": "gpt-5.9", "codex-*": "codex-mini"}
+    samples = {"claude-*": "claude-x", "gpt-*codex*": "gpt-5-codex", "gpt-5*": "gpt-5.9", "codex-*": "codex-mini", "*": "grok-code-fast-9"}
     assert set(samples) == {rule.pattern for rule in FAMILY_RULES}
     for rule in FAMILY_RULES:
         for protocol in rule.protocols:
