@@ -119,6 +119,8 @@ class Kleis:
         try:
             pipeline.parse_body(ctx, flow.request.get_content(strict=False), self.config.max_body_bytes)
             pipeline.route(ctx, self.providers, self.follower.accounts, self.registry.lookup if self.registry else None)
+            if self.health is not None:
+                ctx.candidates, ctx.probe = self.health.order(ctx.candidates)
             await self._forward(flow, ctx)
         except Refusal as refusal:
             self._refuse(flow, ctx, refusal)
@@ -364,6 +366,8 @@ class Kleis:
     def _finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         ctx.done = True
         wire_secrets.vault.release(ctx.token_ref)
+        if ctx.probe is not None and self.health is not None:
+            self.health.probe_done(ctx.probe)
         if self.usage is not None and not ctx.local:
             try:
                 self.usage.record(ctx, time.time())

@@ -56,6 +56,7 @@ class RequestContext:
     error_type: str = ""
     retries: int = 0
     refused: bool = False
+    probe: int | None = None  # the cooled account this request tests (half-open)
     hook_failed: bool = False  # a response hook raised: the response is replaced by a 500
     local: bool = False
     done: bool = False

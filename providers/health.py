@@ -1,8 +1,9 @@
 """Account health: what an upstream's answer does to an account (cooldowns, re-auth), applied at once.
 
 Rules (`decide`):
-- 429 with a provider reset time → cooling until then, capped at KLEIS_COOLDOWN_MAX; after the cooldown the
-  account is tried again (half-open): a success makes it active, another 429 cools it again.
+- 429 with a provider reset time → cooling until then, capped at KLEIS_COOLDOWN_MAX; after the cooldown one
+  request tests the account (half-open, `order`): a success makes it active, another 429 cools it again, and
+  meanwhile the other requests go to the other accounts first.
 - 429 without a reset time → a short cooldown (transient throttling).
 - 529 / 5xx → a short cooldown.
 - request-scoped problems (fast-mode credits, client version) → nothing: the account is fine.
@@ -23,6 +24,7 @@ from store.accounts import AccountView
 
 log = logging.getLogger(__name__)
 
+PROBE_TIMEOUT = 120.0  # a half-open probe not finished by then no longer holds the others back
 TRANSIENT_COOLDOWN = 30.0  # 429 without a reset signal
 SERVER_COOLDOWN = 10.0  # 529 / 5xx
 REJECTED_COOLDOWN = 300.0  # a freshly issued token refused: the account itself is refused
@@ -59,6 +61,7 @@ class HealthTracker:
         self.cooldown_max = cooldown_max
         self.follower = follower
         self._writes: set[asyncio.Task] = set()
+        self._probes: dict[int, float] = {}  # account id -> when its half-open probe request started
 
     def start(self, addon) -> None:  # type: ignore[no-untyped-def]
         self.follower = addon.follower
@@ -66,6 +69,27 @@ class HealthTracker:
     async def stop(self) -> None:
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+
+    def order(self, candidates: list[AccountView], now: float | None = None) -> tuple[list[AccountView], int | None]:
+        """Half-open: after its cooldown an account gets one request to test it, not the whole burst.
+
+        Accounts whose probe is still out go to the end of the list (still there, so a lone account keeps
+        serving); if the first candidate is a cooled account nobody is testing, this request is its probe.
+        Returns the order and the account id this request probes (release it with `probe_done`)."""
+        now = time.time() if now is None else now
+        waiting = [a for a in candidates if a.status == "cooling" and now - self._probes.get(a.id, -PROBE_TIMEOUT) < PROBE_TIMEOUT]
+        if waiting:
+            held = {a.id for a in waiting}
+            candidates = [a for a in candidates if a.id not in held] + waiting
+        first = candidates[0] if candidates else None
+        if first is not None and first.status == "cooling" and now - self._probes.get(first.id, -PROBE_TIMEOUT) >= PROBE_TIMEOUT:
+            self._probes[first.id] = now
+            return candidates, first.id
+        return candidates, None
+
+    def probe_done(self, account_id: int | None) -> None:
+        if account_id is not None:
+            self._probes.pop(account_id, None)
 
     def on_signal(self, account: AccountView, signal: Signal) -> Decision | None:
         now = time.time()

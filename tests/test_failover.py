@@ -144,6 +144,40 @@ def test_half_open_retest_returns_an_account_to_active(live) -> None:
     assert persisted(account.id, "active").status == "active"
 
 
+def test_half_open_sends_one_probe_while_the_others_go_elsewhere(live) -> None:
+    cooled = live.add_account("primary", primary=True)
+    other = live.add_account("other")
+    set_status(cooled.id, "cooling", "rate limited earlier", cooldown_until=time.time() - 1)
+    live.wait_for_accounts()
+    live.anthropic.stream_delay = 0.15  # the probe stays in flight while the burst arrives
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        with client.stream("POST", "/v1/messages", json={**BODY, "stream": True}, headers=live.headers()) as probe:
+            assert probe.status_code == 200
+            burst = [client.post("/v1/messages", json=BODY, headers=live.headers()).status_code for _ in range(4)]
+            probe.read()
+        assert burst == [200] * 4
+        assert tokens_seen(live.anthropic) == [f"Bearer {cooled.access_token}"] + [f"Bearer {other.access_token}"] * 4
+        assert persisted(cooled.id, "active").status == "active"  # the probe passed
+        assert client.post("/v1/messages", json=BODY, headers=live.headers()).status_code == 200
+    assert tokens_seen(live.anthropic)[-1] == f"Bearer {cooled.access_token}"  # the primary serves again
+
+
+def test_half_open_probe_order_unit() -> None:
+    from tests.test_routing import view
+
+    now = time.time()
+    tracker = HealthTracker(60)
+    cooled, active = view(1, status="cooling", primary=True, cooldown=now - 1), view(2)
+    order, probe = tracker.order([cooled, active], now)
+    assert [a.id for a in order] == [1, 2] and probe == 1
+    order, second = tracker.order([cooled, active], now + 1)
+    assert [a.id for a in order] == [2, 1] and second is None  # held back, still last resort
+    assert [a.id for a in tracker.order([cooled], now + 1)[0]] == [1]  # a lone account keeps serving
+    assert tracker.order([cooled, active], now + 200)[1] == 1  # a probe that never finished stops holding it back
+    tracker.probe_done(1)
+    assert tracker.order([cooled, active], now + 201) == ([cooled, active], 1)
+
+
 def test_manual_reset_makes_a_cooling_account_usable_at_once(live) -> None:
     from cli import main
 
