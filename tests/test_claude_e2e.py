@@ -13,6 +13,7 @@ import pytest
 
 from addons.server import ProxyThread
 from providers.base import Signal
+from providers.health import HealthTracker
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_CLI
 from store import keys
@@ -28,10 +29,11 @@ BASH = {"name": "bash", "description": "run a command", "input_schema": {"type":
 REQUIRED_BETAS = ["claude-code-20250219", "oauth-2025-04-20", "interleaved-thinking-2025-05-14"]
 
 
-class SignalRecorder:
-    """Stands in for the health tracker: keeps what the provider said about each upstream error."""
+class SignalRecorder(HealthTracker):
+    """The health tracker, but keeping what the provider said about each upstream error instead of acting on it."""
 
     def __init__(self) -> None:
+        super().__init__(cooldown_max=60)
         self.signals: list[tuple[int, Signal]] = []
 
     def on_signal(self, account: AccountView, signal: Signal) -> None:

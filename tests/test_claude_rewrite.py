@@ -307,7 +307,8 @@ CLAUDE_CODE_BODY = {
                                  "Here is useful information about the environment you are running in:\n<env>\n</env>",
          "cache_control": {"type": "ephemeral"}},
     ],
-    "tools": [tool("Read"), tool("Bash"), tool("TodoWrite"), tool("mcp__github__create_issue")],
+    "tools": [tool("Read"), tool("Bash"), tool("TodoWrite"), tool("Agent"), tool("ToolSearch"), tool("TaskStop"),
+              tool("StructuredOutput"), tool("mcp__github__create_issue")],
     "messages": [
         {"role": "user", "content": [{"type": "text", "text": "fix the bug", "cache_control": {"type": "ephemeral"}}]},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "/a.py"}}]},
@@ -328,6 +329,13 @@ def test_a_claude_code_request_passes_unchanged_except_auth_betas_and_query(conf
         "context-management-2025-06-27,prompt-caching-scope-2026-01-05",
     }
     assert upstream.state.renamed == {}
+
+
+def test_claude_code_user_agent_without_its_identity_is_rewritten_like_any_client(config) -> None:
+    body = {**CLAUDE_CODE_BODY, "system": "be brief"}
+    upstream = prepare(config, body, CLAUDE_CODE_HEADERS)
+    assert upstream.body["system"][0]["text"] == IDENTITY_CLI
+    assert [t["name"] for t in upstream.body["tools"]][3:5] == ["mcp_Agent", "mcp_ToolSearch"]
 
 
 def test_the_provider_prefix_is_removed_from_the_model(config) -> None:

@@ -31,7 +31,8 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 def build_upstream(request: ForwardRequest, config: Config) -> Upstream:
     body = request.body
     body["model"] = request.model
-    names = rewrite_body(body)
+    user_agent = next((value for name, value in request.headers.items() if name.lower() == "user-agent"), "")
+    names = ToolNames() if is_claude_code_request(user_agent, body) else rewrite_body(body)
     return Upstream(
         url=upstream_url(config.claude_api_base, request.path, request.query),
         headers=upstream_headers(request.headers, request.token_ref, config),
@@ -39,6 +40,15 @@ def build_upstream(request: ForwardRequest, config: Config) -> Upstream:
         drop_headers=("x-api-key", "api-key"),
         state=names,
     )
+
+
+def is_claude_code_request(user_agent: str, body: dict[str, Any]) -> bool:
+    """Claude Code itself (its user-agent and its own identity or billing block): its body goes upstream as it is,
+    tool names included (it has tools, such as Agent or ToolSearch, that no fixed list keeps up with)."""
+    if not is_claude_code(user_agent):
+        return False
+    blocks = system_blocks(body.get("system"))
+    return blocks is not None and carries_identity(blocks)
 
 
 def rewrite_body(body: dict[str, Any]) -> ToolNames:
