@@ -28,7 +28,11 @@ def clean(text: str, limit: int) -> str:
 def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
     """The UsageEvent row for a finished request (pure: no I/O)."""
     usage = ctx.usage.usage if ctx.usage is not None else None
-    interrupted = ctx.error_type in ("stream_interrupted", "connection_error")
+    error_type = ctx.error_type
+    interrupted = error_type in ("stream_interrupted", "connection_error")
+    if ctx.streamed and ctx.status < 400 and ctx.usage is not None and not ctx.usage.ended and not interrupted:
+        interrupted = True  # the upstream closed the stream cleanly, but before its end marker
+        error_type = error_type or "stream_ended_early"
     return {
         "request_id": ctx.request_id,
         "created_at": ctx.started,
@@ -39,7 +43,7 @@ def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
         "model": clean(ctx.model, 200),
         "upstream_model": clean(ctx.resolution.model if ctx.resolution else "", 200),
         "status": ctx.status,
-        "error_type": clean(ctx.error_type, 100),
+        "error_type": clean(error_type, 100),
         "streamed": ctx.streamed,
         "incomplete": interrupted,  # the stream did not reach its end (client left, upstream cut)
         "ttfb_ms": round((ctx.first_byte_at - ctx.started) * 1000, 2) if ctx.first_byte_at else None,
@@ -75,11 +79,14 @@ class UsageRecorder:
         if ctx.key is None:
             second, count = self._unauthenticated_window
             if int(now) != second:
+                if count > self.UNAUTHENTICATED_PER_SECOND:  # at most one line per second of flood
+                    log.warning("%d requests without a valid Kleis key in one second: %d recorded, the rest counted only "
+                                "(%d so far)", count, self.UNAUTHENTICATED_PER_SECOND, self.unauthenticated_skipped)
                 second, count = int(now), 0
+            self._unauthenticated_window = (second, count + 1)
             if count >= self.UNAUTHENTICATED_PER_SECOND:
                 self.unauthenticated_skipped += 1
                 return
-            self._unauthenticated_window = (second, count + 1)
         try:
             self.queue.put_nowait(event_from_context(ctx, now))
         except queue.Full:
@@ -104,6 +111,9 @@ class UsageRecorder:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self.unauthenticated_skipped or self.dropped:
+            log.warning("usage: %d events written, %d lost, %d refusals without a valid key counted but not recorded",
+                        self.written, self.dropped, self.unauthenticated_skipped)
 
     # -- writer thread --------------------------------------------------------------------
     def _take_batch(self, wait: float) -> list[dict[str, Any]]:

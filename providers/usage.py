@@ -83,6 +83,7 @@ class UsageReader:
 
     def __init__(self) -> None:
         self.usage = Usage()
+        self.ended = False  # the stream's own end marker passed (message_stop, [DONE], response.completed…)
 
     def body(self, body: Any) -> Usage:
         return self.usage
@@ -102,6 +103,9 @@ class MessagesUsageReader(UsageReader):
 
     def event(self, event: SSEEvent) -> None:
         kind = event.event
+        if kind == "message_stop":
+            self.ended = True
+            return
         if kind not in ("message_start", "message_delta"):
             return
         data = event.json()
@@ -125,6 +129,8 @@ class ChatUsageReader(UsageReader):
 
     def event(self, event: SSEEvent) -> None:
         if event.data is None or '"usage"' not in event.data:  # only the final chunk carries usage: skip the parse
+            if event.data is not None and event.data.strip() == "[DONE]":
+                self.ended = True
             return
         data = event.json()
         if isinstance(data, dict) and isinstance(data.get("usage"), dict):
@@ -148,6 +154,7 @@ class ResponsesUsageReader(UsageReader):
             return
         kind = event.event or data.get("type")
         if kind in FINAL_RESPONSE_EVENTS:
+            self.ended = True
             usage = (data.get("response") or {}).get("usage")
             if isinstance(usage, dict):
                 self.usage = from_openai_responses(usage)

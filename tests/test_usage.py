@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import httpx
@@ -93,6 +94,27 @@ def test_an_upstream_cut_stream_is_incomplete(live) -> None:
     assert event.incomplete and event.input_tokens == 5
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "events"),
+    [
+        ("/v1/messages", {**MESSAGES, "stream": True},
+         [b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}\n\n',
+          b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n']),
+        ("/v1/chat/completions", {**CHAT, "stream": True}, [b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n']),
+        ("/v1/responses", {**RESPONSES, "stream": True}, [b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"x"}\n\n']),
+    ],
+)
+def test_a_stream_closed_cleanly_before_its_end_marker_is_incomplete(live, path: str, body: dict, events: list) -> None:
+    fake = live.anthropic if path == "/v1/messages" else live.openai
+    fake.enqueue("POST", path, Stream(events))  # a clean end of the chunked body, but no message_stop / [DONE] / completed
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        with client.stream("POST", path, json=body, headers=live.headers()) as response:
+            assert response.status_code == 200
+            list(response.iter_lines())
+    (event,) = wait_for_events(1)
+    assert event.streamed and event.incomplete and event.error_type == "stream_ended_early"
+
+
 def test_failures_are_recorded_with_zero_tokens_and_the_error(live) -> None:
     live.anthropic.enqueue("POST", "/v1/messages", Reply(429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}))
     with httpx.Client(base_url=live.url, timeout=20) as client:
@@ -180,7 +202,7 @@ def keyed(ctx):  # type: ignore[no-untyped-def]
     return ctx
 
 
-def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store) -> None:
+def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store, caplog) -> None:
     from addons.pipeline import begin
 
     recorder = UsageRecorder(interval=0.05)
@@ -190,6 +212,32 @@ def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store) -> None:
     assert recorder.queue.qsize() == UsageRecorder.UNAUTHENTICATED_PER_SECOND and recorder.unauthenticated_skipped == 45
     recorder.record(keyed(begin("POST", "/v1/messages")), now)
     assert recorder.queue.qsize() == UsageRecorder.UNAUTHENTICATED_PER_SECOND + 1  # keyed requests are never skipped
+    with caplog.at_level(logging.WARNING, logger="addons.usage_recorder"):
+        recorder.record(begin("POST", "/v1/messages"), now + 1)  # the next second: the flood is reported once
+        recorder.stop_blocking()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("50 requests without a valid Kleis key in one second" in line for line in lines)
+    assert any("45 refusals without a valid key counted" in line for line in lines)
+
+
+def test_retention_deletes_events_older_than_the_setting(store) -> None:
+    from addons.pipeline import begin
+
+    recorder = UsageRecorder(retention_days=30)
+    old, recent = keyed(begin("POST", "/v1/messages")), keyed(begin("POST", "/v1/messages"))
+    old.started = time.time() - 31 * 86400
+    usage_store.insert_events([usage_recorder_row(old), usage_recorder_row(recent)])
+    recorder._maybe_purge()
+    assert [e.request_id for e in UsageEvent.select()] == [recent.request_id]
+    recorder.record(keyed(begin("POST", "/v1/messages")), time.time())
+    recorder._maybe_purge()  # at most once a day: nothing more to do, and no error
+    assert UsageEvent.select().count() == 1
+
+
+def usage_recorder_row(ctx):  # type: ignore[no-untyped-def]
+    from addons.usage_recorder import event_from_context
+
+    return event_from_context(ctx, time.time())
 
 
 def test_one_unstorable_row_does_not_stall_the_others(store, monkeypatch) -> None:
