@@ -163,13 +163,20 @@ def revoke(ident: str) -> Response:
 @bp.get("/usage")
 def usage() -> Response:
     """Default: today / 7d / 30d totals by key, account and model, plus the 20 latest requests.
-    `?window=today|7d|30d` narrows to one window; `?since=24h[&by=model]` asks for a custom period."""
+    `?window=today|7d|30d` narrows to one window; `?since=24h[&by=model]` asks for a custom period;
+    `key_id`, `account_id`, `model`, `provider` narrow every figure to those requests."""
     limit = usage_views.parse_limit(request.args.get("recent"), 20)
+    filters = usage_views.parse_filters(request.args)
     since = request.args.get("since")
     if since is not None:
-        return jsonify({**usage_views.since_summary(since, request.args.get("by") or None), "recent": usage_views.recent(limit)})
+        summary = usage_views.since_summary(since, request.args.get("by") or None, **filters)
+        return jsonify({**summary, "filters": filters, "recent": usage_views.recent(limit, **filters)})
     window = request.args.get("window")
     windows = [window] if window else list(usage_views.WINDOWS)
     for name in windows:
         usage_views.window_start(name)  # 400 for an unknown window
-    return jsonify(windows={name: usage_views.window_summary(name) for name in windows}, recent=usage_views.recent(limit))
+    return jsonify(
+        windows={name: usage_views.window_summary(name, **filters) for name in windows},
+        filters=filters,
+        recent=usage_views.recent(limit, **filters),
+    )

@@ -34,17 +34,33 @@ def overview() -> dict[str, dict[str, Any]]:
     return {window: {**usage_store.totals(window_start(window))[0], "since": window_start(window)} for window in WINDOWS}
 
 
-def window_summary(window: str) -> dict[str, Any]:
+def parse_filters(args: Any) -> dict[str, Any]:
+    """?key_id=&account_id=&model=&provider= from a request's arguments (ids checked)."""
+    filters: dict[str, Any] = {}
+    for name in usage_store.FILTERS:
+        value = args.get(name)
+        if value is None or value == "":
+            continue
+        if name.endswith("_id"):
+            if not value.isdigit():
+                raise InvalidInput(f"{name}: expected a number, got {value!r}")
+            filters[name] = int(value)
+        else:
+            filters[name] = value
+    return filters
+
+
+def window_summary(window: str, **filters: Any) -> dict[str, Any]:
     since = window_start(window)
     return {
         "window": window,
         "since": since,
-        "total": usage_store.totals(since)[0],
-        **{f"by_{group}": usage_store.totals(since, group) for group in GROUPS},
+        "total": usage_store.totals(since, **filters)[0],
+        **{f"by_{group}": usage_store.totals(since, group, **filters) for group in GROUPS},
     }
 
 
-def since_summary(text: str, by: str | None) -> dict[str, Any]:
+def since_summary(text: str, by: str | None, **filters: Any) -> dict[str, Any]:
     """A custom period (`24h`, `7d`, `30m`), optionally grouped by key / account / model / provider."""
     try:
         since = usage_store.parse_since(text)
@@ -52,12 +68,12 @@ def since_summary(text: str, by: str | None) -> dict[str, Any]:
         raise InvalidInput(f"since: {exc}") from None
     if by is not None and by not in usage_store.GROUPINGS:
         raise InvalidInput(f"by: unknown grouping {by!r} (choose from {', '.join(usage_store.GROUPINGS)})")
-    return {"since": since, "by": by, "totals": usage_store.totals(since, by)}
+    return {"since": since, "by": by, "totals": usage_store.totals(since, by, **filters)}
 
 
-def recent(limit: int) -> list[dict[str, Any]]:
+def recent(limit: int, **filters: Any) -> list[dict[str, Any]]:
     """The latest requests, with the key's and account's names beside their ids."""
-    events = usage_store.recent(max(0, min(limit, RECENT_MAX)))
+    events = usage_store.recent(max(0, min(limit, RECENT_MAX)), **filters)
     key_ids = {e["key_id"] for e in events if e["key_id"] is not None}
     account_ids = {e["account_id"] for e in events if e["account_id"] is not None}
     keys = {k.id: f"{k.name} ({k.public_id}…)" for k in ApiKey.select().where(ApiKey.id.in_(key_ids))} if key_ids else {}

@@ -62,8 +62,12 @@ def _labels(by: str, ids: Iterable[Any]) -> dict[Any, str]:
     return {}
 
 
-def totals(since: float, by: str | None = None, until: float | None = None) -> list[dict[str, Any]]:
-    """Requests, errors and token sums since a time, overall or grouped by key / account / model / provider."""
+FILTERS = ("key_id", "account_id", "model", "provider")
+
+
+def totals(since: float, by: str | None = None, until: float | None = None, **filters: Any) -> list[dict[str, Any]]:
+    """Requests, errors and token sums since a time, overall or grouped by key / account / model / provider;
+    `filters` (key_id, account_id, model, provider) narrow the events counted."""
     fields = [
         peewee.fn.COUNT(UsageEvent.id).alias("requests"),
         peewee.fn.SUM(peewee.Case(None, [(UsageEvent.status >= 400, 1)], 0)).alias("errors"),
@@ -72,6 +76,9 @@ def totals(since: float, by: str | None = None, until: float | None = None) -> l
     where = UsageEvent.created_at >= since
     if until is not None:
         where &= UsageEvent.created_at < until
+    for name, value in filters.items():
+        if value is not None:
+            where &= getattr(UsageEvent, name) == value
     if by is None:
         row = UsageEvent.select(*fields).where(where).dicts().get()
         return [{"group": "all", **_numbers(row)}]

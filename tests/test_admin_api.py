@@ -210,6 +210,15 @@ def test_usage_windows_custom_periods_and_bad_parameters(api, store) -> None:
     assert "expected a duration" in error(api.get("/admin/api/usage?since=yesterday"), 400)
     assert "unknown grouping" in error(api.get("/admin/api/usage?since=1d&by=colour"), 400)
     assert "expected a number" in error(api.get("/admin/api/usage?recent=many"), 400)
+    other = add_account(store, "other-worker", provider="codex")
+    usage_store.insert_events([{"request_id": "c", "created_at": now - 20, "key_id": None, "account_id": other, "provider": "codex", "model": "gpt-5.4", "status": 429}])
+    narrowed = api.get(f"/admin/api/usage?window=30d&account_id={account}").json
+    assert narrowed["filters"] == {"account_id": account} and narrowed["windows"]["30d"]["total"]["requests"] == 2
+    assert [e["request_id"] for e in narrowed["recent"]] == ["a", "b"]
+    by_provider = api.get("/admin/api/usage?since=1d&provider=codex").json
+    assert by_provider["totals"][0]["requests"] == 1 and by_provider["totals"][0]["errors"] == 1 and [e["request_id"] for e in by_provider["recent"]] == ["c"]
+    assert api.get("/admin/api/usage?window=today&model=claude-x").json["windows"]["today"]["total"]["input_tokens"] == 10
+    assert "key_id: expected a number" in error(api.get("/admin/api/usage?key_id=abc"), 400)
 
 
 def test_unknown_routes_and_methods_answer_json(api) -> None:
