@@ -101,6 +101,24 @@ def test_forms_need_the_csrf_token(admin, store) -> None:
     assert find_account(account).status == "active"
 
 
+def test_every_form_route_refuses_a_post_without_the_csrf_token(app: Flask, admin, store) -> None:
+    """Every state-changing page route, enumerated from the app (the JSON API takes a bearer instead)."""
+    account = add_account(store)
+    checked = []
+    for rule in app.url_map.iter_rules():
+        if "POST" not in rule.methods or rule.rule.startswith("/admin/api") or rule.endpoint in PUBLIC:
+            continue
+        path = rule.rule.replace("<provider>", "claude").replace("<ident>", str(account)).replace("<int:account_id>", str(account))
+        path = path.replace("<action>", "disable").replace("<int:key_id>", "1").replace("<key_id>", "1").replace("<account_id>", str(account))
+        assert "<" not in path, f"unfilled route parameter in {rule.rule}"
+        for data in ({}, {"csrf_token": "forged"}):
+            response = admin.post(path, data=data)
+            assert response.status_code == 400 and "Form refused" in text(response), (path, response.status_code)
+        checked.append(rule.rule)
+    assert len(checked) >= 8, checked
+    assert find_account(account).status == "active"
+
+
 def test_login_itself_needs_the_csrf_token(web) -> None:
     assert web.post("/admin/login", data={"secret": SECRET}).status_code == 400
 
