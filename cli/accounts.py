@@ -33,6 +33,12 @@ def register(commands: argparse._SubParsersAction) -> None:
             provider.cli.register_login(login_sub)
             provider.cli.register_import(import_sub)
 
+    show = sub.add_parser("show", help="one account: its state, why and since when, and its recent state changes")
+    show.add_argument("id", help="account id (see accounts list)")
+    show.add_argument("--events", type=int, default=20, metavar="N", help="how many recent state changes (default 20)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=cmd_show)
+
     for name, text, handler in (
         ("refresh", "refresh an account's tokens now and print the result", cmd_refresh),
         ("primary", "make an account its provider's primary", cmd_primary),
@@ -74,14 +80,35 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
                     row.provider,
                     ("* " if row.is_primary else "  ") + (row.label or row.email or row.identity),
                     row.status,
+                    fmt_time(row.status_changed_at),
                     fmt_in(row.expires_at, now),
                     f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".strip(),
                     _why(row, now),
                 )
                 for row in rows
             ],
-            ["ID", "PROVIDER", "ACCOUNT (* primary)", "STATUS", "TOKEN EXPIRES", "LAST REFRESH", "WHY"],
+            ["ID", "PROVIDER", "ACCOUNT (* primary)", "STATUS", "SINCE", "TOKEN EXPIRES", "LAST REFRESH", "WHY"],
         )
+    store.close()
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    store = open_store(config)
+    now = time.time()
+    row = account_store.find_account(args.id)
+    events = account_store.recent_events(row.id, max(0, args.events))
+    if args.json:
+        history = [{"at": e.at, "kind": e.kind, "status": e.status, "reason": e.reason} for e in events]
+        print_json({**account_store.account_to_dict(row, now), "events": history})
+    else:
+        print(f"account {row.id} ({row.provider}): {row.label or row.email or row.identity}{' (primary)' if row.is_primary else ''}")
+        print(f"  status: {row.status} since {fmt_time(row.status_changed_at)}" + (f": {_why(row, now)}" if _why(row, now) else ""))
+        print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip())
+        if events:
+            print_table([(fmt_time(e.at), e.kind, e.status, e.reason) for e in events], ["AT", "KIND", "STATUS", "REASON"])
+        else:
+            print("  no state changes recorded")
     store.close()
     return 0
 

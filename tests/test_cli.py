@@ -172,6 +172,16 @@ def test_remove_needs_yes_when_not_interactive(data_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
     env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+    for action, status in (("disable", "disabled"), ("enable", "active"), ("primary", "active")):
+        done = run(data_dir, "accounts", action, "1")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(run(data_dir, "accounts", "list", "--json").stdout)[0]["status"] == status
+    table = run(data_dir, "accounts", "list").stdout
+    assert "SINCE" in table.splitlines()[0] and "* u1" in table
+    shown = run(data_dir, "accounts", "show", "1")
+    assert shown.returncode == 0 and "status: active since" in shown.stdout and "disabled" in shown.stdout  # the history
+    history = json.loads(run(data_dir, "accounts", "show", "1", "--json").stdout)["events"]
+    assert "disabled" in [e["status"] for e in history] and history[0]["status"] == "active"
     refused = run(data_dir, "accounts", "remove", "1")
     assert refused.returncode != 0 and "needs --yes" in refused.stderr
     assert json.loads(run(data_dir, "accounts", "list", "--json").stdout)[0]["id"] == 1
