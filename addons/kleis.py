@@ -342,7 +342,7 @@ class Kleis:
             status, body = local.healthz(self.follower.healthy, self.follower.loaded_at, self.follower.accounts)
             flow.response = json_response(status, body, ctx.request_id)
         elif self.registry is not None:
-            payload = self.registry.api_json_bytes(public_base(flow))
+            payload = self.registry.api_json_bytes(self.config.public_url or public_base(flow))
             flow.response = http.Response.make(200, payload, {"content-type": "application/json", "x-kleis-request-id": ctx.request_id})
         else:
             raise Refusal(404, "the model registry is not enabled", code="unknown_path")

@@ -105,6 +105,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KLEIS_ADMIN_SECRET", "admin_secret", "", _text, "Admin password and admin API bearer. Empty: generated once into <data dir>/admin.secret (0600) and printed on first start only."),
     Setting("KLEIS_HOST", "host", "127.0.0.1", _host, "Proxy listen address."),
     Setting("KLEIS_PORT", "port", "8080", _port, "Proxy listen port (the base URL agents use)."),
+    Setting("KLEIS_PUBLIC_URL", "public_url", "", _optional_url, "Base URL clients reach Kleis at, for the URLs it hands out (/models/api.json), e.g. https://kleis.example.net behind a TLS proxy. Empty: http:// and the request's Host."),
     Setting("KLEIS_ADMIN_HOST", "admin_host", "127.0.0.1", _host, "Admin page listen address."),
     Setting("KLEIS_ADMIN_PORT", "admin_port", "8081", _port, "Admin page listen port."),
     Setting("KLEIS_ADMIN_TRUSTED_PROXY", "admin_trusted_proxy", "", _text, "Address of a reverse proxy in front of the admin whose X-Forwarded-Proto/-For are trusted (Secure cookie, per-client login throttling)."),
@@ -145,6 +146,7 @@ class Config:
     admin_secret: str
     host: str
     port: int
+    public_url: str
     admin_host: str
     admin_port: int
     admin_trusted_proxy: str

@@ -220,6 +220,8 @@ def test_through_the_proxy(store, config, tmp_path, models_dev, run_proxy, fake_
     assert unknown.status_code == 404 and "/v1/models" in unknown.json()["error"]["message"]
     copilot_only = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "gpt-4.1", "messages": []}, headers={"x-api-key": key})
     assert copilot_only.status_code == 503 and "Copilot" in copilot_only.json()["error"]["message"]
+    public = run_proxy(cfg.replace(public_url="https://kleis.example.net"), providers, parts={"registry": Catalog(cfg, providers)})
+    assert httpx.get(f"{public.url}/models/api.json").json()["kleis"]["api"] == "https://kleis.example.net/v1"  # behind TLS
 
 
 def test_the_builtin_offline_list_is_models_dev_valid() -> None:
