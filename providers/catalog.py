@@ -13,6 +13,7 @@ import asyncio
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,7 +78,7 @@ class Catalog:
             self.models_dev.load_offline()
         self.custom = load_custom_models(config.custom_models)
         self.provider_lists: dict[str, list[dict[str, Any]]] = {}  # from Provider.list_models
-        self.lists_fetched_at = 0.0
+        self.lists_fetched: dict[str, float] = {}  # provider -> when its own model list was last fetched
         self.follower = None
         self._addon = None
         self._background = BackgroundTask("kleis model catalog")
@@ -196,17 +197,22 @@ class Catalog:
         if self.models_dev.stale() and await self.models_dev.refresh(http):
             self.invalidate()
             await asyncio.to_thread(self.registry_bytes)  # serialise the new copy off the event loop
-        if time.time() - self.lists_fetched_at >= self.config.models_ttl:
-            self.lists_fetched_at = time.time()
-            await self._refresh_provider_lists(http)
+        await self._refresh_provider_lists(http)
+
+    LIST_RETRY = 300.0  # a failed model list fetch is tried again after this, not after the whole TTL
 
     async def _refresh_provider_lists(self, http: httpx.AsyncClient) -> None:
+        """Each provider's own model list, once per TTL per provider, as soon as it has an account (an account
+        added after start is listed on the next pass, not an hour later)."""
         from addons.routing import candidates
 
         addon = self._addon
         if addon is None or addon.tokens is None:
             return
+        now = time.time()
         for name, provider in self.providers.items():
+            if now - self.lists_fetched.get(name, -math.inf) < self.config.models_ttl:
+                continue
             chosen = candidates(addon.follower.accounts, name)
             if not chosen:
                 continue
@@ -214,8 +220,10 @@ class Catalog:
                 account = await addon.tokens.fresh(chosen[0])
                 items = await provider.list_models(account, http)
             except Exception as exc:
-                log.warning("listing %s models failed: %s", name, exc)
+                log.warning("listing %s models failed (tried again in %d s): %s", name, self.LIST_RETRY, exc)
+                self.lists_fetched[name] = now - self.config.models_ttl + self.LIST_RETRY
                 continue
+            self.lists_fetched[name] = now
             if items is not None:
                 self.provider_lists[name] = items
                 self.invalidate()

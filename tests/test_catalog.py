@@ -238,3 +238,24 @@ def test_api_json_is_the_registry_plus_the_kleis_entry_for_any_base(config, tmp_
     first = catalog.registry_bytes()
     catalog.api_json_bytes("http://another-host")
     assert catalog.registry_bytes() is first  # the megabytes are serialised once, whatever Host clients send
+
+
+def test_a_provider_list_is_fetched_as_soon_as_its_first_account_appears(config, tmp_path, models_dev) -> None:
+    from types import SimpleNamespace
+
+    copilot = named("copilot", frozenset(Protocol), ("gpt-4.1",), COPILOT_ITEMS)(config, {}, "")
+    catalog = make_catalog(config.replace(models_ttl=3600), tmp_path, models_dev, copilot=copilot)
+    accounts = Accounts()
+
+    async def fresh(account):  # type: ignore[no-untyped-def]
+        return account
+
+    catalog._addon = SimpleNamespace(tokens=SimpleNamespace(fresh=fresh), follower=accounts)
+    asyncio.run(catalog.refresh_once(None))
+    assert "copilot" not in catalog.provider_lists  # no account yet: nothing to list, and no hour-long wait stamped
+    accounts.accounts = Accounts("copilot").accounts  # an account logged in after start
+    asyncio.run(catalog.refresh_once(None))
+    assert [item["id"] for item in catalog.provider_lists["copilot"]] == [item["id"] for item in COPILOT_ITEMS]
+    fetched = catalog.lists_fetched["copilot"]
+    asyncio.run(catalog.refresh_once(None))
+    assert catalog.lists_fetched["copilot"] == fetched  # then once per TTL
