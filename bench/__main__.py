@@ -157,7 +157,7 @@ def table(r: dict[str, Any]) -> str:
         ("throughput, 20 conns (req/s)", f"{tput['direct']['rps']:.0f}", f"{tput['bare']['rps']:.0f}", f"{tput['kleis']['rps']:.0f}",
          f"Kleis/bare {tput['kleis']['rps'] / tput['bare']['rps']:.2f}", "≥ 0.80"),
         (f"stream delay p50/p99/max (ms), {st['kleis']['events']} events", _triple(st["direct"]), _triple(st["bare"]), _triple(st["kleis"]),
-         "tool name restored" if st["kleis"]["tool_name_restored"] else "tool name NOT restored", "p99 ≤ 5"),
+         "tool renamed upstream and restored" if st["kleis"]["tool_name_restored"] and st["kleis"]["tool_renamed_upstream"] else "tool rename NOT verified", "p99 ≤ 5"),
         ("stream first byte (ms)", f"{st['direct']['first_byte_ms']:.1f}", f"{st['bare']['first_byte_ms']:.1f}", f"{st['kleis']['first_byte_ms']:.1f}", "", ""),
         (f"{r['streams']['streams']} concurrent streams", "", "", f"{r['streams']['errors'] + r['streams']['short']} errors",
          f"peak RSS {r['streams']['peak_rss_mb']:.0f} MB", "0, < 250 MB"),

@@ -89,7 +89,8 @@ async def streaming(url: str, headers: dict[str, str], events: int, interval: fl
         "p99_ms": percentile(lags, 99),
         "max_ms": max(lags) if lags else float("nan"),
         "first_byte_ms": (first_byte[0] - started) * 1000 if first_byte else float("nan"),
-        "tool_name_restored": b'"name":"read_file"' in clock.text or b'"name": "read_file"' in clock.text,
+        "tool_renamed_upstream": b'"upstream_saw_tool":"mcp_Read_file"' in clock.text.replace(b" ", b""),
+        "tool_name_restored": b'"name":"read_file"' in clock.text.replace(b" ", b""),
     }
 
 

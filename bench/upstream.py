@@ -43,7 +43,8 @@ async def stream(writer: asyncio.StreamWriter, body: dict) -> None:
     writer.write(head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}))
     writer.write(chunk(sse("message_start", {"type": "message_start", "message": {"id": "msg_b", "type": "message", "role": "assistant", "content": [],
                                                                                    "model": body.get("model"), "usage": {"input_tokens": 10, "output_tokens": 1}}})))
-    if tools:
+    if tools:  # what the upstream was sent, in an event no proxy rewrites: proves the renaming happened
+        writer.write(chunk(sse("ping", {"type": "ping", "upstream_saw_tool": tools[0].get("name")})))
         writer.write(chunk(sse("content_block_start", {"type": "content_block_start", "index": 0,
                                                        "content_block": {"type": "tool_use", "id": "toolu_b", "name": tools[0].get("name"), "input": {}}})))
     await writer.drain()

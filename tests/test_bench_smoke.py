@@ -18,7 +18,9 @@ def test_bench_smoke_runs_and_reports_every_figure(tmp_path: Path) -> None:
     for target in ("direct", "bare", "kleis"):
         assert figures["latency"][target]["p50_ms"] > 0 and figures["throughput"][target]["rps"] > 0
         assert figures["streaming"][target]["events"] == figures["settings"]["stream_events"]
-    assert figures["streaming"]["kleis"]["tool_name_restored"]  # the Claude rewrite was active in the stream
+    kleis_stream = figures["streaming"]["kleis"]
+    assert kleis_stream["tool_renamed_upstream"] and kleis_stream["tool_name_restored"]  # the Claude rewrite was active both ways
+    assert not figures["streaming"]["bare"]["tool_renamed_upstream"]  # a pass-through proxy renames nothing
     assert figures["streams"]["errors"] == 0 and figures["streams"]["peak_rss_mb"] > 0
     assert figures["refresh"]["ok"] == figures["refresh"]["count"] and figures["refresh"]["refresh_calls"] == 1
     assert figures["hot_path"]["request_path_queries"] == 0
