@@ -114,6 +114,19 @@ def latest_state(provider: str) -> str | None:
     return row.state if row else None
 
 
+def login_for_bare_code(provider: str) -> str | None:
+    """The login a pasted code without its state belongs to: only when exactly one is in progress, since nothing
+    else ties the code to a login (the state is what does)."""
+    rows = list(
+        OAuthState.select(OAuthState.state)
+        .where((OAuthState.provider == provider) & (OAuthState.expires_at > time.time()))
+        .limit(2)
+    )
+    if len(rows) > 1:
+        raise InvalidInput(f"several {provider} logins are in progress: paste the whole answer with its state (code#state or the full URL)")
+    return rows[0].state if rows else None
+
+
 def parse_pasted(answer: str) -> tuple[str, str | None]:
     """(code, state) from a full callback URL, `code#state`, or `code=…&state=…` (then a bare code)."""
     text = (answer or "").strip()

@@ -76,9 +76,15 @@ def test_login_without_a_terminal_prints_the_url_then_finishes_with_code_input(d
 
     again = run(data_dir, "accounts", "login", "claude", env=env)
     bare_code, _ = consent(oauth_fake, again.stdout)
-    updated = run(data_dir, "accounts", "login", "claude", "--code-input", bare_code, env=env)  # a bare code finishes the newest login
+    updated = run(data_dir, "accounts", "login", "claude", "--code-input", bare_code, env=env)  # a bare code: the only login
     assert updated.returncode == 0 and "updated" in updated.stdout, updated.stderr
     assert len(claude_accounts(data_dir, env)) == 1
+
+    run(data_dir, "accounts", "login", "claude", env=env)
+    second_code, second_state = consent(oauth_fake, run(data_dir, "accounts", "login", "claude", env=env).stdout)
+    ambiguous = run(data_dir, "accounts", "login", "claude", "--code-input", second_code, env=env)
+    assert ambiguous.returncode == 1 and "several claude logins are in progress" in ambiguous.stderr
+    assert run(data_dir, "accounts", "login", "claude", "--code-input", f"{second_code}#{second_state}", env=env).returncode == 0
 
 
 def test_code_input_with_no_login_started(data_dir: Path, env: dict[str, str]) -> None:

@@ -73,9 +73,9 @@ def cmd_login(args: argparse.Namespace, config: Config) -> int:
 
 
 def finish_pasted(store: Store, config: Config, value: str) -> oauth.LoginResult:
-    """Complete the login the pasted state names, or the newest one when only a bare code was pasted."""
+    """Complete the login the pasted state names, or the only one in progress when a bare code was pasted."""
     _, state = oauth.parse_pasted(value)
-    flow_id = state or oauth.latest_state(login.PROVIDER)
+    flow_id = state or oauth.login_for_bare_code(login.PROVIDER)
     if flow_id is None:
         raise InvalidInput("no Claude login is waiting for a code: run `python kleis.py accounts login claude` first")
     return login.complete_login(store, config, flow_id, {"answer": value})

@@ -14,7 +14,7 @@ from core.exceptions import InvalidInput
 from providers.codex import login
 from providers.codex.callback_server import CallbackListener
 from providers.codex.constants import PROVIDER
-from providers.oauth import LoginResult, LoginStart, check_state, drop_state, latest_state, parse_pasted
+from providers.oauth import LoginResult, LoginStart, check_state, drop_state, login_for_bare_code, parse_pasted
 from store.db import Store, open_store
 
 DEFAULT_TIMEOUT = 900.0
@@ -89,9 +89,9 @@ def _announce(start: LoginStart) -> None:
 
 
 def complete_pasted(store: Store, config: Config, pasted: str, label: str) -> LoginResult:
-    """Finish the login the pasted address belongs to (by its state), else the newest one in progress."""
+    """Finish the login the pasted address belongs to (by its state), else the only one in progress."""
     _, state = parse_pasted(pasted)
-    flow_id = state or latest_state(PROVIDER)
+    flow_id = state or login_for_bare_code(PROVIDER)
     if flow_id is None:
         raise InvalidInput(
             "no Codex login is in progress: run `python kleis.py accounts login codex` first, open its URL, "
