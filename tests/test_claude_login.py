@@ -67,7 +67,7 @@ def test_authorize_url_carries_the_claude_parameters(store, cfg) -> None:
     assert start.kind == "paste" and start.warning and "terms" in start.warning
     verifier, data = oauth.load_state(store, "claude", start.flow_id)
     assert query["state"] != verifier and query["code_challenge"] != verifier
-    assert data == {"redirect_uri": query["redirect_uri"]}
+    assert data == {"redirect_uri": query["redirect_uri"], "label": ""}
 
 
 @pytest.mark.parametrize("form", ["hash", "url", "query"])
