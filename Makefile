@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test bench bench-smoke system-deps clean
+.PHONY: serve test bench bench-smoke bench-profile system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(VENV)/.dev-installed
 
 bench-smoke: $(VENV)/.dev-installed
 	$(BIN)/python -m bench --smoke
+
+bench-profile: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts

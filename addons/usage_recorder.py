@@ -1,12 +1,14 @@
-"""Usage recording off the hot path: one event per request into a bounded queue, written in batches by a thread.
+"""Usage recording off the hot path: one event per request into a bounded buffer, written in batches by a thread.
 
-The request path only builds a dict and puts it in the queue (never blocks: a full queue drops the event and
-counts it). A writer thread inserts batches (idempotent on request id), retries a failed batch with backoff,
-updates the keys' last-used times, deletes events past the retention once a day, and flushes on shutdown.
+The request path only builds a dict and appends it to the buffer (never blocks: a full buffer drops the event and
+counts it). It does not wake the writer per event (a thread woken on every request competes with the event loop
+for the GIL): the writer wakes every `interval`, or when a batch is full, inserts batches (idempotent on request id), retries a failed batch with backoff, updates
+the keys' last-used times, deletes events past the retention once a day, and flushes on shutdown.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -18,6 +20,38 @@ from store import keys as key_store
 from store import usage as usage_store
 
 log = logging.getLogger(__name__)
+
+
+class PendingEvents:
+    """A bounded FIFO the event loop appends to and the writer thread drains; deque operations are atomic."""
+
+    def __init__(self, maxsize: int, on_batch: int, wake: threading.Event) -> None:
+        self._items: collections.deque[dict[str, Any]] = collections.deque()
+        self.maxsize = maxsize
+        self._on_batch = on_batch
+        self._wake = wake
+
+    def put_nowait(self, row: dict[str, Any]) -> None:
+        if len(self._items) >= self.maxsize:
+            raise queue.Full
+        self._items.append(row)
+        if len(self._items) == self._on_batch:  # a full batch: no need to wait for the interval
+            self._wake.set()
+
+    def take(self, limit: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        while len(rows) < limit:
+            try:
+                rows.append(self._items.popleft())
+            except IndexError:
+                break
+        return rows
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
 
 
 def clean(text: str, limit: int) -> str:
@@ -64,7 +98,8 @@ class UsageRecorder:
         self.retention_days = retention_days
         self.batch = batch
         self.interval = interval
-        self.queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize)
+        self._wake = threading.Event()
+        self.queue = PendingEvents(maxsize, batch, self._wake)
         self.dropped = 0
         self.written = 0
         self.failed_batches = 0
@@ -108,6 +143,7 @@ class UsageRecorder:
 
     def stop_blocking(self, timeout: float = 30.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -116,23 +152,6 @@ class UsageRecorder:
                         self.written, self.dropped, self.unauthenticated_skipped)
 
     # -- writer thread --------------------------------------------------------------------
-    def _take_batch(self, wait: float) -> list[dict[str, Any]]:
-        """Wait for an event, then collect for up to `interval` (or until the batch is full): a steady trickle
-        of requests becomes one write per interval, not a busy loop of tiny transactions."""
-        rows: list[dict[str, Any]] = []
-        try:
-            rows.append(self.queue.get(timeout=wait))
-        except queue.Empty:
-            return rows
-        window_ends = time.monotonic() + (0.0 if self._stop.is_set() else self.interval)
-        while len(rows) < self.batch:
-            remaining = window_ends - time.monotonic()
-            try:
-                rows.append(self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait())
-            except queue.Empty:
-                break
-        return rows
-
     def _write(self, rows: list[dict[str, Any]]) -> None:
         delay = 0.5
         for attempt in range(1, 1_000_000):
@@ -166,11 +185,16 @@ class UsageRecorder:
                 log.error("usage event %s could not be stored and is dropped: %s", row.get("request_id"), exc)
 
     def _run(self) -> None:
-        while not self._stop.is_set() or not self.queue.empty():
-            rows = self._take_batch(0.05 if self._stop.is_set() else self.interval)
-            if rows:
-                self._write(rows)
+        while True:
+            stopping = self._stop.is_set()
+            if not stopping:
+                self._wake.wait(self.interval)  # one wake-up per interval, not one per request
+                self._wake.clear()
+            while not self.queue.empty():
+                self._write(self.queue.take(self.batch))
             self._maybe_purge()
+            if stopping and self.queue.empty():
+                return
 
     def _maybe_purge(self) -> None:
         now = time.time()

@@ -19,7 +19,7 @@ from bench import measure
 from bench.processes import peak_rss_mb, rss_mb, spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
-FULL = {"rounds": 4, "latency_n": 2400, "tput_seconds": 12.0, "stream_events": 50, "stream_interval": 0.02, "streams": 500,
+FULL = {"rounds": 8, "latency_n": 2400, "tput_seconds": 12.0, "stream_events": 50, "stream_interval": 0.02, "streams": 500,
         "stream_events_slow": 10, "stream_interval_slow": 0.2, "burst": 200, "hot_requests": 300}
 SMOKE = {"rounds": 1, "latency_n": 40, "tput_seconds": 0.7, "stream_events": 8, "stream_interval": 0.02, "streams": 20,
          "stream_events_slow": 3, "stream_interval_slow": 0.05, "burst": 20, "hot_requests": 20}
@@ -32,7 +32,20 @@ def interleaved(targets: dict[str, tuple[str, dict[str, str]]], run_one, amount:
     for _ in range(rounds):
         for name, (url, headers) in targets.items():
             per_target[name].append(asyncio.run(run_one(url, headers, share)))
-    return {name: merge(parts) for name, parts in per_target.items()}
+    merged = {name: merge(parts) for name, parts in per_target.items()}
+    for name, parts in per_target.items():
+        merged[name]["rounds"] = [merge([part]) for part in parts]
+    return merged
+
+
+def round_ratios(results: dict[str, Any], field: str) -> dict[str, float]:
+    """Kleis/bare per round (the two measured back to back), so a slow phase of the shared machine that hits one
+    round does not tilt the figure: the median, and the range across rounds."""
+    import statistics
+
+    pairs = zip(results["kleis"]["rounds"], results["bare"]["rounds"])
+    ratios = sorted(k[field] / b[field] for k, b in pairs if b[field])
+    return {"median": statistics.median(ratios), "min": ratios[0], "max": ratios[-1], "rounds": len(ratios)} if ratios else {}
 
 
 def merge_latency(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -112,6 +125,8 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         results["latency"] = interleaved(targets, lambda url, h, n: measure.latency(url, h, n), settings["latency_n"], settings["rounds"], merge_latency)
         results["throughput"] = interleaved(targets, lambda url, h, seconds: measure.throughput([url], h, 20, seconds), settings["tput_seconds"],
                                             settings["rounds"], merge_throughput)
+        results["ratios"] = {"latency_p50": round_ratios(results["latency"], "p50_ms"), "latency_p99": round_ratios(results["latency"], "p99_ms"),
+                             "throughput": round_ratios(results["throughput"], "rps")}
         results["streaming"] = {name: asyncio.run(measure.streaming(url, h, settings["stream_events"], settings["stream_interval"]))
                                 for name, (url, h) in targets.items()}
         before = query_counts(kleis_process, work / "queries.json")
@@ -147,15 +162,16 @@ def machine() -> str:
 
 
 def table(r: dict[str, Any]) -> str:
-    lat, tput, st = r["latency"], r["throughput"], r["streaming"]
+    lat, tput, st, ratios = r["latency"], r["throughput"], r["streaming"], r.get("ratios", {})
     rows = [
         ("latency p50 (ms)", f"{lat['direct']['p50_ms']:.2f}", f"{lat['bare']['p50_ms']:.2f}", f"{lat['kleis']['p50_ms']:.2f}",
-         f"Kleis/bare {lat['kleis']['p50_ms'] / lat['bare']['p50_ms']:.2f}", "≤ 1.25"),
+         _ratio(ratios.get("latency_p50"), lat['kleis']['p50_ms'] / lat['bare']['p50_ms']), "≤ 1.25"),
         ("latency p99 (ms)", f"{lat['direct']['p99_ms']:.2f}", f"{lat['bare']['p99_ms']:.2f}", f"{lat['kleis']['p99_ms']:.2f}",
-         f"Kleis/bare {lat['kleis']['p99_ms'] / lat['bare']['p99_ms']:.2f}", "≤ 2"),
-        ("Kleis − direct, p50 (ms)", "", "", "", f"{lat['kleis']['p50_ms'] - lat['direct']['p50_ms']:.2f}", ""),
+         _ratio(ratios.get("latency_p99"), lat['kleis']['p99_ms'] / lat['bare']['p99_ms']), "≤ 2"),
+        ("Kleis − direct, p50 / p99 (ms)", "", "", "",
+         f"{lat['kleis']['p50_ms'] - lat['direct']['p50_ms']:.2f} / {lat['kleis']['p99_ms'] - lat['direct']['p99_ms']:.2f}", ""),
         ("throughput, 20 conns (req/s)", f"{tput['direct']['rps']:.0f}", f"{tput['bare']['rps']:.0f}", f"{tput['kleis']['rps']:.0f}",
-         f"Kleis/bare {tput['kleis']['rps'] / tput['bare']['rps']:.2f}", "≥ 0.80"),
+         _ratio(ratios.get("throughput"), tput['kleis']['rps'] / tput['bare']['rps']), "≥ 0.80"),
         (f"stream delay p50/p99/max (ms), {st['kleis']['events']} events", _triple(st["direct"]), _triple(st["bare"]), _triple(st["kleis"]),
          "tool renamed upstream and restored" if st["kleis"]["tool_name_restored"] and st["kleis"]["tool_renamed_upstream"] else "tool rename NOT verified", "p99 ≤ 5"),
         ("stream first byte (ms)", f"{st['direct']['first_byte_ms']:.1f}", f"{st['bare']['first_byte_ms']:.1f}", f"{st['kleis']['first_byte_ms']:.1f}", "", ""),
@@ -173,6 +189,13 @@ def table(r: dict[str, Any]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
+
+
+def _ratio(per_round: dict[str, float] | None, pooled: float) -> str:
+    """The median of the per-round Kleis/bare ratios and their range (pooled samples when there is one round)."""
+    if not per_round or per_round.get("rounds", 0) < 2:
+        return f"Kleis/bare {pooled:.2f}"
+    return f"Kleis/bare {per_round['median']:.2f} ({per_round['min']:.2f}–{per_round['max']:.2f})"
 
 
 def _triple(s: dict[str, Any]) -> str:
@@ -193,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for row in results.get("latency", {}).values():
         row.pop("samples", None)
+        for part in row.get("rounds", []):
+            part.pop("samples", None)
     out.write_text(json.dumps(results, indent=2))
     return 0
 
