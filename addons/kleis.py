@@ -301,8 +301,8 @@ class Kleis:
         if not (ctx.aggregated and ctx.error_type):  # keep an in-stream error's own label
             ctx.error_type = f"upstream_{status}" + (f" {signal.label}" if signal.label else "")
         if ctx.account is not None:
-            if signal.kind == "auth" and self.tokens is not None:
-                self.tokens.mark_stale(ctx.account)
+            if signal.kind in ("auth", "auth_rejected") and self.tokens is not None:
+                self.tokens.mark_stale(ctx.account)  # after a rejection's cooldown, too, the next use refreshes first
             if self.health is not None:
                 self.health.on_signal(ctx.account, signal)
         return signal

@@ -15,11 +15,16 @@ import threading
 import time
 from typing import Any
 
+import peewee
+
 from addons.pipeline import RequestContext
 from store import keys as key_store
 from store import usage as usage_store
 
 log = logging.getLogger(__name__)
+
+# What a store answers about the row itself (it would refuse it again): everything else is the store being away.
+DATA_ERRORS = (peewee.IntegrityError, peewee.DataError, ValueError, TypeError, UnicodeError)
 
 
 class PendingEvents:
@@ -153,8 +158,10 @@ class UsageRecorder:
 
     # -- writer thread --------------------------------------------------------------------
     def _write(self, rows: list[dict[str, Any]]) -> None:
+        """Insert a batch. A store that is unavailable keeps the rows and is retried with backoff (nothing is lost
+        to an outage); a row the store refuses (bad data) is set apart so it cannot hold back the others."""
         delay = 0.5
-        for attempt in range(1, 1_000_000):
+        while True:
             try:
                 self.written += usage_store.insert_events(rows)
                 used: dict[int, float] = {}
@@ -163,26 +170,23 @@ class UsageRecorder:
                         used[row["key_id"]] = max(used.get(row["key_id"], 0.0), row["created_at"])
                 key_store.touch_last_used(used)
                 return
+            except DATA_ERRORS as exc:
+                if len(rows) > 1:
+                    for row in rows:  # find the bad row; each of the others is written (or waits out an outage)
+                        self._write([row])
+                    return
+                self.dropped += 1
+                log.error("usage event %s could not be stored and is dropped: %s", rows[0].get("request_id"), exc)
+                return
             except Exception as exc:
                 self.failed_batches += 1
-                log.warning("writing %d usage events failed (%s); retrying in %.1fs", len(rows), exc, delay)
-                if attempt == 3 and len(rows) > 1:
-                    self._write_one_by_one(rows)  # one bad row must not hold back every other event
-                    return
                 if self._stop.is_set() and delay > 8:
-                    log.error("giving up on %d usage events at shutdown", len(rows))
+                    log.error("giving up on %d usage events at shutdown: the store is unavailable (%s)", len(rows), exc)
                     self.dropped += len(rows)
                     return
+                log.warning("writing %d usage events failed (%s); retrying in %.1fs", len(rows), exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
-
-    def _write_one_by_one(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            try:
-                self.written += usage_store.insert_events([row])
-            except Exception as exc:
-                self.dropped += 1
-                log.error("usage event %s could not be stored and is dropped: %s", row.get("request_id"), exc)
 
     def _run(self) -> None:
         while True:

@@ -24,6 +24,7 @@ from store.db import Store
 
 log = logging.getLogger(__name__)
 
+RENEWAL_WINDOW = 60.0  # a 401 to a token this fresh, issued after a 401, refuses the account
 LEASE_SECONDS = 60.0  # longer than one refresh call can take (10 s connect + 30 s read)
 WAIT_STEP = 0.05
 FAULT_ENV = "KLEIS_FAULT_AFTER_TOKENS_ISSUED"  # test hook: die between the provider's answer and the commit
@@ -46,7 +47,9 @@ class TokenManager:
         self.on_update = on_update  # called with a fresher AccountView
         self._inflight: dict[int, asyncio.Task[AccountView]] = {}
         self._stale: dict[int, int] = {}  # account id -> token version an upstream rejected
-        self._renewed_after_401: dict[int, int] = {}  # account id -> token version issued to replace a rejected one
+        # account id -> (token version issued to replace a rejected one, when): a 401 to it soon after means the
+        # provider refuses the account, not the token
+        self._renewed_after_401: dict[int, tuple[int, float]] = {}
         self._backoff: dict[int, tuple[float, float, str, float]] = {}  # id -> (not before, last delay, reason, state time)
         # Tokens a provider issued whose commit failed: committed by the next attempt, never handed out before.
         self._uncommitted: dict[int, tuple[int, TokenSet]] = {}
@@ -62,9 +65,14 @@ class TokenManager:
         """An upstream said 401 to this token: the next request refreshes first."""
         self._stale[account.id] = account.token_version
 
-    def refused_after_renewal(self, account: AccountView) -> bool:
-        """This token was issued because its predecessor got a 401, and now it gets one too."""
-        return self._renewed_after_401.get(account.id) == account.token_version
+    def refused_after_renewal(self, account: AccountView, now: float | None = None) -> bool:
+        """This token was issued within RENEWAL_WINDOW because its predecessor got a 401, and now it gets one too.
+        Answered once per renewal: after the account's cooldown, a 401 is a stale token again (refresh, retry)."""
+        entry = self._renewed_after_401.get(account.id)
+        if entry is None or entry[0] != account.token_version:
+            return False
+        del self._renewed_after_401[account.id]
+        return (time.time() if now is None else now) - entry[1] <= RENEWAL_WINDOW
 
     def backoff_remaining(self, account_id: int, now: float | None = None, state_changed_at: float | None = None) -> float:
         """Seconds until the next refresh attempt is allowed; a later state change (reset, login) lifts it."""
@@ -200,7 +208,7 @@ class TokenManager:
             log.warning("account %s moved to a newer token version during refresh; keeping the newer one", account.id)
         self._backoff.pop(account.id, None)
         if self._stale.pop(account.id, None) is not None:  # this pair replaces a token an upstream refused
-            self._renewed_after_401[account.id] = newest.token_version
+            self._renewed_after_401[account.id] = (newest.token_version, time.time())
         else:
             self._renewed_after_401.pop(account.id, None)
         return newest

@@ -213,3 +213,20 @@ def test_an_account_refused_even_after_renewal_is_cooled_not_refreshed_in_a_loop
     stored = persisted(refused.id, "cooling")
     assert stored.status == "cooling" and "refused" in stored.status_reason
     assert tokens_seen(live.anthropic)[-1] == f"Bearer {other.access_token}"
+
+
+def test_only_a_401_soon_after_a_renewal_refuses_the_account() -> None:
+    from types import SimpleNamespace
+
+    from providers.lifecycle import RENEWAL_WINDOW, TokenManager
+
+    manager = TokenManager(None, {}, None)  # type: ignore[arg-type]
+    account = SimpleNamespace(id=7, token_version=3)
+    now = time.time()
+    manager._renewed_after_401[7] = (3, now)
+    assert manager.refused_after_renewal(account, now + 5)  # the fresh replacement is refused too
+    assert not manager.refused_after_renewal(account, now + 6)  # once: after the cooldown a 401 means refresh again
+    manager._renewed_after_401[7] = (3, now)
+    assert not manager.refused_after_renewal(account, now + RENEWAL_WINDOW + 1)  # hours later: just a stale token
+    manager._renewed_after_401[7] = (2, now)
+    assert not manager.refused_after_renewal(account, now + 1)  # another token version

@@ -229,9 +229,14 @@ def test_retention_deletes_events_older_than_the_setting(store) -> None:
     usage_store.insert_events([usage_recorder_row(old), usage_recorder_row(recent)])
     recorder._maybe_purge()
     assert [e.request_id for e in UsageEvent.select()] == [recent.request_id]
-    recorder.record(keyed(begin("POST", "/v1/messages")), time.time())
-    recorder._maybe_purge()  # at most once a day: nothing more to do, and no error
-    assert UsageEvent.select().count() == 1
+    another_old = keyed(begin("POST", "/v1/messages"))
+    another_old.started = time.time() - 40 * 86400
+    usage_store.insert_events([usage_recorder_row(another_old)])
+    recorder._maybe_purge()  # at most once a day: this one waits for tomorrow's pass
+    assert UsageEvent.select().count() == 2
+    recorder._last_purge -= 86400
+    recorder._maybe_purge()
+    assert [e.request_id for e in UsageEvent.select()] == [recent.request_id]
 
 
 def usage_recorder_row(ctx):  # type: ignore[no-untyped-def]
@@ -262,3 +267,28 @@ def test_one_unstorable_row_does_not_stall_the_others(store, monkeypatch) -> Non
     recorder._write(good + [dict(row, request_id="req_poison")])
     assert recorder.dropped == 1 and recorder.written == 3
     assert UsageEvent.select().where(UsageEvent.request_id.startswith("req_good_")).count() == 3
+
+
+def test_a_store_outage_loses_no_usage_event(store, monkeypatch) -> None:
+    import peewee
+
+    from addons import usage_recorder
+    from addons.pipeline import begin
+
+    real = usage_store.insert_events
+    failures = iter([peewee.OperationalError("database is locked")] * 6)
+
+    def flaky(rows):  # type: ignore[no-untyped-def]
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real(rows)
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(usage_recorder.usage_store, "insert_events", flaky)
+    monkeypatch.setattr(usage_recorder.time, "sleep", sleeps.append)
+    recorder = UsageRecorder()
+    rows = [usage_recorder.event_from_context(keyed(begin("POST", "/v1/messages")), time.time()) for _ in range(40)]
+    recorder._write(rows)
+    assert recorder.dropped == 0 and recorder.written == 40 and UsageEvent.select().count() == 40
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]  # backed off, the whole batch kept
