@@ -203,7 +203,7 @@ class Kleis:
         except Exception:
             log.exception("response handling failed")
             flow.response = error_response(ctx.error_protocol, Refusal(500, "Kleis failed to process the upstream response", code="internal_error"), ctx.request_id)
-            ctx.error_type = "internal_error"
+            ctx.status, ctx.error_type = 500, "internal_error"
         finally:
             self._finish(flow, ctx)
 
@@ -315,7 +315,7 @@ class Kleis:
         message = flow.error.msg if flow.error else "error"
         if ctx.streamed:
             ctx.error_type = "stream_interrupted"
-        elif "body_size_limit" in message:
+        elif message.startswith("Request body exceeds"):  # a response over the limit stays a 502 (upstream)
             ctx.status, ctx.error_type = 413, "request_too_large"
         elif ctx.first_byte_at is None:
             ctx.status = ctx.status or (504 if mitm_errors.TIMEOUT_MARKER in message else 502)

@@ -127,6 +127,17 @@ def test_failures_are_recorded_with_zero_tokens_and_the_error(live) -> None:
     assert (unknown.status, unknown.error_type, unknown.key_id) == (404, "model_not_found", live.key_id)
 
 
+def test_a_response_kleis_failed_to_process_is_recorded_as_the_500_the_client_got(live, monkeypatch) -> None:
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("bug in a response hook")
+
+    monkeypatch.setattr(live.proxy.addon, "_aggregate", broken)
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        assert client.post("/v1/chat/completions", json=CHAT, headers=live.headers()).status_code == 500
+    (event,) = wait_for_events(1)
+    assert (event.status, event.error_type) == (500, "internal_error")
+
+
 def test_1000_concurrent_requests_make_exactly_1000_events(live) -> None:
     async def fire() -> list[int]:
         semaphore = asyncio.Semaphore(250)
