@@ -91,11 +91,28 @@ def _options_put(self) -> None:  # type: ignore[no-untyped-def]
     return _original_options_put(self)
 
 
+REFUSED_COMMANDS = frozenset({"script.run", "options.load"})  # they load code or options from a file
+_original_command_post = web_app.ExecuteCommand.post
+
+
+def _command_post(self, cmd: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        args = self.json.get("arguments", []) if isinstance(self.json, dict) else []
+    except web_app.APIError:
+        args = []
+    option = str(args[0]).split("=", 1)[0] if args else ""
+    if cmd in REFUSED_COMMANDS or (cmd == "set" and option in REFUSED_OPTIONS):
+        raise web_app.APIError(403, f"Kleis's debug UI does not run {cmd!r}" + (f" on {option!r}" if cmd == "set" else ""))
+    return _original_command_post(self, cmd)
+
+
 def install_ui_guard(token: str) -> None:
-    """Every UI request (pages, REST API, websocket) needs the token, given once as ?token= and then a cookie."""
+    """Every UI request (pages, REST API, websocket) needs the token, given once as ?token= and then a cookie;
+    nothing in the UI loads code (the `scripts` option, script.run, options.load)."""
     web_app.RequestHandler.prepare = _guard(token)
     web_app.WebSocketEventBroadcaster.prepare = _guard(token)
     web_app.Options.put = _options_put
+    web_app.ExecuteCommand.post = _command_post
 
 
 def insert_before_view(master: WebMaster, addon: object) -> None:

@@ -100,7 +100,13 @@ def test_ui_refuses_requests_without_the_run_token_and_script_loading(web) -> No
         xsrf = operator.cookies.get("_xsrf") or ""
         refused = operator.put("/options", json={"scripts": ["/tmp/evil.py"]}, headers={"X-XSRFToken": xsrf})
         assert refused.status_code == 403
+        for command, arguments in (("set", ["scripts", "/tmp/evil.py"]), ("set", ["scripts=/tmp/evil.py"]),
+                                   ("script.run", [[], "/tmp/evil.py"]), ("options.load", ["/tmp/evil.yaml"])):
+            answer = operator.post(f"/commands/{command}", json={"arguments": arguments}, headers={"X-XSRFToken": xsrf})
+            assert answer.status_code == 403, (command, answer.text)
         assert web["master"].options.scripts == []
+        allowed = operator.post("/commands/set", json={"arguments": ["anticache", "true"]}, headers={"X-XSRFToken": xsrf})
+        assert allowed.status_code == 200 and "error" not in allowed.json() and web["master"].options.anticache  # others work
 
 
 def test_the_live_updates_websocket_needs_the_token_too(web) -> None:
