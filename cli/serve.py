@@ -11,7 +11,7 @@ import sys
 from core.config import Config
 from core.exceptions import ConfigError
 from core.redact import install_log_redaction
-from store.db import open_store
+from store.db import open_store, take_admin_secret_announcement
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,21 +38,12 @@ def setup_logging(config: Config) -> None:
 
 
 def _announce(config: Config, store, proxy_addr: tuple[str, int], admin_url: str | None, extra: str = "") -> None:  # type: ignore[no-untyped-def]
-    if not config.admin_secret and first_announcement("admin_secret_announced"):
-        # Whichever command created the file, the first start says what it is (once).
+    if not config.admin_secret and take_admin_secret_announcement():
+        # Whichever command created the file, the first start says what it is (once; an upgraded store whose
+        # secret was shown long ago stays quiet, a deleted file's new secret is shown).
         print(f"admin secret (shown once; also in {config.data_dir / 'admin.secret'}): {store.admin_secret}", flush=True)
     admin = f", admin on {admin_url}" if admin_url else ""
     print(f"Kleis proxy on http://{proxy_addr[0]}:{proxy_addr[1]}{admin}{extra}", flush=True)
-
-
-def first_announcement(name: str) -> bool:
-    """True the first time `name` is asked for in this store (a marker row), False ever after."""
-    from store.models import Setting
-
-    if Setting.get_or_none(Setting.key == name) is not None:
-        return False
-    Setting.insert(key=name, value="1").on_conflict_ignore().execute()
-    return True
 
 
 def check_listen(host: str, port: int, names: str) -> None:

@@ -132,6 +132,8 @@ def open_store(config: Config, *, migrate: bool = True) -> Store:
         if version != migrations.CURRENT_VERSION:
             raise StoreError(f"the store has schema version {version}; run `python kleis.py serve` to migrate")
         check_secret_key(cipher)
+        if admin_created:  # the next `serve` shows it, whichever command created it
+            Setting.insert(key=ADMIN_SECRET_UNSHOWN, value="1").on_conflict_ignore().execute()
     except peewee.DatabaseError as exc:
         db.close()
         raise StoreError(f"cannot open the store at {redact_url(config.effective_database_url)}: {exc}") from None
@@ -139,6 +141,14 @@ def open_store(config: Config, *, migrate: bool = True) -> Store:
         db.close()
         raise
     return Store(db=db, cipher=cipher, config=config, admin_secret=admin_secret, admin_secret_created=admin_created)
+
+
+ADMIN_SECRET_UNSHOWN = "admin_secret_unshown"
+
+
+def take_admin_secret_announcement() -> bool:
+    """True once after a command generated the admin secret file: the caller prints it (serve, debug)."""
+    return bool(Setting.delete().where(Setting.key == ADMIN_SECRET_UNSHOWN).execute())
 
 
 def _stored_canary(db: peewee.Database) -> str | None:

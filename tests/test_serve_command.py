@@ -76,6 +76,14 @@ def test_serve_answers_and_stops_cleanly(tmp_path: Path, sig: int) -> None:
     finally:
         assert stop(again, signal.SIGTERM) == 0
 
+    (data_dir / "admin.secret").unlink()  # rotating it: the new one is shown at the next start
+    rotated, lines = start_serve(data_dir)
+    try:
+        new_secret = (data_dir / "admin.secret").read_text().strip()
+        assert new_secret != secret and any(new_secret in line for line in lines)
+    finally:
+        assert stop(rotated, signal.SIGTERM) == 0
+
 
 def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
     with socket.socket() as busy:
