@@ -56,7 +56,7 @@ class RequestContext:
     error_type: str = ""
     retries: int = 0
     refused: bool = False
-    probe: int | None = None  # the cooled account this request tests (half-open)
+    probe: tuple[int, float] | None = None  # the cooled account this request tests (half-open), and since when
     hook_failed: bool = False  # a response hook raised: the response is replaced by a 500
     local: bool = False
     done: bool = False
@@ -135,8 +135,10 @@ def route(
         return [name for name, provider in providers.items() if protocol in provider.protocols]
 
     resolution = resolve_model(ctx.model, ctx.protocol, available=serving(ctx.protocol), registry=registry)
-    if resolution is not None and resolution.how == "fallback" and not candidates(accounts, resolution.provider):
-        resolution = None  # a guess is only worth making with an account to make it on
+    if resolution is not None and resolution.how == "fallback" and not any(
+        a.provider == resolution.provider and a.status in ("active", "cooling") for a in accounts
+    ):
+        resolution = None  # a guess is only worth making with an account to make it on (a cooling one answers 503)
     if resolution is None:
         elsewhere = served_elsewhere(ctx.model, ctx.protocol, serving, registry)
         hint = f"it is served on {elsewhere}; " if elsewhere else ""

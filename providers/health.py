@@ -70,12 +70,12 @@ class HealthTracker:
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
 
-    def order(self, candidates: list[AccountView], now: float | None = None) -> tuple[list[AccountView], int | None]:
+    def order(self, candidates: list[AccountView], now: float | None = None) -> tuple[list[AccountView], tuple[int, float] | None]:
         """Half-open: after its cooldown an account gets one request to test it, not the whole burst.
 
         Accounts whose probe is still out go to the end of the list (still there, so a lone account keeps
         serving); if the first candidate is a cooled account nobody is testing, this request is its probe.
-        Returns the order and the account id this request probes (release it with `probe_done`)."""
+        Returns the order and the probe this request is, (account id, start), to hand back to `probe_done`."""
         now = time.time() if now is None else now
         waiting = [a for a in candidates if a.status == "cooling" and now - self._probes.get(a.id, -PROBE_TIMEOUT) < PROBE_TIMEOUT]
         if waiting:
@@ -84,12 +84,13 @@ class HealthTracker:
         first = candidates[0] if candidates else None
         if first is not None and first.status == "cooling" and now - self._probes.get(first.id, -PROBE_TIMEOUT) >= PROBE_TIMEOUT:
             self._probes[first.id] = now
-            return candidates, first.id
+            return candidates, (first.id, now)
         return candidates, None
 
-    def probe_done(self, account_id: int | None) -> None:
-        if account_id is not None:
-            self._probes.pop(account_id, None)
+    def probe_done(self, probe: tuple[int, float] | None) -> None:
+        """A probe that outlived PROBE_TIMEOUT does not release the one that replaced it."""
+        if probe is not None and self._probes.get(probe[0]) == probe[1]:
+            del self._probes[probe[0]]
 
     def on_signal(self, account: AccountView, signal: Signal) -> Decision | None:
         now = time.time()

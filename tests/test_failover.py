@@ -169,13 +169,16 @@ def test_half_open_probe_order_unit() -> None:
     tracker = HealthTracker(60)
     cooled, active = view(1, status="cooling", primary=True, cooldown=now - 1), view(2)
     order, probe = tracker.order([cooled, active], now)
-    assert [a.id for a in order] == [1, 2] and probe == 1
+    assert [a.id for a in order] == [1, 2] and probe == (1, now)
     order, second = tracker.order([cooled, active], now + 1)
     assert [a.id for a in order] == [2, 1] and second is None  # held back, still last resort
     assert [a.id for a in tracker.order([cooled], now + 1)[0]] == [1]  # a lone account keeps serving
-    assert tracker.order([cooled, active], now + 200)[1] == 1  # a probe that never finished stops holding it back
-    tracker.probe_done(1)
-    assert tracker.order([cooled, active], now + 201) == ([cooled, active], 1)
+    replacement = tracker.order([cooled, active], now + 200)[1]  # a probe that never finished stops holding it back
+    assert replacement == (1, now + 200)
+    tracker.probe_done(probe)  # the late first probe ends: it must not release its replacement
+    assert tracker.order([cooled, active], now + 201)[1] is None
+    tracker.probe_done(replacement)
+    assert tracker.order([cooled, active], now + 202) == ([cooled, active], (1, now + 202))
 
 
 def test_manual_reset_makes_a_cooling_account_usable_at_once(live) -> None:
