@@ -10,6 +10,7 @@ provider), `/v1/models`, and `/models/api.json` (models.dev merged with the `kle
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import json
 import logging
@@ -84,6 +85,8 @@ class Catalog:
         self._background = BackgroundTask("kleis model catalog")
         self._served: dict[str, dict[str, tuple[dict[str, Any], Protocol]]] | None = None
         self._registry_bytes: tuple[int, bytes] | None = None  # models.dev serialised once per copy
+        # whole /models/api.json answers per base URL (the Host a client sent): a few, until a source changes
+        self._answers: collections.OrderedDict[tuple[int, str], bytes] = collections.OrderedDict()
 
     # -- what Kleis serves -------------------------------------------------------------------
     def served(self) -> dict[str, dict[str, tuple[dict[str, Any], Protocol]]]:
@@ -119,6 +122,7 @@ class Catalog:
 
     def invalidate(self) -> None:
         self._served = None
+        self._answers.clear()
 
     # -- routing and listing ----------------------------------------------------------------
     def lookup(self, model: str, protocol: Protocol) -> str | None:
@@ -178,11 +182,23 @@ class Catalog:
             self._registry_bytes = (id(self.models_dev.data), json.dumps(data, separators=(",", ":")).encode())
         return self._registry_bytes[1]
 
+    ANSWERS_KEPT = 8  # bases are client-chosen (Host): keep a few, never grow without bound
+
     def api_json_bytes(self, base: str) -> bytes:
-        """/models/api.json: the cached registry with the (small) kleis entry for this base spliced in."""
+        """/models/api.json: the cached registry with the (small) kleis entry for this base spliced in; the whole
+        answer is kept per base until models.dev, the accounts or the provider lists change."""
+        key = (id(self.models_dev.data), base)
+        cached = self._answers.get(key)
+        if cached is not None:
+            self._answers.move_to_end(key)
+            return cached
         registry = self.registry_bytes()
         entry = json.dumps(self.kleis_entry(base), separators=(",", ":")).encode()
-        return (registry[:-1] + b"," if len(registry) > 2 else b"{") + b'"kleis":' + entry + b"}"
+        answer = (registry[:-1] + b"," if len(registry) > 2 else b"{") + b'"kleis":' + entry + b"}"
+        self._answers[key] = answer
+        while len(self._answers) > self.ANSWERS_KEPT:
+            self._answers.popitem(last=False)
+        return answer
 
     # -- background refresh --------------------------------------------------------------------
     def start(self, addon) -> None:  # type: ignore[no-untyped-def]

@@ -238,6 +238,15 @@ def test_api_json_is_the_registry_plus_the_kleis_entry_for_any_base(config, tmp_
     first = catalog.registry_bytes()
     catalog.api_json_bytes("http://another-host")
     assert catalog.registry_bytes() is first  # the megabytes are serialised once, whatever Host clients send
+    answer = catalog.api_json_bytes("http://127.0.0.1:8080")
+    assert catalog.api_json_bytes("http://127.0.0.1:8080") is answer  # the whole answer is kept per base
+    for i in range(20):  # a client inventing Host headers cannot grow the cache
+        catalog.api_json_bytes(f"http://host-{i}")
+    assert len(catalog._answers) == Catalog.ANSWERS_KEPT
+    catalog.follower = Accounts()  # the accounts changed: the kleis entry is rebuilt
+    catalog.invalidate()
+    rebuilt = catalog.api_json_bytes("http://127.0.0.1:8080")
+    assert rebuilt is not answer and "claude/claude-sonnet-4-5" not in json.loads(rebuilt)["kleis"]["models"]
 
 
 def test_a_provider_list_is_fetched_as_soon_as_its_first_account_appears(config, tmp_path, models_dev) -> None:
