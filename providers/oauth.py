@@ -103,17 +103,6 @@ def drop_state(state: str) -> None:
     OAuthState.delete().where(OAuthState.state == state).execute()
 
 
-def latest_state(provider: str) -> str | None:
-    """The newest unexpired login of a provider (the CLI completes the one it just started)."""
-    row = (
-        OAuthState.select()
-        .where((OAuthState.provider == provider) & (OAuthState.expires_at > time.time()))
-        .order_by(OAuthState.created_at.desc())
-        .first()
-    )
-    return row.state if row else None
-
-
 def login_for_bare_code(provider: str) -> str | None:
     """The login a pasted code without its state belongs to: only when exactly one is in progress, since nothing
     else ties the code to a login (the state is what does)."""

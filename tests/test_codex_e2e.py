@@ -16,11 +16,11 @@ from core.config import Config
 from providers.codex import CodexProvider, login
 from providers.codex.body import BodyRules
 from providers.codex.headers import user_agent
-from providers.oauth import latest_state
 from store import keys
 from store.accounts import load_views
 from addons.server import ProxyThread
 from store.db import Store, bump, counters
+from store.models import OAuthState
 from tests.fakes.codex import FakeCodex
 from tests.fakes.codex_auth import FakeCodexAuth
 
@@ -61,7 +61,7 @@ def fakes() -> Iterator[tuple[FakeCodexAuth, FakeCodex]]:
 def logged_in(store, cfg, auth: FakeCodexAuth) -> None:  # type: ignore[no-untyped-def]
     start = login.start_login(store, cfg)
     login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
-    assert latest_state("codex") is None
+    assert OAuthState.select().where(OAuthState.provider == "codex").count() == 0  # the login is finished and gone
 
 
 def start(store, config, run_proxy, fakes, provider_factory=CodexProvider) -> Setup:  # type: ignore[no-untyped-def]
