@@ -212,6 +212,33 @@ def test_import_of_a_dead_login_imports_nothing(store, cfg, oauth_fake: FakeOAut
     assert "sk-ant-ort01-old" not in str(info.value) and claude_rows() == []
 
 
+def test_an_import_whose_identity_lookup_fails_after_refresh_keeps_the_rotated_login(
+    store, cfg, oauth_fake: FakeOAuth, api: FakeClaudeAPI, tmp_path: Path
+) -> None:
+    """The refresh used up the file's refresh token: the new pair is kept, and running the import again finishes it
+    without a second refresh (the file's token is dead by then)."""
+    access, refresh = oauth_fake.seed()
+    path = write(tmp_path, "c.json", {"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": 1000}})
+    identity_answer, oauth_fake.extra = oauth_fake.extra, {}  # the token answer names no account
+    api.enqueue("GET", "/api/oauth/profile", Reply(503, {"error": {"type": "overloaded_error"}}))
+    with pytest.raises(TransientProviderError, match="run the same import again") as info:
+        login.import_credentials(store, cfg, path)
+    assert refresh not in str(info.value) and claude_rows() == []
+    assert oauth_fake.refresh_calls == 1 and refresh in oauth_fake.used_refresh
+    [kept] = OAuthState.select().where(OAuthState.provider == login.PENDING_PROVIDER)
+    assert refresh not in kept.state and refresh not in kept.flow_data and "ort" not in kept.flow_data  # hashed key, encrypted tokens
+    assert oauth.login_for_bare_code("claude") is None  # not taken for a login in progress
+
+    oauth_fake.extra = identity_answer
+    result = login.import_credentials(store, cfg, path)
+    assert result.created and "has to log in again" in result.message
+    [row] = claude_rows()
+    view = AccountView.from_row(row, store.cipher)
+    assert row.identity == ACCOUNT["uuid"] and view.refresh_token in oauth_fake.live_refresh
+    assert oauth_fake.refresh_calls == 1  # the kept access token was still good: identified, not refreshed again
+    assert OAuthState.select().where(OAuthState.provider == login.PENDING_PROVIDER).count() == 0
+
+
 # -- refresh ---------------------------------------------------------------------------------------
 
 def stored_account(store, oauth_fake: FakeOAuth, expires_in: float = 3600) -> AccountView:  # type: ignore[no-untyped-def]

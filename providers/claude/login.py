@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+import httpx
 
 from core.config import Config
 from core.exceptions import InvalidInput, ProviderError, ReauthRequired
@@ -137,30 +140,77 @@ def read_credentials_file(path: Path) -> ImportedLogin:
     return ImportedLogin(source, access.strip(), refresh.strip(), expires_at)
 
 
+# A refresh during import rotates the file's refresh token: from then on only the new pair works. It is kept here
+# (encrypted, keyed by a hash of the file's refresh token) before anything else can fail, so an import that cannot
+# finish (the identity lookup fails) is finished by running it again instead of losing the login.
+PENDING_PROVIDER = "claude-import"  # not "claude": these rows are not logins in progress
+PENDING_TTL = 24 * 3600
+
+
+def _pending_key(refresh_token: str) -> str:
+    return "claude-import:" + hashlib.sha256(refresh_token.encode()).hexdigest()[:48]
+
+
+def _load_pending(store: Store, refresh_token: str) -> TokenSet | None:
+    try:
+        _, data = oauth.load_state(store, PENDING_PROVIDER, _pending_key(refresh_token))
+    except InvalidInput:
+        return None
+    return TokenSet(data["access_token"], data["refresh_token"], data["expires_at"], data.get("metadata") or {})
+
+
+def _keep_pending(store: Store, refresh_token: str, token_set: TokenSet) -> None:
+    key = _pending_key(refresh_token)
+    with store.db.atomic():
+        oauth.drop_state(key)
+        oauth.save_state(store, PENDING_PROVIDER, key, data=dataclasses.asdict(token_set), ttl=PENDING_TTL)
+
+
 def import_credentials(store: Store, config: Config, path: str | Path | None = None, **options: Any) -> oauth.LoginResult:
     """Store the login of another tool's file. The account is identified through Claude's profile endpoint, or,
     when the access token has expired, by refreshing it (the other tool then has to log in again)."""
     if path is None:
         raise InvalidInput("give the credentials file to import (--file PATH)")
     imported = read_credentials_file(Path(path).expanduser())
-    token_set = TokenSet(imported.access_token, imported.refresh_token, imported.expires_at)
-    refreshed = False
+    pending = _load_pending(store, imported.refresh_token)
+    token_set = pending or TokenSet(imported.access_token, imported.refresh_token, imported.expires_at)
+    refreshed = pending is not None
     with oauth.http_client(config) as client:
         identity = None
-        if imported.expires_at > time.time() + 60:
-            identity = tokens.fetch_profile(client, config, imported.access_token)
+        if (token_set.expires_at or 0) > time.time() + 60:
+            identity = _identify(client, config, token_set, refreshed, path)
         if identity is None:
             try:
-                answer = tokens.post_token_sync(client, config, tokens.refresh_body(imported.refresh_token), "Claude token refresh")
+                answer = tokens.post_token_sync(client, config, tokens.refresh_body(token_set.refresh_token or ""), "Claude token refresh")
             except ReauthRequired as exc:
+                oauth.drop_state(_pending_key(imported.refresh_token))
                 raise InvalidInput(f"{path}: its login is no longer valid ({exc}); log in with `python kleis.py accounts login claude`") from None
-            token_set, refreshed = tokens.token_set(answer), True
-            identity = tokens.identity_from(answer) or tokens.fetch_profile(client, config, token_set.access_token or "")
+            fresh = tokens.token_set(answer)
+            token_set, refreshed = dataclasses.replace(fresh, refresh_token=fresh.refresh_token or token_set.refresh_token), True
+            _keep_pending(store, imported.refresh_token, token_set)
+            identity = tokens.identity_from(answer) or _identify(client, config, token_set, refreshed, path)
     if identity is None:
-        raise ProviderError(f"Claude did not say which account the login in {path} belongs to; nothing imported")
+        raise ProviderError(f"Claude did not say which account the login in {path} belongs to; nothing imported" + _kept(refreshed))
     token_set = dataclasses.replace(token_set, metadata={**token_set.metadata, **identity.metadata(), "imported_from": imported.source})
     result = oauth.finish(store, PROVIDER, identity.account_uuid, token_set, email=identity.email, how="import")
+    oauth.drop_state(_pending_key(imported.refresh_token))
     if refreshed:
         note = f" (its token had expired: Kleis refreshed it, so {imported.source} has to log in again)"
         result = dataclasses.replace(result, message=result.message + note)
     return result
+
+
+def _kept(refreshed: bool) -> str:
+    if not refreshed:
+        return ""
+    return (f" (Kleis refreshed the login and keeps the new tokens for {PENDING_TTL // 3600} h: "
+            "run the same import again to finish it)")
+
+
+def _identify(client: httpx.Client, config: Config, token_set: TokenSet, refreshed: bool, path: str | Path) -> tokens.Identity | None:
+    try:
+        return tokens.fetch_profile(client, config, token_set.access_token or "")
+    except ProviderError as exc:
+        if not refreshed:
+            raise
+        raise type(exc)(f"{exc}; nothing imported from {path} yet" + _kept(refreshed), status=exc.status, code=exc.code) from None
