@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from admin.security import LoginThrottle, bearer_token, secret_matches, wait_text
+from admin.security import LoginThrottle, bearer_token, end_session, new_session_id, secret_matches, session_ended, wait_text
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
@@ -45,6 +45,8 @@ def guard() -> Response | None:
         return api_guard()
     if request.endpoint is None:  # no such page: let Flask answer 404 / 405
         return None
+    if session.get("admin") and session_ended(session.get("sid")):
+        session.clear()  # logged out elsewhere (a copied cookie) or issued before sessions had ids
     if request.endpoint not in PUBLIC_ENDPOINTS and not session.get("admin"):
         if wants_json():
             return json_error(401, "log in to the admin page first (your session may have expired)", "unauthorized")
@@ -99,6 +101,7 @@ def login() -> Response | str | tuple[str, int]:
     throttle().succeeded(address)
     session.clear()  # a fresh session (and CSRF token) after login: nothing carries over from before
     session["admin"] = True
+    session["sid"] = new_session_id()
     session["login_at"] = time.time()
     flash("Logged in.", "ok")
     return redirect(safe_next(request.form.get("next")), code=303)
@@ -106,6 +109,8 @@ def login() -> Response | str | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
+    if isinstance(session.get("sid"), str):
+        end_session(session["sid"], current_app.permanent_session_lifetime.total_seconds())
     session.clear()
     flash("Logged out.", "ok")
     return redirect(url_for("auth.login"), code=303)

@@ -36,6 +36,43 @@ def session_signing_key(store: Store) -> str:
     return hmac.new(salt, SESSION_PURPOSE + b"\0" + store.admin_secret.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+# A signed cookie stays valid until it expires, whoever copied it. Each login therefore carries a random session
+# id, and logging out records that id (hashed) as ended until the cookie could have expired anyway: a copy of the
+# cookie stops working on every process sharing the store, not only in the browser that logged out.
+LOGOUT_PREFIX = "admin_logout:"
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _logout_key(session_id: str) -> str:
+    return LOGOUT_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()[:40]
+
+
+def end_session(session_id: str, lifetime: float, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    ended = Setting.select(Setting.key, Setting.value).where(Setting.key.startswith(LOGOUT_PREFIX))
+    expired = [row.key for row in ended if _float(row.value) < now]
+    if expired:
+        Setting.delete().where(Setting.key.in_(expired)).execute()
+    Setting.insert(key=_logout_key(session_id), value=repr(now + lifetime)).on_conflict_ignore().execute()
+
+
+def session_ended(session_id: object) -> bool:
+    """True for a logged-out session, and for a session without an id (none is issued without one)."""
+    if not isinstance(session_id, str) or not session_id:
+        return True
+    return Setting.select().where(Setting.key == _logout_key(session_id)).exists()
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
 def secret_matches(presented: str | None, secret: str) -> bool:
     """Constant-time comparison of a presented admin secret (bytes, so any text compares safely)."""
     if not presented or not secret:

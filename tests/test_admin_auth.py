@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from flask import Flask
@@ -10,6 +11,7 @@ from flask import Flask
 from admin import create_app
 from admin.security import LoginThrottle, session_signing_key
 from store.accounts import find_account
+from store.models import Setting
 from tests.admin_fixtures import SECRET, add_account, admin, api, app, authority, csrf_token, login, submit, test_providers, text, web  # noqa: F401
 
 PUBLIC = {"auth.login", "static", "root"}
@@ -55,6 +57,22 @@ def test_wrong_secret_is_refused_and_logout_ends_the_session(web) -> None:
     assert web.get("/admin/accounts").status_code == 200
     assert submit(web, "/admin/logout").status_code == 303
     assert web.get("/admin/accounts").status_code == 302
+
+
+def test_logout_ends_copies_of_the_cookie_but_not_other_sessions(app, web) -> None:
+    login(web)
+    copied = app.test_client()
+    copied.set_cookie("kleis_admin_session", web.get_cookie("kleis_admin_session").value)
+    other = app.test_client()
+    login(other)
+    assert copied.get("/admin/accounts").status_code == 200 and other.get("/admin/accounts").status_code == 200
+    assert submit(web, "/admin/logout").status_code == 303
+    response = copied.get("/admin/accounts")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/admin/login")
+    assert copied.get("/admin/keys", headers={"Accept": "application/json"}).status_code == 401
+    assert other.get("/admin/accounts").status_code == 200  # only the session that logged out ended
+    [ended] = Setting.select().where(Setting.key.startswith("admin_logout:"))
+    assert float(ended.value) > time.time() + 11 * 3600
 
 
 def test_session_cookie_flags_and_secure_over_tls(web) -> None:
