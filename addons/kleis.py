@@ -14,6 +14,7 @@ from mitmproxy import ctx as mitm_ctx
 from mitmproxy import http
 
 from addons import failover, local, mitm_errors, pipeline, responses, wire_secrets
+from addons.key_limits import KeyLimiter
 from addons.errors import Refusal, error_response, json_response
 from addons.pipeline import RequestContext
 from addons.state import StoreFollower
@@ -55,6 +56,7 @@ class Kleis:
         self.follower.load_all()
         self.http: httpx.AsyncClient | None = None
         self.tokens: TokenManager | None = None
+        self.limits = KeyLimiter()
         self.deadlines = UpstreamDeadlines(master_getter or (lambda: mitm_ctx.master))
         self._contexts: weakref.WeakKeyDictionary[http.HTTPFlow, RequestContext] = weakref.WeakKeyDictionary()
         wire_secrets.install()
@@ -106,6 +108,7 @@ class Kleis:
                 self._answer_models(flow, ctx)
                 return
             pipeline.check_declared_size(headers, self.config.max_body_bytes)
+            ctx.holds_key_slot = self.limits.admit(ctx.key)
         except Refusal as refusal:
             self._refuse(flow, ctx, refusal)
         except Exception:
@@ -366,6 +369,9 @@ class Kleis:
     def _finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         ctx.done = True
         wire_secrets.vault.release(ctx.token_ref)
+        if ctx.holds_key_slot and ctx.key is not None:
+            ctx.holds_key_slot = False
+            self.limits.release(ctx.key.id)
         if ctx.probe is not None and self.health is not None:
             self.health.probe_done(ctx.probe)
         if self.usage is not None and not ctx.local:

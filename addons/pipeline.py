@@ -57,6 +57,7 @@ class RequestContext:
     retries: int = 0
     refused: bool = False
     probe: tuple[int, float] | None = None  # the cooled account this request tests (half-open), and since when
+    holds_key_slot: bool = False  # counted against the key's concurrency limit until it ends
     hook_failed: bool = False  # a response hook raised: the response is replaced by a 500
     local: bool = False
     done: bool = False

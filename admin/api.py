@@ -153,6 +153,12 @@ def create_key() -> tuple[Response, int]:
     return jsonify({**created, "key": key, "note": "the key is shown this once; store it now"}), 201
 
 
+@bp.post("/keys/<ident>/limits")
+def key_limits(ident: str) -> Response:
+    """`{"rate_limit": N, "concurrency_limit": N}`: a field left out stays; 0 or null removes that limit."""
+    return jsonify(key=key_views.limit_from(ident, body()))
+
+
 @bp.post("/keys/<ident>/revoke")
 def revoke(ident: str) -> Response:
     return jsonify(key=key_to_dict(revoke_key(ident)))

@@ -6,8 +6,9 @@ import argparse
 
 from cli.output import fmt_time, print_json, print_table
 from core.config import Config
+from core.exceptions import InvalidInput
 from store.db import open_store
-from store.keys import PROVIDERS, create_key, key_to_dict, revoke_key
+from store.keys import PROVIDERS, create_key, key_to_dict, limits_text, revoke_key, set_limits
 from store.models import ApiKey
 
 
@@ -21,6 +22,22 @@ def _expires_days(value: str) -> float:
     return days
 
 
+def _limit(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (0: no limit), got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {value}")
+    return number
+
+
+def _add_limit_options(parser: argparse.ArgumentParser, *, changing: bool = False) -> None:
+    suffix = "; 0 removes the limit" if changing else " (default: no limit)"
+    parser.add_argument("--rate-limit", type=_limit, metavar="N", help="at most N requests per minute" + suffix)
+    parser.add_argument("--concurrency", type=_limit, metavar="N", help="at most N requests in flight at once" + suffix)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     keys = commands.add_parser("keys", help="manage Kleis client keys")
     sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
@@ -30,12 +47,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--providers", help=f"comma-separated subset of {','.join(PROVIDERS)} (default: all)")
     create.add_argument("--models", help="comma-separated model ids or prefix* patterns (default: all)")
     create.add_argument("--expires-days", type=_expires_days, help="the key stops working after N days")
+    _add_limit_options(create)
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(handler=cmd_create)
 
     listing = sub.add_parser("list", help="list keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_list)
+
+    limit = sub.add_parser("limit", help="set or remove a key's rate and concurrency limits (applies within a second)")
+    limit.add_argument("id", help="numeric id or public id (kl_xxxxxxxx)")
+    _add_limit_options(limit, changing=True)
+    limit.set_defaults(handler=cmd_limit)
 
     revoke = sub.add_parser("revoke", help="revoke a key at once (the row stays for audit)")
     revoke.add_argument("id", help="numeric id or public id (kl_xxxxxxxx)")
@@ -44,7 +67,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_create(args: argparse.Namespace, config: Config) -> int:
     store = open_store(config)
-    row, key = create_key(args.name, providers=args.providers, models=args.models, expires_days=args.expires_days)
+    row, key = create_key(
+        args.name,
+        providers=args.providers,
+        models=args.models,
+        expires_days=args.expires_days,
+        rate_limit=args.rate_limit,
+        concurrency_limit=args.concurrency,
+    )
     if args.json:
         print_json({**key_to_dict(row), "key": key})
     else:
@@ -68,6 +98,7 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
                     r["name"],
                     ",".join(r["providers"]) or "all",
                     ",".join(r["models"]) or "all",
+                    limits_text(r),
                     fmt_time(r["expires_at"]),
                     fmt_time(r["created_at"]),
                     fmt_time(r["last_used_at"]),
@@ -75,8 +106,23 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
                 )
                 for r in rows
             ],
-            ["ID", "KEY", "NAME", "PROVIDERS", "MODELS", "EXPIRES", "CREATED", "LAST USED", "STATE"],
+            ["ID", "KEY", "NAME", "PROVIDERS", "MODELS", "LIMITS", "EXPIRES", "CREATED", "LAST USED", "STATE"],
         )
+    store.close()
+    return 0
+
+
+def cmd_limit(args: argparse.Namespace, config: Config) -> int:
+    if args.rate_limit is None and args.concurrency is None:
+        raise InvalidInput("give --rate-limit N and/or --concurrency N (0 removes a limit)")
+    store = open_store(config)
+    changes = {}
+    if args.rate_limit is not None:
+        changes["rate_limit"] = args.rate_limit
+    if args.concurrency is not None:
+        changes["concurrency_limit"] = args.concurrency
+    row = set_limits(args.id, **changes)
+    print(f"key {row.id} ({row.public_id}…, {row.name!r}): {limits_text(key_to_dict(row))}")
     store.close()
     return 0
 

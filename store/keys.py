@@ -44,6 +44,8 @@ class KeyRecord:
     models: tuple[str, ...]
     expires_at: float | None
     revoked_at: float | None
+    rate_limit: int | None = None  # requests per minute
+    concurrency_limit: int | None = None  # requests in flight
 
     @classmethod
     def from_row(cls, row: ApiKey) -> KeyRecord:
@@ -56,6 +58,8 @@ class KeyRecord:
             models=tuple(json.loads(row.models or "[]")),
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
+            rate_limit=row.rate_limit,
+            concurrency_limit=row.concurrency_limit,
         )
 
     def refusal(self, now: float | None = None) -> str | None:
@@ -111,6 +115,8 @@ def create_key(
     providers: str | Iterable[str] | None = None,
     models: str | Iterable[str] | None = None,
     expires_days: float | None = None,
+    rate_limit: int | None = None,
+    concurrency_limit: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the plaintext key (the only time it exists)."""
     name = (name or "").strip()
@@ -123,6 +129,7 @@ def create_key(
     for pattern in model_list:
         if "*" in pattern[:-1]:
             raise InvalidInput(f"model pattern {pattern!r}: '*' is only allowed at the end")
+    rate_limit, concurrency_limit = check_limit(rate_limit, RATE_LIMIT), check_limit(concurrency_limit, CONCURRENCY_LIMIT)
     key = generate_key()
     now = time.time()
     row = ApiKey.create(
@@ -133,9 +140,46 @@ def create_key(
         models=json.dumps(model_list),
         expires_at=now + expires_days * 86400 if expires_days else None,
         created_at=now,
+        rate_limit=rate_limit,
+        concurrency_limit=concurrency_limit,
     )
     bump("keys")
     return row, key
+
+
+RATE_LIMIT = ("rate_limit", "requests per minute", 1_000_000)
+CONCURRENCY_LIMIT = ("concurrency_limit", "requests at once", 10_000)
+
+
+def check_limit(value: int | None, limit: tuple[str, str, int]) -> int | None:
+    """A limit is a whole number from 1 up; None or 0 means no limit."""
+    field, unit, highest = limit
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= highest:
+        raise InvalidInput(f"{field}: expected a whole number of {unit} from 1 to {highest} (0 or empty: no limit), got {value!r}")
+    return value
+
+
+def set_limits(ident: str | int, *, rate_limit: int | None | object = ..., concurrency_limit: int | None | object = ...) -> ApiKey:
+    """Change a key's limits (0 or None clears one; a limit not given stays). Takes effect within a second."""
+    row = find_key(ident)
+    if rate_limit is not ...:
+        row.rate_limit = check_limit(rate_limit, RATE_LIMIT)  # type: ignore[arg-type]
+    if concurrency_limit is not ...:
+        row.concurrency_limit = check_limit(concurrency_limit, CONCURRENCY_LIMIT)  # type: ignore[arg-type]
+    row.save()
+    bump("keys")
+    return row
+
+
+def limits_text(key: dict) -> str:
+    parts = []
+    if key.get("rate_limit"):
+        parts.append(f"{key['rate_limit']}/min")
+    if key.get("concurrency_limit"):
+        parts.append(f"{key['concurrency_limit']} at once")
+    return ", ".join(parts) or "none"
 
 
 def find_key(ident: str | int) -> ApiKey:
@@ -184,4 +228,6 @@ def key_to_dict(row: ApiKey) -> dict:
         "revoked_at": row.revoked_at,
         "created_at": row.created_at,
         "last_used_at": row.last_used_at,
+        "rate_limit": row.rate_limit,
+        "concurrency_limit": row.concurrency_limit,
     }

@@ -120,10 +120,20 @@ def migrate_v3(db: peewee.Database) -> None:
     )
 
 
+def migrate_v4(db: peewee.Database) -> None:
+    """Per-key limits: requests per minute and requests in flight."""
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("api_key", "rate_limit", peewee.IntegerField(null=True)),
+        migrator.add_column("api_key", "concurrency_limit", peewee.IntegerField(null=True)),
+    )
+
+
 STEPS: list[tuple[int, Callable[[peewee.Database], None]]] = [
     (1, create_v1),
     (2, migrate_v2),
     (3, migrate_v3),
+    (4, migrate_v4),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

@@ -80,6 +80,8 @@ class ApiKey(BaseModel):
     revoked_at = peewee.DoubleField(null=True)
     created_at = peewee.DoubleField(default=now)
     last_used_at = peewee.DoubleField(null=True)
+    rate_limit = peewee.IntegerField(null=True)  # requests per minute; None = no limit
+    concurrency_limit = peewee.IntegerField(null=True)  # requests in flight at once; None = no limit
 
 
 class OAuthState(BaseModel):

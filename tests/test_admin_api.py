@@ -179,11 +179,28 @@ def test_keys_create_once_list_and_revoke(api) -> None:
         ({"name": "x", "expires_days": "soon"}, "expected a number of days"),
         ({"name": "x", "expires_days": True}, "expected a number of days"),
         ({"name": "x", "expires_days": 0.0}, "between 0 and 36500"),
+        ({"name": "x", "rate_limit": -5}, "rate_limit: must be 0 (no limit) or more"),
+        ({"name": "x", "concurrency_limit": "many"}, "concurrency_limit: expected a whole number"),
+        ({"name": "x", "concurrency_limit": 2.5}, "concurrency_limit: expected a whole number"),
     ],
 )
 def test_bad_key_requests(api, payload: dict, message: str) -> None:
     assert message in error(api.post("/admin/api/keys", json=payload), 400)
     assert ApiKey.select().count() == 0
+
+
+def test_key_limits_are_set_at_creation_and_changed_field_by_field(api) -> None:
+    created = api.post("/admin/api/keys", json={"name": "ci", "rate_limit": 30, "concurrency_limit": "2"}).json
+    assert (created["rate_limit"], created["concurrency_limit"]) == (30, 2)
+    changed = api.post(f"/admin/api/keys/{created['id']}/limits", json={"concurrency_limit": 5}).json["key"]
+    assert (changed["rate_limit"], changed["concurrency_limit"]) == (30, 5)  # the field left out stays
+    cleared = api.post(f"/admin/api/keys/{created['public_id']}/limits", json={"rate_limit": None, "concurrency_limit": 0}).json["key"]
+    assert (cleared["rate_limit"], cleared["concurrency_limit"]) == (None, None)
+    assert "give rate_limit" in error(api.post(f"/admin/api/keys/{created['id']}/limits", json={}), 400)
+    assert "expected a whole number" in error(api.post(f"/admin/api/keys/{created['id']}/limits", json={"rate_limit": "x"}), 400)
+    error(api.post("/admin/api/keys/999/limits", json={"rate_limit": 1}), 404)
+    row = ApiKey.get_by_id(created["id"])
+    assert (row.rate_limit, row.concurrency_limit) == (None, None)
 
 
 # -- usage and the rest ------------------------------------------------------------------------------------

@@ -245,6 +245,22 @@ def test_bad_key_forms_say_what_is_wrong(admin, form: dict, message: str) -> Non
     assert ApiKey.select().count() == 0
 
 
+def test_key_limits_from_the_page(admin) -> None:
+    submit(admin, "/admin/keys", {"name": "shared", "rate_limit": "120", "concurrency_limit": ""}, page="/admin/keys")
+    row = ApiKey.get(ApiKey.name == "shared")
+    assert (row.rate_limit, row.concurrency_limit) == (120, None)
+    page = text(admin.get("/admin/keys"))
+    assert f'action="/admin/keys/{row.id}/limits"' in page and 'name="rate_limit" min="0" step="1" class="tiny" placeholder="none" value="120"' in page
+    response = submit(admin, f"/admin/keys/{row.id}/limits", {"rate_limit": "", "concurrency_limit": "3"}, page="/admin/keys")
+    assert response.status_code == 303
+    row = ApiKey.get_by_id(row.id)
+    assert (row.rate_limit, row.concurrency_limit) == (None, 3)
+    assert "3 at once" in text(admin.get("/admin/keys"))  # the flash says what now applies
+    bad = submit(admin, f"/admin/keys/{row.id}/limits", {"rate_limit": "-1"}, page="/admin/keys")
+    assert bad.status_code == 400 and "must be 0 (no limit) or more" in text(bad)
+    assert ApiKey.get_by_id(row.id).concurrency_limit == 3
+
+
 def test_revoke_asks_first(admin) -> None:
     submit(admin, "/admin/keys", {"name": "old"}, page="/admin/keys")
     row = ApiKey.get(ApiKey.name == "old")

@@ -58,6 +58,10 @@ def test_migration_from_the_first_schema_keeps_data(tmp_path) -> None:
         " output_tokens, cache_read_tokens, cache_write_tokens) VALUES ('r1', ?, 'claude', 'm', 200, 1, 10, 20, 30, 40)",
         (now,),
     )
+    db.execute_sql(
+        "INSERT INTO api_key (public_id, key_hash, name, providers, models, created_at) VALUES ('kl_abcdefgh', ?, 'old', '[]', '[]', ?)",
+        ("0" * 64, now),
+    )
     assert migrations.schema_version(db) == 1
     assert migrations.upgrade(db) == migrations.CURRENT_VERSION
     account = db.execute_sql(
@@ -69,6 +73,7 @@ def test_migration_from_the_first_schema_keeps_data(tmp_path) -> None:
     ).fetchone()
     assert usage == (10, 20, 30, 40, 0, "", 0)
     assert "account_event" in db.get_tables()
+    assert db.execute_sql("SELECT name, rate_limit, concurrency_limit FROM api_key").fetchall() == [("old", None, None)]
     assert migrations.upgrade(db) == migrations.CURRENT_VERSION  # idempotent
     db.close()
 

@@ -1,0 +1,189 @@
+"""Per-key limits: the limiter's arithmetic, then the real proxy refusing over-limit requests in the caller's shape."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from addons.errors import Refusal
+from addons.key_limits import WINDOW, KeyLimiter
+from store import keys
+from store.keys import KeyRecord
+from store.models import ApiKey
+from tests.test_cli import run
+
+MESSAGES = {"model": "loop/claude-x", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+CHAT = {"model": "loop/gpt-x", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def record(rate: int | None = None, concurrency: int | None = None, key_id: int = 1) -> KeyRecord:
+    return KeyRecord(key_id, "kl_abcdefgh", "k", "0" * 64, (), (), None, None, rate_limit=rate, concurrency_limit=concurrency)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- the limiter ------------------------------------------------------------------------------------
+
+def test_rate_limit_counts_a_sliding_minute_and_says_when_to_retry() -> None:
+    clock = Clock()
+    limiter = KeyLimiter(clock)
+    key = record(rate=3)
+    for step in range(3):
+        assert limiter.admit(key) is False  # no concurrency slot to give back
+        clock.now += 10
+    with pytest.raises(Refusal) as refused:
+        limiter.admit(key)
+    assert refused.value.status == 429 and refused.value.code == "key_rate_limited"
+    assert refused.value.headers["retry-after"] == "30"  # the first request leaves the window at 1000 + 60
+    assert "3 requests per minute" in refused.value.message
+    clock.now = 1000 + WINDOW  # the first request has left the window
+    assert limiter.admit(key) is False
+    with pytest.raises(Refusal):
+        limiter.admit(key)
+
+
+def test_refused_requests_do_not_use_up_the_window() -> None:
+    clock = Clock()
+    limiter = KeyLimiter(clock)
+    key = record(rate=1)
+    limiter.admit(key)
+    for _ in range(50):
+        with pytest.raises(Refusal):
+            limiter.admit(key)
+    clock.now += WINDOW
+    limiter.admit(key)  # a client hammering while limited is not locked out for longer
+
+
+def test_concurrency_slots_are_held_until_released_and_keys_are_separate() -> None:
+    limiter = KeyLimiter(Clock())
+    key, other = record(concurrency=2), record(concurrency=2, key_id=2)
+    assert limiter.admit(key) and limiter.admit(key)
+    with pytest.raises(Refusal) as refused:
+        limiter.admit(key)
+    assert refused.value.headers["retry-after"] == "1" and "2 requests at once" in refused.value.message
+    assert limiter.admit(other)  # another key is not affected
+    limiter.release(key.id)
+    assert limiter.in_flight(key.id) == 1 and limiter.admit(key)
+
+
+def test_lifting_a_limit_lets_requests_through_and_releases_still_balance() -> None:
+    limiter = KeyLimiter(Clock())
+    limited = record(rate=1, concurrency=1)
+    assert limiter.admit(limited)
+    lifted = record()
+    for _ in range(5):
+        assert limiter.admit(lifted) is False
+    limiter.release(lifted.id)  # the request admitted under the limit ends
+    assert limiter.in_flight(lifted.id) == 0
+    limiter.release(lifted.id)  # never below zero
+    assert limiter.in_flight(lifted.id) == 0
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "3", True, 10**9])
+def test_bad_limits_are_refused_at_creation(store, value) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(Exception, match="rate_limit: expected a whole number"):
+        keys.create_key("x", rate_limit=value)
+    assert ApiKey.select().count() == 0
+
+
+# -- through the proxy -----------------------------------------------------------------------------
+
+def wait_until(predicate, timeout: float = 3.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+def test_a_key_over_its_rate_is_refused_in_the_openai_shape_and_the_change_applies_at_once(kleis) -> None:
+    kleis.add_account()
+    keys.set_limits(kleis.key_id, rate_limit=2)
+    wait_until(lambda: next(iter(kleis.proxy.addon.follower.keys.values())).rate_limit == 2)
+    with httpx.Client(base_url=kleis.url, headers=kleis.headers(), timeout=10) as client:
+        assert [client.post("/v1/chat/completions", json=CHAT).status_code for _ in range(2)] == [200, 200]
+        refused = client.post("/v1/chat/completions", json=CHAT)
+        assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
+        error = refused.json()["error"]
+        assert error["code"] == "key_rate_limited" and error["type"] == "rate_limit_error"
+        assert "2 requests per minute" in error["message"]
+        assert len(kleis.openai.received("/v1/chat/completions")) == 2  # the refused one never went upstream
+        assert client.get("/v1/models").status_code == 200  # discovery is not rate limited
+        keys.set_limits(kleis.key_id, rate_limit=0)
+        wait_until(lambda: client.post("/v1/chat/completions", json=CHAT).status_code == 200)
+
+
+def test_a_key_at_its_concurrency_limit_gets_a_retryable_anthropic_error_until_the_stream_ends(kleis) -> None:
+    kleis.add_account()
+    keys.set_limits(kleis.key_id, concurrency_limit=1)
+    wait_until(lambda: next(iter(kleis.proxy.addon.follower.keys.values())).concurrency_limit == 1)
+    kleis.anthropic.stream_delay = 0.15  # a stream of several events, 150 ms apart
+    streaming = {**MESSAGES, "stream": True}
+    first_event = threading.Event()
+    seen: list[str] = []
+
+    def stream() -> None:
+        with httpx.Client(timeout=10) as http, http.stream("POST", f"{kleis.url}/v1/messages", json=streaming, headers=kleis.headers()) as response:
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    seen.append(line)
+                    first_event.set()
+
+    runner = threading.Thread(target=stream)
+    runner.start()
+    assert first_event.wait(5)
+    with httpx.Client(base_url=kleis.url, headers=kleis.headers(), timeout=10) as client:
+        refused = client.post("/v1/messages", json=MESSAGES)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        body = refused.json()
+        assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+        assert "1 requests at once" in body["error"]["message"] and kleis.key not in refused.text
+        runner.join(10)
+        assert seen and seen[-1] == "event: message_stop"
+        wait_until(lambda: kleis.proxy.addon.limits.in_flight(kleis.key_id) == 0)
+        assert client.post("/v1/messages", json=MESSAGES).status_code == 200
+
+
+def test_cli_sets_shows_and_clears_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data_dir = tmp_path / "data"
+    created = run(data_dir, "keys", "create", "--name", "ci", "--rate-limit", "60", "--concurrency", "4", "--json")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert (key["rate_limit"], key["concurrency_limit"]) == (60, 4)
+    assert "60/min, 4 at once" in run(data_dir, "keys", "list").stdout
+    changed = run(data_dir, "keys", "limit", key["public_id"], "--rate-limit", "0")
+    assert changed.returncode == 0 and "4 at once" in changed.stdout and "/min" not in changed.stdout
+    [listed] = json.loads(run(data_dir, "keys", "list", "--json").stdout)
+    assert (listed["rate_limit"], listed["concurrency_limit"]) == (None, 4)
+    nothing = run(data_dir, "keys", "limit", key["public_id"])
+    assert nothing.returncode != 0 and "give --rate-limit" in nothing.stderr
+    negative = run(data_dir, "keys", "create", "--name", "x", "--concurrency", "-2")
+    assert negative.returncode == 2 and "must be 0 (no limit) or more" in negative.stderr
+
+
+def test_a_stream_the_client_abandons_gives_its_slot_back(kleis) -> None:
+    kleis.add_account()
+    keys.set_limits(kleis.key_id, concurrency_limit=1)
+    wait_until(lambda: next(iter(kleis.proxy.addon.follower.keys.values())).concurrency_limit == 1)
+    kleis.anthropic.stream_delay = 0.3
+    with httpx.Client(timeout=10) as http:
+        with http.stream("POST", f"{kleis.url}/v1/messages", json={**MESSAGES, "stream": True}, headers=kleis.headers()) as response:
+            assert response.status_code == 200
+            next(response.iter_lines())
+            assert kleis.proxy.addon.limits.in_flight(kleis.key_id) == 1
+        # the client hung up mid-stream: the flow ends in an error, and the slot is free again
+    wait_until(lambda: kleis.proxy.addon.limits.in_flight(kleis.key_id) == 0, timeout=5)
+    kleis.anthropic.stream_delay = 0.0
+    with httpx.Client(base_url=kleis.url, headers=kleis.headers(), timeout=10) as client:
+        assert client.post("/v1/messages", json=MESSAGES).status_code == 200
