@@ -180,7 +180,8 @@ def test_a_stream_the_client_abandons_gives_its_slot_back(kleis) -> None:
     with httpx.Client(timeout=10) as http:
         with http.stream("POST", f"{kleis.url}/v1/messages", json={**MESSAGES, "stream": True}, headers=kleis.headers()) as response:
             assert response.status_code == 200
-            next(response.iter_lines())
+            lines = response.iter_lines()  # kept: a dropped generator closes the response (a client hang-up)
+            assert next(lines) == "event: message_start"
             assert kleis.proxy.addon.limits.in_flight(kleis.key_id) == 1
         # the client hung up mid-stream: the flow ends in an error, and the slot is free again
     wait_until(lambda: kleis.proxy.addon.limits.in_flight(kleis.key_id) == 0, timeout=5)
