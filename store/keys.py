@@ -164,12 +164,16 @@ def check_limit(value: int | None, limit: tuple[str, str, int]) -> int | None:
 def set_limits(ident: str | int, *, rate_limit: int | None | object = ..., concurrency_limit: int | None | object = ...) -> ApiKey:
     """Change a key's limits (0 or None clears one; a limit not given stays). Takes effect within a second."""
     row = find_key(ident)
+    changed = []
     if rate_limit is not ...:
         row.rate_limit = check_limit(rate_limit, RATE_LIMIT)  # type: ignore[arg-type]
+        changed.append(ApiKey.rate_limit)
     if concurrency_limit is not ...:
         row.concurrency_limit = check_limit(concurrency_limit, CONCURRENCY_LIMIT)  # type: ignore[arg-type]
-    row.save()
-    bump("keys")
+        changed.append(ApiKey.concurrency_limit)
+    if changed:
+        row.save(only=changed)  # only these columns: a revoke committed meanwhile must not be written back over
+        bump("keys")
     return row
 
 
@@ -186,7 +190,7 @@ def find_key(ident: str | int) -> ApiKey:
     """A key by numeric id or public id."""
     text = str(ident).strip()
     row = None
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= 18:  # "²" is a digit to isdigit; ids stay below 2**63
         row = ApiKey.get_or_none(ApiKey.id == int(text))
     if row is None:
         row = ApiKey.get_or_none(ApiKey.public_id == text)
@@ -200,7 +204,7 @@ def revoke_key(ident: str | int) -> ApiKey:
     row = find_key(ident)
     if row.revoked_at is None:
         row.revoked_at = time.time()
-        row.save()
+        ApiKey.update(revoked_at=row.revoked_at).where((ApiKey.id == row.id) & ApiKey.revoked_at.is_null()).execute()
         bump("keys")
     return row
 

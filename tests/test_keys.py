@@ -90,3 +90,30 @@ def test_bad_input(store, kwargs: dict, fragment: str) -> None:
 def test_revoking_an_unknown_key(store) -> None:
     with pytest.raises(NotFound):
         keys.revoke_key("kl_nothere")
+
+
+def test_ids_that_are_not_plain_numbers_are_not_found(store) -> None:
+    keys.create_key("laptop")
+    for ident in ("²", "١", "99999999999999999999", "0x1"):  # unicode digits, past 2**63: a clear 404, never a crash
+        with pytest.raises(NotFound):
+            keys.find_key(ident)
+
+
+def test_changing_limits_does_not_write_back_a_revoke_made_meanwhile(store) -> None:
+    row, _ = keys.create_key("laptop")
+    stale = ApiKey.get_by_id(row.id)  # what set_limits read before another process revoked the key
+    keys.revoke_key(row.id)
+    with mock.patch("store.keys.find_key", return_value=stale):
+        keys.set_limits(row.id, rate_limit=30)
+    fresh = ApiKey.get_by_id(row.id)
+    assert fresh.revoked_at is not None and fresh.rate_limit == 30
+
+
+def test_revoking_does_not_undo_a_limit_set_meanwhile(store) -> None:
+    row, _ = keys.create_key("laptop")
+    stale = ApiKey.get_by_id(row.id)
+    keys.set_limits(row.id, concurrency_limit=3)
+    with mock.patch("store.keys.find_key", return_value=stale):
+        keys.revoke_key(row.id)
+    fresh = ApiKey.get_by_id(row.id)
+    assert fresh.revoked_at is not None and fresh.concurrency_limit == 3
