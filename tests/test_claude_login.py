@@ -239,6 +239,21 @@ def test_an_import_whose_identity_lookup_fails_after_refresh_keeps_the_rotated_l
     assert OAuthState.select().where(OAuthState.provider == login.PENDING_PROVIDER).count() == 0
 
 
+
+def test_a_refused_refresh_keeps_the_pair_a_concurrent_import_of_the_same_file_just_kept(
+    store, cfg, oauth_fake: FakeOAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two imports of one file race: the winner's refresh rotated the token and kept the new pair; the loser, which
+    loaded nothing, sees "already used" and must not delete the winner's pair."""
+    path = write(tmp_path, "c.json", {"claudeAiOauth": {"accessToken": "sk-ant-oat01-old", "refreshToken": "sk-ant-ort01-old", "expiresAt": 1000}})
+    winner = TokenSet("sk-ant-oat01-new", "sk-ant-ort01-new", time.time() + 3600)
+    login._keep_pending(store, "sk-ant-ort01-old", winner)
+    monkeypatch.setattr(login, "_load_pending", lambda store, refresh_token: None)  # the loser looked before it was kept
+    with pytest.raises(InvalidInput, match="no longer valid"):
+        login.import_credentials(store, cfg, path)
+    monkeypatch.undo()
+    assert login._load_pending(store, "sk-ant-ort01-old") == winner
+
 # -- refresh ---------------------------------------------------------------------------------------
 
 def stored_account(store, oauth_fake: FakeOAuth, expires_in: float = 3600) -> AccountView:  # type: ignore[no-untyped-def]

@@ -183,7 +183,8 @@ def import_credentials(store: Store, config: Config, path: str | Path | None = N
             try:
                 answer = tokens.post_token_sync(client, config, tokens.refresh_body(token_set.refresh_token or ""), "Claude token refresh")
             except ReauthRequired as exc:
-                oauth.drop_state(_pending_key(imported.refresh_token))
+                if pending is not None:  # only a pair this run loaded: a concurrent import may just have kept one
+                    oauth.drop_state(_pending_key(imported.refresh_token))
                 raise InvalidInput(f"{path}: its login is no longer valid ({exc}); log in with `python kleis.py accounts login claude`") from None
             fresh = tokens.token_set(answer)
             token_set, refreshed = dataclasses.replace(fresh, refresh_token=fresh.refresh_token or token_set.refresh_token), True
