@@ -71,7 +71,7 @@ def new_state() -> str:
 def save_state(store: Store, provider: str, state: str, verifier: str = "", data: dict[str, Any] | None = None, ttl: float = LOGIN_TTL) -> float:
     """Keep a login's secrets (encrypted) until it completes or expires. Returns the expiry."""
     now = time.time()
-    OAuthState.delete().where(OAuthState.expires_at < now).execute()
+    purge_expired_states(now)
     expires_at = now + ttl
     OAuthState.create(
         state=state,
@@ -82,6 +82,11 @@ def save_state(store: Store, provider: str, state: str, verifier: str = "", data
         expires_at=expires_at,
     )
     return expires_at
+
+
+def purge_expired_states(now: float | None = None) -> int:
+    """Delete expired logins in progress and pending imports (their secrets are encrypted, but not kept longer)."""
+    return OAuthState.delete().where(OAuthState.expires_at < (time.time() if now is None else now)).execute()
 
 
 def load_state(store: Store, provider: str, state: str) -> tuple[str, dict[str, Any]]:

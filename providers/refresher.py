@@ -16,6 +16,7 @@ import random
 import time
 
 from core.background import BackgroundTask
+from providers import oauth
 from providers.lifecycle import RefreshFailed, TokenManager
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class ProactiveRefresher:
         self.interval = interval
         self.lead = 2 * interval if lead is None else lead
         self.refreshed = 0
+        self.purge_every = 3600.0
+        self._last_purge = 0.0
         self._background = BackgroundTask("kleis proactive refresh")
 
     def start(self, addon) -> None:  # type: ignore[no-untyped-def]
@@ -65,11 +68,23 @@ class ProactiveRefresher:
         self.refreshed += done
         return done
 
+    async def purge_expired_logins(self, now: float | None = None) -> int:
+        """Hourly: drop expired logins in progress and pending imports, even when no new login comes to do it."""
+        now = time.time() if now is None else now
+        if now - self._last_purge < self.purge_every:
+            return 0
+        self._last_purge = now
+        removed = await asyncio.to_thread(oauth.purge_expired_states, now)
+        if removed:
+            log.info("removed %d expired login(s) in progress", removed)
+        return removed
+
     async def _run(self) -> None:
         await asyncio.sleep(random.uniform(0, min(self.interval, 5.0)))
         while True:
             try:
                 await self.run_once()
+                await self.purge_expired_logins()
             except asyncio.CancelledError:
                 raise
             except Exception:

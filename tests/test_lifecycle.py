@@ -221,3 +221,19 @@ def test_two_token_managers_in_one_process_refresh_once(store, fake_oauth) -> No
     assert all(not isinstance(r, Exception) for r in results), results
     stored = Account.get_by_id(row.id)
     assert stored.status == "active" and stored.token_version == row.token_version + 1
+
+
+def test_the_refresher_purges_expired_logins_and_pending_imports_hourly(store) -> None:
+    from providers import oauth
+    from store.models import OAuthState
+
+    oauth.save_state(store, "claude", "live-login", "verifier")
+    oauth.save_state(store, "claude-import", "old-import", data={"refresh_token": "x"}, ttl=60)
+    refresher = ProactiveRefresher()
+    later = time.time() + 120  # the import's 60 s have passed, the login's 10 minutes have not
+    assert asyncio.run(refresher.purge_expired_logins(later)) == 1
+    assert [row.state for row in OAuthState.select()] == ["live-login"]
+    oauth.save_state(store, "claude-import", "another", ttl=60)
+    assert asyncio.run(refresher.purge_expired_logins(later + 120)) == 0  # within the hour: no second pass
+    assert asyncio.run(refresher.purge_expired_logins(later + refresher.purge_every)) == 2  # the login's time is up too
+    assert OAuthState.select().count() == 0
