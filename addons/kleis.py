@@ -97,7 +97,7 @@ class Kleis:
                 flow.request.headers.pop(name, None)
         try:
             pipeline.check_route(ctx)
-            if ctx.path == "/healthz" or ctx.path == "/models/api.json":
+            if ctx.path in pipeline.PUBLIC_PATHS:
                 self._answer_public(flow, ctx)
                 return
             ctx.key = await self._authenticate(ctx, headers)
@@ -114,6 +114,11 @@ class Kleis:
         except Exception:
             log.exception("requestheaders failed")
             self._refuse(flow, ctx, Refusal(500, "Kleis failed to handle the request headers", code="internal_error"))
+        finally:
+            if ctx.method == "HEAD" and flow.response is not None:
+                # The GET's headers (content-length too) and no body: mitmproxy would send a body after a HEAD,
+                # and the client would read it as the next response on the connection.
+                flow.response.raw_content = b""
 
     async def request(self, flow: http.HTTPFlow) -> None:
         ctx = self._contexts.get(flow)
@@ -339,9 +344,11 @@ class Kleis:
             return pipeline.check_key(ctx, headers, self.follower.keys)
 
     def _answer_public(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        """/healthz and /models/api.json: no key needed."""
+        """/, /healthz and /models/api.json: no key needed."""
         ctx.local = True
-        if ctx.path == "/healthz":
+        if ctx.path == "/":
+            flow.response = json_response(200, local.index(), ctx.request_id)
+        elif ctx.path == "/healthz":
             status, body = local.healthz(self.follower.healthy, self.follower.loaded_at, self.follower.accounts)
             flow.response = json_response(status, body, ctx.request_id)
         elif self.registry is not None:

@@ -1,4 +1,4 @@
-"""Endpoints Kleis answers itself: /healthz, /v1/models, /v1/models/{id} and /models/api.json."""
+"""Endpoints Kleis answers itself: /, /healthz, /v1/models, /v1/models/{id} and /models/api.json."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ from store.accounts import AccountView
 from store.keys import KeyRecord
 
 EPOCH_ISO = "1970-01-01T00:00:00Z"
+
+
+def index() -> dict[str, Any]:
+    """`GET /`: what this base URL is, for an agent's connectivity probe or a person with a browser."""
+    return {
+        "service": "kleis",
+        "status": "ok",
+        "endpoints": ["/v1/messages", "/v1/chat/completions", "/v1/responses", "/v1/models", "/models/api.json", "/healthz"],
+    }
 
 
 def healthz(store_healthy: bool, loaded_at: float, accounts: Iterable[AccountView]) -> tuple[int, dict[str, Any]]:

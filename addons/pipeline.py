@@ -20,7 +20,9 @@ from store.keys import KeyRecord
 
 CREDENTIAL_HEADERS = CLIENT_CREDENTIAL_HEADERS
 HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade")
-LOCAL_PATHS = ("/healthz", "/v1/models", "/models/api.json")
+PUBLIC_PATHS = ("/", "/healthz", "/models/api.json")  # answered without a key
+LOCAL_PATHS = (*PUBLIC_PATHS, "/v1/models")
+READ_METHODS = ("GET", "HEAD")  # HEAD: agents probe the base URL (Claude Code sends `HEAD /` at start)
 
 
 @dataclasses.dataclass
@@ -80,8 +82,8 @@ def check_route(ctx: RequestContext) -> None:
     """404 for paths Kleis does not serve, 405 for the wrong method."""
     if ctx.protocol is None:
         if ctx.path in LOCAL_PATHS or ctx.path.startswith("/v1/models/"):
-            if ctx.method != "GET":
-                raise Refusal(405, f"{ctx.path} only answers GET", code="method_not_allowed")
+            if ctx.method not in READ_METHODS:
+                raise Refusal(405, f"{ctx.path} only answers GET (and HEAD)", code="method_not_allowed")
             return
         raise Refusal(
             404,

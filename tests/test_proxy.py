@@ -349,3 +349,19 @@ def test_no_database_query_per_request_in_the_steady_state(kleis, client) -> Non
     finally:
         database.obj.execute_sql = real
     assert executed == []
+
+
+def test_the_base_url_answers_an_agents_probe_without_a_key(kleis, client) -> None:
+    """Claude Code sends `HEAD /` when it starts: a 200 (it was a 404, with a body after a HEAD)."""
+    probe = client.head("/")
+    assert probe.status_code == 200 and probe.content == b""
+    index = client.get("/")
+    assert index.status_code == 200 and index.json()["service"] == "kleis" and "/v1/messages" in index.json()["endpoints"]
+    assert int(probe.headers["content-length"]) == len(index.content)  # HEAD: the GET's headers, no body
+    health = client.head("/healthz")
+    assert health.status_code == 200 and health.content == b""
+    assert client.head("/v1/models").status_code == 401  # still needs a key, still no body
+    assert client.head("/v1/models", headers=kleis.headers()).status_code == 200
+    assert client.get("/healthz").json()["status"] == "ok"  # the connection is still in step after HEADs
+    refused = client.post("/", json={})
+    assert refused.status_code == 405 and "only answers GET" in refused.text

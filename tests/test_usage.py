@@ -303,3 +303,12 @@ def test_a_store_outage_loses_no_usage_event(store, monkeypatch) -> None:
     recorder._write(rows)
     assert recorder.dropped == 0 and recorder.written == 40 and UsageEvent.select().count() == 40
     assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]  # backed off, the whole batch kept
+
+
+def test_an_agents_probe_of_the_base_url_is_not_recorded_as_an_error(live) -> None:  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=live.url, timeout=10) as client:
+        assert client.head("/").status_code == 200 and client.get("/").status_code == 200
+        assert client.head("/healthz").status_code == 200
+        assert client.post("/", json={}).status_code == 405
+    live.recorder.stop_blocking()
+    assert [(event.status, event.error_type) for event in UsageEvent.select()] == [(405, "method_not_allowed")]
