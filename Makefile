@@ -24,6 +24,7 @@ test: $(VENV)/.dev-installed system-deps
 
 system-deps:
 	@sh .ci/system-deps
+	@sh .ci/agents
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench

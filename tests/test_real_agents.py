@@ -1,0 +1,155 @@
+"""The real coding agents — Claude Code, Codex CLI, OpenCode — set up as the README says, against `kleis.py serve`.
+
+Each agent is the pinned npm release `.ci/agents` installs; upstreams are loopback fakes: a Claude API that makes
+the agent run one shell command and then answers with its output (so a whole turn crosses Kleis twice, the tool
+call restored in the stream on the way back), and the ChatGPT Codex backend. Skipped where npm could not install
+the agents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from providers.codex import login as codex_login
+from store import keys
+from store.accounts import TokenSet, upsert_account
+from store.models import UsageEvent
+from tests.fakes.agent_claude import COMMAND, AgentClaude
+from tests.fakes.claude import ACCOUNT, claude_oauth
+from tests.fakes.codex import FakeCodex
+from tests.fakes.codex_auth import FakeCodexAuth
+from tests.test_cli import ROOT
+from tests.test_serve_command import START_LINE, start_serve, stop
+
+AGENTS = ROOT / ".venv" / "agents" / "node_modules" / ".bin"
+MARKER = COMMAND.split()[-1]
+
+
+def agent(name: str) -> str:
+    path = AGENTS / name
+    if not path.exists():
+        pytest.skip(f"{name} is not installed (.ci/agents installs it with npm)")
+    return str(path)
+
+
+@dataclasses.dataclass
+class Served:
+    url: str
+    key: str
+    claude: AgentClaude
+    codex: FakeCodex
+    home: Path
+
+
+@pytest.fixture
+def served(tmp_path: Path, config, store) -> Iterator[Served]:  # type: ignore[no-untyped-def]
+    claude_auth = claude_oauth().start()
+    claude = AgentClaude(valid_tokens=claude_auth.issued_access).start()
+    codex_auth = FakeCodexAuth().start()
+    codex = FakeCodex(valid_tokens=codex_auth.issued_access).start()
+    env = {
+        "KLEIS_CLAUDE_API_BASE": claude.url, "KLEIS_CLAUDE_AUTH_BASE": claude_auth.url,
+        "KLEIS_CODEX_API_BASE": codex.base, "KLEIS_CODEX_AUTH_BASE": codex_auth.url,
+        "KLEIS_SECRET_KEY": config.secret_key,
+    }
+    cfg = config.replace(claude_api_base=claude.url, claude_auth_base=claude_auth.url, codex_api_base=codex.base, codex_auth_base=codex_auth.url)
+    access, refresh = claude_auth.seed()
+    upsert_account("claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"])
+    started = codex_login.start_login(store, cfg)
+    codex_login.complete_login(store, cfg, started.flow_id, {"callback_url": codex_auth.consent(started.authorize_url)})
+    _, key = keys.create_key("agents")
+    process, lines = start_serve(config.data_dir, env)
+    try:
+        url = START_LINE.match(lines[-1]).group(1)  # type: ignore[union-attr]
+        home = tmp_path / "home"
+        (home / "work").mkdir(parents=True)
+        yield Served(url, key, claude, codex, home)
+    finally:
+        assert stop(process, signal.SIGTERM) == 0
+        for fake in (codex, codex_auth, claude, claude_auth):
+            fake.stop()
+
+
+def run_agent(served: Served, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """An agent in a throwaway home (no user config, no update checks), from a scratch working directory."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KLEIS_", "ANTHROPIC_", "OPENAI_", "OPENCODE_", "CODEX_"))}
+    home = served.home
+    base.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"),
+                XDG_CACHE_HOME=str(home / ".cache"), XDG_STATE_HOME=str(home / ".local/state"), NO_COLOR="1")
+    base.update(env)
+    return subprocess.run(argv, cwd=home / "work", env=base, capture_output=True, text=True, timeout=150, stdin=subprocess.DEVNULL)
+
+
+def recorded_statuses() -> list[tuple[int, str]]:
+    time.sleep(1.0)  # the usage writer flushes every half second
+    return [(event.status, event.error_type) for event in UsageEvent.select().order_by(UsageEvent.id)]
+
+
+@pytest.mark.timeout(240)
+def test_claude_code_runs_a_tool_through_kleis(served: Served) -> None:
+    claude = agent("claude")
+    done = run_agent(served, [claude, "-p", "run the marker command", "--model", "claude-sonnet-4-5", "--allowedTools", "Bash"], {
+        "ANTHROPIC_BASE_URL": served.url, "ANTHROPIC_AUTH_TOKEN": served.key,  # the README's setup
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+    })
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"Tool said: {MARKER}" in done.stdout  # the tool ran on this machine and its output went back upstream
+    turns = served.claude.received("/v1/messages")
+    assert len(turns) == 2
+    first, second = turns[0], turns[1]
+    assert first.headers["authorization"].startswith("Bearer sk-ant-oat") and served.key not in json.dumps(first.headers)
+    assert first.headers["user-agent"].startswith("claude-cli/") and "oauth-2025-04-20" in first.headers["anthropic-beta"]
+    assert any(tool["name"] == "Bash" for tool in first.json["tools"])
+    [result] = [part for part in second.json["messages"][-1]["content"] if part.get("type") == "tool_result"]
+    assert MARKER in json.dumps(result["content"]) and result["tool_use_id"] == "toolu_shell_1"
+    assert recorded_statuses() == [(200, ""), (200, "")]  # its `HEAD /` probe is answered, not an error
+
+
+@pytest.mark.timeout(240)
+def test_codex_cli_with_a_kleis_model_provider(served: Served) -> None:
+    codex = agent("codex")
+    codex_home = served.home / ".codex"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text(
+        'model = "gpt-5.4"\nmodel_provider = "kleis"\n\n[model_providers.kleis]\nname = "Kleis"\n'
+        f'base_url = "{served.url}/v1"\nenv_key = "KLEIS_API_KEY"\nwire_api = "responses"\n'
+    )  # the README's config
+    done = run_agent(served, [codex, "exec", "--skip-git-repo-check", "say hi"], {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Hi there" in done.stdout
+    upstream = served.codex.last(f"{served.codex.prefix}/responses")
+    body = upstream.json
+    assert body["model"] == "gpt-5.4" and body["instructions"] == "" and body["store"] is False and body["stream"] is True
+    assert upstream.headers["chatgpt-account-id"] == "acc-1111-aaaa" and upstream.headers["originator"] == "codex_cli_rs"
+    assert served.key not in json.dumps(upstream.headers)
+    assert recorded_statuses() == [(200, "")]
+
+
+@pytest.mark.timeout(240)
+def test_opencode_with_only_the_models_url_and_a_key(served: Served) -> None:
+    opencode = agent("opencode")
+    env = {"OPENCODE_MODELS_URL": f"{served.url}/models", "KLEIS_API_KEY": served.key, "OPENCODE_DISABLE_AUTOUPDATE": "1"}
+    listed = run_agent(served, [opencode, "models", "kleis"], env)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert {"kleis/claude/claude-sonnet-4-5", "kleis/codex/gpt-5.4"} <= set(listed.stdout.split())
+    done = run_agent(served, [opencode, "run", "-m", "kleis/claude/claude-sonnet-4-5", "run the marker command"], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"Tool said: {MARKER}" in done.stdout
+    with_tools = [turn for turn in served.claude.received("/v1/messages") if turn.json.get("tools")]
+    assert len(with_tools) == 2
+    # OpenCode's lower-case tools reach Claude under Claude Code's names, and the call came back as its own `bash`
+    assert "Bash" in {tool["name"] for tool in with_tools[0].json["tools"]}
+    answered = run_agent(served, [opencode, "run", "-m", "kleis/codex/gpt-5.4", "say hi"], env)
+    assert answered.returncode == 0 and "Hi there" in answered.stdout, answered.stderr[-2000:]
+    assert served.codex.received(f"{served.codex.prefix}/responses")
+    assert httpx.get(f"{served.url}/healthz", timeout=5).json()["usable_accounts"] == {"claude": 1, "codex": 1}
