@@ -2,7 +2,7 @@
 
 Each agent is the pinned npm release `.ci/agents` installs; upstreams are loopback fakes: a Claude API that makes
 the agent run one shell command and then answers with its output (so a whole turn crosses Kleis twice, the tool
-call restored in the stream on the way back), and the ChatGPT Codex backend. Skipped where npm could not install
+call restored in the stream on the way back), and a ChatGPT Codex backend doing the same with `exec_command`. Skipped where npm could not install
 the agents.
 """
 
@@ -27,7 +27,7 @@ from store.accounts import TokenSet, upsert_account
 from store.models import UsageEvent
 from tests.fakes.agent_claude import COMMAND, AgentClaude
 from tests.fakes.claude import ACCOUNT, claude_oauth
-from tests.fakes.codex import FakeCodex
+from tests.fakes.agent_codex import CALL_ID, AgentCodex
 from tests.fakes.codex_auth import FakeCodexAuth
 from tests.test_cli import ROOT
 from tests.test_serve_command import START_LINE, start_serve, stop
@@ -64,7 +64,7 @@ class Served:
     url: str
     key: str
     claude: AgentClaude
-    codex: FakeCodex
+    codex: AgentCodex
     home: Path
 
 
@@ -79,7 +79,7 @@ def served(tmp_path: Path, config, store) -> Iterator[Served]:  # type: ignore[n
         claude_auth = started(claude_oauth())
         claude = started(AgentClaude(valid_tokens=claude_auth.issued_access))
         codex_auth = started(FakeCodexAuth())
-        codex = started(FakeCodex(valid_tokens=codex_auth.issued_access))
+        codex = started(AgentCodex(valid_tokens=codex_auth.issued_access))
         env = {
             "KLEIS_CLAUDE_API_BASE": claude.url, "KLEIS_CLAUDE_AUTH_BASE": claude_auth.url,
             "KLEIS_CODEX_API_BASE": codex.base, "KLEIS_CODEX_AUTH_BASE": codex_auth.url,
@@ -160,7 +160,7 @@ def test_claude_code_runs_a_tool_through_kleis(served: Served) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_codex_cli_with_a_kleis_model_provider(served: Served) -> None:
+def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) -> None:
     codex = agent("codex")
     codex_home = served.home / ".codex"
     codex_home.mkdir()
@@ -168,15 +168,20 @@ def test_codex_cli_with_a_kleis_model_provider(served: Served) -> None:
         'model = "gpt-5.4"\nmodel_provider = "kleis"\n\n[model_providers.kleis]\nname = "Kleis"\n'
         f'base_url = "{served.url}/v1"\nenv_key = "KLEIS_API_KEY"\nwire_api = "responses"\n'
     )  # the README's config
-    done = run_agent(served, [codex, "exec", "--skip-git-repo-check", "say hi"], {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key})
+    argv = [codex, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "run the marker command"]
+    done = run_agent(served, argv, {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Hi there" in done.stdout
-    upstream = served.codex.last(f"{served.codex.prefix}/responses")
-    body = upstream.json
-    assert body["model"] == "gpt-5.4" and body["instructions"] == "" and body["store"] is False and body["stream"] is True
-    assert upstream.headers["chatgpt-account-id"] == "acc-1111-aaaa" and upstream.headers["originator"] == "codex_cli_rs"
-    assert served.key not in json.dumps(upstream.headers)
-    assert recorded_statuses(1) == [(200, "")]
+    assert f"Tool said: {MARKER}" in done.stdout  # the command ran here and its output went back upstream
+    turns = served.codex.received(f"{served.codex.prefix}/responses")
+    assert len(turns) == 2
+    first, second = turns[0].json, turns[1].json
+    assert first["model"] == "gpt-5.4" and first["instructions"] == "" and first["store"] is False and first["stream"] is True
+    assert turns[0].headers["chatgpt-account-id"] == "acc-1111-aaaa" and turns[0].headers["originator"] == "codex_cli_rs"
+    assert served.key not in json.dumps(turns[0].headers) and served.key not in json.dumps(turns[1].headers)
+    [output] = [item for item in second["input"] if item.get("type") == "function_call_output"]
+    assert output["call_id"] == CALL_ID and MARKER in json.dumps(output["output"])
+    assert any(item.get("type") == "function_call" and item.get("call_id") == CALL_ID for item in second["input"])
+    assert recorded_statuses(2) == [(200, ""), (200, "")]
 
 
 @pytest.mark.timeout(360)

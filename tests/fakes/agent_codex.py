@@ -1,0 +1,52 @@
+"""The ChatGPT Codex backend acting like a model driving Codex CLI: one `exec_command` call, then an answer quoting
+the command's output (the agent's turn ends instead of looping on tool calls)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from tests.fakes.agent_claude import COMMAND
+from tests.fakes.base import sse
+from tests.fakes.codex import FakeCodex
+
+SHELL_TOOL = "exec_command"
+CALL_ID = "call_shell_1"
+
+
+def call_outputs(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [item for item in body.get("input") or [] if isinstance(item, dict) and item.get("type") == "function_call_output"]
+
+
+def output_text(item: dict[str, Any]) -> str:
+    output = item.get("output")
+    if isinstance(output, list):
+        return "".join(part.get("text", "") for part in output if isinstance(part, dict))
+    return str(output or "")
+
+
+class AgentCodex(FakeCodex):
+    def events(self, body: dict[str, Any]) -> list[bytes]:
+        outputs = [item for item in call_outputs(body) if item.get("call_id") == CALL_ID]
+        shell = any(tool.get("type") == "function" and tool.get("name") == SHELL_TOOL for tool in body.get("tools") or [])
+        if outputs or not shell:
+            lines = output_text(outputs[-1]).strip().splitlines() if outputs else []
+            self.text_chunks = ["Tool said: ", lines[-1] if lines else ""] if outputs else ["Hi", " there"]  # the output's last line
+            return super().events(body)
+        seq = itertools.count()
+
+        def event(kind: str, **fields: Any) -> bytes:
+            return sse(kind, {"type": kind, "sequence_number": next(seq), **fields})
+
+        arguments = json.dumps({"cmd": COMMAND})
+        call = {"type": "function_call", "id": "fc_shell_1", "call_id": CALL_ID, "name": SHELL_TOOL, "arguments": arguments, "status": "completed"}
+        return [
+            event("response.created", response=self.response_object(body, "resp_shell", "in_progress", [], None)),
+            event("response.output_item.added", output_index=0, item=dict(call, arguments="", status="in_progress")),
+            event("response.function_call_arguments.delta", item_id=call["id"], output_index=0, delta=arguments[:10]),
+            event("response.function_call_arguments.delta", item_id=call["id"], output_index=0, delta=arguments[10:]),
+            event("response.function_call_arguments.done", item_id=call["id"], output_index=0, arguments=arguments),
+            event("response.output_item.done", output_index=0, item=call),
+            event("response.completed", response=self.response_object(body, "resp_shell", "completed", [call], dict(self.usage))),
+        ]
