@@ -29,9 +29,16 @@ class Refusal(Exception):
         self.headers = headers or {}
 
 
+RETRYABLE_4XX = (408, 409, 429)  # timeout, conflict, rate limit: worth retrying (429 says when, in retry-after)
+
+
 def error_response(protocol: Protocol, refusal: Refusal, request_id: str | None = None) -> http.Response:
     body = error_payload(protocol, refusal.status, refusal.message, code=refusal.code, type_=refusal.error_type)
     headers = {"content-type": "application/json", **refusal.headers}
+    if 400 <= refusal.status < 500 and refusal.status not in RETRYABLE_4XX:
+        # Kleis's own verdict, which a retry cannot change. The SDKs honour this header; Claude Code otherwise
+        # retries a 401 (it takes it for an expired login) for minutes instead of showing the message.
+        headers.setdefault("x-should-retry", "false")
     if request_id:
         headers["x-kleis-request-id"] = request_id
         if protocol is Protocol.MESSAGES:

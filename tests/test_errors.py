@@ -67,3 +67,14 @@ def test_mitmproxy_errors_become_json_and_timeouts_504() -> None:
     assert json.loads(body)["error"]["message"] == "Kleis could not reach the upstream: Connection refused"
     timeout = make_json_error_response(502, TIMEOUT_MARKER)
     assert timeout.startswith(b"HTTP/1.1 504") and b"upstream_timeout" in timeout
+
+
+def test_kleis_refusals_a_retry_cannot_change_tell_clients_not_to_retry() -> None:
+    from addons.errors import Refusal, error_response
+
+    for status in (400, 401, 403, 404, 405, 413):
+        assert error_response(Protocol.MESSAGES, Refusal(status, "no")).headers["x-should-retry"] == "false", status
+    for status in (429, 500, 503, 504):
+        assert "x-should-retry" not in error_response(Protocol.CHAT, Refusal(status, "later")).headers, status
+    failover = error_response(Protocol.MESSAGES, Refusal(503, "retry", headers={"retry-after": "1", "x-should-retry": "true"}))
+    assert failover.headers["x-should-retry"] == "true"  # a refusal that asks for a retry keeps asking

@@ -160,6 +160,21 @@ def test_claude_code_runs_a_tool_through_kleis(served: Served) -> None:
 
 
 @pytest.mark.timeout(240)
+def test_claude_code_shows_a_revoked_key_at_once(served: Served) -> None:
+    """Claude Code retries a 401 for minutes (it takes it for an expired login) unless told not to."""
+    claude = agent("claude")
+    keys.revoke_key(keys.find_key(served.key[:11]).id)
+    started = time.time()
+    done = run_agent(served, [claude, "-p", "hello", "--model", "claude-sonnet-4-5"], {
+        "ANTHROPIC_BASE_URL": served.url, "ANTHROPIC_AUTH_TOKEN": served.key,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+    })
+    assert done.returncode != 0 and "this Kleis key has been revoked" in done.stdout + done.stderr
+    assert time.time() - started < 30 and served.claude.received("/v1/messages") == []
+    assert recorded_statuses(1) == [(401, "invalid_api_key")]  # one refused request, not a retry loop
+
+
+@pytest.mark.timeout(240)
 def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) -> None:
     codex = agent("codex")
     codex_home = served.home / ".codex"
