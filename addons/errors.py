@@ -32,6 +32,26 @@ class Refusal(Exception):
 RETRYABLE_4XX = (408, 409, 429)  # timeout, conflict, rate limit: worth retrying (429 says when, in retry-after)
 
 
+RETRY_WORTH_WAITING = 60.0  # seconds: the SDKs wait out a retry-after up to a minute; past that a retry only spins
+
+
+def unavailable_headers(retry_in: float | None) -> dict[str, str]:
+    """Headers of a 503 for "no account can serve this now": when one is known, how long until an account is back,
+    and whether the client's automatic retries can help (not for a re-login, nor for a window hours away)."""
+    headers = {"retry-after": str(max(1, int(retry_in) + 1))} if retry_in is not None and retry_in > 0 else {}
+    if not headers or (retry_in or 0) > RETRY_WORTH_WAITING:
+        headers["x-should-retry"] = "false"
+    return headers
+
+
+def unavailable_type(protocol: Protocol, headers: dict[str, str]) -> str:
+    """Anthropic's error type for such a 503: `overloaded_error` when a retry can help (Claude Code retries it
+    whatever the headers say), `api_error` when not, so the agent shows the message instead of spinning."""
+    if protocol is not Protocol.MESSAGES:
+        return "service_unavailable"
+    return "api_error" if headers.get("x-should-retry") == "false" else "overloaded_error"
+
+
 def error_response(protocol: Protocol, refusal: Refusal, request_id: str | None = None) -> http.Response:
     body = error_payload(protocol, refusal.status, refusal.message, code=refusal.code, type_=refusal.error_type)
     headers = {"content-type": "application/json", **refusal.headers}

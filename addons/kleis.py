@@ -15,14 +15,13 @@ from mitmproxy import http
 
 from addons import failover, local, mitm_errors, pipeline, responses, wire_secrets
 from addons.key_limits import KeyLimiter
-from addons.errors import Refusal, error_response, json_response
+from addons.errors import Refusal, error_response, json_response, unavailable_headers, unavailable_type
 from addons.pipeline import RequestContext
 from addons.state import StoreFollower
 from addons.upstream_timeout import TIMEOUT_HEADER, UpstreamDeadlines
 from core.config import Config
 from providers.base import Provider
 from providers.lifecycle import RefreshFailed, TokenManager
-from providers.protocol import Protocol
 from store.db import Store
 
 log = logging.getLogger(__name__)
@@ -158,14 +157,8 @@ class Kleis:
             self.deadlines.start(flow, self.config.upstream_timeout)
             return
         message = str(last_error) if last_error else f"no usable {ctx.provider.display_name} account"
-        retry_in = last_error.retry_in if last_error else None
-        raise Refusal(
-            503,
-            message,
-            code="account_unavailable",
-            error_type="overloaded_error" if ctx.protocol is Protocol.MESSAGES else "service_unavailable",
-            headers={"retry-after": str(int(retry_in) + 1)} if retry_in else {},
-        )
+        headers = unavailable_headers(last_error.retry_in if last_error else None)
+        raise Refusal(503, message, code="account_unavailable", error_type=unavailable_type(ctx.error_protocol, headers), headers=headers)
 
     # -- response hooks ----------------------------------------------------------------------
     def responseheaders(self, flow: http.HTTPFlow) -> None:

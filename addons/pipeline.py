@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from addons.auth import authenticate, authorize
-from addons.errors import Refusal
+from addons.errors import Refusal, unavailable_headers, unavailable_type
 from addons.routing import Resolution, candidates, resolve_model, served_elsewhere, unusable_reasons
 from providers.base import CLIENT_CREDENTIAL_HEADERS, ForwardRequest, Provider, Upstream
 from providers.protocol import Protocol, error_protocol_for_path, protocol_for_path, split_path
@@ -161,12 +161,12 @@ def route(
         soonest = min((a.cooldown_until or 0) for a in accounts if a.provider == resolution.provider and a.status == "cooling") if any(
             a.provider == resolution.provider and a.status == "cooling" for a in accounts
         ) else None
-        headers = {"retry-after": str(max(1, int(soonest - time.time()) + 1))} if soonest else {}
+        headers = unavailable_headers(soonest - time.time() if soonest else None)
         raise Refusal(
             503,
             f"no usable {provider.display_name} account{detail}: {provider.login_hint}",
             code="no_account",
-            error_type="overloaded_error" if ctx.protocol is Protocol.MESSAGES else "service_unavailable",
+            error_type=unavailable_type(ctx.error_protocol, headers),
             headers=headers,
         )
 

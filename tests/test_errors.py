@@ -78,3 +78,19 @@ def test_kleis_refusals_a_retry_cannot_change_tell_clients_not_to_retry() -> Non
         assert "x-should-retry" not in error_response(Protocol.CHAT, Refusal(status, "later")).headers, status
     failover = error_response(Protocol.MESSAGES, Refusal(503, "retry", headers={"retry-after": "1", "x-should-retry": "true"}))
     assert failover.headers["x-should-retry"] == "true"  # a refusal that asks for a retry keeps asking
+
+
+def test_no_account_now_says_when_one_is_back_and_whether_retrying_helps() -> None:
+    from addons.errors import unavailable_headers
+
+    assert unavailable_headers(None) == {"x-should-retry": "false"}  # a re-login or a disabled account: retries spin
+    assert unavailable_headers(29.5) == {"retry-after": "30"}  # a short cooldown: the SDK's retry lands after it
+    assert unavailable_headers(3 * 3600) == {"retry-after": "10801", "x-should-retry": "false"}  # a window hours away
+
+
+def test_a_503_claude_code_would_retry_forever_is_not_called_an_overload() -> None:
+    from addons.errors import unavailable_headers, unavailable_type
+
+    assert unavailable_type(Protocol.MESSAGES, unavailable_headers(None)) == "api_error"
+    assert unavailable_type(Protocol.MESSAGES, unavailable_headers(10)) == "overloaded_error"  # worth retrying
+    assert unavailable_type(Protocol.CHAT, unavailable_headers(None)) == "service_unavailable"

@@ -24,7 +24,7 @@ import pytest
 from providers.codex import login as codex_login
 from store import keys
 from store.accounts import TokenSet, upsert_account
-from store.models import UsageEvent
+from store.models import Account, UsageEvent
 from tests.fakes.agent_claude import COMMAND, AgentClaude
 from tests.fakes.claude import ACCOUNT, claude_oauth
 from tests.fakes.agent_codex import CALL_ID, AgentCodex
@@ -172,6 +172,27 @@ def test_claude_code_shows_a_revoked_key_at_once(served: Served) -> None:
     assert done.returncode != 0 and "this Kleis key has been revoked" in done.stdout + done.stderr
     assert time.time() - started < 30 and served.claude.received("/v1/messages") == []
     assert recorded_statuses(1) == [(401, "invalid_api_key")]  # one refused request, not a retry loop
+
+
+@pytest.mark.timeout(240)
+def test_claude_code_shows_at_once_that_no_account_can_serve(served: Served, store) -> None:  # type: ignore[no-untyped-def]
+    """A disabled (or logged-out) account is not a passing overload: Claude Code must not retry it for minutes."""
+    from store.accounts import set_status
+
+    claude = agent("claude")
+    [account] = [row for row in Account.select() if row.provider == "claude"]
+    set_status(account.id, "disabled", "by the operator")
+    deadline = time.time() + 5
+    while httpx.get(f"{served.url}/healthz", timeout=5).json()["usable_accounts"].get("claude") and time.time() < deadline:
+        time.sleep(0.1)
+    started = time.time()
+    done = run_agent(served, [claude, "-p", "hello", "--model", "claude-sonnet-4-5"], {
+        "ANTHROPIC_BASE_URL": served.url, "ANTHROPIC_AUTH_TOKEN": served.key,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+    })
+    assert done.returncode != 0 and "no usable Claude account" in done.stdout + done.stderr
+    assert time.time() - started < 30 and served.claude.received("/v1/messages") == []
+    assert recorded_statuses(1) == [(503, "no_account")]
 
 
 @pytest.mark.timeout(240)
