@@ -38,7 +38,7 @@ RETRY_WORTH_WAITING = 60.0  # seconds: the SDKs wait out a retry-after up to a m
 def unavailable_headers(retry_in: float | None) -> dict[str, str]:
     """Headers of a 503 for "no account can serve this now": when one is known, how long until an account is back,
     and whether the client's automatic retries can help (not for a re-login, nor for a window hours away)."""
-    headers = {"retry-after": str(max(1, int(retry_in) + 1))} if retry_in is not None and retry_in > 0 else {}
+    headers = {"retry-after": str(max(1, int(retry_in) + 1))} if retry_in is not None else {}  # a cooldown just over: 1 s
     if not headers or (retry_in or 0) > RETRY_WORTH_WAITING:
         headers["x-should-retry"] = "false"
     return headers

@@ -85,6 +85,7 @@ def test_no_account_now_says_when_one_is_back_and_whether_retrying_helps() -> No
 
     assert unavailable_headers(None) == {"x-should-retry": "false"}  # a re-login or a disabled account: retries spin
     assert unavailable_headers(29.5) == {"retry-after": "30"}  # a short cooldown: the SDK's retry lands after it
+    assert unavailable_headers(-0.2) == {"retry-after": "1"}  # a cooldown that has just ended: retry at once
     assert unavailable_headers(3 * 3600) == {"retry-after": "10801", "x-should-retry": "false"}  # a window hours away
 
 
