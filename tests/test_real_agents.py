@@ -139,13 +139,17 @@ def recorded_statuses(expected: int, timeout: float = 10.0) -> list[tuple[int, s
         time.sleep(0.1)
 
 
-@pytest.mark.timeout(240)
-def test_claude_code_runs_a_tool_through_kleis(served: Served) -> None:
-    claude = agent("claude")
-    done = run_agent(served, [claude, "-p", "run the marker command", "--model", "claude-sonnet-4-5", "--allowedTools", "Bash"], {
-        "ANTHROPIC_BASE_URL": served.url, "ANTHROPIC_AUTH_TOKEN": served.key,  # the README's setup
+def run_claude_code(served: Served, *args: str) -> subprocess.CompletedProcess:
+    """`claude -p …` set up as the README says: the base URL and the key as a Bearer token."""
+    return run_agent(served, [agent("claude"), "-p", *args], {
+        "ANTHROPIC_BASE_URL": served.url, "ANTHROPIC_AUTH_TOKEN": served.key,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
     })
+
+
+@pytest.mark.timeout(240)
+def test_claude_code_runs_a_tool_through_kleis(served: Served) -> None:
+    done = run_claude_code(served, "run the marker command", "--model", "claude-sonnet-4-5", "--allowedTools", "Bash")
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"Tool said: {MARKER}" in done.stdout  # the tool ran on this machine and its output went back upstream
     turns = served.claude.received("/v1/messages")
@@ -162,13 +166,9 @@ def test_claude_code_runs_a_tool_through_kleis(served: Served) -> None:
 @pytest.mark.timeout(240)
 def test_claude_code_shows_a_revoked_key_at_once(served: Served) -> None:
     """Claude Code retries a 401 for minutes (it takes it for an expired login) unless told not to."""
-    claude = agent("claude")
     keys.revoke_key(keys.find_key(served.key[:11]).id)
     started = time.time()
-    done = run_agent(served, [claude, "-p", "hello", "--model", "claude-sonnet-4-5"], {
-        "ANTHROPIC_BASE_URL": served.url, "ANTHROPIC_AUTH_TOKEN": served.key,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-    })
+    done = run_claude_code(served, "hello", "--model", "claude-sonnet-4-5")
     assert done.returncode != 0 and "this Kleis key has been revoked" in done.stdout + done.stderr
     assert time.time() - started < 30 and served.claude.received("/v1/messages") == []
     assert recorded_statuses(1) == [(401, "invalid_api_key")]  # one refused request, not a retry loop
@@ -179,17 +179,13 @@ def test_claude_code_shows_at_once_that_no_account_can_serve(served: Served, sto
     """A disabled (or logged-out) account is not a passing overload: Claude Code must not retry it for minutes."""
     from store.accounts import set_status
 
-    claude = agent("claude")
     [account] = [row for row in Account.select() if row.provider == "claude"]
     set_status(account.id, "disabled", "by the operator")
     deadline = time.time() + 5
     while httpx.get(f"{served.url}/healthz", timeout=5).json()["usable_accounts"].get("claude") and time.time() < deadline:
         time.sleep(0.1)
     started = time.time()
-    done = run_agent(served, [claude, "-p", "hello", "--model", "claude-sonnet-4-5"], {
-        "ANTHROPIC_BASE_URL": served.url, "ANTHROPIC_AUTH_TOKEN": served.key,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-    })
+    done = run_claude_code(served, "hello", "--model", "claude-sonnet-4-5")
     assert done.returncode != 0 and "no usable Claude account" in done.stdout + done.stderr
     assert time.time() - started < 30 and served.claude.received("/v1/messages") == []
     assert recorded_statuses(1) == [(503, "no_account")]

@@ -23,8 +23,8 @@ def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [part for part in content if isinstance(part, dict) and part.get("type") == "tool_result"] if isinstance(content, list) else []
 
 
-def result_text(result: dict[str, Any]) -> str:
-    content = result.get("content")
+def parts_text(content: Any) -> str:
+    """A tool's output as the agents send it back: a string, or a list of text parts."""
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content or "")
@@ -36,7 +36,7 @@ class AgentClaude(FakeClaudeAPI):
         results = tool_results(body)
         shell = next((tool for tool in body.get("tools") or [] if tool.get("name") in SHELL_TOOLS), None)
         if results or shell is None or not body.get("stream"):
-            self.text_chunks = ["Tool said: ", result_text(results[0]).strip()] if results else ["Hello from fake Claude"]
+            self.text_chunks = ["Tool said: ", parts_text(results[0].get("content")).strip()] if results else ["Hello from fake Claude"]
             plain = {key: value for key, value in body.items() if key != "tools"}
             return super().messages(dataclasses.replace(request, body=json.dumps(plain).encode()))
         refusal = self._check(request)

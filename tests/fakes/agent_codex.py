@@ -7,7 +7,7 @@ import itertools
 import json
 from typing import Any
 
-from tests.fakes.agent_claude import COMMAND
+from tests.fakes.agent_claude import COMMAND, parts_text
 from tests.fakes.base import sse
 from tests.fakes.codex import FakeCodex
 
@@ -19,19 +19,12 @@ def call_outputs(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for item in body.get("input") or [] if isinstance(item, dict) and item.get("type") == "function_call_output"]
 
 
-def output_text(item: dict[str, Any]) -> str:
-    output = item.get("output")
-    if isinstance(output, list):
-        return "".join(part.get("text", "") for part in output if isinstance(part, dict))
-    return str(output or "")
-
-
 class AgentCodex(FakeCodex):
     def events(self, body: dict[str, Any]) -> list[bytes]:
         outputs = [item for item in call_outputs(body) if item.get("call_id") == CALL_ID]
         shell = any(tool.get("type") == "function" and tool.get("name") == SHELL_TOOL for tool in body.get("tools") or [])
         if outputs or not shell:
-            lines = output_text(outputs[-1]).strip().splitlines() if outputs else []
+            lines = parts_text(outputs[-1].get("output")).strip().splitlines() if outputs else []
             self.text_chunks = ["Tool said: ", lines[-1] if lines else ""] if outputs else ["Hi", " there"]  # the output's last line
             return super().events(body)
         seq = itertools.count()
