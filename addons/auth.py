@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from addons.errors import Refusal
+from core.client_errors import Refusal
 from store.keys import KEY_PREFIX, KeyRecord, verify
 
 

@@ -17,12 +17,12 @@ import httpx
 from mitmproxy import http
 
 from addons import pipeline
-from addons.errors import Refusal
+from core.client_errors import Refusal
 from addons.pipeline import RequestContext
 from addons.wire_secrets import vault
 from providers.base import Signal
 from providers.lifecycle import RefreshFailed, TokenManager
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store.accounts import AccountView
 
 log = logging.getLogger(__name__)

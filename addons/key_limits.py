@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from addons.errors import Refusal
+from core.client_errors import Refusal
 from store.keys import KeyRecord
 
 WINDOW = 60.0  # seconds: the rate limit counts the requests of the last minute

@@ -15,7 +15,8 @@ from mitmproxy import http
 
 from addons import failover, local, mitm_errors, pipeline, responses, wire_secrets
 from addons.key_limits import KeyLimiter
-from addons.errors import Refusal, error_response, json_response, unavailable_headers, unavailable_type
+from addons.errors import error_response, json_response
+from core.client_errors import Refusal, unavailable_headers, unavailable_type, upstream_error_body
 from addons.pipeline import RequestContext
 from addons.state import StoreFollower
 from addons.upstream_timeout import TIMEOUT_HEADER, UpstreamDeadlines
@@ -226,7 +227,7 @@ class Kleis:
         content = flow.response.get_content(strict=False) or b""
         if status >= 400:
             ctx.error_type = ctx.error_type or f"upstream_{status}"
-            shaped = responses.shape_error(ctx.protocol, status, content)
+            shaped = upstream_error_body(ctx.protocol, status, content)
             if shaped is not None:
                 flow.response.content = shaped
                 flow.response.headers["content-type"] = "application/json"

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from addons.errors import Refusal
-from addons.routing import candidates
+from core.client_errors import Refusal
+from providers.pool import candidates
 from providers.base import Provider
 from store.accounts import AccountView
 from store.keys import KeyRecord

@@ -13,7 +13,7 @@ from mitmproxy import http, version
 from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
 
-from providers.protocol import universal_error_payload
+from core.client_errors import universal_error_payload
 
 TIMEOUT_MARKER = "kleis-upstream-timeout"
 _original = _http1.make_error_response

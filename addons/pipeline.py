@@ -10,10 +10,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from addons.auth import authenticate, authorize
-from addons.errors import Refusal, unavailable_headers, unavailable_type
-from addons.routing import Resolution, candidates, resolve_model, served_elsewhere, unusable_reasons
+from core.client_errors import Refusal, unavailable_headers, unavailable_type
+from providers.pool import candidates, soonest_back, unusable_reasons
+from providers.routing import Resolution, resolve_model, served_elsewhere
 from providers.base import CLIENT_CREDENTIAL_HEADERS, ForwardRequest, Provider, Upstream
-from providers.protocol import Protocol, error_protocol_for_path, protocol_for_path, split_path
+from core.protocol import Protocol, error_protocol_for_path, protocol_for_path, split_path
 from providers.usage import UsageReader
 from store.accounts import AccountView
 from store.keys import KeyRecord
@@ -158,10 +159,7 @@ def route(
         provider = ctx.provider
         reasons = unusable_reasons(accounts, resolution.provider)
         detail = f" ({'; '.join(reasons)})" if reasons else ""
-        soonest = min((a.cooldown_until or 0) for a in accounts if a.provider == resolution.provider and a.status == "cooling") if any(
-            a.provider == resolution.provider and a.status == "cooling" for a in accounts
-        ) else None
-        headers = unavailable_headers(soonest - time.time() if soonest else None)
+        headers = unavailable_headers(soonest_back(accounts, resolution.provider))
         raise Refusal(
             503,
             f"no usable {provider.display_name} account{detail}: {provider.login_hint}",

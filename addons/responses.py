@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from addons.pipeline import RequestContext
-from addons.sse import SSEParser
+from core.sse import SSEParser
 from addons.streaming import StreamRewriter
-from providers.protocol import Protocol, error_message_of, error_payload
 
 
 def is_event_stream(content_type: str) -> bool:
@@ -21,30 +19,6 @@ def make_stream_rewriter(ctx: RequestContext, on_end=None) -> StreamRewriter:  #
     transform = ctx.provider.stream_transformer(ctx.upstream, ctx.protocol)
     observers = [ctx.usage.event] if ctx.usage is not None else []
     return StreamRewriter(transform, observers, on_end=on_end)
-
-
-def in_client_shape(protocol: Protocol, body: Any) -> bool:
-    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
-        return False
-    error = body["error"]
-    if protocol is Protocol.MESSAGES:
-        return body.get("type") == "error" and isinstance(error.get("type"), str) and isinstance(error.get("message"), str)
-    return isinstance(error.get("message"), str)
-
-
-def shape_error(protocol: Protocol, status: int, content: bytes) -> bytes | None:
-    """An upstream error body in the caller's protocol shape; None when it already is."""
-    try:
-        body = json.loads(content) if content else None
-    except ValueError:
-        body = None
-    if in_client_shape(protocol, body):
-        return None
-    message = error_message_of(body) or (content.decode("utf-8", "replace").strip()[:500] if content else "") or f"upstream answered {status}"
-    code = None
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        code = body["error"].get("code") or body["error"].get("type")
-    return json.dumps(error_payload(protocol, status, f"upstream error: {message}", code=code)).encode()
 
 
 def rewrite_body(ctx: RequestContext, status: int, content: bytes) -> bytes | None:

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from addons.sse import SSEEvent, SSEParser
+from core.sse import SSEEvent, SSEParser
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from cli.output import fmt_in, fmt_time
+from core.display import fmt_in, fmt_time
 from core.config import Config, load_config
 from store.db import Store, open_store
 

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from core.display import key_label
 from core.exceptions import InvalidInput, KleisError, NotFound
 from store.keys import PROVIDERS, create_key, find_key, key_to_dict, limits_text, revoke_key, set_limits
 from store.models import ApiKey
@@ -140,7 +141,7 @@ def revoke(ident: str) -> Response:
         return redirect(url_for(".confirm_revoke", ident=ident), code=303)
     try:
         row = revoke_key(ident)
-        flash(f"Key {row.name!r} ({row.public_id}…) revoked: the proxy refuses it from now on.", "ok")
+        flash(f"Key {key_label(row.name, row.public_id)} revoked: the proxy refuses it from now on.", "ok")
     except KleisError as exc:
         flash(str(exc), "error")
     return redirect(url_for(".page"), code=303)

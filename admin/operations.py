@@ -7,7 +7,8 @@ import re
 import time
 from typing import Any
 
-from cli.output import fmt_in, fmt_time
+from core.account_state import explain
+from core.display import account_name, fmt_in
 from core.exceptions import InvalidInput, KleisError, NotFound
 from providers import registry
 from providers.oauth import LoginResult, LoginStart, parse_pasted
@@ -71,45 +72,18 @@ def safe_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (metadata or {}).items() if not SECRET_NAME.search(str(k))}
 
 
-def why(row: Account, now: float, available: bool = True) -> str:
-    """In words: why this account is or is not used."""
-    reason = (row.status_reason or "").strip()
-    if not available:
-        return f"the {row.provider} provider is not in this build: the proxy cannot use this account"
-    if row.status == "disabled":
-        return f"disabled ({reason or 'by the operator'}); enable it to use it again"
-    if row.status == "needs_reauth":
-        return f"needs a new login: {reason or 'its refresh credential no longer works'}"
-    if row.status == "cooling":
-        until = row.cooldown_until or 0
-        if until > now:
-            return f"cooling until {fmt_time(until)} ({fmt_in(until, now)}): {reason or 'rate limited'}"
-        return f"cooldown over since {fmt_time(until)}: the next request tests it again ({reason or 'rate limited'})"
-    text = "primary: requests go here first" if row.is_primary else "standby: used when the primary cannot serve"
-    if row.expires_at is not None and row.expires_at <= now and row.refresh_token is None:
-        text += "; its token has expired and there is no refresh credential"
-    if (row.last_refresh_result or "").startswith("refresh failed"):
-        text += f"; last refresh failed ({row.last_refresh_result[len('refresh failed'):].lstrip(': ')}), retried before use"
-    return text
-
-
-def state_label(row: Account, now: float) -> str:
-    if row.status == "cooling" and (row.cooldown_until or 0) <= now:
-        return "cooldown over"
-    return {"needs_reauth": "needs re-auth"}.get(row.status, row.status)
-
-
 def describe(row: Account, now: float | None = None) -> dict[str, Any]:
     """An account for the pages and the API: its state and why, never a token."""
     now = time.time() if now is None else now
     available = row.provider in registry.PROVIDER_CLASSES
+    explanation = explain(row, now, available=available, has_refresh=row.refresh_token is not None)
     data = account_store.account_to_dict(row, now)
     data["metadata"] = safe_metadata(data.get("metadata") or {})
     data.update(
-        name=row.label or row.email or row.identity,
-        state=state_label(row, now),
-        why=why(row, now, available),
-        usable=available and (row.status == "active" or (row.status == "cooling" and (row.cooldown_until or 0) <= now)),
+        name=account_name(row.label, row.email, row.identity),
+        state=explanation.state,
+        why=explanation.why,
+        usable=explanation.usable,
         provider_available=available,
     )
     return data
@@ -133,7 +107,7 @@ def find(ident: str | int) -> Account:
 def act(store: Store, ident: str | int, action: str) -> str:
     """Run one account action; returns what happened, in words. KleisError on failure."""
     row = find(ident)
-    name = f"{row.provider} account {row.id} ({row.label or row.email or row.identity})"
+    name = f"{row.provider} account {row.id} ({account_name(row.label, row.email, row.identity)})"
     if action == "primary":
         account_store.set_primary(row.id)
         return f"{name} is now the primary {row.provider} account"

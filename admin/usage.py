@@ -10,7 +10,7 @@ from flask import Blueprint, render_template, request
 
 from core.exceptions import InvalidInput
 from store import usage as usage_store
-from store.models import Account, ApiKey
+
 
 bp = Blueprint("usage", __name__, url_prefix="/admin")
 
@@ -76,12 +76,8 @@ def recent(limit: int, **filters: Any) -> list[dict[str, Any]]:
     events = usage_store.recent(max(0, min(limit, RECENT_MAX)), **filters)
     key_ids = {e["key_id"] for e in events if e["key_id"] is not None}
     account_ids = {e["account_id"] for e in events if e["account_id"] is not None}
-    keys = {k.id: f"{k.name} ({k.public_id}…)" for k in ApiKey.select().where(ApiKey.id.in_(key_ids))} if key_ids else {}
-    accounts = (
-        {a.id: f"{a.provider}: {a.label or a.email or a.identity}" for a in Account.select().where(Account.id.in_(account_ids))}
-        if account_ids
-        else {}
-    )
+    keys = usage_store.key_labels(key_ids)
+    accounts = usage_store.account_labels(account_ids)
     for event in events:
         event["key_label"] = keys.get(event["key_id"], "" if event["key_id"] is None else f"key {event['key_id']} (deleted)")
         event["account_label"] = accounts.get(event["account_id"], "" if event["account_id"] is None else f"account {event['account_id']} (removed)")

@@ -6,7 +6,9 @@ import argparse
 import sys
 import time
 
-from cli.output import fmt_in, fmt_time, print_json, print_table
+from cli.output import print_json, print_table
+from core.account_state import explain
+from core.display import account_name, fmt_in, fmt_time
 from core.config import Config
 from core.exceptions import InvalidInput
 from store import accounts as account_store
@@ -57,11 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _why(row: Account, now: float) -> str:
-    if row.status == "cooling" and row.cooldown_until and row.cooldown_until > now:
-        return f"cooling until {fmt_time(row.cooldown_until)} ({fmt_in(row.cooldown_until, now)}): {row.status_reason}"
-    if row.status in ("needs_reauth", "disabled"):
-        return row.status_reason or row.status
-    return row.status_reason
+    return explain(row, now, has_refresh=row.refresh_token is not None).why
 
 
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
@@ -78,7 +76,7 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
                 (
                     row.id,
                     row.provider,
-                    ("* " if row.is_primary else "  ") + (row.label or row.email or row.identity),
+                    ("* " if row.is_primary else "  ") + account_name(row.label, row.email, row.identity),
                     row.status,
                     fmt_time(row.status_changed_at),
                     fmt_in(row.expires_at, now),
@@ -102,7 +100,7 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         history = [{"at": e.at, "kind": e.kind, "status": e.status, "reason": e.reason} for e in events]
         print_json({**account_store.account_to_dict(row, now), "events": history})
     else:
-        print(f"account {row.id} ({row.provider}): {row.label or row.email or row.identity}{' (primary)' if row.is_primary else ''}")
+        print(f"account {row.id} ({row.provider}): {account_name(row.label, row.email, row.identity)}{' (primary)' if row.is_primary else ''}")
         print(f"  status: {row.status} since {fmt_time(row.status_changed_at)}" + (f": {_why(row, now)}" if _why(row, now) else ""))
         print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip())
         if events:

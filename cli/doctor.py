@@ -6,12 +6,14 @@ import argparse
 import time
 from collections.abc import Iterator
 
-from cli.output import fmt_in
+from core.account_state import explain
+from core.display import account_name, fmt_in
 from core.config import Config
 from core.exceptions import KleisError
 from store.db import data_dir_too_open, ensure_data_dir, open_store, redact_url
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
+LEVELS = {"ok": OK, "warn": WARN, "fail": FAIL}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,15 +28,10 @@ def account_checks(now: float) -> Iterator[tuple[str, str, str]]:
     if not rows:
         yield WARN, "accounts", "none yet: `python kleis.py accounts login claude|codex|copilot`"
     for row in rows:
-        name = f"account {row.id} ({row.provider}, {row.email or row.identity})"
-        if row.status == "needs_reauth":
-            yield FAIL, name, f"needs a new login: {row.status_reason}"
-        elif row.status == "disabled":
-            yield WARN, name, "disabled"
-        elif row.status == "cooling" and (row.cooldown_until or 0) > now:
-            yield WARN, name, f"cooling {fmt_in(row.cooldown_until, now)}: {row.status_reason}"
-        elif row.refresh_token is None and row.expires_at and row.expires_at < now:
-            yield FAIL, name, "token expired and no refresh token"
+        name = f"account {row.id} ({row.provider}, {account_name(None, row.email, row.identity)})"
+        explanation = explain(row, now, has_refresh=row.refresh_token is not None)
+        if explanation.level != "ok":
+            yield LEVELS[explanation.level], name, explanation.why
         else:
             yield OK, name, f"token expires {fmt_in(row.expires_at, now)}" if row.expires_at else "token without expiry"
 

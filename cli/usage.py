@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cli.output import fmt_time, print_json, print_table
+from cli.output import print_json, print_table
+from core.display import fmt_time
 from core.config import Config
 from store import usage as usage_store
 from store.db import open_store

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from addons.sse import SSEEvent
+from core.sse import SSEEvent
 from core.config import Config
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from providers.usage import UsageReader, reader_for
 from store.accounts import AccountView, TokenSet
 

@@ -28,7 +28,8 @@ from core.exceptions import ConfigError
 from providers.base import Provider
 from providers.catalog_builtin import model as builtin_model
 from providers.models_dev import ModelsDev
-from providers.protocol import Protocol
+from providers.pool import candidates
+from core.protocol import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,6 @@ class Catalog:
     async def _refresh_provider_lists(self, http: httpx.AsyncClient) -> None:
         """Each provider's own model list, once per TTL per provider, as soon as it has an account (an account
         added after start is listed on the next pass, not an hour later)."""
-        from addons.routing import candidates
-
         addon = self._addon
         if addon is None or addon.tokens is None:
             return

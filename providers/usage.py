@@ -10,8 +10,8 @@ import dataclasses
 import json
 from typing import Any
 
-from addons.sse import SSEEvent
-from providers.protocol import Protocol
+from core.sse import SSEEvent
+from core.protocol import Protocol
 
 
 @dataclasses.dataclass

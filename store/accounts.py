@@ -7,13 +7,16 @@ import json
 import time
 from typing import Any
 
+from core.account_state import usable
+from core.display import account_name
+from core.enums import AccountStatus
 from core.exceptions import InvalidInput, NotFound
 from core.redact import redact
 from store.crypto import TokenCipher
 from store.db import bump
 from store.models import Account, AccountEvent, database
 
-STATUSES = ("active", "cooling", "needs_reauth", "disabled")
+STATUSES = tuple(AccountStatus)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,13 +77,10 @@ class AccountView:
 
     @property
     def display_name(self) -> str:
-        return self.label or self.email or self.identity
+        return account_name(self.label, self.email, self.identity)
 
     def usable(self, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        if self.status == "active":
-            return True
-        return self.status == "cooling" and (self.cooldown_until or 0) <= now
+        return usable(self.status, self.cooldown_until, time.time() if now is None else now)
 
 
 def record_event(account_id: int, kind: str, status: str = "", reason: str = "") -> None:

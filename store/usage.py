@@ -8,6 +8,7 @@ from typing import Any
 
 import peewee
 
+from core.display import account_name, key_label
 from store.models import Account, ApiKey, UsageEvent, database
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
@@ -53,12 +54,24 @@ def parse_since(text: str) -> float:
     return time.time() - float(value[:-1]) * units[value[-1]]
 
 
+def key_labels(ids: Iterable[int | None]) -> dict[int, str]:
+    """Display labels of the keys with these ids (deleted ones are absent)."""
+    wanted = [i for i in ids if i is not None]
+    return {k.id: key_label(k.name, k.public_id) for k in ApiKey.select().where(ApiKey.id.in_(wanted))} if wanted else {}
+
+
+def account_labels(ids: Iterable[int | None]) -> dict[int, str]:
+    """Display labels of the accounts with these ids (removed ones are absent)."""
+    wanted = [i for i in ids if i is not None]
+    rows = Account.select().where(Account.id.in_(wanted)) if wanted else []
+    return {a.id: f"{a.provider}: {account_name(a.label, a.email, a.identity)}" for a in rows}
+
+
 def _labels(by: str, ids: Iterable[Any]) -> dict[Any, str]:
-    ids = [i for i in ids if i is not None]
-    if by == "key" and ids:
-        return {k.id: f"{k.name} ({k.public_id}…)" for k in ApiKey.select().where(ApiKey.id.in_(ids))}
-    if by == "account" and ids:
-        return {a.id: f"{a.provider}: {a.label or a.email or a.identity}" for a in Account.select().where(Account.id.in_(ids))}
+    if by == "key":
+        return dict(key_labels(ids))
+    if by == "account":
+        return dict(account_labels(ids))
     return {}
 
 

@@ -20,7 +20,7 @@ import httpx
 from core.exceptions import InvalidInput, ReauthRequired
 from providers import oauth
 from providers.base import Provider
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store.accounts import AccountView, TokenSet
 from tests.fakes.base import Recorded, Reply
 from tests.fakes.oauth import FakeOAuth

@@ -10,7 +10,7 @@ import pytest
 
 from addons.server import ProxyThread
 from core.config import Config
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store import keys
 from store.accounts import AccountView, TokenSet, upsert_account
 from store.db import Store

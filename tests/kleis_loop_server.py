@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from addons.server import bound_address, default_parts, run_dump  # noqa: E402
 from core.config import load_config  # noqa: E402
-from providers.protocol import Protocol  # noqa: E402
+from core.protocol import Protocol  # noqa: E402
 from store.db import open_store  # noqa: E402
 from tests.loopback_provider import LoopbackProvider  # noqa: E402
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from addons.sse import SSEEvent, format_event
+from core.sse import SSEEvent, format_event
 from core.exceptions import ReauthRequired, TransientProviderError
 from providers.base import ForwardRequest, Provider, Upstream
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store.accounts import AccountView, TokenSet
 
 UPSTREAM_PREFIX = "up_"

@@ -15,7 +15,7 @@ from core.exceptions import ConfigError
 from providers.catalog import Catalog, load_custom_models
 from providers.catalog_builtin import BUILTIN_REGISTRY, model, provider
 from providers.models_dev import ModelsDev
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store import keys
 from store.accounts import TokenSet, upsert_account
 from tests.fakes.base import FakeServer, Reply

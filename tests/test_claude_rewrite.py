@@ -15,7 +15,7 @@ from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_AGENT_SDK, IDENTITY_CLI
 from providers.claude.tools import rename_request_tools, upstream_name
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store.accounts import AccountView
 
 TOKEN_REF = "kleis-secret-ref-" + "0" * 32

@@ -11,7 +11,7 @@ import pytest
 from addons.streaming import StreamRewriter
 from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from tests.fakes.base import sse
 from tests.test_claude_rewrite import TOKEN_REF, account, tool
 

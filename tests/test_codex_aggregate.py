@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from addons.sse import SSEParser
+from core.sse import SSEParser
 from providers.codex.aggregate import aggregate_events
 from providers.codex.stream import CodexState
 from providers.usage import ResponsesUsageReader

@@ -10,7 +10,7 @@ import pytest
 from providers.base import ForwardRequest
 from providers.codex import CodexProvider
 from providers.codex.stream import CodexState
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store.accounts import AccountView
 from tests.fakes.codex_auth import ChatGPTAccount
 

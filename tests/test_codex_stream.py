@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from addons.sse import SSEParser
+from core.sse import SSEParser
 from addons.streaming import StreamRewriter
 from providers.codex.errors import classify
 from providers.codex.stream import CodexState, make_transformer

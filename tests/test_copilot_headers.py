@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from addons.sse import parse_event
+from core.sse import parse_event
 from providers.copilot import body as bodies
 from providers.copilot import headers
-from providers.protocol import Protocol
+from core.protocol import Protocol
 
 CHAT, RESPONSES, MESSAGES = Protocol.CHAT, Protocol.RESPONSES, Protocol.MESSAGES
 TOOL_RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "file contents"}

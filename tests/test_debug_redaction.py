@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from addons.debug import run_web
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store import keys
 from store.accounts import TokenSet, upsert_account
 from tests.loopback_provider import LoopbackProvider

@@ -9,8 +9,9 @@ import httpx
 import openai
 
 from addons.mitm_errors import TIMEOUT_MARKER, make_json_error_response
-from addons.responses import shape_error
-from providers.protocol import Protocol, error_payload, universal_error_payload
+from core.client_errors import upstream_error_body as shape_error
+from core.client_errors import error_payload, universal_error_payload
+from core.protocol import Protocol
 
 
 def test_anthropic_shape() -> None:
@@ -70,7 +71,8 @@ def test_mitmproxy_errors_become_json_and_timeouts_504() -> None:
 
 
 def test_kleis_refusals_a_retry_cannot_change_tell_clients_not_to_retry() -> None:
-    from addons.errors import Refusal, error_response
+    from addons.errors import error_response
+    from core.client_errors import Refusal
 
     for status in (400, 401, 403, 404, 405, 413):
         assert error_response(Protocol.MESSAGES, Refusal(status, "no")).headers["x-should-retry"] == "false", status
@@ -81,7 +83,7 @@ def test_kleis_refusals_a_retry_cannot_change_tell_clients_not_to_retry() -> Non
 
 
 def test_no_account_now_says_when_one_is_back_and_whether_retrying_helps() -> None:
-    from addons.errors import unavailable_headers
+    from core.client_errors import unavailable_headers
 
     assert unavailable_headers(None) == {"x-should-retry": "false"}  # a re-login or a disabled account: retries spin
     assert unavailable_headers(29.5) == {"retry-after": "30"}  # a short cooldown: the SDK's retry lands after it
@@ -90,7 +92,7 @@ def test_no_account_now_says_when_one_is_back_and_whether_retrying_helps() -> No
 
 
 def test_a_503_claude_code_would_retry_forever_is_not_called_an_overload() -> None:
-    from addons.errors import unavailable_headers, unavailable_type
+    from core.client_errors import unavailable_headers, unavailable_type
 
     assert unavailable_type(Protocol.MESSAGES, unavailable_headers(None)) == "api_error"
     assert unavailable_type(Protocol.MESSAGES, unavailable_headers(10)) == "overloaded_error"  # worth retrying

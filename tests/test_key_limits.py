@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from addons.errors import Refusal
+from core.client_errors import Refusal
 from addons.key_limits import WINDOW, KeyLimiter
 from store import keys
 from store.keys import KeyRecord

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store import keys
 from tests.fakes.base import Hang, Reply
 from tests.fixtures import start_kleis

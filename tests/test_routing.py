@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from addons.routing import FAMILY_RULES, Resolution, candidates, resolve_model, served_elsewhere, unusable_reasons
-from providers.protocol import Protocol, error_protocol_for_path, protocol_for_path
+from providers.pool import candidates, unusable_reasons
+from providers.routing import FAMILY_RULES, Resolution, resolve_model, served_elsewhere
+from core.protocol import Protocol, error_protocol_for_path, protocol_for_path
 from store.accounts import AccountView
 
 ALL = ("claude", "codex", "copilot")
@@ -90,8 +91,8 @@ def test_candidates_primary_first_then_newest_and_skip_unusable() -> None:
     assert [a.id for a in candidates(accounts, "claude", now)] == [3, 2, 1, 7]
     reasons = unusable_reasons(accounts, "claude", now)
     assert any("account 4 needs a new login" in r for r in reasons)
-    assert any("account 6 is cooling" in r for r in reasons)
-    assert any("account 5 is disabled" in r for r in reasons)
+    assert any("account 6 cooling until" in r for r in reasons)
+    assert any("account 5 disabled" in r for r in reasons)
 
 
 def test_paths_choose_protocols_and_error_shapes() -> None:

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addons.sse import SSEParser, format_event, parse_event
+from core.sse import SSEParser, format_event, parse_event
 
 STREAM = (
     b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"

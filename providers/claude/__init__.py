@@ -7,14 +7,14 @@ from typing import Any
 
 import httpx
 
-from addons.sse import SSEEvent
+from core.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream
 from providers.claude import cli, login
 from providers.claude.login import TERMS_WARNING
 from providers.claude.rewrite import build_upstream
 from providers.claude.response import classify, restore_body, tool_name_restorer
 from providers.claude.tokens import refresh_tokens
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store.accounts import AccountView, TokenSet
 
 # Current models (models.dev anthropic provider, 2026-10); any other claude-* id is routed here too.

@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from addons.sse import SSEEvent, format_event
+from core.sse import SSEEvent, format_event
 from providers.base import Signal, classify_by_status
 from providers.claude.tools import ToolNames, restore_blocks
-from providers.protocol import error_message_of
+from core.client_errors import error_message_of
 
 BLOCK_START = "content_block_start"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from addons.sse import SSEEvent
+from core.sse import SSEEvent
 from core.config import Config
 from core.exceptions import ReauthRequired
 from providers.base import ForwardRequest, Provider, Signal, Upstream
@@ -21,7 +21,7 @@ from providers.codex.constants import RESPONSES_PATH, TERMS_WARNING
 from providers.codex.headers import client_session_id, dropped_headers, new_session_id, upstream_headers
 from providers.codex.stream import CodexState, make_transformer
 from providers.codex.tokens import refresh_tokens
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store.accounts import AccountView, TokenSet
 
 log = logging.getLogger(__name__)

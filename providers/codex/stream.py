@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from addons.sse import SSEEvent, format_event
+from core.sse import SSEEvent, format_event
 from providers.base import Signal
 from providers.codex.errors import classify, code_of, error_object
 

@@ -8,13 +8,14 @@ from typing import Any
 
 import httpx
 
-from addons.sse import SSEEvent
+from core.sse import SSEEvent
+from core.client_errors import Refusal
 from core.config import Config
 from core.exceptions import ProviderError, ReauthRequired, TransientProviderError
 from providers.base import ForwardRequest, Provider, Signal, Upstream, classify_by_status
 from providers.copilot import body as bodies
 from providers.copilot import cli, headers, login, tokens
-from providers.protocol import Protocol
+from core.protocol import Protocol
 from store.accounts import AccountView, TokenSet
 
 
@@ -61,8 +62,6 @@ class CopilotProvider(Provider):
         wanted = bodies.ENDPOINT_OF[protocol]
         if endpoints is None or wanted in endpoints:
             return
-        from addons.errors import Refusal  # here, not at import: the CLI loads providers without mitmproxy's HTTP types
-
         where = ", ".join(sorted(endpoints)) or "no endpoint Kleis speaks"
         raise Refusal(
             400,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from addons.sse import SSEEvent
-from providers.protocol import Protocol
+from core.sse import SSEEvent
+from core.protocol import Protocol
 
 # Client path -> Copilot path (the API base has no /v1 for OpenAI shapes; Messages live under /v1).
 UPSTREAM_PATHS = {

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from core.config import Config
-from providers.protocol import Protocol
+from core.protocol import Protocol
 
 COPILOT_INTEGRATION_ID = "vscode-chat"
 OPENAI_INTENT = "conversation-edits"

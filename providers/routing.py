@@ -1,14 +1,12 @@
-"""Which provider serves a model, and which account of it serves a request."""
+"""Which provider serves a model: an explicit prefix, the catalog, or the model-family rules."""
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import time
 from collections.abc import Callable, Iterable, Sequence
 
-from providers.protocol import Protocol
-from store.accounts import AccountView
+from core.protocol import PROTOCOL_PATHS, Protocol
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +72,6 @@ def resolve_model(
     return None
 
 
-PROTOCOL_PATHS = {Protocol.MESSAGES: "/v1/messages", Protocol.CHAT: "/v1/chat/completions", Protocol.RESPONSES: "/v1/responses"}
-
-
 def served_elsewhere(
     model: str,
     protocol: Protocol,
@@ -91,28 +86,3 @@ def served_elsewhere(
         if found is not None and found.how != "fallback":
             return f"{PROTOCOL_PATHS[other]} ({found.provider})"
     return None
-
-
-def candidates(accounts: Iterable[AccountView], provider: str, now: float | None = None) -> list[AccountView]:
-    """Usable accounts of `provider` in the order to try: the primary, then the most recently added."""
-    now = time.time() if now is None else now
-    usable = [a for a in accounts if a.provider == provider and a.usable(now)]
-    usable.sort(key=lambda a: (not a.is_primary, -a.created_at, -a.id))
-    return usable
-
-
-def unusable_reasons(accounts: Iterable[AccountView], provider: str, now: float | None = None) -> list[str]:
-    """Why each account of `provider` is skipped, for the 503 message."""
-    now = time.time() if now is None else now
-    reasons = []
-    for account in accounts:
-        if account.provider != provider or account.usable(now):
-            continue
-        if account.status == "cooling":
-            wait = max(0, int((account.cooldown_until or now) - now))
-            reasons.append(f"account {account.id} is cooling for {wait}s ({account.status_reason or 'rate limited'})")
-        elif account.status == "needs_reauth":
-            reasons.append(f"account {account.id} needs a new login ({account.status_reason or 'refresh failed'})")
-        else:
-            reasons.append(f"account {account.id} is {account.status}")
-    return reasons
