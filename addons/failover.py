@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -16,24 +17,26 @@ from collections.abc import Callable
 import httpx
 from mitmproxy import http
 
-from addons import pipeline
-from core.client_errors import Refusal
-from addons.pipeline import RequestContext
+from addons import responses, upstream
+from addons.context import RequestContext
+from addons.services import Services
 from addons.wire_secrets import vault
+from core.client_errors import Refusal
+from core.enums import SignalKind
+from core.protocol import Protocol
 from providers.base import Signal
 from providers.lifecycle import RefreshFailed, TokenManager
-from core.protocol import Protocol
 from store.accounts import AccountView
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = frozenset({"auth", "auth_rejected", "rate_limit", "overloaded", "server"})
+RETRYABLE = frozenset({SignalKind.AUTH, SignalKind.AUTH_REJECTED, SignalKind.RATE_LIMIT, SignalKind.OVERLOADED, SignalKind.SERVER})
 
 DROP_RESPONSE_HEADERS = ("content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive")
 
 
 def refused_account(signal: Signal) -> Signal:
-    return Signal("auth_rejected", "the provider refused the token issued to replace a refused one (401)", account_wide=True)
+    return Signal(SignalKind.AUTH_REJECTED, "the provider refused the token issued to replace a refused one (401)", account_wide=True)
 
 
 def should_fail_over(signal: Signal) -> bool:
@@ -43,24 +46,27 @@ def should_fail_over(signal: Signal) -> bool:
 def next_accounts(ctx: RequestContext, signal: Signal, current: Callable[[int], AccountView | None]) -> list[AccountView]:
     """Accounts still worth trying, in order: the same one again if only its token was stale, then the rest."""
     order: list[AccountView] = []
-    if signal.kind == "auth" and ctx.account is not None and ctx.tried.count(ctx.account.id) < 2:
-        order.append(ctx.account)
-    for candidate in ctx.candidates:
+    account, tried = ctx.upstream.account, ctx.upstream.tried
+    if signal.kind == SignalKind.AUTH and account is not None and tried.count(account.id) < 2:
+        order.append(account)
+    for candidate in ctx.route.candidates:
         fresh = current(candidate.id) or candidate
-        if fresh.id not in ctx.tried and fresh.usable():
+        if fresh.id not in tried and fresh.usable():
             order.append(fresh)
     return order
 
 
 def retry_refusal(ctx: RequestContext, signal: Signal, upstream_status: int) -> Refusal:
     """The answer for a streaming client: retry now, Kleis will use another account (or a fresh token)."""
-    status = 429 if signal.kind == "rate_limit" else (529 if ctx.protocol is Protocol.MESSAGES and signal.kind == "overloaded" else 503)
-    what = "its token was refused; Kleis is refreshing it" if signal.kind == "auth" else signal.label or f"it answered {upstream_status}"
+    messages = ctx.client.protocol is Protocol.MESSAGES
+    status = 429 if signal.kind == SignalKind.RATE_LIMIT else (529 if messages and signal.kind == SignalKind.OVERLOADED else 503)
+    what = "its token was refused; Kleis is refreshing it" if signal.kind == SignalKind.AUTH else signal.label or f"it answered {upstream_status}"
+    provider = ctx.route.provider.display_name if ctx.route.provider else ""
     return Refusal(
         status,
-        f"the {ctx.provider.display_name if ctx.provider else ''} account serving this request failed ({what}); retry: Kleis will use another account",
+        f"the {provider} account serving this request failed ({what}); retry: Kleis will use another account",
         code="account_failover",
-        error_type="overloaded_error" if ctx.protocol is Protocol.MESSAGES and status != 429 else None,
+        error_type="overloaded_error" if messages and status != 429 else None,
         headers={"retry-after": "1", "x-should-retry": "true"},
     )
 
@@ -72,37 +78,82 @@ async def resend(
     client: httpx.AsyncClient,
     timeout: float,
     force_refresh: bool,
-) -> tuple[AccountView, httpx.Response] | None:
-    """Send the request again on `account`; None when its token cannot be had."""
-    assert ctx.provider is not None and ctx.protocol is not None
+) -> httpx.Response | None:
+    """Send the request again on `account`; None when its token cannot be had. The attempt becomes the request's
+    upstream call once an answer arrives (a re-send that cannot reach the upstream leaves the previous one)."""
     try:
         account = await (tokens.refresh(account.id, force=True, newer_than=account.token_version) if force_refresh else tokens.fresh(account))
     except RefreshFailed as exc:
         log.info("failover skips account %s: %s", account.id, exc)
         return None
-    ctx.tried.append(account.id)
+    ctx.upstream.tried.append(account.id)
     token = account.access_token or ""
     ref = vault.put(token)
+    previous = dataclasses.replace(ctx.upstream)
     try:
-        forward = pipeline.build_forward(ctx, ctx.client_headers, account, ref)
-        upstream = ctx.provider.prepare(forward)
-        # As apply_upstream does: the client's headers minus what the provider drops, then the provider's own.
-        kept = {name: value for name, value in forward.headers.items() if name.lower() not in upstream.drop_headers}
-        headers = {**kept, **upstream.headers, "accept-encoding": "identity", "content-type": "application/json"}
-        headers = {name: value.replace(ref, token) for name, value in headers.items()}
-        response = await client.request(
-            "POST",
-            upstream.url,
-            headers=headers,
-            content=json.dumps(upstream.body, separators=(",", ":")).encode(),  # ASCII: a lone surrogate cannot break it
-            timeout=httpx.Timeout(timeout, connect=10.0),
-        )
+        request = upstream.start_call(ctx, account, ref)
+        return await upstream.send(client, request, ref, token, timeout)
+    except httpx.HTTPError:
+        ctx.upstream = dataclasses.replace(previous, tried=ctx.upstream.tried)
+        raise
     finally:
         vault.release(ref)
-    ctx.upstream = upstream
-    ctx.account = account
-    ctx.usage = ctx.provider.usage_reader(ctx.protocol)
-    return account, response
+        ctx.upstream.token_ref = previous.token_ref  # the re-send's reference is released; the flow's stays
+
+
+def classify(ctx: RequestContext, response: http.Response, services: Services) -> Signal:
+    """What an upstream's error answer says about the account; the account's health and token learn it at once."""
+    provider, account, tokens = ctx.route.provider, ctx.upstream.account, services.tokens
+    assert provider is not None
+    status = response.status_code
+    signal = provider.classify(status, response.headers, json_or_none(response.get_content(strict=False) or b""))
+    if signal.kind == SignalKind.AUTH and account is not None and tokens.refused_after_renewal(account):
+        # The token issued to replace a refused one is refused too: the provider rejects the account, not the
+        # token. Refreshing again would only rotate tokens in a loop; cool the account and let the others serve.
+        signal = refused_account(signal)
+    if not (ctx.outcome.aggregated and ctx.outcome.error_type):  # keep an in-stream error's own label
+        ctx.outcome.error_type = f"upstream_{status}" + (f" {signal.label}" if signal.label else "")
+    if account is not None:
+        if signal.kind in (SignalKind.AUTH, SignalKind.AUTH_REJECTED):
+            tokens.mark_stale(account)  # after a rejection's cooldown, too, the next use refreshes first
+        if services.health is not None:
+            services.health.on_signal(account, signal)
+    return signal
+
+
+async def try_others(ctx: RequestContext, signal: Signal, attempts: list[AccountView], services: Services) -> http.Response | None:
+    """Re-send a non-streaming request on each account in turn until one answers without an account-wide failure;
+    the last answer received, or None when no re-send reached an upstream."""
+    answer: http.Response | None = None
+    failed = ctx.upstream.account
+    for account in attempts:
+        force = signal.kind == SignalKind.AUTH and failed is not None and account.id == failed.id
+        try:
+            received = await resend(ctx, account, services.tokens, services.http, services.config.upstream_timeout, force)
+        except httpx.HTTPError as exc:
+            log.warning("failover to account %s could not reach the upstream: %s", account.id, exc)
+            continue
+        if received is None:
+            continue
+        ctx.upstream.retries += 1
+        answer = as_flow_response(received)
+        answer.headers["x-kleis-request-id"] = ctx.request_id
+        ctx.outcome.aggregated = False
+        responses.aggregate_response(ctx, answer)
+        if answer.status_code < 400:
+            return answer
+        signal = classify(ctx, answer, services)
+        if not should_fail_over(signal):
+            return answer
+        failed = ctx.upstream.account
+    return answer
+
+
+def json_or_none(content: bytes) -> object:
+    try:
+        return json.loads(content) if content else None
+    except ValueError:
+        return None
 
 
 def as_flow_response(response: httpx.Response) -> http.Response:

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from mitmproxy import http
+
 from core.client_errors import Refusal
 from providers.pool import candidates
 from providers.base import Provider
@@ -90,3 +92,9 @@ def one_model(listing: dict[str, Any], model_id: str) -> dict[str, Any]:
         if entry["id"] == model_id:
             return entry
     raise Refusal(404, f"no model {model_id!r} for this key; GET /v1/models lists them", code="model_not_found")
+
+
+def public_base(flow: http.HTTPFlow) -> str:
+    """The base URL a client used to reach Kleis (for URLs Kleis hands out)."""
+    host = flow.request.headers.get("host") or f"{flow.client_conn.sockname[0]}:{flow.client_conn.sockname[1]}"
+    return f"http://{host}"

@@ -1,7 +1,7 @@
 """mitmproxy's own error responses (upstream unreachable, malformed HTTP, body limit) as JSON clients parse.
 
 mitmproxy answers these itself with an HTML page (`_http1.make_error_response`) and no hook can change it.
-Kleis replaces that function with one that writes a body both the Anthropic and the OpenAI SDKs read as an
+Kleis replaces that function (addons.compat) with one that writes a body both the Anthropic and the OpenAI SDKs read as an
 error: the path of the request is not known at that point, so one shape serves both.
 """
 
@@ -11,12 +11,10 @@ import json
 
 from mitmproxy import http, version
 from mitmproxy.net.http import http1
-from mitmproxy.proxy.layers.http import _http1
 
 from core.client_errors import universal_error_payload
 
 TIMEOUT_MARKER = "kleis-upstream-timeout"
-_original = _http1.make_error_response
 
 
 def describe(status: int, message: str) -> tuple[int, str, str]:
@@ -39,6 +37,3 @@ def make_json_error_response(status_code: int, message: str = "") -> bytes:
     )
     return http1.assemble_response(response)
 
-
-def install() -> None:
-    _http1.make_error_response = make_json_error_response

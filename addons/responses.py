@@ -1,46 +1,69 @@
-"""The response side of a proxied call as plain functions: stream or buffer, rewrite, shape errors, read usage."""
+"""The response side of a proxied call as plain functions: stream or buffer, rewrite, aggregate, read usage."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
-from addons.pipeline import RequestContext
-from core.sse import SSEParser
+from mitmproxy import http
+
+from addons.context import RequestContext
 from addons.streaming import StreamRewriter
+from core.sse import SSEParser
 
 
 def is_event_stream(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
 
 
-def make_stream_rewriter(ctx: RequestContext, on_end=None) -> StreamRewriter:  # type: ignore[no-untyped-def]
+def make_stream_rewriter(ctx: RequestContext, on_end: Callable[[], None] | None = None) -> StreamRewriter:
     """The per-event pipeline for a streamed answer: the provider's rewrite and the usage reader."""
-    assert ctx.provider is not None and ctx.upstream is not None and ctx.protocol is not None
-    transform = ctx.provider.stream_transformer(ctx.upstream, ctx.protocol)
-    observers = [ctx.usage.event] if ctx.usage is not None else []
+    provider, prepared, protocol = ctx.route.provider, ctx.upstream.prepared, ctx.client.protocol
+    assert provider is not None and prepared is not None and protocol is not None
+    transform = provider.stream_transformer(prepared, protocol)
+    observers = [ctx.upstream.usage.event] if ctx.upstream.usage is not None else []
     return StreamRewriter(transform, observers, on_end=on_end)
 
 
 def rewrite_body(ctx: RequestContext, status: int, content: bytes) -> bytes | None:
     """A buffered 2xx JSON body after the provider's rewrite, usage read on the way; None: unchanged."""
-    assert ctx.provider is not None and ctx.upstream is not None and ctx.protocol is not None
+    provider, prepared, protocol = ctx.route.provider, ctx.upstream.prepared, ctx.client.protocol
+    assert provider is not None and prepared is not None and protocol is not None
     try:
         body = json.loads(content)
     except ValueError:
         return None
-    if ctx.usage is not None:
-        ctx.usage.body(body)
-    rewritten = ctx.provider.rewrite_response(ctx.upstream, ctx.protocol, status, body)
+    if ctx.upstream.usage is not None:
+        ctx.upstream.usage.body(body)
+    rewritten = provider.rewrite_response(prepared, protocol, status, body)
     return None if rewritten is None else json.dumps(rewritten, ensure_ascii=False).encode()
 
 
 def aggregate_stream(ctx: RequestContext, content: bytes) -> tuple[int, bytes]:
     """A whole upstream stream turned into the one JSON answer a non-streaming client asked for."""
-    assert ctx.provider is not None and ctx.upstream is not None
+    provider, prepared = ctx.route.provider, ctx.upstream.prepared
+    assert provider is not None and prepared is not None
     parser = SSEParser()
     events = parser.feed(content) + parser.close()
-    if ctx.usage is not None:
+    if ctx.upstream.usage is not None:
         for event in events:
-            ctx.usage.event(event)
-    status, body = ctx.provider.aggregate(ctx.upstream, events)
+            ctx.upstream.usage.event(event)
+    status, body = provider.aggregate(prepared, events)
     return status, json.dumps(body, ensure_ascii=False).encode()
+
+
+def aggregate_response(ctx: RequestContext, response: http.Response) -> None:
+    """A non-streaming client of a streaming-only upstream gets one JSON answer (its status may be an error)."""
+    prepared, provider = ctx.upstream.prepared, ctx.route.provider
+    assert prepared is not None and provider is not None
+    if not prepared.aggregate or response.status_code >= 300 or not is_event_stream(response.headers.get("content-type", "")):
+        return
+    status, body = aggregate_stream(ctx, response.get_content(strict=False) or b"")
+    response.status_code = status
+    response.headers["content-type"] = "application/json"
+    response.headers.pop("content-encoding", None)
+    response.content = body
+    ctx.outcome.status = status
+    ctx.outcome.aggregated = True
+    if status >= 400:
+        ctx.outcome.error_type = provider.stream_outcome(prepared)[0]

@@ -1,4 +1,5 @@
-"""Building and running mitmproxy (DumpMaster, or WebMaster for debugging) with the Kleis addon."""
+"""Running mitmproxy with Kleis: one skeleton for DumpMaster (`serve`) and WebMaster (`debug`), and a thread for
+tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
+from mitmproxy.master import Master
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
+from addons import compat
 from addons.kleis import Kleis
+from addons.services import Parts, Services, background_addons, build_services, default_parts
 from core.config import Config
 from providers.base import Provider
 from store.db import Store
@@ -22,12 +27,20 @@ log = logging.getLogger(__name__)
 # Where a flow would go if a hook ever failed open: a closed local port, never a real host.
 FAILSAFE_TARGET = "http://127.0.0.1:1"
 
+M = TypeVar("M", bound=Master)
+
 
 def listen_spec(host: str, port: int) -> str:
     return f"reverse:{FAILSAFE_TARGET}@{host}:{port}"
 
 
-def configure(master, config: Config) -> None:  # type: ignore[no-untyped-def]
+def make_options(config: Config, host: str, port: int) -> Options:
+    confdir = config.data_dir / "mitmproxy"
+    confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Options(mode=[listen_spec(host, port)], listen_host=host, confdir=str(confdir))
+
+
+def configure(master: Master, config: Config) -> None:
     """Options that only exist once mitmproxy's default addons are loaded."""
     master.options.update(
         connection_strategy="lazy",
@@ -40,92 +53,48 @@ def configure(master, config: Config) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def make_options(config: Config, host: str, port: int) -> Options:
-    confdir = config.data_dir / "mitmproxy"
-    confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return Options(mode=[listen_spec(host, port)], listen_host=host, confdir=str(confdir))
-
-
-def build_addon(store: Store, config: Config, providers: Mapping[str, Provider] | None = None, master=None, **parts) -> Kleis:  # type: ignore[no-untyped-def]
-    from providers.registry import provider_map
-
-    return Kleis(
-        store,
-        config,
-        providers if providers is not None else provider_map(config),
-        master_getter=(lambda: master) if master is not None else None,
-        **parts,
-    )
-
-
-def default_parts(store: Store, config: Config, providers: Mapping[str, Provider]) -> dict[str, object]:
-    """The registry, usage recorder and health tracker, when their modules exist."""
-    parts: dict[str, object] = {}
-    for name, factory in PART_FACTORIES.items():
-        parts[name] = factory(store, config, providers)
-    return parts
-
-
-def _health(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
-    from providers.health import HealthTracker
-
-    return HealthTracker(config.cooldown_max)
-
-
-def _refresher(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
-    from providers.refresher import ProactiveRefresher
-
-    return ProactiveRefresher(interval=15.0)
-
-
-def _usage(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
-    from addons.usage_recorder import UsageRecorder
-
-    return UsageRecorder(retention_days=config.usage_retention_days)
-
-
-def _registry(store: Store, config: Config, providers: Mapping[str, Provider]) -> object:
-    from providers.catalog import Catalog
-
-    return Catalog(config, providers)
-
-
-PART_FACTORIES: dict[str, Callable[[Store, Config, Mapping[str, Provider]], object]] = {
-    "registry": _registry,
-    "usage": _usage,
-    "health": _health,
-    "refresher": _refresher,
-}
-
-
-def bound_address(master) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+def bound_address(master: Master) -> tuple[str, int]:
     addrs = master.addons.get("proxyserver").listen_addrs()
     return addrs[0][0], addrs[0][1]
 
 
-async def run_dump(
+def add_kleis(master: Master, services: Services, place: Callable[[Master, object], None] | None = None) -> Kleis:
+    """Add the request handler (where `place` puts it; by default at the end) and the background addons."""
+    kleis = Kleis(services)
+    if place is None:
+        master.addons.add(kleis)
+    else:
+        place(master, kleis)
+    master.addons.add(*background_addons(services))
+    return kleis
+
+
+async def run_master(
+    master: M,
     store: Store,
     config: Config,
     *,
     providers: Mapping[str, Provider] | None = None,
-    port: int | None = None,
-    on_ready: Callable[[DumpMaster], None] | None = None,
+    parts: Parts | None = None,
+    place: Callable[[Master, object], None] | None = None,
+    on_ready: Callable[[M], None] | None = None,
     install_signals: bool = True,
-    parts: dict[str, object] | None = None,
-) -> DumpMaster:
-    """Run until shutdown. `on_ready` gets the master once the listener is bound."""
-    options = make_options(config, config.host, config.port if port is None else port)
-    master = DumpMaster(options, with_termlog=False, with_dumper=False)
-    configure(master, config)
+) -> M:
+    """Wire Kleis into `master` and run it until shutdown; `on_ready` gets the master once the listener is bound."""
     from providers.registry import provider_map
 
-    chosen = providers if providers is not None else provider_map(config)
-    extra = parts if parts is not None else default_parts(store, config, chosen)
-    master.addons.add(build_addon(store, config, chosen, master=master, **extra))
+    compat.install_proxy()
+    configure(master, config)
+    chosen = dict(providers) if providers is not None else provider_map(config)
+    services = build_services(store, config, chosen, parts if parts is not None else default_parts(config, chosen), lambda: master)
+    add_kleis(master, services, place)
     if install_signals:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, master.shutdown)
+            try:
+                loop.add_signal_handler(sig, master.shutdown)
+            except (RuntimeError, ValueError):  # not the main thread (tests)
+                break
     task = asyncio.ensure_future(master.run())
     while not master.addons.get("proxyserver").listen_addrs():
         if task.done():
@@ -142,10 +111,29 @@ async def run_dump(
     return master
 
 
+async def run_dump(
+    store: Store,
+    config: Config,
+    *,
+    providers: Mapping[str, Provider] | None = None,
+    port: int | None = None,
+    on_ready: Callable[[DumpMaster], None] | None = None,
+    install_signals: bool = True,
+    parts: Parts | None = None,
+) -> DumpMaster:
+    """`kleis.py serve`: the proxy under mitmproxy's DumpMaster (no terminal output of its own)."""
+    options = make_options(config, config.host, config.port if port is None else port)
+    master = DumpMaster(options, with_termlog=False, with_dumper=False)
+    return await run_master(master, store, config, providers=providers, parts=parts, on_ready=on_ready, install_signals=install_signals)
+
+
+T = TypeVar("T")
+
+
 class ProxyThread:
     """A Kleis listener in a background thread with its own event loop (tests, benchmarks)."""
 
-    def __init__(self, store: Store, config: Config, providers: Mapping[str, Provider] | None = None, parts: dict | None = None) -> None:
+    def __init__(self, store: Store, config: Config, providers: Mapping[str, Provider] | None = None, parts: Parts | None = None) -> None:
         self.store, self.config, self.providers, self.parts = store, config, providers, parts
         self.master: DumpMaster | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -160,7 +148,8 @@ class ProxyThread:
             self._ready.set()
 
         try:
-            asyncio.run(run_dump(self.store, self.config, providers=self.providers, port=0, on_ready=ready, install_signals=False, parts=self.parts))
+            run = run_dump(self.store, self.config, providers=self.providers, port=0, on_ready=ready, install_signals=False, parts=self.parts)
+            asyncio.run(run)
         except BaseException as exc:  # surfaced by start()
             self._error = exc
             self._ready.set()
@@ -177,6 +166,10 @@ class ProxyThread:
         return next(a for a in self.master.addons.chain if isinstance(a, Kleis))
 
     @property
+    def services(self) -> Services:
+        return self.addon.services
+
+    @property
     def port(self) -> int:
         assert self.master is not None
         return bound_address(self.master)[1]
@@ -185,7 +178,7 @@ class ProxyThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def call(self, coro, timeout: float = 30):  # type: ignore[no-untyped-def]
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         """Run a coroutine on the proxy's loop and wait for its result."""
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

@@ -1,4 +1,4 @@
-"""Usage recording off the hot path: one event per request into a bounded buffer, written in batches by a thread.
+"""Usage recording off the hot path (an addon): one event per request into a bounded buffer, written in batches by a thread.
 
 The request path only builds a dict and appends it to the buffer (never blocks: a full buffer drops the event and
 counts it). It does not wake the writer per event (a thread woken on every request competes with the event loop
@@ -8,6 +8,7 @@ the keys' last-used times, deletes events past the retention once a day, and flu
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import queue
@@ -17,7 +18,7 @@ from typing import Any
 
 import peewee
 
-from addons.pipeline import RequestContext
+from addons.context import RequestContext
 from store import keys as key_store
 from store import usage as usage_store
 
@@ -66,27 +67,28 @@ def clean(text: str, limit: int) -> str:
 
 def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
     """The UsageEvent row for a finished request (pure: no I/O)."""
-    usage = ctx.usage.usage if ctx.usage is not None else None
-    error_type = ctx.error_type
+    client, route, call, outcome = ctx.client, ctx.route, ctx.upstream, ctx.outcome
+    usage = call.usage.usage if call.usage is not None else None
+    error_type = outcome.error_type
     interrupted = error_type in ("stream_interrupted", "connection_error")
-    if ctx.streamed and ctx.status < 400 and ctx.usage is not None and not ctx.usage.ended and not interrupted:
+    if outcome.streamed and outcome.status < 400 and call.usage is not None and not call.usage.ended and not interrupted:
         interrupted = True  # the upstream closed the stream cleanly, but before its end marker
         error_type = error_type or "stream_ended_early"
     return {
-        "request_id": ctx.request_id,
-        "created_at": ctx.started,
-        "key_id": ctx.key.id if ctx.key else None,
-        "account_id": ctx.account.id if ctx.account else None,
-        "provider": ctx.resolution.provider if ctx.resolution else "",
-        "protocol": ctx.protocol.value if ctx.protocol else "",
-        "model": clean(ctx.model, 200),
-        "upstream_model": clean(ctx.resolution.model if ctx.resolution else "", 200),
-        "status": ctx.status,
+        "request_id": client.request_id,
+        "created_at": client.started,
+        "key_id": client.key.id if client.key else None,
+        "account_id": call.account.id if call.account else None,
+        "provider": route.resolution.provider if route.resolution else "",
+        "protocol": client.protocol.value if client.protocol else "",
+        "model": clean(client.model, 200),
+        "upstream_model": clean(route.resolution.model if route.resolution else "", 200),
+        "status": outcome.status,
         "error_type": clean(error_type, 100),
-        "streamed": ctx.streamed,
+        "streamed": outcome.streamed,
         "incomplete": interrupted,  # the stream did not reach its end (client left, upstream cut)
-        "ttfb_ms": round((ctx.first_byte_at - ctx.started) * 1000, 2) if ctx.first_byte_at else None,
-        "latency_ms": round((now - ctx.started) * 1000, 2),
+        "ttfb_ms": round((outcome.first_byte_at - client.started) * 1000, 2) if outcome.first_byte_at else None,
+        "latency_ms": round((now - client.started) * 1000, 2),
         "input_tokens": usage.input_tokens if usage else 0,
         "output_tokens": usage.output_tokens if usage else 0,
         "cache_read_tokens": usage.cache_read_tokens if usage else 0,
@@ -116,7 +118,7 @@ class UsageRecorder:
 
     # -- request path -------------------------------------------------------------------
     def record(self, ctx: RequestContext, now: float) -> None:
-        if ctx.key is None:
+        if ctx.client.key is None:
             second, count = self._unauthenticated_window
             if int(now) != second:
                 if count > self.UNAUTHENTICATED_PER_SECOND:  # at most one line per second of flood
@@ -134,17 +136,18 @@ class UsageRecorder:
             if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
                 log.error("usage queue full: %d events could not be recorded", self.dropped)
 
-    # -- lifecycle ----------------------------------------------------------------------
-    def start(self, addon=None) -> None:  # type: ignore[no-untyped-def]
+    # -- mitmproxy hooks ----------------------------------------------------------------
+    def running(self) -> None:
+        self.start()
+
+    async def done(self) -> None:
+        await asyncio.to_thread(self.stop_blocking)
+
+    def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="kleis-usage-writer", daemon=True)
             self._thread.start()
-
-    async def stop(self) -> None:
-        import asyncio
-
-        await asyncio.to_thread(self.stop_blocking)
 
     def stop_blocking(self, timeout: float = 30.0) -> None:
         self._stop.set()

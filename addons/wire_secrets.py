@@ -3,8 +3,8 @@
 mitmproxy keeps flows in memory and mitmweb shows, exports and dumps them at any moment, so a token set in
 `flow.request.headers` is visible while the request is in flight. Instead the addon sets
 `Authorization: Bearer kleis-secret-ref-<hex>`, and the HTTP/1 request head that mitmproxy assembles for the
-upstream (`mitmproxy.net.http.http1.assemble_request_head`, used only for requests to servers) has the reference
-replaced by the token held here. A reference is released when its flow ends; a replayed or leftover reference
+upstream (`mitmproxy.net.http.http1.assemble_request_head`, used only for requests to servers; patched in
+addons.compat) has the reference replaced by the token held here. A reference is released when its flow ends; a replayed or leftover reference
 goes out unchanged and the upstream refuses it.
 """
 
@@ -14,7 +14,6 @@ import re
 import secrets
 import threading
 
-from mitmproxy.net.http import http1
 
 REF_PREFIX = "kleis-secret-ref-"
 _REF_IN_AUTH_LINE = re.compile(rb"(?im)^(authorization:[^\r\n]*?)(" + REF_PREFIX.encode() + rb"[0-9a-f]{32})")
@@ -59,17 +58,3 @@ class SecretVault:
 
 
 vault = SecretVault()
-_original_assemble = http1.assemble_request_head
-
-
-def _assemble_with_secrets(request) -> bytes:  # type: ignore[no-untyped-def]
-    return vault.substitute(_original_assemble(request))
-
-
-def install() -> None:
-    """Patch mitmproxy's upstream request assembly (idempotent)."""
-    http1.assemble_request_head = _assemble_with_secrets
-
-
-def installed() -> bool:
-    return http1.assemble_request_head is _assemble_with_secrets

@@ -7,9 +7,18 @@ import threading
 
 from waitress.server import create_server
 
+from core.config import Config
 from core.exceptions import ConfigError
+from store.db import Store
 
 log = logging.getLogger(__name__)
+
+
+def start_admin(store: Store, config: Config) -> AdminServer:
+    """The admin page on its own port, served in a thread beside the proxy (`kleis.py serve`)."""
+    from admin import create_app
+
+    return AdminServer(create_app(store, config), config.admin_host, config.admin_port, config.admin_trusted_proxy).start()
 
 
 class AdminServer:

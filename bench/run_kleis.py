@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from addons.kleis import Kleis  # noqa: E402
-from addons.server import bound_address, default_parts, run_dump  # noqa: E402
+from addons.server import bound_address, run_dump  # noqa: E402
 from core.config import load_config  # noqa: E402
 from providers.registry import provider_map  # noqa: E402
 from store.db import open_store  # noqa: E402
@@ -66,8 +66,7 @@ def main() -> None:
     if os.environ.get("BENCH_QUERY_LOG"):
         count_queries(os.environ["BENCH_QUERY_LOG"])
     providers = {"claude": provider_map(config)["claude"]}
-    parts = default_parts(store, config, providers)
-    asyncio.run(run_dump(store, config, providers=providers, port=0, parts=parts, install_signals=True,
+    asyncio.run(run_dump(store, config, providers=providers, port=0, install_signals=True,
                          on_ready=lambda master: print(f"PORT {bound_address(master)[1]}", flush=True)))
 
 

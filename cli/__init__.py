@@ -45,9 +45,12 @@ def _print_secret_key(args: argparse.Namespace, config) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, start_admin: serve.AdminStarter | None = None) -> int:
+    """Run one command. `start_admin` starts the admin page beside `serve` (kleis.py passes it: the CLI does not
+    import the admin)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.start_admin = start_admin
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         from core.config import load_config

@@ -24,16 +24,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_list)
 
-    from providers.registry import all_providers
+    from cli import logins
+    from providers.registry import PROVIDER_CLASSES
 
     login = sub.add_parser("login", help="log in to a provider account")
     login_sub = login.add_subparsers(dest="provider", metavar="PROVIDER", required=True)
     imports = sub.add_parser("import", help="import an account from another tool's credentials file")
     import_sub = imports.add_subparsers(dest="provider", metavar="PROVIDER", required=True)
-    for provider in all_providers():
-        if getattr(provider, "cli", None) is not None:
-            provider.cli.register_login(login_sub)
-            provider.cli.register_import(import_sub)
+    logins.register(login_sub, import_sub, list(PROVIDER_CLASSES))
 
     show = sub.add_parser("show", help="one account: its state, why and since when, and its recent state changes")
     show.add_argument("id", help="account id (see accounts list)")

@@ -7,11 +7,13 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Callable
+from typing import Protocol
 
 from core.config import Config
 from core.exceptions import ConfigError
 from core.redact import install_log_redaction
-from store.db import open_store, take_admin_secret_announcement
+from store.db import Store, open_store, take_admin_secret_announcement
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -64,19 +66,29 @@ def check_listen(host: str, port: int, names: str) -> None:
             raise ConfigError(f"{names}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+class RunningAdmin(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+AdminStarter = Callable[[Store, Config], RunningAdmin]
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from addons.server import bound_address, run_dump
-    from admin import create_app
-    from admin.serving import AdminServer
 
     setup_logging(config)
     check_listen(config.host, config.port, "KLEIS_HOST/KLEIS_PORT")
     store = open_store(config)
-    admin = AdminServer(create_app(store, config), config.admin_host, config.admin_port, config.admin_trusted_proxy).start()
+    admin = args.start_admin(store, config) if getattr(args, "start_admin", None) else None
     try:
-        asyncio.run(run_dump(store, config, on_ready=lambda master: _announce(config, store, bound_address(master), admin.url)))
+        url = admin.url if admin is not None else None
+        asyncio.run(run_dump(store, config, on_ready=lambda master: _announce(config, store, bound_address(master), url)))
     finally:
-        admin.stop()
+        if admin is not None:
+            admin.stop()
         store.close()
     return 0
 

@@ -60,12 +60,11 @@ CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-aut
 class Provider:
     """Base class: subclasses set the class attributes and override what their protocol needs.
 
-    Besides the request/response hooks below, a provider class names two modules:
-    - `login`: `start_login(store, config, **options) -> LoginStart`,
-      `complete_login(store, config, flow_id, answer: dict) -> LoginResult`,
-      `import_credentials(store, config, path=None, **options) -> LoginResult` (providers.oauth);
-    - `cli`: `register_login(subparsers)` and `register_import(subparsers)` for `kleis.py accounts ...`.
-    The CLI and the admin call only these, so a login behaves the same wherever it starts.
+    Besides the request/response hooks below, a provider class names its `login` module:
+    `start_login(store, config, **options) -> LoginStart`,
+    `complete_login(store, config, flow_id, answer: dict) -> LoginResult`,
+    `import_credentials(store, config, path=None, **options) -> LoginResult` (providers.oauth).
+    The CLI (cli.logins) and the admin call only these, so a login behaves the same wherever it starts.
     """
 
     name: str = ""
@@ -74,7 +73,6 @@ class Provider:
     default_models: tuple[str, ...] = ()
     terms_warning: str | None = None
     login: Any = None
-    cli: Any = None
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -22,13 +22,14 @@ from typing import Any
 
 import httpx
 
-from core.background import BackgroundTask
 from core.config import Config
+from core.enums import AccountStatus
 from core.exceptions import ConfigError
 from providers.base import Provider
 from providers.catalog_builtin import model as builtin_model
 from providers.models_dev import ModelsDev
-from providers.pool import candidates
+from providers.lifecycle import TokenManager
+from providers.pool import AccountSource, candidates
 from core.protocol import Protocol
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,7 @@ class Catalog:
         self.custom = load_custom_models(config.custom_models)
         self.provider_lists: dict[str, list[dict[str, Any]]] = {}  # from Provider.list_models
         self.lists_fetched: dict[str, float] = {}  # provider -> when its own model list was last fetched
-        self.follower = None
-        self._addon = None
-        self._background = BackgroundTask("kleis model catalog")
+        self.follower: AccountSource | None = None  # the proxy's accounts: the kleis entry lists providers that have one
         self._served: dict[str, dict[str, tuple[dict[str, Any], Protocol]]] | None = None
         self._registry_bytes: tuple[int, bytes] | None = None  # models.dev serialised once per copy
         # whole /models/api.json answers per base URL (the Host a client sent): a few, until a source changes
@@ -147,7 +146,7 @@ class Catalog:
     def offered_providers(self) -> set[str]:
         """Providers with an account that is not disabled or waiting for a new login."""
         accounts = self.follower.accounts if self.follower is not None else []
-        return {a.provider for a in accounts if a.status in ("active", "cooling")}
+        return {a.provider for a in accounts if a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING)}
 
     def kleis_entry(self, base: str) -> dict[str, Any]:
         models: dict[str, Any] = {}
@@ -201,38 +200,28 @@ class Catalog:
             self._answers.popitem(last=False)
         return answer
 
-    # -- background refresh --------------------------------------------------------------------
-    def start(self, addon) -> None:  # type: ignore[no-untyped-def]
-        self._addon, self.follower = addon, addon.follower
-        addon.follower.listeners.append(lambda what: self.invalidate() if what == "accounts" else None)
-        self._background.start(self._run)
-
-    async def stop(self) -> None:
-        await self._background.stop()
-
-    async def refresh_once(self, http: httpx.AsyncClient) -> None:
+    # -- refreshing the sources (called by addons.catalog_refresh) ---------------------------------
+    async def refresh_once(self, http: httpx.AsyncClient, tokens: TokenManager) -> None:
         if self.models_dev.stale() and await self.models_dev.refresh(http):
             self.invalidate()
             await asyncio.to_thread(self.registry_bytes)  # serialise the new copy off the event loop
-        await self._refresh_provider_lists(http)
+        await self._refresh_provider_lists(http, tokens)
 
     LIST_RETRY = 300.0  # a failed model list fetch is tried again after this, not after the whole TTL
 
-    async def _refresh_provider_lists(self, http: httpx.AsyncClient) -> None:
+    async def _refresh_provider_lists(self, http: httpx.AsyncClient, tokens: TokenManager) -> None:
         """Each provider's own model list, once per TTL per provider, as soon as it has an account (an account
         added after start is listed on the next pass, not an hour later)."""
-        addon = self._addon
-        if addon is None or addon.tokens is None:
-            return
         now = time.time()
+        accounts = self.follower.accounts if self.follower is not None else []
         for name, provider in self.providers.items():
             if now - self.lists_fetched.get(name, -math.inf) < self.config.models_ttl:
                 continue
-            chosen = candidates(addon.follower.accounts, name)
+            chosen = candidates(accounts, name)
             if not chosen:
                 continue
             try:
-                account = await addon.tokens.fresh(chosen[0])
+                account = await tokens.fresh(chosen[0])
                 items = await provider.list_models(account, http)
             except Exception as exc:
                 log.warning("listing %s models failed (tried again in %d s): %s", name, self.LIST_RETRY, exc)
@@ -242,16 +231,6 @@ class Catalog:
             if items is not None:
                 self.provider_lists[name] = items
                 self.invalidate()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.refresh_once(self._addon.http)  # type: ignore[union-attr]
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("model catalog refresh failed")
-            await asyncio.sleep(min(60.0, self.config.models_ttl))
 
 
 def _protocol_hint(entry: Mapping[str, Any], default: Protocol) -> Protocol:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Protocol
 
 from core.account_state import explain
 from core.enums import AccountStatus
 from store.accounts import AccountView
+
+
+class AccountSource(Protocol):
+    """Where the proxy's current accounts are read from (addons.follower.StoreFollower, in memory)."""
+
+    @property
+    def accounts(self) -> list[AccountView]: ...
 
 
 def candidates(accounts: Iterable[AccountView], provider: str, now: float | None = None) -> list[AccountView]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from addons.server import ProxyThread
+from addons.services import Parts
 from core.config import Config
 from core.protocol import Protocol
 from store import keys
@@ -67,7 +68,7 @@ class LiveKleis:
         if primary:
             set_primary(row.id)
         self.wait_for_accounts()
-        return next(a for a in self.proxy.addon.follower.accounts if a.id == row.id)
+        return next(a for a in self.proxy.services.follower.accounts if a.id == row.id)
 
     def wait_for_accounts(self, timeout: float = 2.0) -> None:
         """Wait until the proxy's follower has caught up with the store."""
@@ -75,7 +76,7 @@ class LiveKleis:
 
         target = counters().get("accounts", 0)
         deadline = time.time() + timeout
-        follower = self.proxy.addon.follower
+        follower = self.proxy.services.follower
         while time.time() < deadline:
             if follower._counters.get("accounts", 0) >= target:
                 return
@@ -86,14 +87,14 @@ class LiveKleis:
         return {"authorization": f"Bearer {self.key}", **extra}
 
 
-def start_kleis(store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeAnthropic, openai: FakeOpenAI, parts: dict | None = None) -> LiveKleis:
+def start_kleis(store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeAnthropic, openai: FakeOpenAI, parts: Parts | None = None) -> LiveKleis:
     provider = LoopbackProvider(
         config,
         bases={Protocol.MESSAGES: anthropic.url, Protocol.CHAT: openai.url, Protocol.RESPONSES: openai.url},
         token_url=f"{oauth.url}/v1/oauth/token",
     )
     row, key = keys.create_key("tests")
-    proxy = ProxyThread(store, config, providers={"loop": provider}, parts=parts if parts is not None else {}).start()
+    proxy = ProxyThread(store, config, providers={"loop": provider}, parts=parts if parts is not None else Parts()).start()
     return LiveKleis(proxy, store, config, key, row.id, provider, oauth, anthropic, openai)
 
 
@@ -109,8 +110,8 @@ def run_proxy(store: Store):  # type: ignore[no-untyped-def]
     """Start Kleis listeners with given providers: `proxy = run_proxy(config, {"claude": ClaudeProvider(config)})`."""
     started: list[ProxyThread] = []
 
-    def start(config: Config, providers: dict, parts: dict | None = None) -> ProxyThread:
-        proxy = ProxyThread(store, config, providers=providers, parts=parts if parts is not None else {}).start()
+    def start(config: Config, providers: dict, parts: Parts | None = None) -> ProxyThread:
+        proxy = ProxyThread(store, config, providers=providers, parts=parts if parts is not None else Parts()).start()
         started.append(proxy)
         return proxy
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from addons.server import bound_address, default_parts, run_dump  # noqa: E402
+from addons.server import bound_address, run_dump  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.protocol import Protocol  # noqa: E402
 from store.db import open_store  # noqa: E402
@@ -28,7 +28,7 @@ def main() -> None:
         token_url=os.environ["LOOP_TOKEN_URL"],
     )
     providers = {"loop": provider}
-    asyncio.run(run_dump(store, config, providers=providers, port=0, parts=default_parts(store, config, providers),
+    asyncio.run(run_dump(store, config, providers=providers, port=0, 
                          on_ready=lambda master: print(f"PORT {bound_address(master)[1]}", flush=True)))
 
 

@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from addons.services import Parts
 from core.exceptions import ConfigError
 from providers.catalog import Catalog, load_custom_models
 from providers.catalog_builtin import BUILTIN_REGISTRY, model, provider
@@ -191,7 +192,7 @@ def test_through_the_proxy(store, config, tmp_path, models_dev, run_proxy, fake_
         "codex": named("codex", frozenset({Protocol.RESPONSES}), ("gpt-5.4",))(cfg, {}, ""),
         "copilot": named("copilot", frozenset(Protocol), ())(cfg, {}, ""),
     }
-    proxy = run_proxy(cfg, providers, parts={"registry": Catalog(cfg, providers)})
+    proxy = run_proxy(cfg, providers, parts=Parts(catalog=Catalog(cfg, providers)))
     for name in ("claude", "codex"):
         upsert_account(name, f"{name}-1", TokenSet("a", "r", time.time() + 3600), store.cipher)
     _, key = keys.create_key("all")
@@ -220,7 +221,7 @@ def test_through_the_proxy(store, config, tmp_path, models_dev, run_proxy, fake_
     assert unknown.status_code == 404 and "/v1/models" in unknown.json()["error"]["message"]
     copilot_only = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "gpt-4.1", "messages": []}, headers={"x-api-key": key})
     assert copilot_only.status_code == 503 and "Copilot" in copilot_only.json()["error"]["message"]
-    public = run_proxy(cfg.replace(public_url="https://kleis.example.net"), providers, parts={"registry": Catalog(cfg, providers)})
+    public = run_proxy(cfg.replace(public_url="https://kleis.example.net"), providers, parts=Parts(catalog=Catalog(cfg, providers)))
     assert httpx.get(f"{public.url}/models/api.json").json()["kleis"]["api"] == "https://kleis.example.net/v1"  # behind TLS
 
 
@@ -259,12 +260,13 @@ def test_a_provider_list_is_fetched_as_soon_as_its_first_account_appears(config,
     async def fresh(account):  # type: ignore[no-untyped-def]
         return account
 
-    catalog._addon = SimpleNamespace(tokens=SimpleNamespace(fresh=fresh), follower=accounts)
-    asyncio.run(catalog.refresh_once(None))
+    catalog.follower = accounts
+    tokens = SimpleNamespace(fresh=fresh)
+    asyncio.run(catalog.refresh_once(None, tokens))
     assert "copilot" not in catalog.provider_lists  # no account yet: nothing to list, and no hour-long wait stamped
     accounts.accounts = Accounts("copilot").accounts  # an account logged in after start
-    asyncio.run(catalog.refresh_once(None))
+    asyncio.run(catalog.refresh_once(None, tokens))
     assert [item["id"] for item in catalog.provider_lists["copilot"]] == [item["id"] for item in COPILOT_ITEMS]
     fetched = catalog.lists_fetched["copilot"]
-    asyncio.run(catalog.refresh_once(None))
+    asyncio.run(catalog.refresh_once(None, tokens))
     assert catalog.lists_fetched["copilot"] == fetched  # then once per TTL

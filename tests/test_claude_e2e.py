@@ -13,7 +13,8 @@ import pytest
 
 from addons.server import ProxyThread
 from providers.base import Signal
-from providers.health import HealthTracker
+from addons.health import HealthTracker
+from addons.services import Parts
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_CLI
 from store import keys
@@ -29,12 +30,14 @@ BASH = {"name": "bash", "description": "run a command", "input_schema": {"type":
 REQUIRED_BETAS = ["claude-code-20250219", "oauth-2025-04-20", "interleaved-thinking-2025-05-14"]
 
 
-class SignalRecorder(HealthTracker):
-    """The health tracker, but keeping what the provider said about each upstream error instead of acting on it."""
+class SignalRecorder:
+    """Stands in for the proxy's health tracker: keeps what the provider said about each upstream error instead of
+    acting on it."""
 
-    def __init__(self) -> None:
-        super().__init__(cooldown_max=60)
+    def __init__(self, tracker: HealthTracker) -> None:
         self.signals: list[tuple[int, Signal]] = []
+        tracker.on_signal = self.on_signal  # type: ignore[method-assign]
+        tracker.on_success = self.on_success  # type: ignore[method-assign]
 
     def on_signal(self, account: AccountView, signal: Signal) -> None:
         self.signals.append((account.id, signal))
@@ -64,8 +67,9 @@ def start(store, config, run_proxy, expires_in: float = 3600) -> Iterator[Claude
     access, refresh = oauth.seed()
     row, _ = upsert_account("claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"])
     _, key = keys.create_key("claude-e2e")
-    health = SignalRecorder()
-    proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg)}, {"health": health})
+    proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg)}, Parts(health=True))
+    assert proxy.services.health is not None
+    health = SignalRecorder(proxy.services.health)
     yield ClaudeKleis(proxy, key, api, oauth, access, row.id, health)
     api.stop()
     oauth.stop()

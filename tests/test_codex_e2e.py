@@ -41,7 +41,7 @@ class Setup:
         """Until the proxy's follower has read the store's latest account change."""
         target = counters().get("accounts", 0)
         deadline = time.time() + timeout
-        while self.proxy.addon.follower._counters.get("accounts", 0) < target:
+        while self.proxy.services.follower._counters.get("accounts", 0) < target:
             assert time.time() < deadline, "the proxy did not pick up the account change"
             time.sleep(0.02)
 

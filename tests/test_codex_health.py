@@ -10,7 +10,7 @@ import pytest
 
 from addons.usage_recorder import UsageRecorder
 from providers.codex import CodexProvider, login
-from providers.health import HealthTracker
+from addons.services import Parts
 from store import keys
 from store.models import Account, UsageEvent
 from tests.fakes.codex import FakeCodex
@@ -46,7 +46,7 @@ def setup(store, config, run_proxy):  # type: ignore[no-untyped-def]
         ids.append(login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)}).account_id)
     codex.failing_account = "acc-1111-aaaa"  # the first account (the primary) is out of quota
     recorder = UsageRecorder(interval=0.05)
-    proxy = run_proxy(cfg, {"codex": CodexProvider(cfg)}, parts={"health": HealthTracker(cfg.cooldown_max), "usage": recorder})
+    proxy = run_proxy(cfg, {"codex": CodexProvider(cfg)}, parts=Parts(health=True, usage=recorder))
     _, key = keys.create_key("codex")
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0, timeout=20)
     yield dataclasses.make_dataclass("S", ["client", "codex", "ids"])(client, codex, ids)

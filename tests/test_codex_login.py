@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from core.exceptions import InvalidInput, ProviderError
-from providers.codex import cli as codex_cli
+from cli.logins import codex as codex_cli
 from providers.codex import login
-from providers.codex.callback_server import CallbackListener
+from cli.logins.codex_callback import CallbackListener
 from store.accounts import load_views
 from store.models import Account, OAuthState
 from tests.fakes.base import Reply

@@ -78,4 +78,6 @@ def test_the_provider_declares_itself(provider: CodexProvider) -> None:
     assert (provider.name, provider.display_name, provider.protocols) == ("codex", "Codex (ChatGPT)", frozenset({Protocol.RESPONSES}))
     assert "gpt-5.4" in provider.default_models and provider.terms_warning
     assert callable(provider.login.start_login) and callable(provider.login.complete_login) and callable(provider.login.import_credentials)
-    assert callable(provider.cli.register_login) and callable(provider.cli.register_import)
+    from cli.logins import LOGIN_COMMANDS
+
+    assert callable(LOGIN_COMMANDS['codex'].register_login) and callable(LOGIN_COMMANDS['codex'].register_import)

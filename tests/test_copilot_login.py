@@ -9,7 +9,7 @@ import pytest
 
 from core.config import load_config
 from core.exceptions import InvalidInput, ProviderError
-from providers.copilot import cli as copilot_cli
+from cli.logins import copilot as copilot_cli
 from providers.copilot import login
 from store.models import Account, OAuthState
 from tests.conftest import LOOPBACK_ENV

@@ -17,6 +17,7 @@ from core.config import Config
 from providers.copilot import CopilotProvider, login
 from store import keys
 from store.models import Account
+from addons.services import Parts
 from tests.copilot_fixtures import account_view, copilot_api, copilot_config, github  # noqa: F401
 from tests.fakes.copilot import MISSING_EDITOR_VERSION, FakeCopilot
 from tests.fakes.github import OPENCODE_CLIENT_ID, FakeGitHub
@@ -31,7 +32,7 @@ class UsageSpy:
         self.records: list[tuple[int, Any]] = []
 
     def record(self, ctx, now: float) -> None:  # type: ignore[no-untyped-def]
-        self.records.append((ctx.status, ctx.usage.usage if ctx.usage is not None else None))
+        self.records.append((ctx.outcome.status, ctx.upstream.usage.usage if ctx.upstream.usage is not None else None))
 
     def wait(self, count: int, timeout: float = 3.0) -> list[tuple[int, Any]]:
         deadline = time.time() + timeout
@@ -65,7 +66,7 @@ def start(store, run_proxy, github: FakeGitHub):  # type: ignore[no-untyped-def]
         account_id = login.import_credentials(store, config, github_token=token).account_id
         _, key = keys.create_key("copilot-tests")
         provider, usage = CopilotProvider(config), UsageSpy()
-        proxy = run_proxy(config, {"copilot": provider}, {"usage": usage})
+        proxy = run_proxy(config, {"copilot": provider}, Parts(usage=usage))
         return Live(proxy.url, key, provider, usage, account_id)
 
     return launch

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from addons.debug import run_web
+from addons.services import Parts
 from core.protocol import Protocol
 from store import keys
 from store.accounts import TokenSet, upsert_account
@@ -38,7 +39,7 @@ def web(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore
         state["master"], state["loop"] = master, asyncio.get_running_loop()
         ready.set()
 
-    thread = threading.Thread(target=lambda: asyncio.run(run_web(store, config, web_port, on_ready=on_ready, port=0, providers={"loop": provider}, parts={})), daemon=True)
+    thread = threading.Thread(target=lambda: asyncio.run(run_web(store, config, web_port, on_ready=on_ready, port=0, providers={"loop": provider}, parts=Parts())), daemon=True)
     thread.start()
     assert ready.wait(15)
     master = state["master"]

@@ -9,7 +9,10 @@ import httpx
 import pytest
 
 from providers.base import Signal
-from providers.health import SERVER_COOLDOWN, TRANSIENT_COOLDOWN, HealthTracker, decide
+from addons.follower import StoreFollower
+from addons.health import HealthTracker
+from addons.services import Parts
+from providers.health import SERVER_COOLDOWN, TRANSIENT_COOLDOWN, decide
 from store.accounts import set_status
 from store.models import Account, AccountEvent
 from tests.fakes.base import Reply
@@ -42,7 +45,7 @@ def test_cooldown_rules(signal: Signal, expected: tuple | None) -> None:
 @pytest.fixture
 def live(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
     cfg = config.replace(cooldown_max=120)
-    running = start_kleis(store, cfg, fake_oauth, fake_anthropic, fake_openai, parts={"health": HealthTracker(cfg.cooldown_max)})
+    running = start_kleis(store, cfg, fake_oauth, fake_anthropic, fake_openai, parts=Parts(health=True))
     yield running
     running.proxy.stop()
 
@@ -166,7 +169,7 @@ def test_half_open_probe_order_unit() -> None:
     from tests.test_routing import view
 
     now = time.time()
-    tracker = HealthTracker(60)
+    tracker = HealthTracker(60, StoreFollower(None))  # type: ignore[arg-type]
     cooled, active = view(1, status="cooling", primary=True, cooldown=now - 1), view(2)
     order, probe = tracker.order([cooled, active], now)
     assert [a.id for a in order] == [1, 2] and probe == (1, now)

@@ -110,7 +110,7 @@ def wait_until(predicate, timeout: float = 3.0) -> None:  # type: ignore[no-unty
 def test_a_key_over_its_rate_is_refused_in_the_openai_shape_and_the_change_applies_at_once(kleis) -> None:
     kleis.add_account()
     keys.set_limits(kleis.key_id, rate_limit=2)
-    wait_until(lambda: next(iter(kleis.proxy.addon.follower.keys.values())).rate_limit == 2)
+    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).rate_limit == 2)
     with httpx.Client(base_url=kleis.url, headers=kleis.headers(), timeout=10) as client:
         assert [client.post("/v1/chat/completions", json=CHAT).status_code for _ in range(2)] == [200, 200]
         refused = client.post("/v1/chat/completions", json=CHAT)
@@ -127,7 +127,7 @@ def test_a_key_over_its_rate_is_refused_in_the_openai_shape_and_the_change_appli
 def test_a_key_at_its_concurrency_limit_gets_a_retryable_anthropic_error_until_the_stream_ends(kleis) -> None:
     kleis.add_account()
     keys.set_limits(kleis.key_id, concurrency_limit=1)
-    wait_until(lambda: next(iter(kleis.proxy.addon.follower.keys.values())).concurrency_limit == 1)
+    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).concurrency_limit == 1)
     kleis.anthropic.stream_delay = 0.15  # a stream of several events, 150 ms apart
     streaming = {**MESSAGES, "stream": True}
     first_event = threading.Event()
@@ -151,7 +151,7 @@ def test_a_key_at_its_concurrency_limit_gets_a_retryable_anthropic_error_until_t
         assert "1 requests at once" in body["error"]["message"] and kleis.key not in refused.text
         runner.join(10)
         assert seen and seen[-1] == "event: message_stop"
-        wait_until(lambda: kleis.proxy.addon.limits.in_flight(kleis.key_id) == 0)
+        wait_until(lambda: kleis.proxy.services.limits.in_flight(kleis.key_id) == 0)
         assert client.post("/v1/messages", json=MESSAGES).status_code == 200
 
 
@@ -175,16 +175,16 @@ def test_cli_sets_shows_and_clears_limits(tmp_path) -> None:  # type: ignore[no-
 def test_a_stream_the_client_abandons_gives_its_slot_back(kleis) -> None:
     kleis.add_account()
     keys.set_limits(kleis.key_id, concurrency_limit=1)
-    wait_until(lambda: next(iter(kleis.proxy.addon.follower.keys.values())).concurrency_limit == 1)
+    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).concurrency_limit == 1)
     kleis.anthropic.stream_delay = 0.3
     with httpx.Client(timeout=10) as http:
         with http.stream("POST", f"{kleis.url}/v1/messages", json={**MESSAGES, "stream": True}, headers=kleis.headers()) as response:
             assert response.status_code == 200
             lines = response.iter_lines()  # kept: a dropped generator closes the response (a client hang-up)
             assert next(lines) == "event: message_start"
-            assert kleis.proxy.addon.limits.in_flight(kleis.key_id) == 1
+            assert kleis.proxy.services.limits.in_flight(kleis.key_id) == 1
         # the client hung up mid-stream: the flow ends in an error, and the slot is free again
-    wait_until(lambda: kleis.proxy.addon.limits.in_flight(kleis.key_id) == 0, timeout=5)
+    wait_until(lambda: kleis.proxy.services.limits.in_flight(kleis.key_id) == 0, timeout=5)
     kleis.anthropic.stream_delay = 0.0
     with httpx.Client(base_url=kleis.url, headers=kleis.headers(), timeout=10) as client:
         assert client.post("/v1/messages", json=MESSAGES).status_code == 200

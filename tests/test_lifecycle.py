@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from types import SimpleNamespace
+
 import httpx
 import pytest
 
-from providers.health import HealthTracker
-from providers.refresher import ProactiveRefresher
+from addons.refresher import ProactiveRefresher
+from addons.services import Parts
 from store import leases
 from store.models import Account, AccountEvent
 from tests.fakes.base import Reply
@@ -104,8 +106,7 @@ def test_a_401_marks_the_token_stale_and_the_same_account_refreshes(kleis) -> No
 
 
 def test_proactive_refresh_renews_a_token_with_no_request_in_flight(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    refresher = ProactiveRefresher(interval=0.2)
-    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts={"refresher": refresher, "health": HealthTracker(60)})
+    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(refresh_interval=0.2, health=True))
     try:
         soon = live.add_account("soon", expires_in=config.refresh_skew + 1.0)  # enters the skew in a second
         later = live.add_account("later", expires_in=config.refresh_skew + 120)  # not yet: no second skew stacked on top
@@ -135,14 +136,13 @@ def test_proactive_refresh_is_due_one_pass_before_the_request_path_would_refresh
         return SimpleNamespace(id=ident, provider=provider, status="active", refresh_token="r", token_version=1,
                                status_changed_at=None, expires_at=now + expires_in, metadata=metadata or {})
 
-    refresher = ProactiveRefresher(interval=15.0)
-    refresher.follower = SimpleNamespace(accounts=[
+    refresher = ProactiveRefresher(manager, SimpleNamespace(accounts=[
         view(1, "loop", skew + 20),  # the request path refreshes in 20 s: this pass catches it
         view(2, "loop", skew + 45),  # three passes away
         view(3, "loop", 3600),
         view(4, "copilot", 1800, {"refresh_at": now + 1500}),  # just issued (refresh_in 1500)
         view(5, "copilot", 400, {"refresh_at": now + 10}),  # refresh_in nearly run out
-    ])
+    ]), interval=15.0)
     assert refresher.due(manager, now) == [1, 5]
 
 
@@ -229,7 +229,7 @@ def test_the_refresher_purges_expired_logins_and_pending_imports_hourly(store) -
 
     oauth.save_state(store, "claude", "live-login", "verifier")
     oauth.save_state(store, "claude-import", "old-import", data={"refresh_token": "x"}, ttl=60)
-    refresher = ProactiveRefresher()
+    refresher = ProactiveRefresher(None, SimpleNamespace(accounts=[]))  # type: ignore[arg-type]
     later = time.time() + 120  # the import's 60 s have passed, the login's 10 minutes have not
     assert asyncio.run(refresher.purge_expired_logins(later)) == 1
     assert [row.state for row in OAuthState.select()] == ["live-login"]

@@ -321,7 +321,7 @@ def test_an_exception_in_a_response_hook_fails_closed(kleis, client, monkeypatch
     streamed = client.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=kleis.headers())
     assert streamed.status_code == 500 and anthropic_error(streamed)["type"] == "api_error"
     assert "event:" not in streamed.text and "bug in" not in streamed.text
-    monkeypatch.setattr(kleis.proxy.addon, "_aggregate", broken)
+    monkeypatch.setattr(addons.responses, "aggregate_response", broken)
     plain = client.post("/v1/chat/completions", json=CHAT, headers=kleis.headers())
     assert plain.status_code == 500 and openai_error(plain)["code"] == "internal_error"
     assert len(kleis.anthropic.received()) == 1 and len(kleis.openai.received()) == 1  # they did reach the upstream
@@ -332,7 +332,7 @@ def test_no_database_query_per_request_in_the_steady_state(kleis, client) -> Non
     assert client.post("/v1/messages", json=MESSAGES, headers=kleis.headers()).status_code == 200
     from store.models import database
 
-    follower = kleis.proxy.addon.follower
+    follower = kleis.proxy.services.follower
     follower.interval = 3600  # park the follower's polling so only request-path queries remain
     time.sleep(0.6)
     executed = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from addons.state import StoreFollower
+from addons.follower import StoreFollower
 from store import keys
 from store.accounts import TokenSet, set_status, upsert_account
 
@@ -35,7 +35,7 @@ def test_running_follower_sees_a_revocation_within_a_second(store) -> None:
     async def scenario() -> float:
         follower = StoreFollower(store.cipher, interval=0.25)
         follower.load_all()
-        follower.start()
+        follower.running()
         try:
             await asyncio.to_thread(keys.revoke_key, row.id)
             revoked = time.time()
@@ -43,7 +43,7 @@ def test_running_follower_sees_a_revocation_within_a_second(store) -> None:
                 await asyncio.sleep(0.01)
             return time.time() - revoked
         finally:
-            await follower.stop()
+            await follower.done()
 
     assert asyncio.run(scenario()) < 1.0
 

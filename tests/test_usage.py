@@ -10,6 +10,8 @@ import time
 import httpx
 import pytest
 
+import addons.responses
+from addons.services import Parts
 from addons.usage_recorder import UsageRecorder
 from store import usage as usage_store
 from store.models import ApiKey, UsageEvent
@@ -24,7 +26,7 @@ RESPONSES = {"model": "loop/gpt-u", "input": "hi"}
 @pytest.fixture
 def live(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
     recorder = UsageRecorder(interval=0.05)
-    running = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts={"usage": recorder})
+    running = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(usage=recorder))
     running.recorder = recorder  # type: ignore[attr-defined]
     running.add_account()
     yield running
@@ -131,7 +133,7 @@ def test_a_response_kleis_failed_to_process_is_recorded_as_the_500_the_client_go
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("bug in a response hook")
 
-    monkeypatch.setattr(live.proxy.addon, "_aggregate", broken)
+    monkeypatch.setattr(addons.responses, "aggregate_response", broken)
     with httpx.Client(base_url=live.url, timeout=20) as client:
         assert client.post("/v1/chat/completions", json=CHAT, headers=live.headers()).status_code == 500
     (event,) = wait_for_events(1)
@@ -172,7 +174,7 @@ def test_rewriting_the_same_request_id_is_idempotent(store) -> None:
 
 
 def test_shutdown_flushes_and_a_full_queue_never_blocks(store) -> None:
-    from addons.pipeline import begin
+    from addons.context import begin
 
     recorder = UsageRecorder(interval=60, maxsize=5)
     recorder.start()
@@ -209,12 +211,12 @@ def test_aggregates_by_model_and_the_cli(live, monkeypatch, capsys) -> None:
 def keyed(ctx):  # type: ignore[no-untyped-def]
     from store.keys import KeyRecord
 
-    ctx.key = KeyRecord(1, "kl_test0000", "t", "0" * 64, (), (), None, None)
+    ctx.client.key = KeyRecord(1, "kl_test0000", "t", "0" * 64, (), (), None, None)
     return ctx
 
 
 def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store, caplog) -> None:
-    from addons.pipeline import begin
+    from addons.context import begin
 
     recorder = UsageRecorder(interval=0.05)
     now = time.time()
@@ -232,16 +234,16 @@ def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store, caplog) 
 
 
 def test_retention_deletes_events_older_than_the_setting(store) -> None:
-    from addons.pipeline import begin
+    from addons.context import begin
 
     recorder = UsageRecorder(retention_days=30)
     old, recent = keyed(begin("POST", "/v1/messages")), keyed(begin("POST", "/v1/messages"))
-    old.started = time.time() - 31 * 86400
+    old.client.started = time.time() - 31 * 86400
     usage_store.insert_events([usage_recorder_row(old), usage_recorder_row(recent)])
     recorder._maybe_purge()
     assert [e.request_id for e in UsageEvent.select()] == [recent.request_id]
     another_old = keyed(begin("POST", "/v1/messages"))
-    another_old.started = time.time() - 40 * 86400
+    another_old.client.started = time.time() - 40 * 86400
     usage_store.insert_events([usage_recorder_row(another_old)])
     recorder._maybe_purge()  # at most once a day: this one waits for tomorrow's pass
     assert UsageEvent.select().count() == 2
@@ -258,10 +260,10 @@ def usage_recorder_row(ctx):  # type: ignore[no-untyped-def]
 
 def test_one_unstorable_row_does_not_stall_the_others(store, monkeypatch) -> None:
     from addons import usage_recorder
-    from addons.pipeline import begin
+    from addons.context import begin
 
     ctx = keyed(begin("POST", "/v1/messages"))
-    ctx.model = "claude-\ud800-broken\x00"  # a lone surrogate and a NUL from a client
+    ctx.client.model = "claude-\ud800-broken\x00"  # a lone surrogate and a NUL from a client
     row = usage_recorder.event_from_context(ctx, time.time())
     assert usage_store.insert_events([row]) == 1 and "\x00" not in UsageEvent.get(UsageEvent.request_id == row["request_id"]).model
     recorder = UsageRecorder(interval=0.05)
@@ -284,7 +286,7 @@ def test_a_store_outage_loses_no_usage_event(store, monkeypatch) -> None:
     import peewee
 
     from addons import usage_recorder
-    from addons.pipeline import begin
+    from addons.context import begin
 
     real = usage_store.insert_events
     failures = iter([peewee.OperationalError("database is locked")] * 6)

@@ -9,7 +9,7 @@ import httpx
 
 from core.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream
-from providers.claude import cli, login
+from providers.claude import login
 from providers.claude.login import TERMS_WARNING
 from providers.claude.rewrite import build_upstream
 from providers.claude.response import classify, restore_body, tool_name_restorer
@@ -36,7 +36,6 @@ class ClaudeProvider(Provider):
     default_models = CLAUDE_MODELS
     terms_warning = TERMS_WARNING
     login = login
-    cli = cli
 
     def prepare(self, request: ForwardRequest) -> Upstream:
         return build_upstream(request, self.config)

@@ -14,7 +14,7 @@ from core.sse import SSEEvent
 from core.config import Config
 from core.exceptions import ReauthRequired
 from providers.base import ForwardRequest, Provider, Signal, Upstream
-from providers.codex import cli, errors, login
+from providers.codex import errors, login
 from providers.codex.aggregate import aggregate_events
 from providers.codex.body import DEFAULT_RULES, BodyRules, normalise_body
 from providers.codex.constants import RESPONSES_PATH, TERMS_WARNING
@@ -46,7 +46,6 @@ class CodexProvider(Provider):
     default_models = DEFAULT_MODELS
     terms_warning = TERMS_WARNING
     login = login
-    cli = cli
 
     def __init__(self, config: Config, body_rules: BodyRules | None = None) -> None:
         if body_rules is None:

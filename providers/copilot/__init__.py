@@ -14,7 +14,7 @@ from core.config import Config
 from core.exceptions import ProviderError, ReauthRequired, TransientProviderError
 from providers.base import ForwardRequest, Provider, Signal, Upstream, classify_by_status
 from providers.copilot import body as bodies
-from providers.copilot import cli, headers, login, tokens
+from providers.copilot import headers, login, tokens
 from core.protocol import Protocol
 from store.accounts import AccountView, TokenSet
 
@@ -35,7 +35,6 @@ class CopilotProvider(Provider):
     )
     terms_warning = login.TERMS_WARNING
     login = login
-    cli = cli
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

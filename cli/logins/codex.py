@@ -12,7 +12,7 @@ from collections.abc import Callable
 from core.config import Config
 from core.exceptions import InvalidInput
 from providers.codex import login
-from providers.codex.callback_server import CallbackListener
+from cli.logins.codex_callback import CallbackListener
 from providers.codex.constants import PROVIDER
 from providers.oauth import LoginResult, LoginStart, check_state, drop_state, login_for_bare_code, parse_pasted
 from store.db import Store, open_store

@@ -1,4 +1,4 @@
-"""Proactive refresh: a background task renews tokens before they expire, so requests rarely wait for one.
+"""Proactive refresh (an addon): a background task renews tokens before they expire, so requests rarely wait for one.
 
 Each pass looks at the in-memory accounts (no query) and refreshes, one at a time, those the request path would
 refresh within `lead` seconds (default: two passes), so a request finds a fresh token. The provider's own rule
@@ -16,16 +16,18 @@ import random
 import time
 
 from core.background import BackgroundTask
+from core.enums import AccountStatus
 from providers import oauth
 from providers.lifecycle import RefreshFailed, TokenManager
+from providers.pool import AccountSource
 
 log = logging.getLogger(__name__)
 
 
 class ProactiveRefresher:
-    def __init__(self, interval: float = 15.0, lead: float | None = None) -> None:
-        self.tokens: TokenManager | None = None
-        self.follower = None
+    def __init__(self, tokens: TokenManager, follower: AccountSource, interval: float = 15.0, lead: float | None = None) -> None:
+        self.tokens = tokens
+        self.follower = follower
         self.interval = interval
         self.lead = 2 * interval if lead is None else lead
         self.refreshed = 0
@@ -33,18 +35,18 @@ class ProactiveRefresher:
         self._last_purge = 0.0
         self._background = BackgroundTask("kleis proactive refresh")
 
-    def start(self, addon) -> None:  # type: ignore[no-untyped-def]
-        self.tokens, self.follower = addon.tokens, addon.follower
+    # -- mitmproxy hooks ----------------------------------------------------------------
+    def running(self) -> None:
         self._background.start(self._run)
 
-    async def stop(self) -> None:
+    async def done(self) -> None:
         await self._background.stop()
 
     def due(self, tokens: TokenManager, now: float) -> list[int]:
         """Accounts to refresh now: usable or cooling (a cooldown does not stop the clock), not in backoff."""
         ids = []
-        for account in self.follower.accounts if self.follower is not None else []:
-            if account.status in ("disabled", "needs_reauth") or not account.refresh_token:
+        for account in self.follower.accounts:
+            if account.status in (AccountStatus.DISABLED, AccountStatus.NEEDS_REAUTH) or not account.refresh_token:
                 continue
             if tokens.backoff_remaining(account.id, now, account.status_changed_at if account.status == "active" else None) > 0:
                 continue
@@ -54,8 +56,6 @@ class ProactiveRefresher:
 
     async def run_once(self) -> int:
         tokens = self.tokens
-        if tokens is None or self.follower is None:
-            return 0
         done = 0
         for account_id in self.due(tokens, time.time()):
             try:

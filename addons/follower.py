@@ -1,4 +1,4 @@
-"""The proxy's in-memory view of the store (keys, accounts), following it within a fraction of a second.
+"""The proxy's in-memory view of the store (keys, accounts), following it within a fraction of a second (an addon).
 
 A background task reads the change counters every `interval` seconds (one small query) and reloads keys or
 accounts when theirs moved, so a key revoked or an account changed by the CLI, the admin or another Kleis
@@ -32,7 +32,7 @@ class StoreFollower:
         self.healthy = True
         self._counters: dict[str, int] = {}
         self._background = BackgroundTask("kleis store follower")
-        self._miss_reload: asyncio.Task | None = None
+        self._miss_reload: asyncio.Task[None] | None = None
         self._last_key_reload = 0.0
         self.listeners: list[Callable[[str], None]] = []
 
@@ -55,7 +55,9 @@ class StoreFollower:
         keys, accounts, counters = await asyncio.to_thread(self._poll)
         self._apply(keys, accounts, counters, polled_at)
 
-    def _apply(self, keys, accounts, counters, polled_at: float) -> None:  # type: ignore[no-untyped-def]
+    def _apply(
+        self, keys: dict[str, key_store.KeyRecord] | None, accounts: list[AccountView] | None, counters: dict[str, int], polled_at: float
+    ) -> None:
         self._counters = counters
         if keys is not None:
             self.keys = keys
@@ -74,11 +76,11 @@ class StoreFollower:
             except Exception:
                 log.exception("state listener failed")
 
-    # -- running ---------------------------------------------------------------------
-    def start(self) -> None:
+    # -- mitmproxy hooks ----------------------------------------------------------------
+    def running(self) -> None:
         self._background.start(self._run)
 
-    async def stop(self) -> None:
+    async def done(self) -> None:
         await self._background.stop()
 
     async def _run(self) -> None:

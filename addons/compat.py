@@ -1,0 +1,152 @@
+"""Every change Kleis makes to mitmproxy's own code (and to mitmweb's tornado handlers), in one place.
+
+Written for mitmproxy 11.0.2 (the last release for Python 3.11): `check_version` refuses any other version
+rather than patch functions whose shape may have changed. Each patch is installed once, by `install_proxy`
+(every Kleis process) or `install_web` (`kleis.py debug` only):
+
+- `mitmproxy.net.http.http1.assemble_request_head`: upstream token references swapped for the tokens in the
+  bytes written to the upstream (addons.wire_secrets);
+- `mitmproxy.proxy.layers.http._http1.make_error_response`: mitmproxy's own errors as JSON (addons.mitm_errors);
+- mitmweb's `RequestHandler.write` and `WebSocketEventBroadcaster.send`: everything the UI receives is redacted;
+- `RequestHandler.prepare` and `WebSocketEventBroadcaster.prepare`: the per-run token is required;
+- `Options.put` and `ExecuteCommand.post`: nothing loads code through the UI (addons.debug_ui).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from mitmproxy import version
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.layers.http import _http1
+
+from addons import debug_ui, mitm_errors
+from addons.wire_secrets import vault
+from core.exceptions import KleisError
+from core.redact import redact
+
+SUPPORTED_VERSION = "11.0.2"
+
+
+class UnsupportedMitmproxy(KleisError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Patch:
+    owner: Any  # the module or class whose attribute is replaced
+    name: str
+    original: Any
+    replacement: Any
+
+    def install(self) -> None:
+        setattr(self.owner, self.name, self.replacement)
+
+    def installed(self) -> bool:
+        return self.owner.__dict__.get(self.name) is self.replacement
+
+
+def check_version(found: str = version.VERSION) -> None:
+    if found != SUPPORTED_VERSION:
+        raise UnsupportedMitmproxy(
+            f"Kleis is written for mitmproxy {SUPPORTED_VERSION} and patches some of its functions; "
+            f"mitmproxy {found} is installed: install the pinned requirements (`pip install -r requirements.txt`)"
+        )
+
+
+# -- the proxy ----------------------------------------------------------------------------------------
+_original_assemble = http1.assemble_request_head
+
+
+def assemble_request_head(request: Any) -> bytes:
+    return vault.substitute(_original_assemble(request))
+
+
+PROXY_PATCHES = (
+    Patch(http1, "assemble_request_head", _original_assemble, assemble_request_head),
+    Patch(_http1, "make_error_response", _http1.make_error_response, mitm_errors.make_json_error_response),
+)
+
+
+def install_proxy() -> None:
+    check_version()
+    for patch in PROXY_PATCHES:
+        patch.install()
+
+
+# -- mitmweb (debug only) -------------------------------------------------------------------------------
+def _web_patches() -> tuple[Patch, ...]:
+    import tornado.escape
+    import tornado.web
+    from mitmproxy.tools.web import app as web_app
+
+    handler, broadcaster = web_app.RequestHandler, web_app.WebSocketEventBroadcaster
+    original_write, original_send = handler.write, broadcaster.send.__func__  # type: ignore[attr-defined]
+    original_put, original_post = web_app.Options.put, web_app.ExecuteCommand.post
+
+    def write(self: Any, chunk: Any) -> None:
+        if isinstance(chunk, (dict, list)):
+            if isinstance(chunk, dict):
+                self.set_header("Content-Type", "application/json; charset=UTF-8")
+            chunk = tornado.escape.json_encode(chunk)
+            if isinstance(chunk, str) and chunk.startswith("["):
+                self.set_header("Content-Type", "application/json; charset=UTF-8")
+        if isinstance(chunk, str):
+            chunk = redact(chunk)
+        elif isinstance(chunk, (bytes, bytearray)):
+            chunk = debug_ui.redacted_bytes(bytes(chunk))
+        return original_write(self, chunk)
+
+    def send(cls: Any, conn: Any, message: bytes) -> None:
+        return original_send(cls, conn, debug_ui.redacted_bytes(message))
+
+    def prepare(self: Any) -> None:
+        given = self.get_query_argument("token", default=None)
+        token = _web_token[0]
+        if debug_ui.token_matches(given, token):
+            self.set_cookie(debug_ui.TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+            return
+        if not debug_ui.token_matches(self.get_cookie(debug_ui.TOKEN_COOKIE) or "", token):
+            raise tornado.web.HTTPError(403, debug_ui.TOKEN_REQUIRED)
+
+    def options_put(self: Any) -> None:
+        refused = debug_ui.refused_options(self.json)
+        if refused:
+            raise web_app.APIError(403, "Kleis's debug UI does not change these options: " + ", ".join(refused))
+        return original_put(self)
+
+    def command_post(self: Any, cmd: str) -> None:
+        try:
+            args = self.json.get("arguments", []) if isinstance(self.json, dict) else []
+        except web_app.APIError:
+            args = []
+        why = debug_ui.refused_command(cmd, list(args))
+        if why is not None:
+            raise web_app.APIError(403, why)
+        return original_post(self, cmd)
+
+    return (
+        Patch(handler, "write", original_write, write),
+        Patch(broadcaster, "send", broadcaster.__dict__["send"], classmethod(send)),
+        Patch(handler, "prepare", handler.prepare, prepare),
+        Patch(broadcaster, "prepare", broadcaster.__dict__.get("prepare", handler.prepare), prepare),
+        Patch(web_app.Options, "put", original_put, options_put),
+        Patch(web_app.ExecuteCommand, "post", original_post, command_post),
+    )
+
+
+_web_token = [""]  # the token the UI guard asks for: this run's (a new run in the same process sets its own)
+_web_installed: list[Patch] = []
+
+
+def install_web(token: str) -> list[Patch]:
+    """Guard mitmweb's UI with `token`; the patches are installed once per process."""
+    check_version()
+    _web_token[0] = token
+    if not _web_installed:
+        _web_installed.extend(_web_patches())
+        for patch in _web_installed:
+            patch.install()
+    return _web_installed
+

@@ -1,0 +1,114 @@
+"""The proxy's services, built in one place and handed to each addon: what exists, and in which order it runs.
+
+`build_services` makes the shared objects (store follower, HTTP client, token manager, key limits and the
+optional parts); `addon_chain` lists the mitmproxy addons they run as, in order, like mitmproxy's own
+`default_addons()`. mitmproxy calls `running` and `done` along that order: the request handler comes first
+(it stops taking work first), the background parts follow, and the follower and the HTTP client close last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from addons.catalog_refresh import CatalogRefresher
+from addons.follower import StoreFollower
+from addons.health import HealthTracker
+from addons.key_limits import KeyLimiter
+from addons.refresher import ProactiveRefresher
+from addons.upstream_timeout import UpstreamDeadlines
+from addons.usage_recorder import UsageRecorder
+from core.config import Config
+from providers.base import Provider
+from providers.catalog import Catalog
+from providers.lifecycle import TokenManager
+from store.db import Store
+
+REFRESH_INTERVAL = 15.0  # seconds between proactive refresh passes
+
+
+@dataclasses.dataclass
+class Parts:
+    """The optional services. `default_parts` has them all; tests choose the ones they exercise."""
+
+    catalog: Catalog | None = None
+    usage: UsageRecorder | None = None
+    health: bool = False  # cooldowns and half-open probes (addons.health)
+    refresh_interval: float | None = None  # proactive refresh every N seconds; None: only on request
+
+
+def default_parts(config: Config, providers: Mapping[str, Provider]) -> Parts:
+    return Parts(
+        catalog=Catalog(config, providers),
+        usage=UsageRecorder(retention_days=config.usage_retention_days),
+        health=True,
+        refresh_interval=REFRESH_INTERVAL,
+    )
+
+
+@dataclasses.dataclass
+class Services:
+    store: Store
+    config: Config
+    providers: dict[str, Provider]
+    follower: StoreFollower
+    http: httpx.AsyncClient
+    tokens: TokenManager
+    limits: KeyLimiter
+    deadlines: UpstreamDeadlines
+    catalog: Catalog | None = None
+    usage: UsageRecorder | None = None
+    health: HealthTracker | None = None
+    refresher: ProactiveRefresher | None = None
+    catalog_refresher: CatalogRefresher | None = None
+
+
+def build_services(
+    store: Store,
+    config: Config,
+    providers: Mapping[str, Provider],
+    parts: Parts,
+    master: Callable[[], object],
+) -> Services:
+    """Everything the addons share; the follower loads the store once here (before the loop serves anyone)."""
+    follower = StoreFollower(store.cipher)
+    follower.load_all()
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), trust_env=False)
+    tokens = TokenManager(store, providers, http, on_update=follower.replace_account)
+    services = Services(
+        store=store,
+        config=config,
+        providers=dict(providers),
+        follower=follower,
+        http=http,
+        tokens=tokens,
+        limits=KeyLimiter(),
+        deadlines=UpstreamDeadlines(master),
+        catalog=parts.catalog,
+        usage=parts.usage,
+    )
+    if parts.health:
+        services.health = HealthTracker(config.cooldown_max, follower)
+    if parts.refresh_interval is not None:
+        services.refresher = ProactiveRefresher(tokens, follower, interval=parts.refresh_interval)
+    if parts.catalog is not None:
+        services.catalog_refresher = CatalogRefresher(parts.catalog, follower, tokens, http)
+    return services
+
+
+class ClosesClient:
+    """The last addon: closes the shared HTTP client once everything that used it has stopped."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def done(self) -> None:
+        await self.http.aclose()
+
+
+def background_addons(services: Services) -> list[object]:
+    """The addons besides the request handler, in the order they run and stop."""
+    optional = (services.refresher, services.catalog_refresher, services.health, services.usage)
+    return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http)]
