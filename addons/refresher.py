@@ -48,7 +48,7 @@ class ProactiveRefresher:
         for account in self.follower.accounts:
             if account.status in (AccountStatus.DISABLED, AccountStatus.NEEDS_REAUTH) or not account.refresh_token:
                 continue
-            if tokens.backoff_remaining(account.id, now, account.status_changed_at if account.status == "active" else None) > 0:
+            if tokens.backoff_remaining(account.id, now, account.status_changed_at if account.status == AccountStatus.ACTIVE else None) > 0:
                 continue
             if tokens.needs_refresh(account, now + self.lead):
                 ids.append(account.id)

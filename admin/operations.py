@@ -10,6 +10,7 @@ from typing import Any
 from core.account_state import explain
 from core.display import account_name, fmt_in
 from core.exceptions import InvalidInput, KleisError, NotFound
+from core.enums import AccountStatus
 from providers import registry
 from providers.oauth import LoginResult, LoginStart, parse_pasted
 from store import accounts as account_store
@@ -119,7 +120,7 @@ def act(store: Store, ident: str | int, action: str) -> str:
         view = refresh_now_blocking(store, row.id)
         return f"{name} refreshed; its token expires {fmt_in(view.expires_at)}"
     if action in ("reset", "enable", "disable"):
-        status = "disabled" if action == "disable" else "active"
+        status = AccountStatus.DISABLED if action == "disable" else AccountStatus.ACTIVE
         reason = {"reset": "reset by the operator (admin)", "enable": "enabled by the operator (admin)", "disable": "disabled by the operator (admin)"}[action]
         account_store.set_status(row.id, status, reason, kind="admin")
         return {"reset": f"{name} reset: active now", "enable": f"{name} enabled", "disable": f"{name} disabled"}[action]

@@ -11,8 +11,9 @@ from core.account_state import explain
 from core.display import account_name, fmt_in, fmt_time
 from core.config import Config
 from core.exceptions import InvalidInput
+from core.enums import AccountStatus
 from store import accounts as account_store
-from store.db import open_store
+from cli.session import store_session
 from store.models import Account
 
 
@@ -61,105 +62,99 @@ def _why(row: Account, now: float) -> str:
 
 
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    now = time.time()
-    rows = list(Account.select().order_by(Account.provider, Account.id))
-    if args.json:
-        print_json([account_store.account_to_dict(row, now) for row in rows])
-    elif not rows:
-        print("no accounts yet: add one with `python kleis.py accounts login claude|codex|copilot`")
-    else:
-        print_table(
-            [
-                (
-                    row.id,
-                    row.provider,
-                    ("* " if row.is_primary else "  ") + account_name(row.label, row.email, row.identity),
-                    row.status,
-                    fmt_time(row.status_changed_at),
-                    fmt_in(row.expires_at, now),
-                    f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".strip(),
-                    _why(row, now),
-                )
-                for row in rows
-            ],
-            ["ID", "PROVIDER", "ACCOUNT (* primary)", "STATUS", "SINCE", "TOKEN EXPIRES", "LAST REFRESH", "WHY"],
-        )
-    store.close()
+    with store_session(config):
+        now = time.time()
+        rows = list(Account.select().order_by(Account.provider, Account.id))
+        if args.json:
+            print_json([account_store.account_to_dict(row, now) for row in rows])
+        elif not rows:
+            print("no accounts yet: add one with `python kleis.py accounts login claude|codex|copilot`")
+        else:
+            print_table(
+                [
+                    (
+                        row.id,
+                        row.provider,
+                        ("* " if row.is_primary else "  ") + account_name(row.label, row.email, row.identity),
+                        row.status,
+                        fmt_time(row.status_changed_at),
+                        fmt_in(row.expires_at, now),
+                        f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".strip(),
+                        _why(row, now),
+                    )
+                    for row in rows
+                ],
+                ["ID", "PROVIDER", "ACCOUNT (* primary)", "STATUS", "SINCE", "TOKEN EXPIRES", "LAST REFRESH", "WHY"],
+            )
     return 0
 
 
 def cmd_show(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    now = time.time()
-    row = account_store.find_account(args.id)
-    events = account_store.recent_events(row.id, max(0, args.events))
-    if args.json:
-        history = [{"at": e.at, "kind": e.kind, "status": e.status, "reason": e.reason} for e in events]
-        print_json({**account_store.account_to_dict(row, now), "events": history})
-    else:
-        print(f"account {row.id} ({row.provider}): {account_name(row.label, row.email, row.identity)}{' (primary)' if row.is_primary else ''}")
-        print(f"  status: {row.status} since {fmt_time(row.status_changed_at)}" + (f": {_why(row, now)}" if _why(row, now) else ""))
-        print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip())
-        if events:
-            print_table([(fmt_time(e.at), e.kind, e.status, e.reason) for e in events], ["AT", "KIND", "STATUS", "REASON"])
+    with store_session(config):
+        now = time.time()
+        row = account_store.find_account(args.id)
+        events = account_store.recent_events(row.id, max(0, args.events))
+        if args.json:
+            history = [{"at": e.at, "kind": e.kind, "status": e.status, "reason": e.reason} for e in events]
+            print_json({**account_store.account_to_dict(row, now), "events": history})
         else:
-            print("  no state changes recorded")
-    store.close()
+            print(f"account {row.id} ({row.provider}): {account_name(row.label, row.email, row.identity)}{' (primary)' if row.is_primary else ''}")
+            print(f"  status: {row.status} since {fmt_time(row.status_changed_at)}" + (f": {_why(row, now)}" if _why(row, now) else ""))
+            print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip())
+            if events:
+                print_table([(fmt_time(e.at), e.kind, e.status, e.reason) for e in events], ["AT", "KIND", "STATUS", "REASON"])
+            else:
+                print("  no state changes recorded")
     return 0
 
 
 def cmd_refresh(args: argparse.Namespace, config: Config) -> int:
     from providers.lifecycle import refresh_now_blocking
 
-    store = open_store(config)
-    row = account_store.find_account(args.id)
-    view = refresh_now_blocking(store, row.id)
-    print(f"account {row.id} ({row.provider}) refreshed; token expires {fmt_in(view.expires_at)}")
-    store.close()
+    with store_session(config) as store:
+        row = account_store.find_account(args.id)
+        view = refresh_now_blocking(store, row.id)
+        print(f"account {row.id} ({row.provider}) refreshed; token expires {fmt_in(view.expires_at)}")
     return 0
 
 
 def cmd_primary(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    row = account_store.set_primary(int(account_store.find_account(args.id).id))
-    print(f"account {row.id} is now the primary {row.provider} account")
-    store.close()
+    with store_session(config):
+        row = account_store.set_primary(int(account_store.find_account(args.id).id))
+        print(f"account {row.id} is now the primary {row.provider} account")
     return 0
 
 
 def _set(args: argparse.Namespace, config: Config, status: str, reason: str, done: str) -> int:
-    store = open_store(config)
-    row = account_store.find_account(args.id)
-    account_store.set_status(row.id, status, reason, kind="admin")
-    print(f"account {row.id} ({row.provider}) {done}")
-    store.close()
+    with store_session(config):
+        row = account_store.find_account(args.id)
+        account_store.set_status(row.id, status, reason, kind="admin")
+        print(f"account {row.id} ({row.provider}) {done}")
     return 0
 
 
 def cmd_disable(args: argparse.Namespace, config: Config) -> int:
-    return _set(args, config, "disabled", "disabled by the operator (CLI)", "disabled")
+    return _set(args, config, AccountStatus.DISABLED, "disabled by the operator (CLI)", "disabled")
 
 
 def cmd_enable(args: argparse.Namespace, config: Config) -> int:
-    return _set(args, config, "active", "enabled by the operator (CLI)", "enabled")
+    return _set(args, config, AccountStatus.ACTIVE, "enabled by the operator (CLI)", "enabled")
 
 
 def cmd_reset(args: argparse.Namespace, config: Config) -> int:
-    return _set(args, config, "active", "reset by the operator (CLI)", "reset: active now")
+    return _set(args, config, AccountStatus.ACTIVE, "reset by the operator (CLI)", "reset: active now")
 
 
 def cmd_remove(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    row = account_store.find_account(args.id)
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise InvalidInput("removing an account needs --yes when not run interactively")
-        answer = input(f"remove account {row.id} ({row.provider}, {row.email or row.identity})? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("kept")
-            return 1
-    account_store.remove_account(row.id)
-    print(f"removed account {row.id} ({row.provider})")
-    store.close()
+    with store_session(config):
+        row = account_store.find_account(args.id)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise InvalidInput("removing an account needs --yes when not run interactively")
+            answer = input(f"remove account {row.id} ({row.provider}, {row.email or row.identity})? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("kept")
+                return 1
+        account_store.remove_account(row.id)
+        print(f"removed account {row.id} ({row.provider})")
     return 0

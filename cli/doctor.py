@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -10,7 +11,8 @@ from core.account_state import explain
 from core.display import account_name, fmt_in
 from core.config import Config
 from core.exceptions import KleisError
-from store.db import data_dir_too_open, ensure_data_dir, open_store, redact_url
+from cli.session import store_session
+from store.db import data_dir_too_open, ensure_data_dir, redact_url
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 LEVELS = {"ok": OK, "warn": WARN, "fail": FAIL}
@@ -46,16 +48,16 @@ def checks(config: Config) -> Iterator[tuple[str, str, str]]:
         yield WARN, "data dir", f"{path} is readable by other users (chmod 700 {path})"
     else:
         yield OK, "data dir", f"{path.resolve()} (mode 0700)"
-    try:
-        store = open_store(config)
-    except KleisError as exc:
-        yield FAIL, "store", str(exc)
-        return
-    yield OK, "store", f"{redact_url(config.effective_database_url)} (schema current)"
-    yield OK, "secret key", "decrypts the store's check value"
-    yield from account_checks(time.time())
-    yield from models_check(config)
-    store.close()
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(store_session(config))
+        except KleisError as exc:
+            yield FAIL, "store", str(exc)
+            return
+        yield OK, "store", f"{redact_url(config.effective_database_url)} (schema current)"
+        yield OK, "secret key", "decrypts the store's check value"
+        yield from account_checks(time.time())
+        yield from models_check(config)
 
 
 def models_check(config: Config) -> Iterator[tuple[str, str, str]]:

@@ -8,7 +8,7 @@ from cli.output import print_json, print_table
 from core.display import fmt_time
 from core.config import Config
 from core.exceptions import InvalidInput
-from store.db import open_store
+from cli.session import store_session
 from store.keys import PROVIDERS, create_key, key_to_dict, limits_text, revoke_key, set_limits
 from store.models import ApiKey
 
@@ -67,70 +67,66 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_create(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    row, key = create_key(
-        args.name,
-        providers=args.providers,
-        models=args.models,
-        expires_days=args.expires_days,
-        rate_limit=args.rate_limit,
-        concurrency_limit=args.concurrency,
-    )
-    if args.json:
-        print_json({**key_to_dict(row), "key": key})
-    else:
-        print(key)
-        print(f"  id {row.id} ({row.public_id}), name {row.name!r}: shown once, store it now.", flush=True)
-    store.close()
+    with store_session(config):
+        row, key = create_key(
+            args.name,
+            providers=args.providers,
+            models=args.models,
+            expires_days=args.expires_days,
+            rate_limit=args.rate_limit,
+            concurrency_limit=args.concurrency,
+        )
+        if args.json:
+            print_json({**key_to_dict(row), "key": key})
+        else:
+            print(key)
+            print(f"  id {row.id} ({row.public_id}), name {row.name!r}: shown once, store it now.", flush=True)
     return 0
 
 
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    rows = [key_to_dict(row) for row in ApiKey.select().order_by(ApiKey.id)]
-    if args.json:
-        print_json(rows)
-    else:
-        print_table(
-            [
-                (
-                    r["id"],
-                    r["public_id"] + "…",
-                    r["name"],
-                    ",".join(r["providers"]) or "all",
-                    ",".join(r["models"]) or "all",
-                    limits_text(r),
-                    fmt_time(r["expires_at"]),
-                    fmt_time(r["created_at"]),
-                    fmt_time(r["last_used_at"]),
-                    "revoked " + fmt_time(r["revoked_at"]) if r["revoked_at"] else "active",
-                )
-                for r in rows
-            ],
-            ["ID", "KEY", "NAME", "PROVIDERS", "MODELS", "LIMITS", "EXPIRES", "CREATED", "LAST USED", "STATE"],
-        )
-    store.close()
+    with store_session(config):
+        rows = [key_to_dict(row) for row in ApiKey.select().order_by(ApiKey.id)]
+        if args.json:
+            print_json(rows)
+        else:
+            print_table(
+                [
+                    (
+                        r["id"],
+                        r["public_id"] + "…",
+                        r["name"],
+                        ",".join(r["providers"]) or "all",
+                        ",".join(r["models"]) or "all",
+                        limits_text(r),
+                        fmt_time(r["expires_at"]),
+                        fmt_time(r["created_at"]),
+                        fmt_time(r["last_used_at"]),
+                        "revoked " + fmt_time(r["revoked_at"]) if r["revoked_at"] else "active",
+                    )
+                    for r in rows
+                ],
+                ["ID", "KEY", "NAME", "PROVIDERS", "MODELS", "LIMITS", "EXPIRES", "CREATED", "LAST USED", "STATE"],
+            )
     return 0
 
 
 def cmd_limit(args: argparse.Namespace, config: Config) -> int:
     if args.rate_limit is None and args.concurrency is None:
         raise InvalidInput("give --rate-limit N and/or --concurrency N (0 removes a limit)")
-    store = open_store(config)
-    changes = {}
-    if args.rate_limit is not None:
-        changes["rate_limit"] = args.rate_limit
-    if args.concurrency is not None:
-        changes["concurrency_limit"] = args.concurrency
-    row = set_limits(args.id, **changes)
-    print(f"key {row.id} ({row.public_id}…, {row.name!r}): {limits_text(key_to_dict(row))}")
-    store.close()
+    with store_session(config):
+        changes = {}
+        if args.rate_limit is not None:
+            changes["rate_limit"] = args.rate_limit
+        if args.concurrency is not None:
+            changes["concurrency_limit"] = args.concurrency
+        row = set_limits(args.id, **changes)
+        print(f"key {row.id} ({row.public_id}…, {row.name!r}): {limits_text(key_to_dict(row))}")
     return 0
 
 
 def cmd_revoke(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    row = revoke_key(args.id)
-    print(f"revoked key {row.id} ({row.public_id}…, {row.name!r})")
-    store.close()
+    with store_session(config):
+        row = revoke_key(args.id)
+        print(f"revoked key {row.id} ({row.public_id}…, {row.name!r})")
     return 0

@@ -8,12 +8,16 @@ import logging
 import socket
 import sys
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.config import Config
 from core.exceptions import ConfigError
 from core.redact import install_log_redaction
-from store.db import Store, open_store, take_admin_secret_announcement
+from cli.session import store_session
+
+if TYPE_CHECKING:
+    from mitmproxy.tools.web.master import WebMaster
+from store.db import Store, take_admin_secret_announcement
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -81,15 +85,14 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     setup_logging(config)
     check_listen(config.host, config.port, "KLEIS_HOST/KLEIS_PORT")
-    store = open_store(config)
-    admin = args.start_admin(store, config) if getattr(args, "start_admin", None) else None
-    try:
-        url = admin.url if admin is not None else None
-        asyncio.run(run_dump(store, config, on_ready=lambda master: _announce(config, store, bound_address(master), url)))
-    finally:
-        if admin is not None:
-            admin.stop()
-        store.close()
+    with store_session(config) as store:
+        admin = args.start_admin(store, config) if getattr(args, "start_admin", None) else None
+        try:
+            url = admin.url if admin is not None else None
+            asyncio.run(run_dump(store, config, on_ready=lambda master: _announce(config, store, bound_address(master), url)))
+        finally:
+            if admin is not None:
+                admin.stop()
     return 0
 
 
@@ -100,14 +103,11 @@ def cmd_debug(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config)
     check_listen(config.host, config.port, "KLEIS_HOST/KLEIS_PORT")
     check_listen("127.0.0.1", args.web_port, "--web-port")
-    store = open_store(config)
+    with store_session(config) as store:
 
-    def ready(master) -> None:  # type: ignore[no-untyped-def]
-        web = f", mitmweb UI on http://127.0.0.1:{args.web_port}/?token={master.kleis_ui_token} (keys and tokens redacted)"
-        _announce(config, store, bound_address(master), None, web)
+        def ready(master: WebMaster) -> None:
+            web = f", mitmweb UI on http://127.0.0.1:{args.web_port}/?token={master.kleis_ui_token} (keys and tokens redacted)"  # type: ignore[attr-defined]
+            _announce(config, store, bound_address(master), None, web)
 
-    try:
         asyncio.run(run_web(store, config, args.web_port, on_ready=ready))
-    finally:
-        store.close()
     return 0

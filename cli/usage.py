@@ -8,7 +8,7 @@ from cli.output import print_json, print_table
 from core.display import fmt_time
 from core.config import Config
 from store import usage as usage_store
-from store.db import open_store
+from cli.session import store_session
 
 
 def _since(value: str) -> float:
@@ -28,23 +28,22 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_usage(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    since = args.since if isinstance(args.since, float) else usage_store.parse_since(args.since)
-    rows = usage_store.totals(since, args.by)
-    latest = usage_store.recent(args.recent) if args.recent else []
-    if args.json:
-        print_json({"since": since, "by": args.by, "totals": rows, "recent": latest})
-    else:
-        print(f"since {fmt_time(since)}" + (f", by {args.by}" if args.by else ""))
-        print_table(
-            [(r.get("label", r["group"]), r["requests"], r["errors"], r["input_tokens"], r["cache_read_tokens"], r["cache_write_tokens"], r["output_tokens"], r["reasoning_tokens"]) for r in rows],
-            [args.by.upper() if args.by else "", "REQUESTS", "ERRORS", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "REASONING"],
-        )
-        if latest:
-            print()
+    with store_session(config):
+        since = args.since if isinstance(args.since, float) else usage_store.parse_since(args.since)
+        rows = usage_store.totals(since, args.by)
+        latest = usage_store.recent(args.recent) if args.recent else []
+        if args.json:
+            print_json({"since": since, "by": args.by, "totals": rows, "recent": latest})
+        else:
+            print(f"since {fmt_time(since)}" + (f", by {args.by}" if args.by else ""))
             print_table(
-                [(fmt_time(e["created_at"]), e["request_id"], e["provider"], e["model"], e["status"], e["error_type"] or "", e["input_tokens"], e["output_tokens"], "yes" if e["incomplete"] else "") for e in latest],
-                ["TIME", "REQUEST", "PROVIDER", "MODEL", "STATUS", "ERROR", "IN", "OUT", "INCOMPLETE"],
+                [(r.get("label", r["group"]), r["requests"], r["errors"], r["input_tokens"], r["cache_read_tokens"], r["cache_write_tokens"], r["output_tokens"], r["reasoning_tokens"]) for r in rows],
+                [args.by.upper() if args.by else "", "REQUESTS", "ERRORS", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "REASONING"],
             )
-    store.close()
+            if latest:
+                print()
+                print_table(
+                    [(fmt_time(e["created_at"]), e["request_id"], e["provider"], e["model"], e["status"], e["error_type"] or "", e["input_tokens"], e["output_tokens"], "yes" if e["incomplete"] else "") for e in latest],
+                    ["TIME", "REQUEST", "PROVIDER", "MODEL", "STATUS", "ERROR", "IN", "OUT", "INCOMPLETE"],
+                )
     return 0

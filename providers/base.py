@@ -12,6 +12,7 @@ import httpx
 from core.sse import SSEEvent
 from core.config import Config
 from core.protocol import Protocol
+from core.enums import SignalKind
 from providers.usage import UsageReader, reader_for
 from store.accounts import AccountView, TokenSet
 
@@ -47,7 +48,7 @@ class Upstream:
 class Signal:
     """What an upstream error says about the account that served it."""
 
-    kind: str  # ok | auth | rate_limit | overloaded | server | request | version
+    kind: SignalKind
     label: str = ""  # short human reason, for the account's status and the usage record
     reset_at: float | None = None  # when a rate limit ends, if the provider said
     account_wide: bool = True  # False: the problem is this request's (do not cool the account)
@@ -141,14 +142,14 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 def classify_by_status(status: int, headers: Mapping[str, str]) -> Signal:
     if status < 400:
-        return Signal("ok")
+        return Signal(SignalKind.OK)
     if status == 401:
-        return Signal("auth", "upstream rejected the access token (401)")
+        return Signal(SignalKind.AUTH, "upstream rejected the access token (401)")
     if status == 429:
         wait = retry_after_seconds(headers)
-        return Signal("rate_limit", "rate limited (429)", reset_at=time.time() + wait if wait is not None else None)
+        return Signal(SignalKind.RATE_LIMIT, "rate limited (429)", reset_at=time.time() + wait if wait is not None else None)
     if status == 529:
-        return Signal("overloaded", "provider overloaded (529)")
+        return Signal(SignalKind.OVERLOADED, "provider overloaded (529)")
     if status >= 500:
-        return Signal("server", f"provider error ({status})")
-    return Signal("request", f"request rejected ({status})", account_wide=False)
+        return Signal(SignalKind.SERVER, f"provider error ({status})")
+    return Signal(SignalKind.REQUEST, f"request rejected ({status})", account_wide=False)

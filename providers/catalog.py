@@ -31,11 +31,12 @@ from providers.models_dev import ModelsDev
 from providers.lifecycle import TokenManager
 from providers.pool import AccountSource, candidates
 from core.protocol import Protocol
+from core.enums import ProviderName
 
 log = logging.getLogger(__name__)
 
-SOURCES = {"claude": "anthropic", "codex": "openai", "copilot": "github-copilot"}
-PRIORITY = ("claude", "codex", "copilot")  # who serves a bare id several providers know
+SOURCES = {ProviderName.CLAUDE: "anthropic", ProviderName.CODEX: "openai", ProviderName.COPILOT: "github-copilot"}
+PRIORITY = tuple(ProviderName)  # who serves a bare id several providers know
 SDK_FOR = {Protocol.MESSAGES: "@ai-sdk/anthropic", Protocol.RESPONSES: "@ai-sdk/openai", Protocol.CHAT: "@ai-sdk/openai-compatible"}
 MODEL_KEYS = {
     "id", "name", "family", "attachment", "reasoning", "tool_call", "interleaved", "structured_output", "temperature", "knowledge",
@@ -104,20 +105,20 @@ class Catalog:
         registry = (self.models_dev.data.get(SOURCES.get(name, ""), {}) or {}).get("models", {})
         protocol = next(iter(provider.protocols)) if len(provider.protocols) == 1 else Protocol.CHAT
         found: dict[str, tuple[dict[str, Any], Protocol]] = {}
-        if name == "copilot" and self.provider_lists.get(name):
+        if name == ProviderName.COPILOT and self.provider_lists.get(name):
             for item in self.provider_lists[name]:
                 model_id = str(item["id"])
                 base = registry.get(model_id) or from_copilot_item(item)
                 found[model_id] = (base, copilot_protocol(item))
             return found
-        if name == "claude":
+        if name == ProviderName.CLAUDE:
             for model_id, entry in registry.items():
                 if entry.get("status") != "deprecated":
                     found[model_id] = (entry, protocol)
-        declared = provider.default_models if name != "copilot" or not registry else tuple(registry)
+        declared = provider.default_models if name != ProviderName.COPILOT or not registry else tuple(registry)
         for model_id in declared:
             base = registry.get(model_id) or builtin_model(model_id, model_id, context=200000, output=32000)
-            found.setdefault(model_id, (base, copilot_protocol(None) if name == "copilot" else protocol))
+            found.setdefault(model_id, (base, copilot_protocol(None) if name == ProviderName.COPILOT else protocol))
         return found
 
     def invalidate(self) -> None:
@@ -131,7 +132,7 @@ class Catalog:
         for name in sorted(served, key=lambda n: PRIORITY.index(n) if n in PRIORITY else len(PRIORITY)):
             entry = served[name].get(model)
             if entry is not None and protocol in self.providers[name].protocols:
-                if name == "copilot" and protocol is Protocol.MESSAGES and entry[1] is not Protocol.MESSAGES:
+                if name == ProviderName.COPILOT and protocol is Protocol.MESSAGES and entry[1] is not Protocol.MESSAGES:
                     continue
                 return name
         return None

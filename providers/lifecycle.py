@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import httpx
 
 from core.exceptions import KleisError, ProviderError, ReauthRequired, StoreError, TransientProviderError
+from core.enums import AccountStatus
 from providers.base import Provider
 from store import accounts as account_store
 from store import leases
@@ -91,7 +92,7 @@ class TokenManager:
         if not self.needs_refresh(account, now):
             return account
         still_valid = account.access_token and (account.expires_at is None or account.expires_at > now + 5)
-        wait = self.backoff_remaining(account.id, now, account.status_changed_at if account.status == "active" else None)
+        wait = self.backoff_remaining(account.id, now, account.status_changed_at if account.status == AccountStatus.ACTIVE else None)
         if wait > 0:
             if still_valid and self._stale.get(account.id) != account.token_version:
                 return account
@@ -171,7 +172,7 @@ class TokenManager:
     async def _call_provider(self, account: AccountView) -> AccountView:
         provider = self.providers[account.provider]
         if not account.refresh_token:
-            await asyncio.to_thread(account_store.set_status, account.id, "needs_reauth", "no refresh credential stored")
+            await asyncio.to_thread(account_store.set_status, account.id, AccountStatus.NEEDS_REAUTH, "no refresh credential stored")
             raise RefreshFailed(f"{provider.display_name} account {account.id} has no refresh credential: log in again", reauth=True)
         self.refresh_calls += 1
         try:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from core.config import Config
+from core.enums import ProviderName
 from providers.base import Provider
 from providers.claude import ClaudeProvider
 from providers.codex import CodexProvider
 from providers.copilot import CopilotProvider
 
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
-    "claude": ClaudeProvider,
-    "codex": CodexProvider,
-    "copilot": CopilotProvider,
+    ProviderName.CLAUDE: ClaudeProvider,
+    ProviderName.CODEX: CodexProvider,
+    ProviderName.COPILOT: CopilotProvider,
 }
 
 

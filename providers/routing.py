@@ -7,6 +7,7 @@ import fnmatch
 from collections.abc import Callable, Iterable, Sequence
 
 from core.protocol import PROTOCOL_PATHS, Protocol
+from core.enums import ProviderName
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,17 +20,17 @@ class FamilyRule:
 
 
 ALL_PROTOCOLS = frozenset(Protocol)
-KNOWN_PREFIXES = frozenset({"claude", "codex", "copilot"})
+KNOWN_PREFIXES = frozenset(ProviderName)
 
 # Model-family rules, tried after an explicit prefix and the registry. One table, enumerated by a test.
 FAMILY_RULES: tuple[FamilyRule, ...] = (
-    FamilyRule("claude-*", frozenset({Protocol.MESSAGES}), "claude"),
-    FamilyRule("gpt-*codex*", frozenset({Protocol.RESPONSES}), "codex"),
-    FamilyRule("gpt-5*", frozenset({Protocol.RESPONSES}), "codex"),
-    FamilyRule("codex-*", frozenset({Protocol.RESPONSES}), "codex"),
+    FamilyRule("claude-*", frozenset({Protocol.MESSAGES}), ProviderName.CLAUDE),
+    FamilyRule("gpt-*codex*", frozenset({Protocol.RESPONSES}), ProviderName.CODEX),
+    FamilyRule("gpt-5*", frozenset({Protocol.RESPONSES}), ProviderName.CODEX),
+    FamilyRule("codex-*", frozenset({Protocol.RESPONSES}), ProviderName.CODEX),
     # Copilot is the only provider on Chat Completions: a chat model neither models.dev nor Copilot's own /models
     # lists yet (a new release) goes to Copilot, which answers in the caller's shape if it does not serve it.
-    FamilyRule("*", frozenset({Protocol.CHAT}), "copilot"),
+    FamilyRule("*", frozenset({Protocol.CHAT}), ProviderName.COPILOT),
 )
 
 

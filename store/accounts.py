@@ -114,13 +114,13 @@ def upsert_account(
             row.refresh_token = cipher.encrypt(tokens.refresh_token)
         row.expires_at = tokens.expires_at
         row.metadata = json.dumps({**(row.meta if not created else {}), **tokens.metadata})
-        row.status, row.status_reason, row.cooldown_until = "active", "", None
+        row.status, row.status_reason, row.cooldown_until = AccountStatus.ACTIVE, "", None
         row.status_changed_at = now
         row.token_version = (row.token_version or 0) + 1
         row.last_refresh_at, row.last_refresh_result = now, f"{how} ok"
         row.updated_at = now
         row.save()
-        record_event(row.id, how, "active", f"{how} {'added' if created else 'updated'} the account")
+        record_event(row.id, how, AccountStatus.ACTIVE, f"{how} {'added' if created else 'updated'} the account")
     bump("accounts")
     return row, created
 
@@ -135,7 +135,7 @@ def set_status(account_id: int, status: str, reason: str = "", *, cooldown_until
     with database.atomic():
         where = Account.id == account_id
         if kind == "health":
-            where &= Account.status.in_(("active", "cooling"))
+            where &= Account.status.in_((AccountStatus.ACTIVE, AccountStatus.COOLING))
         updated = (
             Account.update(
                 status=status, status_reason=reason, cooldown_until=cooldown_until, status_changed_at=now, updated_at=now

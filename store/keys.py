@@ -11,11 +11,12 @@ import time
 from collections.abc import Iterable, Mapping
 
 from core.exceptions import InvalidInput, NotFound
+from core.enums import ProviderName
 from store.db import bump
 from store.models import ApiKey
 
 KEY_PREFIX = "kl_"
-PROVIDERS = ("claude", "codex", "copilot")
+PROVIDERS = tuple(ProviderName)
 PUBLIC_ID_CHARS = 8
 
 

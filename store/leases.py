@@ -13,6 +13,7 @@ import time
 import uuid
 
 from core.redact import redact
+from core.enums import AccountStatus
 from store.accounts import AccountView, TokenSet, record_event
 from store.crypto import TokenCipher
 from store.db import bump
@@ -65,12 +66,12 @@ def mark_reauth(account_id: int, refused_version: int, reason: str) -> bool:
     now = time.time()
     with database.atomic():
         updated = (
-            Account.update(status="needs_reauth", status_reason=redact(reason), cooldown_until=None, status_changed_at=now, updated_at=now)
+            Account.update(status=AccountStatus.NEEDS_REAUTH, status_reason=redact(reason), cooldown_until=None, status_changed_at=now, updated_at=now)
             .where((Account.id == account_id) & (Account.token_version == refused_version))
             .execute()
         )
         if updated:
-            record_event(account_id, "refresh", "needs_reauth", reason)
+            record_event(account_id, "refresh", AccountStatus.NEEDS_REAUTH, reason)
     if updated:
         bump("accounts")
     return bool(updated)
@@ -99,8 +100,8 @@ def commit(account_id: int, expected_version: int, tokens: TokenSet, cipher: Tok
             fields[Account.refresh_token] = cipher.encrypt(tokens.refresh_token)
         if tokens.metadata:
             fields[Account.metadata] = json.dumps({**row.meta, **tokens.metadata})
-        if row.status == "needs_reauth":
-            fields[Account.status] = "active"
+        if row.status == AccountStatus.NEEDS_REAUTH:
+            fields[Account.status] = AccountStatus.ACTIVE
             fields[Account.status_reason] = ""
         updated = (
             Account.update(fields)
@@ -109,6 +110,6 @@ def commit(account_id: int, expected_version: int, tokens: TokenSet, cipher: Tok
         )
         if not updated:
             return False
-        record_event(account_id, "refresh", row.status if row.status != "needs_reauth" else "active", "tokens refreshed")
+        record_event(account_id, "refresh", row.status if row.status != AccountStatus.NEEDS_REAUTH else AccountStatus.ACTIVE, "tokens refreshed")
     bump("accounts")
     return True

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from core.enums import ProviderName
+
 import argparse
 from types import ModuleType
 
 from cli.logins import claude, codex, copilot
 
 # name -> module with register_login(subparsers) and register_import(subparsers)
-LOGIN_COMMANDS: dict[str, ModuleType] = {"claude": claude, "codex": codex, "copilot": copilot}
+LOGIN_COMMANDS: dict[str, ModuleType] = {ProviderName.CLAUDE: claude, ProviderName.CODEX: codex, ProviderName.COPILOT: copilot}
 
 
 def register(login_sub: argparse._SubParsersAction, import_sub: argparse._SubParsersAction, available: list[str]) -> None:

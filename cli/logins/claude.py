@@ -10,7 +10,8 @@ from core.exceptions import InvalidInput
 from providers import oauth
 from providers.claude import login
 from providers.claude.login import TERMS_WARNING
-from store.db import Store, open_store
+from cli.session import store_session
+from store.db import Store
 
 NOT_A_TERMINAL = (
     "stdin is not a terminal, so Kleis cannot read the pasted code: open the URL above, approve, then run "
@@ -54,8 +55,7 @@ def warn() -> None:
 
 def cmd_login(args: argparse.Namespace, config: Config) -> int:
     warn()
-    store = open_store(config)
-    try:
+    with store_session(config) as store:
         if args.code_input is not None:
             result = finish_pasted(store, config, args.code_input)
         else:
@@ -67,8 +67,6 @@ def cmd_login(args: argparse.Namespace, config: Config) -> int:
                 raise InvalidInput(NOT_A_TERMINAL)
             result = login.complete_login(store, config, start.flow_id, {"answer": read_pasted()})
         print(result.message)
-    finally:
-        store.close()
     return 0
 
 
@@ -92,10 +90,7 @@ def read_pasted() -> str:
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     warn()
-    store = open_store(config)
-    try:
+    with store_session(config) as store:
         result = login.import_credentials(store, config, args.file)
         print(result.message)
-    finally:
-        store.close()
     return 0

@@ -15,7 +15,8 @@ from providers.codex import login
 from cli.logins.codex_callback import CallbackListener
 from providers.codex.constants import PROVIDER
 from providers.oauth import LoginResult, LoginStart, check_state, drop_state, login_for_bare_code, parse_pasted
-from store.db import Store, open_store
+from cli.session import store_session
+from store.db import Store
 
 DEFAULT_TIMEOUT = 900.0
 NOT_INTERACTIVE = (
@@ -66,16 +67,13 @@ def register_import(subparsers: argparse._SubParsersAction) -> None:
 def cmd_login(args: argparse.Namespace, config: Config) -> int:
     if args.device and args.callback_url:
         raise InvalidInput("--device and --callback-url do not go together")
-    store = open_store(config)
-    try:
+    with store_session(config) as store:
         if args.device:
             result = device_login(store, config, args.timeout, args.label)
         elif args.callback_url:
             result = complete_pasted(store, config, args.callback_url, args.label)
         else:
             result = browser_login(store, config, args.timeout, args.label, listen=not args.no_listen)
-    finally:
-        store.close()
     print(result.message)
     return 0
 
@@ -158,10 +156,7 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         if not sys.stdin.isatty():
             raise InvalidInput("--file PATH is required when not run interactively (Codex CLI: ~/.codex/auth.json, OpenCode: ~/.local/share/opencode/auth.json)")
         path = input("path of the auth.json [~/.codex/auth.json]: ").strip() or "~/.codex/auth.json"
-    store = open_store(config)
-    try:
+    with store_session(config) as store:
         result = login.import_credentials(store, config, path, label=args.label)
-    finally:
-        store.close()
     print(result.message)
     return 0

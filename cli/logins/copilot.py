@@ -14,7 +14,8 @@ from core.config import Config
 from core.exceptions import InvalidInput, KleisError
 from providers import oauth
 from providers.copilot import login
-from store.db import Store, open_store
+from cli.session import store_session
+from store.db import Store
 
 LOGIN_COMMAND = "python kleis.py accounts login copilot"
 
@@ -58,8 +59,7 @@ def register_import(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_login(args: argparse.Namespace, config: Config) -> int:
-    store = open_store(config)
-    try:
+    with store_session(config) as store:
         if args.poll:
             flow_id = args.poll
         else:
@@ -73,8 +73,6 @@ def cmd_login(args: argparse.Namespace, config: Config) -> int:
         result = wait_for_login(store, config, flow_id, args.timeout)
         print(result.message)
         return 0
-    finally:
-        store.close()
 
 
 def wait_for_login(
@@ -116,11 +114,8 @@ def _token_from_args(args: argparse.Namespace) -> str | None:
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     token = _token_from_args(args)
-    store = open_store(config)
-    try:
+    with store_session(config) as store:
         print(f"warning: {login.TERMS_WARNING}", file=sys.stderr)
         result = login.import_credentials(store, config, path=args.file, github_token=token)
         print(result.message)
         return 0
-    finally:
-        store.close()

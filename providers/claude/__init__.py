@@ -15,6 +15,7 @@ from providers.claude.rewrite import build_upstream
 from providers.claude.response import classify, restore_body, tool_name_restorer
 from providers.claude.tokens import refresh_tokens
 from core.protocol import Protocol
+from core.enums import ProviderName
 from store.accounts import AccountView, TokenSet
 
 # Current models (models.dev anthropic provider, 2026-10); any other claude-* id is routed here too.
@@ -30,7 +31,7 @@ CLAUDE_MODELS = (
 
 
 class ClaudeProvider(Provider):
-    name = "claude"
+    name = ProviderName.CLAUDE
     display_name = "Claude"
     protocols = frozenset({Protocol.MESSAGES})
     default_models = CLAUDE_MODELS

@@ -14,13 +14,14 @@ import httpx
 
 from core.config import Config
 from core.exceptions import InvalidInput, ProviderError, ReauthRequired
+from core.enums import ProviderName
 from providers import oauth
 from providers.claude import tokens
 from providers.claude.tokens import CLIENT_ID, SCOPES
 from store.accounts import TokenSet
 from store.db import Store
 
-PROVIDER = "claude"
+PROVIDER = ProviderName.CLAUDE
 TERMS_WARNING = (
     "Anthropic's terms restrict using Claude Free/Pro/Max subscription credentials through third-party tools; "
     "Anthropic has said third parties may not route requests through them on behalf of users. Routing a Claude "

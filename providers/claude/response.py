@@ -11,6 +11,7 @@ from core.sse import SSEEvent, format_event
 from providers.base import Signal, classify_by_status
 from providers.claude.tools import ToolNames, restore_blocks
 from core.client_errors import error_message_of
+from core.enums import SignalKind
 
 BLOCK_START = "content_block_start"
 
@@ -64,23 +65,23 @@ _REQUIRED_VERSION = re.compile(r"version (\d+\.\d+\.\d+) or newer is required", 
 
 def classify(status: int, headers: Mapping[str, str], body: Any) -> Signal:
     if status < 400:
-        return Signal("ok")
+        return Signal(SignalKind.OK)
     message = error_message_of(body) or ""
     lowered = message.lower()
     if CLAUDE_CODE_ONLY in lowered:
-        return Signal("request", "credential only authorized for Claude Code: the request did not pass as Claude Code", account_wide=False)
+        return Signal(SignalKind.REQUEST, "credential only authorized for Claude Code: the request did not pass as Claude Code", account_wide=False)
     if _mentions_version_floor(body, lowered):
         required = _REQUIRED_VERSION.search(message)
         floor = f" (needs {required.group(1)} or newer)" if required else ""
-        return Signal("version", f"Claude Code version too old for this model{floor}: raise KLEIS_CLAUDE_CODE_VERSION", account_wide=False)
+        return Signal(SignalKind.VERSION, f"Claude Code version too old for this model{floor}: raise KLEIS_CLAUDE_CODE_VERSION", account_wide=False)
     if status == 429 and FAST_MODE_CREDITS in lowered:
-        return Signal("rate_limit", "fast mode needs usage credits (this request only)", account_wide=False)
+        return Signal(SignalKind.RATE_LIMIT, "fast mode needs usage credits (this request only)", account_wide=False)
     if status == 429:
         reset_at = unified_reset(headers)
         if reset_at is not None:
-            return Signal("rate_limit", "Claude subscription usage limit reached (429)", reset_at=reset_at)
+            return Signal(SignalKind.RATE_LIMIT, "Claude subscription usage limit reached (429)", reset_at=reset_at)
     if status == 400 and OUT_OF_EXTRA_USAGE in lowered:
-        return Signal("request", "refused as a third-party client (400 'out of extra usage')", account_wide=False)
+        return Signal(SignalKind.REQUEST, "refused as a third-party client (400 'out of extra usage')", account_wide=False)
     return classify_by_status(status, headers)
 
 

@@ -22,6 +22,7 @@ from providers.codex.headers import client_session_id, dropped_headers, new_sess
 from providers.codex.stream import CodexState, make_transformer
 from providers.codex.tokens import refresh_tokens
 from core.protocol import Protocol
+from core.enums import ProviderName
 from store.accounts import AccountView, TokenSet
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ DEFAULT_MODELS = (
 )
 
 class CodexProvider(Provider):
-    name = "codex"
+    name = ProviderName.CODEX
     display_name = "Codex (ChatGPT)"
     protocols = frozenset({Protocol.RESPONSES})
     default_models = DEFAULT_MODELS

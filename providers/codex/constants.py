@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-PROVIDER = "codex"
+from core.enums import ProviderName
+
+PROVIDER = ProviderName.CODEX
 
 # OAuth client of the Codex CLI (PI, CPA, OpenCode and openai/codex all use it).
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"

@@ -1,6 +1,7 @@
 """What Codex errors mean: rate limits with their reset time, and the HTTP status of an error found in a stream."""
 
 from __future__ import annotations
+from core.enums import SignalKind
 
 import re
 import time
@@ -74,13 +75,13 @@ def classify(status: int, headers: Mapping[str, str], body: Any) -> Signal:
     """429 usage_limit_reached / rate_limit_exceeded carry `resets_at`; everything else goes by status."""
     error = error_object(body) or {}
     if status == 429 and codes(error) & RATE_LIMIT_CODES:
-        return Signal("rate_limit", f"{describe(error)} (429)", reset_at=reset_at(error, headers))
+        return Signal(SignalKind.RATE_LIMIT, f"{describe(error)} (429)", reset_at=reset_at(error, headers))
     if status == 401:
-        return Signal("auth", "ChatGPT rejected the access token (401)")
+        return Signal(SignalKind.AUTH, "ChatGPT rejected the access token (401)")
     if status < 400 and codes(error) & RATE_LIMIT_CODES:  # a limit reported inside a 200 stream
-        return Signal("rate_limit", f"{describe(error)} (in stream)", reset_at=reset_at(error, headers))
+        return Signal(SignalKind.RATE_LIMIT, f"{describe(error)} (in stream)", reset_at=reset_at(error, headers))
     if status < 400 and codes(error) & OVERLOAD_CODES:
-        return Signal("overloaded", f"{describe(error)} (in stream)")
+        return Signal(SignalKind.OVERLOADED, f"{describe(error)} (in stream)")
     return classify_by_status(status, headers)
 
 

@@ -16,11 +16,12 @@ from providers.base import ForwardRequest, Provider, Signal, Upstream, classify_
 from providers.copilot import body as bodies
 from providers.copilot import headers, login, tokens
 from core.protocol import Protocol
+from core.enums import ProviderName, SignalKind
 from store.accounts import AccountView, TokenSet
 
 
 class CopilotProvider(Provider):
-    name = "copilot"
+    name = ProviderName.COPILOT
     display_name = "GitHub Copilot"
     protocols = frozenset({Protocol.CHAT, Protocol.RESPONSES, Protocol.MESSAGES})
     # Shown in /v1/models until the registry lists the account's own models (research notes §3.6, §4.1).
@@ -84,7 +85,7 @@ class CopilotProvider(Provider):
 
     def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
         if status == 401:
-            return Signal("auth", "Copilot rejected the token (401); it is renewed before the next request")
+            return Signal(SignalKind.AUTH, "Copilot rejected the token (401); it is renewed before the next request")
         return classify_by_status(status, headers)
 
     # -- credentials ----------------------------------------------------------------------------

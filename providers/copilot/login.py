@@ -12,12 +12,13 @@ import httpx
 
 from core.config import Config
 from core.exceptions import InvalidInput, ProviderError, TransientProviderError
+from core.enums import ProviderName
 from providers import oauth
 from providers.copilot import imports, tokens
 from providers.copilot.headers import editor_headers
 from store.db import Store
 
-PROVIDER = "copilot"
+PROVIDER = ProviderName.COPILOT
 SCOPE = "read:user"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5.0  # RFC 8628 §3.5: add 5 seconds when told to slow down
