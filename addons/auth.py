@@ -42,5 +42,7 @@ def authenticate(headers: Mapping[str, str], records: Mapping[str, KeyRecord], n
 def authorize(record: KeyRecord, provider: str, model_as_named: str, upstream_model: str) -> None:
     if not record.allows_provider(provider):
         raise Refusal(403, f"this Kleis key may not use the {provider} provider", code="provider_not_allowed")
-    if not (record.allows_model(model_as_named) or record.allows_model(upstream_model) or record.allows_model(f"{provider}/{upstream_model}")):
+    if not (
+        record.allows_model(model_as_named) or record.allows_model(upstream_model) or record.allows_model(f"{provider}/{upstream_model}")
+    ):
         raise Refusal(403, f"this Kleis key may not use the model {model_as_named!r}", code="model_not_allowed")

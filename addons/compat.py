@@ -149,4 +149,3 @@ def install_web(token: str) -> list[Patch]:
         for patch in _web_installed:
             patch.install()
     return _web_installed
-

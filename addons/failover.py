@@ -60,7 +60,11 @@ def retry_refusal(ctx: RequestContext, signal: Signal, upstream_status: int) -> 
     """The answer for a streaming client: retry now, Kleis will use another account (or a fresh token)."""
     messages = ctx.client.protocol is Protocol.MESSAGES
     status = 429 if signal.kind == SignalKind.RATE_LIMIT else (529 if messages and signal.kind == SignalKind.OVERLOADED else 503)
-    what = "its token was refused; Kleis is refreshing it" if signal.kind == SignalKind.AUTH else signal.label or f"it answered {upstream_status}"
+    what = (
+        "its token was refused; Kleis is refreshing it"
+        if signal.kind == SignalKind.AUTH
+        else signal.label or f"it answered {upstream_status}"
+    )
     provider = ctx.route.provider.display_name if ctx.route.provider else ""
     return Refusal(
         status,
@@ -82,7 +86,9 @@ async def resend(
     """Send the request again on `account`; None when its token cannot be had. The attempt becomes the request's
     upstream call once an answer arrives (a re-send that cannot reach the upstream leaves the previous one)."""
     try:
-        account = await (tokens.refresh(account.id, force=True, newer_than=account.token_version) if force_refresh else tokens.fresh(account))
+        account = await (
+            tokens.refresh(account.id, force=True, newer_than=account.token_version) if force_refresh else tokens.fresh(account)
+        )
     except RefreshFailed as exc:
         log.info("failover skips account %s: %s", account.id, exc)
         return None

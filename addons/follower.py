@@ -116,6 +116,7 @@ class StoreFollower:
         if wait:
             await asyncio.sleep(wait)
         reload_started = time.time()
+
         def load() -> tuple[dict[str, key_store.KeyRecord], dict[str, int]]:
             return key_store.load_records(), store_db.counters()
 

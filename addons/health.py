@@ -67,7 +67,9 @@ class HealthTracker:
         if current.status == AccountStatus.COOLING and (current.cooldown_until or 0) >= (decision.cooldown_until or 0):
             return None  # already cooling at least that long
         log.warning("account %s (%s) %s: %s", account.id, account.provider, decision.status, decision.reason)
-        changed = dataclasses.replace(current, status=decision.status, status_reason=decision.reason, cooldown_until=decision.cooldown_until)
+        changed = dataclasses.replace(
+            current, status=decision.status, status_reason=decision.reason, cooldown_until=decision.cooldown_until
+        )
         self.follower.replace_account(changed)
         self._persist(account.id, decision.status, decision.reason, decision.cooldown_until)
         return decision

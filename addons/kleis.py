@@ -260,7 +260,9 @@ class Kleis:
     def _answer_models(self, flow: http.HTTPFlow, ctx: RequestContext, key: KeyRecord) -> None:
         ctx.outcome.local = True
         services = self.services
-        listing = local.model_list(key, services.providers, services.follower.accounts, services.catalog.listing if services.catalog else None)
+        listing = local.model_list(
+            key, services.providers, services.follower.accounts, services.catalog.listing if services.catalog else None
+        )
         path = ctx.client.path
         body = local.one_model(listing, unquote(path[len("/v1/models/") :])) if path.startswith("/v1/models/") else listing
         flow.response = json_response(200, body, ctx.request_id)

@@ -9,8 +9,8 @@ from typing import Any
 from mitmproxy import http
 
 from core.client_errors import Refusal
-from providers.pool import candidates
 from providers.base import Provider
+from providers.pool import candidates
 from store.accounts import AccountView
 from store.keys import KeyRecord
 

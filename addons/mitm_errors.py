@@ -36,4 +36,3 @@ def make_json_error_response(status_code: int, message: str = "") -> bytes:
         http.Headers(Server=version.MITMPROXY, Connection="close", Content_Type="application/json"),
     )
     return http1.assemble_response(response)
-

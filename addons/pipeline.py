@@ -46,7 +46,9 @@ def check_key(ctx: RequestContext, headers: Mapping[str, str], records: Mapping[
 
 
 def too_large(size: int, limit: int) -> Refusal:
-    return Refusal(413, f"request body of {size} bytes is over Kleis's limit of {limit} bytes (KLEIS_MAX_BODY_BYTES)", code="request_too_large")
+    return Refusal(
+        413, f"request body of {size} bytes is over Kleis's limit of {limit} bytes (KLEIS_MAX_BODY_BYTES)", code="request_too_large"
+    )
 
 
 def check_declared_size(headers: Mapping[str, str], limit: int) -> None:
@@ -89,8 +91,10 @@ def route(
         return [name for name, provider in providers.items() if protocol in provider.protocols]
 
     resolution = resolve_model(client.model, client.protocol, available=serving(client.protocol), registry=catalog)
-    if resolution is not None and resolution.how == "fallback" and not any(
-        a.provider == resolution.provider and a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING) for a in accounts
+    if (
+        resolution is not None
+        and resolution.how == "fallback"
+        and not any(a.provider == resolution.provider and a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING) for a in accounts)
     ):
         resolution = None  # a guess is only worth making with an account to make it on (a cooling one answers 503)
     if resolution is None:

@@ -148,7 +148,9 @@ class ProxyThread:
             self._ready.set()
 
         try:
-            run = run_dump(self.store, self.config, providers=self.providers, port=0, on_ready=ready, install_signals=False, parts=self.parts)
+            run = run_dump(
+                self.store, self.config, providers=self.providers, port=0, on_ready=ready, install_signals=False, parts=self.parts
+            )
             asyncio.run(run)
         except BaseException as exc:  # surfaced by start()
             self._error = exc

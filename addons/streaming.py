@@ -24,7 +24,9 @@ class StreamRewriter:
     - If parsing itself fails, the rest of the stream passes through untouched.
     """
 
-    def __init__(self, transform: Transform | None = None, observers: Iterable[Observer] = (), on_end: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, transform: Transform | None = None, observers: Iterable[Observer] = (), on_end: Callable[[], None] | None = None
+    ) -> None:
         self.parser = SSEParser()
         self.transform = transform
         self.observers = list(observers)

@@ -65,9 +65,7 @@ class UpstreamDeadlines:
             io = handler.transports.get(server)
             if io is not None and server.state & ConnectionState.CAN_READ and server.timestamp_tcp_setup:
                 log.warning("upstream %s sent no response headers in time: answering 504", flow.request.host)
-                asyncio.get_running_loop().create_task(
-                    handler.server_event(events.DataReceived(server, synthetic_timeout_response()))
-                )
+                asyncio.get_running_loop().create_task(handler.server_event(events.DataReceived(server, synthetic_timeout_response())))
                 return
             for connection, pending in list(handler.transports.items()):
                 if (

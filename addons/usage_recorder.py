@@ -2,8 +2,9 @@
 
 The request path only builds a dict and appends it to the buffer (never blocks: a full buffer drops the event and
 counts it). It does not wake the writer per event (a thread woken on every request competes with the event loop
-for the GIL): the writer wakes every `interval`, or when a batch is full, inserts batches (idempotent on request id), retries a failed batch with backoff, updates
-the keys' last-used times, deletes events past the retention once a day, and flushes on shutdown.
+for the GIL): the writer wakes every `interval`, or when a batch is full, inserts batches (idempotent on request
+id), retries a failed batch with backoff, updates the keys' last-used times, deletes events past the retention
+once a day, and flushes on shutdown.
 """
 
 from __future__ import annotations
@@ -122,8 +123,12 @@ class UsageRecorder:
             second, count = self._unauthenticated_window
             if int(now) != second:
                 if count > self.UNAUTHENTICATED_PER_SECOND:  # at most one line per second of flood
-                    log.warning("%d requests without a valid Kleis key in one second: %d recorded, the rest counted only "
-                                "(%d so far)", count, self.UNAUTHENTICATED_PER_SECOND, self.unauthenticated_skipped)
+                    log.warning(
+                        "%d requests without a valid Kleis key in one second: %d recorded, the rest counted only (%d so far)",
+                        count,
+                        self.UNAUTHENTICATED_PER_SECOND,
+                        self.unauthenticated_skipped,
+                    )
                 second, count = int(now), 0
             self._unauthenticated_window = (second, count + 1)
             if count >= self.UNAUTHENTICATED_PER_SECOND:
@@ -156,8 +161,12 @@ class UsageRecorder:
             self._thread.join(timeout)
             self._thread = None
         if self.unauthenticated_skipped or self.dropped:
-            log.warning("usage: %d events written, %d lost, %d refusals without a valid key counted but not recorded",
-                        self.written, self.dropped, self.unauthenticated_skipped)
+            log.warning(
+                "usage: %d events written, %d lost, %d refusals without a valid key counted but not recorded",
+                self.written,
+                self.dropped,
+                self.unauthenticated_skipped,
+            )
 
     # -- writer thread --------------------------------------------------------------------
     def _write(self, rows: list[dict[str, Any]]) -> None:

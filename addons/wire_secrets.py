@@ -4,8 +4,8 @@ mitmproxy keeps flows in memory and mitmweb shows, exports and dumps them at any
 `flow.request.headers` is visible while the request is in flight. Instead the addon sets
 `Authorization: Bearer kleis-secret-ref-<hex>`, and the HTTP/1 request head that mitmproxy assembles for the
 upstream (`mitmproxy.net.http.http1.assemble_request_head`, used only for requests to servers; patched in
-addons.compat) has the reference replaced by the token held here. A reference is released when its flow ends; a replayed or leftover reference
-goes out unchanged and the upstream refuses it.
+addons.compat) has the reference replaced by the token held here. A reference is released when its flow ends; a
+replayed or leftover reference goes out unchanged and the upstream refuses it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-
 
 REF_PREFIX = "kleis-secret-ref-"
 _REF_IN_AUTH_LINE = re.compile(rb"(?im)^(authorization:[^\r\n]*?)(" + REF_PREFIX.encode() + rb"[0-9a-f]{32})")

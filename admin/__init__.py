@@ -12,12 +12,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from core.display import fmt_in, fmt_time
-from core.config import Config, load_config
-from store.db import Store, open_store
-
 from admin import accounts, api, auth, keys, logins, usage
 from admin.security import LoginThrottle, TLSAwareSessionInterface, session_signing_key
+from core.config import Config, load_config
+from core.display import fmt_in, fmt_time
+from store.db import Store, open_store
 
 log = logging.getLogger(__name__)
 

@@ -68,6 +68,7 @@ def api_unexpected(exc: Exception) -> Response:
 
 # -- providers and accounts ------------------------------------------------------------------
 
+
 @bp.get("/providers")
 def providers() -> Response:
     return jsonify(
@@ -142,6 +143,7 @@ def oauth_complete(provider: str) -> Response | tuple[Response, int]:
 
 # -- keys -----------------------------------------------------------------------------------------
 
+
 @bp.get("/keys")
 def keys() -> Response:
     return jsonify(keys=[key_to_dict(row) for row in ApiKey.select().order_by(ApiKey.id)])
@@ -165,6 +167,7 @@ def revoke(ident: str) -> Response:
 
 
 # -- usage ------------------------------------------------------------------------------------------
+
 
 @bp.get("/usage")
 def usage() -> Response:

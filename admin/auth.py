@@ -60,7 +60,12 @@ def api_guard() -> Response | None:
     address = client_address()
     wait = throttle().retry_after(address)
     if wait > 0:
-        return json_error(429, f"too many failed attempts from this address; try again in {wait_text(wait)}", "rate_limited", {"Retry-After": str(int(wait) + 1)})
+        return json_error(
+            429,
+            f"too many failed attempts from this address; try again in {wait_text(wait)}",
+            "rate_limited",
+            {"Retry-After": str(int(wait) + 1)},
+        )
     presented = bearer_token(request.headers.get("Authorization"))
     if not secret_matches(presented, admin_secret()):
         if presented is not None:

@@ -64,7 +64,9 @@ def start(provider: str) -> Response | tuple[str, int]:
     if refused:
         return refused
     try:
-        _, started = operations.start_login(_store(), provider, device=request.form.get("device") == "1", label=request.form.get("label", "").strip())
+        _, started = operations.start_login(
+            _store(), provider, device=request.form.get("device") == "1", label=request.form.get("label", "").strip()
+        )
     except KleisError as exc:
         flash(f"Could not start the login: {exc}", "error")
         return redirect(url_for(".start_page", provider=provider), code=303)
@@ -95,7 +97,9 @@ def _complete(provider: str) -> LoginResult:
     if field:
         value = request.form.get(field, "").strip()
         if not value:
-            raise InvalidInput("paste the code#state the page showed" if field == "code" else "paste the full address the browser landed on")
+            raise InvalidInput(
+                "paste the code#state the page showed" if field == "code" else "paste the full address the browser landed on"
+            )
         answer[field] = value
     result = operations.complete_login(_store(), provider, flow["flow_id"], answer)
     if result.status == "done":

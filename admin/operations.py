@@ -9,8 +9,8 @@ from typing import Any
 
 from core.account_state import explain
 from core.display import account_name, fmt_in
-from core.exceptions import InvalidInput, KleisError, NotFound
 from core.enums import AccountStatus
+from core.exceptions import InvalidInput, KleisError, NotFound
 from providers import registry
 from providers.oauth import LoginResult, LoginStart, parse_pasted
 from store import accounts as account_store
@@ -69,6 +69,7 @@ def login_provider(name: str) -> ProviderInfo:
 
 # -- accounts --------------------------------------------------------------------------------
 
+
 def safe_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (metadata or {}).items() if not SECRET_NAME.search(str(k))}
 
@@ -121,7 +122,11 @@ def act(store: Store, ident: str | int, action: str) -> str:
         return f"{name} refreshed; its token expires {fmt_in(view.expires_at)}"
     if action in ("reset", "enable", "disable"):
         status = AccountStatus.DISABLED if action == "disable" else AccountStatus.ACTIVE
-        reason = {"reset": "reset by the operator (admin)", "enable": "enabled by the operator (admin)", "disable": "disabled by the operator (admin)"}[action]
+        reason = {
+            "reset": "reset by the operator (admin)",
+            "enable": "enabled by the operator (admin)",
+            "disable": "disabled by the operator (admin)",
+        }[action]
         account_store.set_status(row.id, status, reason, kind="admin")
         return {"reset": f"{name} reset: active now", "enable": f"{name} enabled", "disable": f"{name} disabled"}[action]
     if action == "remove":
@@ -131,6 +136,7 @@ def act(store: Store, ident: str | int, action: str) -> str:
 
 
 # -- logins ----------------------------------------------------------------------------------
+
 
 def app_config(store: Store):  # type: ignore[no-untyped-def]
     """The configuration the admin app was created with (the store's, unless the app was given its own)."""

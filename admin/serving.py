@@ -23,7 +23,9 @@ def start_admin(store: Store, config: Config) -> AdminServer:
 
 class AdminServer:
     def __init__(self, app, host: str, port: int, trusted_proxy: str = "") -> None:  # type: ignore[no-untyped-def]
-        proxy_options = {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"}} if trusted_proxy else {}
+        proxy_options = (
+            {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"}} if trusted_proxy else {}
+        )
         try:
             self._server = create_server(app, host=host, port=port, threads=4, ident="kleis-admin", **proxy_options)
         except (OSError, ValueError) as exc:

@@ -11,7 +11,6 @@ from flask import Blueprint, render_template, request
 from core.exceptions import InvalidInput
 from store import usage as usage_store
 
-
 bp = Blueprint("usage", __name__, url_prefix="/admin")
 
 WINDOWS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
@@ -80,7 +79,9 @@ def recent(limit: int, **filters: Any) -> list[dict[str, Any]]:
     accounts = usage_store.account_labels(account_ids)
     for event in events:
         event["key_label"] = keys.get(event["key_id"], "" if event["key_id"] is None else f"key {event['key_id']} (deleted)")
-        event["account_label"] = accounts.get(event["account_id"], "" if event["account_id"] is None else f"account {event['account_id']} (removed)")
+        event["account_label"] = accounts.get(
+            event["account_id"], "" if event["account_id"] is None else f"account {event['account_id']} (removed)"
+        )
     return events
 
 

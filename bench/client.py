@@ -53,8 +53,9 @@ class Connection:
             data = await self.reader.readexactly(size + 2)
             on_chunk(data[:-2])
 
-    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"",
-                      on_chunk: Callable[[bytes], None] | None = None) -> tuple[int, dict[str, str], bytes]:
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b"", on_chunk: Callable[[bytes], None] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """Send and read the whole answer; `on_chunk` sees each chunk of a chunked body as it arrives."""
         self._send(method, path, headers, body)
         await self.writer.drain()  # type: ignore[union-attr]

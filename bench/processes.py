@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def spawn(module: str, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
     """Run `python -m module`, wait for its `PORT n` line."""
     process = subprocess.Popen(
-        [sys.executable, "-m", module, *args], cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 30
     while time.time() < deadline:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import pstats
-import signal
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -65,8 +65,10 @@ def main() -> int:
     key, _ = seed(env)
     results = {}
     try:
-        for name, module, args, headers in (("bare", "bench.run_bare", (upstream,), {}),
-                                           ("kleis", "bench.run_kleis", (), {"authorization": f"Bearer {key}"})):
+        for name, module, args, headers in (
+            ("bare", "bench.run_bare", (upstream,), {}),
+            ("kleis", "bench.run_kleis", (), {"authorization": f"Bearer {key}"}),
+        ):
             out = work / f"{name}.prof"
             process, port = spawn("bench.profiled", str(out), module, *args, env=env)
             url = f"http://127.0.0.1:{port}"
@@ -96,8 +98,10 @@ def main() -> int:
     for cost, name in own[:12]:
         print(f"  {cost:7.1f}  {name}")
     print("\nmitmproxy and the runtime: what costs more under Kleis than under the bare proxy, µs per request:")
-    grown = sorted(((kleis_functions[name] - bare_functions.get(name, 0.0), name) for name in kleis_functions
-                    if category_of_label(name) != "kleis"), reverse=True)
+    grown = sorted(
+        ((kleis_functions[name] - bare_functions.get(name, 0.0), name) for name in kleis_functions if category_of_label(name) != "kleis"),
+        reverse=True,
+    )
     for cost, name in grown[:15]:
         print(f"  {cost:+7.1f}  {name}")
     return 0

@@ -43,6 +43,7 @@ def count_queries(log_path: str) -> None:
         original = getattr(Kleis, hook)
 
         if asyncio.iscoroutinefunction(original):
+
             async def wrapped(self, flow, _original=original):  # type: ignore[no-untyped-def]
                 token = IN_REQUEST.set(True)
                 try:
@@ -50,12 +51,14 @@ def count_queries(log_path: str) -> None:
                 finally:
                     IN_REQUEST.reset(token)
         else:
+
             def wrapped(self, flow, _original=original):  # type: ignore[no-untyped-def]
                 token = IN_REQUEST.set(True)
                 try:
                     return _original(self, flow)
                 finally:
                     IN_REQUEST.reset(token)
+
         setattr(Kleis, hook, functools.wraps(original)(wrapped))
     signal.signal(signal.SIGUSR1, lambda *_: Path(log_path).write_text(json.dumps(COUNTS)))
 
@@ -66,8 +69,16 @@ def main() -> None:
     if os.environ.get("BENCH_QUERY_LOG"):
         count_queries(os.environ["BENCH_QUERY_LOG"])
     providers = {"claude": provider_map(config)["claude"]}
-    asyncio.run(run_dump(store, config, providers=providers, port=0, install_signals=True,
-                         on_ready=lambda master: print(f"PORT {bound_address(master)[1]}", flush=True)))
+    asyncio.run(
+        run_dump(
+            store,
+            config,
+            providers=providers,
+            port=0,
+            install_signals=True,
+            on_ready=lambda master: print(f"PORT {bound_address(master)[1]}", flush=True),
+        )
+    )
 
 
 if __name__ == "__main__":

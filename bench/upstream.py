@@ -19,8 +19,17 @@ STATS = {"requests": 0, "connections": 0, "refresh_calls": 0, "reused_refresh": 
 LIVE_REFRESH: set[str] = set()
 USED_REFRESH: set[str] = set()
 COUNTER = [0]
-REPLY = json.dumps({"id": "msg_bench", "type": "message", "role": "assistant", "model": "m", "content": [{"type": "text", "text": "ok"}],
-                    "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 2}}).encode()
+REPLY = json.dumps(
+    {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 10, "output_tokens": 2},
+    }
+).encode()
 
 
 def head(status: int, headers: dict[str, str]) -> bytes:
@@ -41,19 +50,59 @@ async def stream(writer: asyncio.StreamWriter, body: dict) -> None:
     interval = float(body.get("interval", 0.02))
     tools = body.get("tools") or []
     writer.write(head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}))
-    writer.write(chunk(sse("message_start", {"type": "message_start", "message": {"id": "msg_b", "type": "message", "role": "assistant", "content": [],
-                                                                                   "model": body.get("model"), "usage": {"input_tokens": 10, "output_tokens": 1}}})))
+    writer.write(
+        chunk(
+            sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_b",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [],
+                        "model": body.get("model"),
+                        "usage": {"input_tokens": 10, "output_tokens": 1},
+                    },
+                },
+            )
+        )
+    )
     if tools:  # what the upstream was sent, in an event no proxy rewrites: proves the renaming happened
         writer.write(chunk(sse("ping", {"type": "ping", "upstream_saw_tool": tools[0].get("name")})))
-        writer.write(chunk(sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                                       "content_block": {"type": "tool_use", "id": "toolu_b", "name": tools[0].get("name"), "input": {}}})))
+        writer.write(
+            chunk(
+                sse(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "tool_use", "id": "toolu_b", "name": tools[0].get("name"), "input": {}},
+                    },
+                )
+            )
+        )
     await writer.drain()
     for index in range(events):
         await asyncio.sleep(interval)
-        writer.write(chunk(sse("content_block_delta", {"type": "content_block_delta", "index": 0, "sent": time.time(), "n": index,
-                                                       "delta": {"type": "text_delta", "text": "x"}})))
+        writer.write(
+            chunk(
+                sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "sent": time.time(),
+                        "n": index,
+                        "delta": {"type": "text_delta", "text": "x"},
+                    },
+                )
+            )
+        )
         await writer.drain()
-    writer.write(chunk(sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": events}})))
+    writer.write(
+        chunk(sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": events}}))
+    )
     writer.write(chunk(sse("message_stop", {"type": "message_stop"})) + b"0\r\n\r\n")
     await writer.drain()
 
@@ -70,8 +119,14 @@ def token(body: dict) -> tuple[int, bytes]:
     COUNTER[0] += 1
     refresh = f"sk-ant-ort01-bench-refresh-{COUNTER[0]}"
     LIVE_REFRESH.add(refresh)
-    answer = {"access_token": f"sk-ant-oat01-bench-access-{COUNTER[0]}", "refresh_token": refresh, "expires_in": 28800, "token_type": "Bearer",
-              "account": {"uuid": "bench-account", "email_address": "bench@example.test"}, "organization": {"uuid": "org", "name": "Bench"}}
+    answer = {
+        "access_token": f"sk-ant-oat01-bench-access-{COUNTER[0]}",
+        "refresh_token": refresh,
+        "expires_in": 28800,
+        "token_type": "Bearer",
+        "account": {"uuid": "bench-account", "email_address": "bench@example.test"},
+        "organization": {"uuid": "org", "name": "Bench"},
+    }
     return 200, json.dumps(answer).encode()
 
 

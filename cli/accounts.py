@@ -7,13 +7,13 @@ import sys
 import time
 
 from cli.output import print_json, print_table
-from core.account_state import explain
-from core.display import account_name, fmt_in, fmt_time
-from core.config import Config
-from core.exceptions import InvalidInput
-from core.enums import AccountStatus
-from store import accounts as account_store
 from cli.session import store_session
+from core.account_state import explain
+from core.config import Config
+from core.display import account_name, fmt_in, fmt_time
+from core.enums import AccountStatus
+from core.exceptions import InvalidInput
+from store import accounts as account_store
 from store.models import Account
 
 
@@ -98,9 +98,11 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
             history = [{"at": e.at, "kind": e.kind, "status": e.status, "reason": e.reason} for e in events]
             print_json({**account_store.account_to_dict(row, now), "events": history})
         else:
-            print(f"account {row.id} ({row.provider}): {account_name(row.label, row.email, row.identity)}{' (primary)' if row.is_primary else ''}")
+            primary = " (primary)" if row.is_primary else ""
+            print(f"account {row.id} ({row.provider}): {account_name(row.label, row.email, row.identity)}{primary}")
             print(f"  status: {row.status} since {fmt_time(row.status_changed_at)}" + (f": {_why(row, now)}" if _why(row, now) else ""))
-            print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip())
+            refreshed = f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip()
+            print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {refreshed}")
             if events:
                 print_table([(fmt_time(e.at), e.kind, e.status, e.reason) for e in events], ["AT", "KIND", "STATUS", "REASON"])
             else:

@@ -7,11 +7,11 @@ import contextlib
 import time
 from collections.abc import Iterator
 
-from core.account_state import explain
-from core.display import account_name, fmt_in
-from core.config import Config
-from core.exceptions import KleisError
 from cli.session import store_session
+from core.account_state import explain
+from core.config import Config
+from core.display import account_name, fmt_in
+from core.exceptions import KleisError
 from store.db import data_dir_too_open, ensure_data_dir, redact_url
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from cli.output import print_json, print_table
-from core.display import fmt_time
-from core.config import Config
-from core.exceptions import InvalidInput
 from cli.session import store_session
+from core.config import Config
+from core.display import fmt_time
+from core.exceptions import InvalidInput
 from store.keys import PROVIDERS, create_key, key_to_dict, limits_text, revoke_key, set_limits
 from store.models import ApiKey
 

@@ -17,7 +17,7 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for index, row in enumerate(cells):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
         if index == 0:
             print("  ".join("-" * width for width in widths))
 

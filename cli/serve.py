@@ -10,10 +10,10 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from cli.session import store_session
 from core.config import Config
 from core.exceptions import ConfigError
 from core.redact import install_log_redaction
-from cli.session import store_session
 
 if TYPE_CHECKING:
     from mitmproxy.tools.web.master import WebMaster

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from cli.output import print_json, print_table
-from core.display import fmt_time
-from core.config import Config
-from store import usage as usage_store
 from cli.session import store_session
+from core.config import Config
+from core.display import fmt_time
+from store import usage as usage_store
 
 
 def _since(value: str) -> float:
@@ -37,13 +37,38 @@ def cmd_usage(args: argparse.Namespace, config: Config) -> int:
         else:
             print(f"since {fmt_time(since)}" + (f", by {args.by}" if args.by else ""))
             print_table(
-                [(r.get("label", r["group"]), r["requests"], r["errors"], r["input_tokens"], r["cache_read_tokens"], r["cache_write_tokens"], r["output_tokens"], r["reasoning_tokens"]) for r in rows],
+                [
+                    (
+                        r.get("label", r["group"]),
+                        r["requests"],
+                        r["errors"],
+                        r["input_tokens"],
+                        r["cache_read_tokens"],
+                        r["cache_write_tokens"],
+                        r["output_tokens"],
+                        r["reasoning_tokens"],
+                    )
+                    for r in rows
+                ],
                 [args.by.upper() if args.by else "", "REQUESTS", "ERRORS", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "REASONING"],
             )
             if latest:
                 print()
                 print_table(
-                    [(fmt_time(e["created_at"]), e["request_id"], e["provider"], e["model"], e["status"], e["error_type"] or "", e["input_tokens"], e["output_tokens"], "yes" if e["incomplete"] else "") for e in latest],
+                    [
+                        (
+                            fmt_time(e["created_at"]),
+                            e["request_id"],
+                            e["provider"],
+                            e["model"],
+                            e["status"],
+                            e["error_type"] or "",
+                            e["input_tokens"],
+                            e["output_tokens"],
+                            "yes" if e["incomplete"] else "",
+                        )
+                        for e in latest
+                    ],
                     ["TIME", "REQUEST", "PROVIDER", "MODEL", "STATUS", "ERROR", "IN", "OUT", "INCOMPLETE"],
                 )
     return 0

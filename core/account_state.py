@@ -47,7 +47,9 @@ def explain(account: AccountFacts, now: float, *, available: bool = True, has_re
     reason = (account.status_reason or "").strip()
     status = account.status
     if not available:
-        return Explanation(False, status, f"the {account.provider} provider is not in this build: the proxy cannot use this account", "warn")
+        return Explanation(
+            False, status, f"the {account.provider} provider is not in this build: the proxy cannot use this account", "warn"
+        )
     if status == AccountStatus.DISABLED:
         return Explanation(False, "disabled", f"disabled ({reason or 'by the operator'}); enable it to use it again", "warn")
     if status == AccountStatus.NEEDS_REAUTH:
@@ -55,7 +57,9 @@ def explain(account: AccountFacts, now: float, *, available: bool = True, has_re
     if status == AccountStatus.COOLING:
         until = account.cooldown_until or 0
         if until > now:
-            return Explanation(False, "cooling", f"cooling until {fmt_time(until)} ({fmt_in(until, now)}): {reason or 'rate limited'}", "warn")
+            return Explanation(
+                False, "cooling", f"cooling until {fmt_time(until)} ({fmt_in(until, now)}): {reason or 'rate limited'}", "warn"
+            )
         why = f"cooldown over since {fmt_time(until)}: the next request tests it again ({reason or 'rate limited'})"
         return Explanation(True, "cooldown over", why, "ok")
     text = "primary: requests go here first" if account.is_primary else "standby: used when the primary cannot serve"
@@ -65,5 +69,5 @@ def explain(account: AccountFacts, now: float, *, available: bool = True, has_re
         level = "fail"
     result = account.last_refresh_result or ""
     if result.startswith("refresh failed"):
-        text += f"; last refresh failed ({result[len('refresh failed'):].lstrip(': ')}), retried before use"
+        text += f"; last refresh failed ({result[len('refresh failed') :].lstrip(': ')}), retried before use"
     return Explanation(True, str(status), text, level)

@@ -142,7 +142,9 @@ def upstream_error_body(protocol: Protocol, status: int, content: bytes) -> byte
         body = None
     if in_client_shape(protocol, body):
         return None
-    message = error_message_of(body) or (content.decode("utf-8", "replace").strip()[:500] if content else "") or f"upstream answered {status}"
+    message = (
+        error_message_of(body) or (content.decode("utf-8", "replace").strip()[:500] if content else "") or f"upstream answered {status}"
+    )
     code = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         code = body["error"].get("code") or body["error"].get("type")

@@ -58,7 +58,7 @@ def _positive_float(value: str) -> float:
 def _database_url(value: str) -> str:
     if value and not value.startswith(("sqlite:///", "postgres://", "postgresql://", "postgresql+pool://", "postgres+pool://")):
         raise ValueError("must be sqlite:///<path> or postgresql://…")
-    if value.startswith("sqlite:///") and value[len("sqlite:///"):] in ("", ":memory:"):
+    if value.startswith("sqlite:///") and value[len("sqlite:///") :] in ("", ":memory:"):
         raise ValueError("a SQLite URL needs a file path (sqlite:///path/to/kleis.db); an in-memory store would lose everything")
     return value
 
@@ -99,41 +99,158 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("KLEIS_DATA_DIR", "data_dir", "./data", _text, "Directory for the SQLite store, generated secrets and caches (created with mode 0700)."),
-    Setting("KLEIS_DATABASE_URL", "database_url", "", _database_url, "Store URL. Empty: SQLite at <data dir>/kleis.db. postgresql://user:pass@host/db for a store shared by several Kleis processes."),
-    Setting("KLEIS_SECRET_KEY", "secret_key", "", _text, "Fernet key(s) encrypting OAuth tokens at rest; comma-separated, the first encrypts, all decrypt (rotation). Empty: generated once into <data dir>/secret.key (0600)."),
-    Setting("KLEIS_ADMIN_SECRET", "admin_secret", "", _text, "Admin password and admin API bearer. Empty: generated once into <data dir>/admin.secret (0600) and printed on first start only."),
+    Setting(
+        "KLEIS_DATA_DIR",
+        "data_dir",
+        "./data",
+        _text,
+        "Directory for the SQLite store, generated secrets and caches (created with mode 0700).",
+    ),
+    Setting(
+        "KLEIS_DATABASE_URL",
+        "database_url",
+        "",
+        _database_url,
+        "Store URL. Empty: SQLite at <data dir>/kleis.db. postgresql://user:pass@host/db for a store shared by several Kleis processes.",
+    ),
+    Setting(
+        "KLEIS_SECRET_KEY",
+        "secret_key",
+        "",
+        _text,
+        "Fernet key(s) encrypting OAuth tokens at rest; comma-separated, the first encrypts, all decrypt (rotation). "
+        "Empty: generated once into <data dir>/secret.key (0600).",
+    ),
+    Setting(
+        "KLEIS_ADMIN_SECRET",
+        "admin_secret",
+        "",
+        _text,
+        "Admin password and admin API bearer. Empty: generated once into <data dir>/admin.secret (0600) and printed on first start only.",
+    ),
     Setting("KLEIS_HOST", "host", "127.0.0.1", _host, "Proxy listen address."),
     Setting("KLEIS_PORT", "port", "8080", _port, "Proxy listen port (the base URL agents use)."),
-    Setting("KLEIS_PUBLIC_URL", "public_url", "", _optional_url, "Base URL clients reach Kleis at, for the URLs it hands out (/models/api.json), e.g. https://kleis.example.net behind a TLS proxy. Empty: http:// and the request's Host."),
+    Setting(
+        "KLEIS_PUBLIC_URL",
+        "public_url",
+        "",
+        _optional_url,
+        "Base URL clients reach Kleis at, for the URLs it hands out (/models/api.json), e.g. https://kleis.example.net "
+        "behind a TLS proxy. Empty: http:// and the request's Host.",
+    ),
     Setting("KLEIS_ADMIN_HOST", "admin_host", "127.0.0.1", _host, "Admin page listen address."),
     Setting("KLEIS_ADMIN_PORT", "admin_port", "8081", _port, "Admin page listen port."),
-    Setting("KLEIS_ADMIN_TRUSTED_PROXY", "admin_trusted_proxy", "", _text, "Address of a reverse proxy in front of the admin whose X-Forwarded-Proto/-For are trusted (Secure cookie, per-client login throttling)."),
+    Setting(
+        "KLEIS_ADMIN_TRUSTED_PROXY",
+        "admin_trusted_proxy",
+        "",
+        _text,
+        "Address of a reverse proxy in front of the admin whose X-Forwarded-Proto/-For are trusted "
+        "(Secure cookie, per-client login throttling).",
+    ),
     Setting("KLEIS_LOG_LEVEL", "log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
-    Setting("KLEIS_MAX_BODY_BYTES", "max_body_bytes", str(32 * 1024 * 1024), _positive_int, "Largest request body accepted (bytes); larger requests get 413."),
-    Setting("KLEIS_UPSTREAM_TIMEOUT", "upstream_timeout", "600", _positive_float, "Seconds to wait for an upstream's response headers before answering 504."),
+    Setting(
+        "KLEIS_MAX_BODY_BYTES",
+        "max_body_bytes",
+        str(32 * 1024 * 1024),
+        _positive_int,
+        "Largest request body accepted (bytes); larger requests get 413.",
+    ),
+    Setting(
+        "KLEIS_UPSTREAM_TIMEOUT",
+        "upstream_timeout",
+        "600",
+        _positive_float,
+        "Seconds to wait for an upstream's response headers before answering 504.",
+    ),
     Setting("KLEIS_REFRESH_SKEW", "refresh_skew", "300", _positive_float, "Refresh an access token this many seconds before it expires."),
     Setting("KLEIS_CLAUDE_API_BASE", "claude_api_base", "https://api.anthropic.com", _url, "Anthropic Messages API."),
-    Setting("KLEIS_CLAUDE_AUTH_BASE", "claude_auth_base", "https://platform.claude.com", _url, "Claude OAuth host: token endpoint /v1/oauth/token, paste redirect /oauth/code/callback."),
-    Setting("KLEIS_CLAUDE_AUTHORIZE_URL", "claude_authorize_url", "https://claude.ai/oauth/authorize", _url, "Claude OAuth authorize page."),
-    Setting("KLEIS_CLAUDE_CODE_VERSION", "claude_code_version", "2.1.328", _text, "Claude Code version Kleis presents for non-Claude-Code clients."),
-    Setting("KLEIS_CLAUDE_EXTRA_BETAS", "claude_extra_betas", "", _text, "Comma-separated anthropic-beta values added after the required Claude OAuth betas."),
-    Setting("KLEIS_CODEX_API_BASE", "codex_api_base", "https://chatgpt.com/backend-api/codex", _url, "ChatGPT Codex backend (Responses API)."),
-    Setting("KLEIS_CODEX_AUTH_BASE", "codex_auth_base", "https://auth.openai.com", _url, "ChatGPT OAuth host (authorize, token, device flow)."),
-    Setting("KLEIS_CODEX_ORIGINATOR", "codex_originator", "codex_cli_rs", _text, "originator header (and login parameter) Kleis presents to the Codex backend."),
-    Setting("KLEIS_CODEX_CLIENT_VERSION", "codex_client_version", "0.146.0", _text, "Codex CLI version in the user-agent Kleis presents to the Codex backend."),
-    Setting("KLEIS_CODEX_REMOVED_PARAMS", "codex_removed_params", "", _text, "Comma-separated body parameters removed before the Codex backend (empty: the built-in list; see the README)."),
+    Setting(
+        "KLEIS_CLAUDE_AUTH_BASE",
+        "claude_auth_base",
+        "https://platform.claude.com",
+        _url,
+        "Claude OAuth host: token endpoint /v1/oauth/token, paste redirect /oauth/code/callback.",
+    ),
+    Setting(
+        "KLEIS_CLAUDE_AUTHORIZE_URL", "claude_authorize_url", "https://claude.ai/oauth/authorize", _url, "Claude OAuth authorize page."
+    ),
+    Setting(
+        "KLEIS_CLAUDE_CODE_VERSION",
+        "claude_code_version",
+        "2.1.328",
+        _text,
+        "Claude Code version Kleis presents for non-Claude-Code clients.",
+    ),
+    Setting(
+        "KLEIS_CLAUDE_EXTRA_BETAS",
+        "claude_extra_betas",
+        "",
+        _text,
+        "Comma-separated anthropic-beta values added after the required Claude OAuth betas.",
+    ),
+    Setting(
+        "KLEIS_CODEX_API_BASE", "codex_api_base", "https://chatgpt.com/backend-api/codex", _url, "ChatGPT Codex backend (Responses API)."
+    ),
+    Setting(
+        "KLEIS_CODEX_AUTH_BASE", "codex_auth_base", "https://auth.openai.com", _url, "ChatGPT OAuth host (authorize, token, device flow)."
+    ),
+    Setting(
+        "KLEIS_CODEX_ORIGINATOR",
+        "codex_originator",
+        "codex_cli_rs",
+        _text,
+        "originator header (and login parameter) Kleis presents to the Codex backend.",
+    ),
+    Setting(
+        "KLEIS_CODEX_CLIENT_VERSION",
+        "codex_client_version",
+        "0.146.0",
+        _text,
+        "Codex CLI version in the user-agent Kleis presents to the Codex backend.",
+    ),
+    Setting(
+        "KLEIS_CODEX_REMOVED_PARAMS",
+        "codex_removed_params",
+        "",
+        _text,
+        "Comma-separated body parameters removed before the Codex backend (empty: the built-in list; see the README).",
+    ),
     Setting("KLEIS_GITHUB_BASE", "github_base", "https://github.com", _url, "GitHub web host (device flow)."),
     Setting("KLEIS_GITHUB_API_BASE", "github_api_base", "https://api.github.com", _url, "GitHub API host (Copilot token exchange, /user)."),
-    Setting("KLEIS_COPILOT_API_BASE", "copilot_api_base", "", _optional_url, "Copilot API. Empty: taken from the Copilot token's endpoints.api."),
-    Setting("KLEIS_COPILOT_CLIENT_ID", "copilot_client_id", "Iv1.b507a08c87ecfe98", _text, "GitHub OAuth client id for the Copilot device flow."),
-    Setting("KLEIS_GITHUB_DOMAIN", "github_domain", "", _text, "GitHub Enterprise (ghe.com) domain; replaces github.com, api.github.com and the Copilot API host."),
+    Setting(
+        "KLEIS_COPILOT_API_BASE", "copilot_api_base", "", _optional_url, "Copilot API. Empty: taken from the Copilot token's endpoints.api."
+    ),
+    Setting(
+        "KLEIS_COPILOT_CLIENT_ID", "copilot_client_id", "Iv1.b507a08c87ecfe98", _text, "GitHub OAuth client id for the Copilot device flow."
+    ),
+    Setting(
+        "KLEIS_GITHUB_DOMAIN",
+        "github_domain",
+        "",
+        _text,
+        "GitHub Enterprise (ghe.com) domain; replaces github.com, api.github.com and the Copilot API host.",
+    ),
     Setting("KLEIS_COPILOT_EDITOR_VERSION", "copilot_editor_version", "vscode/1.107.0", _text, "Editor-Version header sent to Copilot."),
-    Setting("KLEIS_COPILOT_PLUGIN_VERSION", "copilot_plugin_version", "copilot-chat/0.35.0", _text, "Editor-Plugin-Version header sent to Copilot (its version also forms the User-Agent)."),
-    Setting("KLEIS_MODELS_DEV_URL", "models_dev_url", "https://models.dev/api.json", _url, "models.dev registry merged into /models/api.json."),
+    Setting(
+        "KLEIS_COPILOT_PLUGIN_VERSION",
+        "copilot_plugin_version",
+        "copilot-chat/0.35.0",
+        _text,
+        "Editor-Plugin-Version header sent to Copilot (its version also forms the User-Agent).",
+    ),
+    Setting(
+        "KLEIS_MODELS_DEV_URL", "models_dev_url", "https://models.dev/api.json", _url, "models.dev registry merged into /models/api.json."
+    ),
     Setting("KLEIS_MODELS_TTL", "models_ttl", "3600", _positive_float, "Seconds the models.dev copy is kept before it is fetched again."),
     Setting("KLEIS_CUSTOM_MODELS", "custom_models", "", _text, "Path of a JSON file with extra models for the kleis registry entry."),
-    Setting("KLEIS_COOLDOWN_MAX", "cooldown_max", "21600", _positive_float, "Longest cooldown (seconds) a provider's rate-limit reset can impose on an account."),
+    Setting(
+        "KLEIS_COOLDOWN_MAX",
+        "cooldown_max",
+        "21600",
+        _positive_float,
+        "Longest cooldown (seconds) a provider's rate-limit reset can impose on an account.",
+    ),
     Setting("KLEIS_USAGE_RETENTION_DAYS", "usage_retention_days", "90", _positive_int, "Usage events older than this are deleted daily."),
 )
 

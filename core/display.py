@@ -11,6 +11,11 @@ def fmt_time(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
 
 
+def fmt_clock(epoch: float) -> str:
+    """A moment to the second, for logs and reasons (`2026-12-01 11:05:03`, local time)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
 def fmt_in(epoch: float | None, now: float | None = None) -> str:
     """'in 3h 5m' / '12m ago' relative to now."""
     if epoch is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class Protocol(str, enum.Enum):
+class Protocol(enum.StrEnum):
     MESSAGES = "messages"  # Anthropic Messages: /v1/messages, /v1/messages/count_tokens
     CHAT = "chat"  # OpenAI Chat Completions: /v1/chat/completions
     RESPONSES = "responses"  # OpenAI Responses: /v1/responses

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-from core.sse import SSEEvent
 from core.config import Config
-from core.protocol import Protocol
 from core.enums import SignalKind
+from core.protocol import Protocol
+from core.sse import SSEEvent
 from providers.usage import UsageReader, reader_for
 from store.accounts import AccountView, TokenSet
 

@@ -23,15 +23,14 @@ from typing import Any
 import httpx
 
 from core.config import Config
-from core.enums import AccountStatus
+from core.enums import AccountStatus, ProviderName
 from core.exceptions import ConfigError
+from core.protocol import Protocol
 from providers.base import Provider
 from providers.catalog_builtin import model as builtin_model
-from providers.models_dev import ModelsDev
 from providers.lifecycle import TokenManager
+from providers.models_dev import ModelsDev
 from providers.pool import AccountSource, candidates
-from core.protocol import Protocol
-from core.enums import ProviderName
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,26 @@ SOURCES = {ProviderName.CLAUDE: "anthropic", ProviderName.CODEX: "openai", Provi
 PRIORITY = tuple(ProviderName)  # who serves a bare id several providers know
 SDK_FOR = {Protocol.MESSAGES: "@ai-sdk/anthropic", Protocol.RESPONSES: "@ai-sdk/openai", Protocol.CHAT: "@ai-sdk/openai-compatible"}
 MODEL_KEYS = {
-    "id", "name", "family", "attachment", "reasoning", "tool_call", "interleaved", "structured_output", "temperature", "knowledge",
-    "release_date", "last_updated", "modalities", "open_weights", "cost", "limit", "status", "experimental", "provider", "reasoning_options",
+    "id",
+    "name",
+    "family",
+    "attachment",
+    "reasoning",
+    "tool_call",
+    "interleaved",
+    "structured_output",
+    "temperature",
+    "knowledge",
+    "release_date",
+    "last_updated",
+    "modalities",
+    "open_weights",
+    "cost",
+    "limit",
+    "status",
+    "experimental",
+    "provider",
+    "reasoning_options",
 }
 
 
@@ -258,7 +275,9 @@ def load_custom_models(path: str) -> dict[str, dict[str, Any]]:
         if provider not in SOURCES or not model_id or not isinstance(fields, dict):
             raise ConfigError(f"KLEIS_CUSTOM_MODELS: {full_id!r} must be claude/…, codex/… or copilot/… with an object of fields")
         limit = fields.get("limit") or {}
-        base = builtin_model(model_id, str(fields.get("name") or model_id), context=int(limit.get("context", 200000)), output=int(limit.get("output", 32000)))
+        base = builtin_model(
+            model_id, str(fields.get("name") or model_id), context=int(limit.get("context", 200000)), output=int(limit.get("output", 32000))
+        )
         unknown = set(fields) - MODEL_KEYS
         if unknown:
             raise ConfigError(f"KLEIS_CUSTOM_MODELS: {full_id!r} has fields models.dev does not know: {', '.join(sorted(unknown))}")

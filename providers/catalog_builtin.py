@@ -38,7 +38,9 @@ def model(
     return entry
 
 
-def provider(provider_id: str, name: str, npm: str, env: list[str], doc: str, models: list[dict[str, Any]], api: str | None = None) -> dict[str, Any]:
+def provider(
+    provider_id: str, name: str, npm: str, env: list[str], doc: str, models: list[dict[str, Any]], api: str | None = None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": provider_id, "env": env, "npm": npm, "name": name, "doc": doc, "models": {m["id"]: m for m in models}}
     if api is not None:
         entry["api"] = api
@@ -47,7 +49,11 @@ def provider(provider_id: str, name: str, npm: str, env: list[str], doc: str, mo
 
 BUILTIN_REGISTRY: dict[str, Any] = {
     "anthropic": provider(
-        "anthropic", "Anthropic", "@ai-sdk/anthropic", ["ANTHROPIC_API_KEY"], "https://docs.anthropic.com/en/docs/about-claude/models",
+        "anthropic",
+        "Anthropic",
+        "@ai-sdk/anthropic",
+        ["ANTHROPIC_API_KEY"],
+        "https://docs.anthropic.com/en/docs/about-claude/models",
         [
             model("claude-opus-4-7", "Claude Opus 4.7", context=200000, output=64000, released="2026-04-16", cost=(5, 25, 0.5, 6.25)),
             model("claude-opus-4-6", "Claude Opus 4.6", context=200000, output=64000, released="2026-02-05", cost=(5, 25, 0.5, 6.25)),
@@ -58,7 +64,11 @@ BUILTIN_REGISTRY: dict[str, Any] = {
         ],
     ),
     "openai": provider(
-        "openai", "OpenAI", "@ai-sdk/openai", ["OPENAI_API_KEY"], "https://platform.openai.com/docs/models",
+        "openai",
+        "OpenAI",
+        "@ai-sdk/openai",
+        ["OPENAI_API_KEY"],
+        "https://platform.openai.com/docs/models",
         [
             model("gpt-5.5", "GPT-5.5", context=400000, input_limit=272000, output=128000, released="2026-05-01"),
             model("gpt-5.4", "GPT-5.4", context=400000, input_limit=272000, output=128000, released="2026-03-05"),
@@ -69,7 +79,11 @@ BUILTIN_REGISTRY: dict[str, Any] = {
         ],
     ),
     "github-copilot": provider(
-        "github-copilot", "GitHub Copilot", "@ai-sdk/openai-compatible", ["GITHUB_TOKEN"], "https://docs.github.com/en/copilot",
+        "github-copilot",
+        "GitHub Copilot",
+        "@ai-sdk/openai-compatible",
+        ["GITHUB_TOKEN"],
+        "https://docs.github.com/en/copilot",
         [
             model("gpt-4.1", "GPT-4.1", context=128000, output=16384, reasoning=False, released="2025-04-14"),
             model("gpt-5-mini", "GPT-5 mini", context=264000, input_limit=128000, output=64000, released="2025-08-13"),

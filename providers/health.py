@@ -14,8 +14,8 @@ Rules (`decide`):
 from __future__ import annotations
 
 import dataclasses
-import time
 
+from core.display import fmt_clock
 from core.enums import AccountStatus, SignalKind
 from providers.base import Signal
 
@@ -39,8 +39,14 @@ def decide(signal: Signal, now: float, cooldown_max: float) -> Decision | None:
         if signal.reset_at is not None and signal.reset_at > now:
             until = min(signal.reset_at, now + cooldown_max)
             capped = " (capped; retried then)" if until < signal.reset_at else ""
-            return Decision(AccountStatus.COOLING, f"{signal.label or 'rate limited'}; provider reset at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(signal.reset_at))}{capped}", until)
-        return Decision(AccountStatus.COOLING, f"{signal.label or 'rate limited'} without a reset time: short cooldown", now + TRANSIENT_COOLDOWN)
+            return Decision(
+                AccountStatus.COOLING,
+                f"{signal.label or 'rate limited'}; provider reset at {fmt_clock(signal.reset_at)}{capped}",
+                until,
+            )
+        return Decision(
+            AccountStatus.COOLING, f"{signal.label or 'rate limited'} without a reset time: short cooldown", now + TRANSIENT_COOLDOWN
+        )
     if signal.kind in (SignalKind.OVERLOADED, SignalKind.SERVER):
         return Decision(AccountStatus.COOLING, signal.label or "provider error", now + SERVER_COOLDOWN)
     if signal.kind == SignalKind.AUTH_REJECTED:

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import httpx
 
-from core.exceptions import KleisError, ProviderError, ReauthRequired, StoreError, TransientProviderError
 from core.enums import AccountStatus
+from core.exceptions import KleisError, ProviderError, ReauthRequired, StoreError, TransientProviderError
 from providers.base import Provider
 from store import accounts as account_store
 from store import leases
@@ -116,7 +116,9 @@ class TokenManager:
         """
         task = self._inflight.get(account_id)
         if task is None or task.done():
-            task = asyncio.get_running_loop().create_task(self._guarded(account_id, force, horizon, newer_than), name=f"refresh account {account_id}")
+            task = asyncio.get_running_loop().create_task(
+                self._guarded(account_id, force, horizon, newer_than), name=f"refresh account {account_id}"
+            )
             self._inflight[account_id] = task
             task.add_done_callback(lambda t, i=account_id: self._inflight.pop(i, None) if self._inflight.get(i) is t else None)
         return await asyncio.shield(task)
@@ -130,7 +132,9 @@ class TokenManager:
             raise
         except Exception as exc:
             log.error("refreshing account %s failed on the store: %s", account_id, exc)
-            raise RefreshFailed(f"account {account_id} could not be refreshed: the store is unavailable ({type(exc).__name__})", retry_in=5) from None
+            raise RefreshFailed(
+                f"account {account_id} could not be refreshed: the store is unavailable ({type(exc).__name__})", retry_in=5
+            ) from None
 
     async def _refresh(self, account_id: int, force: bool, horizon: float, newer_than: int | None) -> AccountView:
         cipher = self.store.cipher
@@ -158,7 +162,8 @@ class TokenManager:
             if account_id in self._uncommitted:
                 return self._publish(await self._commit(current, *self._uncommitted[account_id]))
             if current.token_version > start_version or (
-                not force and self._stale.get(account_id) != current.token_version
+                not force
+                and self._stale.get(account_id) != current.token_version
                 and not self.providers[current.provider].needs_refresh(current, time.time() + horizon)
             ):
                 return self._publish(current)  # someone else already refreshed it
@@ -200,7 +205,9 @@ class TokenManager:
             committed = await asyncio.to_thread(leases.commit, account.id, expected_version, tokens, self.store.cipher)
         except Exception as exc:
             log.error("storing the refreshed tokens of account %s failed (%s); the next attempt stores them", account.id, exc)
-            raise RefreshFailed(f"the refreshed tokens of {account.provider} account {account.id} could not be stored ({exc}); retry", retry_in=1) from None
+            raise RefreshFailed(
+                f"the refreshed tokens of {account.provider} account {account.id} could not be stored ({exc}); retry", retry_in=1
+            ) from None
         self._uncommitted.pop(account.id, None)
         newest = await asyncio.to_thread(leases.read, account.id, self.store.cipher)
         if newest is None:

@@ -26,9 +26,7 @@ FETCH_TIMEOUT = 10.0
 
 def valid_registry(data: Any) -> bool:
     """The top level of api.json: provider id → {id, models: {…}}."""
-    return isinstance(data, dict) and bool(data) and all(
-        isinstance(p, dict) and isinstance(p.get("models"), dict) for p in data.values()
-    )
+    return isinstance(data, dict) and bool(data) and all(isinstance(p, dict) and isinstance(p.get("models"), dict) for p in data.values())
 
 
 class ModelsDev:
@@ -108,7 +106,12 @@ class ModelsDev:
             log.warning("cannot keep the models.dev copy in %s: %s", self.path, exc)
 
     def _write_status(self) -> None:
-        status = {"url": self.url, "last_attempt": time.time(), "fetched_at": self.fetched_at if self.source == "fetched" else None, "error": self.last_error}
+        status = {
+            "url": self.url,
+            "last_attempt": time.time(),
+            "fetched_at": self.fetched_at if self.source == "fetched" else None,
+            "error": self.last_error,
+        }
         try:
             self.status_path.write_text(json.dumps(status))
         except OSError:

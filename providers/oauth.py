@@ -68,7 +68,9 @@ def new_state() -> str:
     return secrets.token_hex(16)
 
 
-def save_state(store: Store, provider: str, state: str, verifier: str = "", data: dict[str, Any] | None = None, ttl: float = LOGIN_TTL) -> float:
+def save_state(
+    store: Store, provider: str, state: str, verifier: str = "", data: dict[str, Any] | None = None, ttl: float = LOGIN_TTL
+) -> float:
     """Keep a login's secrets (encrypted) until it completes or expires. Returns the expiry."""
     now = time.time()
     purge_expired_states(now)
@@ -112,9 +114,7 @@ def login_for_bare_code(provider: str) -> str | None:
     """The login a pasted code without its state belongs to: only when exactly one is in progress, since nothing
     else ties the code to a login (the state is what does)."""
     rows = list(
-        OAuthState.select(OAuthState.state)
-        .where((OAuthState.provider == provider) & (OAuthState.expires_at > time.time()))
-        .limit(2)
+        OAuthState.select(OAuthState.state).where((OAuthState.provider == provider) & (OAuthState.expires_at > time.time())).limit(2)
     )
     if len(rows) > 1:
         raise InvalidInput(f"several {provider} logins are in progress: paste the whole answer with its state (code#state or the full URL)")
@@ -178,13 +178,24 @@ def token_error(response: httpx.Response, what: str) -> ProviderError:
     if response.status_code >= 500 or response.status_code == 429:
         return TransientProviderError(message, status=response.status_code, code=str(error) if error else None)
     text = f"{error} {description}".lower()
-    dead = ("invalid_grant", "invalid_token", "unauthorized_client", "refresh_token_reused", "refresh_token_invalidated", "refresh_token_expired")
-    if error in dead or any(phrase in text for phrase in ("already used", "already been used", "reused", "invalidated", "revoked", "expired")):
+    dead = (
+        "invalid_grant",
+        "invalid_token",
+        "unauthorized_client",
+        "refresh_token_reused",
+        "refresh_token_invalidated",
+        "refresh_token_expired",
+    )
+    if error in dead or any(
+        phrase in text for phrase in ("already used", "already been used", "reused", "invalidated", "revoked", "expired")
+    ):
         return ReauthRequired(message, status=response.status_code, code=str(error) if error else None)
     return ProviderError(message, status=response.status_code, code=str(error) if error else None)
 
 
-def finish(store: Store, provider: str, identity: str, tokens: TokenSet, *, email: str | None = None, label: str = "", how: str = "login") -> LoginResult:
+def finish(
+    store: Store, provider: str, identity: str, tokens: TokenSet, *, email: str | None = None, label: str = "", how: str = "login"
+) -> LoginResult:
     row, created = upsert_account(provider, identity, tokens, store.cipher, email=email, label=label, how=how)
     verb = "added" if created else "updated"
     return LoginResult("done", account_id=row.id, created=created, message=f"{provider} account {row.id} ({email or identity}) {verb}")

@@ -6,8 +6,8 @@ import dataclasses
 import fnmatch
 from collections.abc import Callable, Iterable, Sequence
 
-from core.protocol import PROTOCOL_PATHS, Protocol
 from core.enums import ProviderName
+from core.protocol import PROTOCOL_PATHS, Protocol
 
 
 @dataclasses.dataclass(frozen=True)

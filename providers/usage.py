@@ -10,8 +10,8 @@ import dataclasses
 import json
 from typing import Any
 
-from core.sse import SSEEvent
 from core.protocol import Protocol
+from core.sse import SSEEvent
 
 
 @dataclasses.dataclass

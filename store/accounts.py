@@ -137,9 +137,7 @@ def set_status(account_id: int, status: str, reason: str = "", *, cooldown_until
         if kind == "health":
             where &= Account.status.in_((AccountStatus.ACTIVE, AccountStatus.COOLING))
         updated = (
-            Account.update(
-                status=status, status_reason=reason, cooldown_until=cooldown_until, status_changed_at=now, updated_at=now
-            )
+            Account.update(status=status, status_reason=reason, cooldown_until=cooldown_until, status_changed_at=now, updated_at=now)
             .where(where)
             .execute()
         )
@@ -153,9 +151,7 @@ def set_status(account_id: int, status: str, reason: str = "", *, cooldown_until
 
 def note_refresh_result(account_id: int, result: str) -> None:
     now = time.time()
-    Account.update(last_refresh_at=now, last_refresh_result=redact(result)[:2000], updated_at=now).where(
-        Account.id == account_id
-    ).execute()
+    Account.update(last_refresh_at=now, last_refresh_result=redact(result)[:2000], updated_at=now).where(Account.id == account_id).execute()
     record_event(account_id, "refresh", "", result)
     bump("accounts")
 
@@ -183,12 +179,7 @@ def remove_account(account_id: int) -> None:
     with database.atomic():
         row.delete_instance()
         if row.is_primary:
-            successor = (
-                Account.select()
-                .where(Account.provider == row.provider)
-                .order_by(Account.created_at.desc())
-                .first()
-            )
+            successor = Account.select().where(Account.provider == row.provider).order_by(Account.created_at.desc()).first()
             if successor is not None:
                 Account.update(is_primary=True).where(Account.id == successor.id).execute()
     bump("accounts")

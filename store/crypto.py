@@ -24,8 +24,7 @@ class TokenCipher:
                 fernets.append(Fernet(part.encode("ascii")))
             except (ValueError, UnicodeEncodeError):
                 raise ConfigError(
-                    "KLEIS_SECRET_KEY: each key must be 32 url-safe base64-encoded bytes "
-                    "(generate one with: python kleis.py secret-key)"
+                    "KLEIS_SECRET_KEY: each key must be 32 url-safe base64-encoded bytes (generate one with: python kleis.py secret-key)"
                 ) from None
         self._fernet = MultiFernet(fernets)
 
@@ -37,8 +36,7 @@ class TokenCipher:
             return self._fernet.decrypt(ciphertext.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError):
             raise SecretKeyError(
-                "stored tokens cannot be decrypted with KLEIS_SECRET_KEY: "
-                "the key differs from the one the store was written with"
+                "stored tokens cannot be decrypted with KLEIS_SECRET_KEY: the key differs from the one the store was written with"
             ) from None
 
     def encrypt_optional(self, plaintext: str | None) -> str | None:

@@ -8,6 +8,7 @@ import os
 import secrets
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import peewee
@@ -62,18 +63,22 @@ def data_dir_too_open(path: Path) -> bool:
     return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
-def _read_or_create_secret(path: Path, make: callable) -> tuple[str, bool]:
+def _read_secret(path: Path) -> str:
+    try:
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{path} is empty; delete it to generate a new secret")
+    return value
+
+
+def _read_or_create_secret(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
     """A secret kept in a 0600 file of the data dir; created on first use. Returns (value, created)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        try:
-            value = path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        if not value:
-            raise ConfigError(f"{path} is empty; delete it to generate a new secret")
-        return value, False
+        return _read_secret(path), False
     except OSError as exc:
         raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
     value = make()
@@ -95,7 +100,7 @@ def _create_private_file(path: Path) -> None:
 def connect_database(url: str) -> peewee.Database:
     """A peewee database for a KLEIS_DATABASE_URL (not yet connected)."""
     if url.startswith("sqlite:"):
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if path == ":memory:":  # tests only: configuration refuses it
             return peewee.SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS)
         if not path:
@@ -113,13 +118,11 @@ def open_store(config: Config, *, migrate: bool = True) -> Store:
     ensure_data_dir(config.data_dir)
     admin_secret, admin_created = config.admin_secret, False
     if not admin_secret:
-        admin_secret, admin_created = _read_or_create_secret(
-            config.data_dir / "admin.secret", lambda: secrets.token_urlsafe(24)
-        )
+        admin_secret, admin_created = _read_or_create_secret(config.data_dir / "admin.secret", lambda: secrets.token_urlsafe(24))
 
     url = config.effective_database_url
     if url.startswith("sqlite:///"):
-        _precheck_sqlite(Path(url[len("sqlite:///"):]))
+        _precheck_sqlite(Path(url[len("sqlite:///") :]))
     db = connect_database(url)
     try:
         db.connect(reuse_if_open=True)
@@ -186,8 +189,7 @@ def _precheck_sqlite(path: Path) -> None:
         raise StoreError(f"cannot open the store at {path}: {exc}") from None
     if tables and "setting" not in tables:
         raise StoreError(
-            f"{path} holds tables ({', '.join(sorted(tables)[:5])}) but no Kleis schema: "
-            "it is not a Kleis store; refusing to touch it"
+            f"{path} holds tables ({', '.join(sorted(tables)[:5])}) but no Kleis schema: it is not a Kleis store; refusing to touch it"
         )
 
 
@@ -207,8 +209,7 @@ def verify_canary(cipher: TokenCipher, canary: str) -> None:
         ok = False
     if not ok:
         raise SecretKeyError(
-            "KLEIS_SECRET_KEY does not match the key this store was written with; "
-            "set the original key (tokens cannot be read without it)"
+            "KLEIS_SECRET_KEY does not match the key this store was written with; set the original key (tokens cannot be read without it)"
         )
 
 

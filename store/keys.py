@@ -10,8 +10,8 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 
-from core.exceptions import InvalidInput, NotFound
 from core.enums import ProviderName
+from core.exceptions import InvalidInput, NotFound
 from store.db import bump
 from store.models import ApiKey
 

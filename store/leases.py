@@ -12,8 +12,8 @@ import socket
 import time
 import uuid
 
-from core.redact import redact
 from core.enums import AccountStatus
+from core.redact import redact
 from store.accounts import AccountView, TokenSet, record_event
 from store.crypto import TokenCipher
 from store.db import bump
@@ -51,12 +51,7 @@ def read(account_id: int, cipher: TokenCipher) -> AccountView | None:
 
 
 def lease_state(account_id: int) -> tuple[int, float | None] | None:
-    row = (
-        Account.select(Account.token_version, Account.refresh_lease_until)
-        .where(Account.id == account_id)
-        .tuples()
-        .first()
-    )
+    row = Account.select(Account.token_version, Account.refresh_lease_until).where(Account.id == account_id).tuples().first()
     return None if row is None else (row[0], row[1])
 
 
@@ -66,7 +61,9 @@ def mark_reauth(account_id: int, refused_version: int, reason: str) -> bool:
     now = time.time()
     with database.atomic():
         updated = (
-            Account.update(status=AccountStatus.NEEDS_REAUTH, status_reason=redact(reason), cooldown_until=None, status_changed_at=now, updated_at=now)
+            Account.update(
+                status=AccountStatus.NEEDS_REAUTH, status_reason=redact(reason), cooldown_until=None, status_changed_at=now, updated_at=now
+            )
             .where((Account.id == account_id) & (Account.token_version == refused_version))
             .execute()
         )
@@ -103,13 +100,11 @@ def commit(account_id: int, expected_version: int, tokens: TokenSet, cipher: Tok
         if row.status == AccountStatus.NEEDS_REAUTH:
             fields[Account.status] = AccountStatus.ACTIVE
             fields[Account.status_reason] = ""
-        updated = (
-            Account.update(fields)
-            .where((Account.id == account_id) & (Account.token_version == expected_version))
-            .execute()
-        )
+        updated = Account.update(fields).where((Account.id == account_id) & (Account.token_version == expected_version)).execute()
         if not updated:
             return False
-        record_event(account_id, "refresh", row.status if row.status != AccountStatus.NEEDS_REAUTH else AccountStatus.ACTIVE, "tokens refreshed")
+        record_event(
+            account_id, "refresh", row.status if row.status != AccountStatus.NEEDS_REAUTH else AccountStatus.ACTIVE, "tokens refreshed"
+        )
     bump("accounts")
     return True

@@ -158,20 +158,13 @@ def upgrade(db: peewee.Database, target: int = CURRENT_VERSION) -> int:
     """Apply every step above the stored version, each in its own transaction. Returns the new version."""
     version = schema_version(db)
     if version > CURRENT_VERSION:
-        raise StoreError(
-            f"the store has schema version {version}, newer than this Kleis knows ({CURRENT_VERSION}); "
-            "upgrade Kleis"
-        )
+        raise StoreError(f"the store has schema version {version}, newer than this Kleis knows ({CURRENT_VERSION}); upgrade Kleis")
     for step_version, step in STEPS:
         if version < step_version <= target:
             with db.atomic():
                 step(db)
-                db.execute_sql(
-                    "DELETE FROM setting WHERE key = 'schema_version'"
-                )
-                db.execute_sql(
-                    "INSERT INTO setting (key, value) VALUES ('schema_version', %s)" % int(step_version)
-                )
+                db.execute_sql("DELETE FROM setting WHERE key = 'schema_version'")
+                db.execute_sql(f"INSERT INTO setting (key, value) VALUES ('schema_version', {int(step_version)})")
             log.info("store schema migrated to version %d", step_version)
             version = step_version
     return version

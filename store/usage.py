@@ -16,14 +16,37 @@ GROUPINGS = {"key": UsageEvent.key_id, "account": UsageEvent.account_id, "model"
 
 
 COLUMNS = (
-    "request_id", "created_at", "key_id", "account_id", "provider", "protocol", "model", "upstream_model", "status",
-    "error_type", "streamed", "incomplete", "ttfb_ms", "latency_ms", *TOKEN_FIELDS, "raw_usage",
+    "request_id",
+    "created_at",
+    "key_id",
+    "account_id",
+    "provider",
+    "protocol",
+    "model",
+    "upstream_model",
+    "status",
+    "error_type",
+    "streamed",
+    "incomplete",
+    "ttfb_ms",
+    "latency_ms",
+    *TOKEN_FIELDS,
+    "raw_usage",
 )
 
 
 DEFAULTS: dict[str, Any] = {
-    "created_at": None, "provider": "", "protocol": "", "model": "", "upstream_model": "", "status": 0, "error_type": "",
-    "streamed": False, "incomplete": False, **{field: 0 for field in TOKEN_FIELDS}, "raw_usage": "",
+    "created_at": None,
+    "provider": "",
+    "protocol": "",
+    "model": "",
+    "upstream_model": "",
+    "status": 0,
+    "error_type": "",
+    "streamed": False,
+    "incomplete": False,
+    **{field: 0 for field in TOKEN_FIELDS},
+    "raw_usage": "",
 }
 
 
@@ -37,7 +60,10 @@ def insert_events(rows: list[dict[str, Any]]) -> int:
     placeholders = ", ".join([db.param] * len(COLUMNS))
     sql = f"INSERT INTO usage_event ({', '.join(COLUMNS)}) VALUES ({placeholders}) ON CONFLICT (request_id) DO NOTHING"
     now = time.time()
-    values = [tuple(row.get(column, DEFAULTS.get(column)) if column != "created_at" else row.get(column, now) for column in COLUMNS) for row in rows]
+    values = [
+        tuple(row.get(column, DEFAULTS.get(column)) if column != "created_at" else row.get(column, now) for column in COLUMNS)
+        for row in rows
+    ]
     with database.atomic():
         cursor = db.cursor()
         cursor.executemany(sql, values)
@@ -96,9 +122,18 @@ def totals(since: float, by: str | None = None, until: float | None = None, **fi
         row = UsageEvent.select(*fields).where(where).dicts().get()
         return [{"group": "all", **_numbers(row)}]
     column = GROUPINGS[by]
-    rows = list(UsageEvent.select(column.alias("group"), *fields).where(where).group_by(column).order_by(peewee.fn.COUNT(UsageEvent.id).desc()).dicts())
+    rows = list(
+        UsageEvent.select(column.alias("group"), *fields)
+        .where(where)
+        .group_by(column)
+        .order_by(peewee.fn.COUNT(UsageEvent.id).desc())
+        .dicts()
+    )
     labels = _labels(by, [r["group"] for r in rows])
-    return [{"group": r["group"], "label": labels.get(r["group"], str(r["group"]) if r["group"] is not None else "(none)"), **_numbers(r)} for r in rows]
+    return [
+        {"group": r["group"], "label": labels.get(r["group"], str(r["group"]) if r["group"] is not None else "(none)"), **_numbers(r)}
+        for r in rows
+    ]
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, int]:

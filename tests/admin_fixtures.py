@@ -92,7 +92,9 @@ def submit(client: FlaskClient, path: str, data: dict[str, Any] | None = None, p
 
 
 def add_account(store: Store, identity: str = "acct-1", provider: str = "claude", **kw: Any) -> int:
-    tokens = TokenSet(f"sk-test-access-{identity}", f"sk-test-refresh-{identity}", time.time() + 3600, {"plan": "max", "id_token": "sk-test-idtoken"})
+    tokens = TokenSet(
+        f"sk-test-access-{identity}", f"sk-test-refresh-{identity}", time.time() + 3600, {"plan": "max", "id_token": "sk-test-idtoken"}
+    )
     row, _ = upsert_account(provider, identity, tokens, store.cipher, email=f"{identity}@example.test", **kw)
     return row.id
 

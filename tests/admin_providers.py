@@ -18,9 +18,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from core.exceptions import InvalidInput, ReauthRequired
+from core.protocol import Protocol
 from providers import oauth
 from providers.base import Provider
-from core.protocol import Protocol
 from store.accounts import AccountView, TokenSet
 from tests.fakes.base import Recorded, Reply
 from tests.fakes.oauth import FakeOAuth
@@ -49,13 +49,23 @@ class LoginAuthority(FakeOAuth):
         code = self.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query.get("client_id"))
         if query["redirect_uri"] == CALLBACK_REDIRECT:
             return Reply(302, "", {"location": f"{CALLBACK_REDIRECT}?code={code}&state={query['state']}"})
-        body = f"<!doctype html><title>Approved</title><p>Paste this code:</p><code id='pasted-code'>{html.escape(code)}#{html.escape(query['state'])}</code>"
+        pasted = f"{html.escape(code)}#{html.escape(query['state'])}"
+        body = f"<!doctype html><title>Approved</title><p>Paste this code:</p><code id='pasted-code'>{pasted}</code>"
         return Reply(200, body.encode(), {"content-type": "text/html"})
 
     def device_code(self, request: Recorded) -> Reply:
         device_code, user_code = "dev-" + secrets.token_hex(8), f"{secrets.token_hex(2).upper()}-{secrets.token_hex(2).upper()}"
         self.devices[device_code] = {"user_code": user_code, "approved": False}
-        return Reply(200, {"device_code": device_code, "user_code": user_code, "verification_uri": f"{self.url}/device", "interval": 1, "expires_in": 600})
+        return Reply(
+            200,
+            {
+                "device_code": device_code,
+                "user_code": user_code,
+                "verification_uri": f"{self.url}/device",
+                "interval": 1,
+                "expires_in": 600,
+            },
+        )
 
     def approve(self, user_code: str) -> None:
         for device in self.devices.values():
@@ -81,14 +91,25 @@ def _authority() -> LoginAuthority:
 
 def _finish(store, provider: str, answer: dict[str, Any], label: str = "") -> oauth.LoginResult:  # type: ignore[no-untyped-def]
     account = answer["account"]
-    tokens = TokenSet(answer["access_token"], answer["refresh_token"], time.time() + float(answer["expires_in"]), {"plan": "test", "id_token": "must-not-show"})
+    tokens = TokenSet(
+        answer["access_token"],
+        answer["refresh_token"],
+        time.time() + float(answer["expires_in"]),
+        {"plan": "test", "id_token": "must-not-show"},
+    )
     return oauth.finish(store, provider, account["id"], tokens, email=account["email"], label=label)
 
 
 def _exchange(code: str, verifier: str, redirect_uri: str) -> dict[str, Any]:
     response = httpx.post(
         f"{_authority().url}/v1/oauth/token",
-        json={"grant_type": "authorization_code", "code": code, "code_verifier": verifier, "redirect_uri": redirect_uri, "client_id": CLIENT_ID},
+        json={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": redirect_uri,
+            "client_id": CLIENT_ID,
+        },
     )
     if response.status_code != 200:
         raise oauth.token_error(response, "test login")
@@ -107,9 +128,24 @@ class PkceLogin:
         verifier, challenge = oauth.pkce_pair()
         state = oauth.new_state()
         expires_at = oauth.save_state(store, self.provider, state, verifier, {"label": label})
-        query = urlencode({"client_id": CLIENT_ID, "redirect_uri": self.redirect_uri, "code_challenge": challenge, "code_challenge_method": "S256", "state": state})
-        return oauth.LoginStart(self.provider, state, self.kind, expires_at, authorize_url=f"{_authority().url}/oauth/authorize?{query}",
-                                instructions="Open the link, approve, and paste what you get.", warning=TERMS)
+        query = urlencode(
+            {
+                "client_id": CLIENT_ID,
+                "redirect_uri": self.redirect_uri,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "state": state,
+            }
+        )
+        return oauth.LoginStart(
+            self.provider,
+            state,
+            self.kind,
+            expires_at,
+            authorize_url=f"{_authority().url}/oauth/authorize?{query}",
+            instructions="Open the link, approve, and paste what you get.",
+            warning=TERMS,
+        )
 
     def complete_login(self, store, config, flow_id: str, answer: dict[str, Any]) -> oauth.LoginResult:  # type: ignore[no-untyped-def]
         verifier, data = oauth.load_state(store, self.provider, flow_id)
@@ -134,11 +170,24 @@ class DeviceLogin:
     def start_for(self, provider: str, store, label: str) -> oauth.LoginStart:  # type: ignore[no-untyped-def]
         data = httpx.post(f"{_authority().url}/device/code", json={"client_id": CLIENT_ID}).json()
         flow_id = oauth.new_state()
-        expires_at = oauth.save_state(store, provider, flow_id, data["device_code"], {"device_code": True, "label": label}, ttl=data["expires_in"])
-        return oauth.LoginStart(provider, flow_id, "device", expires_at, user_code=data["user_code"], verification_uri=data["verification_uri"],
-                                interval=data["interval"], instructions=f"Open {data['verification_uri']} and enter {data['user_code']}", warning=TERMS)
+        expires_at = oauth.save_state(
+            store, provider, flow_id, data["device_code"], {"device_code": True, "label": label}, ttl=data["expires_in"]
+        )
+        return oauth.LoginStart(
+            provider,
+            flow_id,
+            "device",
+            expires_at,
+            user_code=data["user_code"],
+            verification_uri=data["verification_uri"],
+            interval=data["interval"],
+            instructions=f"Open {data['verification_uri']} and enter {data['user_code']}",
+            warning=TERMS,
+        )
 
-    def complete_login(self, store, config, flow_id: str, answer: dict[str, Any] | None = None, provider: str = "copilot") -> oauth.LoginResult:  # type: ignore[no-untyped-def]
+    def complete_login(
+        self, store, config, flow_id: str, answer: dict[str, Any] | None = None, provider: str = "copilot"
+    ) -> oauth.LoginResult:  # type: ignore[no-untyped-def]
         device_code, data = oauth.load_state(store, provider, flow_id)
         response = httpx.post(f"{_authority().url}/device/token", json={"device_code": device_code, "client_id": CLIENT_ID})
         body = response.json()
@@ -163,7 +212,10 @@ class TestProvider(Provider):
     protocols = frozenset({Protocol.MESSAGES})
 
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
-        response = await http.post(f"{_authority().url}/v1/oauth/token", json={"grant_type": "refresh_token", "refresh_token": account.refresh_token, "client_id": CLIENT_ID})
+        response = await http.post(
+            f"{_authority().url}/v1/oauth/token",
+            json={"grant_type": "refresh_token", "refresh_token": account.refresh_token, "client_id": CLIENT_ID},
+        )
         data = response.json()
         if response.status_code >= 400:
             raise ReauthRequired(data.get("error_description") or data.get("error") or "refused")

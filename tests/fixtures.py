@@ -64,7 +64,9 @@ class LiveKleis:
         from store.accounts import set_primary
 
         access, refresh = self.oauth.seed()
-        row, _ = upsert_account("loop", identity, TokenSet(access, refresh, time.time() + expires_in), self.store.cipher, email=f"{identity}@example.test")
+        row, _ = upsert_account(
+            "loop", identity, TokenSet(access, refresh, time.time() + expires_in), self.store.cipher, email=f"{identity}@example.test"
+        )
         if primary:
             set_primary(row.id)
         self.wait_for_accounts()
@@ -87,7 +89,9 @@ class LiveKleis:
         return {"authorization": f"Bearer {self.key}", **extra}
 
 
-def start_kleis(store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeAnthropic, openai: FakeOpenAI, parts: Parts | None = None) -> LiveKleis:
+def start_kleis(
+    store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeAnthropic, openai: FakeOpenAI, parts: Parts | None = None
+) -> LiveKleis:
     provider = LoopbackProvider(
         config,
         bases={Protocol.MESSAGES: anthropic.url, Protocol.CHAT: openai.url, Protocol.RESPONSES: openai.url},
@@ -99,7 +103,9 @@ def start_kleis(store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeA
 
 
 @pytest.fixture
-def kleis(store: Store, config: Config, fake_oauth: FakeOAuth, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> Iterator[LiveKleis]:
+def kleis(
+    store: Store, config: Config, fake_oauth: FakeOAuth, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> Iterator[LiveKleis]:
     live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai)
     yield live
     live.proxy.stop()

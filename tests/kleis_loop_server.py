@@ -24,12 +24,17 @@ def main() -> None:
     store = open_store(config)
     provider = LoopbackProvider(
         config,
-        {Protocol.MESSAGES: os.environ["LOOP_MESSAGES_URL"], Protocol.CHAT: os.environ["LOOP_OPENAI_URL"], Protocol.RESPONSES: os.environ["LOOP_OPENAI_URL"]},
+        {
+            Protocol.MESSAGES: os.environ["LOOP_MESSAGES_URL"],
+            Protocol.CHAT: os.environ["LOOP_OPENAI_URL"],
+            Protocol.RESPONSES: os.environ["LOOP_OPENAI_URL"],
+        },
         token_url=os.environ["LOOP_TOKEN_URL"],
     )
     providers = {"loop": provider}
-    asyncio.run(run_dump(store, config, providers=providers, port=0, 
-                         on_ready=lambda master: print(f"PORT {bound_address(master)[1]}", flush=True)))
+    asyncio.run(
+        run_dump(store, config, providers=providers, port=0, on_ready=lambda master: print(f"PORT {bound_address(master)[1]}", flush=True))
+    )
 
 
 if __name__ == "__main__":

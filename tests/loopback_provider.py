@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from core.sse import SSEEvent, format_event
 from core.exceptions import ReauthRequired, TransientProviderError
-from providers.base import ForwardRequest, Provider, Upstream
 from core.protocol import Protocol
+from core.sse import SSEEvent, format_event
+from providers.base import ForwardRequest, Provider, Upstream
 from store.accounts import AccountView, TokenSet
 
 UPSTREAM_PREFIX = "up_"

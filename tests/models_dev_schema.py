@@ -8,8 +8,30 @@ from typing import Any
 DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 MODALITIES = {"text", "audio", "image", "video", "pdf"}
 COST_KEYS = {"input", "output", "reasoning", "cache_read", "cache_write", "input_audio", "output_audio", "per_minute", "context_over_200k"}
-MODEL_REQUIRED = {"id", "name", "attachment", "reasoning", "tool_call", "release_date", "last_updated", "modalities", "open_weights", "limit"}
-MODEL_OPTIONAL = {"family", "interleaved", "structured_output", "temperature", "knowledge", "cost", "status", "experimental", "provider", "reasoning_options"}
+MODEL_REQUIRED = {
+    "id",
+    "name",
+    "attachment",
+    "reasoning",
+    "tool_call",
+    "release_date",
+    "last_updated",
+    "modalities",
+    "open_weights",
+    "limit",
+}
+MODEL_OPTIONAL = {
+    "family",
+    "interleaved",
+    "structured_output",
+    "temperature",
+    "knowledge",
+    "cost",
+    "status",
+    "experimental",
+    "provider",
+    "reasoning_options",
+}
 PROVIDER_KEYS = {"id", "env", "npm", "api", "name", "doc", "models"}
 
 
@@ -41,7 +63,9 @@ def model_errors(model: dict[str, Any]) -> list[str]:
         if model.get("reasoning") is False and "reasoning" in cost:
             errors.append("cost.reasoning with reasoning false")
     provider = model.get("provider")
-    if provider is not None and (set(provider) - {"npm", "api", "shape", "body", "headers"} or provider.get("shape", "responses") not in ("responses", "completions")):
+    if provider is not None and (
+        set(provider) - {"npm", "api", "shape", "body", "headers"} or provider.get("shape", "responses") not in ("responses", "completions")
+    ):
         errors.append("provider override invalid")
     if model.get("status") not in (None, "alpha", "beta", "deprecated"):
         errors.append("status invalid")
@@ -56,7 +80,11 @@ def provider_errors(provider: dict[str, Any]) -> list[str]:
     npm, has_api = provider.get("npm"), "api" in provider
     if npm in ("@ai-sdk/openai-compatible", "@openrouter/ai-sdk-provider") and not has_api:
         errors.append("api is required for openai-compatible")
-    if npm not in ("@ai-sdk/openai-compatible", "@openrouter/ai-sdk-provider", "@ai-sdk/anthropic", "@ai-sdk/openai", "kiro-acp-ai-provider") and has_api:
+    if (
+        npm
+        not in ("@ai-sdk/openai-compatible", "@openrouter/ai-sdk-provider", "@ai-sdk/anthropic", "@ai-sdk/openai", "kiro-acp-ai-provider")
+        and has_api
+    ):
         errors.append("api is forbidden for this npm package")
     for key, model in (provider.get("models") or {}).items():
         if model.get("id") != key:

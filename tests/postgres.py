@@ -34,9 +34,15 @@ class TempPostgres:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        subprocess.run(_as_postgres([initdb, "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres", "--no-sync"]), check=True, capture_output=True)
+        subprocess.run(
+            _as_postgres([initdb, "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres", "--no-sync"]), check=True, capture_output=True
+        )
         options = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c max_connections=200"
-        subprocess.run(_as_postgres([pg_ctl, "-D", f"{self.dir}/data", "-o", options, "-l", f"{self.dir}/log", "-w", "start"]), check=True, capture_output=True)
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", f"{self.dir}/data", "-o", options, "-l", f"{self.dir}/log", "-w", "start"]),
+            check=True,
+            capture_output=True,
+        )
 
     def new_database(self) -> str:
         import psycopg2

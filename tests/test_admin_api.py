@@ -25,6 +25,7 @@ def error(response, status: int) -> str:  # type: ignore[no-untyped-def]
 
 # -- accounts -----------------------------------------------------------------------------------------
 
+
 def test_list_and_show_accounts_with_why_and_no_tokens(api, store) -> None:
     first = add_account(store, "one")
     account_store.set_status(first, "cooling", "rate limited (429)", cooldown_until=time.time() + 60)
@@ -70,7 +71,11 @@ def test_refresh_now_and_its_failure(api, store, authority) -> None:
     access, refresh = authority.seed()
     row, _ = account_store.upsert_account("claude", "fresh", account_store.TokenSet(access, refresh, time.time() + 30), store.cipher)
     done = api.post(f"/admin/api/accounts/{row.id}/refresh")
-    assert done.status_code == 200 and done.json["account"]["expires_in"] > 3500 and done.json["account"]["last_refresh_result"] == "refresh ok"
+    assert (
+        done.status_code == 200
+        and done.json["account"]["expires_in"] > 3500
+        and done.json["account"]["last_refresh_result"] == "refresh ok"
+    )
     stale = add_account(store, "stale")
     assert "needs a new login" in error(api.post(f"/admin/api/accounts/{stale}/refresh"), 502)
     assert api.get(f"/admin/api/accounts/{stale}").json["account"]["status"] == "needs_reauth"
@@ -83,6 +88,7 @@ def test_refresh_of_a_provider_missing_from_the_build(api, store, monkeypatch) -
 
 
 # -- logins --------------------------------------------------------------------------------------------
+
 
 def test_paste_login_round_trip_with_the_state_in_the_code(api) -> None:
     started = api.post("/admin/api/accounts/claude/oauth/start")
@@ -107,14 +113,23 @@ def test_wrong_or_expired_login_state_and_missing_fields(api, authority) -> None
     flow = api.post("/admin/api/accounts/claude/oauth/start").json
     code, state = consent(flow["authorize_url"])
     assert "unknown" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": f"{code}#forged"}), 400)
-    assert "does not match" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"flow_id": state, "code": f"{code}#other"}), 400)
+    assert "does not match" in error(
+        api.post("/admin/api/accounts/claude/oauth/complete", json={"flow_id": state, "code": f"{code}#other"}), 400
+    )
     assert "missing field: flow_id" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={}), 400)
     assert "missing field: flow_id" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": code}), 400)
     assert "missing field: code" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"flow_id": state}), 400)
     assert "flow_id: expected a string" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"flow_id": 5}), 400)
     assert "code: expected a string" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": ["x"]}), 400)
-    assert "unknown" in error(api.post("/admin/api/accounts/codex/oauth/complete", json={"flow_id": state, "callback_url": f"http://x/?code={code}&state={state}"}), 400)
-    assert "unknown or used authorization code" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": f"code-unknown#{state}"}), 400)
+    assert "unknown" in error(
+        api.post(
+            "/admin/api/accounts/codex/oauth/complete", json={"flow_id": state, "callback_url": f"http://x/?code={code}&state={state}"}
+        ),
+        400,
+    )
+    assert "unknown or used authorization code" in error(
+        api.post("/admin/api/accounts/claude/oauth/complete", json={"code": f"code-unknown#{state}"}), 400
+    )
     OAuthState.update(expires_at=time.time() - 1).execute()
     assert "expired" in error(api.post("/admin/api/accounts/claude/oauth/complete", json={"code": f"{code}#{state}"}), 400)
 
@@ -122,7 +137,9 @@ def test_wrong_or_expired_login_state_and_missing_fields(api, authority) -> None
 def test_unknown_missing_and_malformed_provider_requests(api, monkeypatch) -> None:
     assert "unknown provider 'gemini'" in error(api.post("/admin/api/accounts/gemini/oauth/start"), 404)
     assert "unknown provider" in error(api.post("/admin/api/accounts/gemini/oauth/complete", json={"flow_id": "x"}), 404)
-    assert "body is not valid JSON" in error(api.post("/admin/api/accounts/claude/oauth/start", data="{nope", content_type="application/json"), 400)
+    assert "body is not valid JSON" in error(
+        api.post("/admin/api/accounts/claude/oauth/start", data="{nope", content_type="application/json"), 400
+    )
     assert "must be a JSON object" in error(api.post("/admin/api/accounts/claude/oauth/start", json=[1]), 400)
     assert "device: expected true or false" in error(api.post("/admin/api/accounts/codex/oauth/start", json={"device": "yes"}), 400)
     monkeypatch.setattr(registry, "PROVIDER_CLASSES", {})
@@ -151,6 +168,7 @@ def test_device_login_answers_pending_until_done(api, authority, provider: str, 
 
 
 # -- keys ---------------------------------------------------------------------------------------------------
+
 
 def test_keys_create_once_list_and_revoke(api) -> None:
     created = api.post("/admin/api/keys", json={"name": "ci", "providers": ["claude"], "models": "claude-*,gpt-5", "expires_days": 7})
@@ -205,20 +223,45 @@ def test_key_limits_are_set_at_creation_and_changed_field_by_field(api) -> None:
 
 # -- usage and the rest ------------------------------------------------------------------------------------
 
+
 def test_usage_windows_custom_periods_and_bad_parameters(api, store) -> None:
     key = api.post("/admin/api/keys", json={"name": "agent"}).json
     account = add_account(store, "worker")
     now = time.time()
-    usage_store.insert_events([
-        {"request_id": "a", "created_at": now - 30, "key_id": key["id"], "account_id": account, "provider": "claude", "model": "claude-x", "status": 200, "input_tokens": 10, "output_tokens": 3},
-        {"request_id": "b", "created_at": now - 10 * 86400, "key_id": key["id"], "account_id": account, "provider": "claude", "model": "claude-y", "status": 200, "output_tokens": 1},
-    ])
+    usage_store.insert_events(
+        [
+            {
+                "request_id": "a",
+                "created_at": now - 30,
+                "key_id": key["id"],
+                "account_id": account,
+                "provider": "claude",
+                "model": "claude-x",
+                "status": 200,
+                "input_tokens": 10,
+                "output_tokens": 3,
+            },
+            {
+                "request_id": "b",
+                "created_at": now - 10 * 86400,
+                "key_id": key["id"],
+                "account_id": account,
+                "provider": "claude",
+                "model": "claude-y",
+                "status": 200,
+                "output_tokens": 1,
+            },
+        ]
+    )
     body = api.get("/admin/api/usage").json
     assert set(body["windows"]) == {"today", "7d", "30d"}
     assert body["windows"]["today"]["total"]["requests"] == 1 and body["windows"]["30d"]["total"]["requests"] == 2
     assert {r["group"] for r in body["windows"]["30d"]["by_model"]} == {"claude-x", "claude-y"}
     assert [r["group"] for r in body["windows"]["7d"]["by_model"]] == ["claude-x"]
-    assert body["windows"]["7d"]["by_key"][0]["label"].startswith("agent (") and body["windows"]["7d"]["by_account"][0]["label"] == "claude: worker@example.test"
+    assert (
+        body["windows"]["7d"]["by_key"][0]["label"].startswith("agent (")
+        and body["windows"]["7d"]["by_account"][0]["label"] == "claude: worker@example.test"
+    )
     assert [e["request_id"] for e in body["recent"]] == ["a", "b"] and body["recent"][0]["key_label"].startswith("agent")
     assert list(api.get("/admin/api/usage?window=7d&recent=1").json["windows"]) == ["7d"]
     custom = api.get("/admin/api/usage?since=24h&by=model&recent=0").json
@@ -228,12 +271,28 @@ def test_usage_windows_custom_periods_and_bad_parameters(api, store) -> None:
     assert "unknown grouping" in error(api.get("/admin/api/usage?since=1d&by=colour"), 400)
     assert "expected a number" in error(api.get("/admin/api/usage?recent=many"), 400)
     other = add_account(store, "other-worker", provider="codex")
-    usage_store.insert_events([{"request_id": "c", "created_at": now - 20, "key_id": None, "account_id": other, "provider": "codex", "model": "gpt-5.4", "status": 429}])
+    usage_store.insert_events(
+        [
+            {
+                "request_id": "c",
+                "created_at": now - 20,
+                "key_id": None,
+                "account_id": other,
+                "provider": "codex",
+                "model": "gpt-5.4",
+                "status": 429,
+            }
+        ]
+    )
     narrowed = api.get(f"/admin/api/usage?window=30d&account_id={account}").json
     assert narrowed["filters"] == {"account_id": account} and narrowed["windows"]["30d"]["total"]["requests"] == 2
     assert [e["request_id"] for e in narrowed["recent"]] == ["a", "b"]
     by_provider = api.get("/admin/api/usage?since=1d&provider=codex").json
-    assert by_provider["totals"][0]["requests"] == 1 and by_provider["totals"][0]["errors"] == 1 and [e["request_id"] for e in by_provider["recent"]] == ["c"]
+    assert (
+        by_provider["totals"][0]["requests"] == 1
+        and by_provider["totals"][0]["errors"] == 1
+        and [e["request_id"] for e in by_provider["recent"]] == ["c"]
+    )
     assert api.get("/admin/api/usage?window=today&model=claude-x").json["windows"]["today"]["total"]["input_tokens"] == 10
     assert "key_id: expected a number" in error(api.get("/admin/api/usage?key_id=abc"), 400)
 
@@ -252,6 +311,7 @@ def test_unexpected_errors_answer_json_500(api, monkeypatch) -> None:
 
 
 # -- the proxy follows within a second -------------------------------------------------------------------------
+
 
 def test_a_key_revoked_through_the_api_is_refused_by_the_proxy_within_a_second(kleis, store, config, test_providers) -> None:
     admin_api = Api(create_app(store, config, {"TESTING": True}).test_client())

@@ -26,7 +26,9 @@ def test_pages_redirect_to_login_and_come_back_after_it(web) -> None:
     assert web.get("/admin/keys").status_code == 200
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/admin", "/\\evil.example", "javascript:alert(1)", "/elsewhere"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/admin", "/\\evil.example", "javascript:alert(1)", "/elsewhere"]
+)
 def test_login_never_redirects_off_the_admin(web, target: str) -> None:
     response = web.post("/admin/login", data={"secret": SECRET, "csrf_token": csrf_token(web), "next": target})
     assert response.headers["Location"] == "/admin/accounts"
@@ -45,7 +47,11 @@ def test_every_route_needs_auth(app: Flask, web) -> None:
                 assert response.status_code == 401 and response.is_json, (method, path)
                 assert response.json["error"]["type"] == "unauthorized"
             else:
-                assert response.status_code == 302 and response.headers["Location"].startswith("/admin/login"), (method, path, response.status_code)
+                assert response.status_code == 302 and response.headers["Location"].startswith("/admin/login"), (
+                    method,
+                    path,
+                    response.status_code,
+                )
             checked += 1
     assert checked >= 25
 
@@ -80,7 +86,9 @@ def test_session_cookie_flags_and_secure_over_tls(web) -> None:
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     tls = web.application.test_client()
     token = csrf_token(tls, "https://localhost/admin/login")
-    response = tls.post("https://localhost/admin/login", data={"secret": SECRET, "csrf_token": token}, headers={"Referer": "https://localhost/admin/login"})
+    response = tls.post(
+        "https://localhost/admin/login", data={"secret": SECRET, "csrf_token": token}, headers={"Referer": "https://localhost/admin/login"}
+    )
     assert response.status_code == 303 and "Secure" in response.headers["Set-Cookie"]
 
 
@@ -127,7 +135,9 @@ def test_every_form_route_refuses_a_post_without_the_csrf_token(app: Flask, admi
         if "POST" not in rule.methods or rule.rule.startswith("/admin/api") or rule.endpoint in PUBLIC:
             continue
         path = rule.rule.replace("<provider>", "claude").replace("<ident>", str(account)).replace("<int:account_id>", str(account))
-        path = path.replace("<action>", "disable").replace("<int:key_id>", "1").replace("<key_id>", "1").replace("<account_id>", str(account))
+        path = (
+            path.replace("<action>", "disable").replace("<int:key_id>", "1").replace("<key_id>", "1").replace("<account_id>", str(account))
+        )
         assert "<" not in path, f"unfilled route parameter in {rule.rule}"
         for data in ({}, {"csrf_token": "forged"}):
             response = admin.post(path, data=data)

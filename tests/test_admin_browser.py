@@ -52,8 +52,19 @@ def browser() -> Iterator:  # type: ignore[type-arg]
     profile = tempfile.mkdtemp(prefix="kleis-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
@@ -114,7 +125,9 @@ def test_keys_and_a_claude_account_in_a_real_browser(browser, admin_url: str, au
     click(browser, "#create-key")
     key = wait_for(browser, "#new-key").text
     assert key.startswith("kl_") and ApiKey.get(ApiKey.name == "browser-key").key_hash == hash_key(key)
-    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": admin_url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions", {"origin": admin_url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}
+    )
     click(browser, "#copy-key")
     wait_for(browser, "#copy-key", "Copied")
     copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0], e => arguments[0]('refused: ' + e))")
@@ -190,7 +203,8 @@ class ClaudeConsentPage:
         def consent(request):  # type: ignore[no-untyped-def]
             query = request.query
             code = self.oauth.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query["client_id"])
-            page = f"<html><body><p>Paste this code into the application:</p><code id='pasted-code'>{code}#{query['state']}</code></body></html>"
+            pasted = f"<code id='pasted-code'>{code}#{query['state']}</code>"
+            page = f"<html><body><p>Paste this code into the application:</p>{pasted}</body></html>"
             return Reply(200, page, {"content-type": "text/html"})
 
         self.oauth.route("GET", "/oauth/authorize", consent)

@@ -28,6 +28,7 @@ def authorize_url(page: str) -> str:
 
 # -- accounts: state and why ----------------------------------------------------------------------
 
+
 def test_accounts_page_says_why_each_account_is_or_is_not_used(admin, store) -> None:
     primary = add_account(store, "primary-one")
     standby = add_account(store, "standby-one")
@@ -47,7 +48,11 @@ def test_accounts_page_says_why_each_account_is_or_is_not_used(admin, store) -> 
         return re.search(rf'<tr id="account-{account_id}".*?</tr>', page, re.S).group(0)
 
     assert "★ primary" in row(primary) and "primary: requests go here first" in row(primary)
-    assert "★ primary" not in row(standby) and "standby" in row(standby) and "last refresh failed (token endpoint answered 503)" in row(standby)
+    assert (
+        "★ primary" not in row(standby)
+        and "standby" in row(standby)
+        and "last refresh failed (token endpoint answered 503)" in row(standby)
+    )
     assert "cooling until" in row(cooling) and "in 29m" in row(cooling) and "rate limited (429)" in row(cooling)
     assert "cooldown over" in row(over) and "the next request tests it again" in row(over)
     assert "needs a new login: refresh refused: invalid_grant" in row(dead) and "Log in again" in row(dead)
@@ -86,6 +91,7 @@ def test_a_provider_missing_from_the_build_says_so(admin, store, monkeypatch) ->
 
 
 # -- account actions ------------------------------------------------------------------------------------
+
 
 def test_actions_change_the_account_and_say_what_happened(admin, store) -> None:
     first, second = add_account(store, "first"), add_account(store, "second")
@@ -141,6 +147,7 @@ def test_remove_asks_first(admin, store) -> None:
 
 
 # -- adding accounts ---------------------------------------------------------------------------------------
+
 
 def test_paste_login_round_trip(admin, authority) -> None:
     start = text(admin.get("/admin/accounts/add/claude"))
@@ -217,8 +224,14 @@ def test_expired_or_missing_logins(admin, authority) -> None:
 
 # -- keys -----------------------------------------------------------------------------------------------
 
+
 def test_create_a_key_shown_once(admin) -> None:
-    response = submit(admin, "/admin/keys", {"name": "laptop", "providers": ["claude", "codex"], "models": "claude-*", "expires_days": "30"}, page="/admin/keys")
+    response = submit(
+        admin,
+        "/admin/keys",
+        {"name": "laptop", "providers": ["claude", "codex"], "models": "claude-*", "expires_days": "30"},
+        page="/admin/keys",
+    )
     page = text(response)
     key = re.search(r'id="new-key">(kl_[A-Za-z0-9_-]{43})<', page).group(1)
     row = ApiKey.get(ApiKey.name == "laptop")
@@ -250,7 +263,10 @@ def test_key_limits_from_the_page(admin) -> None:
     row = ApiKey.get(ApiKey.name == "shared")
     assert (row.rate_limit, row.concurrency_limit) == (120, None)
     page = text(admin.get("/admin/keys"))
-    assert f'action="/admin/keys/{row.id}/limits"' in page and 'name="rate_limit" min="0" step="1" class="tiny" placeholder="none" value="120"' in page
+    assert (
+        f'action="/admin/keys/{row.id}/limits"' in page
+        and 'name="rate_limit" min="0" step="1" class="tiny" placeholder="none" value="120"' in page
+    )
     response = submit(admin, f"/admin/keys/{row.id}/limits", {"rate_limit": "", "concurrency_limit": "3"}, page="/admin/keys")
     assert response.status_code == 303
     row = ApiKey.get_by_id(row.id)
@@ -276,16 +292,48 @@ def test_revoke_asks_first(admin) -> None:
 
 # -- usage -------------------------------------------------------------------------------------------------
 
+
 def test_usage_page_totals_per_key_account_and_model(admin, store) -> None:
     submit(admin, "/admin/keys", {"name": "agent"}, page="/admin/keys")
     key = ApiKey.get(ApiKey.name == "agent")
     account = add_account(store, "worker")
     now = time.time()
-    usage_store.insert_events([
-        {"request_id": "r1", "created_at": now - 60, "key_id": key.id, "account_id": account, "provider": "claude", "model": "claude-x", "status": 200, "input_tokens": 1200, "output_tokens": 30},
-        {"request_id": "r2", "created_at": now - 3 * 86400, "key_id": key.id, "account_id": account, "provider": "claude", "model": "claude-y", "status": 429, "error_type": "rate_limit", "output_tokens": 0},
-        {"request_id": "r3", "created_at": now - 20 * 86400, "key_id": None, "account_id": None, "provider": "codex", "model": "gpt-z", "status": 200, "output_tokens": 5},
-    ])
+    usage_store.insert_events(
+        [
+            {
+                "request_id": "r1",
+                "created_at": now - 60,
+                "key_id": key.id,
+                "account_id": account,
+                "provider": "claude",
+                "model": "claude-x",
+                "status": 200,
+                "input_tokens": 1200,
+                "output_tokens": 30,
+            },
+            {
+                "request_id": "r2",
+                "created_at": now - 3 * 86400,
+                "key_id": key.id,
+                "account_id": account,
+                "provider": "claude",
+                "model": "claude-y",
+                "status": 429,
+                "error_type": "rate_limit",
+                "output_tokens": 0,
+            },
+            {
+                "request_id": "r3",
+                "created_at": now - 20 * 86400,
+                "key_id": None,
+                "account_id": None,
+                "provider": "codex",
+                "model": "gpt-z",
+                "status": 200,
+                "output_tokens": 5,
+            },
+        ]
+    )
     today = text(admin.get("/admin/usage"))
     by_model = re.search(r'id="usage-by-model".*?</table>', today, re.S).group(0)
     assert "claude-x" in by_model and "claude-y" not in by_model

@@ -38,7 +38,9 @@ def codex_auth() -> Iterator[FakeCodexAuth]:
 @pytest.fixture
 def real_api(store, copilot_config: Config, claude_auth: FakeOAuth, codex_auth: FakeCodexAuth) -> Api:  # type: ignore[no-untyped-def]
     cfg = copilot_config.replace(
-        claude_auth_base=claude_auth.url, claude_authorize_url=f"{claude_auth.url}/oauth/authorize", codex_auth_base=codex_auth.url,
+        claude_auth_base=claude_auth.url,
+        claude_authorize_url=f"{claude_auth.url}/oauth/authorize",
+        codex_auth_base=codex_auth.url,
     )
     app: Flask = create_app(store, cfg, {"TESTING": True})
     return Api(app.test_client())

@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_bench_smoke_runs_and_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
-    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())
     for target in ("direct", "bare", "kleis"):

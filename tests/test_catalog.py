@@ -13,10 +13,10 @@ import pytest
 
 from addons.services import Parts
 from core.exceptions import ConfigError
+from core.protocol import Protocol
 from providers.catalog import Catalog, load_custom_models
 from providers.catalog_builtin import BUILTIN_REGISTRY, model, provider
 from providers.models_dev import ModelsDev
-from core.protocol import Protocol
 from store import keys
 from store.accounts import TokenSet, upsert_account
 from tests.fakes.base import FakeServer, Reply
@@ -24,30 +24,84 @@ from tests.loopback_provider import LoopbackProvider
 from tests.models_dev_schema import provider_errors
 
 REGISTRY = {
-    "anthropic": provider("anthropic", "Anthropic", "@ai-sdk/anthropic", ["ANTHROPIC_API_KEY"], "https://docs.anthropic.com", [
-        model("claude-sonnet-4-5", "Claude Sonnet 4.5", context=200000, output=64000, cost=(3, 15, 0.3, 3.75)),
-        model("claude-haiku-4-5", "Claude Haiku 4.5", context=200000, output=64000),
-        {**model("claude-3-opus", "Claude Opus 3", context=200000, output=4096), "status": "deprecated"},
-    ]),
-    "openai": provider("openai", "OpenAI", "@ai-sdk/openai", ["OPENAI_API_KEY"], "https://platform.openai.com/docs/models", [
-        model("gpt-5.4", "GPT-5.4", context=400000, input_limit=272000, output=128000),
-        model("gpt-4o", "GPT-4o", context=128000, output=16384, reasoning=False),
-    ]),
-    "github-copilot": provider("github-copilot", "GitHub Copilot", "@ai-sdk/openai-compatible", ["GITHUB_TOKEN"], "https://docs.github.com/copilot", [
-        model("gpt-4.1", "GPT-4.1", context=128000, output=16384, reasoning=False),
-        model("claude-sonnet-4.5", "Claude Sonnet 4.5", context=144000, output=16000),
-    ], api="https://copilot.example.test"),
-    "mistral": provider("mistral", "Mistral", "@ai-sdk/mistral", ["MISTRAL_API_KEY"], "https://docs.mistral.ai", [model("mistral-large", "Mistral Large", context=128000, output=8000)]),
+    "anthropic": provider(
+        "anthropic",
+        "Anthropic",
+        "@ai-sdk/anthropic",
+        ["ANTHROPIC_API_KEY"],
+        "https://docs.anthropic.com",
+        [
+            model("claude-sonnet-4-5", "Claude Sonnet 4.5", context=200000, output=64000, cost=(3, 15, 0.3, 3.75)),
+            model("claude-haiku-4-5", "Claude Haiku 4.5", context=200000, output=64000),
+            {**model("claude-3-opus", "Claude Opus 3", context=200000, output=4096), "status": "deprecated"},
+        ],
+    ),
+    "openai": provider(
+        "openai",
+        "OpenAI",
+        "@ai-sdk/openai",
+        ["OPENAI_API_KEY"],
+        "https://platform.openai.com/docs/models",
+        [
+            model("gpt-5.4", "GPT-5.4", context=400000, input_limit=272000, output=128000),
+            model("gpt-4o", "GPT-4o", context=128000, output=16384, reasoning=False),
+        ],
+    ),
+    "github-copilot": provider(
+        "github-copilot",
+        "GitHub Copilot",
+        "@ai-sdk/openai-compatible",
+        ["GITHUB_TOKEN"],
+        "https://docs.github.com/copilot",
+        [
+            model("gpt-4.1", "GPT-4.1", context=128000, output=16384, reasoning=False),
+            model("claude-sonnet-4.5", "Claude Sonnet 4.5", context=144000, output=16000),
+        ],
+        api="https://copilot.example.test",
+    ),
+    "mistral": provider(
+        "mistral",
+        "Mistral",
+        "@ai-sdk/mistral",
+        ["MISTRAL_API_KEY"],
+        "https://docs.mistral.ai",
+        [model("mistral-large", "Mistral Large", context=128000, output=8000)],
+    ),
 }
 COPILOT_ITEMS = [
-    {"id": "gpt-4.1", "name": "GPT-4.1", "supported_endpoints": ["/chat/completions"], "capabilities": {"limits": {"max_prompt_tokens": 128000, "max_output_tokens": 16384}, "supports": {"tool_calls": True}}},
-    {"id": "claude-sonnet-4.5", "name": "Claude Sonnet 4.5", "supported_endpoints": ["/chat/completions", "/v1/messages"], "capabilities": {"limits": {"max_prompt_tokens": 128000, "max_output_tokens": 16000}, "supports": {"tool_calls": True, "vision": True}}},
-    {"id": "oswe-vscode", "name": "Raptor", "supported_endpoints": ["/responses"], "capabilities": {"limits": {"max_context_window_tokens": 264000, "max_prompt_tokens": 200000, "max_output_tokens": 64000}, "supports": {"tool_calls": True, "reasoning_effort": ["low", "high"]}}},
+    {
+        "id": "gpt-4.1",
+        "name": "GPT-4.1",
+        "supported_endpoints": ["/chat/completions"],
+        "capabilities": {"limits": {"max_prompt_tokens": 128000, "max_output_tokens": 16384}, "supports": {"tool_calls": True}},
+    },
+    {
+        "id": "claude-sonnet-4.5",
+        "name": "Claude Sonnet 4.5",
+        "supported_endpoints": ["/chat/completions", "/v1/messages"],
+        "capabilities": {
+            "limits": {"max_prompt_tokens": 128000, "max_output_tokens": 16000},
+            "supports": {"tool_calls": True, "vision": True},
+        },
+    },
+    {
+        "id": "oswe-vscode",
+        "name": "Raptor",
+        "supported_endpoints": ["/responses"],
+        "capabilities": {
+            "limits": {"max_context_window_tokens": 264000, "max_prompt_tokens": 200000, "max_output_tokens": 64000},
+            "supports": {"tool_calls": True, "reasoning_effort": ["low", "high"]},
+        },
+    },
 ]
 
 
 def named(name: str, protocols: frozenset, models: tuple[str, ...], items: list | None = None):  # type: ignore[no-untyped-def]
-    cls = type(f"Test{name.title()}", (LoopbackProvider,), {"name": name, "display_name": name.title(), "protocols": protocols, "default_models": models})
+    cls = type(
+        f"Test{name.title()}",
+        (LoopbackProvider,),
+        {"name": name, "display_name": name.title(), "protocols": protocols, "default_models": models},
+    )
 
     async def list_models(self, account, http):  # type: ignore[no-untyped-def]
         return items
@@ -101,12 +155,16 @@ class Accounts:
     def __init__(self, *names: str, status: str = "active") -> None:
         from store.accounts import AccountView
 
-        self.accounts = [AccountView(i, n, "", f"i{i}", None, status, "", None, True, "a", "r", None, 1, {}, 0.0, None, "") for i, n in enumerate(names)]
+        self.accounts = [
+            AccountView(i, n, "", f"i{i}", None, status, "", None, True, "a", "r", None, 1, {}, 0.0, None, "") for i, n in enumerate(names)
+        ]
 
 
 def test_kleis_entry_is_models_dev_valid_and_names_the_sdk_per_protocol(config, tmp_path, models_dev) -> None:
     catalog = make_catalog(
-        config, tmp_path, models_dev,
+        config,
+        tmp_path,
+        models_dev,
         claude=named("claude", frozenset({Protocol.MESSAGES}), ("claude-sonnet-4-5", "claude-next-1"))(config, {}, ""),
         codex=named("codex", frozenset({Protocol.RESPONSES}), ("gpt-5.4", "gpt-5.9"))(config, {}, ""),
         copilot=named("copilot", frozenset(Protocol), ("gpt-4.1",))(config, {}, ""),
@@ -122,7 +180,11 @@ def test_kleis_entry_is_models_dev_valid_and_names_the_sdk_per_protocol(config, 
     sonnet = kleis["models"]["claude/claude-sonnet-4-5"]
     assert sonnet["provider"] == {"npm": "@ai-sdk/anthropic", "api": "http://127.0.0.1:8080/v1"}
     assert sonnet["limit"] == {"context": 200000, "output": 64000} and sonnet["cost"]["input"] == 3  # copied from models.dev
-    assert kleis["models"]["codex/gpt-5.4"]["provider"] == {"npm": "@ai-sdk/openai", "api": "http://127.0.0.1:8080/v1", "shape": "responses"}
+    assert kleis["models"]["codex/gpt-5.4"]["provider"] == {
+        "npm": "@ai-sdk/openai",
+        "api": "http://127.0.0.1:8080/v1",
+        "shape": "responses",
+    }
     assert kleis["models"]["codex/gpt-5.4"]["limit"]["input"] == 272000
     catalog.follower = Accounts("claude", "codex", "copilot")
     catalog.invalidate()
@@ -162,7 +224,9 @@ def test_copilot_models_come_from_its_own_list_when_fetched(config, tmp_path, mo
 )
 def test_resolution_table(config, tmp_path, models_dev, model_id: str, protocol: Protocol, provider_name: str | None) -> None:
     catalog = make_catalog(
-        config, tmp_path, models_dev,
+        config,
+        tmp_path,
+        models_dev,
         claude=named("claude", frozenset({Protocol.MESSAGES}), ())(config, {}, ""),
         codex=named("codex", frozenset({Protocol.RESPONSES}), ("gpt-5.4",))(config, {}, ""),
         copilot=named("copilot", frozenset(Protocol), ())(config, {}, ""),
@@ -172,10 +236,18 @@ def test_resolution_table(config, tmp_path, models_dev, model_id: str, protocol:
 
 def test_custom_models(tmp_path, config) -> None:
     path = tmp_path / "custom.json"
-    path.write_text(json.dumps({"models": {"claude/claude-private-1": {"name": "Private", "limit": {"context": 1000000, "output": 64000}}}}))
+    path.write_text(
+        json.dumps({"models": {"claude/claude-private-1": {"name": "Private", "limit": {"context": 1000000, "output": 64000}}}})
+    )
     custom = load_custom_models(str(path))
-    assert custom["claude/claude-private-1"]["limit"]["context"] == 1000000 and custom["claude/claude-private-1"]["id"] == "claude-private-1"
-    for bad, fragment in [("{", "not valid JSON"), ('{"models": {"mistral/x": {}}}', "must be claude/"), ('{"models": {"codex/x": {"colour": 1}}}', "does not know: colour")]:
+    assert (
+        custom["claude/claude-private-1"]["limit"]["context"] == 1000000 and custom["claude/claude-private-1"]["id"] == "claude-private-1"
+    )
+    for bad, fragment in [
+        ("{", "not valid JSON"),
+        ('{"models": {"mistral/x": {}}}', "must be claude/"),
+        ('{"models": {"codex/x": {"colour": 1}}}', "does not know: colour"),
+    ]:
         path.write_text(bad)
         with pytest.raises(ConfigError, match=fragment):
             load_custom_models(str(path))
@@ -216,7 +288,10 @@ def test_through_the_proxy(store, config, tmp_path, models_dev, run_proxy, fake_
     assert one.status_code == 200 and one.json()["owned_by"] == "codex"
     retrieved = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key).models.retrieve("codex/gpt-5.4")  # sent as codex%2Fgpt-5.4
     assert retrieved.id == "codex/gpt-5.4" and retrieved.owned_by == "codex"
-    assert anthropic.Anthropic(base_url=proxy.url, auth_token=narrow, api_key=None).models.retrieve("claude/claude-sonnet-4-5").id == "claude/claude-sonnet-4-5"
+    assert (
+        anthropic.Anthropic(base_url=proxy.url, auth_token=narrow, api_key=None).models.retrieve("claude/claude-sonnet-4-5").id
+        == "claude/claude-sonnet-4-5"
+    )
     unknown = httpx.post(f"{proxy.url}/v1/messages", json={"model": "mistral-large", "messages": []}, headers={"x-api-key": key})
     assert unknown.status_code == 404 and "/v1/models" in unknown.json()["error"]["message"]
     copilot_only = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "gpt-4.1", "messages": []}, headers={"x-api-key": key})
@@ -231,7 +306,9 @@ def test_the_builtin_offline_list_is_models_dev_valid() -> None:
 
 
 def test_api_json_is_the_registry_plus_the_kleis_entry_for_any_base(config, tmp_path, models_dev) -> None:
-    catalog = make_catalog(config, tmp_path, models_dev, claude=named("claude", frozenset({Protocol.MESSAGES}), ("claude-sonnet-4-5",))(config, {}, ""))
+    catalog = make_catalog(
+        config, tmp_path, models_dev, claude=named("claude", frozenset({Protocol.MESSAGES}), ("claude-sonnet-4-5",))(config, {}, "")
+    )
     catalog.follower = Accounts("claude")
     for base in ("http://127.0.0.1:8080", "http://kleis.internal:9000"):
         served = json.loads(catalog.api_json_bytes(base))

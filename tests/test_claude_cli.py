@@ -56,7 +56,9 @@ def claude_accounts(data_dir: Path, env: dict[str, str]) -> list[dict]:
     return [a for a in json.loads(listed.stdout) if a["provider"] == "claude"]
 
 
-def test_login_without_a_terminal_prints_the_url_then_finishes_with_code_input(data_dir: Path, env: dict[str, str], oauth_fake: FakeOAuth) -> None:
+def test_login_without_a_terminal_prints_the_url_then_finishes_with_code_input(
+    data_dir: Path, env: dict[str, str], oauth_fake: FakeOAuth
+) -> None:
     started = run(data_dir, "accounts", "login", "claude", env=env)
     assert started.returncode == 1
     assert "--code-input" in started.stderr and "Traceback" not in started.stderr
@@ -98,7 +100,11 @@ def test_interactive_login_reads_the_pasted_code_from_the_terminal(data_dir: Pat
     child_env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir), **env)
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "kleis.py"), "accounts", "login", "claude"],
-        stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env, text=True,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env,
+        text=True,
     )
     os.close(secondary)
     try:
@@ -131,14 +137,18 @@ def test_import_both_formats_and_refuse_bad_files(data_dir: Path, env: dict[str,
 
     access, refresh = oauth_fake.seed()
     claude_code = tmp_path / ".credentials.json"
-    claude_code.write_text(json.dumps({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": int(time.time() * 1000) + 3_600_000}}))
+    claude_code.write_text(
+        json.dumps({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": int(time.time() * 1000) + 3_600_000}})
+    )
     imported = run(data_dir, "accounts", "import", "claude", "--file", str(claude_code), env=env)
     assert imported.returncode == 0, imported.stderr
     assert "added" in imported.stdout and "warning:" in imported.stderr
 
     access, refresh = oauth_fake.seed()
     opencode = tmp_path / "auth.json"
-    opencode.write_text(json.dumps({"anthropic": {"type": "oauth", "access": access, "refresh": refresh, "expires": int(time.time() * 1000) + 3_600_000}}))
+    opencode.write_text(
+        json.dumps({"anthropic": {"type": "oauth", "access": access, "refresh": refresh, "expires": int(time.time() * 1000) + 3_600_000}})
+    )
     again = run(data_dir, "accounts", "import", "claude", "--file", str(opencode), env=env)
     assert again.returncode == 0 and "updated" in again.stdout, again.stderr
     [account] = claude_accounts(data_dir, env)

@@ -11,10 +11,10 @@ import anthropic
 import httpx
 import pytest
 
-from addons.server import ProxyThread
-from providers.base import Signal
 from addons.health import HealthTracker
+from addons.server import ProxyThread
 from addons.services import Parts
+from providers.base import Signal
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_CLI
 from store import keys
@@ -25,7 +25,11 @@ from tests.fakes.claude import ACCOUNT, CLAUDE_CODE_ONLY, FakeClaudeAPI, claude_
 from tests.fakes.oauth import FakeOAuth
 from tests.test_claude_rewrite import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS
 
-READ_FILE = {"name": "read_file", "description": "read a file", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}
+READ_FILE = {
+    "name": "read_file",
+    "description": "read a file",
+    "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
+}
 BASH = {"name": "bash", "description": "run a command", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}
 REQUIRED_BETAS = ["claude-code-20250219", "oauth-2025-04-20", "interleaved-thinking-2025-05-14"]
 
@@ -65,7 +69,9 @@ def start(store, config, run_proxy, expires_in: float = 3600) -> Iterator[Claude
     api = FakeClaudeAPI(valid_tokens=oauth.issued_access).start()
     cfg = config.replace(claude_api_base=api.url, claude_auth_base=oauth.url)
     access, refresh = oauth.seed()
-    row, _ = upsert_account("claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"])
+    row, _ = upsert_account(
+        "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"]
+    )
     _, key = keys.create_key("claude-e2e")
     proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg)}, Parts(health=True))
     assert proxy.services.health is not None
@@ -86,10 +92,16 @@ def expiring(store, config, run_proxy) -> Iterator[ClaudeKleis]:  # type: ignore
 
 
 def test_the_fake_refuses_what_does_not_pass_as_claude_code(claude: ClaudeKleis) -> None:
-    direct = httpx.post(f"{claude.api.url}/v1/messages?beta=true", headers={
-        "authorization": f"Bearer {claude.access_token}", "anthropic-beta": ",".join(REQUIRED_BETAS),
-        "anthropic-version": "2023-06-01", "user-agent": "claude-cli/2.1.328 (external, cli)",
-    }, json={"model": "claude-sonnet-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    direct = httpx.post(
+        f"{claude.api.url}/v1/messages?beta=true",
+        headers={
+            "authorization": f"Bearer {claude.access_token}",
+            "anthropic-beta": ",".join(REQUIRED_BETAS),
+            "anthropic-version": "2023-06-01",
+            "user-agent": "claude-cli/2.1.328 (external, cli)",
+        },
+        json={"model": "claude-sonnet-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert direct.status_code == 400 and direct.json()["error"]["message"] == CLAUDE_CODE_ONLY
 
 
@@ -121,8 +133,11 @@ def test_sdk_streams_tools_through_kleis_with_its_own_names(claude: ClaudeKleis)
 def test_sdk_with_x_api_key_gets_json_tool_names_back_and_counts_tokens(claude: ClaudeKleis) -> None:
     client = claude.client(api_key=claude.key, auth_token=None)
     message = client.messages.create(
-        model="claude/claude-opus-5-5", max_tokens=32, messages=[{"role": "user", "content": "list files"}],
-        tools=[BASH, READ_FILE], tool_choice={"type": "tool", "name": "bash"},
+        model="claude/claude-opus-5-5",
+        max_tokens=32,
+        messages=[{"role": "user", "content": "list files"}],
+        tools=[BASH, READ_FILE],
+        tool_choice={"type": "tool", "name": "bash"},
     )
     assert [b.name for b in message.content if b.type == "tool_use"] == ["bash"]
     seen = claude.api.last("/v1/messages").json
@@ -143,7 +158,11 @@ def test_a_claude_code_request_reaches_the_api_unchanged(claude: ClaudeKleis) ->
     for name, value in CLAUDE_CODE_HEADERS.items():
         if name.lower() != "anthropic-beta":
             assert seen.headers[name.lower()] == value
-    assert seen.headers["anthropic-beta"].split(",") == [*REQUIRED_BETAS, "context-management-2025-06-27", "prompt-caching-scope-2026-01-05"]
+    assert seen.headers["anthropic-beta"].split(",") == [
+        *REQUIRED_BETAS,
+        "context-management-2025-06-27",
+        "prompt-caching-scope-2026-01-05",
+    ]
     assert seen.headers["authorization"] == f"Bearer {claude.access_token}"
 
 
@@ -172,7 +191,6 @@ def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring:
     stored = AccountView.from_row(Account.get_by_id(expiring.account_id), store.cipher)
     assert stored.access_token == used and stored.refresh_token in expiring.oauth.live_refresh
     assert expiring.oauth.refresh_calls == 1
-
 
 
 def test_a_version_floor_is_labelled_and_met_by_raising_the_configured_version(claude: ClaudeKleis, config, run_proxy) -> None:  # type: ignore[no-untyped-def]

@@ -40,7 +40,9 @@ def api(oauth_fake: FakeOAuth) -> Iterator[FakeClaudeAPI]:
 
 @pytest.fixture
 def cfg(config, oauth_fake: FakeOAuth, api: FakeClaudeAPI):  # type: ignore[no-untyped-def]
-    return config.replace(claude_auth_base=oauth_fake.url, claude_api_base=api.url, claude_authorize_url="https://claude.example/oauth/authorize")
+    return config.replace(
+        claude_auth_base=oauth_fake.url, claude_api_base=api.url, claude_authorize_url="https://claude.example/oauth/authorize"
+    )
 
 
 def consent(fake: FakeOAuth, authorize_url: str) -> str:
@@ -55,14 +57,21 @@ def claude_rows() -> list[Account]:
 
 # -- login -----------------------------------------------------------------------------------------
 
+
 def test_authorize_url_carries_the_claude_parameters(store, cfg) -> None:
     start = login.start_login(store, cfg)
     parts = urlsplit(start.authorize_url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == cfg.claude_authorize_url
     assert query == {
-        "code": "true", "client_id": CLAUDE_CLIENT_ID, "response_type": "code", "redirect_uri": f"{cfg.claude_auth_base}/oauth/code/callback",
-        "scope": SCOPES, "code_challenge": query["code_challenge"], "code_challenge_method": "S256", "state": start.flow_id,
+        "code": "true",
+        "client_id": CLAUDE_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": f"{cfg.claude_auth_base}/oauth/code/callback",
+        "scope": SCOPES,
+        "code_challenge": query["code_challenge"],
+        "code_challenge_method": "S256",
+        "state": start.flow_id,
     }
     assert start.kind == "paste" and start.warning and "terms" in start.warning
     verifier, data = oauth.load_state(store, "claude", start.flow_id)
@@ -107,7 +116,9 @@ def test_a_pasted_state_that_does_not_match_is_rejected(store, cfg, oauth_fake: 
 def test_pkce_is_checked_by_the_authority(store, cfg, oauth_fake: FakeOAuth) -> None:
     start = login.start_login(store, cfg)
     _, other_challenge = oauth.pkce_pair()
-    code = oauth_fake.authorize(challenge=other_challenge, redirect_uri=f"{cfg.claude_auth_base}/oauth/code/callback", client_id=CLAUDE_CLIENT_ID)
+    code = oauth_fake.authorize(
+        challenge=other_challenge, redirect_uri=f"{cfg.claude_auth_base}/oauth/code/callback", client_id=CLAUDE_CLIENT_ID
+    )
     with pytest.raises(ReauthRequired, match="PKCE"):
         login.complete_login(store, cfg, start.flow_id, {"answer": f"{code}#{start.flow_id}"})
     assert claude_rows() == []
@@ -134,6 +145,7 @@ def test_identity_comes_from_the_profile_when_the_token_answer_lacks_it(store, c
 
 # -- import -----------------------------------------------------------------------------------------
 
+
 def write(tmp_path: Path, name: str, content: object) -> Path:
     path = tmp_path / name
     path.write_text(content if isinstance(content, str) else json.dumps(content))
@@ -143,8 +155,19 @@ def write(tmp_path: Path, name: str, content: object) -> Path:
 def test_import_claude_code_credentials(store, cfg, oauth_fake: FakeOAuth, api: FakeClaudeAPI, tmp_path: Path) -> None:
     access, refresh = oauth_fake.seed()
     expires_ms = int((time.time() + 7200) * 1000)
-    path = write(tmp_path, ".credentials.json", {"claudeAiOauth": {
-        "accessToken": access, "refreshToken": refresh, "expiresAt": expires_ms, "scopes": ["user:inference"], "subscriptionType": "max"}})
+    path = write(
+        tmp_path,
+        ".credentials.json",
+        {
+            "claudeAiOauth": {
+                "accessToken": access,
+                "refreshToken": refresh,
+                "expiresAt": expires_ms,
+                "scopes": ["user:inference"],
+                "subscriptionType": "max",
+            }
+        },
+    )
     result = login.import_credentials(store, cfg, path)
     assert result.status == "done" and result.created
     [row] = claude_rows()
@@ -156,10 +179,14 @@ def test_import_claude_code_credentials(store, cfg, oauth_fake: FakeOAuth, api: 
 
 def test_import_opencode_auth_with_an_expired_token_refreshes_it(store, cfg, oauth_fake: FakeOAuth, tmp_path: Path) -> None:
     access, refresh = oauth_fake.seed()
-    path = write(tmp_path, "auth.json", {
-        "openai": {"type": "oauth", "access": "other", "refresh": "other", "expires": 1},
-        "anthropic": {"type": "oauth", "access": access, "refresh": refresh, "expires": int((time.time() - 60) * 1000)},
-    })
+    path = write(
+        tmp_path,
+        "auth.json",
+        {
+            "openai": {"type": "oauth", "access": "other", "refresh": "other", "expires": 1},
+            "anthropic": {"type": "oauth", "access": access, "refresh": refresh, "expires": int((time.time() - 60) * 1000)},
+        },
+    )
     result = login.import_credentials(store, cfg, path)
     assert "OpenCode has to log in again" in result.message
     [row] = claude_rows()
@@ -170,10 +197,16 @@ def test_import_opencode_auth_with_an_expired_token_refreshes_it(store, cfg, oau
 
 def test_import_then_login_is_one_account(store, cfg, oauth_fake: FakeOAuth, tmp_path: Path) -> None:
     access, refresh = oauth_fake.seed()
-    path = write(tmp_path, "c.json", {"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": int(time.time() * 1000) + 3_600_000}})
+    path = write(
+        tmp_path,
+        "c.json",
+        {"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": int(time.time() * 1000) + 3_600_000}},
+    )
     login.import_credentials(store, cfg, path)
     start = login.start_login(store, cfg)
-    assert not login.complete_login(store, cfg, start.flow_id, {"answer": f"{consent(oauth_fake, start.authorize_url)}#{start.flow_id}"}).created
+    assert not login.complete_login(
+        store, cfg, start.flow_id, {"answer": f"{consent(oauth_fake, start.authorize_url)}#{start.flow_id}"}
+    ).created
     assert len(claude_rows()) == 1
 
 
@@ -191,7 +224,9 @@ def test_import_then_login_is_one_account(store, cfg, oauth_fake: FakeOAuth, tmp
         ({"anthropic": {"type": "oauth", "access": "a", "refresh": "r"}}, "anthropic.expires is missing"),
     ],
 )
-def test_bad_or_partial_files_import_nothing(store, cfg, oauth_fake: FakeOAuth, api: FakeClaudeAPI, tmp_path: Path, content: object, fragment: str) -> None:
+def test_bad_or_partial_files_import_nothing(
+    store, cfg, oauth_fake: FakeOAuth, api: FakeClaudeAPI, tmp_path: Path, content: object, fragment: str
+) -> None:
     path = write(tmp_path, "creds.json", content)
     with pytest.raises(InvalidInput, match=fragment) as info:
         login.import_credentials(store, cfg, path)
@@ -206,7 +241,9 @@ def test_missing_file_imports_nothing(store, cfg, tmp_path: Path) -> None:
 
 
 def test_import_of_a_dead_login_imports_nothing(store, cfg, oauth_fake: FakeOAuth, tmp_path: Path) -> None:
-    path = write(tmp_path, "c.json", {"claudeAiOauth": {"accessToken": "sk-ant-oat01-old", "refreshToken": "sk-ant-ort01-old", "expiresAt": 1000}})
+    path = write(
+        tmp_path, "c.json", {"claudeAiOauth": {"accessToken": "sk-ant-oat01-old", "refreshToken": "sk-ant-ort01-old", "expiresAt": 1000}}
+    )
     with pytest.raises(InvalidInput, match="no longer valid") as info:
         login.import_credentials(store, cfg, path)
     assert "sk-ant-ort01-old" not in str(info.value) and claude_rows() == []
@@ -239,13 +276,14 @@ def test_an_import_whose_identity_lookup_fails_after_refresh_keeps_the_rotated_l
     assert OAuthState.select().where(OAuthState.provider == login.PENDING_PROVIDER).count() == 0
 
 
-
 def test_a_refused_refresh_keeps_the_pair_a_concurrent_import_of_the_same_file_just_kept(
     store, cfg, oauth_fake: FakeOAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two imports of one file race: the winner's refresh rotated the token and kept the new pair; the loser, which
     loaded nothing, sees "already used" and must not delete the winner's pair."""
-    path = write(tmp_path, "c.json", {"claudeAiOauth": {"accessToken": "sk-ant-oat01-old", "refreshToken": "sk-ant-ort01-old", "expiresAt": 1000}})
+    path = write(
+        tmp_path, "c.json", {"claudeAiOauth": {"accessToken": "sk-ant-oat01-old", "refreshToken": "sk-ant-ort01-old", "expiresAt": 1000}}
+    )
     winner = TokenSet("sk-ant-oat01-new", "sk-ant-ort01-new", time.time() + 3600)
     login._keep_pending(store, "sk-ant-ort01-old", winner)
     monkeypatch.setattr(login, "_load_pending", lambda store, refresh_token: None)  # the loser looked before it was kept
@@ -254,11 +292,15 @@ def test_a_refused_refresh_keeps_the_pair_a_concurrent_import_of_the_same_file_j
     monkeypatch.undo()
     assert login._load_pending(store, "sk-ant-ort01-old") == winner
 
+
 # -- refresh ---------------------------------------------------------------------------------------
+
 
 def stored_account(store, oauth_fake: FakeOAuth, expires_in: float = 3600) -> AccountView:  # type: ignore[no-untyped-def]
     access, refresh = oauth_fake.seed()
-    row, _ = upsert_account("claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"])
+    row, _ = upsert_account(
+        "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"]
+    )
     return AccountView.from_row(row, store.cipher)
 
 
@@ -288,7 +330,12 @@ def test_refresh_with_a_used_token_needs_reauth(store, cfg, oauth_fake: FakeOAut
 
 @pytest.mark.parametrize(
     "reply",
-    [Reply(503, {"error": "temporarily_unavailable"}), Reply(429, {}), Reply(400, {"error": "invalid_request", "error_description": "malformed"}), Reply(200, "not json")],
+    [
+        Reply(503, {"error": "temporarily_unavailable"}),
+        Reply(429, {}),
+        Reply(400, {"error": "invalid_request", "error_description": "malformed"}),
+        Reply(200, "not json"),
+    ],
 )
 def test_refresh_failures_that_keep_the_tokens_are_transient(store, cfg, oauth_fake: FakeOAuth, reply: Reply) -> None:
     account = stored_account(store, oauth_fake)

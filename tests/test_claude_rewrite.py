@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.protocol import Protocol
 from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_AGENT_SDK, IDENTITY_CLI
 from providers.claude.tools import rename_request_tools, upstream_name
-from core.protocol import Protocol
 from store.accounts import AccountView
 
 TOKEN_REF = "kleis-secret-ref-" + "0" * 32
@@ -24,16 +24,37 @@ IDENTITY = {"type": "text", "text": IDENTITY_CLI}
 
 def account() -> AccountView:
     return AccountView(
-        id=1, provider="claude", label="", identity="uuid-1", email=None, status="active", status_reason="",
-        cooldown_until=None, is_primary=True, access_token="sk-ant-oat01-x", refresh_token="sk-ant-ort01-x",
-        expires_at=None, token_version=1, metadata={}, created_at=0.0, last_refresh_at=None, last_refresh_result="",
+        id=1,
+        provider="claude",
+        label="",
+        identity="uuid-1",
+        email=None,
+        status="active",
+        status_reason="",
+        cooldown_until=None,
+        is_primary=True,
+        access_token="sk-ant-oat01-x",
+        refresh_token="sk-ant-ort01-x",
+        expires_at=None,
+        token_version=1,
+        metadata={},
+        created_at=0.0,
+        last_refresh_at=None,
+        last_refresh_result="",
     )
 
 
 def prepare(config, body: dict[str, Any], headers: dict[str, str] | None = None, path: str = "/v1/messages", query: str = "") -> Upstream:  # type: ignore[no-untyped-def]
     request = ForwardRequest(
-        protocol=Protocol.MESSAGES, path=path, query=query, headers=headers or {}, body=copy.deepcopy(body),
-        model=body.get("model", "claude-sonnet-5"), account=account(), token_ref=TOKEN_REF, stream=False,
+        protocol=Protocol.MESSAGES,
+        path=path,
+        query=query,
+        headers=headers or {},
+        body=copy.deepcopy(body),
+        model=body.get("model", "claude-sonnet-5"),
+        account=account(),
+        token_ref=TOKEN_REF,
+        stream=False,
     )
     return ClaudeProvider(config).prepare(request)
 
@@ -47,6 +68,7 @@ def tool(name: str) -> dict[str, Any]:
 
 
 # -- URL and headers ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("path", "query", "expected"),
@@ -65,7 +87,11 @@ def test_url_has_beta_true_and_keeps_other_parameters(config, path: str, query: 
 
 def test_headers_for_a_generic_client(config) -> None:
     config = config.replace(claude_extra_betas="context-management-2025-06-27, oauth-2025-04-20")
-    upstream = prepare(config, request(), {"Anthropic-Beta": "prompt-caching-2024-07-31,interleaved-thinking-2025-05-14", "User-Agent": "Anthropic/Python 0.125.0"})
+    upstream = prepare(
+        config,
+        request(),
+        {"Anthropic-Beta": "prompt-caching-2024-07-31,interleaved-thinking-2025-05-14", "User-Agent": "Anthropic/Python 0.125.0"},
+    )
     assert upstream.headers == {
         "authorization": f"Bearer {TOKEN_REF}",
         "anthropic-version": "2023-06-01",
@@ -83,6 +109,7 @@ def test_client_anthropic_version_is_kept(config) -> None:
 
 
 # -- system identity ------------------------------------------------------------------------------
+
 
 def test_absent_system_gets_the_identity(config) -> None:
     assert prepare(config, request()).body["system"] == [IDENTITY]
@@ -104,8 +131,10 @@ def test_array_system_keeps_the_callers_blocks_and_cache_control(config) -> None
     [
         [{"type": "text", "text": IDENTITY_CLI}, {"type": "text", "text": "More."}],
         [{"type": "text", "text": "Preamble."}, {"type": "text", "text": IDENTITY_AGENT_SDK}],
-        [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.328.abc; cc_entrypoint=sdk-cli; cch=00000;"},
-         {"type": "text", "text": IDENTITY_AGENT_SDK, "cache_control": {"type": "ephemeral"}}],
+        [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.328.abc; cc_entrypoint=sdk-cli; cch=00000;"},
+            {"type": "text", "text": IDENTITY_AGENT_SDK, "cache_control": {"type": "ephemeral"}},
+        ],
         IDENTITY_CLI + "\n\nAnd the rest.",
     ],
 )
@@ -157,13 +186,22 @@ def test_messages_are_not_sanitised(config) -> None:
 
 # -- tool names -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("name", "sent"),
     [
-        ("read", "Read"), ("BASH", "Bash"), ("todowrite", "TodoWrite"), ("webfetch", "WebFetch"), ("Task", "Task"),
-        ("askuserquestion", "AskUserQuestion"), ("mcp_github_search", "mcp_github_search"),
-        ("mcp__server__tool", "mcp__server__tool"), ("read_file", "mcp_Read_file"), ("question", "mcp_Question"),
-        ("list", "mcp_List"), ("x", "mcp_X"),
+        ("read", "Read"),
+        ("BASH", "Bash"),
+        ("todowrite", "TodoWrite"),
+        ("webfetch", "WebFetch"),
+        ("Task", "Task"),
+        ("askuserquestion", "AskUserQuestion"),
+        ("mcp_github_search", "mcp_github_search"),
+        ("mcp__server__tool", "mcp__server__tool"),
+        ("read_file", "mcp_Read_file"),
+        ("question", "mcp_Question"),
+        ("list", "mcp_List"),
+        ("x", "mcp_X"),
     ],
 )
 def test_tool_name_rule(name: str, sent: str) -> None:
@@ -176,7 +214,10 @@ def test_tools_history_and_tool_choice_are_renamed(config) -> None:
         tool_choice={"type": "tool", "name": "read_file"},
         messages=[
             {"role": "user", "content": "go"},
-            {"role": "assistant", "content": [{"type": "text", "text": "ok"}, {"type": "tool_use", "id": "t1", "name": "read", "input": {}}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "ok"}, {"type": "tool_use", "id": "t1", "name": "read", "input": {}}],
+            },
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "data"}]},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "t2", "name": "read_file", "input": {"p": 1}}]},
         ],
@@ -206,10 +247,13 @@ def test_typed_server_tools_are_untouched_also_in_history(config) -> None:
     ]
     history = [
         {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [
-            {"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": "ls"}},
-            {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": "x"}},
-        ]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": "ls"}},
+                {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": "x"}},
+            ],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "a"}]},
     ]
     body = request(tools=[*typed, {**tool("grep"), "type": "custom"}], messages=history, tool_choice={"type": "tool", "name": "bash"})
@@ -223,10 +267,13 @@ def test_typed_server_tools_are_untouched_also_in_history(config) -> None:
 def test_long_names_are_shortened_deterministically_and_restored(config) -> None:
     long_a = "a_very_long_tool_name_from_some_mcp_server_that_goes_on_and_on_1"
     long_b = "a_very_long_tool_name_from_some_mcp_server_that_goes_on_and_on_2"
-    body = request(tools=[tool(long_a), tool(long_b)], messages=[
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": long_b, "input": {}}]},
-    ])
+    body = request(
+        tools=[tool(long_a), tool(long_b)],
+        messages=[
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": long_b, "input": {}}]},
+        ],
+    )
     first, second = prepare(config, body), prepare(config, body)
     names = [t["name"] for t in first.body["tools"]]
     assert all(len(name) <= 64 and name.startswith("mcp_A_very_long") for name in names)
@@ -246,7 +293,14 @@ VALID_NAME = r"[a-zA-Z0-9_-]{1,64}"
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.from_regex(VALID_NAME, fullmatch=True), st.sampled_from(["read", "Read", "BASH", "bash", "mcp_Foo", "foo"])), min_size=1, max_size=8, unique=True))
+@given(
+    st.lists(
+        st.one_of(st.from_regex(VALID_NAME, fullmatch=True), st.sampled_from(["read", "Read", "BASH", "bash", "mcp_Foo", "foo"])),
+        min_size=1,
+        max_size=8,
+        unique=True,
+    )
+)
 def test_any_tool_names_stay_valid_distinct_restorable_and_stable(names: list[str]) -> None:
     body = {"tools": [tool(name) for name in names], "messages": []}
     mapping = rename_request_tools(body)
@@ -258,23 +312,33 @@ def test_any_tool_names_stay_valid_distinct_restorable_and_stable(names: list[st
 
 
 def test_tool_reference_blocks_in_history_are_renamed(config) -> None:
-    body = request(tools=[tool("deploy")], messages=[
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [{"type": "server_tool_use", "id": "s", "name": "tool_search_tool_regex", "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "x", "content": [{"type": "tool_reference", "tool_name": "deploy"}]}]},
-    ])
+    body = request(
+        tools=[tool("deploy")],
+        messages=[
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "server_tool_use", "id": "s", "name": "tool_search_tool_regex", "input": {}}]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "x", "content": [{"type": "tool_reference", "tool_name": "deploy"}]}],
+            },
+        ],
+    )
     sent = prepare(config, body).body
     assert sent["messages"][2]["content"][0]["content"][0] == {"type": "tool_reference", "tool_name": "mcp_Deploy"}
 
 
 # -- idempotence and Claude Code passing through --------------------------------------------------------
 
+
 def test_rewriting_a_rewritten_request_changes_nothing(config) -> None:
     body = request(
         system=[{"type": "text", "text": OPENCODE_PROMPT}],
         tools=[tool("read"), tool("read_file"), tool("x" * 70), {"type": "web_search_20250305", "name": "web_search"}],
         tool_choice={"type": "tool", "name": "read"},
-        messages=[{"role": "user", "content": "go"}, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "read_file", "input": {}}]}],
+        messages=[
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "read_file", "input": {}}]},
+        ],
     )
     headers = {"anthropic-beta": "files-api-2025-04-14", "user-agent": "opencode/1.3"}
     once = prepare(config, body, headers, query="x=1")
@@ -303,12 +367,23 @@ CLAUDE_CODE_BODY = {
     "system": [
         {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.328.e1f; cc_entrypoint=sdk-cli; cch=4a2b9;"},
         {"type": "text", "text": IDENTITY_AGENT_SDK, "cache_control": {"type": "ephemeral"}},
-        {"type": "text", "text": "You are an interactive agent that helps users with software engineering tasks.\n\n"
-                                 "Here is useful information about the environment you are running in:\n<env>\n</env>",
-         "cache_control": {"type": "ephemeral"}},
+        {
+            "type": "text",
+            "text": "You are an interactive agent that helps users with software engineering tasks.\n\n"
+            "Here is useful information about the environment you are running in:\n<env>\n</env>",
+            "cache_control": {"type": "ephemeral"},
+        },
     ],
-    "tools": [tool("Read"), tool("Bash"), tool("TodoWrite"), tool("Agent"), tool("ToolSearch"), tool("TaskStop"),
-              tool("StructuredOutput"), tool("mcp__github__create_issue")],
+    "tools": [
+        tool("Read"),
+        tool("Bash"),
+        tool("TodoWrite"),
+        tool("Agent"),
+        tool("ToolSearch"),
+        tool("TaskStop"),
+        tool("StructuredOutput"),
+        tool("mcp__github__create_issue"),
+    ],
     "messages": [
         {"role": "user", "content": [{"type": "text", "text": "fix the bug", "cache_control": {"type": "ephemeral"}}]},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "/a.py"}}]},
@@ -340,7 +415,14 @@ def test_claude_code_user_agent_without_its_identity_is_rewritten_like_any_clien
 
 def test_the_provider_prefix_is_removed_from_the_model(config) -> None:
     request_ = ForwardRequest(
-        protocol=Protocol.MESSAGES, path="/v1/messages", query="", headers={}, body=request(model="claude/claude-opus-5-5"),
-        model="claude-opus-5-5", account=account(), token_ref=TOKEN_REF, stream=False,
+        protocol=Protocol.MESSAGES,
+        path="/v1/messages",
+        query="",
+        headers={},
+        body=request(model="claude/claude-opus-5-5"),
+        model="claude-opus-5-5",
+        account=account(),
+        token_ref=TOKEN_REF,
+        stream=False,
     )
     assert ClaudeProvider(config).prepare(request_).body["model"] == "claude-opus-5-5"

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from addons.streaming import StreamRewriter
+from core.protocol import Protocol
 from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
-from core.protocol import Protocol
 from tests.fakes.base import sse
 from tests.test_claude_rewrite import TOKEN_REF, account, tool
 
@@ -35,16 +35,35 @@ USAGE_START = {"input_tokens": 12, "cache_creation_input_tokens": 20, "cache_rea
 
 def stream_events(first_tool: str, second_tool: str) -> list[bytes]:
     return [
-        sse("message_start", {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
-                                                                    "model": "claude-sonnet-5", "content": [], "usage": USAGE_START}}),
-        b": keep-alive comment\r\nevent: ping\r\ndata:{\"type\": \"ping\"}\r\n\r\n",
+        sse(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-sonnet-5",
+                    "content": [],
+                    "usage": USAGE_START,
+                },
+            },
+        ),
+        b': keep-alive comment\r\nevent: ping\r\ndata:{"type": "ping"}\r\n\r\n',
         sse("content_block_start", block_start(0, {"type": "text", "text": ""})),
-        sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "I will call mcp_Read_file ✓"}}),
+        sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "I will call mcp_Read_file ✓"}},
+        ),
         sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
         sse("content_block_start", tool_use(first_tool, 1)),
-        sse("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"name\": \"mcp_Read_file\"}"}}),
+        sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"name": "mcp_Read_file"}'}},
+        ),
         sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
-        b'event: content_block_start\ndata: {"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "t", "name": "Bash", "input": {}}}\n\n',
+        b'event: content_block_start\ndata: {"type": "content_block_start", "index": 2, '
+        b'"content_block": {"type": "tool_use", "id": "t", "name": "Bash", "input": {}}}\n\n',
         sse("content_block_start", tool_use(second_tool, 3)),
         sse("content_block_stop", {"type": "content_block_stop", "index": 3}),
         sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 57}}),
@@ -86,8 +105,11 @@ def test_no_transformer_when_no_name_changed(config) -> None:
 def test_tool_reference_in_a_streamed_server_tool_result_is_restored(config) -> None:
     upstream = prepared(config, [tool("deploy")])
     transform = ClaudeProvider(config).stream_transformer(upstream, Protocol.MESSAGES)
-    result = {"type": "tool_search_tool_result", "tool_use_id": "s1",
-              "content": {"type": "tool_search_tool_search_result", "tool_references": [{"type": "tool_reference", "tool_name": "mcp_Deploy"}]}}
+    result = {
+        "type": "tool_search_tool_result",
+        "tool_use_id": "s1",
+        "content": {"type": "tool_search_tool_search_result", "tool_references": [{"type": "tool_reference", "tool_name": "mcp_Deploy"}]},
+    }
     out = StreamRewriter(transform)(sse("content_block_start", block_start(0, result)))
     assert json.loads(out[0].split(b"data: ", 1)[1])["content_block"]["content"]["tool_references"][0]["tool_name"] == "deploy"
 
@@ -105,12 +127,16 @@ def test_usage_is_read_from_the_stream(config) -> None:
 
 def test_json_answer_names_are_restored(config) -> None:
     upstream = prepared(config, [tool("read_file"), tool("read")])
-    body = {"id": "msg", "type": "message", "content": [
-        {"type": "text", "text": "calling mcp_Read_file"},
-        {"type": "tool_use", "id": "a", "name": "mcp_Read_file", "input": {"name": "Read"}},
-        {"type": "tool_use", "id": "b", "name": "Read", "input": {}},
-        {"type": "tool_use", "id": "c", "name": "Unknown", "input": {}},
-    ]}
+    body = {
+        "id": "msg",
+        "type": "message",
+        "content": [
+            {"type": "text", "text": "calling mcp_Read_file"},
+            {"type": "tool_use", "id": "a", "name": "mcp_Read_file", "input": {"name": "Read"}},
+            {"type": "tool_use", "id": "b", "name": "Read", "input": {}},
+            {"type": "tool_use", "id": "c", "name": "Unknown", "input": {}},
+        ],
+    }
     restored = ClaudeProvider(config).rewrite_response(upstream, Protocol.MESSAGES, 200, json.loads(json.dumps(body)))
     assert [block.get("name") for block in restored["content"]] == [None, "read_file", "read", "Unknown"]
     assert restored["content"][0] == body["content"][0] and restored["content"][1]["input"] == {"name": "Read"}
@@ -125,12 +151,20 @@ def test_json_answer_without_renamed_names_is_left_alone(config) -> None:
 
 # -- error signals --------------------------------------------------------------------------------------
 
+
 def error(kind: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message, **extra}}
 
 
 def test_credential_only_for_claude_code_is_request_scoped(config) -> None:
-    signal = ClaudeProvider(config).classify(400, {}, error("invalid_request_error", "This credential is only authorized for use with Claude Code and cannot be used for other API requests."))
+    signal = ClaudeProvider(config).classify(
+        400,
+        {},
+        error(
+            "invalid_request_error",
+            "This credential is only authorized for use with Claude Code and cannot be used for other API requests.",
+        ),
+    )
     assert (signal.kind, signal.account_wide) == ("request", False) and "Claude Code" in signal.label
 
 
@@ -139,7 +173,10 @@ def test_credential_only_for_claude_code_is_request_scoped(config) -> None:
     [
         error("invalid_request_error", "Claude Code 2.1.259 does not support this model; version 2.1.280 or newer is required"),
         error("claude_code_version_too_old", "This model needs a newer Claude Code (2.1.280 or newer)"),
-        {"type": "error", "error": {"type": "invalid_request_error", "message": "upgrade", "details": {"error_code": "claude_code_version_too_old"}}},
+        {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": "upgrade", "details": {"error_code": "claude_code_version_too_old"}},
+        },
     ],
 )
 def test_version_too_old_is_not_account_wide(config, body: dict) -> None:
@@ -165,7 +202,9 @@ def test_429_with_unified_reset_cools_until_then(config) -> None:
 
 
 def test_429_for_fast_mode_credits_is_not_account_wide(config) -> None:
-    signal = ClaudeProvider(config).classify(429, {"anthropic-ratelimit-unified-reset": "1"}, error("rate_limit_error", "Usage credits are required for fast mode."))
+    signal = ClaudeProvider(config).classify(
+        429, {"anthropic-ratelimit-unified-reset": "1"}, error("rate_limit_error", "Usage credits are required for fast mode.")
+    )
     assert (signal.kind, signal.account_wide) == ("rate_limit", False)
 
 

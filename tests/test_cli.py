@@ -21,7 +21,11 @@ def run(data_dir: Path, *args: str, env: dict[str, str] | None = None, stdin: st
     base.update(env or {})
     return subprocess.run(
         [sys.executable, str(ROOT / "kleis.py"), *args],
-        capture_output=True, text=True, env=base, input=stdin, timeout=60,
+        capture_output=True,
+        text=True,
+        env=base,
+        input=stdin,
+        timeout=60,
     )
 
 
@@ -41,7 +45,9 @@ def test_help_lists_commands_and_settings(data_dir: Path) -> None:
 
 
 def test_keys_lifecycle(data_dir: Path) -> None:
-    created = run(data_dir, "keys", "create", "--name", "laptop", "--providers", "claude", "--models", "claude-*", "--expires-days", "30", "--json")
+    created = run(
+        data_dir, "keys", "create", "--name", "laptop", "--providers", "claude", "--models", "claude-*", "--expires-days", "30", "--json"
+    )
     assert created.returncode == 0, created.stderr
     info = json.loads(created.stdout)
     assert info["key"].startswith("kl_") and info["providers"] == ["claude"] and info["models"] == ["claude-*"]
@@ -65,10 +71,10 @@ def test_keys_lifecycle(data_dir: Path) -> None:
 def test_created_key_verifies_against_the_store(data_dir: Path) -> None:
     key = run(data_dir, "keys", "create", "--name", "t").stdout.splitlines()[0]
     check = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from core.config import load_config; from store.db import open_store; from store import keys\n"
-        "open_store(load_config()); r = keys.verify(%r, keys.load_records()); print(r.name, r.refusal())\n"
-    ) % (str(ROOT), key)
+        f"open_store(load_config()); r = keys.verify({key!r}, keys.load_records()); print(r.name, r.refusal())\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
     env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir))
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=60)
@@ -165,10 +171,10 @@ def test_doctor_reports_each_check(data_dir: Path) -> None:
 
 def test_remove_needs_yes_when_not_interactive(data_dir: Path) -> None:
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from core.config import load_config; from store.db import open_store; from store.accounts import upsert_account, TokenSet\n"
         "s = open_store(load_config()); upsert_account('claude', 'u1', TokenSet('a', 'r', None), s.cipher)\n"
-    ) % str(ROOT)
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
     env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)

@@ -74,7 +74,11 @@ def test_events_without_event_lines_are_read_by_their_type() -> None:
     ("error", "style", "status"),
     [
         ({"type": "service_unavailable_error", "code": "server_is_overloaded", "message": "Our servers are busy"}, "bare", 503),
-        ({"type": "usage_limit_reached", "message": "The usage limit has been reached", "plan_type": "plus", "resets_at": 1900000000}, "bare", 429),
+        (
+            {"type": "usage_limit_reached", "message": "The usage limit has been reached", "plan_type": "plus", "resets_at": 1900000000},
+            "bare",
+            429,
+        ),
         ({"code": "context_length_exceeded", "message": "Your input exceeds the context window"}, "event", 400),
         ({"code": "mystery", "message": "something broke"}, "event", 502),
     ],

@@ -59,7 +59,10 @@ def test_system_role_items_become_developer_and_nothing_else_changes() -> None:
 
 def test_include_gains_encrypted_reasoning_once_and_keeps_the_rest() -> None:
     assert normalised(input=[])["include"] == ["reasoning.encrypted_content"]
-    assert normalised(input=[], include=["message.output_text.logprobs"])["include"] == ["message.output_text.logprobs", "reasoning.encrypted_content"]
+    assert normalised(input=[], include=["message.output_text.logprobs"])["include"] == [
+        "message.output_text.logprobs",
+        "reasoning.encrypted_content",
+    ]
     assert normalised(input=[], include=["reasoning.encrypted_content"])["include"] == ["reasoning.encrypted_content"]
     assert normalised(input=[], include="bogus")["include"] == ["reasoning.encrypted_content"]
 
@@ -71,7 +74,16 @@ def test_each_refused_parameter_is_removed(name: str) -> None:
 
 
 def test_the_issue_list_is_covered() -> None:
-    issue = {"max_output_tokens", "max_completion_tokens", "temperature", "top_p", "truncation", "user", "previous_response_id", "stream_options"}
+    issue = {
+        "max_output_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "truncation",
+        "user",
+        "previous_response_id",
+        "stream_options",
+    }
     assert issue <= set(REMOVED_PARAMETERS)
 
 
@@ -94,8 +106,15 @@ def test_input_item_ids_over_64_characters_are_dropped() -> None:
 
 
 def test_fields_the_backend_takes_pass_unchanged() -> None:
-    body = {"input": [], "tools": [{"type": "function", "name": "f"}], "tool_choice": "auto", "reasoning": {"effort": "high", "summary": "auto"},
-            "text": {"verbosity": "low"}, "prompt_cache_key": "session-1", "metadata": {"k": "v"}}
+    body = {
+        "input": [],
+        "tools": [{"type": "function", "name": "f"}],
+        "tool_choice": "auto",
+        "reasoning": {"effort": "high", "summary": "auto"},
+        "text": {"verbosity": "low"},
+        "prompt_cache_key": "session-1",
+        "metadata": {"k": "v"},
+    }
     result = normalise_body(body, "gpt-5.4")
     for field in ("tools", "tool_choice", "reasoning", "text", "prompt_cache_key", "metadata"):
         assert result[field] == body[field]
@@ -108,10 +127,25 @@ def test_the_rules_are_configurable_in_one_place() -> None:
 
 
 def test_an_openai_sdk_body_comes_out_as_codex_takes_it() -> None:
-    body = {"model": "codex/gpt-5.4", "input": "hi", "instructions": None, "max_output_tokens": 200, "temperature": 0.3, "top_p": 1,
-            "stream": False, "store": True, "user": "u1", "truncation": "auto", "previous_response_id": "resp_1", "parallel_tool_calls": True}
+    body = {
+        "model": "codex/gpt-5.4",
+        "input": "hi",
+        "instructions": None,
+        "max_output_tokens": 200,
+        "temperature": 0.3,
+        "top_p": 1,
+        "stream": False,
+        "store": True,
+        "user": "u1",
+        "truncation": "auto",
+        "previous_response_id": "resp_1",
+        "parallel_tool_calls": True,
+    }
     assert normalise_body(body, "gpt-5.4") == {
-        "model": "gpt-5.4", "store": False, "stream": True, "instructions": "",
+        "model": "gpt-5.4",
+        "store": False,
+        "stream": True,
+        "instructions": "",
         "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
         "include": ["reasoning.encrypted_content"],
     }

@@ -31,7 +31,9 @@ def kleis(tmp_path: Path, auth: FakeCodexAuth):  # type: ignore[no-untyped-def]
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
         env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(tmp_path / "data"), KLEIS_CODEX_AUTH_BASE=auth.url)
-        return subprocess.run([sys.executable, str(ROOT / "kleis.py"), *args], capture_output=True, text=True, env=env, input=stdin, timeout=60)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "kleis.py"), *args], capture_output=True, text=True, env=env, input=stdin, timeout=60
+        )
 
     return run
 
@@ -100,7 +102,9 @@ def test_import_both_formats_and_refusals(kleis, auth, tmp_path: Path) -> None:
     assert imported.returncode == 0 and "added" in imported.stdout, imported.stderr
     opencode = tmp_path / "opencode.json"
     access, refresh = auth.seed()
-    opencode.write_text(json.dumps({"openai": {"type": "oauth", "access": access, "refresh": refresh, "expires": int(time.time() * 1000) + 60000}}))
+    opencode.write_text(
+        json.dumps({"openai": {"type": "oauth", "access": access, "refresh": refresh, "expires": int(time.time() * 1000) + 60000}})
+    )
     again = kleis("accounts", "import", "codex", "--file", str(opencode))
     assert again.returncode == 0 and "updated" in again.stdout, again.stderr
     [row] = accounts(kleis)
@@ -114,8 +118,14 @@ def test_interactive_paste_with_a_retry_after_a_wrong_address(tmp_path: Path, au
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
     env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(tmp_path / "data"), KLEIS_CODEX_AUTH_BASE=auth.url)
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, str(ROOT / "kleis.py"), "accounts", "login", "codex", "--no-listen", "--timeout", "30"],
-                               stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "kleis.py"), "accounts", "login", "codex", "--no-listen", "--timeout", "30"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     os.close(terminal)
     try:
         assert process.stdout is not None

@@ -12,13 +12,13 @@ import httpx
 import openai
 import pytest
 
+from addons.server import ProxyThread
 from core.config import Config
 from providers.codex import CodexProvider, login
 from providers.codex.body import BodyRules
 from providers.codex.headers import user_agent
 from store import keys
 from store.accounts import load_views
-from addons.server import ProxyThread
 from store.db import Store, bump, counters
 from store.models import OAuthState
 from tests.fakes.codex import FakeCodex
@@ -89,7 +89,9 @@ def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: Setup
     assert not {"max_output_tokens", "temperature", "top_p"} & set(body)
     account = load_views(kleis.store.cipher)[0]
     assert headers["authorization"] == f"Bearer {account.access_token}" and headers["chatgpt-account-id"] == "acc-1111-aaaa"
-    assert headers["originator"] == "codex_cli_rs" and headers["user-agent"] == user_agent("codex_cli_rs", kleis.config.codex_client_version)
+    assert headers["originator"] == "codex_cli_rs" and headers["user-agent"] == user_agent(
+        "codex_cli_rs", kleis.config.codex_client_version
+    )
     assert headers["user-agent"].startswith("codex_cli_rs/")
     assert headers["accept"] == "text/event-stream" and uuid.UUID(headers["session-id"])
     assert not [name for name in headers if name.startswith("x-stainless")] and kleis.key not in json.dumps(headers)
@@ -98,7 +100,9 @@ def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: Setup
 def test_sdk_non_streaming_with_an_empty_final_output(kleis: Setup) -> None:
     kleis.codex.plan.empty_final_output = True
     kleis.codex.plan.interleaved = True
-    response = kleis.client().responses.create(model="codex/gpt-5.5", input=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+    response = kleis.client().responses.create(
+        model="codex/gpt-5.5", input=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    )
     assert [item.type for item in response.output] == ["reasoning", "message", "function_call"]
     assert response.output_text == "Hi there" and response.output[2].name == "read_file"
     assert kleis.codex.last(ENDPOINT).json["input"][0]["role"] == "developer"
@@ -155,12 +159,28 @@ def test_codex_cli_shape_through_a_custom_model_provider(kleis: Setup) -> None:
             {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "<permissions instructions>"}]},
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list the files"}]},
         ],
-        "tools": [{"type": "function", "name": "shell", "description": "run", "strict": False, "parameters": {"type": "object", "properties": {}}}],
-        "tool_choice": "auto", "parallel_tool_calls": False, "reasoning": {"effort": "medium", "summary": "auto"},
-        "store": False, "stream": True, "include": ["reasoning.encrypted_content"], "prompt_cache_key": session, "text": {"verbosity": "medium"},
+        "tools": [
+            {"type": "function", "name": "shell", "description": "run", "strict": False, "parameters": {"type": "object", "properties": {}}}
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": False,
+        "stream": True,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": session,
+        "text": {"verbosity": "medium"},
     }
-    headers = {"authorization": f"Bearer {kleis.key}", "originator": "codex_cli_rs", "user-agent": "codex_cli_rs/0.50.0 (Ubuntu 24.4.0; x86_64) xterm",
-               "session_id": session, "conversation_id": session, "openai-beta": "responses=experimental", "accept": "text/event-stream", "version": "0.50.0"}
+    headers = {
+        "authorization": f"Bearer {kleis.key}",
+        "originator": "codex_cli_rs",
+        "user-agent": "codex_cli_rs/0.50.0 (Ubuntu 24.4.0; x86_64) xterm",
+        "session_id": session,
+        "conversation_id": session,
+        "openai-beta": "responses=experimental",
+        "accept": "text/event-stream",
+        "version": "0.50.0",
+    }
     with httpx.stream("POST", f"{kleis.url}/v1/responses", json=body, headers=headers, timeout=20) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         text = "".join(response.iter_text())
@@ -184,7 +204,10 @@ def test_an_expired_token_is_refreshed_before_forwarding(store, kleis: Setup) ->
     assert response.output_text == "Hi there"
     assert len(kleis.auth.used_refresh - before) == 1  # the refresh token rotated once
     fresh = load_views(store.cipher)[0]
-    assert kleis.codex.last(ENDPOINT).headers["authorization"] == f"Bearer {fresh.access_token}" and fresh.refresh_token in kleis.auth.live_refresh
+    assert (
+        kleis.codex.last(ENDPOINT).headers["authorization"] == f"Bearer {fresh.access_token}"
+        and fresh.refresh_token in kleis.auth.live_refresh
+    )
 
 
 GOOD = {"model": "gpt-5.4", "instructions": "", "input": [], "store": False, "stream": True}

@@ -8,9 +8,9 @@ import time
 import openai
 import pytest
 
+from addons.services import Parts
 from addons.usage_recorder import UsageRecorder
 from providers.codex import CodexProvider, login
-from addons.services import Parts
 from store import keys
 from store.models import Account, UsageEvent
 from tests.fakes.codex import FakeCodex

@@ -72,7 +72,9 @@ def test_identity_reads_email_plan_user_and_expiry() -> None:
     assert identity.access_expires_at is not None
     assert identity.metadata() == {"account_id": "acc-9", "user_id": "user-9", "email": "nine@example.test", "plan_type": "pro"}
     # Only an access token: the email comes from its profile claim.
-    only_access = identity_from_tokens(None, make_jwt({PROFILE_CLAIM: {"email": "p@example.test"}, AUTH_CLAIM: {"chatgpt_account_id": "a"}}))
+    only_access = identity_from_tokens(
+        None, make_jwt({PROFILE_CLAIM: {"email": "p@example.test"}, AUTH_CLAIM: {"chatgpt_account_id": "a"}})
+    )
     assert (only_access.email, only_access.key) == ("p@example.test", "a")
     # A file's own account_id is the last resort.
     assert identity_from_tokens(None, "opaque-token", "acc-file").account_id == "acc-file"

@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core.exceptions import InvalidInput, ProviderError
 from cli.logins import codex as codex_cli
-from providers.codex import login
 from cli.logins.codex_callback import CallbackListener
+from core.exceptions import InvalidInput, ProviderError
+from providers.codex import login
 from store.accounts import load_views
 from store.models import Account, OAuthState
 from tests.fakes.base import Reply
@@ -34,15 +34,23 @@ def cfg(config, auth):  # type: ignore[no-untyped-def]
 
 # -- browser flow ---------------------------------------------------------------------------------
 
+
 def test_authorize_url_has_every_parameter(store, cfg, auth) -> None:
     start = login.start_login(store, cfg)
     parts = urlsplit(start.authorize_url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{auth.url}/oauth/authorize"
     assert query == {
-        "response_type": "code", "client_id": CODEX_CLIENT_ID, "redirect_uri": "http://localhost:1455/auth/callback",
-        "scope": "openid profile email offline_access", "code_challenge": query["code_challenge"], "code_challenge_method": "S256",
-        "id_token_add_organizations": "true", "codex_cli_simplified_flow": "true", "state": start.flow_id, "originator": cfg.codex_originator,
+        "response_type": "code",
+        "client_id": CODEX_CLIENT_ID,
+        "redirect_uri": "http://localhost:1455/auth/callback",
+        "scope": "openid profile email offline_access",
+        "code_challenge": query["code_challenge"],
+        "code_challenge_method": "S256",
+        "id_token_add_organizations": "true",
+        "codex_cli_simplified_flow": "true",
+        "state": start.flow_id,
+        "originator": cfg.codex_originator,
     }
     assert start.kind == "callback" and start.warning and "localhost:1455" in start.instructions
     row = OAuthState.get(OAuthState.state == start.flow_id)
@@ -142,6 +150,7 @@ def test_a_taken_port_means_no_listener() -> None:
 
 # -- device flow ------------------------------------------------------------------------------------
 
+
 def test_device_flow_pending_then_done(store, cfg, auth) -> None:
     start = login.start_login(store, cfg, device=True)
     assert start.kind == "device" and start.verification_uri == f"{auth.url}/codex/device" and start.interval == 1.0
@@ -196,10 +205,13 @@ def test_device_flow_not_enabled(store, cfg, auth) -> None:
 
 # -- import -------------------------------------------------------------------------------------------
 
+
 def opencode_file(auth: FakeCodexAuth, expires_ms: int) -> dict:
     access, refresh = auth.seed()
-    return {"anthropic": {"type": "oauth", "access": "sk-ant-oat01-x", "refresh": "sk-ant-ort01-y", "expires": 1},
-            "openai": {"type": "oauth", "access": access, "refresh": refresh, "expires": expires_ms, "accountId": auth.account.account_id}}
+    return {
+        "anthropic": {"type": "oauth", "access": "sk-ant-oat01-x", "refresh": "sk-ant-ort01-y", "expires": 1},
+        "openai": {"type": "oauth", "access": access, "refresh": refresh, "expires": expires_ms, "accountId": auth.account.account_id},
+    }
 
 
 def test_import_codex_cli_auth_json(store, cfg, auth, tmp_path: Path) -> None:

@@ -7,28 +7,50 @@ import uuid
 
 import pytest
 
+from core.protocol import Protocol
 from providers.base import ForwardRequest
 from providers.codex import CodexProvider
 from providers.codex.stream import CodexState
-from core.protocol import Protocol
 from store.accounts import AccountView
 from tests.fakes.codex_auth import ChatGPTAccount
 
 
 def account(metadata: dict | None = None, access: str | None = None) -> AccountView:
     now = time.time()
-    return AccountView(7, "codex", "", "acc:user", "a@example.test", "active", "", None, True,
-                       access or ChatGPTAccount().access_token("j", 600), "rt", now + 600, 1,
-                       {"account_id": "acc-1111-aaaa"} if metadata is None else metadata, now, None, "")
+    return AccountView(
+        7,
+        "codex",
+        "",
+        "acc:user",
+        "a@example.test",
+        "active",
+        "",
+        None,
+        True,
+        access or ChatGPTAccount().access_token("j", 600),
+        "rt",
+        now + 600,
+        1,
+        {"account_id": "acc-1111-aaaa"} if metadata is None else metadata,
+        now,
+        None,
+        "",
+    )
 
 
 def request(body: dict, headers: dict | None = None, stream: bool = False, view: AccountView | None = None) -> ForwardRequest:
-    return ForwardRequest(Protocol.RESPONSES, "/v1/responses", "", headers or {}, body, "gpt-5.4", view or account(), "kleis-secret-ref-" + "0" * 32, stream)
+    return ForwardRequest(
+        Protocol.RESPONSES, "/v1/responses", "", headers or {}, body, "gpt-5.4", view or account(), "kleis-secret-ref-" + "0" * 32, stream
+    )
 
 
 @pytest.fixture
 def provider(config) -> CodexProvider:  # type: ignore[no-untyped-def]
-    return CodexProvider(config.replace(codex_api_base="https://codex.example.test/backend-api/codex", codex_originator="codex-tui", codex_client_version="9.9.9"))
+    return CodexProvider(
+        config.replace(
+            codex_api_base="https://codex.example.test/backend-api/codex", codex_originator="codex-tui", codex_client_version="9.9.9"
+        )
+    )
 
 
 def test_url_headers_and_aggregation(provider: CodexProvider) -> None:
@@ -60,9 +82,23 @@ def test_the_clients_session_is_kept(provider: CodexProvider, headers: dict, bod
 
 
 def test_client_headers_that_must_not_travel_are_dropped(provider: CodexProvider) -> None:
-    headers = {"X-Stainless-Lang": "python", "x-stainless-os": "Linux", "session_id": "s", "ChatGPT-Account-Id": "spoofed", "OpenAI-Organization": "org"}
+    headers = {
+        "X-Stainless-Lang": "python",
+        "x-stainless-os": "Linux",
+        "session_id": "s",
+        "ChatGPT-Account-Id": "spoofed",
+        "OpenAI-Organization": "org",
+    }
     upstream = provider.prepare(request({"input": []}, headers))
-    assert {"x-stainless-lang", "x-stainless-os", "session_id", "chatgpt-account-id", "openai-organization", "authorization", "x-api-key"} <= set(upstream.drop_headers)
+    assert {
+        "x-stainless-lang",
+        "x-stainless-os",
+        "session_id",
+        "chatgpt-account-id",
+        "openai-organization",
+        "authorization",
+        "x-api-key",
+    } <= set(upstream.drop_headers)
     assert all(name == name.lower() for name in upstream.drop_headers)
     assert upstream.headers["chatgpt-account-id"] == "acc-1111-aaaa"
 
@@ -80,4 +116,4 @@ def test_the_provider_declares_itself(provider: CodexProvider) -> None:
     assert callable(provider.login.start_login) and callable(provider.login.complete_login) and callable(provider.login.import_credentials)
     from cli.logins import LOGIN_COMMANDS
 
-    assert callable(LOGIN_COMMANDS['codex'].register_login) and callable(LOGIN_COMMANDS['codex'].register_import)
+    assert callable(LOGIN_COMMANDS["codex"].register_login) and callable(LOGIN_COMMANDS["codex"].register_import)

@@ -33,7 +33,13 @@ def provider(config, auth) -> CodexProvider:  # type: ignore[no-untyped-def]
 def seeded(store, auth: FakeCodexAuth, expires_in: float = 3600):  # type: ignore[no-untyped-def]
     access, refresh = auth.seed()
     metadata = {"account_id": auth.account.account_id, "email": auth.account.email, "plan_type": "plus"}
-    upsert_account("codex", f"{auth.account.account_id}:{auth.account.user_id}", TokenSet(access, refresh, time.time() + expires_in, metadata), store.cipher, email=auth.account.email)
+    upsert_account(
+        "codex",
+        f"{auth.account.account_id}:{auth.account.user_id}",
+        TokenSet(access, refresh, time.time() + expires_in, metadata),
+        store.cipher,
+        email=auth.account.email,
+    )
     return load_views(store.cipher)[0]
 
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from core.sse import SSEParser
 from addons.streaming import StreamRewriter
+from core.sse import SSEParser
 from providers.codex.errors import classify
 from providers.codex.stream import CodexState, make_transformer
 from tests.fakes.codex import FakeCodex
@@ -104,6 +104,7 @@ def test_comments_and_done_markers_pass() -> None:
 
 
 # -- classify --------------------------------------------------------------------------------------
+
 
 def test_usage_limit_reached_carries_its_reset_time() -> None:
     body = FakeCodex.usage_limit(1_900_000_000).body

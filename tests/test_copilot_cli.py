@@ -21,11 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def kleis_cli(tmp_path: Path, github: FakeGitHub, copilot_api):  # type: ignore[no-untyped-def]
     """Run kleis.py with GitHub at the fake and its own data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
-    env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(tmp_path / "data"), KLEIS_GITHUB_BASE=github.url,
-               KLEIS_GITHUB_API_BASE=github.url, KLEIS_COPILOT_API_BASE="")
+    env.update(
+        LOOPBACK_ENV,
+        KLEIS_DATA_DIR=str(tmp_path / "data"),
+        KLEIS_GITHUB_BASE=github.url,
+        KLEIS_GITHUB_API_BASE=github.url,
+        KLEIS_COPILOT_API_BASE="",
+    )
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "kleis.py"), *args], capture_output=True, text=True, env=env, input=stdin, timeout=60)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "kleis.py"), *args], capture_output=True, text=True, env=env, input=stdin, timeout=60
+        )
 
     return run
 

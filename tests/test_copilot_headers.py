@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.protocol import Protocol
 from core.sse import parse_event
 from providers.copilot import body as bodies
 from providers.copilot import headers
-from core.protocol import Protocol
 
 CHAT, RESPONSES, MESSAGES = Protocol.CHAT, Protocol.RESPONSES, Protocol.MESSAGES
 TOOL_RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "file contents"}
@@ -20,28 +20,124 @@ PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
     [
         ("chat: user typed last", CHAT, {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]}, "user"),
         ("chat: user parts", CHAT, {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}, "user"),
-        ("chat: tool result last", CHAT, {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": []}, {"role": "tool", "tool_call_id": "c", "content": "ok"}]}, "agent"),
-        ("chat: assistant last (prefill)", CHAT, {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure"}]}, "agent"),
-        ("chat: earlier assistant, user last", CHAT, {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]}, "user"),
-        ("chat: synthetic image message", CHAT, {"messages": [{"role": "tool", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": SYNTHETIC}, {"type": "image_url", "image_url": {"url": "data:,"}}]}]}, "agent"),
+        (
+            "chat: tool result last",
+            CHAT,
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "tool_calls": []},
+                    {"role": "tool", "tool_call_id": "c", "content": "ok"},
+                ]
+            },
+            "agent",
+        ),
+        (
+            "chat: assistant last (prefill)",
+            CHAT,
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure"}]},
+            "agent",
+        ),
+        (
+            "chat: earlier assistant, user last",
+            CHAT,
+            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]},
+            "user",
+        ),
+        (
+            "chat: synthetic image message",
+            CHAT,
+            {
+                "messages": [
+                    {"role": "tool", "content": "x"},
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": SYNTHETIC}, {"type": "image_url", "image_url": {"url": "data:,"}}],
+                    },
+                ]
+            },
+            "agent",
+        ),
         ("chat: no messages", CHAT, {"messages": []}, "agent"),
         ("chat: messages not a list", CHAT, {"messages": "hi"}, "agent"),
         ("responses: string input", RESPONSES, {"input": "hi"}, "user"),
-        ("responses: user message item", RESPONSES, {"input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}, "user"),
+        (
+            "responses: user message item",
+            RESPONSES,
+            {"input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]},
+            "user",
+        ),
         ("responses: easy input message", RESPONSES, {"input": [{"role": "user", "content": "hi"}]}, "user"),
-        ("responses: function_call_output last", RESPONSES, {"input": [{"role": "user", "content": "hi"}, {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}, {"type": "function_call_output", "call_id": "c", "output": "ok"}]}, "agent"),
-        ("responses: assistant last", RESPONSES, {"input": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, "agent"),
-        ("responses: reasoning item last", RESPONSES, {"input": [{"role": "user", "content": "hi"}, {"type": "reasoning", "summary": []}]}, "agent"),
-        ("responses: synthetic media message", RESPONSES, {"input": [{"role": "user", "content": [{"type": "input_text", "text": "Attached media from tool result:"}]}]}, "agent"),
+        (
+            "responses: function_call_output last",
+            RESPONSES,
+            {
+                "input": [
+                    {"role": "user", "content": "hi"},
+                    {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "c", "output": "ok"},
+                ]
+            },
+            "agent",
+        ),
+        (
+            "responses: assistant last",
+            RESPONSES,
+            {"input": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+            "agent",
+        ),
+        (
+            "responses: reasoning item last",
+            RESPONSES,
+            {"input": [{"role": "user", "content": "hi"}, {"type": "reasoning", "summary": []}]},
+            "agent",
+        ),
+        (
+            "responses: synthetic media message",
+            RESPONSES,
+            {"input": [{"role": "user", "content": [{"type": "input_text", "text": "Attached media from tool result:"}]}]},
+            "agent",
+        ),
         ("responses: empty input", RESPONSES, {"input": []}, "agent"),
         ("messages: user text", MESSAGES, {"messages": [{"role": "user", "content": "hi"}]}, "user"),
         ("messages: user text part", MESSAGES, {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}, "user"),
-        ("messages: only tool_result", MESSAGES, {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]}, {"role": "user", "content": [TOOL_RESULT]}]}, "agent"),
-        ("messages: several tool_results", MESSAGES, {"messages": [{"role": "user", "content": [TOOL_RESULT, dict(TOOL_RESULT, tool_use_id="toolu_2")]}]}, "agent"),
-        ("messages: tool_result plus typed text", MESSAGES, {"messages": [{"role": "user", "content": [TOOL_RESULT, {"type": "text", "text": "also do X"}]}]}, "user"),
-        ("messages: assistant last", MESSAGES, {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "prefill"}]}, "agent"),
+        (
+            "messages: only tool_result",
+            MESSAGES,
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [TOOL_RESULT]},
+                ]
+            },
+            "agent",
+        ),
+        (
+            "messages: several tool_results",
+            MESSAGES,
+            {"messages": [{"role": "user", "content": [TOOL_RESULT, dict(TOOL_RESULT, tool_use_id="toolu_2")]}]},
+            "agent",
+        ),
+        (
+            "messages: tool_result plus typed text",
+            MESSAGES,
+            {"messages": [{"role": "user", "content": [TOOL_RESULT, {"type": "text", "text": "also do X"}]}]},
+            "user",
+        ),
+        (
+            "messages: assistant last",
+            MESSAGES,
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "prefill"}]},
+            "agent",
+        ),
         ("messages: user image", MESSAGES, {"messages": [{"role": "user", "content": [{"type": "image", "source": PNG}]}]}, "user"),
-        ("messages: synthetic attachment", MESSAGES, {"messages": [{"role": "user", "content": [{"type": "text", "text": SYNTHETIC}, {"type": "image", "source": PNG}]}]}, "agent"),
+        (
+            "messages: synthetic attachment",
+            MESSAGES,
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": SYNTHETIC}, {"type": "image", "source": PNG}]}]},
+            "agent",
+        ),
         ("messages: empty list", MESSAGES, {"messages": []}, "agent"),
     ],
 )
@@ -52,15 +148,69 @@ def test_x_initiator(case: str, protocol: Protocol, body: dict, expected: str) -
 @pytest.mark.parametrize(
     ("case", "protocol", "body", "expected"),
     [
-        ("chat: image_url in user", CHAT, {"messages": [{"role": "user", "content": [{"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}]}, True),
-        ("chat: image in an earlier message", CHAT, {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/i.png"}}]}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and?"}]}, True),
+        (
+            "chat: image_url in user",
+            CHAT,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "see"},
+                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+                        ],
+                    }
+                ]
+            },
+            True,
+        ),
+        (
+            "chat: image in an earlier message",
+            CHAT,
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/i.png"}}]},
+                    {"role": "assistant", "content": "ok"},
+                    {"role": "user", "content": "and?"},
+                ]
+            },
+            True,
+        ),
         ("chat: text only", CHAT, {"messages": [{"role": "user", "content": "image_url"}]}, False),
-        ("responses: input_image", RESPONSES, {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,AA"}]}]}, True),
-        ("responses: image in function_call_output", RESPONSES, {"input": [{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_image", "image_url": "data:,"}]}]}, True),
+        (
+            "responses: input_image",
+            RESPONSES,
+            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,AA"}]}]},
+            True,
+        ),
+        (
+            "responses: image in function_call_output",
+            RESPONSES,
+            {"input": [{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_image", "image_url": "data:,"}]}]},
+            True,
+        ),
         ("responses: string input", RESPONSES, {"input": "input_image"}, False),
         ("responses: text only", RESPONSES, {"input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}, False),
         ("messages: image part", MESSAGES, {"messages": [{"role": "user", "content": [{"type": "image", "source": PNG}]}]}, True),
-        ("messages: image inside tool_result", MESSAGES, {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "shot"}, {"type": "image", "source": PNG}]}]}]}, True),
+        (
+            "messages: image inside tool_result",
+            MESSAGES,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "t",
+                                "content": [{"type": "text", "text": "shot"}, {"type": "image", "source": PNG}],
+                            }
+                        ],
+                    }
+                ]
+            },
+            True,
+        ),
         ("messages: tool_result text", MESSAGES, {"messages": [{"role": "user", "content": [TOOL_RESULT]}]}, False),
         ("messages: string content", MESSAGES, {"messages": [{"role": "user", "content": "image"}]}, False),
     ],
@@ -91,7 +241,10 @@ def test_request_headers_carry_the_editor_profile(config) -> None:
     ("client", "expected"),
     [
         ("interleaved-thinking-2025-05-14", "interleaved-thinking-2025-05-14"),
-        ("claude-code-20250219,oauth-2025-04-20, interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14", "interleaved-thinking-2025-05-14"),
+        (
+            "claude-code-20250219,oauth-2025-04-20, interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+            "interleaved-thinking-2025-05-14",
+        ),
         ("oauth-2025-04-20", None),
         (None, None),
     ],
@@ -102,17 +255,42 @@ def test_only_betas_copilot_accepts_are_kept(config, client: str | None, expecte
 
 
 def test_client_credentials_and_sdk_fingerprints_are_dropped() -> None:
-    client = ["Authorization", "X-Api-Key", "X-Stainless-Lang", "x-stainless-os", "X-Initiator", "Copilot-Vision-Request",
-              "anthropic-beta", "OpenAI-Organization", "User-Agent", "anthropic-version", "content-type", "x-request-id"]
+    client = [
+        "Authorization",
+        "X-Api-Key",
+        "X-Stainless-Lang",
+        "x-stainless-os",
+        "X-Initiator",
+        "Copilot-Vision-Request",
+        "anthropic-beta",
+        "OpenAI-Organization",
+        "User-Agent",
+        "anthropic-version",
+        "content-type",
+        "x-request-id",
+    ]
     dropped = headers.dropped_headers(client)
-    assert set(dropped) == {"authorization", "x-api-key", "x-stainless-lang", "x-stainless-os", "x-initiator",
-                            "copilot-vision-request", "anthropic-beta", "openai-organization", "user-agent"}
+    assert set(dropped) == {
+        "authorization",
+        "x-api-key",
+        "x-stainless-lang",
+        "x-stainless-os",
+        "x-initiator",
+        "copilot-vision-request",
+        "anthropic-beta",
+        "openai-organization",
+        "user-agent",
+    }
     assert "anthropic-version" not in dropped and "content-type" not in dropped
 
 
 def test_streamed_chat_gets_include_usage_and_compat_fixes() -> None:
-    body = {"model": "copilot/gpt-4.1", "stream": True, "store": False,
-            "messages": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}]}
+    body = {
+        "model": "copilot/gpt-4.1",
+        "stream": True,
+        "store": False,
+        "messages": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}],
+    }
     shaped, forced = bodies.shape_body(CHAT, body, "gpt-4.1")
     assert forced and shaped["stream_options"] == {"include_usage": True}
     assert shaped["model"] == "gpt-4.1" and "store" not in shaped
@@ -135,7 +313,10 @@ def test_usage_chunk_remover_drops_only_the_usage_chunk() -> None:
 
 
 def test_upstream_urls() -> None:
-    assert bodies.upstream_url("https://api.x.githubcopilot.com/", "/v1/chat/completions") == "https://api.x.githubcopilot.com/chat/completions"
+    assert (
+        bodies.upstream_url("https://api.x.githubcopilot.com/", "/v1/chat/completions")
+        == "https://api.x.githubcopilot.com/chat/completions"
+    )
     assert bodies.upstream_url("https://api.x", "/v1/responses") == "https://api.x/responses"
     assert bodies.upstream_url("https://api.x", "/v1/messages") == "https://api.x/v1/messages"
     assert bodies.upstream_url("https://api.x", "/v1/messages/count_tokens") == "https://api.x/v1/messages/count_tokens"

@@ -23,11 +23,15 @@ def write(tmp_path: Path, name: str, data: object) -> str:
 def test_apps_json_prefers_the_configured_client_id(store, copilot_config, github, tmp_path) -> None:
     token = github.seed_github_token()
     other = github.seed_github_token(client_id="Iv23other")
-    path = write(tmp_path, "apps.json", {
-        "github.com:Iv23other": {"user": "octocat", "oauth_token": other, "githubAppId": "Iv23other"},
-        f"github.com:{VSCODE_CLIENT_ID}": {"user": "octocat", "oauth_token": token, "githubAppId": VSCODE_CLIENT_ID},
-        "acme.ghe.com:Iv1.x": {"user": "someone", "oauth_token": "gho_enterprise"},
-    })
+    path = write(
+        tmp_path,
+        "apps.json",
+        {
+            "github.com:Iv23other": {"user": "octocat", "oauth_token": other, "githubAppId": "Iv23other"},
+            f"github.com:{VSCODE_CLIENT_ID}": {"user": "octocat", "oauth_token": token, "githubAppId": VSCODE_CLIENT_ID},
+            "acme.ghe.com:Iv1.x": {"user": "someone", "oauth_token": "gho_enterprise"},
+        },
+    )
     result = login.import_credentials(store, copilot_config, path=path)
     account = account_view(store, result.account_id)
     assert result.created and account.refresh_token == token and account.metadata["mode"] == "exchange"
@@ -44,7 +48,12 @@ def test_hosts_json(store, copilot_config, github, tmp_path) -> None:
 @pytest.mark.parametrize("old_format", [False, True])
 def test_opencode_auth_json(store, copilot_config, github, tmp_path, old_format: bool) -> None:
     token = github.seed_github_token()
-    entry = {"type": "oauth", "refresh": token, "access": "tid=old-copilot-token;exp=1" if old_format else token, "expires": 1 if old_format else 0}
+    entry = {
+        "type": "oauth",
+        "refresh": token,
+        "access": "tid=old-copilot-token;exp=1" if old_format else token,
+        "expires": 1 if old_format else 0,
+    }
     path = write(tmp_path, "auth.json", {"anthropic": {"type": "api", "key": "sk-ant-x"}, "github-copilot": entry})
     account = account_view(store, login.import_credentials(store, copilot_config, path=path).account_id)
     assert account.refresh_token == token and account.access_token.startswith("tid=") and account.access_token != entry["access"]
@@ -83,12 +92,20 @@ def test_identity_falls_back_to_the_file_login_when_user_is_unavailable(store, c
         ("broken.json", "{not json", "not a readable JSON file"),
         ("list.json", [1, 2], "not a JSON object"),
         ("other.json", {"anthropic": {"type": "oauth", "refresh": "x"}}, "no oauth_token entries"),
-        ("apps.json", {"acme.ghe.com:Iv1.x": {"user": "u", "oauth_token": "gho_abcdefabcdefabcdef"}}, "no Copilot login for github.com (it has: acme.ghe.com)"),
+        (
+            "apps.json",
+            {"acme.ghe.com:Iv1.x": {"user": "u", "oauth_token": "gho_abcdefabcdefabcdef"}},
+            "no Copilot login for github.com (it has: acme.ghe.com)",
+        ),
         ("hosts.json", {"github.com": {"user": "u", "oauth_token": ""}}, "holds no GitHub token"),
         ("hosts.json", {"github.com": {"user": "u", "oauth_token": "gho_with space"}}, "does not look like a GitHub token"),
         ("auth.json", {"github-copilot": {"type": "api", "key": "x"}}, "not an OAuth login"),
         ("auth.json", {"github-copilot": {"type": "oauth", "refresh": "tid=abc;exp=1", "access": "x"}}, "short-lived Copilot token"),
-        ("auth.json", {"github-copilot": {"type": "oauth", "refresh": "gho_x", "enterpriseUrl": "https://acme.ghe.com"}}, "KLEIS_GITHUB_DOMAIN=acme.ghe.com"),
+        (
+            "auth.json",
+            {"github-copilot": {"type": "oauth", "refresh": "gho_x", "enterpriseUrl": "https://acme.ghe.com"}},
+            "KLEIS_GITHUB_DOMAIN=acme.ghe.com",
+        ),
     ],
 )
 def test_bad_files_import_nothing(store, copilot_config, github, tmp_path, name: str, content: object, fragment: str) -> None:
@@ -115,12 +132,20 @@ def test_either_a_file_or_a_token(store, copilot_config, tmp_path) -> None:
 def test_enterprise_files_select_the_enterprise_host(store, copilot_config, github, tmp_path) -> None:
     enterprise = copilot_config.replace(github_domain="acme.ghe.com")  # hosts stay at the fakes
     token = github.seed_github_token()
-    apps = write(tmp_path, "apps.json", {
-        "github.com:Iv1.b507a08c87ecfe98": {"user": "public", "oauth_token": github.seed_github_token()},
-        "acme.ghe.com:Iv1.b507a08c87ecfe98": {"user": "octocat", "oauth_token": token},
-    })
+    apps = write(
+        tmp_path,
+        "apps.json",
+        {
+            "github.com:Iv1.b507a08c87ecfe98": {"user": "public", "oauth_token": github.seed_github_token()},
+            "acme.ghe.com:Iv1.b507a08c87ecfe98": {"user": "octocat", "oauth_token": token},
+        },
+    )
     assert account_view(store, login.import_credentials(store, enterprise, path=apps).account_id).refresh_token == token
-    opencode = write(tmp_path, "auth.json", {"github-copilot": {"type": "oauth", "refresh": token, "access": token, "expires": 0, "enterpriseUrl": "acme.ghe.com"}})
+    opencode = write(
+        tmp_path,
+        "auth.json",
+        {"github-copilot": {"type": "oauth", "refresh": token, "access": token, "expires": 0, "enterpriseUrl": "acme.ghe.com"}},
+    )
     assert login.import_credentials(store, enterprise, path=opencode).status == "done"
     public = write(tmp_path, "public.json", {"github-copilot": {"type": "oauth", "refresh": token, "access": token, "expires": 0}})
     with pytest.raises(InvalidInput, match="for github.com, but KLEIS_GITHUB_DOMAIN is acme.ghe.com"):

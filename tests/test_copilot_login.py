@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from cli.logins import copilot as copilot_cli
 from core.config import load_config
 from core.exceptions import InvalidInput, ProviderError
-from cli.logins import copilot as copilot_cli
 from providers.copilot import login
 from store.models import Account, OAuthState
 from tests.conftest import LOOPBACK_ENV
@@ -131,7 +131,11 @@ def test_direct_mode_for_a_client_id_the_exchange_refuses(store, copilot_config,
 
 
 def test_device_code_refused(store, copilot_config, github) -> None:
-    github.enqueue("POST", "/login/device/code", Reply(400, {"error": "unauthorized_client", "error_description": "device flow is disabled for this app"}))
+    github.enqueue(
+        "POST",
+        "/login/device/code",
+        Reply(400, {"error": "unauthorized_client", "error_description": "device flow is disabled for this app"}),
+    )
     with pytest.raises(ProviderError, match="device flow is disabled"):
         login.start_login(store, copilot_config)
 
@@ -147,7 +151,10 @@ def test_enterprise_domain_derives_every_host(tmp_path) -> None:
         env.pop(name)
     config = load_config(env)
     assert (config.github_base, config.github_api_base, config.copilot_api_base) == (
-        "https://acme.ghe.com", "https://api.acme.ghe.com", "https://copilot-api.acme.ghe.com")
+        "https://acme.ghe.com",
+        "https://api.acme.ghe.com",
+        "https://copilot-api.acme.ghe.com",
+    )
     from providers.copilot import tokens
 
     assert tokens.exchange_url(config) == "https://api.acme.ghe.com/copilot_internal/v2/token"

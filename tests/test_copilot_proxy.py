@@ -13,11 +13,11 @@ import httpx
 import openai
 import pytest
 
+from addons.services import Parts
 from core.config import Config
 from providers.copilot import CopilotProvider, login
 from store import keys
 from store.models import Account
-from addons.services import Parts
 from tests.copilot_fixtures import account_view, copilot_api, copilot_config, github  # noqa: F401
 from tests.fakes.copilot import MISSING_EDITOR_VERSION, FakeCopilot
 from tests.fakes.github import OPENCODE_CLIENT_ID, FakeGitHub
@@ -78,19 +78,31 @@ def test_the_fake_refuses_what_copilot_refuses(store, copilot_config, github, co
     body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
     bare = httpx.post(f"{copilot_api.url}/chat/completions", json=body, headers={"authorization": f"Bearer {account.access_token}"})
     assert bare.status_code == 400 and bare.json()["error"]["message"] == MISSING_EDITOR_VERSION
-    good = httpx.post(f"{copilot_api.url}/chat/completions", json=body, headers={"authorization": f"Bearer {account.access_token}", "editor-version": "vscode/1.107.0"})
+    good = httpx.post(
+        f"{copilot_api.url}/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {account.access_token}", "editor-version": "vscode/1.107.0"},
+    )
     assert good.status_code == 200
     github.expire_copilot_tokens()
-    stale = httpx.post(f"{copilot_api.url}/chat/completions", json=body, headers={"authorization": f"Bearer {account.access_token}", "editor-version": "vscode/1.107.0"})
+    stale = httpx.post(
+        f"{copilot_api.url}/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {account.access_token}", "editor-version": "vscode/1.107.0"},
+    )
     assert stale.status_code == 401 and "token expired" in stale.text
 
 
 def test_openai_sdk_streams_chat_through_kleis(start, store, copilot_config, github, copilot_api) -> None:
     live = start(copilot_config)
     account = account_view(store, live.account_id)
-    chunks = list(live.openai().chat.completions.create(
-        model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True,
-    ))
+    chunks = list(
+        live.openai().chat.completions.create(
+            model="copilot/gpt-4.1",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hi there"
     assert all(c.choices for c in chunks)  # Kleis asked for usage, so the usage-only chunk stays with Kleis
 
@@ -109,12 +121,22 @@ def test_openai_sdk_streams_chat_through_kleis(start, store, copilot_config, git
 
 def test_usage_chunk_reaches_a_client_that_asked_for_it(start, copilot_config, copilot_api) -> None:
     live = start(copilot_config)
-    chunks = list(live.openai().chat.completions.create(
-        model="copilot/gpt-4.1", stream=True, stream_options={"include_usage": True},
-        messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "read", "arguments": "{}"}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": "ok"}],
-    ))
+    chunks = list(
+        live.openai().chat.completions.create(
+            model="copilot/gpt-4.1",
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "read", "arguments": "{}"}}],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+            ],
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == 50
     assert copilot_api.last("/chat/completions").headers["x-initiator"] == "agent"
 
@@ -147,7 +169,9 @@ def test_anthropic_sdk_messages_with_a_copilot_claude_model(start, copilot_confi
     live = start(copilot_config)
     client = live.anthropic()
     with client.messages.stream(
-        model="copilot/claude-sonnet-4.5", max_tokens=64, messages=[{"role": "user", "content": "hi"}],
+        model="copilot/claude-sonnet-4.5",
+        max_tokens=64,
+        messages=[{"role": "user", "content": "hi"}],
         extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"},
     ) as stream:
         text = "".join(stream.text_stream)
@@ -158,11 +182,15 @@ def test_anthropic_sdk_messages_with_a_copilot_claude_model(start, copilot_confi
     status, usage = live.usage.wait(1)[0]
     assert status == 200 and (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (12, 100, 7)
 
-    message = client.messages.create(model="copilot/claude-sonnet-4.5", max_tokens=64, messages=[
-        {"role": "user", "content": "take a screenshot"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "screenshot", "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "image", "source": PNG}]}]},
-    ])
+    message = client.messages.create(
+        model="copilot/claude-sonnet-4.5",
+        max_tokens=64,
+        messages=[
+            {"role": "user", "content": "take a screenshot"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "screenshot", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "image", "source": PNG}]}]},
+        ],
+    )
     assert message.content[0].text == "Hello from fake Claude"
     seen = copilot_api.last("/v1/messages")
     assert seen.headers["x-initiator"] == "agent" and seen.headers["copilot-vision-request"] == "true"

@@ -26,8 +26,11 @@ def free_port() -> int:
 
 @pytest.fixture
 def web(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
-    provider = LoopbackProvider(config, {Protocol.MESSAGES: fake_anthropic.url, Protocol.CHAT: fake_openai.url, Protocol.RESPONSES: fake_openai.url},
-                                token_url=f"{fake_oauth.url}/v1/oauth/token")
+    provider = LoopbackProvider(
+        config,
+        {Protocol.MESSAGES: fake_anthropic.url, Protocol.CHAT: fake_openai.url, Protocol.RESPONSES: fake_openai.url},
+        token_url=f"{fake_oauth.url}/v1/oauth/token",
+    )
     access, refresh = fake_oauth.seed()
     upsert_account("loop", "a1", TokenSet(access, refresh, time.time() + 3600), store.cipher)
     _, key = keys.create_key("debug")
@@ -39,13 +42,25 @@ def web(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore
         state["master"], state["loop"] = master, asyncio.get_running_loop()
         ready.set()
 
-    thread = threading.Thread(target=lambda: asyncio.run(run_web(store, config, web_port, on_ready=on_ready, port=0, providers={"loop": provider}, parts=Parts())), daemon=True)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(
+            run_web(store, config, web_port, on_ready=on_ready, port=0, providers={"loop": provider}, parts=Parts())
+        ),
+        daemon=True,
+    )
     thread.start()
     assert ready.wait(15)
     master = state["master"]
     proxy_port = master.addons.get("proxyserver").listen_addrs()[0][1]
-    yield {"proxy": f"http://127.0.0.1:{proxy_port}", "web": f"http://127.0.0.1:{web_port}", "key": key, "access": access, "refresh": refresh,
-           "master": master, "token": master.kleis_ui_token}
+    yield {
+        "proxy": f"http://127.0.0.1:{proxy_port}",
+        "web": f"http://127.0.0.1:{web_port}",
+        "key": key,
+        "access": access,
+        "refresh": refresh,
+        "master": master,
+        "token": master.kleis_ui_token,
+    }
     state["loop"].call_soon_threadsafe(master.shutdown)
     thread.join(10)
 
@@ -101,8 +116,12 @@ def test_ui_refuses_requests_without_the_run_token_and_script_loading(web) -> No
         xsrf = operator.cookies.get("_xsrf") or ""
         refused = operator.put("/options", json={"scripts": ["/tmp/evil.py"]}, headers={"X-XSRFToken": xsrf})
         assert refused.status_code == 403
-        for command, arguments in (("set", ["scripts", "/tmp/evil.py"]), ("set", ["scripts=/tmp/evil.py"]),
-                                   ("script.run", [[], "/tmp/evil.py"]), ("options.load", ["/tmp/evil.yaml"])):
+        for command, arguments in (
+            ("set", ["scripts", "/tmp/evil.py"]),
+            ("set", ["scripts=/tmp/evil.py"]),
+            ("script.run", [[], "/tmp/evil.py"]),
+            ("options.load", ["/tmp/evil.yaml"]),
+        ):
             answer = operator.post(f"/commands/{command}", json={"arguments": arguments}, headers={"X-XSRFToken": xsrf})
             assert answer.status_code == 403, (command, answer.text)
         assert web["master"].options.scripts == []

@@ -9,8 +9,8 @@ import httpx
 import openai
 
 from addons.mitm_errors import TIMEOUT_MARKER, make_json_error_response
-from core.client_errors import upstream_error_body as shape_error
 from core.client_errors import error_payload, universal_error_payload
+from core.client_errors import upstream_error_body as shape_error
 from core.protocol import Protocol
 
 

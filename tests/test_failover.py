@@ -8,10 +8,10 @@ import anthropic
 import httpx
 import pytest
 
-from providers.base import Signal
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
 from addons.services import Parts
+from providers.base import Signal
 from providers.health import SERVER_COOLDOWN, TRANSIENT_COOLDOWN, decide
 from store.accounts import set_status
 from store.models import Account, AccountEvent
@@ -121,7 +121,9 @@ def test_a_lone_account_passes_the_provider_error_through(live) -> None:
 def test_request_scoped_errors_neither_cool_nor_fail_over(live) -> None:
     only = live.add_account("one", primary=True)
     live.add_account("two")
-    live.anthropic.enqueue("POST", "/v1/messages", Reply(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "bad tool schema"}}))
+    live.anthropic.enqueue(
+        "POST", "/v1/messages", Reply(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "bad tool schema"}})
+    )
     with httpx.Client(base_url=live.url, timeout=20) as client:
         response = client.post("/v1/messages", json=BODY, headers=live.headers())
     assert response.status_code == 400 and len(tokens_seen(live.anthropic)) == 1
@@ -131,7 +133,9 @@ def test_request_scoped_errors_neither_cool_nor_fail_over(live) -> None:
 def test_server_errors_cool_briefly_and_fail_over(live) -> None:
     first = live.add_account("primary", primary=True)
     live.add_account("second")
-    live.anthropic.enqueue("POST", "/v1/messages", Reply(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))
+    live.anthropic.enqueue(
+        "POST", "/v1/messages", Reply(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    )
     with httpx.Client(base_url=live.url, timeout=20) as client:
         assert client.post("/v1/messages", json=BODY, headers=live.headers()).status_code == 200
     stored = persisted(first.id, "cooling")
@@ -209,8 +213,11 @@ def test_an_account_refused_even_after_renewal_is_cooled_not_refreshed_in_a_loop
     refused = live.add_account("refused", primary=True)
     other = live.add_account("other")
     live.anthropic.validators.append(
-        lambda request: Reply(401, {"type": "error", "error": {"type": "authentication_error", "message": "organization disabled"}})
-        if request.headers.get("authorization") != f"Bearer {other.access_token}" else None
+        lambda request: (
+            Reply(401, {"type": "error", "error": {"type": "authentication_error", "message": "organization disabled"}})
+            if request.headers.get("authorization") != f"Bearer {other.access_token}"
+            else None
+        )
     )
     with httpx.Client(base_url=live.url, timeout=20) as client:
         for _ in range(3):

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from core.client_errors import Refusal
 from addons.key_limits import WINDOW, KeyLimiter
+from core.client_errors import Refusal
 from store import keys
 from store.keys import KeyRecord
 from store.models import ApiKey
@@ -34,11 +34,12 @@ class Clock:
 
 # -- the limiter ------------------------------------------------------------------------------------
 
+
 def test_rate_limit_counts_a_sliding_minute_and_says_when_to_retry() -> None:
     clock = Clock()
     limiter = KeyLimiter(clock)
     key = record(rate=3)
-    for step in range(3):
+    for _step in range(3):
         assert limiter.admit(key) is False  # no concurrency slot to give back
         clock.now += 10
     with pytest.raises(Refusal) as refused:
@@ -98,6 +99,7 @@ def test_bad_limits_are_refused_at_creation(store, value) -> None:  # type: igno
 
 # -- through the proxy -----------------------------------------------------------------------------
 
+
 def wait_until(predicate, timeout: float = 3.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -134,7 +136,10 @@ def test_a_key_at_its_concurrency_limit_gets_a_retryable_anthropic_error_until_t
     seen: list[str] = []
 
     def stream() -> None:
-        with httpx.Client(timeout=10) as http, http.stream("POST", f"{kleis.url}/v1/messages", json=streaming, headers=kleis.headers()) as response:
+        with (
+            httpx.Client(timeout=10) as http,
+            http.stream("POST", f"{kleis.url}/v1/messages", json=streaming, headers=kleis.headers()) as response,
+        ):
             for line in response.iter_lines():
                 if line.startswith("event:"):
                     seen.append(line)

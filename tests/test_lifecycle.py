@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-
 from types import SimpleNamespace
 
 import httpx
-import pytest
 
 from addons.refresher import ProactiveRefresher
 from addons.services import Parts
@@ -133,16 +131,30 @@ def test_proactive_refresh_is_due_one_pass_before_the_request_path_would_refresh
     manager = TokenManager(None, providers, None)  # type: ignore[arg-type]
 
     def view(ident: int, provider: str, expires_in: float, metadata: dict | None = None):  # type: ignore[no-untyped-def]
-        return SimpleNamespace(id=ident, provider=provider, status="active", refresh_token="r", token_version=1,
-                               status_changed_at=None, expires_at=now + expires_in, metadata=metadata or {})
+        return SimpleNamespace(
+            id=ident,
+            provider=provider,
+            status="active",
+            refresh_token="r",
+            token_version=1,
+            status_changed_at=None,
+            expires_at=now + expires_in,
+            metadata=metadata or {},
+        )
 
-    refresher = ProactiveRefresher(manager, SimpleNamespace(accounts=[
-        view(1, "loop", skew + 20),  # the request path refreshes in 20 s: this pass catches it
-        view(2, "loop", skew + 45),  # three passes away
-        view(3, "loop", 3600),
-        view(4, "copilot", 1800, {"refresh_at": now + 1500}),  # just issued (refresh_in 1500)
-        view(5, "copilot", 400, {"refresh_at": now + 10}),  # refresh_in nearly run out
-    ]), interval=15.0)
+    refresher = ProactiveRefresher(
+        manager,
+        SimpleNamespace(
+            accounts=[
+                view(1, "loop", skew + 20),  # the request path refreshes in 20 s: this pass catches it
+                view(2, "loop", skew + 45),  # three passes away
+                view(3, "loop", 3600),
+                view(4, "copilot", 1800, {"refresh_at": now + 1500}),  # just issued (refresh_in 1500)
+                view(5, "copilot", 400, {"refresh_at": now + 10}),  # refresh_in nearly run out
+            ]
+        ),
+        interval=15.0,
+    )
     assert refresher.due(manager, now) == [1, 5]
 
 

@@ -38,7 +38,9 @@ def spawn(config: Config, fake_oauth, fake_anthropic, fake_openai, **extra_env: 
         LOOP_TOKEN_URL=f"{fake_oauth.url}/v1/oauth/token",
         **extra_env,
     )
-    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "kleis_loop_server.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "kleis_loop_server.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     line = process.stdout.readline()
     if not line.startswith("PORT "):
         process.kill()

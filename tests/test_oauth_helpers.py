@@ -68,8 +68,18 @@ def test_state_round_trip_is_encrypted_and_expires(store) -> None:
         (429, {}, TransientProviderError),
         (400, {"error": "invalid_request", "error_description": "bad redirect"}, ProviderError),
         # OpenAI's real answer to a reused refresh token (its wording has "already been used")
-        (401, {"error": {"message": "Your refresh token has already been used to generate a new access token. Please try signing in again.",
-                         "type": "invalid_request_error", "param": None, "code": "refresh_token_reused"}}, ReauthRequired),
+        (
+            401,
+            {
+                "error": {
+                    "message": "Your refresh token has already been used to generate a new access token. Please try signing in again.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "refresh_token_reused",
+                }
+            },
+            ReauthRequired,
+        ),
         (401, {"error": {"message": "token invalidated", "code": "refresh_token_invalidated"}}, ReauthRequired),
     ],
 )
@@ -79,7 +89,9 @@ def test_token_errors_map_to_what_they_mean(status: int, body: dict, kind: type)
 
 
 def test_provider_error_text_is_redacted_at_the_source() -> None:
-    error = oauth.token_error(httpx.Response(400, json={"error": "invalid_request", "error_description": "bad token sk-ant-ort01-LEAKEDLEAKED123"}), "refresh")
+    error = oauth.token_error(
+        httpx.Response(400, json={"error": "invalid_request", "error_description": "bad token sk-ant-ort01-LEAKEDLEAKED123"}), "refresh"
+    )
     assert "LEAKED" not in str(error) and "redacted" in str(error)
 
 

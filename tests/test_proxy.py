@@ -40,6 +40,7 @@ def openai_error(response: httpx.Response) -> dict:
 
 # -- local endpoints ------------------------------------------------------------------------------
 
+
 def test_healthz_needs_no_key_and_reports_the_store(kleis, client) -> None:
     kleis.add_account()
     body = client.get("/healthz").json()
@@ -63,6 +64,7 @@ def test_models_need_a_key_and_follow_its_scope(kleis, client) -> None:
 
 
 # -- forwarding ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("path", "body", "fake_path"),
@@ -107,7 +109,9 @@ def test_streams_arrive_event_by_event_for_every_protocol(kleis, client) -> None
         text = "".join(response.iter_text())
     names = [line[7:] for line in text.splitlines() if line.startswith("event: ")]
     assert names[0] == "message_start" and names[-1] == "message_stop" and "content_block_delta" in names
-    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True, "stream_options": {"include_usage": True}}, headers=kleis.headers()) as response:
+    with client.stream(
+        "POST", "/v1/chat/completions", json={**CHAT, "stream": True, "stream_options": {"include_usage": True}}, headers=kleis.headers()
+    ) as response:
         chat = "".join(response.iter_text())
     assert chat.rstrip().endswith("data: [DONE]") and '"usage"' in chat
     with client.stream("POST", "/v1/responses", json={**RESPONSES, "stream": True}, headers=kleis.headers()) as response:
@@ -137,6 +141,7 @@ def test_expired_token_is_refreshed_before_forwarding(kleis, client) -> None:
 
 
 # -- refusals and errors, each in the caller's shape ---------------------------------------------
+
 
 def test_missing_unknown_revoked_expired_and_foreign_keys_get_401(kleis, client) -> None:
     kleis.add_account()
@@ -287,7 +292,11 @@ def test_upstream_errors_pass_through_in_the_callers_shape(kleis, client) -> Non
     response = client.post("/v1/responses", json=RESPONSES, headers=kleis.headers())
     assert response.status_code == 400
     assert openai_error(response)["message"] == "upstream error: Instructions are required"
-    kleis.anthropic.enqueue("POST", "/v1/messages", Reply(429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}, {"retry-after": "3"}))
+    kleis.anthropic.enqueue(
+        "POST",
+        "/v1/messages",
+        Reply(429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}, {"retry-after": "3"}),
+    )
     limited = client.post("/v1/messages", json=MESSAGES, headers=kleis.headers())
     assert limited.status_code == 429 and anthropic_error(limited)["message"] == "slow down"
 

@@ -2,8 +2,8 @@
 
 Each agent is the pinned npm release `.ci/agents` installs; upstreams are loopback fakes: a Claude API that makes
 the agent run one shell command and then answers with its output (so a whole turn crosses Kleis twice, the tool
-call restored in the stream on the way back), and a ChatGPT Codex backend doing the same with `exec_command`. Skipped where npm could not install
-the agents.
+call restored in the stream on the way back), and a ChatGPT Codex backend doing the same with `exec_command`.
+Skipped where npm could not install the agents.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from store import keys
 from store.accounts import TokenSet, upsert_account
 from store.models import Account, UsageEvent
 from tests.fakes.agent_claude import COMMAND, AgentClaude
-from tests.fakes.claude import ACCOUNT, claude_oauth
 from tests.fakes.agent_codex import CALL_ID, AgentCodex
+from tests.fakes.claude import ACCOUNT, claude_oauth
 from tests.fakes.codex_auth import FakeCodexAuth
 from tests.test_cli import ROOT
 from tests.test_serve_command import START_LINE, start_serve, stop
@@ -71,6 +71,7 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path, config, store) -> Iterator[Served]:  # type: ignore[no-untyped-def]
     with contextlib.ExitStack() as cleanup:
+
         def started(fake):  # type: ignore[no-untyped-def]
             fake.start()
             cleanup.callback(fake.stop)
@@ -81,13 +82,19 @@ def served(tmp_path: Path, config, store) -> Iterator[Served]:  # type: ignore[n
         codex_auth = started(FakeCodexAuth())
         codex = started(AgentCodex(valid_tokens=codex_auth.issued_access))
         env = {
-            "KLEIS_CLAUDE_API_BASE": claude.url, "KLEIS_CLAUDE_AUTH_BASE": claude_auth.url,
-            "KLEIS_CODEX_API_BASE": codex.base, "KLEIS_CODEX_AUTH_BASE": codex_auth.url,
+            "KLEIS_CLAUDE_API_BASE": claude.url,
+            "KLEIS_CLAUDE_AUTH_BASE": claude_auth.url,
+            "KLEIS_CODEX_API_BASE": codex.base,
+            "KLEIS_CODEX_AUTH_BASE": codex_auth.url,
             "KLEIS_SECRET_KEY": config.secret_key,
         }
-        cfg = config.replace(claude_api_base=claude.url, claude_auth_base=claude_auth.url, codex_api_base=codex.base, codex_auth_base=codex_auth.url)
+        cfg = config.replace(
+            claude_api_base=claude.url, claude_auth_base=claude_auth.url, codex_api_base=codex.base, codex_auth_base=codex_auth.url
+        )
         access, refresh = claude_auth.seed()
-        upsert_account("claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"])
+        upsert_account(
+            "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"]
+        )
         login = codex_login.start_login(store, cfg)
         codex_login.complete_login(store, cfg, login.flow_id, {"callback_url": codex_auth.consent(login.authorize_url)})
         _, key = keys.create_key("agents")
@@ -110,12 +117,27 @@ def run_agent(served: Served, argv: list[str], env: dict[str, str]) -> subproces
     nothing of the developer's own agent setup or proxies in its environment."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(CLIENT_ENV_PREFIXES) and k not in PROXY_ENV}
     home = served.home
-    base.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"),
-                XDG_CACHE_HOME=str(home / ".cache"), XDG_STATE_HOME=str(home / ".local/state"), NO_COLOR="1",
-                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    base.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_STATE_HOME=str(home / ".local/state"),
+        NO_COLOR="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
     base.update(env)
-    process = subprocess.Popen(argv, cwd=home / "work", env=base, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        argv,
+        cwd=home / "work",
+        env=base,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -141,10 +163,16 @@ def recorded_statuses(expected: int, timeout: float = 10.0) -> list[tuple[int, s
 
 def run_claude_code(served: Served, *args: str) -> subprocess.CompletedProcess:
     """`claude -p …` set up as the README says: the base URL and the key as a Bearer token."""
-    return run_agent(served, [agent("claude"), "-p", *args], {
-        "ANTHROPIC_BASE_URL": served.url, "ANTHROPIC_AUTH_TOKEN": served.key,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-    })
+    return run_agent(
+        served,
+        [agent("claude"), "-p", *args],
+        {
+            "ANTHROPIC_BASE_URL": served.url,
+            "ANTHROPIC_AUTH_TOKEN": served.key,
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        },
+    )
 
 
 @pytest.mark.timeout(240)

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from core.protocol import Protocol, error_protocol_for_path, protocol_for_path
 from providers.pool import candidates, unusable_reasons
 from providers.routing import FAMILY_RULES, Resolution, resolve_model, served_elsewhere
-from core.protocol import Protocol, error_protocol_for_path, protocol_for_path
 from store.accounts import AccountView
 
 ALL = ("claude", "codex", "copilot")
@@ -76,16 +76,22 @@ def test_every_family_rule_is_exercised() -> None:
             assert resolve_model(samples[rule.pattern], protocol, available=ALL).provider == rule.provider
 
 
-def view(id: int, provider: str = "claude", status: str = "active", primary: bool = False, created: float = 0.0, cooldown: float | None = None) -> AccountView:
+def view(
+    id: int, provider: str = "claude", status: str = "active", primary: bool = False, created: float = 0.0, cooldown: float | None = None
+) -> AccountView:
     return AccountView(id, provider, "", f"i{id}", None, status, "why", cooldown, primary, "a", "r", None, 1, {}, created, None, "")
 
 
 def test_candidates_primary_first_then_newest_and_skip_unusable() -> None:
     now = time.time()
     accounts = [
-        view(1, created=1), view(2, created=3), view(3, primary=True, created=2),
-        view(4, status="needs_reauth", created=9), view(5, status="disabled", created=9),
-        view(6, status="cooling", cooldown=now + 60, created=9), view(7, status="cooling", cooldown=now - 1, created=0),
+        view(1, created=1),
+        view(2, created=3),
+        view(3, primary=True, created=2),
+        view(4, status="needs_reauth", created=9),
+        view(5, status="disabled", created=9),
+        view(6, status="cooling", cooldown=now + 60, created=9),
+        view(7, status="cooling", cooldown=now - 1, created=0),
         view(8, provider="codex", primary=True),
     ]
     assert [a.id for a in candidates(accounts, "claude", now)] == [3, 2, 1, 7]

@@ -13,7 +13,9 @@ def test_anthropic_sdk_streams_with_tools_and_bearer_key(kleis) -> None:
         model="loop/claude-test",
         max_tokens=64,
         messages=[{"role": "user", "content": "read the readme"}],
-        tools=[{"name": "read_file", "description": "read", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}],
+        tools=[
+            {"name": "read_file", "description": "read", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}
+        ],
     ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
@@ -43,9 +45,14 @@ def test_anthropic_sdk_with_x_api_key_and_errors(kleis) -> None:
 def test_openai_sdk_streams_chat_and_responses(kleis) -> None:
     kleis.add_account()
     client = openai.OpenAI(base_url=f"{kleis.url}/v1", api_key=kleis.key, max_retries=0)
-    chunks = list(client.chat.completions.create(
-        model="loop/gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="loop/gpt-test",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hi there"
     assert chunks[-1].usage.prompt_tokens == 50 and chunks[-1].usage.prompt_tokens_details.cached_tokens == 30
     events = list(client.responses.create(model="loop/gpt-test", input="hi", stream=True))

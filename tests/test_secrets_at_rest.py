@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from store import keys
-from store import leases
+from store import keys, leases
 from store.accounts import TokenSet, upsert_account
 from store.models import Account, OAuthState
 

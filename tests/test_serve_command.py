@@ -24,7 +24,9 @@ def start_serve(data_dir: Path, env: dict[str, str] | None = None) -> tuple[subp
     base = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
     base.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir), KLEIS_PORT="0", KLEIS_ADMIN_PORT="0", PYTHONUNBUFFERED="1")
     base.update(env or {})
-    process = subprocess.Popen([sys.executable, str(ROOT / "kleis.py"), "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "kleis.py"), "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base
+    )
     lines: list[str] = []
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -90,11 +92,15 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = str(busy.getsockname()[1])
-        for env, names in (({"KLEIS_PORT": port}, "KLEIS_HOST/KLEIS_PORT"), ({"KLEIS_PORT": "0", "KLEIS_ADMIN_PORT": port}, "KLEIS_ADMIN_HOST/KLEIS_ADMIN_PORT")):
+        for env, names in (
+            ({"KLEIS_PORT": port}, "KLEIS_HOST/KLEIS_PORT"),
+            ({"KLEIS_PORT": "0", "KLEIS_ADMIN_PORT": port}, "KLEIS_ADMIN_HOST/KLEIS_ADMIN_PORT"),
+        ):
             result = run(tmp_path / "data", "serve", env=env)
             assert result.returncode == 1
             assert result.stderr.strip().splitlines()[-1] == f"kleis: error: {names}: " + (
-                f"cannot listen on 127.0.0.1:{port}: Address already in use" if names.startswith("KLEIS_HOST")
+                f"cannot listen on 127.0.0.1:{port}: Address already in use"
+                if names.startswith("KLEIS_HOST")
                 else f"the admin cannot listen on 127.0.0.1:{port}: Address already in use"
             )
             assert "Traceback" not in result.stderr
@@ -103,7 +109,10 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
 def test_bad_listen_hosts_are_refused_before_start(tmp_path: Path) -> None:
     for name in ("KLEIS_HOST", "KLEIS_ADMIN_HOST"):
         result = run(tmp_path / "data", "serve", env={name: "not a host"})
-        assert result.returncode != 0 and result.stderr.strip() == f"kleis: error: {name}: must be an IP address or a host name, got 'not a host'"
+        assert (
+            result.returncode != 0
+            and result.stderr.strip() == f"kleis: error: {name}: must be an IP address or a host name, got 'not a host'"
+        )
     assert not (tmp_path / "data").exists()
 
 

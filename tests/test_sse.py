@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from core.sse import SSEParser, format_event, parse_event
 
 STREAM = (
-    b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"
+    b'event: message_start\ndata: {"type":"message_start"}\n\n'
     b": keep-alive comment\n\n"
-    b"event: content_block_delta\r\ndata: {\"text\":\"a\\nb\"}\r\n\r\n"
+    b'event: content_block_delta\r\ndata: {"text":"a\\nb"}\r\n\r\n'
     b"data: line one\ndata: line two\n\n"
     b"event: ping\rdata: {}\r\r"
     b"id: 7\nretry: 1500\ndata:no-space\n\n"
@@ -62,7 +62,10 @@ def test_any_split_yields_the_same_events(cuts: list[int]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.sampled_from([None, "a", "content_block_start"]), st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=30)),
+        st.tuples(
+            st.sampled_from([None, "a", "content_block_start"]),
+            st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=30),
+        ),
         min_size=1,
         max_size=8,
     ),

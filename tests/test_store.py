@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import stat
 import time
@@ -64,9 +63,7 @@ def test_migration_from_the_first_schema_keeps_data(tmp_path) -> None:
     )
     assert migrations.schema_version(db) == 1
     assert migrations.upgrade(db) == migrations.CURRENT_VERSION
-    account = db.execute_sql(
-        "SELECT identity, token_version, access_token, refresh_lease_until FROM account"
-    ).fetchone()
+    account = db.execute_sql("SELECT identity, token_version, access_token, refresh_lease_until FROM account").fetchone()
     assert account == ("uuid-1", 3, "enc-a", None)
     usage = db.execute_sql(
         "SELECT input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, protocol, incomplete FROM usage_event"

@@ -14,8 +14,13 @@ def test_each_event_arrives_within_50ms_of_its_send(kleis) -> None:
     kleis.anthropic.stream_stamp = True
     lags: list[float] = []
     with httpx.Client(base_url=kleis.url, timeout=20) as client:
-        body = {"model": "loop/claude-t", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "count"}],
-                "tools": [{"name": "t", "input_schema": {}}]}  # a tool, so the rewrite path is active
+        body = {
+            "model": "loop/claude-t",
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "count"}],
+            "tools": [{"name": "t", "input_schema": {}}],
+        }  # a tool, so the rewrite path is active
         with client.stream("POST", "/v1/messages", json=body, headers=kleis.headers()) as response:
             for line in response.iter_lines():
                 if line.startswith("id: "):

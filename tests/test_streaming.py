@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from addons.streaming import StreamRewriter
 
-EVENTS = [b"event: a\ndata: {\"n\":1}\n\n", b"event: b\ndata: {\"n\":2}\n\n", b"event: c\ndata: {\"n\":3}\n\n"]
+EVENTS = [b'event: a\ndata: {"n":1}\n\n', b'event: b\ndata: {"n":2}\n\n', b'event: c\ndata: {"n":3}\n\n']
 
 
 def test_partial_events_wait_as_an_empty_list_never_empty_bytes() -> None:

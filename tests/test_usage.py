@@ -83,8 +83,10 @@ def test_an_abandoned_stream_records_what_was_seen(live) -> None:
 
 
 def test_an_upstream_cut_stream_is_incomplete(live) -> None:
-    events = [b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}\n\n',
-              b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n'] * 2
+    events = [
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}\n\n',
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n',
+    ] * 2
     live.anthropic.enqueue("POST", "/v1/messages", Stream(events, cut_after=2))
     with httpx.Client(base_url=live.url, timeout=20) as client:
         try:
@@ -99,11 +101,20 @@ def test_an_upstream_cut_stream_is_incomplete(live) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "events"),
     [
-        ("/v1/messages", {**MESSAGES, "stream": True},
-         [b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}\n\n',
-          b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n']),
+        (
+            "/v1/messages",
+            {**MESSAGES, "stream": True},
+            [
+                b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}\n\n',
+                b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n',
+            ],
+        ),
         ("/v1/chat/completions", {**CHAT, "stream": True}, [b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n']),
-        ("/v1/responses", {**RESPONSES, "stream": True}, [b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"x"}\n\n']),
+        (
+            "/v1/responses",
+            {**RESPONSES, "stream": True},
+            [b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"x"}\n\n'],
+        ),
     ],
 )
 def test_a_stream_closed_cleanly_before_its_end_marker_is_incomplete(live, path: str, body: dict, events: list) -> None:
@@ -145,10 +156,12 @@ def test_1000_concurrent_requests_make_exactly_1000_events(live) -> None:
         semaphore = asyncio.Semaphore(250)
         limits = httpx.Limits(max_connections=250, max_keepalive_connections=250)
         async with httpx.AsyncClient(base_url=live.url, timeout=60, limits=limits) as client:
+
             async def one(i: int) -> int:
                 async with semaphore:
                     path, body = (("/v1/messages", MESSAGES), ("/v1/chat/completions", CHAT))[i % 2]
                     return (await client.post(path, json={**body, "stream": i % 4 < 2}, headers=live.headers())).status_code
+
             return await asyncio.gather(*(one(i) for i in range(1000)))
 
     statuses = asyncio.run(fire())
@@ -164,10 +177,28 @@ def test_1000_concurrent_requests_make_exactly_1000_events(live) -> None:
 
 
 def test_rewriting_the_same_request_id_is_idempotent(store) -> None:
-    row = {"request_id": "req_same", "created_at": time.time(), "key_id": None, "account_id": None, "provider": "loop", "protocol": "messages",
-           "model": "m", "upstream_model": "m", "status": 200, "error_type": "", "streamed": False, "incomplete": False,
-           "ttfb_ms": 1.0, "latency_ms": 2.0, "input_tokens": 1, "output_tokens": 2, "cache_read_tokens": 0, "cache_write_tokens": 0,
-           "reasoning_tokens": 0, "raw_usage": ""}
+    row = {
+        "request_id": "req_same",
+        "created_at": time.time(),
+        "key_id": None,
+        "account_id": None,
+        "provider": "loop",
+        "protocol": "messages",
+        "model": "m",
+        "upstream_model": "m",
+        "status": 200,
+        "error_type": "",
+        "streamed": False,
+        "incomplete": False,
+        "ttfb_ms": 1.0,
+        "latency_ms": 2.0,
+        "input_tokens": 1,
+        "output_tokens": 2,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
+        "raw_usage": "",
+    }
     assert usage_store.insert_events([row]) == 1
     assert usage_store.insert_events([row, {**row, "request_id": "req_other"}]) == 1
     assert UsageEvent.select().count() == 2

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from core.enums import ProviderName
-
 import argparse
 from types import ModuleType
 
 from cli.logins import claude, codex, copilot
+from core.enums import ProviderName
 
 # name -> module with register_login(subparsers) and register_import(subparsers)
 LOGIN_COMMANDS: dict[str, ModuleType] = {ProviderName.CLAUDE: claude, ProviderName.CODEX: codex, ProviderName.COPILOT: copilot}

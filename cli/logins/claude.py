@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cli.session import store_session
 from core.config import Config
 from core.exceptions import InvalidInput
 from providers import oauth
 from providers.claude import login
 from providers.claude.login import TERMS_WARNING
-from cli.session import store_session
 from store.db import Store
 
 NOT_A_TERMINAL = (

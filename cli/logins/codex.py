@@ -9,13 +9,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from cli.logins.codex_callback import CallbackListener
+from cli.session import store_session
 from core.config import Config
 from core.exceptions import InvalidInput
 from providers.codex import login
-from cli.logins.codex_callback import CallbackListener
 from providers.codex.constants import PROVIDER
 from providers.oauth import LoginResult, LoginStart, check_state, drop_state, login_for_bare_code, parse_pasted
-from cli.session import store_session
 from store.db import Store
 
 DEFAULT_TIMEOUT = 900.0
@@ -46,7 +46,13 @@ def register_login(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--callback-url", metavar="VALUE", help="the address the browser landed on; completes the login it belongs to")
     parser.add_argument("--device", action="store_true", help="headless login: approve a user code on any device")
-    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS", help=f"give up after this long (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up after this long (default {DEFAULT_TIMEOUT:g})",
+    )
     parser.add_argument("--label", default="", help="a name for the account in listings")
     parser.add_argument("--no-listen", action="store_true", help="do not also listen on 127.0.0.1:1455 for the browser's callback")
     parser.set_defaults(handler=cmd_login)
@@ -112,7 +118,9 @@ def browser_login(store: Store, config: Config, timeout: float, label: str, *, l
     answers: queue.Queue[str] = queue.Queue()
     listener = CallbackListener(answers.put) if listen else None
     if listener is not None and listener.start():
-        print(f"(Kleis also listens on http://localhost:{listener.port}: if the browser runs on this machine, the login completes by itself.)")
+        print(
+            f"(Kleis also listens on http://localhost:{listener.port}: if the browser runs on this machine, the login completes by itself.)"
+        )
     print("Paste the address here: ", end="", flush=True)
     threading.Thread(target=_read_lines, args=(answers,), daemon=True, name="codex-paste").start()
     deadline = time.monotonic() + timeout
@@ -154,7 +162,10 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     path = args.file
     if not path:
         if not sys.stdin.isatty():
-            raise InvalidInput("--file PATH is required when not run interactively (Codex CLI: ~/.codex/auth.json, OpenCode: ~/.local/share/opencode/auth.json)")
+            raise InvalidInput(
+                "--file PATH is required when not run interactively "
+                "(Codex CLI: ~/.codex/auth.json, OpenCode: ~/.local/share/opencode/auth.json)"
+            )
         path = input("path of the auth.json [~/.codex/auth.json]: ").strip() or "~/.codex/auth.json"
     with store_session(config) as store:
         result = login.import_credentials(store, config, path, label=args.label)

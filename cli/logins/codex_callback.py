@@ -58,7 +58,9 @@ class CallbackListener:
         except OSError:
             return False
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="codex-callback")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="codex-callback"
+        )
         self._thread.start()
         return True
 

@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable
 
 from cli.output import print_json
+from cli.session import store_session
 from core.config import Config
 from core.exceptions import InvalidInput, KleisError
 from providers import oauth
 from providers.copilot import login
-from cli.session import store_session
 from store.db import Store
 
 LOGIN_COMMAND = "python kleis.py accounts login copilot"
@@ -34,12 +34,15 @@ def register_login(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "copilot",
         help="log in to GitHub Copilot with GitHub's device flow",
-        description="Prints a code to enter at GitHub's device page, then waits until it is entered.\n\n" + textwrap.fill(login.TERMS_WARNING, 90),
+        description="Prints a code to enter at GitHub's device page, then waits until it is entered.\n\n"
+        + textwrap.fill(login.TERMS_WARNING, 90),
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--no-wait", action="store_true", help="print the code as JSON and exit; finish with --poll FLOW_ID")
     mode.add_argument("--poll", metavar="FLOW_ID", help="finish a login started with --no-wait (waits until the code is entered)")
-    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="give up after this many seconds (default: when the code expires)")
+    parser.add_argument(
+        "--timeout", type=_seconds, metavar="SECONDS", help="give up after this many seconds (default: when the code expires)"
+    )
     parser.set_defaults(handler=cmd_login)
 
 
@@ -51,7 +54,8 @@ def register_import(subparsers: argparse._SubParsersAction) -> None:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
-        "--file", metavar="PATH",
+        "--file",
+        metavar="PATH",
         help="Copilot's ~/.config/github-copilot/apps.json or hosts.json, or OpenCode's ~/.local/share/opencode/auth.json",
     )
     source.add_argument("--github-token", metavar="TOKEN", help="a GitHub OAuth token (gho_…/ghu_…); '-' reads it from stdin")

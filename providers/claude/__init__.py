@@ -7,15 +7,15 @@ from typing import Any
 
 import httpx
 
+from core.enums import ProviderName
+from core.protocol import Protocol
 from core.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream
 from providers.claude import login
 from providers.claude.login import TERMS_WARNING
-from providers.claude.rewrite import build_upstream
 from providers.claude.response import classify, restore_body, tool_name_restorer
+from providers.claude.rewrite import build_upstream
 from providers.claude.tokens import refresh_tokens
-from core.protocol import Protocol
-from core.enums import ProviderName
 from store.accounts import AccountView, TokenSet
 
 # Current models (models.dev anthropic provider, 2026-10); any other claude-* id is routed here too.

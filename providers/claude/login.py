@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 import httpx
 
 from core.config import Config
-from core.exceptions import InvalidInput, ProviderError, ReauthRequired
 from core.enums import ProviderName
+from core.exceptions import InvalidInput, ProviderError, ReauthRequired
 from providers import oauth
 from providers.claude import tokens
 from providers.claude.tokens import CLIENT_ID, SCOPES
@@ -90,6 +90,7 @@ def complete_login(store: Store, config: Config, flow_id: str, answer: dict[str,
 
 
 # -- import -------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class ImportedLogin:
@@ -186,7 +187,9 @@ def import_credentials(store: Store, config: Config, path: str | Path | None = N
             except ReauthRequired as exc:
                 if pending is not None:  # only a pair this run loaded: a concurrent import may just have kept one
                     oauth.drop_state(_pending_key(imported.refresh_token))
-                raise InvalidInput(f"{path}: its login is no longer valid ({exc}); log in with `python kleis.py accounts login claude`") from None
+                raise InvalidInput(
+                    f"{path}: its login is no longer valid ({exc}); log in with `python kleis.py accounts login claude`"
+                ) from None
             fresh = tokens.token_set(answer)
             token_set, refreshed = dataclasses.replace(fresh, refresh_token=fresh.refresh_token or token_set.refresh_token), True
             _keep_pending(store, imported.refresh_token, token_set)
@@ -205,8 +208,7 @@ def import_credentials(store: Store, config: Config, path: str | Path | None = N
 def _kept(refreshed: bool) -> str:
     if not refreshed:
         return ""
-    return (f" (Kleis refreshed the login and keeps the new tokens for {PENDING_TTL // 3600} h: "
-            "run the same import again to finish it)")
+    return f" (Kleis refreshed the login and keeps the new tokens for {PENDING_TTL // 3600} h: run the same import again to finish it)"
 
 
 def _identify(client: httpx.Client, config: Config, token_set: TokenSet, refreshed: bool, path: str | Path) -> tokens.Identity | None:

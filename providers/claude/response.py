@@ -7,11 +7,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from core.client_errors import error_message_of
+from core.enums import SignalKind
 from core.sse import SSEEvent, format_event
 from providers.base import Signal, classify_by_status
 from providers.claude.tools import ToolNames, restore_blocks
-from core.client_errors import error_message_of
-from core.enums import SignalKind
 
 BLOCK_START = "content_block_start"
 
@@ -69,11 +69,15 @@ def classify(status: int, headers: Mapping[str, str], body: Any) -> Signal:
     message = error_message_of(body) or ""
     lowered = message.lower()
     if CLAUDE_CODE_ONLY in lowered:
-        return Signal(SignalKind.REQUEST, "credential only authorized for Claude Code: the request did not pass as Claude Code", account_wide=False)
+        return Signal(
+            SignalKind.REQUEST, "credential only authorized for Claude Code: the request did not pass as Claude Code", account_wide=False
+        )
     if _mentions_version_floor(body, lowered):
         required = _REQUIRED_VERSION.search(message)
         floor = f" (needs {required.group(1)} or newer)" if required else ""
-        return Signal(SignalKind.VERSION, f"Claude Code version too old for this model{floor}: raise KLEIS_CLAUDE_CODE_VERSION", account_wide=False)
+        return Signal(
+            SignalKind.VERSION, f"Claude Code version too old for this model{floor}: raise KLEIS_CLAUDE_CODE_VERSION", account_wide=False
+        )
     if status == 429 and FAST_MODE_CREDITS in lowered:
         return Signal(SignalKind.RATE_LIMIT, "fast mode needs usage credits (this request only)", account_wide=False)
     if status == 429:

@@ -59,6 +59,7 @@ def rewrite_body(body: dict[str, Any]) -> ToolNames:
 
 # -- URL and headers ---------------------------------------------------------------------------
 
+
 def upstream_url(api_base: str, path: str, query: str) -> str:
     """The API's path with `beta=true`; other query parameters kept as the client wrote them."""
     parts = [part for part in query.split("&") if part] if query else []
@@ -104,6 +105,7 @@ def is_claude_code(user_agent: str) -> bool:
 
 
 # -- system prompt ------------------------------------------------------------------------------
+
 
 def apply_system_rules(body: dict[str, Any]) -> None:
     """Sanitise OpenCode text, then make sure a Claude Code identity leads the system prompt."""

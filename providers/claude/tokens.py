@@ -19,7 +19,8 @@ SCOPES = "org:create_api_key user:profile user:inference user:sessions:claude_co
 TOKEN_PATH = "/v1/oauth/token"
 CALLBACK_PATH = "/oauth/code/callback"
 PROFILE_PATH = "/api/oauth/profile"
-# Claude Code calls its OAuth endpoints with axios; a versioned claude-code UA drew 429s on refresh (§1.3).
+# Claude Code calls its OAuth endpoints with axios (ex-machina-co/opencode-anthropic-auth sends axios/1.13.6); a versioned
+# claude-code UA drew 429s on refresh (jeongwookie/WhereMyTokens#9, 2026-05).
 TOKEN_USER_AGENT = "axios/1.13.6"
 TOKEN_HEADERS = {
     "content-type": "application/json",
@@ -67,7 +68,7 @@ def exchange_body(code: str, state: str, verifier: str, redirect: str) -> dict[s
 
 
 def refresh_body(refresh_token: str) -> dict[str, str]:
-    """No `scope`: Anthropic answers invalid_scope when the list names a scope the grant lacks (§1.3)."""
+    """No `scope`: Anthropic answers invalid_scope when the list names a scope the grant lacks (pi-mono dropped it, 2026-03)."""
     return {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID}
 
 

@@ -8,8 +8,23 @@ from typing import Any
 
 # Claude Code's own tool names (cchistory prompts 2.1.11, as PI uses them).
 CLAUDE_CODE_TOOLS = (
-    "Read", "Write", "Edit", "Bash", "Grep", "Glob", "AskUserQuestion", "EnterPlanMode", "ExitPlanMode",
-    "KillShell", "NotebookEdit", "Skill", "Task", "TaskOutput", "TodoWrite", "WebFetch", "WebSearch",
+    "Read",
+    "Write",
+    "Edit",
+    "Bash",
+    "Grep",
+    "Glob",
+    "AskUserQuestion",
+    "EnterPlanMode",
+    "ExitPlanMode",
+    "KillShell",
+    "NotebookEdit",
+    "Skill",
+    "Task",
+    "TaskOutput",
+    "TodoWrite",
+    "WebFetch",
+    "WebSearch",
 )
 MCP_PREFIX = "mcp_"
 MAX_TOOL_NAME = 64  # the API's limit: [a-zA-Z0-9_-]{1,64}

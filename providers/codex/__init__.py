@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from core.sse import SSEEvent
 from core.config import Config
+from core.enums import ProviderName
 from core.exceptions import ReauthRequired
+from core.protocol import Protocol
+from core.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream
 from providers.codex import errors, login
 from providers.codex.aggregate import aggregate_events
@@ -21,13 +22,12 @@ from providers.codex.constants import RESPONSES_PATH, TERMS_WARNING
 from providers.codex.headers import client_session_id, dropped_headers, new_session_id, upstream_headers
 from providers.codex.stream import CodexState, make_transformer
 from providers.codex.tokens import refresh_tokens
-from core.protocol import Protocol
-from core.enums import ProviderName
 from store.accounts import AccountView, TokenSet
 
 log = logging.getLogger(__name__)
 
-# Newest lists read (providers.md §2.3): CPA's /codex/models of 2026-08-17 and OpenCode's allow-list.
+# Newest lists read: CLIProxyAPI's GET /codex/models of 2026-08-17 (router-for-me/CLIProxyAPI) and OpenCode's
+# allow-list (anomalyco/opencode, packages/opencode/src/plugin/openai/codex.ts).
 # Any other gpt-5* or *codex* model still reaches Codex through the model-family rules.
 DEFAULT_MODELS = (
     "gpt-5.6-sol",
@@ -39,6 +39,7 @@ DEFAULT_MODELS = (
     "gpt-5.3-codex",
     "gpt-5.3-codex-spark",
 )
+
 
 class CodexProvider(Provider):
     name = ProviderName.CODEX

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from core.client_errors import error_payload
+from core.protocol import Protocol
 from core.sse import SSEEvent
 from providers.codex.errors import code_of, error_object, status_for
 from providers.codex.stream import CodexState
-from core.client_errors import error_payload
-from core.protocol import Protocol
 
 # Codex ends a stream with any of these; all three carry the whole response (PI treats them alike).
 FINAL_EVENTS = frozenset({"response.completed", "response.done", "response.incomplete"})

@@ -26,7 +26,8 @@ REMOVED_PARAMETERS: tuple[str, ...] = (
 
 @dataclasses.dataclass(frozen=True)
 class BodyRules:
-    """What normalisation removes and adds; the defaults follow the research notes (providers.md §2.3)."""
+    """What normalisation removes and adds; the defaults follow CLIProxyAPI's Codex executor (router-for-me/CLIProxyAPI,
+    internal/runtime/executor, 2026-08) and pi-mono's Codex client (badlogic/pi-mono, packages/ai, 2026-03)."""
 
     removed: frozenset[str] = frozenset(REMOVED_PARAMETERS)
     kept_service_tiers: frozenset[str] = frozenset({"priority"})  # any other service_tier is removed

@@ -1,4 +1,5 @@
-"""ChatGPT (Codex) OAuth and backend constants, with where each comes from (research notes providers.md §2)."""
+"""ChatGPT (Codex) OAuth and backend constants, with where each comes from (openai/codex codex-rs/login, pi-mono, OpenCode,
+CLIProxyAPI)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """What Codex errors mean: rate limits with their reset time, and the HTTP status of an error found in a stream."""
 
 from __future__ import annotations
-from core.enums import SignalKind
 
 import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from core.enums import SignalKind
 from providers.base import Signal, classify_by_status, retry_after_seconds
 
 # Codes (in error.type or error.code) that mean the account is out of quota or throttled (PI, Codex CLI).

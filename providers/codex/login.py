@@ -15,6 +15,7 @@ import httpx
 
 from core.config import Config
 from core.exceptions import InvalidInput, ProviderError, TransientProviderError
+from providers.codex.accounts import store_account
 from providers.codex.constants import (
     AUTHORIZE_PATH,
     CLIENT_ID,
@@ -29,7 +30,6 @@ from providers.codex.constants import (
     SCOPE,
     TERMS_WARNING,
 )
-from providers.codex.accounts import store_account
 from providers.codex.importer import import_credentials
 from providers.codex.tokens import exchange_code
 from providers.oauth import (

@@ -53,7 +53,11 @@ def error_events(error: dict[str, Any], state: CodexState) -> bytes:
     """
     code = code_of(error) or "upstream_error"
     message = str(error.get("message") or "the Codex backend reported an error inside its stream")
-    inner = {key: value for key, value in error.items() if key in ("type", "code", "message", "param", "plan_type", "resets_at", "resets_in_seconds")}
+    inner = {
+        key: value
+        for key, value in error.items()
+        if key in ("type", "code", "message", "param", "plan_type", "resets_at", "resets_in_seconds")
+    }
     inner.setdefault("message", message)
     failed = {
         "id": state.response_id or "resp_kleis_" + secrets.token_hex(12),

@@ -8,15 +8,15 @@ from typing import Any
 
 import httpx
 
-from core.sse import SSEEvent
 from core.client_errors import Refusal
 from core.config import Config
+from core.enums import ProviderName, SignalKind
 from core.exceptions import ProviderError, ReauthRequired, TransientProviderError
+from core.protocol import Protocol
+from core.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream, classify_by_status
 from providers.copilot import body as bodies
 from providers.copilot import headers, login, tokens
-from core.protocol import Protocol
-from core.enums import ProviderName, SignalKind
 from store.accounts import AccountView, TokenSet
 
 
@@ -24,7 +24,7 @@ class CopilotProvider(Provider):
     name = ProviderName.COPILOT
     display_name = "GitHub Copilot"
     protocols = frozenset({Protocol.CHAT, Protocol.RESPONSES, Protocol.MESSAGES})
-    # Shown in /v1/models until the registry lists the account's own models (research notes §3.6, §4.1).
+    # Shown in /v1/models until the catalog lists the account's own models (Copilot's GET /models, models.dev github-copilot).
     default_models = (
         "gpt-4.1",
         "gpt-5-mini",
@@ -112,7 +112,11 @@ class CopilotProvider(Provider):
             return list(cached[1])
         response = await http.get(
             self.api_base(account) + "/models",
-            headers={"Authorization": f"Bearer {account.access_token or ''}", "Accept": "application/json", **headers.editor_headers(self.config)},
+            headers={
+                "Authorization": f"Bearer {account.access_token or ''}",
+                "Accept": "application/json",
+                **headers.editor_headers(self.config),
+            },
         )
         if response.status_code >= 500 or response.status_code == 429:
             raise TransientProviderError(f"Copilot /models answered {response.status_code}", status=response.status_code)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.sse import SSEEvent
 from core.protocol import Protocol
+from core.sse import SSEEvent
 
 # Client path -> Copilot path (the API base has no /v1 for OpenAI shapes; Messages live under /v1).
 UPSTREAM_PATHS = {
@@ -41,9 +41,7 @@ def shape_body(protocol: Protocol, body: dict[str, Any], model: str) -> tuple[di
         shaped.pop("store", None)  # Copilot's Chat Completions has no stored completions (pi-mono compat table)
         messages = shaped.get("messages")
         if isinstance(messages, list):  # nor the developer role: it is a system message there
-            shaped["messages"] = [
-                dict(m, role="system") if isinstance(m, dict) and m.get("role") == "developer" else m for m in messages
-            ]
+            shaped["messages"] = [dict(m, role="system") if isinstance(m, dict) and m.get("role") == "developer" else m for m in messages]
     return shaped, forced
 
 

@@ -12,7 +12,7 @@ COPILOT_INTEGRATION_ID = "vscode-chat"
 OPENAI_INTENT = "conversation-edits"
 GITHUB_API_VERSION = "2025-04-01"  # sent to the GitHub API (token exchange), as copilot-api does
 
-# The only Anthropic beta Copilot's /v1/messages is known to accept (research notes §3.6).
+# The only Anthropic beta Copilot's /v1/messages is known to accept (pi-mono and OpenCode send no other).
 ALLOWED_ANTHROPIC_BETAS = ("interleaved-thinking-2025-05-14",)
 
 # OpenCode moves images returned by a tool into a user message with one of these texts (two OpenCode
@@ -22,10 +22,21 @@ SYNTHETIC_ATTACHMENT_TEXTS = ("Attached image(s) from tool result:", "Attached m
 # Client headers that never reach Copilot: the caller's credentials, SDK fingerprints that would contradict the
 # editor profile, and the headers Kleis decides itself (a client cannot choose its own billing class).
 DROPPED_CLIENT_HEADERS = (
-    "authorization", "x-api-key", "api-key", "proxy-authorization", "cookie",
-    "openai-organization", "openai-project", "anthropic-beta",
-    "x-initiator", "copilot-vision-request", "openai-intent", "copilot-integration-id",
-    "editor-version", "editor-plugin-version", "user-agent",
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "proxy-authorization",
+    "cookie",
+    "openai-organization",
+    "openai-project",
+    "anthropic-beta",
+    "x-initiator",
+    "copilot-vision-request",
+    "openai-intent",
+    "copilot-integration-id",
+    "editor-version",
+    "editor-plugin-version",
+    "user-agent",
 )
 DROPPED_CLIENT_PREFIXES = ("x-stainless-",)
 
@@ -100,7 +111,8 @@ def has_image(protocol: Protocol, body: Mapping[str, Any]) -> bool:
     if protocol is Protocol.CHAT:
         return any(
             part.get("type") == "image_url"
-            for message in body.get("messages") or [] if isinstance(message, dict)
+            for message in body.get("messages") or []
+            if isinstance(message, dict)
             for part in _parts(message.get("content"))
         )
     if protocol is Protocol.RESPONSES:
@@ -114,7 +126,8 @@ def has_image(protocol: Protocol, body: Mapping[str, Any]) -> bool:
     return any(
         part.get("type") == "image"
         or (part.get("type") == "tool_result" and any(inner.get("type") == "image" for inner in _parts(part.get("content"))))
-        for message in body.get("messages") or [] if isinstance(message, dict)
+        for message in body.get("messages") or []
+        if isinstance(message, dict)
         for part in _parts(message.get("content"))
     )
 
@@ -126,7 +139,9 @@ def allowed_betas(client_value: str | None) -> str | None:
     return ",".join(dict.fromkeys(kept)) or None
 
 
-def request_headers(config: Config, protocol: Protocol, body: Mapping[str, Any], token_ref: str, client: Mapping[str, str]) -> dict[str, str]:
+def request_headers(
+    config: Config, protocol: Protocol, body: Mapping[str, Any], token_ref: str, client: Mapping[str, str]
+) -> dict[str, str]:
     """Every header Kleis sets on a request to the Copilot API."""
     headers = {
         "Authorization": f"Bearer {token_ref}",

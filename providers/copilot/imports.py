@@ -65,7 +65,10 @@ def _from_opencode(entry: Any, path: str, config: Config) -> FoundToken:
     wanted = normalise_host(config.github_domain)
     if enterprise != wanted:
         if enterprise:
-            raise InvalidInput(f"the {OPENCODE_KEY} login in {path} is for GitHub Enterprise {enterprise}; set KLEIS_GITHUB_DOMAIN={enterprise} to import it")
+            raise InvalidInput(
+                f"the {OPENCODE_KEY} login in {path} is for GitHub Enterprise {enterprise}; "
+                f"set KLEIS_GITHUB_DOMAIN={enterprise} to import it"
+            )
         raise InvalidInput(f"the {OPENCODE_KEY} login in {path} is for github.com, but KLEIS_GITHUB_DOMAIN is {wanted}")
     token = check_token_text(entry.get("refresh"), f"the {OPENCODE_KEY} entry of {path}")
     return FoundToken(token, None, "OpenCode auth.json")
@@ -74,17 +77,18 @@ def _from_opencode(entry: Any, path: str, config: Config) -> FoundToken:
 def _from_copilot_apps(data: dict[str, Any], path: str, config: Config) -> FoundToken:
     """apps.json keys are `host:client id`, hosts.json keys are `host`; values carry oauth_token and user."""
     host = expected_host(config)
-    entries = [
-        (key, value) for key, value in data.items()
-        if isinstance(value, dict) and "oauth_token" in value
-    ]
+    entries = [(key, value) for key, value in data.items() if isinstance(value, dict) and "oauth_token" in value]
     if not entries:
-        raise InvalidInput(f"{path} is not a Copilot apps.json/hosts.json (no oauth_token entries) nor an OpenCode auth.json (no {OPENCODE_KEY} entry)")
+        raise InvalidInput(
+            f"{path} is not a Copilot apps.json/hosts.json (no oauth_token entries) nor an OpenCode auth.json (no {OPENCODE_KEY} entry)"
+        )
     matching = [(key, value) for key, value in entries if normalise_host(key.partition(":")[0]) == host]
     if not matching:
         found = ", ".join(sorted({key.partition(":")[0] for key, _ in entries}))
         raise InvalidInput(f"{path} has no Copilot login for {host} (it has: {found}); KLEIS_GITHUB_DOMAIN selects the host")
-    preferred = [(k, v) for k, v in matching if k.partition(":")[2] == config.copilot_client_id or v.get("githubAppId") == config.copilot_client_id]
+    preferred = [
+        (k, v) for k, v in matching if k.partition(":")[2] == config.copilot_client_id or v.get("githubAppId") == config.copilot_client_id
+    ]
     key, value = (preferred or matching)[0]
     token = check_token_text(value.get("oauth_token"), f"the {key!r} entry of {path}")
     login = value.get("user") if isinstance(value.get("user"), str) and value.get("user") else None

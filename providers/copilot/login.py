@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from core.config import Config
-from core.exceptions import InvalidInput, ProviderError, TransientProviderError
 from core.enums import ProviderName
+from core.exceptions import InvalidInput, ProviderError, TransientProviderError
 from providers import oauth
 from providers.copilot import imports, tokens
 from providers.copilot.headers import editor_headers
@@ -46,7 +46,12 @@ def _number(value: Any, default: float) -> float:
 
 def start_login(store: Store, config: Config, *, label: str = "", **options: Any) -> oauth.LoginStart:
     """Ask GitHub for a device code; the user enters `user_code` at `verification_uri`."""
-    response = _post(config, f"{config.github_base}/login/device/code", {"client_id": config.copilot_client_id, "scope": SCOPE}, "GitHub device code request")
+    response = _post(
+        config,
+        f"{config.github_base}/login/device/code",
+        {"client_id": config.copilot_client_id, "scope": SCOPE},
+        "GitHub device code request",
+    )
     try:
         data = response.json()
     except ValueError:
@@ -60,7 +65,10 @@ def start_login(store: Store, config: Config, *, label: str = "", **options: Any
     flow_id = oauth.new_state()
     now = time.time()
     expires_at = oauth.save_state(
-        store, PROVIDER, flow_id, verifier=data["device_code"],
+        store,
+        PROVIDER,
+        flow_id,
+        verifier=data["device_code"],
         data={"interval": interval, "next_poll_at": now + interval, "client_id": config.copilot_client_id, "label": label},
         ttl=_number(data.get("expires_in"), DEFAULT_EXPIRES_IN),
     )
@@ -88,7 +96,8 @@ def complete_login(store: Store, config: Config, flow_id: str, answer: dict[str,
     if wait > 0:
         return oauth.LoginResult("pending", interval=wait, message="waiting for the code to be entered on GitHub")
     response = _post(
-        config, f"{config.github_base}/login/oauth/access_token",
+        config,
+        f"{config.github_base}/login/oauth/access_token",
         {"client_id": data.get("client_id") or config.copilot_client_id, "device_code": device_code, "grant_type": DEVICE_GRANT},
         "GitHub device login",
     )
@@ -142,7 +151,9 @@ def _with_mode(result: oauth.LoginResult, metadata: dict[str, Any]) -> oauth.Log
     return oauth.LoginResult(result.status, result.account_id, result.created, f"{result.message}; {mode}", result.interval)
 
 
-def import_credentials(store: Store, config: Config, path: str | None = None, github_token: str | None = None, **options: Any) -> oauth.LoginResult:
+def import_credentials(
+    store: Store, config: Config, path: str | None = None, github_token: str | None = None, **options: Any
+) -> oauth.LoginResult:
     """An account from a credentials file or a GitHub token; nothing is stored unless GitHub accepts the token."""
     if path and github_token:
         raise InvalidInput("give either --file or --github-token, not both")

@@ -86,16 +86,22 @@ def refresh_deadline(now: float, expires_at: float, refresh_in: float | None) ->
     return min(now + max(refresh_in - REFRESH_MARGIN, refresh_in / 2), latest)
 
 
-def tokens_from_exchange(config: Config, response: httpx.Response, github_token: str, *, keep_github_token: bool, now: float | None = None) -> TokenSet | None:
+def tokens_from_exchange(
+    config: Config, response: httpx.Response, github_token: str, *, keep_github_token: bool, now: float | None = None
+) -> TokenSet | None:
     """The Copilot token from an exchange answer; None when this client id's tokens are not exchanged (404)."""
     now = time.time() if now is None else now
     status = response.status_code
     if status == 404:
         return None
     if status == 401:
-        raise ReauthRequired(f"GitHub refused the stored GitHub token at the Copilot token exchange (401 {_message(response)}); log in again", status=401)
+        raise ReauthRequired(
+            f"GitHub refused the stored GitHub token at the Copilot token exchange (401 {_message(response)}); log in again", status=401
+        )
     if status == 403 and response.headers.get("x-ratelimit-remaining") != "0" and "retry-after" not in response.headers:
-        raise ReauthRequired(f"GitHub says this account cannot use Copilot (403 {_message(response)}); check the subscription, then log in again", status=403)
+        raise ReauthRequired(
+            f"GitHub says this account cannot use Copilot (403 {_message(response)}); check the subscription, then log in again", status=403
+        )
     if status != 200:
         raise TransientProviderError(f"the Copilot token exchange answered {status} {_message(response)}".strip(), status=status)
     try:
@@ -123,7 +129,15 @@ def tokens_from_exchange(config: Config, response: httpx.Response, github_token:
 def direct_tokens(github_token: str, *, keep_github_token: bool, now: float | None = None) -> TokenSet:
     """Direct mode: the GitHub token is the bearer; it has no expiry Kleis knows of."""
     now = time.time() if now is None else now
-    metadata = {"mode": "direct", "api_base": None, "issued_at": now, "refresh_in": None, "refresh_at": None, "sku": None, "chat_enabled": None}
+    metadata = {
+        "mode": "direct",
+        "api_base": None,
+        "issued_at": now,
+        "refresh_in": None,
+        "refresh_at": None,
+        "sku": None,
+        "chat_enabled": None,
+    }
     return TokenSet(github_token, github_token if keep_github_token else None, None, metadata)
 
 
@@ -155,13 +169,17 @@ def fallback_user(config: Config, github_token: str, login: str | None) -> GitHu
 def establish(config: Config, github_token: str, http: httpx.Client, login_hint: str | None = None) -> tuple[TokenSet, GitHubUser]:
     """Login and import: exchange (or direct mode) plus identity, for a GitHub token just obtained."""
     try:
-        tokens = tokens_from_exchange(config, http.get(exchange_url(config), headers=github_headers(config, github_token)), github_token, keep_github_token=True)
+        tokens = tokens_from_exchange(
+            config, http.get(exchange_url(config), headers=github_headers(config, github_token)), github_token, keep_github_token=True
+        )
         user = user_from_response(config, http.get(user_url(config), headers=github_headers(config, github_token)))
     except httpx.HTTPError as exc:
         raise TransientProviderError(f"could not reach GitHub at {config.github_api_base} ({type(exc).__name__})") from None
     if tokens is None:
         if user is None:
-            raise ProviderError("GitHub neither exchanged this token for a Copilot token (404) nor said whose it is; is it a GitHub token with Copilot?")
+            raise ProviderError(
+                "GitHub neither exchanged this token for a Copilot token (404) nor said whose it is; is it a GitHub token with Copilot?"
+            )
         tokens = direct_tokens(github_token, keep_github_token=True)
     return tokens, user or fallback_user(config, github_token, login_hint)
 

@@ -44,15 +44,45 @@ class AgentClaude(FakeClaudeAPI):
             return refusal
         usage = {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}
         arguments = json.dumps({"command": COMMAND, "description": "print a marker"})
-        return Stream([
-            sse("message_start", {"type": "message_start", "message": {
-                "id": "msg_tool", "type": "message", "role": "assistant", "model": body.get("model", ""), "content": [],
-                "stop_reason": None, "stop_sequence": None, "usage": usage}}),
-            sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
-                "type": "tool_use", "id": "toolu_shell_1", "name": shell["name"], "input": {}}}),
-            sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": arguments[:20]}}),
-            sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": arguments[20:]}}),
-            sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 9}}),
-            sse("message_stop", {"type": "message_stop"}),
-        ])
+        return Stream(
+            [
+                sse(
+                    "message_start",
+                    {
+                        "type": "message_start",
+                        "message": {
+                            "id": "msg_tool",
+                            "type": "message",
+                            "role": "assistant",
+                            "model": body.get("model", ""),
+                            "content": [],
+                            "stop_reason": None,
+                            "stop_sequence": None,
+                            "usage": usage,
+                        },
+                    },
+                ),
+                sse(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "tool_use", "id": "toolu_shell_1", "name": shell["name"], "input": {}},
+                    },
+                ),
+                sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": arguments[:20]}},
+                ),
+                sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": arguments[20:]}},
+                ),
+                sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                sse(
+                    "message_delta",
+                    {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 9}},
+                ),
+                sse("message_stop", {"type": "message_stop"}),
+            ]
+        )

@@ -33,7 +33,14 @@ class AgentCodex(FakeCodex):
             return sse(kind, {"type": kind, "sequence_number": next(seq), **fields})
 
         arguments = json.dumps({"cmd": COMMAND})
-        call = {"type": "function_call", "id": "fc_shell_1", "call_id": CALL_ID, "name": SHELL_TOOL, "arguments": arguments, "status": "completed"}
+        call = {
+            "type": "function_call",
+            "id": "fc_shell_1",
+            "call_id": CALL_ID,
+            "name": SHELL_TOOL,
+            "arguments": arguments,
+            "status": "completed",
+        }
         return [
             event("response.created", response=self.response_object(body, "resp_shell", "in_progress", [], None)),
             event("response.output_item.added", output_index=0, item=dict(call, arguments="", status="in_progress")),

@@ -66,15 +66,37 @@ class FakeAnthropic(FakeServer):
             content: list[dict[str, Any]] = [{"type": "text", "text": "".join(self.text_chunks)}]
             if tool is not None:
                 content.append({"type": "tool_use", "id": "toolu_fake_1", "name": tool["name"], "input": {"path": "README.md"}})
-            return Reply(200, {
-                "id": message_id, "type": "message", "role": "assistant", "model": body["model"], "content": content,
-                "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None, "usage": dict(self.usage),
-            })
+            return Reply(
+                200,
+                {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "content": content,
+                    "stop_reason": "tool_use" if tool else "end_turn",
+                    "stop_sequence": None,
+                    "usage": dict(self.usage),
+                },
+            )
         start_usage = {k: self.usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")}
         events = [
-            sse("message_start", {"type": "message_start", "message": {
-                "id": message_id, "type": "message", "role": "assistant", "model": body["model"], "content": [],
-                "stop_reason": None, "stop_sequence": None, "usage": {**start_usage, "output_tokens": 1}}}),
+            sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": message_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body["model"],
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {**start_usage, "output_tokens": 1},
+                    },
+                },
+            ),
             sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
             sse("ping", {"type": "ping"}),
         ]
@@ -85,15 +107,33 @@ class FakeAnthropic(FakeServer):
         events.append(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
         if tool is not None:
             events += [
-                sse("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
-                    "type": "tool_use", "id": "toolu_fake_1", "name": tool["name"], "input": {}}}),
-                sse("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"path\": "}}),
-                sse("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"README.md\"}"}}),
+                sse(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 1,
+                        "content_block": {"type": "tool_use", "id": "toolu_fake_1", "name": tool["name"], "input": {}},
+                    },
+                ),
+                sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"path": '}},
+                ),
+                sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '"README.md"}'}},
+                ),
                 sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
             ]
         events += [
-            sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
-                                  "usage": {"output_tokens": self.usage["output_tokens"]}}),
+            sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": self.usage["output_tokens"]},
+                },
+            ),
             sse("message_stop", {"type": "message_stop"}),
         ]
         return Stream(events, delay=self.stream_delay, split=self.stream_split, stamp=self.stream_stamp)

@@ -16,7 +16,10 @@ CLAUDE_CODE_ONLY = "This credential is only authorized for use with Claude Code 
 ACCOUNT = {"uuid": "6f1c6a57-0d3e-4a53-9b1e-1f0c2a7b9e01", "email_address": "ada@example.test"}
 ORGANIZATION = {"uuid": "0b7f3a2c-5d4e-4f6a-8b9c-2d1e0f3a4b5c", "name": "Ada's Organization"}
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-IDENTITY_STARTS = ("You are Claude Code, Anthropic's official CLI for Claude.", "You are a Claude agent, built on Anthropic's Claude Agent SDK.")
+IDENTITY_STARTS = (
+    "You are Claude Code, Anthropic's official CLI for Claude.",
+    "You are a Claude agent, built on Anthropic's Claude Agent SDK.",
+)
 
 
 def _betas(request: Recorded) -> list[str]:
@@ -57,7 +60,9 @@ def tool_names_valid(request: Recorded) -> Reply | None:
     names = [tool.get("name", "") for tool in request.json.get("tools") or [] if "type" not in tool or tool["type"] == "custom"]
     for index, name in enumerate(names):
         if not TOOL_NAME.match(name):
-            return anthropic_error(400, "invalid_request_error", f"tools.{index}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
+            return anthropic_error(
+                400, "invalid_request_error", f"tools.{index}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+            )
     if len(set(names)) != len(names):
         return anthropic_error(400, "invalid_request_error", "tools: Tool names must be unique.")
     return None
@@ -75,7 +80,9 @@ def version_floor(floors: dict[str, str]) -> Callable[[Recorded], Reply | None]:
         if floor is None or (match and parse(match.group(1)) >= parse(floor)):
             return None
         used = match.group(1) if match else "unknown"
-        return anthropic_error(400, "invalid_request_error", f"Claude Code {used} does not support this model; version {floor} or newer is required")
+        return anthropic_error(
+            400, "invalid_request_error", f"Claude Code {used} does not support this model; version {floor} or newer is required"
+        )
 
     return check
 
@@ -86,7 +93,10 @@ class FakeClaudeAPI(FakeAnthropic):
     def __init__(self, valid_tokens: set[str]) -> None:
         super().__init__(valid_tokens=valid_tokens)
         self.validators += [claude_code_only, tool_names_valid]
-        self.profile: dict[str, Any] = {"account": {"uuid": ACCOUNT["uuid"], "email": ACCOUNT["email_address"]}, "organization": dict(ORGANIZATION)}
+        self.profile: dict[str, Any] = {
+            "account": {"uuid": ACCOUNT["uuid"], "email": ACCOUNT["email_address"]},
+            "organization": dict(ORGANIZATION),
+        }
         self.route("GET", "/api/oauth/profile", self.profile_answer)
 
     def profile_answer(self, request: Recorded) -> Reply:

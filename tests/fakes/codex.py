@@ -1,6 +1,6 @@
 """A fake ChatGPT Codex backend (`<base>/responses`) that enforces the real backend's request rules.
 
-Rules and error bodies follow the reports collected in the research notes (providers.md §2.3): FastAPI-style
+Rules and error bodies follow public reports (CLIProxyAPI's Codex executor, pi-mono, OpenCode issues): FastAPI-style
 `{"detail": "…"}` bodies for bad requests, 429 `usage_limit_reached` with `resets_at`, Responses events only
 as a stream. The rejected-parameter list is written out here on purpose, independently of the provider's.
 """
@@ -21,8 +21,17 @@ _ids = itertools.count(1)
 
 # Refused with 400 "Unsupported parameter: <name>" (max_output_tokens is the one seen most in reports).
 REJECTED_PARAMETERS = (
-    "max_output_tokens", "max_completion_tokens", "temperature", "top_p", "truncation", "user",
-    "previous_response_id", "stream_options", "prompt_cache_retention", "safety_identifier", "generate",
+    "max_output_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "truncation",
+    "user",
+    "previous_response_id",
+    "stream_options",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "generate",
 )
 
 
@@ -60,8 +69,13 @@ class FakeCodex(FakeServer):
         self.valid_tokens = valid_tokens if valid_tokens is not None else set()
         self.plan = StreamPlan()
         self.text_chunks = ["Hi", " there"]
-        self.usage = {"input_tokens": 120, "input_tokens_details": {"cached_tokens": 100}, "output_tokens": 30,
-                      "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 150}
+        self.usage = {
+            "input_tokens": 120,
+            "input_tokens_details": {"cached_tokens": 100},
+            "output_tokens": 30,
+            "output_tokens_details": {"reasoning_tokens": 12},
+            "total_tokens": 150,
+        }
         self.route("POST", f"{prefix}/responses", self.responses)
 
     @property
@@ -70,8 +84,18 @@ class FakeCodex(FakeServer):
 
     @staticmethod
     def usage_limit(resets_at: int, plan_type: str = "plus") -> Reply:
-        return Reply(429, {"error": {"type": "usage_limit_reached", "message": "The usage limit has been reached",
-                                     "plan_type": plan_type, "resets_at": resets_at, "resets_in_seconds": max(0, resets_at - int(time.time()))}})
+        return Reply(
+            429,
+            {
+                "error": {
+                    "type": "usage_limit_reached",
+                    "message": "The usage limit has been reached",
+                    "plan_type": plan_type,
+                    "resets_at": resets_at,
+                    "resets_in_seconds": max(0, resets_at - int(time.time())),
+                }
+            },
+        )
 
     # -- the backend's rules ------------------------------------------------------------------
     def check(self, request: Recorded) -> Reply | None:
@@ -111,10 +135,24 @@ class FakeCodex(FakeServer):
 
     # -- streams --------------------------------------------------------------------------------
     def response_object(self, body: dict[str, Any], response_id: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
-        return {"id": response_id, "object": "response", "created_at": int(time.time()), "status": status, "model": body.get("model"),
-                "output": output, "usage": usage, "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
-                "tools": body.get("tools", []), "parallel_tool_calls": bool(body.get("parallel_tool_calls")), "tool_choice": "auto",
-                "store": False, "metadata": {}, "text": {"format": {"type": "text"}}}
+        return {
+            "id": response_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "model": body.get("model"),
+            "output": output,
+            "usage": usage,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "tools": body.get("tools", []),
+            "parallel_tool_calls": bool(body.get("parallel_tool_calls")),
+            "tool_choice": "auto",
+            "store": False,
+            "metadata": {},
+            "text": {"format": {"type": "text"}},
+        }
 
     def events(self, body: dict[str, Any]) -> list[bytes]:
         plan = self.plan
@@ -124,34 +162,63 @@ class FakeCodex(FakeServer):
         def event(kind: str, **fields: Any) -> bytes:
             return sse(kind, {"type": kind, "sequence_number": next(seq), **fields})
 
-        message = {"type": "message", "id": f"msg_codex{next(_ids)}", "status": "completed", "role": "assistant",
-                   "content": [{"type": "output_text", "text": "".join(self.text_chunks), "annotations": []}]}
+        message = {
+            "type": "message",
+            "id": f"msg_codex{next(_ids)}",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "".join(self.text_chunks), "annotations": []}],
+        }
         out = [event("response.created", response=self.response_object(body, response_id, "in_progress", [], None))]
         if plan.interleaved:
             reasoning = {"type": "reasoning", "id": f"rs_codex{next(_ids)}", "summary": [], "encrypted_content": "gAAAA-opaque"}
-            call = {"type": "function_call", "id": f"fc_codex{next(_ids)}", "call_id": "call_1", "name": "read_file",
-                    "arguments": '{"path":"README.md"}', "status": "completed"}
+            call = {
+                "type": "function_call",
+                "id": f"fc_codex{next(_ids)}",
+                "call_id": "call_1",
+                "name": "read_file",
+                "arguments": '{"path":"README.md"}',
+                "status": "completed",
+            }
             items = [reasoning, message, call]
-            out += [event("response.output_item.added", output_index=i, item=dict(item, status="in_progress", **({"content": []} if item is message else {})))
-                    for i, item in enumerate(items)]
+            out += [
+                event(
+                    "response.output_item.added",
+                    output_index=i,
+                    item=dict(item, status="in_progress", **({"content": []} if item is message else {})),
+                )
+                for i, item in enumerate(items)
+            ]
             out.append(event("response.content_part.added", item_id=message["id"], output_index=1, content_index=0, part=EMPTY_PART))
-            out.append(event("response.output_text.delta", item_id=message["id"], output_index=1, content_index=0, delta=self.text_chunks[0]))
+            out.append(
+                event("response.output_text.delta", item_id=message["id"], output_index=1, content_index=0, delta=self.text_chunks[0])
+            )
             out.append(event("response.function_call_arguments.delta", item_id=call["id"], output_index=2, delta=call["arguments"]))
-            out += [event("response.output_text.delta", item_id=message["id"], output_index=1, content_index=0, delta=c) for c in self.text_chunks[1:]]
+            out += [
+                event("response.output_text.delta", item_id=message["id"], output_index=1, content_index=0, delta=c)
+                for c in self.text_chunks[1:]
+            ]
             out += [event("response.output_item.done", output_index=i, item=items[i]) for i in (2, 0, 1)]  # out of order
         else:
             items = [message]
             out.append(event("response.output_item.added", output_index=0, item=dict(message, status="in_progress", content=[])))
             out.append(event("response.content_part.added", item_id=message["id"], output_index=0, content_index=0, part=EMPTY_PART))
-            out += [event("response.output_text.delta", item_id=message["id"], output_index=0, content_index=0, delta=c) for c in self.text_chunks]
+            out += [
+                event("response.output_text.delta", item_id=message["id"], output_index=0, content_index=0, delta=c)
+                for c in self.text_chunks
+            ]
             if plan.error is not None:
                 if plan.error_style == "bare":
                     out.append(sse(None, {"error": plan.error}))
                 else:
                     out.append(event("error", code=plan.error.get("code"), message=plan.error.get("message"), param=None))
                 return out
-            out.append(event("response.output_text.done", item_id=message["id"], output_index=0, content_index=0, text="".join(self.text_chunks)))
-            out.append(event("response.content_part.done", item_id=message["id"], output_index=0, content_index=0, part=message["content"][0]))
+            out.append(
+                event("response.output_text.done", item_id=message["id"], output_index=0, content_index=0, text="".join(self.text_chunks))
+            )
+            out.append(
+                event("response.content_part.done", item_id=message["id"], output_index=0, content_index=0, part=message["content"][0])
+            )
             out.append(event("response.output_item.done", output_index=0, item=message))
         if plan.failed is not None:
             failed = self.response_object(body, response_id, "failed", [], None)

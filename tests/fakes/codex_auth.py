@@ -46,12 +46,26 @@ class ChatGPTAccount:
         }
 
     def id_token(self) -> str:
-        return make_jwt({"iss": "https://auth.example.test", "aud": [CODEX_CLIENT_ID], "email": self.email,
-                         "exp": int(time.time()) + 3600, AUTH_CLAIM: self.auth_claims()})
+        return make_jwt(
+            {
+                "iss": "https://auth.example.test",
+                "aud": [CODEX_CLIENT_ID],
+                "email": self.email,
+                "exp": int(time.time()) + 3600,
+                AUTH_CLAIM: self.auth_claims(),
+            }
+        )
 
     def access_token(self, jti: str, expires_in: int) -> str:
-        return make_jwt({"iss": "https://auth.example.test", "exp": int(time.time()) + expires_in, "jti": jti,
-                         PROFILE_CLAIM: {"email": self.email}, AUTH_CLAIM: self.auth_claims()})
+        return make_jwt(
+            {
+                "iss": "https://auth.example.test",
+                "exp": int(time.time()) + expires_in,
+                "jti": jti,
+                PROFILE_CLAIM: {"email": self.email},
+                AUTH_CLAIM: self.auth_claims(),
+            }
+        )
 
 
 @dataclasses.dataclass
@@ -69,8 +83,14 @@ class FakeCodexAuth(FakeOAuth):
     """
 
     def __init__(self, account: ChatGPTAccount | None = None, *, expires_in: int = 3600) -> None:
-        super().__init__(token_path="/oauth/token", form=True, client_id=CODEX_CLIENT_ID,
-                         access_prefix="codex", refresh_prefix="codex-rt", expires_in=expires_in)
+        super().__init__(
+            token_path="/oauth/token",
+            form=True,
+            client_id=CODEX_CLIENT_ID,
+            access_prefix="codex",
+            refresh_prefix="codex-rt",
+            expires_in=expires_in,
+        )
         self.account = account or ChatGPTAccount()
         self.send_id_token = True
         self.extra_for_grant = lambda grant, params: {"id_token": self.account.id_token()} if self.send_id_token else {}
@@ -99,7 +119,12 @@ class FakeCodexAuth(FakeOAuth):
     def codex_cli_auth_json(self) -> dict[str, Any]:
         """What Codex CLI writes to ~/.codex/auth.json after its own login."""
         access, refresh = self.seed()
-        tokens = {"id_token": self.account.id_token(), "access_token": access, "refresh_token": refresh, "account_id": self.account.account_id}
+        tokens = {
+            "id_token": self.account.id_token(),
+            "access_token": access,
+            "refresh_token": refresh,
+            "account_id": self.account.account_id,
+        }
         return {"OPENAI_API_KEY": None, "tokens": tokens, "last_refresh": "2026-05-01T10:00:00Z"}
 
     # -- device flow --------------------------------------------------------------------

@@ -16,13 +16,22 @@ from tests.fakes.openai import FakeOpenAI
 MISSING_EDITOR_VERSION = "bad request: missing Editor-Version header for IDE auth"
 
 
-def model_item(model_id: str, endpoints: list[str], *, tools: bool | None = True, limits: bool = True, policy: str = "enabled", vendor: str = "OpenAI") -> dict[str, Any]:
+def model_item(
+    model_id: str, endpoints: list[str], *, tools: bool | None = True, limits: bool = True, policy: str = "enabled", vendor: str = "OpenAI"
+) -> dict[str, Any]:
     supports: dict[str, Any] = {"streaming": True, "vision": True}
     if tools is not None:
         supports["tool_calls"] = tools
     item: dict[str, Any] = {
-        "id": model_id, "name": model_id.upper(), "version": f"{model_id}-2025-01-01", "object": "model", "vendor": vendor,
-        "model_picker_enabled": True, "preview": False, "supported_endpoints": endpoints, "policy": {"state": policy},
+        "id": model_id,
+        "name": model_id.upper(),
+        "version": f"{model_id}-2025-01-01",
+        "object": "model",
+        "vendor": vendor,
+        "model_picker_enabled": True,
+        "preview": False,
+        "supported_endpoints": endpoints,
+        "policy": {"state": policy},
         "capabilities": {"family": model_id, "type": "chat", "tokenizer": "o200k_base", "supports": supports},
     }
     if limits:

@@ -39,7 +39,9 @@ class GitHubUser:
 
 
 class FakeGitHub(FakeServer):
-    def __init__(self, *, interval: float = 0.2, slow_down_step: float = 0.2, exchange_clients: tuple[str, ...] = (VSCODE_CLIENT_ID,)) -> None:
+    def __init__(
+        self, *, interval: float = 0.2, slow_down_step: float = 0.2, exchange_clients: tuple[str, ...] = (VSCODE_CLIENT_ID,)
+    ) -> None:
         super().__init__()
         self.interval = interval
         self.slow_down_step = slow_down_step
@@ -113,9 +115,19 @@ class FakeGitHub(FakeServer):
         code = "dc_" + secrets.token_hex(10)
         user_code = f"{secrets.token_hex(2).upper()}-{secrets.token_hex(2).upper()}"
         with self._mutex:
-            self.devices[code] = DeviceLogin(params["client_id"], user_code, list(self.script), self.interval, time.time() + self.expires_in)
-        return Reply(200, {"device_code": code, "user_code": user_code, "verification_uri": f"{self.url}/login/device",
-                           "expires_in": self.expires_in, "interval": self.interval})
+            self.devices[code] = DeviceLogin(
+                params["client_id"], user_code, list(self.script), self.interval, time.time() + self.expires_in
+            )
+        return Reply(
+            200,
+            {
+                "device_code": code,
+                "user_code": user_code,
+                "verification_uri": f"{self.url}/login/device",
+                "expires_in": self.expires_in,
+                "interval": self.interval,
+            },
+        )
 
     def access_token(self, request: Recorded) -> Reply:
         params = self._params(request)
@@ -163,16 +175,27 @@ class FakeGitHub(FakeServer):
             return Reply(403, {"message": "Resource not accessible by integration"})
         now = int(time.time())
         expires_at = now + self.copilot_lifetime
-        token = f"tid={secrets.token_hex(16)};exp={expires_at};sku=copilot_individual;proxy-ep=proxy.individual.githubcopilot.com;8kp=1:{secrets.token_hex(8)}"
+        token = (
+            f"tid={secrets.token_hex(16)};exp={expires_at};sku=copilot_individual;proxy-ep=proxy.individual.githubcopilot.com;"
+            f"8kp=1:{secrets.token_hex(8)}"
+        )
         with self._mutex:
             self.exchanges += 1
             self.copilot_tokens[token] = github_token
             self.api_tokens.add(token)
         answer: dict[str, Any] = {
-            "token": token, "expires_at": expires_at, "sku": "copilot_individual", "chat_enabled": True,
-            "tracking_id": secrets.token_hex(8), "individual": True,
-            "endpoints": {"api": self.api_url or f"{self.url}/no-copilot-api", "proxy": "https://proxy.invalid",
-                          "telemetry": "https://telemetry.invalid", "origin-tracker": "https://origin.invalid"},
+            "token": token,
+            "expires_at": expires_at,
+            "sku": "copilot_individual",
+            "chat_enabled": True,
+            "tracking_id": secrets.token_hex(8),
+            "individual": True,
+            "endpoints": {
+                "api": self.api_url or f"{self.url}/no-copilot-api",
+                "proxy": "https://proxy.invalid",
+                "telemetry": "https://telemetry.invalid",
+                "origin-tracker": "https://origin.invalid",
+            },
         }
         if self.refresh_in is not None:
             answer["refresh_in"] = self.refresh_in

@@ -21,10 +21,20 @@ class FakeOpenAI(FakeServer):
     def __init__(self, valid_tokens: set[str] | None = None, prefix: str = "/v1") -> None:
         super().__init__()
         self.valid_tokens = valid_tokens  # None: any bearer token is accepted
-        self.chat_usage = {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59,
-                           "prompt_tokens_details": {"cached_tokens": 30}, "completion_tokens_details": {"reasoning_tokens": 4}}
-        self.responses_usage = {"input_tokens": 80, "input_tokens_details": {"cached_tokens": 64}, "output_tokens": 15,
-                                "output_tokens_details": {"reasoning_tokens": 5}, "total_tokens": 95}
+        self.chat_usage = {
+            "prompt_tokens": 50,
+            "completion_tokens": 9,
+            "total_tokens": 59,
+            "prompt_tokens_details": {"cached_tokens": 30},
+            "completion_tokens_details": {"reasoning_tokens": 4},
+        }
+        self.responses_usage = {
+            "input_tokens": 80,
+            "input_tokens_details": {"cached_tokens": 64},
+            "output_tokens": 15,
+            "output_tokens_details": {"reasoning_tokens": 5},
+            "total_tokens": 95,
+        }
         self.text_chunks = ["Hi", " there"]
         self.stream_delay = 0.0
         self.stream_split = 0
@@ -55,54 +65,134 @@ class FakeOpenAI(FakeServer):
         created = int(time.time())
         text = "".join(self.text_chunks)
         if not body.get("stream"):
-            return Reply(200, {
-                "id": chat_id, "object": "chat.completion", "created": created, "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": dict(self.chat_usage),
-            })
+            return Reply(
+                200,
+                {
+                    "id": chat_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": dict(self.chat_usage),
+                },
+            )
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            return sse(None, {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                              "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            return sse(
+                None,
+                {
+                    "id": chat_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                },
+            )
 
         events = [chunk({"role": "assistant", "content": ""})]
         events += [chunk({"content": piece}) for piece in self.text_chunks]
         events.append(chunk({}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
-            events.append(sse(None, {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                                     "choices": [], "usage": dict(self.chat_usage)}))
+            events.append(
+                sse(
+                    None,
+                    {
+                        "id": chat_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": body["model"],
+                        "choices": [],
+                        "usage": dict(self.chat_usage),
+                    },
+                )
+            )
         events.append(b"data: [DONE]\n\n")
         return Stream(events, delay=self.stream_delay, split=self.stream_split)
 
     # -- responses ----------------------------------------------------------------------------
     def response_object(self, body: dict[str, Any], response_id: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
-        return {"id": response_id, "object": "response", "created_at": int(time.time()), "status": status,
-                "model": body.get("model"), "output": output, "usage": usage, "error": None, "incomplete_details": None,
-                "instructions": body.get("instructions"), "tools": body.get("tools", []), "parallel_tool_calls": True,
-                "tool_choice": "auto", "temperature": None, "top_p": None, "metadata": {}, "text": {"format": {"type": "text"}}}
+        return {
+            "id": response_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "model": body.get("model"),
+            "output": output,
+            "usage": usage,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "tools": body.get("tools", []),
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "temperature": None,
+            "top_p": None,
+            "metadata": {},
+            "text": {"format": {"type": "text"}},
+        }
 
     def responses_events(self, body: dict[str, Any], empty_final_output: bool = False) -> list[bytes]:
         response_id = f"resp_fake{next(_ids)}"
         item_id = f"msg_fake{next(_ids)}"
         text = "".join(self.text_chunks)
-        item = {"type": "message", "id": item_id, "status": "completed", "role": "assistant",
-                "content": [{"type": "output_text", "text": text, "annotations": []}]}
+        item = {
+            "type": "message",
+            "id": item_id,
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
         seq = itertools.count()
         events = [
-            sse("response.created", {"type": "response.created", "sequence_number": next(seq),
-                                     "response": self.response_object(body, response_id, "in_progress", [], None)}),
-            sse("response.output_item.added", {"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
-                                               "item": {**item, "status": "in_progress", "content": []}}),
+            sse(
+                "response.created",
+                {
+                    "type": "response.created",
+                    "sequence_number": next(seq),
+                    "response": self.response_object(body, response_id, "in_progress", [], None),
+                },
+            ),
+            sse(
+                "response.output_item.added",
+                {
+                    "type": "response.output_item.added",
+                    "sequence_number": next(seq),
+                    "output_index": 0,
+                    "item": {**item, "status": "in_progress", "content": []},
+                },
+            ),
         ]
         events += [
-            sse("response.output_text.delta", {"type": "response.output_text.delta", "sequence_number": next(seq), "item_id": item_id,
-                                               "output_index": 0, "content_index": 0, "delta": piece})
+            sse(
+                "response.output_text.delta",
+                {
+                    "type": "response.output_text.delta",
+                    "sequence_number": next(seq),
+                    "item_id": item_id,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": piece,
+                },
+            )
             for piece in self.text_chunks
         ]
-        events.append(sse("response.output_item.done", {"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0, "item": item}))
+        events.append(
+            sse(
+                "response.output_item.done",
+                {"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0, "item": item},
+            )
+        )
         final_output = [] if empty_final_output else [item]
-        events.append(sse("response.completed", {"type": "response.completed", "sequence_number": next(seq),
-                                                 "response": self.response_object(body, response_id, "completed", final_output, dict(self.responses_usage))}))
+        events.append(
+            sse(
+                "response.completed",
+                {
+                    "type": "response.completed",
+                    "sequence_number": next(seq),
+                    "response": self.response_object(body, response_id, "completed", final_output, dict(self.responses_usage)),
+                },
+            )
+        )
         return events
 
     def responses(self, request: Recorded) -> Reply | Stream:
@@ -112,7 +202,12 @@ class FakeOpenAI(FakeServer):
         body = request.json
         if not body.get("stream"):
             text = "".join(self.text_chunks)
-            item = {"type": "message", "id": f"msg_fake{next(_ids)}", "status": "completed", "role": "assistant",
-                    "content": [{"type": "output_text", "text": text, "annotations": []}]}
+            item = {
+                "type": "message",
+                "id": f"msg_fake{next(_ids)}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
             return Reply(200, self.response_object(body, f"resp_fake{next(_ids)}", "completed", [item], dict(self.responses_usage)))
         return Stream(self.responses_events(body), delay=self.stream_delay, split=self.stream_split)
