@@ -15,6 +15,7 @@ rather than patch functions whose shape may have changed. Each patch is installe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import version
@@ -56,7 +57,7 @@ def check_version(found: str = version.VERSION) -> None:
 
 
 # -- the proxy ----------------------------------------------------------------------------------------
-_original_assemble = http1.assemble_request_head
+_original_assemble: Callable[[Any], bytes] = http1.assemble_request_head
 
 
 def assemble_request_head(request: Any) -> bytes:
@@ -82,10 +83,11 @@ def _web_patches() -> tuple[Patch, ...]:
     from mitmproxy.tools.web import app as web_app
 
     handler, broadcaster = web_app.RequestHandler, web_app.WebSocketEventBroadcaster
-    original_write, original_send = handler.write, broadcaster.send.__func__  # type: ignore[attr-defined]
-    original_put, original_post = web_app.Options.put, web_app.ExecuteCommand.post
+    original_write, original_send = handler.write, broadcaster.__dict__["send"].__func__
+    original_put: Callable[..., Any] = web_app.Options.put
+    original_post: Callable[..., Any] = web_app.ExecuteCommand.post
 
-    def write(self: Any, chunk: Any) -> None:
+    def write(self: Any, chunk: Any) -> Any:
         if isinstance(chunk, (dict, list)):
             if isinstance(chunk, dict):
                 self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -98,7 +100,7 @@ def _web_patches() -> tuple[Patch, ...]:
             chunk = debug_ui.redacted_bytes(bytes(chunk))
         return original_write(self, chunk)
 
-    def send(cls: Any, conn: Any, message: bytes) -> None:
+    def send(cls: Any, conn: Any, message: bytes) -> Any:
         return original_send(cls, conn, debug_ui.redacted_bytes(message))
 
     def prepare(self: Any) -> None:
@@ -110,13 +112,13 @@ def _web_patches() -> tuple[Patch, ...]:
         if not debug_ui.token_matches(self.get_cookie(debug_ui.TOKEN_COOKIE) or "", token):
             raise tornado.web.HTTPError(403, debug_ui.TOKEN_REQUIRED)
 
-    def options_put(self: Any) -> None:
+    def options_put(self: Any) -> Any:
         refused = debug_ui.refused_options(self.json)
         if refused:
             raise web_app.APIError(403, "Kleis's debug UI does not change these options: " + ", ".join(refused))
         return original_put(self)
 
-    def command_post(self: Any, cmd: str) -> None:
+    def command_post(self: Any, cmd: str) -> Any:
         try:
             args = self.json.get("arguments", []) if isinstance(self.json, dict) else []
         except web_app.APIError:

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable, Mapping
 
 from mitmproxy.master import Master
+from mitmproxy.options import Options
 from mitmproxy.tools.web.master import WebMaster
 
 from addons import compat
@@ -24,6 +25,14 @@ from addons.services import Parts
 from core.config import Config
 from providers.base import Provider
 from store.db import Store
+
+
+class DebugMaster(WebMaster):
+    """mitmweb's master, knowing the per-run token its UI asks for."""
+
+    def __init__(self, options: Options, ui_token: str) -> None:
+        super().__init__(options, with_termlog=False)
+        self.ui_token = ui_token
 
 
 def insert_before_view(master: Master, addon: object) -> None:
@@ -40,14 +49,13 @@ async def run_web(
     config: Config,
     web_port: int,
     *,
-    on_ready: Callable[[WebMaster], None] | None = None,
+    on_ready: Callable[[DebugMaster], None] | None = None,
     port: int | None = None,
     providers: Mapping[str, Provider] | None = None,
     parts: Parts | None = None,
-) -> WebMaster:
+) -> DebugMaster:
     token = secrets.token_urlsafe(24)
     compat.install_web(token)
-    master = WebMaster(make_options(config, config.host, config.port if port is None else port), with_termlog=False)
-    master.kleis_ui_token = token  # type: ignore[attr-defined]
+    master = DebugMaster(make_options(config, config.host, config.port if port is None else port), token)
     master.options.update(web_host="127.0.0.1", web_port=web_port, web_open_browser=False)
     return await run_master(master, store, config, providers=providers, parts=parts, place=insert_before_view, on_ready=on_ready)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
 
@@ -23,6 +22,7 @@ from addons.services import Services
 from addons.wire_secrets import vault
 from core.client_errors import Refusal
 from core.enums import SignalKind
+from core.jsonshape import json_or_none
 from core.protocol import Protocol
 from providers.base import Signal
 from providers.lifecycle import RefreshFailed, TokenManager
@@ -153,13 +153,6 @@ async def try_others(ctx: RequestContext, signal: Signal, attempts: list[Account
             return answer
         failed = ctx.upstream.account
     return answer
-
-
-def json_or_none(content: bytes) -> object:
-    try:
-        return json.loads(content) if content else None
-    except ValueError:
-        return None
 
 
 def as_flow_response(response: httpx.Response) -> http.Response:

@@ -40,11 +40,12 @@ class KeyLimiter:
                 raise self._refusal(f"this Kleis key allows {key.rate_limit} requests per minute", wait)
         elif recent is not None:
             del self._recent[key.id]  # the limit was lifted
-        holds = key.concurrency_limit is not None
-        if holds:
+        at_once = key.concurrency_limit
+        holds = at_once is not None
+        if at_once is not None:
             running = self._in_flight.get(key.id, 0)
-            if running >= key.concurrency_limit:  # type: ignore[operator]
-                raise self._refusal(f"this Kleis key allows {key.concurrency_limit} requests at once and that many are running", 1.0)
+            if running >= at_once:
+                raise self._refusal(f"this Kleis key allows {at_once} requests at once and that many are running", 1.0)
             self._in_flight[key.id] = running + 1
         if recent is not None and key.rate_limit is not None:
             recent.append(now)

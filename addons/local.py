@@ -90,7 +90,8 @@ def model_list(
 def one_model(listing: dict[str, Any], model_id: str) -> dict[str, Any]:
     for entry in listing["data"]:
         if entry["id"] == model_id:
-            return entry
+            found: dict[str, Any] = entry
+            return found
     raise Refusal(404, f"no model {model_id!r} for this key; GET /v1/models lists them", code="model_not_found")
 
 

@@ -35,4 +35,5 @@ def make_json_error_response(status_code: int, message: str = "") -> bytes:
         json.dumps(universal_error_payload(status, text, code)),
         http.Headers(Server=version.MITMPROXY, Connection="close", Content_Type="application/json"),
     )
-    return http1.assemble_response(response)
+    assembled: bytes = http1.assemble_response(response)
+    return assembled

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 import httpx
+from mitmproxy.master import Master
 
 from addons.catalog_refresh import CatalogRefresher
 from addons.follower import StoreFollower
@@ -70,7 +71,7 @@ def build_services(
     config: Config,
     providers: Mapping[str, Provider],
     parts: Parts,
-    master: Callable[[], object],
+    master: Callable[[], Master],
 ) -> Services:
     """Everything the addons share; the follower loads the store once here (before the loop serves anyone)."""
     follower = StoreFollower(store.cipher)

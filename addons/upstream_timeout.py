@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
 from mitmproxy import http
 from mitmproxy.connection import ConnectionState
+from mitmproxy.master import Master
 from mitmproxy.proxy import events
 
 from addons.mitm_errors import TIMEOUT_MARKER
@@ -39,7 +41,7 @@ def synthetic_timeout_response() -> bytes:
 class UpstreamDeadlines:
     """One timer per forwarded flow, cancelled when its response headers arrive or it fails."""
 
-    def __init__(self, master_getter) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, master_getter: Callable[[], Master]) -> None:
         self._master_getter = master_getter
         self._timers: dict[int, asyncio.TimerHandle] = {}
 

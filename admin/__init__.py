@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from flask import Flask, redirect, render_template, request, url_for
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -52,7 +53,8 @@ def create_app(store: Store | None = None, config: Config | None = None, test_co
     app.extensions["kleis_store"] = store
     app.extensions["kleis_throttle"] = app.config.get("KLEIS_THROTTLE") or LoginThrottle()
     CSRFProtect(app)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False
 
     app.before_request(auth.guard)
     for blueprint in (auth.bp, accounts.bp, logins.bp, keys.bp, usage.bp, api.bp):

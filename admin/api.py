@@ -14,6 +14,7 @@ from admin import operations
 from admin import usage as usage_views
 from admin.auth import json_error
 from core.exceptions import InvalidInput, KleisError, NotFound, ProviderError, ReauthRequired, TransientProviderError
+from store.db import Store
 from store.keys import key_to_dict, revoke_key
 from store.models import ApiKey
 
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/admin/api")
 
 
-def _store():  # type: ignore[no-untyped-def]
-    return current_app.extensions["kleis_store"]
+def _store() -> Store:
+    found: Store = current_app.extensions["kleis_store"]
+    return found
 
 
 def body() -> dict[str, Any]:
@@ -138,6 +140,7 @@ def oauth_complete(provider: str) -> Response | tuple[Response, int]:
     result = operations.complete_login(_store(), provider, flow_id, data)
     if result.status == "pending":
         return jsonify({**result.to_dict(), "flow_id": flow_id or operations.flow_from_answer(data)}), 202
+    assert result.account_id is not None  # a finished login names its account
     return jsonify({**result.to_dict(), "account": operations.describe(operations.find(result.account_id))})
 
 

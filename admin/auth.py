@@ -17,11 +17,12 @@ PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "root"})
 
 
 def throttle() -> LoginThrottle:
-    return current_app.extensions["kleis_throttle"]
+    found: LoginThrottle = current_app.extensions["kleis_throttle"]
+    return found
 
 
 def admin_secret() -> str:
-    return current_app.extensions["kleis_store"].admin_secret
+    return str(current_app.extensions["kleis_store"].admin_secret)
 
 
 def client_address() -> str:

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from admin import operations
 from core.exceptions import InvalidInput, KleisError, NotFound, TransientProviderError
 from providers.oauth import LoginResult, LoginStart
+from store.db import Store
 
 bp = Blueprint("logins", __name__, url_prefix="/admin/accounts/add")
 
@@ -20,8 +21,9 @@ SHOWN_FIELDS = ("flow_id", "kind", "expires_at", "authorize_url", "user_code", "
 ANSWER_FIELD = {"paste": "code", "callback": "callback_url"}
 
 
-def _store():  # type: ignore[no-untyped-def]
-    return current_app.extensions["kleis_store"]
+def _store() -> Store:
+    found: Store = current_app.extensions["kleis_store"]
+    return found
 
 
 def _remember(provider: str, start: LoginStart) -> None:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from core.account_state import explain
+from core.config import Config
 from core.display import account_name, fmt_in
 from core.enums import AccountStatus
 from core.exceptions import InvalidInput, KleisError, NotFound
@@ -138,12 +139,13 @@ def act(store: Store, ident: str | int, action: str) -> str:
 # -- logins ----------------------------------------------------------------------------------
 
 
-def app_config(store: Store):  # type: ignore[no-untyped-def]
+def app_config(store: Store) -> Config:
     """The configuration the admin app was created with (the store's, unless the app was given its own)."""
     from flask import current_app, has_app_context
 
     if has_app_context() and current_app.config.get("KLEIS_CONFIG") is not None:
-        return current_app.config["KLEIS_CONFIG"]
+        configured: Config = current_app.config["KLEIS_CONFIG"]
+        return configured
     return store.config
 
 
@@ -164,7 +166,7 @@ def complete_login(store: Store, provider: str, flow_id: str | None, answer: dic
     if not flow_id:
         raise InvalidInput("missing field: flow_id (or a pasted code#state / callback URL that carries the login's state)")
     answer = {k: v for k, v in answer.items() if k != "flow_id"}
-    result = info.login.complete_login(store, app_config(store), flow_id, answer)
+    result: LoginResult = info.login.complete_login(store, app_config(store), flow_id, answer)
     if result.status not in ("done", "pending"):
         raise KleisError(f"the {info.display_name} login answered an unexpected status {result.status!r}")
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from flask import Flask
 from waitress.server import create_server
 
 from core.config import Config
@@ -22,7 +23,7 @@ def start_admin(store: Store, config: Config) -> AdminServer:
 
 
 class AdminServer:
-    def __init__(self, app, host: str, port: int, trusted_proxy: str = "") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app: Flask, host: str, port: int, trusted_proxy: str = "") -> None:
         proxy_options = (
             {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"}} if trusted_proxy else {}
         )
@@ -35,7 +36,7 @@ class AdminServer:
 
     @property
     def port(self) -> int:
-        return self._server.effective_port
+        return int(self._server.effective_port)
 
     @property
     def url(self) -> str:

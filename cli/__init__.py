@@ -6,10 +6,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from cli import accounts, doctor, keys, serve, usage
 from cli.output import fail
-from core.config import settings_help
+from core.config import Config, settings_help
 from core.exceptions import KleisError
 
 COMMAND_MODULES = (serve, keys, accounts, usage, doctor)
@@ -18,7 +19,7 @@ COMMAND_MODULES = (serve, keys, accounts, usage, doctor)
 class KleisArgumentParser(argparse.ArgumentParser):
     """Argparse with the help of each subcommand formatted the same way."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_secret_key(args: argparse.Namespace, config) -> int:
+def _print_secret_key(args: argparse.Namespace, config: Config) -> int:
     from store.crypto import new_secret_key
 
     print(new_secret_key())

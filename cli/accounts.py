@@ -17,7 +17,7 @@ from store import accounts as account_store
 from store.models import Account
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     accounts = commands.add_parser("accounts", help="manage provider accounts (Claude, Codex, Copilot)")
     sub = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
 

@@ -18,7 +18,7 @@ OK, WARN, FAIL = "ok", "warn", "FAIL"
 LEVELS = {"ok": OK, "warn": WARN, "fail": FAIL}
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     doctor = commands.add_parser("doctor", help="check the data dir, store, secret key and accounts")
     doctor.set_defaults(handler=cmd_doctor)
 

@@ -39,7 +39,7 @@ def _add_limit_options(parser: argparse.ArgumentParser, *, changing: bool = Fals
     parser.add_argument("--concurrency", type=_limit, metavar="N", help="at most N requests in flight at once" + suffix)
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="manage Kleis client keys")
     sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 

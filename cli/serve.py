@@ -16,11 +16,11 @@ from core.exceptions import ConfigError
 from core.redact import install_log_redaction
 
 if TYPE_CHECKING:
-    from mitmproxy.tools.web.master import WebMaster
+    from addons.debug import DebugMaster
 from store.db import Store, take_admin_secret_announcement
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the proxy and the admin page")
     serve.set_defaults(handler=cmd_serve)
     debug = commands.add_parser("debug", help="run the proxy under mitmweb to inspect traffic (secrets redacted)")
@@ -43,7 +43,7 @@ def setup_logging(config: Config) -> None:
     install_log_redaction()
 
 
-def _announce(config: Config, store, proxy_addr: tuple[str, int], admin_url: str | None, extra: str = "") -> None:  # type: ignore[no-untyped-def]
+def _announce(config: Config, store: Store, proxy_addr: tuple[str, int], admin_url: str | None, extra: str = "") -> None:
     if not config.admin_secret and take_admin_secret_announcement():
         # Whichever command created the file, the first start says what it is (once; an upgraded store whose
         # secret was shown long ago stays quiet, a deleted file's new secret is shown).
@@ -105,8 +105,8 @@ def cmd_debug(args: argparse.Namespace, config: Config) -> int:
     check_listen("127.0.0.1", args.web_port, "--web-port")
     with store_session(config) as store:
 
-        def ready(master: WebMaster) -> None:
-            web = f", mitmweb UI on http://127.0.0.1:{args.web_port}/?token={master.kleis_ui_token} (keys and tokens redacted)"  # type: ignore[attr-defined]
+        def ready(master: DebugMaster) -> None:
+            web = f", mitmweb UI on http://127.0.0.1:{args.web_port}/?token={master.ui_token} (keys and tokens redacted)"
             _announce(config, store, bound_address(master), None, web)
 
         asyncio.run(run_web(store, config, args.web_port, on_ready=ready))

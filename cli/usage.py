@@ -18,7 +18,7 @@ def _since(value: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     usage = commands.add_parser("usage", help="requests and tokens per key, account or model")
     usage.add_argument("--since", type=_since, default="24h", help="how far back: 30m, 24h, 7d (default 24h)")
     usage.add_argument("--by", choices=sorted(usage_store.GROUPINGS), help="group the totals (default: one total)")

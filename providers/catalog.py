@@ -34,7 +34,7 @@ from providers.pool import AccountSource, candidates
 
 log = logging.getLogger(__name__)
 
-SOURCES = {ProviderName.CLAUDE: "anthropic", ProviderName.CODEX: "openai", ProviderName.COPILOT: "github-copilot"}
+SOURCES: dict[str, str] = {ProviderName.CLAUDE: "anthropic", ProviderName.CODEX: "openai", ProviderName.COPILOT: "github-copilot"}
 PRIORITY = tuple(ProviderName)  # who serves a bare id several providers know
 SDK_FOR = {Protocol.MESSAGES: "@ai-sdk/anthropic", Protocol.RESPONSES: "@ai-sdk/openai", Protocol.CHAT: "@ai-sdk/openai-compatible"}
 MODEL_KEYS = {

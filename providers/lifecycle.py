@@ -8,10 +8,11 @@ is committed by compare-and-swap before any request gets the new access token.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -41,7 +42,13 @@ class RefreshFailed(KleisError):
 
 
 class TokenManager:
-    def __init__(self, store: Store, providers: Mapping[str, Provider], http: httpx.AsyncClient, on_update=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        store: Store,
+        providers: Mapping[str, Provider],
+        http: httpx.AsyncClient,
+        on_update: Callable[[AccountView], None] | None = None,
+    ) -> None:
         self.store = store
         self.providers = providers
         self.http = http
@@ -120,8 +127,12 @@ class TokenManager:
                 self._guarded(account_id, force, horizon, newer_than), name=f"refresh account {account_id}"
             )
             self._inflight[account_id] = task
-            task.add_done_callback(lambda t, i=account_id: self._inflight.pop(i, None) if self._inflight.get(i) is t else None)
+            task.add_done_callback(functools.partial(self._forget_inflight, account_id))
         return await asyncio.shield(task)
+
+    def _forget_inflight(self, account_id: int, task: asyncio.Task[AccountView]) -> None:
+        if self._inflight.get(account_id) is task:
+            del self._inflight[account_id]
 
     # -- one refresh ---------------------------------------------------------------------
     async def _guarded(self, account_id: int, force: bool, horizon: float, newer_than: int | None) -> AccountView:

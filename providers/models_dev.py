@@ -119,6 +119,7 @@ class ModelsDev:
 
     def read_status(self) -> dict[str, Any]:
         try:
-            return json.loads(self.status_path.read_text())
+            status = json.loads(self.status_path.read_text())
         except (OSError, ValueError):
             return {}
+        return status if isinstance(status, dict) else {}

@@ -88,7 +88,8 @@ def save_state(
 
 def purge_expired_states(now: float | None = None) -> int:
     """Delete expired logins in progress and pending imports (their secrets are encrypted, but not kept longer)."""
-    return OAuthState.delete().where(OAuthState.expires_at < (time.time() if now is None else now)).execute()
+    removed: int = OAuthState.delete().where(OAuthState.expires_at < (time.time() if now is None else now)).execute()
+    return removed
 
 
 def load_state(store: Store, provider: str, state: str) -> tuple[str, dict[str, Any]]:
@@ -129,10 +130,10 @@ def parse_pasted(answer: str) -> tuple[str, str | None]:
     if text.startswith(("http://", "https://")):
         query = parse_qs(urlsplit(text).query)
         fragment = parse_qs(urlsplit(text).fragment)
-        code = (query.get("code") or fragment.get("code") or [None])[0]
-        state = (query.get("state") or fragment.get("state") or [None])[0]
+        code = first_value(query, "code") or first_value(fragment, "code")
+        state = first_value(query, "state") or first_value(fragment, "state")
         if not code:
-            error = (query.get("error_description") or query.get("error") or [None])[0]
+            error = first_value(query, "error_description") or first_value(query, "error")
             raise InvalidInput(f"the callback URL carries no code{': ' + error if error else ''}")
         return code, state
     if "#" in text:
@@ -145,10 +146,15 @@ def parse_pasted(answer: str) -> tuple[str, str | None]:
         code = (query.get("code") or [""])[0]
         if not code:
             raise InvalidInput("the pasted query has no code")
-        return code, (query.get("state") or [None])[0]
+        return code, first_value(query, "state")
     if "=" in text or "&" in text or " " in text:
         raise InvalidInput("expected code#state, the full callback URL, or code=…&state=…")
     return text, None
+
+
+def first_value(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
 
 
 def check_state(expected: str, given: str | None) -> None:

@@ -102,10 +102,10 @@ def upsert_account(
         raise InvalidInput("the provider did not say which account this is (no identity)")
     now = time.time()
     with database.atomic():
-        row = Account.get_or_none((Account.provider == provider) & (Account.identity == identity))
-        created = row is None
+        existing = Account.get_or_none((Account.provider == provider) & (Account.identity == identity))
+        created = existing is None
+        row = existing if existing is not None else Account(provider=provider, identity=identity, created_at=now)
         if created:
-            row = Account(provider=provider, identity=identity, created_at=now)
             row.is_primary = not Account.select().where(Account.provider == provider).exists()
         row.email = email or row.email
         row.label = row.label or label or ""  # a label the operator set survives a new login

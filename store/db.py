@@ -108,7 +108,8 @@ def connect_database(url: str) -> peewee.Database:
         _create_private_file(Path(path))
         return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
     try:
-        return connect_url(url)
+        database: peewee.Database = connect_url(url)
+        return database
     except Exception as exc:  # playhouse raises bare exceptions for unknown schemes
         raise ConfigError(f"KLEIS_DATABASE_URL: cannot use this URL: {exc}") from None
 

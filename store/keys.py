@@ -9,6 +9,8 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Mapping
+from types import EllipsisType
+from typing import Any
 
 from core.enums import ProviderName
 from core.exceptions import InvalidInput, NotFound
@@ -162,15 +164,17 @@ def check_limit(value: int | None, limit: tuple[str, str, int]) -> int | None:
     return value
 
 
-def set_limits(ident: str | int, *, rate_limit: int | None | object = ..., concurrency_limit: int | None | object = ...) -> ApiKey:
+def set_limits(
+    ident: str | int, *, rate_limit: int | None | EllipsisType = ..., concurrency_limit: int | None | EllipsisType = ...
+) -> ApiKey:
     """Change a key's limits (0 or None clears one; a limit not given stays). Takes effect within a second."""
     row = find_key(ident)
     changed = []
-    if rate_limit is not ...:
-        row.rate_limit = check_limit(rate_limit, RATE_LIMIT)  # type: ignore[arg-type]
+    if not isinstance(rate_limit, EllipsisType):
+        row.rate_limit = check_limit(rate_limit, RATE_LIMIT)
         changed.append(ApiKey.rate_limit)
-    if concurrency_limit is not ...:
-        row.concurrency_limit = check_limit(concurrency_limit, CONCURRENCY_LIMIT)  # type: ignore[arg-type]
+    if not isinstance(concurrency_limit, EllipsisType):
+        row.concurrency_limit = check_limit(concurrency_limit, CONCURRENCY_LIMIT)
         changed.append(ApiKey.concurrency_limit)
     if changed:
         row.save(only=changed)  # only these columns: a revoke committed meanwhile must not be written back over
@@ -178,7 +182,7 @@ def set_limits(ident: str | int, *, rate_limit: int | None | object = ..., concu
     return row
 
 
-def limits_text(key: dict) -> str:
+def limits_text(key: dict[str, Any]) -> str:
     parts = []
     if key.get("rate_limit"):
         parts.append(f"{key['rate_limit']}/min")
@@ -222,7 +226,7 @@ def touch_last_used(used: dict[int, float]) -> None:
         ).execute()
 
 
-def key_to_dict(row: ApiKey) -> dict:
+def key_to_dict(row: ApiKey) -> dict[str, Any]:
     return {
         "id": row.id,
         "public_id": row.public_id,

@@ -29,6 +29,7 @@ class Account(BaseModel):
     writer can compare-and-swap and never put an older pair over a newer one.
     """
 
+    id = peewee.AutoField()
     provider = peewee.CharField(max_length=32, index=True)
     label = peewee.CharField(max_length=200, default="")
     identity = peewee.CharField(max_length=200)
@@ -55,12 +56,14 @@ class Account(BaseModel):
 
     @property
     def meta(self) -> dict[str, Any]:
-        return json.loads(self.metadata or "{}")
+        meta: dict[str, Any] = json.loads(self.metadata or "{}")
+        return meta
 
 
 class AccountEvent(BaseModel):
     """Every change of an account's state, with its time and reason (why it is not used)."""
 
+    id = peewee.AutoField()
     account_id = peewee.IntegerField(index=True)
     at = peewee.DoubleField(default=now)
     kind = peewee.CharField(max_length=32)  # status | refresh | login | admin
@@ -71,6 +74,7 @@ class AccountEvent(BaseModel):
 class ApiKey(BaseModel):
     """A client key of Kleis. Only its SHA-256 is stored; the key is shown once."""
 
+    id = peewee.AutoField()
     public_id = peewee.CharField(max_length=32, unique=True)
     key_hash = peewee.CharField(max_length=64, unique=True)
     name = peewee.CharField(max_length=200)
@@ -87,6 +91,7 @@ class ApiKey(BaseModel):
 class OAuthState(BaseModel):
     """A login in progress, so it can start in one process and finish in another."""
 
+    id = peewee.AutoField()
     state = peewee.CharField(max_length=128, unique=True)
     provider = peewee.CharField(max_length=32)
     verifier = peewee.TextField(default="")  # encrypted
@@ -98,6 +103,7 @@ class OAuthState(BaseModel):
 class UsageEvent(BaseModel):
     """One proxied request: who, where, what it cost. Written in batches, off the hot path."""
 
+    id = peewee.AutoField()
     request_id = peewee.CharField(max_length=64, unique=True)
     created_at = peewee.DoubleField(default=now, index=True)
     key_id = peewee.IntegerField(null=True, index=True)

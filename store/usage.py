@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import peewee
 
@@ -12,7 +12,12 @@ from core.display import account_name, key_label
 from store.models import Account, ApiKey, UsageEvent, database
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
-GROUPINGS = {"key": UsageEvent.key_id, "account": UsageEvent.account_id, "model": UsageEvent.model, "provider": UsageEvent.provider}
+GROUPINGS: dict[str, peewee.Field] = {
+    "key": UsageEvent.key_id,
+    "account": UsageEvent.account_id,
+    "model": UsageEvent.model,
+    "provider": UsageEvent.provider,
+}
 
 
 COLUMNS = (
@@ -119,15 +124,18 @@ def totals(since: float, by: str | None = None, until: float | None = None, **fi
         if value is not None:
             where &= getattr(UsageEvent, name) == value
     if by is None:
-        row = UsageEvent.select(*fields).where(where).dicts().get()
+        row = cast(dict[str, Any], UsageEvent.select(*fields).where(where).dicts().get())
         return [{"group": "all", **_numbers(row)}]
     column = GROUPINGS[by]
-    rows = list(
-        UsageEvent.select(column.alias("group"), *fields)
-        .where(where)
-        .group_by(column)
-        .order_by(peewee.fn.COUNT(UsageEvent.id).desc())
-        .dicts()
+    rows = cast(
+        list[dict[str, Any]],
+        list(
+            UsageEvent.select(column.alias("group"), *fields)
+            .where(where)
+            .group_by(column)
+            .order_by(peewee.fn.COUNT(UsageEvent.id).desc())
+            .dicts()
+        ),
     )
     labels = _labels(by, [r["group"] for r in rows])
     return [
@@ -169,4 +177,5 @@ def event_to_dict(event: UsageEvent) -> dict[str, Any]:
 
 
 def purge_older_than(days: float) -> int:
-    return UsageEvent.delete().where(UsageEvent.created_at < time.time() - days * 86400).execute()
+    removed: int = UsageEvent.delete().where(UsageEvent.created_at < time.time() - days * 86400).execute()
+    return removed

@@ -59,7 +59,7 @@ def web(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore
         "access": access,
         "refresh": refresh,
         "master": master,
-        "token": master.kleis_ui_token,
+        "token": master.ui_token,
     }
     state["loop"].call_soon_threadsafe(master.shutdown)
     thread.join(10)

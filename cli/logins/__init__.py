@@ -12,7 +12,11 @@ from core.enums import ProviderName
 LOGIN_COMMANDS: dict[str, ModuleType] = {ProviderName.CLAUDE: claude, ProviderName.CODEX: codex, ProviderName.COPILOT: copilot}
 
 
-def register(login_sub: argparse._SubParsersAction, import_sub: argparse._SubParsersAction, available: list[str]) -> None:
+def register(
+    login_sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    import_sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    available: list[str],
+) -> None:
     for name in available:
         module = LOGIN_COMMANDS.get(name)
         if module is not None:

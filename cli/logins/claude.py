@@ -19,7 +19,7 @@ NOT_A_TERMINAL = (
 )
 
 
-def register_login(subparsers: argparse._SubParsersAction) -> None:
+def register_login(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "claude",
         help="log in to a Claude Pro/Max account (open a URL, paste the code)",
@@ -34,7 +34,7 @@ def register_login(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_login)
 
 
-def register_import(subparsers: argparse._SubParsersAction) -> None:
+def register_import(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "claude",
         help="import a Claude login from Claude Code's .credentials.json or OpenCode's auth.json",

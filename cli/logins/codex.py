@@ -35,7 +35,7 @@ def _seconds(value: str) -> float:
     return seconds
 
 
-def register_login(subparsers: argparse._SubParsersAction) -> None:
+def register_login(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "codex",
         help="log in to a ChatGPT account for Codex (browser, or --device on a headless host)",
@@ -58,7 +58,7 @@ def register_login(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_login)
 
 
-def register_import(subparsers: argparse._SubParsersAction) -> None:
+def register_import(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "codex",
         help="import a ChatGPT login from Codex CLI's or OpenCode's auth.json",

@@ -30,7 +30,7 @@ def _seconds(value: str) -> float:
     return seconds
 
 
-def register_login(subparsers: argparse._SubParsersAction) -> None:
+def register_login(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "copilot",
         help="log in to GitHub Copilot with GitHub's device flow",
@@ -46,7 +46,7 @@ def register_login(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_login)
 
 
-def register_import(subparsers: argparse._SubParsersAction) -> None:
+def register_import(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "copilot",
         help="import a GitHub token for Copilot (Copilot apps.json/hosts.json, OpenCode auth.json, or the token)",
@@ -110,7 +110,7 @@ def _token_from_args(args: argparse.Namespace) -> str | None:
         if not token:
             raise InvalidInput("--github-token -: nothing was read from stdin")
     if args.file or token:
-        return token
+        return str(token) if token else None
     if not sys.stdin.isatty():
         raise InvalidInput("importing a Copilot account without a terminal needs --file PATH or --github-token TOKEN")
     return getpass.getpass("GitHub token for Copilot (input hidden): ").strip() or None

@@ -67,7 +67,7 @@ def start_login(store: Store, config: Config, *, label: str = "", **options: Any
 def pasted_text(answer: dict[str, Any]) -> str:
     for field in ANSWER_FIELDS:
         if isinstance(answer.get(field), str) and answer[field].strip():
-            return answer[field]
+            return str(answer[field])
     raise InvalidInput("paste the code the Claude page showed (code#state, the callback URL, or code=…&state=…)")
 
 

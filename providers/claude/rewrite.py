@@ -135,7 +135,7 @@ def system_blocks(system: Any) -> list[Any] | None:
 
 def _text_of(block: Any) -> str | None:
     if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
-        return block["text"]
+        return str(block["text"])
     return None
 
 

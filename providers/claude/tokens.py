@@ -10,6 +10,7 @@ import httpx
 
 from core.config import Config
 from core.exceptions import ProviderError, ReauthRequired, TransientProviderError
+from core.jsonshape import mapping
 from providers.claude.rewrite import ANTHROPIC_VERSION, OAUTH_BETA, claude_code_user_agent
 from providers.oauth import token_error
 from store.accounts import TokenSet
@@ -78,8 +79,7 @@ def _text(value: Any) -> str | None:
 
 def identity_from(answer: dict[str, Any]) -> Identity | None:
     """`account {uuid, email_address}` and `organization {uuid, name}` of a token or profile answer."""
-    account = answer.get("account") if isinstance(answer.get("account"), dict) else {}
-    organization = answer.get("organization") if isinstance(answer.get("organization"), dict) else {}
+    account, organization = mapping(answer.get("account")), mapping(answer.get("organization"))
     uuid = _text(account.get("uuid"))
     if uuid is None:
         return None

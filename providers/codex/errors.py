@@ -21,14 +21,14 @@ def error_object(body: Any) -> dict[str, Any] | None:
     """The error inside a body or event: `error`, a failed response's `response.error`, or FastAPI's `detail`."""
     if not isinstance(body, dict):
         return None
-    error = body.get("error")
+    error: Any = body.get("error")
     if isinstance(error, dict):
         return error
     if isinstance(error, str) and error:
         return {"message": error}
     response = body.get("response")
     if isinstance(response, dict) and isinstance(response.get("error"), dict):
-        return response["error"]
+        return dict(response["error"])
     if body.get("type") == "error" and isinstance(body.get("message"), str):
         return {key: body.get(key) for key in ("code", "message", "param") if body.get(key) is not None}
     if isinstance(body.get("detail"), str):

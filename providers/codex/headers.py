@@ -56,9 +56,9 @@ def client_session_id(headers: Mapping[str, str], body: Mapping[str, Any]) -> st
         if value:
             return value[:200]
     for field in SESSION_BODY_FIELDS:
-        value = body.get(field)
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:200]
+        given = body.get(field)
+        if isinstance(given, str) and given.strip():
+            return given.strip()[:200]
     return None
 
 

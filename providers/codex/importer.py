@@ -113,10 +113,10 @@ def import_credentials(
     store: Store, config: Config, path: str | Path | None = None, *, content: Any = None, label: str = "", **options: Any
 ) -> LoginResult:
     """Import from `path`, or from `content` (the file's text or parsed JSON, e.g. an admin upload)."""
-    if content is None and path is None:
-        raise InvalidInput("give the path of an auth.json (Codex CLI: ~/.codex/auth.json, OpenCode: ~/.local/share/opencode/auth.json)")
     if content is None:
-        data = read_auth_file(path)  # type: ignore[arg-type]
+        if path is None:
+            raise InvalidInput("give the path of an auth.json (Codex CLI: ~/.codex/auth.json, OpenCode: ~/.local/share/opencode/auth.json)")
+        data = read_auth_file(path)
     elif isinstance(content, (str, bytes)):
         try:
             data = json.loads(content)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 from providers.codex.constants import AUTH_CLAIM, PROFILE_CLAIM
@@ -99,11 +100,11 @@ def identity_from_tokens(id_token: str | None, access_token: str | None, account
     """Read each fact from the id token first, then the access token; `account_id` (a file's own field) last."""
     tokens = [decode_claims(id_token), decode_claims(access_token)]
 
-    def first(read: Any) -> str | None:
+    def first(read: Callable[[dict[str, Any]], Any]) -> str | None:
         for claims in tokens:
             value = read(claims)
             if value:
-                return value
+                return str(value)
         return None
 
     access_claims = tokens[1]

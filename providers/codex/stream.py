@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from core.jsonshape import mapping
 from core.sse import SSEEvent, format_event
 from providers.base import Signal
 from providers.codex.errors import classify, code_of, error_object
@@ -88,7 +89,7 @@ def make_transformer(state: CodexState) -> Callable[[SSEEvent], bytes | None]:
             return None  # comments, keep-alives, [DONE]
         kind = name or data.get("type")
         if kind == "response.created":
-            response = data.get("response") if isinstance(data.get("response"), dict) else {}
+            response = mapping(data.get("response"))
             state.response_id = str(response.get("id") or state.response_id)
             state.model = str(response.get("model") or state.model)
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from core.jsonshape import mapping
 from core.protocol import Protocol
 from core.sse import SSEEvent
 
@@ -35,8 +36,8 @@ def shape_body(protocol: Protocol, body: dict[str, Any], model: str) -> tuple[di
     forced = False
     if protocol is Protocol.CHAT:
         if shaped.get("stream") is True and not client_wants_usage(shaped):
-            options = shaped.get("stream_options") if isinstance(shaped.get("stream_options"), dict) else {}
-            shaped["stream_options"] = {**options, "include_usage": True}
+            options = shaped.get("stream_options")
+            shaped["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             forced = True
         shaped.pop("store", None)  # Copilot's Chat Completions has no stored completions (pi-mono compat table)
         messages = shaped.get("messages")
@@ -65,10 +66,8 @@ def usable_model(item: Any) -> bool:
     """A /models item Kleis offers: not disabled by policy, with tool calls and both token limits."""
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         return False
-    policy = item.get("policy") if isinstance(item.get("policy"), dict) else {}
-    capabilities = item.get("capabilities") if isinstance(item.get("capabilities"), dict) else {}
-    limits = capabilities.get("limits") if isinstance(capabilities.get("limits"), dict) else {}
-    supports = capabilities.get("supports") if isinstance(capabilities.get("supports"), dict) else {}
+    policy, capabilities = mapping(item.get("policy")), mapping(item.get("capabilities"))
+    limits, supports = mapping(capabilities.get("limits")), mapping(capabilities.get("supports"))
     return (
         policy.get("state") != "disabled"
         and supports.get("tool_calls") is True

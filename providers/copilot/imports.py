@@ -38,7 +38,7 @@ def check_token_text(token: Any, where: str) -> str:
         raise InvalidInput(f"{where} does not look like a GitHub token (it has spaces or non-ASCII characters)")
     if token.startswith("tid="):
         raise InvalidInput(f"{where} is a short-lived Copilot token, not a GitHub token; import the GitHub token it was made from")
-    return token
+    return str(token)
 
 
 def read_file(path: str, config: Config) -> FoundToken:

@@ -68,7 +68,7 @@ def _message(response: httpx.Response) -> str:
     if isinstance(body, dict):
         for field in ("message", "error_description", "error"):
             if isinstance(body.get(field), str):
-                return body[field][:300]
+                return str(body[field])[:300]
     return ""
 
 
