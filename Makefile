@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test bench bench-smoke bench-profile system-deps clean
+.PHONY: serve test check test-fast bench bench-smoke bench-profile system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,18 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 serve: $(VENV)/.runtime-installed
 	$(BIN)/python kleis.py serve
 
-test: $(VENV)/.dev-installed system-deps
+test: check system-deps
 	$(BIN)/python -m pytest
+
+# ruff (lint, import order, formatting) and mypy, as configured in pyproject.toml.
+check: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# The unit tier only: no listener, subprocess, browser or database server.
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not e2e"
 
 system-deps:
 	@sh .ci/system-deps

@@ -1,9 +1,16 @@
-"""Shared fixtures: a temporary configuration and store; loopback fakes and a live Kleis come from tests/fixtures."""
+"""Every fixture of the suite, in one place: the environment, the store, the loopback fakes, a live Kleis, the admin
+app, the CLI and PostgreSQL. Helpers that are not fixtures live in tests/support, the fake upstreams in tests/fakes.
+
+Tiers: a test that starts a listener, a subprocess, a browser or a database server is marked `e2e` (by the fixtures
+it uses, or by its module); `pytest -m "not e2e"` is the fast loop.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,27 +19,38 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.config import Config, load_config  # noqa: E402
-from store.crypto import new_secret_key  # noqa: E402
+from flask import Flask  # noqa: E402
+from flask.testing import FlaskClient  # noqa: E402
 
-pytest_plugins = ["tests.fixtures"]
+from addons.server import ProxyThread  # noqa: E402
+from addons.services import Parts  # noqa: E402
+from core.config import Config  # noqa: E402
+from providers import registry  # noqa: E402
+from providers.base import Provider  # noqa: E402
+from store.db import Store, open_store  # noqa: E402
+from tests.fakes.admin_providers import TEST_PROVIDERS, LoginAuthority, TestProvider  # noqa: E402
+from tests.fakes.anthropic import FakeAnthropic  # noqa: E402
+from tests.fakes.copilot import FakeCopilot  # noqa: E402
+from tests.fakes.github import FakeGitHub  # noqa: E402
+from tests.fakes.oauth import FakeOAuth  # noqa: E402
+from tests.fakes.openai import FakeOpenAI  # noqa: E402
+from tests.support.admin import Api, login  # noqa: E402
+from tests.support.cli import KleisCli  # noqa: E402
+from tests.support.env import LOOPBACK_ENV, make_config  # noqa: E402
+from tests.support.live import LiveKleis, start_kleis  # noqa: E402
+from tests.support.postgres import TempPostgres  # noqa: E402
 
-# Every upstream points at a closed loopback port unless a test starts a fake for it:
-# nothing in the suite can reach a real provider.
-CLOSED = "http://127.0.0.1:9"
-LOOPBACK_ENV = {
-    "KLEIS_CLAUDE_API_BASE": CLOSED,
-    "KLEIS_CLAUDE_AUTH_BASE": CLOSED,
-    "KLEIS_CLAUDE_AUTHORIZE_URL": CLOSED + "/oauth/authorize",
-    "KLEIS_CODEX_API_BASE": CLOSED,
-    "KLEIS_CODEX_AUTH_BASE": CLOSED,
-    "KLEIS_GITHUB_BASE": CLOSED,
-    "KLEIS_GITHUB_API_BASE": CLOSED,
-    "KLEIS_COPILOT_API_BASE": CLOSED,
-    "KLEIS_MODELS_DEV_URL": CLOSED + "/api.json",
-}
+# Fixtures that start something real (a listener, a server process, a browser): a test using one is end-to-end.
+E2E_FIXTURES = frozenset({"kleis", "run_proxy", "kleis_cli", "postgres_server", "browser"})
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.e2e)
+
+
+# -- the environment and the store -----------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _no_real_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
@@ -42,20 +60,142 @@ def _no_real_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-def make_config(data_dir: Path, **overrides: object) -> Config:
-    env = dict(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir), KLEIS_SECRET_KEY=new_secret_key(), KLEIS_ADMIN_SECRET="admin-test-secret")
-    return load_config(env).replace(**overrides)
-
-
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return make_config(tmp_path / "data")
 
 
 @pytest.fixture
-def store(config: Config):
-    from store.db import open_store
-
+def store(config: Config) -> Iterator[Store]:
     opened = open_store(config)
     yield opened
     opened.close()
+
+
+# -- loopback fakes and a live Kleis -----------------------------------------------------------------
+@pytest.fixture
+def fake_oauth() -> Iterator[FakeOAuth]:
+    fake = FakeOAuth().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_anthropic(fake_oauth: FakeOAuth) -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic(valid_tokens=fake_oauth.issued_access).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_openai(fake_oauth: FakeOAuth) -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(valid_tokens=fake_oauth.issued_access).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def kleis(
+    store: Store, config: Config, fake_oauth: FakeOAuth, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> Iterator[LiveKleis]:
+    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai)
+    yield live
+    live.proxy.stop()
+
+
+@pytest.fixture
+def run_proxy(store: Store) -> Iterator[Callable[..., ProxyThread]]:
+    """Start Kleis listeners with given providers: `proxy = run_proxy(config, {"claude": ClaudeProvider(config)})`."""
+    started: list[ProxyThread] = []
+
+    def start(config: Config, providers: dict[str, Provider], parts: Parts | None = None) -> ProxyThread:
+        proxy = ProxyThread(store, config, providers=providers, parts=parts if parts is not None else Parts()).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+# -- GitHub and Copilot ---------------------------------------------------------------------------------
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def copilot_api(github: FakeGitHub) -> Iterator[FakeCopilot]:
+    fake = FakeCopilot(github).start()
+    github.api_url = fake.url
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def copilot_config(config: Config, github: FakeGitHub, copilot_api: FakeCopilot) -> Config:
+    """GitHub and the Copilot API at the fakes; the API base taken from the token's endpoints.api."""
+    return config.replace(github_base=github.url, github_api_base=github.url, copilot_api_base="")
+
+
+# -- the admin app ------------------------------------------------------------------------------------------
+@pytest.fixture
+def authority(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoginAuthority]:
+    fake = LoginAuthority().start()
+    monkeypatch.setattr(TestProvider, "authority", fake)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def test_providers(monkeypatch: pytest.MonkeyPatch, authority: LoginAuthority) -> LoginAuthority:
+    """Claude, Codex and Copilot replaced by the test providers (one per login kind)."""
+    monkeypatch.setattr(registry, "PROVIDER_CLASSES", dict(TEST_PROVIDERS))
+    return authority
+
+
+@pytest.fixture
+def app(store: Store, config: Config, test_providers: LoginAuthority) -> Flask:
+    from admin import create_app
+
+    return create_app(store, config, {"TESTING": True})
+
+
+@pytest.fixture
+def web(app: Flask) -> FlaskClient:
+    """A browser-like client that is not logged in."""
+    return app.test_client()
+
+
+@pytest.fixture
+def admin(app: Flask) -> FlaskClient:
+    """A logged-in client."""
+    client = app.test_client()
+    login(client)
+    return client
+
+
+@pytest.fixture
+def api(app: Flask) -> Api:
+    return Api(app.test_client())
+
+
+# -- the CLI and PostgreSQL -------------------------------------------------------------------------------
+@pytest.fixture
+def kleis_cli(tmp_path: Path) -> KleisCli:
+    """`kleis_cli("keys", "list")`: kleis.py in a subprocess on its own data dir; `kleis_cli.settings` adds KLEIS_* values."""
+    return KleisCli(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TempPostgres]:
+    try:
+        server = TempPostgres()
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL is not available here: {exc}")
+    yield server
+    server.stop()

@@ -13,8 +13,8 @@ from store import accounts as account_store
 from store import usage as usage_store
 from store.keys import hash_key
 from store.models import Account, ApiKey, OAuthState
-from tests.admin_fixtures import Api, add_account, api, app, authority, test_providers  # noqa: F401
-from tests.admin_providers import TERMS, consent
+from tests.fakes.admin_providers import TERMS, consent
+from tests.support.admin import Api, add_account
 
 
 def error(response, status: int) -> str:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from admin import create_app
 from admin.security import LoginThrottle, session_signing_key
 from store.accounts import find_account
 from store.models import Setting
-from tests.admin_fixtures import SECRET, add_account, admin, api, app, authority, csrf_token, login, submit, test_providers, text, web  # noqa: F401
+from tests.support.admin import SECRET, add_account, csrf_token, login, submit, text
 
 PUBLIC = {"auth.login", "static", "root"}
 

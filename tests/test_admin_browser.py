@@ -16,8 +16,8 @@ from admin.serving import AdminServer
 from store import accounts as account_store
 from store.keys import hash_key
 from store.models import Account, ApiKey
-from tests.admin_fixtures import SECRET, authority, test_providers  # noqa: F401
-from tests.admin_providers import TERMS
+from tests.fakes.admin_providers import TERMS
+from tests.support.admin import SECRET
 
 pytestmark = pytest.mark.browser
 

@@ -12,8 +12,8 @@ from store import accounts as account_store
 from store import usage as usage_store
 from store.keys import hash_key
 from store.models import Account, ApiKey, OAuthState
-from tests.admin_fixtures import add_account, admin, app, authority, csrf_token, submit, test_providers, text, web  # noqa: F401
-from tests.admin_providers import TERMS, consent
+from tests.fakes.admin_providers import TERMS, consent
+from tests.support.admin import add_account, csrf_token, submit, text
 
 
 def flow_page(client, provider: str) -> str:  # type: ignore[no-untyped-def]

@@ -14,11 +14,10 @@ from flask import Flask
 from admin import create_app
 from core.config import Config
 from store.models import Account, OAuthState
-from tests.admin_fixtures import Api
-from tests.copilot_fixtures import copilot_api, copilot_config, github  # noqa: F401
 from tests.fakes.claude import claude_oauth
 from tests.fakes.codex_auth import FakeCodexAuth
 from tests.fakes.oauth import FakeOAuth
+from tests.support.admin import Api
 
 
 @pytest.fixture

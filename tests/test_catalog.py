@@ -20,8 +20,8 @@ from providers.models_dev import ModelsDev
 from store import keys
 from store.accounts import TokenSet, upsert_account
 from tests.fakes.base import FakeServer, Reply
-from tests.loopback_provider import LoopbackProvider
-from tests.models_dev_schema import provider_errors
+from tests.fakes.loopback_provider import LoopbackProvider
+from tests.support.models_dev_schema import provider_errors
 
 REGISTRY = {
     "anthropic": provider(

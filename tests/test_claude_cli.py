@@ -14,10 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import LOOPBACK_ENV
 from tests.fakes.claude import ACCOUNT, FakeClaudeAPI, claude_oauth
 from tests.fakes.oauth import FakeOAuth
-from tests.test_cli import ROOT, run
+from tests.support.cli import run_kleis as run
+from tests.support.env import LOOPBACK_ENV, ROOT
+
+pytestmark = pytest.mark.e2e  # subprocesses, servers or a browser
 
 URL_LINE = re.compile(r"^\s*(\S+/oauth/authorize\?\S+)\s*$", re.MULTILINE)
 

@@ -23,7 +23,7 @@ from store.models import Account
 from tests.fakes.anthropic import anthropic_error
 from tests.fakes.claude import ACCOUNT, CLAUDE_CODE_ONLY, FakeClaudeAPI, claude_oauth, version_floor
 from tests.fakes.oauth import FakeOAuth
-from tests.test_claude_rewrite import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS
+from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS
 
 READ_FILE = {
     "name": "read_file",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from typing import Any
 
@@ -16,32 +15,9 @@ from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_AGENT_SDK, IDENTITY_CLI
 from providers.claude.tools import rename_request_tools, upstream_name
-from store.accounts import AccountView
+from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS, TOKEN_REF, account, tool
 
-TOKEN_REF = "kleis-secret-ref-" + "0" * 32
 IDENTITY = {"type": "text", "text": IDENTITY_CLI}
-
-
-def account() -> AccountView:
-    return AccountView(
-        id=1,
-        provider="claude",
-        label="",
-        identity="uuid-1",
-        email=None,
-        status="active",
-        status_reason="",
-        cooldown_until=None,
-        is_primary=True,
-        access_token="sk-ant-oat01-x",
-        refresh_token="sk-ant-ort01-x",
-        expires_at=None,
-        token_version=1,
-        metadata={},
-        created_at=0.0,
-        last_refresh_at=None,
-        last_refresh_result="",
-    )
 
 
 def prepare(config, body: dict[str, Any], headers: dict[str, str] | None = None, path: str = "/v1/messages", query: str = "") -> Upstream:  # type: ignore[no-untyped-def]
@@ -61,10 +37,6 @@ def prepare(config, body: dict[str, Any], headers: dict[str, str] | None = None,
 
 def request(**fields: Any) -> dict[str, Any]:
     return {"model": "claude-sonnet-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}], **fields}
-
-
-def tool(name: str) -> dict[str, Any]:
-    return {"name": name, "description": f"the {name} tool", "input_schema": {"type": "object", "properties": {}}}
 
 
 # -- URL and headers ----------------------------------------------------------------------------
@@ -348,50 +320,6 @@ def test_rewriting_a_rewritten_request_changes_nothing(config) -> None:
     assert twice.url == once.url
     assert {**sent_once, **twice.headers} == sent_once
     assert twice.state.renamed == {}
-
-
-CLAUDE_CODE_HEADERS = {
-    "User-Agent": "claude-cli/2.1.328 (external, sdk-cli)",
-    "anthropic-version": "2023-06-01",
-    "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,prompt-caching-scope-2026-01-05",
-    "x-app": "cli",
-    "X-Claude-Code-Session-Id": "2b0c6f2e-8a51-4d0e-9a57-3f7f0c9d1e11",
-    "X-Stainless-Lang": "js",
-    "X-Stainless-Package-Version": "0.94.0",
-    "anthropic-dangerous-direct-browser-access": "true",
-}
-CLAUDE_CODE_BODY = {
-    "model": "claude-sonnet-5",
-    "max_tokens": 32000,
-    "stream": True,
-    "system": [
-        {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.328.e1f; cc_entrypoint=sdk-cli; cch=4a2b9;"},
-        {"type": "text", "text": IDENTITY_AGENT_SDK, "cache_control": {"type": "ephemeral"}},
-        {
-            "type": "text",
-            "text": "You are an interactive agent that helps users with software engineering tasks.\n\n"
-            "Here is useful information about the environment you are running in:\n<env>\n</env>",
-            "cache_control": {"type": "ephemeral"},
-        },
-    ],
-    "tools": [
-        tool("Read"),
-        tool("Bash"),
-        tool("TodoWrite"),
-        tool("Agent"),
-        tool("ToolSearch"),
-        tool("TaskStop"),
-        tool("StructuredOutput"),
-        tool("mcp__github__create_issue"),
-    ],
-    "messages": [
-        {"role": "user", "content": [{"type": "text", "text": "fix the bug", "cache_control": {"type": "ephemeral"}}]},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "/a.py"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "print(1)"}]},
-    ],
-    "metadata": {"user_id": json.dumps({"device_id": "ab" * 32, "account_uuid": "", "session_id": "2b0c6f2e-8a51-4d0e-9a57-3f7f0c9d1e11"})},
-    "thinking": {"type": "adaptive"},
-}
 
 
 def test_a_claude_code_request_passes_unchanged_except_auth_betas_and_query(config) -> None:

@@ -13,7 +13,7 @@ from core.protocol import Protocol
 from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
 from tests.fakes.base import sse
-from tests.test_claude_rewrite import TOKEN_REF, account, tool
+from tests.support.claude import TOKEN_REF, account, tool
 
 
 def prepared(config, tools: list[dict[str, Any]]) -> Upstream:  # type: ignore[no-untyped-def]

@@ -10,23 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOOPBACK_ENV
+from tests.support.cli import run_kleis as run
+from tests.support.env import LOOPBACK_ENV, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(data_dir: Path, *args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
-    base.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir))
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, str(ROOT / "kleis.py"), *args],
-        capture_output=True,
-        text=True,
-        env=base,
-        input=stdin,
-        timeout=60,
-    )
+pytestmark = pytest.mark.e2e  # subprocesses, servers or a browser
 
 
 @pytest.fixture

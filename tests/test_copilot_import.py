@@ -10,8 +10,8 @@ import pytest
 from core.exceptions import InvalidInput, ReauthRequired
 from providers.copilot import login
 from store.models import Account
-from tests.copilot_fixtures import account_view, copilot_api, copilot_config, github  # noqa: F401
 from tests.fakes.github import OPENCODE_CLIENT_ID, VSCODE_CLIENT_ID
+from tests.support.accounts import account_view
 
 
 def write(tmp_path: Path, name: str, data: object) -> str:

@@ -12,10 +12,10 @@ from core.config import load_config
 from core.exceptions import InvalidInput, ProviderError
 from providers.copilot import login
 from store.models import Account, OAuthState
-from tests.conftest import LOOPBACK_ENV
-from tests.copilot_fixtures import account_view, copilot_api, copilot_config, github  # noqa: F401
 from tests.fakes.base import Reply
 from tests.fakes.github import OPENCODE_CLIENT_ID
+from tests.support.accounts import account_view
+from tests.support.env import LOOPBACK_ENV
 
 
 def poll_until_done(store, config, flow_id: str, limit: int = 20) -> list:

@@ -18,9 +18,9 @@ from core.config import Config
 from providers.copilot import CopilotProvider, login
 from store import keys
 from store.models import Account
-from tests.copilot_fixtures import account_view, copilot_api, copilot_config, github  # noqa: F401
 from tests.fakes.copilot import MISSING_EDITOR_VERSION, FakeCopilot
 from tests.fakes.github import OPENCODE_CLIENT_ID, FakeGitHub
+from tests.support.accounts import account_view
 
 PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
 

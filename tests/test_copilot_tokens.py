@@ -14,9 +14,9 @@ from providers.copilot import CopilotProvider, login, tokens
 from providers.lifecycle import RefreshFailed, TokenManager
 from store.accounts import AccountView
 from store.models import Account
-from tests.copilot_fixtures import account_view, copilot_api, copilot_config, github  # noqa: F401
 from tests.fakes.base import Reply
 from tests.fakes.github import OPENCODE_CLIENT_ID
+from tests.support.accounts import account_view
 
 
 def refresh(provider: CopilotProvider, account: AccountView):  # type: ignore[no-untyped-def]

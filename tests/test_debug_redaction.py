@@ -15,7 +15,7 @@ from addons.services import Parts
 from core.protocol import Protocol
 from store import keys
 from store.accounts import TokenSet, upsert_account
-from tests.loopback_provider import LoopbackProvider
+from tests.fakes.loopback_provider import LoopbackProvider
 
 
 def free_port() -> int:

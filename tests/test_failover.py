@@ -16,7 +16,7 @@ from providers.health import SERVER_COOLDOWN, TRANSIENT_COOLDOWN, decide
 from store.accounts import set_status
 from store.models import Account, AccountEvent
 from tests.fakes.base import Reply
-from tests.fixtures import start_kleis
+from tests.support.live import start_kleis
 
 BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 LIMITED = Reply(429, {"type": "error", "error": {"type": "rate_limit_error", "message": "limit reached"}}, {"retry-after": "3600"})
@@ -170,7 +170,7 @@ def test_half_open_sends_one_probe_while_the_others_go_elsewhere(live) -> None:
 
 
 def test_half_open_probe_order_unit() -> None:
-    from tests.test_routing import view
+    from tests.support.accounts import view
 
     now = time.time()
     tracker = HealthTracker(60, StoreFollower(None))  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from core.client_errors import Refusal
 from store import keys
 from store.keys import KeyRecord
 from store.models import ApiKey
-from tests.test_cli import run
+from tests.support.cli import run_kleis as run
 
 MESSAGES = {"model": "loop/claude-x", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "loop/gpt-x", "messages": [{"role": "user", "content": "hi"}]}

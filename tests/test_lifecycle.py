@@ -7,13 +7,14 @@ import time
 from types import SimpleNamespace
 
 import httpx
+import pytest
 
 from addons.refresher import ProactiveRefresher
 from addons.services import Parts
 from store import leases
 from store.models import Account, AccountEvent
 from tests.fakes.base import Reply
-from tests.fixtures import start_kleis
+from tests.support.live import start_kleis
 
 BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -103,6 +104,7 @@ def test_a_401_marks_the_token_stale_and_the_same_account_refreshes(kleis) -> No
     assert [r.headers["authorization"] != f"Bearer {account.access_token}" for r in kleis.anthropic.received()] == [False, True]
 
 
+@pytest.mark.e2e
 def test_proactive_refresh_renews_a_token_with_no_request_in_flight(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
     live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(refresh_interval=0.2, health=True))
     try:
@@ -123,7 +125,7 @@ def test_proactive_refresh_is_due_one_pass_before_the_request_path_would_refresh
 
     from providers.copilot import CopilotProvider
     from providers.lifecycle import TokenManager
-    from tests.loopback_provider import LoopbackProvider
+    from tests.fakes.loopback_provider import LoopbackProvider
 
     now = time.time()
     skew = config.refresh_skew
@@ -160,7 +162,7 @@ def test_proactive_refresh_is_due_one_pass_before_the_request_path_would_refresh
 
 def test_cli_refresh_prints_the_result(store, config, fake_oauth, monkeypatch) -> None:
     from providers import registry
-    from tests.loopback_provider import LoopbackProvider
+    from tests.fakes.loopback_provider import LoopbackProvider
 
     class LoopForCli(LoopbackProvider):
         def __init__(self, cfg) -> None:  # type: ignore[no-untyped-def]
@@ -216,7 +218,7 @@ def test_two_token_managers_in_one_process_refresh_once(store, fake_oauth) -> No
     """The admin's "refresh now" runs beside the proxy's own manager: the lease must exclude it like a process."""
     from providers.lifecycle import TokenManager
     from store.accounts import TokenSet, upsert_account
-    from tests.loopback_provider import LoopbackProvider
+    from tests.fakes.loopback_provider import LoopbackProvider
 
     access, refresh = fake_oauth.seed()
     row, _ = upsert_account("loop", "twice", TokenSet(access, refresh, time.time() - 60), store.cipher)

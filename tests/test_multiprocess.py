@@ -17,8 +17,9 @@ from store import keys
 from store.accounts import TokenSet, upsert_account
 from store.db import open_store
 from store.models import Account
-from tests.conftest import LOOPBACK_ENV
-from tests.postgres import postgres_server  # noqa: F401  (fixture)
+from tests.support.env import LOOPBACK_ENV
+
+pytestmark = pytest.mark.e2e  # subprocesses, servers or a browser
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
@@ -39,7 +40,11 @@ def spawn(config: Config, fake_oauth, fake_anthropic, fake_openai, **extra_env: 
         **extra_env,
     )
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "kleis_loop_server.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(ROOT / "tests" / "support" / "kleis_loop_server.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     line = process.stdout.readline()
     if not line.startswith("PORT "):

@@ -13,7 +13,7 @@ import pytest
 from core.protocol import Protocol
 from store import keys
 from tests.fakes.base import Hang, Reply
-from tests.fixtures import start_kleis
+from tests.support.live import start_kleis
 
 MESSAGES = {"model": "loop/claude-x", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "loop/gpt-x", "messages": [{"role": "user", "content": "hi"}]}
@@ -230,6 +230,7 @@ def test_bad_requests(kleis, client) -> None:
     assert kleis.anthropic.received() == [] and kleis.openai.received() == []
 
 
+@pytest.mark.e2e
 def test_body_over_the_limit_is_413(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
     live = start_kleis(store, config.replace(max_body_bytes=2000), fake_oauth, fake_anthropic, fake_openai)
     try:
@@ -269,6 +270,7 @@ def test_upstream_connect_failure_is_502_json(kleis, client) -> None:
     assert "could not reach" in openai_error(response)["message"]
 
 
+@pytest.mark.e2e
 def test_upstream_timeout_is_504_in_the_callers_shape(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
     live = start_kleis(store, config.replace(upstream_timeout=1.0), fake_oauth, fake_anthropic, fake_openai)
     try:

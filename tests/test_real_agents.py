@@ -29,8 +29,10 @@ from tests.fakes.agent_claude import COMMAND, AgentClaude
 from tests.fakes.agent_codex import CALL_ID, AgentCodex
 from tests.fakes.claude import ACCOUNT, claude_oauth
 from tests.fakes.codex_auth import FakeCodexAuth
-from tests.test_cli import ROOT
-from tests.test_serve_command import START_LINE, start_serve, stop
+from tests.support.cli import START_LINE, start_serve, stop
+from tests.support.env import ROOT
+
+pytestmark = pytest.mark.e2e  # subprocesses, servers or a browser
 
 AGENTS_DIR = ROOT / ".venv" / "agents"
 AGENTS = AGENTS_DIR / "node_modules" / ".bin"

@@ -9,7 +9,7 @@ import pytest
 from core.protocol import Protocol, error_protocol_for_path, protocol_for_path
 from providers.pool import candidates, unusable_reasons
 from providers.routing import FAMILY_RULES, Resolution, resolve_model, served_elsewhere
-from store.accounts import AccountView
+from tests.support.accounts import view
 
 ALL = ("claude", "codex", "copilot")
 
@@ -74,12 +74,6 @@ def test_every_family_rule_is_exercised() -> None:
     for rule in FAMILY_RULES:
         for protocol in rule.protocols:
             assert resolve_model(samples[rule.pattern], protocol, available=ALL).provider == rule.provider
-
-
-def view(
-    id: int, provider: str = "claude", status: str = "active", primary: bool = False, created: float = 0.0, cooldown: float | None = None
-) -> AccountView:
-    return AccountView(id, provider, "", f"i{id}", None, status, "why", cooldown, primary, "a", "r", None, 1, {}, created, None, "")
 
 
 def test_candidates_primary_first_then_newest_and_skip_unusable() -> None:

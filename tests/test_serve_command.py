@@ -2,51 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LOOPBACK_ENV
-from tests.test_cli import ROOT, run
+from tests.support.cli import START_LINE, start_serve, stop
+from tests.support.cli import run_kleis as run
 
-START_LINE = re.compile(r"^Kleis proxy on (http://127\.0\.0\.1:\d+), admin on (http://127\.0\.0\.1:\d+)$")
-
-
-def start_serve(data_dir: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, list[str]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
-    base.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir), KLEIS_PORT="0", KLEIS_ADMIN_PORT="0", PYTHONUNBUFFERED="1")
-    base.update(env or {})
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "kleis.py"), "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base
-    )
-    lines: list[str] = []
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Kleis proxy on"):
-            return process, lines
-    process.kill()
-    raise AssertionError(f"no start line: {lines} {process.stderr.read()}")
-
-
-def stop(process: subprocess.Popen, sig: int) -> int:
-    process.send_signal(sig)
-    try:
-        return process.wait(15)
-    finally:
-        if process.poll() is None:
-            process.kill()
+pytestmark = pytest.mark.e2e  # subprocesses, servers or a browser
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

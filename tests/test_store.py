@@ -13,7 +13,7 @@ from core.exceptions import ConfigError, SecretKeyError, StoreError
 from store import migrations
 from store.crypto import new_secret_key
 from store.db import open_store
-from tests.conftest import make_config
+from tests.support.env import make_config
 
 
 def test_fresh_store_is_private_and_current(tmp_path) -> None:

@@ -16,7 +16,7 @@ from addons.usage_recorder import UsageRecorder
 from store import usage as usage_store
 from store.models import ApiKey, UsageEvent
 from tests.fakes.base import Reply, Stream
-from tests.fixtures import start_kleis
+from tests.support.live import start_kleis
 
 MESSAGES = {"model": "loop/claude-u", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "loop/gpt-u", "messages": [{"role": "user", "content": "hi"}]}

@@ -1,60 +1,20 @@
-"""Fixtures for the admin tests: the app on a temporary store with the test providers, a logged-in client, the API."""
+"""Helpers of the admin tests: the JSON API client, CSRF-aware form posts, the login, a seeded account."""
 
 from __future__ import annotations
 
 import html
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from admin import create_app
-from core.config import Config
-from providers import registry
 from store.accounts import TokenSet, upsert_account
 from store.db import Store
-from tests.admin_providers import TEST_PROVIDERS, LoginAuthority, TestProvider
+from tests.support.env import ADMIN_SECRET
 
-SECRET = "admin-test-secret"  # tests.conftest.make_config sets it
+SECRET = ADMIN_SECRET
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def authority(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoginAuthority]:
-    fake = LoginAuthority().start()
-    monkeypatch.setattr(TestProvider, "authority", fake)
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def test_providers(monkeypatch: pytest.MonkeyPatch, authority: LoginAuthority) -> LoginAuthority:
-    """Claude, Codex and Copilot replaced by the test providers (one per login kind)."""
-    monkeypatch.setattr(registry, "PROVIDER_CLASSES", dict(TEST_PROVIDERS))
-    return authority
-
-
-@pytest.fixture
-def app(store: Store, config: Config, test_providers: LoginAuthority) -> Flask:
-    return create_app(store, config, {"TESTING": True})
-
-
-@pytest.fixture
-def web(app: Flask) -> FlaskClient:
-    """A browser-like client that is not logged in."""
-    return app.test_client()
-
-
-@pytest.fixture
-def admin(app: Flask) -> FlaskClient:
-    """A logged-in client."""
-    client = app.test_client()
-    login(client)
-    return client
 
 
 class Api:
@@ -67,11 +27,6 @@ class Api:
     def __getattr__(self, method: str):  # type: ignore[no-untyped-def]
         call = getattr(self.client, method)
         return lambda path, **kw: call(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
-
-
-@pytest.fixture
-def api(app: Flask) -> Api:
-    return Api(app.test_client())
 
 
 def csrf_token(client: FlaskClient, page: str = "/admin/login") -> str:

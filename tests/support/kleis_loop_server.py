@@ -10,13 +10,13 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from addons.server import bound_address, run_dump  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.protocol import Protocol  # noqa: E402
 from store.db import open_store  # noqa: E402
-from tests.loopback_provider import LoopbackProvider  # noqa: E402
+from tests.fakes.loopback_provider import LoopbackProvider
 
 
 def main() -> None:

@@ -10,8 +10,6 @@ import subprocess
 import tempfile
 import uuid
 
-import pytest
-
 
 def _bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
@@ -57,15 +55,3 @@ class TempPostgres:
     def stop(self) -> None:
         subprocess.run(_as_postgres([self.pg_ctl, "-D", f"{self.dir}/data", "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def postgres_server():  # type: ignore[no-untyped-def]
-    try:
-        server = TempPostgres()
-    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL is not available here: {exc}")
-    yield server
-    server.stop()

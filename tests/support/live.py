@@ -1,12 +1,9 @@
-"""Fixtures shared across test modules: loopback fakes, a seeded store, and a live Kleis listener."""
+"""A live Kleis listener on loopback with the loopback provider, and what it was started with."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from addons.server import ProxyThread
 from addons.services import Parts
@@ -16,30 +13,9 @@ from store import keys
 from store.accounts import AccountView, TokenSet, upsert_account
 from store.db import Store
 from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.loopback_provider import LoopbackProvider
 from tests.fakes.oauth import FakeOAuth
 from tests.fakes.openai import FakeOpenAI
-from tests.loopback_provider import LoopbackProvider
-
-
-@pytest.fixture
-def fake_oauth() -> Iterator[FakeOAuth]:
-    fake = FakeOAuth().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_anthropic(fake_oauth: FakeOAuth) -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic(valid_tokens=fake_oauth.issued_access).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_openai(fake_oauth: FakeOAuth) -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI(valid_tokens=fake_oauth.issued_access).start()
-    yield fake
-    fake.stop()
 
 
 @dataclasses.dataclass
@@ -100,27 +76,3 @@ def start_kleis(
     row, key = keys.create_key("tests")
     proxy = ProxyThread(store, config, providers={"loop": provider}, parts=parts if parts is not None else Parts()).start()
     return LiveKleis(proxy, store, config, key, row.id, provider, oauth, anthropic, openai)
-
-
-@pytest.fixture
-def kleis(
-    store: Store, config: Config, fake_oauth: FakeOAuth, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
-) -> Iterator[LiveKleis]:
-    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai)
-    yield live
-    live.proxy.stop()
-
-
-@pytest.fixture
-def run_proxy(store: Store):  # type: ignore[no-untyped-def]
-    """Start Kleis listeners with given providers: `proxy = run_proxy(config, {"claude": ClaudeProvider(config)})`."""
-    started: list[ProxyThread] = []
-
-    def start(config: Config, providers: dict, parts: Parts | None = None) -> ProxyThread:
-        proxy = ProxyThread(store, config, providers=providers, parts=parts if parts is not None else Parts()).start()
-        started.append(proxy)
-        return proxy
-
-    yield start
-    for proxy in started:
-        proxy.stop()
