@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -134,73 +135,123 @@ def query_counts(process, path: Path) -> dict[str, int]:  # type: ignore[no-unty
     raise RuntimeError("Kleis did not report its query counts")
 
 
-def run(settings: dict[str, Any]) -> dict[str, Any]:
-    results: dict[str, Any] = {"settings": settings}
+@dataclasses.dataclass
+class Setup:
+    """The processes one benchmark run measures: a loopback upstream, a bare mitmproxy, Kleis (and a second Kleis)."""
+
+    work: Path
+    env: dict[str, str]
+    account_id: int
+    auth: dict[str, str]
+    upstream: str
+    bare: str
+    kleis: str
+    processes: list[Any]
+    kleis_process: Any
+
+    @property
+    def targets(self) -> dict[str, tuple[str, dict[str, str]]]:
+        return {"direct": (self.upstream, {}), "bare": (self.bare, {}), "kleis": (self.kleis, self.auth)}
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+        shutil.rmtree(self.work, ignore_errors=True)  # its store holds a generated secret key
+
+
+def start() -> Setup:
     work = Path(tempfile.mkdtemp(prefix="kleis-bench-"))
     upstream_process, upstream_port = spawn("bench.upstream")
     upstream = f"http://127.0.0.1:{upstream_port}"
     env = kleis_env(work / "data", upstream, work / "queries.json")
     key, account_id = seed(env)
-    auth = {"authorization": f"Bearer {key}"}
     bare_process, bare_port = spawn("bench.run_bare", upstream)
     kleis_process, kleis_port = spawn("bench.run_kleis", env=env)
-    bare, kleis = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{kleis_port}"
-    second = None
+    return Setup(
+        work,
+        env,
+        account_id,
+        {"authorization": f"Bearer {key}"},
+        upstream,
+        f"http://127.0.0.1:{bare_port}",
+        f"http://127.0.0.1:{kleis_port}",
+        [upstream_process, bare_process, kleis_process],
+        kleis_process,
+    )
+
+
+def against_bare(setup: Setup, settings: dict[str, Any]) -> dict[str, Any]:
+    """Latency and throughput of the three targets, round by round, with the Kleis/bare ratios."""
+    latency = interleaved(setup.targets, measure.latency, settings["latency_n"], settings["rounds"], merge_latency)
+    throughput = interleaved(
+        setup.targets,
+        lambda url, h, seconds: measure.throughput([url], h, 20, seconds),
+        settings["tput_seconds"],
+        settings["rounds"],
+        merge_throughput,
+    )
+    ratios = {
+        "latency_p50": round_ratios(latency, "p50_ms"),
+        "latency_p99": round_ratios(latency, "p99_ms"),
+        "throughput": round_ratios(throughput, "rps"),
+    }
+    streaming = {
+        name: asyncio.run(measure.streaming(url, h, settings["stream_events"], settings["stream_interval"]))
+        for name, (url, h) in setup.targets.items()
+    }
+    return {"latency": latency, "throughput": throughput, "ratios": ratios, "streaming": streaming}
+
+
+def hot_path(setup: Setup, settings: dict[str, Any]) -> dict[str, int]:
+    """Database queries made on the request path (and in the background) while Kleis serves steady traffic."""
+    before = query_counts(setup.kleis_process, setup.work / "queries.json")
+    steady = asyncio.run(measure.throughput([setup.kleis], setup.auth, 4, 0.0001 + settings["hot_requests"] / 400))
+    after = query_counts(setup.kleis_process, setup.work / "queries.json")
+    on_path = after["request_path_queries"] - before["request_path_queries"]
+    return {
+        "requests": steady["requests"] + 4,
+        "request_path_queries": on_path,
+        "background_queries": (after["all_queries"] - before["all_queries"]) - on_path,
+    }
+
+
+def refresh_burst(setup: Setup, settings: dict[str, Any]) -> dict[str, Any]:
+    """A burst of requests on an account whose token has just expired: one refresh, every request served."""
+    calls_before = asyncio.run(measure.upstream_stats(setup.upstream))["refresh_calls"]
+    expire(setup.env, setup.account_id)
+    time.sleep(0.6)  # the proxy's view follows the store within this
+    result: dict[str, Any] = asyncio.run(measure.burst(setup.kleis, setup.auth, settings["burst"]))
+    stats = asyncio.run(measure.upstream_stats(setup.upstream))
+    result.update(refresh_calls=stats["refresh_calls"] - calls_before, reused_refresh=stats["reused_refresh"])
+    return result
+
+
+def scale_out(setup: Setup, settings: dict[str, Any]) -> dict[str, float]:
+    """Throughput with a second Kleis process on the same store against one."""
+    second, second_port = spawn("bench.run_kleis", env={**setup.env, "BENCH_QUERY_LOG": str(setup.work / "queries-2.json")})
+    setup.processes.append(second)
+    one = asyncio.run(measure.throughput([setup.kleis], setup.auth, 20, settings["tput_seconds"]))
+    two = asyncio.run(measure.throughput([setup.kleis, f"http://127.0.0.1:{second_port}"], setup.auth, 20, settings["tput_seconds"]))
+    return {"one_rps": one["rps"], "two_rps": two["rps"], "ratio": two["rps"] / one["rps"] if one["rps"] else float("nan")}
+
+
+def run(settings: dict[str, Any]) -> dict[str, Any]:
+    results: dict[str, Any] = {"settings": settings}
+    setup = start()
     try:
-        targets = {"direct": (upstream, {}), "bare": (bare, {}), "kleis": (kleis, auth)}
-        results["rss_start_mb"] = rss_mb(kleis_process.pid)
-        results["latency"] = interleaved(
-            targets, lambda url, h, n: measure.latency(url, h, n), settings["latency_n"], settings["rounds"], merge_latency
-        )
-        results["throughput"] = interleaved(
-            targets,
-            lambda url, h, seconds: measure.throughput([url], h, 20, seconds),
-            settings["tput_seconds"],
-            settings["rounds"],
-            merge_throughput,
-        )
-        results["ratios"] = {
-            "latency_p50": round_ratios(results["latency"], "p50_ms"),
-            "latency_p99": round_ratios(results["latency"], "p99_ms"),
-            "throughput": round_ratios(results["throughput"], "rps"),
-        }
-        results["streaming"] = {
-            name: asyncio.run(measure.streaming(url, h, settings["stream_events"], settings["stream_interval"]))
-            for name, (url, h) in targets.items()
-        }
-        before = query_counts(kleis_process, work / "queries.json")
-        steady = asyncio.run(measure.throughput([kleis], auth, 4, 0.0001 + settings["hot_requests"] / 400))
-        after = query_counts(kleis_process, work / "queries.json")
-        results["hot_path"] = {
-            "requests": steady["requests"] + 4,
-            "request_path_queries": after["request_path_queries"] - before["request_path_queries"],
-            "background_queries": (after["all_queries"] - before["all_queries"])
-            - (after["request_path_queries"] - before["request_path_queries"]),
-        }
+        results["rss_start_mb"] = rss_mb(setup.kleis_process.pid)
+        results.update(against_bare(setup, settings))
+        results["hot_path"] = hot_path(setup, settings)
         results["streams"] = asyncio.run(
-            measure.concurrent_streams(kleis, auth, settings["streams"], settings["stream_events_slow"], settings["stream_interval_slow"])
+            measure.concurrent_streams(
+                setup.kleis, setup.auth, settings["streams"], settings["stream_events_slow"], settings["stream_interval_slow"]
+            )
         )
-        results["streams"]["peak_rss_mb"] = peak_rss_mb(kleis_process.pid)
-        calls_before = asyncio.run(measure.upstream_stats(upstream))["refresh_calls"]
-        expire(env, account_id)
-        time.sleep(0.6)  # the proxy's view follows the store within this
-        results["refresh"] = asyncio.run(measure.burst(kleis, auth, settings["burst"]))
-        stats = asyncio.run(measure.upstream_stats(upstream))
-        results["refresh"].update(refresh_calls=stats["refresh_calls"] - calls_before, reused_refresh=stats["reused_refresh"])
-        second_env = {**env, "BENCH_QUERY_LOG": str(work / "queries-2.json")}
-        second, second_port = spawn("bench.run_kleis", env=second_env)
-        one = asyncio.run(measure.throughput([kleis], auth, 20, settings["tput_seconds"]))
-        two = asyncio.run(measure.throughput([kleis, f"http://127.0.0.1:{second_port}"], auth, 20, settings["tput_seconds"]))
-        results["scale_out"] = {
-            "one_rps": one["rps"],
-            "two_rps": two["rps"],
-            "ratio": two["rps"] / one["rps"] if one["rps"] else float("nan"),
-        }
+        results["streams"]["peak_rss_mb"] = peak_rss_mb(setup.kleis_process.pid)
+        results["refresh"] = refresh_burst(setup, settings)
+        results["scale_out"] = scale_out(setup, settings)
     finally:
-        for process in (second, kleis_process, bare_process, upstream_process):
-            if process is not None:
-                stop(process)
-        shutil.rmtree(work, ignore_errors=True)  # its store holds a generated secret key
+        setup.stop()
     return results
 
 
@@ -210,23 +261,27 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, Python {platform.python_version()}, mitmproxy {mitmproxy.version.VERSION}, {platform.machine()}"
 
 
-def table(r: dict[str, Any]) -> str:
-    lat, tput, st, ratios = r["latency"], r["throughput"], r["streaming"], r.get("ratios", {})
-    rows = [
+Row = tuple[str, str, str, str, str, str]
+
+
+def latency_rows(r: dict[str, Any]) -> list[Row]:
+    lat, tput, ratios = r["latency"], r["throughput"], r.get("ratios", {})
+    direct, bare, kleis = lat["direct"], lat["bare"], lat["kleis"]
+    return [
         (
             "latency p50 (ms)",
-            f"{lat['direct']['p50_ms']:.2f}",
-            f"{lat['bare']['p50_ms']:.2f}",
-            f"{lat['kleis']['p50_ms']:.2f}",
-            _ratio(ratios.get("latency_p50"), lat["kleis"]["p50_ms"] / lat["bare"]["p50_ms"]),
+            f"{direct['p50_ms']:.2f}",
+            f"{bare['p50_ms']:.2f}",
+            f"{kleis['p50_ms']:.2f}",
+            _ratio(ratios.get("latency_p50"), kleis["p50_ms"] / bare["p50_ms"]),
             "≤ 1.25",
         ),
         (
             "latency p99 (ms)",
-            f"{lat['direct']['p99_ms']:.2f}",
-            f"{lat['bare']['p99_ms']:.2f}",
-            f"{lat['kleis']['p99_ms']:.2f}",
-            _ratio(ratios.get("latency_p99"), lat["kleis"]["p99_ms"] / lat["bare"]["p99_ms"]),
+            f"{direct['p99_ms']:.2f}",
+            f"{bare['p99_ms']:.2f}",
+            f"{kleis['p99_ms']:.2f}",
+            _ratio(ratios.get("latency_p99"), kleis["p99_ms"] / bare["p99_ms"]),
             "≤ 2",
         ),
         (
@@ -234,7 +289,7 @@ def table(r: dict[str, Any]) -> str:
             "",
             "",
             "",
-            f"{lat['kleis']['p50_ms'] - lat['direct']['p50_ms']:.2f} / {lat['kleis']['p99_ms'] - lat['direct']['p99_ms']:.2f}",
+            f"{kleis['p50_ms'] - direct['p50_ms']:.2f} / {kleis['p99_ms'] - direct['p99_ms']:.2f}",
             "",
         ),
         (
@@ -245,14 +300,19 @@ def table(r: dict[str, Any]) -> str:
             _ratio(ratios.get("throughput"), tput["kleis"]["rps"] / tput["bare"]["rps"]),
             "≥ 0.80",
         ),
+    ]
+
+
+def stream_rows(r: dict[str, Any]) -> list[Row]:
+    st, streams = r["streaming"], r["streams"]
+    renamed = st["kleis"]["tool_name_restored"] and st["kleis"]["tool_renamed_upstream"]
+    return [
         (
             f"stream delay p50/p99/max (ms), {st['kleis']['events']} events",
             _triple(st["direct"]),
             _triple(st["bare"]),
             _triple(st["kleis"]),
-            "tool renamed upstream and restored"
-            if st["kleis"]["tool_name_restored"] and st["kleis"]["tool_renamed_upstream"]
-            else "tool rename NOT verified",
+            "tool renamed upstream and restored" if renamed else "tool rename NOT verified",
             "p99 ≤ 5",
         ),
         (
@@ -264,38 +324,48 @@ def table(r: dict[str, Any]) -> str:
             "",
         ),
         (
-            f"{r['streams']['streams']} concurrent streams",
+            f"{streams['streams']} concurrent streams",
             "",
             "",
-            f"{r['streams']['errors'] + r['streams']['short']} errors",
-            f"peak RSS {r['streams']['peak_rss_mb']:.0f} MB",
+            f"{streams['errors'] + streams['short']} errors",
+            f"peak RSS {streams['peak_rss_mb']:.0f} MB",
             "0, < 250 MB",
         ),
+    ]
+
+
+def store_rows(r: dict[str, Any]) -> list[Row]:
+    refresh, hot, scale = r["refresh"], r["hot_path"], r["scale_out"]
+    return [
         (
-            f"refresh under contention ({r['refresh']['count']} req)",
+            f"refresh under contention ({refresh['count']} req)",
             "",
             "",
-            f"{r['refresh']['ok']} ok in {r['refresh']['seconds']:.2f}s",
-            f"{r['refresh']['refresh_calls']} refresh call(s)",
+            f"{refresh['ok']} ok in {refresh['seconds']:.2f}s",
+            f"{refresh['refresh_calls']} refresh call(s)",
             "1",
         ),
         (
             "database queries per request",
             "",
             "",
-            f"{r['hot_path']['request_path_queries']} in {r['hot_path']['requests']} req",
-            f"{r['hot_path']['request_path_queries'] / max(1, r['hot_path']['requests']):.2f} per request",
+            f"{hot['request_path_queries']} in {hot['requests']} req",
+            f"{hot['request_path_queries'] / max(1, hot['requests']):.2f} per request",
             "0",
         ),
         (
             "scale-out, 2 processes vs 1 (req/s)",
             "",
             "",
-            f"{r['scale_out']['one_rps']:.0f} → {r['scale_out']['two_rps']:.0f}",
-            f"×{r['scale_out']['ratio']:.2f}",
+            f"{scale['one_rps']:.0f} → {scale['two_rps']:.0f}",
+            f"×{scale['ratio']:.2f}",
             "≥ 1.7",
         ),
     ]
+
+
+def table(r: dict[str, Any]) -> str:
+    rows = [*latency_rows(r), *stream_rows(r), *store_rows(r)]
     headers = ("measure", "direct", "bare mitmproxy", "Kleis", "ratio / result", "target")
     widths = [max(len(str(row[i])) for row in (*rows, headers)) for i in range(len(headers))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=False)), "  ".join("-" * w for w in widths)]

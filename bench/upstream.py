@@ -45,65 +45,38 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def event(name: str, data: dict) -> bytes:
+    """One SSE event as one chunk of a chunked body."""
+    return chunk(sse(name, {"type": name, **data}))
+
+
+def opening(body: dict) -> bytes:
+    """message_start, and for a request with tools the name the upstream saw, in an event no proxy rewrites
+    (proof that the renaming happened), then the tool_use block whose name the proxy restores."""
+    usage = {"input_tokens": 10, "output_tokens": 1}
+    message = {"id": "msg_b", "type": "message", "role": "assistant", "content": [], "model": body.get("model"), "usage": usage}
+    out = event("message_start", {"message": message})
+    tools = body.get("tools") or []
+    if tools:
+        name = tools[0].get("name")
+        out += event("ping", {"upstream_saw_tool": name})
+        out += event("content_block_start", {"index": 0, "content_block": {"type": "tool_use", "id": "toolu_b", "name": name, "input": {}}})
+    return out
+
+
 async def stream(writer: asyncio.StreamWriter, body: dict) -> None:
     events = int(body.get("events", 50))
     interval = float(body.get("interval", 0.02))
-    tools = body.get("tools") or []
-    writer.write(head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}))
-    writer.write(
-        chunk(
-            sse(
-                "message_start",
-                {
-                    "type": "message_start",
-                    "message": {
-                        "id": "msg_b",
-                        "type": "message",
-                        "role": "assistant",
-                        "content": [],
-                        "model": body.get("model"),
-                        "usage": {"input_tokens": 10, "output_tokens": 1},
-                    },
-                },
-            )
-        )
-    )
-    if tools:  # what the upstream was sent, in an event no proxy rewrites: proves the renaming happened
-        writer.write(chunk(sse("ping", {"type": "ping", "upstream_saw_tool": tools[0].get("name")})))
-        writer.write(
-            chunk(
-                sse(
-                    "content_block_start",
-                    {
-                        "type": "content_block_start",
-                        "index": 0,
-                        "content_block": {"type": "tool_use", "id": "toolu_b", "name": tools[0].get("name"), "input": {}},
-                    },
-                )
-            )
-        )
+    writer.write(head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}) + opening(body))
     await writer.drain()
     for index in range(events):
         await asyncio.sleep(interval)
         writer.write(
-            chunk(
-                sse(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "sent": time.time(),
-                        "n": index,
-                        "delta": {"type": "text_delta", "text": "x"},
-                    },
-                )
-            )
+            event("content_block_delta", {"index": 0, "sent": time.time(), "n": index, "delta": {"type": "text_delta", "text": "x"}})
         )
         await writer.drain()
-    writer.write(
-        chunk(sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": events}}))
-    )
-    writer.write(chunk(sse("message_stop", {"type": "message_stop"})) + b"0\r\n\r\n")
+    writer.write(event("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": events}}))
+    writer.write(event("message_stop", {}) + b"0\r\n\r\n")
     await writer.drain()
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import peewee
 
 from core.display import account_name, key_label
 from store.models import Account, ApiKey, UsageEvent, database
+
+# peewee's own wrapper: a driver's errors raised as peewee's (IntegrityError, OperationalError, …) whatever the database,
+# for SQL run on a raw cursor (sqlite3 and psycopg2 raise their own classes otherwise).
+AS_PEEWEE_ERRORS: AbstractContextManager[None] = vars(peewee)["__exception_wrapper__"]
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 GROUPINGS: dict[str, peewee.Field] = {
@@ -69,7 +74,7 @@ def insert_events(rows: list[dict[str, Any]]) -> int:
         tuple(row.get(column, DEFAULTS.get(column)) if column != "created_at" else row.get(column, now) for column in COLUMNS)
         for row in rows
     ]
-    with database.atomic():
+    with database.atomic(), AS_PEEWEE_ERRORS:
         cursor = db.cursor()
         cursor.executemany(sql, values)
         inserted = cursor.rowcount

@@ -66,3 +66,28 @@ def test_misses_reload_keys_at_a_bounded_rate(store, monkeypatch) -> None:
         assert len(loads) == 2  # one more reload, not fifty
 
     asyncio.run(scenario())
+
+
+def test_the_running_and_done_hooks_start_and_stop_the_poll(store) -> None:
+    from mitmproxy import hooks
+    from mitmproxy.test import taddons
+
+    async def scenario() -> None:
+        follower = StoreFollower(store.cipher, interval=0.02)
+        follower.load_all()
+        with taddons.context(follower) as tctx:
+            await tctx.master.addons.invoke_addon(follower, hooks.RunningHook())
+            seen = []
+            follower.listeners.append(seen.append)
+            await asyncio.to_thread(keys.create_key, "after start")
+            for _ in range(200):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            assert seen == ["keys"] and len(follower.keys) == 1
+            await tctx.master.addons.invoke_addon(follower, hooks.DoneHook())
+            await asyncio.to_thread(keys.create_key, "after done")
+            await asyncio.sleep(0.1)
+            assert len(follower.keys) == 1  # stopped: no more polls
+
+    asyncio.run(scenario())
