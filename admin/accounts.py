@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from admin import operations
+from admin import confirm, operations
 from core.exceptions import KleisError, NotFound
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin")
@@ -50,16 +50,28 @@ def confirm_remove(ident: str) -> str | tuple[str, int]:
         account = operations.describe(operations.find(ident))
     except NotFound as exc:
         return render_template("message.html", title="No such account", message=str(exc)), 404
-    return render_template("confirm_remove.html", account=account)
+    detail = f"{account['provider']}, #{account['id']}" + (", primary" if account["is_primary"] else "")
+    return confirm.page(
+        confirm.Confirmation(
+            title="Remove account",
+            question="Remove this account?",
+            subject=account["name"],
+            detail=detail,
+            consequence="Its tokens are deleted from Kleis. To use it again you will have to log in again.",
+            action_url=url_for(".remove", ident=account["id"]),
+            button="Remove the account",
+            button_id="confirm-remove",
+            cancel_url=url_for(".page"),
+        )
+    )
 
 
 @bp.post("/accounts/<ident>/remove")
 def remove(ident: str) -> Response:
-    if request.form.get("confirm") != "yes":
-        flash("Removing an account needs its confirmation page.", "error")
-        return redirect(url_for(".confirm_remove", ident=ident), code=303)
-    try:
-        flash(operations.act(current_app.extensions["kleis_store"], ident, "remove"), "ok")
-    except KleisError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for(".page"), code=303)
+    return confirm.confirmed(
+        lambda: operations.act(current_app.extensions["kleis_store"], ident, "remove"),
+        unconfirmed="Removing an account needs its confirmation page.",
+        page_endpoint=".confirm_remove",
+        ident=ident,
+        done_endpoint=".page",
+    )

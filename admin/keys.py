@@ -7,8 +7,9 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from admin import confirm
 from core.display import key_label
-from core.exceptions import InvalidInput, KleisError, NotFound
+from core.exceptions import InvalidInput, NotFound
 from store.keys import PROVIDERS, create_key, find_key, key_to_dict, limits_text, revoke_key, set_limits
 from store.models import ApiKey
 
@@ -118,7 +119,19 @@ def confirm_revoke(ident: str) -> str | tuple[str, int]:
         key = key_to_dict(find_key(ident))
     except NotFound as exc:
         return render_template("message.html", title="No such key", message=str(exc)), 404
-    return render_template("confirm_revoke.html", key=key)
+    return confirm.page(
+        confirm.Confirmation(
+            title="Revoke key",
+            question="Revoke this key?",
+            subject=key["name"],
+            detail=f"{key['public_id']}…",
+            consequence="Every agent using it is refused within a second. This cannot be undone (the row stays for the record).",
+            action_url=url_for(".revoke", ident=key["id"]),
+            button="Revoke the key",
+            button_id="confirm-revoke",
+            cancel_url=url_for(".page"),
+        )
+    )
 
 
 @bp.post("/keys/<ident>/limits")
@@ -136,12 +149,14 @@ def limits(ident: str) -> Response | tuple[str, int]:
 
 @bp.post("/keys/<ident>/revoke")
 def revoke(ident: str) -> Response:
-    if request.form.get("confirm") != "yes":
-        flash("Revoking a key needs its confirmation page.", "error")
-        return redirect(url_for(".confirm_revoke", ident=ident), code=303)
-    try:
+    def revoke_now() -> str:
         row = revoke_key(ident)
-        flash(f"Key {key_label(row.name, row.public_id)} revoked: the proxy refuses it from now on.", "ok")
-    except KleisError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for(".page"), code=303)
+        return f"Key {key_label(row.name, row.public_id)} revoked: the proxy refuses it from now on."
+
+    return confirm.confirmed(
+        revoke_now,
+        unconfirmed="Revoking a key needs its confirmation page.",
+        page_endpoint=".confirm_revoke",
+        ident=ident,
+        done_endpoint=".page",
+    )

@@ -43,9 +43,14 @@ def _forget(provider: str) -> None:
         session["logins"] = logins
 
 
-def _unavailable(provider: str) -> tuple[str, int] | None:
+@bp.before_request
+def _unavailable() -> tuple[str, int] | None:
+    """Every page of a provider that cannot log in here answers 404 (the device poll answers in JSON itself)."""
+    provider = (request.view_args or {}).get("provider")
+    if provider is None or request.endpoint == "logins.poll":
+        return None
     try:
-        operations.login_provider(provider)
+        operations.login_provider(str(provider))
     except NotFound as exc:
         return render_template("message.html", title="Provider not available", message=str(exc)), 404
     return None
@@ -53,18 +58,12 @@ def _unavailable(provider: str) -> tuple[str, int] | None:
 
 @bp.get("/<provider>")
 def start_page(provider: str) -> str | tuple[str, int]:
-    refused = _unavailable(provider)
-    if refused:
-        return refused
     info = operations.provider_info(provider)
     return render_template("add_account.html", provider=info, flow=_current(provider), supports_device=provider == "codex")
 
 
 @bp.post("/<provider>")
 def start(provider: str) -> Response | tuple[str, int]:
-    refused = _unavailable(provider)
-    if refused:
-        return refused
     try:
         _, started = operations.start_login(
             _store(), provider, device=request.form.get("device") == "1", label=request.form.get("label", "").strip()
@@ -78,9 +77,6 @@ def start(provider: str) -> Response | tuple[str, int]:
 
 @bp.get("/<provider>/flow")
 def flow_page(provider: str) -> Response | str | tuple[str, int]:
-    refused = _unavailable(provider)
-    if refused:
-        return refused
     flow = _current(provider)
     if flow is None:
         flash("No login in progress for this provider: start one.", "error")
@@ -111,9 +107,6 @@ def _complete(provider: str) -> LoginResult:
 
 @bp.post("/<provider>/complete")
 def complete(provider: str) -> Response | tuple[str, int]:
-    refused = _unavailable(provider)
-    if refused:
-        return refused
     try:
         result = _complete(provider)
     except KleisError as exc:

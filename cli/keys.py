@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli.output import print_json, print_table
+from cli.output import number_option, print_json, print_table
 from cli.session import store_session
 from core.config import Config
 from core.display import fmt_time
@@ -12,25 +12,8 @@ from core.exceptions import InvalidInput
 from store.keys import PROVIDERS, create_key, key_to_dict, limits_text, revoke_key, set_limits
 from store.models import ApiKey
 
-
-def _expires_days(value: str) -> float:
-    try:
-        days = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of days, got {value!r}") from None
-    if not 0 < days <= 36500:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 36500 days, got {value}")
-    return days
-
-
-def _limit(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number (0: no limit), got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {value}")
-    return number
+_expires_days = number_option(float, "a number of days", above=0, high=36500, unit=" days")
+_limit = number_option(int, "a whole number (0: no limit)", low=0)
 
 
 def _add_limit_options(parser: argparse.ArgumentParser, *, changing: bool = False) -> None:

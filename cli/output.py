@@ -1,11 +1,14 @@
-"""Printing for the CLI: tables, JSON and errors."""
+"""Printing for the CLI: tables, JSON and errors; option values checked the way settings are."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from core.numbers import N, parse_number
 
 
 def print_json(value: Any) -> None:
@@ -24,3 +27,15 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
 
 def fail(message: str) -> None:
     print(f"kleis: error: {message}", file=sys.stderr)
+
+
+def number_option(kind: type[N], what: str, **bounds: Any) -> Callable[[str], N]:
+    """An argparse `type=` for a number in a range (core.numbers.parse_number), its message in argparse's words."""
+
+    def parse(value: str) -> N:
+        try:
+            return parse_number(value, kind, what, **bounds)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse

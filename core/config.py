@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.exceptions import ConfigError
+from core.numbers import parse_number
 
 
 def _url(value: str) -> str:
@@ -26,33 +27,15 @@ def _optional_url(value: str) -> str:
 
 
 def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise ValueError(f"must be a port number, got {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"must be between 0 and 65535, got {port}")
-    return port
+    return parse_number(value, int, "a port number", low=0, high=65535)
 
 
 def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"must be a whole number, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"must be greater than 0, got {number}")
-    return number
+    return parse_number(value, int, "a whole number", above=0)
 
 
 def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"must be a number, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"must be greater than 0, got {value}")
-    return number
+    return parse_number(value, float, "a number", above=0)
 
 
 def _database_url(value: str) -> str:

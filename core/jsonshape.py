@@ -11,6 +11,11 @@ def mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def present_fields(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The named attributes of `obj` that are set (not None, not empty), e.g. for metadata kept with an account."""
+    return {name: getattr(obj, name) for name in names if getattr(obj, name)}
+
+
 def json_or_none(content: bytes) -> Any:
     """`content` parsed as JSON, or None when it is empty or not JSON."""
     try:

@@ -57,6 +57,17 @@ class LoginResult:
         return dataclasses.asdict(self)
 
 
+def authorization_code_grant(client_id: str, code: str, redirect_uri: str, verifier: str, **extra: str) -> dict[str, str]:
+    """The token request that redeems an authorization code (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.5)."""
+    grant = {"grant_type": "authorization_code", "code": code, "client_id": client_id, "redirect_uri": redirect_uri}
+    return {**grant, **extra, "code_verifier": verifier}
+
+
+def refresh_grant(client_id: str, refresh_token: str) -> dict[str, str]:
+    """The token request that trades a refresh token for a new pair (RFC 6749 §6), with no `scope`."""
+    return {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
+
+
 def pkce_pair() -> tuple[str, str]:
     """(verifier, S256 challenge): 64 random bytes, base64url without padding."""
     verifier = base64.urlsafe_b64encode(secrets.token_bytes(64)).rstrip(b"=").decode()

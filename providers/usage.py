@@ -10,6 +10,7 @@ import dataclasses
 import json
 from typing import Any
 
+from core.jsonshape import mapping
 from core.protocol import Protocol
 from core.sse import SSEEvent
 
@@ -49,33 +50,29 @@ def from_anthropic(usage: dict[str, Any], into: Usage | None = None) -> Usage:
     return result
 
 
-def from_openai_chat(usage: dict[str, Any]) -> Usage:
-    prompt = _int(usage.get("prompt_tokens"))
-    cached = _int((usage.get("prompt_tokens_details") or {}).get("cached_tokens"))
+def _from_openai(usage: dict[str, Any], names: tuple[str, str, str, str]) -> Usage:
+    """OpenAI counts cached input inside its input total: Kleis keeps the two apart, as Anthropic reports them."""
+    input_field, output_field, input_details, output_details = names
+    inputs, outputs = mapping(usage.get(input_details)), mapping(usage.get(output_details))
+    cached = _int(inputs.get("cached_tokens"))
     return Usage(
-        input_tokens=max(0, prompt - cached),
-        output_tokens=_int(usage.get("completion_tokens")),
+        input_tokens=max(0, _int(usage.get(input_field)) - cached),
+        output_tokens=_int(usage.get(output_field)),
         cache_read_tokens=cached,
-        cache_write_tokens=_int((usage.get("prompt_tokens_details") or {}).get("cache_write_tokens")),
-        reasoning_tokens=_int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens")),
+        cache_write_tokens=_int(inputs.get("cache_write_tokens")),
+        reasoning_tokens=_int(outputs.get("reasoning_tokens")),
         raw=usage,
         seen=True,
         complete=True,
     )
+
+
+def from_openai_chat(usage: dict[str, Any]) -> Usage:
+    return _from_openai(usage, ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"))
 
 
 def from_openai_responses(usage: dict[str, Any]) -> Usage:
-    total_input = _int(usage.get("input_tokens"))
-    cached = _int((usage.get("input_tokens_details") or {}).get("cached_tokens"))
-    return Usage(
-        input_tokens=max(0, total_input - cached),
-        output_tokens=_int(usage.get("output_tokens")),
-        cache_read_tokens=cached,
-        reasoning_tokens=_int((usage.get("output_tokens_details") or {}).get("reasoning_tokens")),
-        raw=usage,
-        seen=True,
-        complete=True,
-    )
+    return _from_openai(usage, ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"))
 
 
 class UsageReader:
@@ -121,11 +118,21 @@ class MessagesUsageReader(UsageReader):
             self.usage.complete = True
 
 
-class ChatUsageReader(UsageReader):
+class OpenAIUsageReader(UsageReader):
+    """OpenAI shapes carry one whole usage object (`usage`, in the body or the final event), read by `parse`."""
+
+    @staticmethod
+    def parse(usage: dict[str, Any]) -> Usage:
+        raise NotImplementedError
+
     def body(self, body: Any) -> Usage:
         if isinstance(body, dict) and isinstance(body.get("usage"), dict):
-            self.usage = from_openai_chat(body["usage"])
+            self.usage = self.parse(body["usage"])
         return self.usage
+
+
+class ChatUsageReader(OpenAIUsageReader):
+    parse = staticmethod(from_openai_chat)
 
     def event(self, event: SSEEvent) -> None:
         if event.data is None or '"usage"' not in event.data:  # only the final chunk carries usage: skip the parse
@@ -140,11 +147,8 @@ class ChatUsageReader(UsageReader):
 FINAL_RESPONSE_EVENTS = ("response.completed", "response.done", "response.incomplete", "response.failed")
 
 
-class ResponsesUsageReader(UsageReader):
-    def body(self, body: Any) -> Usage:
-        if isinstance(body, dict) and isinstance(body.get("usage"), dict):
-            self.usage = from_openai_responses(body["usage"])
-        return self.usage
+class ResponsesUsageReader(OpenAIUsageReader):
+    parse = staticmethod(from_openai_responses)
 
     def event(self, event: SSEEvent) -> None:
         if event.event is not None and event.event not in FINAL_RESPONSE_EVENTS:

@@ -29,6 +29,9 @@ class TokenSet:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+DERIVED_FIELDS = frozenset({"access_token", "refresh_token", "metadata", "status_changed_at"})  # not copied as stored
+
+
 @dataclasses.dataclass(frozen=True)
 class AccountView:
     """A decrypted, read-only snapshot of an account, as the proxy's cache holds it."""
@@ -54,24 +57,13 @@ class AccountView:
 
     @classmethod
     def from_row(cls, row: Account, cipher: TokenCipher) -> AccountView:
+        """The row's columns by name; tokens decrypted, metadata parsed."""
+        values = {field.name: getattr(row, field.name) for field in dataclasses.fields(cls) if field.name not in DERIVED_FIELDS}
         return cls(
-            id=row.id,
-            provider=row.provider,
-            label=row.label,
-            identity=row.identity,
-            email=row.email,
-            status=row.status,
-            status_reason=row.status_reason,
-            cooldown_until=row.cooldown_until,
-            is_primary=row.is_primary,
+            **values,
             access_token=cipher.decrypt_optional(row.access_token),
             refresh_token=cipher.decrypt_optional(row.refresh_token),
-            expires_at=row.expires_at,
-            token_version=row.token_version,
             metadata=row.meta,
-            created_at=row.created_at,
-            last_refresh_at=row.last_refresh_at,
-            last_refresh_result=row.last_refresh_result,
             status_changed_at=row.status_changed_at or 0.0,
         )
 

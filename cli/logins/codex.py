@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from cli.logins.codex_callback import CallbackListener
+from cli.output import number_option
 from cli.session import store_session
 from core.config import Config
 from core.exceptions import InvalidInput
@@ -25,14 +26,7 @@ NOT_INTERACTIVE = (
 )
 
 
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {value!r}") from None
-    if not 0 < seconds <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {value}")
-    return seconds
+_seconds = number_option(float, "a number of seconds", above=0, high=86400, unit=" seconds")
 
 
 def register_login(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,7 +9,7 @@ import textwrap
 import time
 from collections.abc import Callable
 
-from cli.output import print_json
+from cli.output import number_option, print_json
 from cli.session import store_session
 from core.config import Config
 from core.exceptions import InvalidInput, KleisError
@@ -20,14 +20,7 @@ from store.db import Store
 LOGIN_COMMAND = "python kleis.py accounts login copilot"
 
 
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return seconds
+_seconds = number_option(float, "a number of seconds", above=0)
 
 
 def register_login(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,9 +10,9 @@ import httpx
 
 from core.config import Config
 from core.exceptions import ProviderError, ReauthRequired, TransientProviderError
-from core.jsonshape import mapping
+from core.jsonshape import mapping, present_fields
 from providers.claude.rewrite import ANTHROPIC_VERSION, OAUTH_BETA, claude_code_user_agent
-from providers.oauth import token_error
+from providers.oauth import authorization_code_grant, refresh_grant, token_error
 from store.accounts import TokenSet
 
 CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
@@ -40,13 +40,7 @@ class Identity:
     organization_name: str | None = None
 
     def metadata(self) -> dict[str, str]:
-        fields = {
-            "account_uuid": self.account_uuid,
-            "email": self.email,
-            "organization_uuid": self.organization_uuid,
-            "organization_name": self.organization_name,
-        }
-        return {name: value for name, value in fields.items() if value}
+        return present_fields(self, ("account_uuid", "email", "organization_uuid", "organization_name"))
 
 
 def token_url(config: Config) -> str:
@@ -58,19 +52,13 @@ def redirect_uri(config: Config) -> str:
 
 
 def exchange_body(code: str, state: str, verifier: str, redirect: str) -> dict[str, str]:
-    return {
-        "grant_type": "authorization_code",
-        "code": code,
-        "state": state,
-        "client_id": CLIENT_ID,
-        "redirect_uri": redirect,
-        "code_verifier": verifier,
-    }
+    """Anthropic's token endpoint wants the login's `state` back beside the code."""
+    return authorization_code_grant(CLIENT_ID, code, redirect, verifier, state=state)
 
 
 def refresh_body(refresh_token: str) -> dict[str, str]:
     """No `scope`: Anthropic answers invalid_scope when the list names a scope the grant lacks (pi-mono dropped it, 2026-03)."""
-    return {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID}
+    return refresh_grant(CLIENT_ID, refresh_token)
 
 
 def _text(value: Any) -> str | None:

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from core.jsonshape import present_fields
 from providers.codex.constants import AUTH_CLAIM, PROFILE_CLAIM
 
 
@@ -86,14 +87,7 @@ class CodexIdentity:
         return f"{self.account_id}:{self.user_id}" if self.user_id else self.account_id
 
     def metadata(self) -> dict[str, Any]:
-        found = {
-            "account_id": self.account_id,
-            "user_id": self.user_id,
-            "email": self.email,
-            "plan_type": self.plan_type,
-            "residency": self.residency,
-        }
-        return {name: value for name, value in found.items() if value}
+        return present_fields(self, ("account_id", "user_id", "email", "plan_type", "residency"))
 
 
 def identity_from_tokens(id_token: str | None, access_token: str | None, account_id: str | None = None) -> CodexIdentity:

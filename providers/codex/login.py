@@ -15,6 +15,7 @@ import httpx
 
 from core.config import Config
 from core.exceptions import InvalidInput, ProviderError, TransientProviderError
+from core.jsonshape import json_or_none, mapping
 from providers.codex.accounts import store_account
 from providers.codex.constants import (
     AUTHORIZE_PATH,
@@ -113,12 +114,9 @@ def _start_device(store: Store, config: Config, label: str) -> LoginStart:
         raise ProviderError("device login is not enabled for this ChatGPT host (404); use the browser login instead", status=404)
     if response.status_code != 200:
         raise token_error(response, "device login")
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    user_code = (data.get("user_code") or data.get("usercode")) if isinstance(data, dict) else None
-    device_auth_id = data.get("device_auth_id") if isinstance(data, dict) else None
+    data = mapping(json_or_none(response.content))
+    user_code = data.get("user_code") or data.get("usercode")
+    device_auth_id = data.get("device_auth_id")
     if not isinstance(user_code, str) or not isinstance(device_auth_id, str) or not user_code or not device_auth_id:
         raise ProviderError("device login: the ChatGPT host answered without a user code")
     interval = _interval(data.get("interval"))
@@ -173,12 +171,8 @@ def _poll_device(store: Store, config: Config, flow_id: str, flow: dict[str, Any
             return LoginResult("pending", message="asked to slow down", interval=interval)
         if response.status_code != 200:
             raise token_error(response, "device login")
-        try:
-            grant = response.json()
-        except ValueError:
-            grant = None
-        code = grant.get("authorization_code") if isinstance(grant, dict) else None
-        verifier = grant.get("code_verifier") if isinstance(grant, dict) else None
+        grant = mapping(json_or_none(response.content))
+        code, verifier = grant.get("authorization_code"), grant.get("code_verifier")
         if not isinstance(code, str) or not isinstance(verifier, str) or not code or not verifier:
             raise ProviderError("device login: the approval carried no authorization code")
         tokens, identity = exchange_code(http, config, code, config.codex_auth_base + DEVICE_REDIRECT_PATH, verifier)

@@ -11,7 +11,7 @@ from core.config import Config
 from core.exceptions import ProviderError, TransientProviderError
 from providers.codex.constants import CLIENT_ID, DEFAULT_EXPIRES_IN, TOKEN_PATH
 from providers.codex.jwt import CodexIdentity, identity_from_tokens
-from providers.oauth import token_error
+from providers.oauth import authorization_code_grant, refresh_grant, token_error
 from store.accounts import TokenSet
 
 FORM_HEADERS = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
@@ -22,18 +22,12 @@ def token_url(config: Config) -> str:
 
 
 def exchange_form(code: str, redirect_uri: str, verifier: str) -> dict[str, str]:
-    return {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "client_id": CLIENT_ID,
-        "code_verifier": verifier,
-    }
+    return authorization_code_grant(CLIENT_ID, code, redirect_uri, verifier)
 
 
 def refresh_form(refresh_token: str) -> dict[str, str]:
     # PI and OpenCode send these three fields; CPA and Codex CLI add scope=openid profile email (not needed).
-    return {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID}
+    return refresh_grant(CLIENT_ID, refresh_token)
 
 
 def _expires_at(data: dict[str, Any], identity: CodexIdentity, now: float) -> float:

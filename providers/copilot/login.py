@@ -13,6 +13,7 @@ import httpx
 from core.config import Config
 from core.enums import ProviderName
 from core.exceptions import InvalidInput, ProviderError, TransientProviderError
+from core.jsonshape import json_or_none, mapping
 from providers import oauth
 from providers.copilot import imports, tokens
 from providers.copilot.headers import editor_headers
@@ -52,10 +53,7 @@ def start_login(store: Store, config: Config, *, label: str = "", **options: Any
         {"client_id": config.copilot_client_id, "scope": SCOPE},
         "GitHub device code request",
     )
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
+    data = json_or_none(response.content)
     if response.status_code != 200 or not isinstance(data, dict) or "device_code" not in data:
         raise oauth.token_error(response, "GitHub device code request")
     for field in ("device_code", "user_code", "verification_uri"):
@@ -101,11 +99,7 @@ def complete_login(store: Store, config: Config, flow_id: str, answer: dict[str,
         {"client_id": data.get("client_id") or config.copilot_client_id, "device_code": device_code, "grant_type": DEVICE_GRANT},
         "GitHub device login",
     )
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
+    body = mapping(json_or_none(response.content))
     if response.status_code >= 500 or response.status_code == 429:
         return _pending(store, flow_id, data, interval * 2, now, f"GitHub answered {response.status_code}; asking again later")
     token = body.get("access_token")
