@@ -47,6 +47,8 @@ class Route:
     provider: Provider | None = None
     candidates: list[AccountView] = dataclasses.field(default_factory=list)
     probe: tuple[int, float] | None = None  # the cooled account this request tests (half-open), and since when
+    conversation: str = ""  # which conversation the request belongs to (providers.conversation), for affinity
+    bound: int | None = None  # the conversation's account, while it is usable and has headroom (it stays bound)
 
 
 @dataclasses.dataclass
@@ -60,6 +62,7 @@ class UpstreamCall:
     forwarded_at: float | None = None
     tried: list[int] = dataclasses.field(default_factory=list)  # account ids, in order, repeats included
     retries: int = 0
+    slot: int | None = None  # the account whose in-flight slot this request holds (addons.account_load)
 
 
 @dataclasses.dataclass
@@ -74,6 +77,8 @@ class Outcome:
     refused: bool = False  # Kleis answered itself (a Refusal)
     local: bool = False  # an endpoint Kleis serves itself (not recorded as usage)
     hook_failed: bool = False  # a response hook raised: the response is replaced by a 500
+    quota_claim: str = ""  # the quota window the provider counted the request against (Claude's representative claim)
+    quota_overage: str = ""  # the provider's overage (extra usage) status on the answer
     done: bool = False
 
 

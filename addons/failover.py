@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -122,9 +123,16 @@ def classify(ctx: RequestContext, response: http.Response, services: Services) -
     if account is not None:
         if signal.kind in (SignalKind.AUTH, SignalKind.AUTH_REJECTED):
             tokens.mark_stale(account)  # after a rejection's cooldown, too, the next use refreshes first
-        if services.health is not None:
-            services.health.on_signal(account, signal)
+        tell_health(account, signal, services)
     return signal
+
+
+def tell_health(account: AccountView, signal: Signal, services: Services) -> None:
+    """The account's health (cooldowns) and quota (a limit reached) learn what the answer said."""
+    if services.health is not None:
+        services.health.on_signal(account, signal)
+    if services.quota is not None:
+        services.quota.note_limit(account.id, signal, time.time())
 
 
 async def try_others(ctx: RequestContext, signal: Signal, attempts: list[AccountView], services: Services) -> http.Response | None:
@@ -142,6 +150,7 @@ async def try_others(ctx: RequestContext, signal: Signal, attempts: list[Account
         if received is None:
             continue
         ctx.upstream.retries += 1
+        moved_to(ctx, services, received)
         answer = as_flow_response(received)
         answer.headers["x-kleis-request-id"] = ctx.request_id
         ctx.outcome.aggregated = False
@@ -153,6 +162,25 @@ async def try_others(ctx: RequestContext, signal: Signal, attempts: list[Account
             return answer
         failed = ctx.upstream.account
     return answer
+
+
+def moved_to(ctx: RequestContext, services: Services, received: httpx.Response) -> None:
+    """The re-send's account now serves the request: its in-flight slot, the conversation, the answer's quota."""
+    account, now = ctx.upstream.account, time.time()
+    if account is None:
+        return
+    if ctx.upstream.slot != account.id:
+        if ctx.upstream.slot is not None:
+            services.load.give_back(ctx.upstream.slot)
+        services.load.take(account.id)
+        ctx.upstream.slot = account.id
+    if received.status_code < 400 and ctx.route.bound is None:
+        services.affinity.bind(ctx.route.conversation, account.id, now)
+    if services.quota is not None and ctx.route.provider is not None:
+        headers = {name.lower(): value for name, value in received.headers.items()}
+        reading = services.quota.read_answer(account.id, ctx.route.provider, headers, now)
+        if reading is not None:
+            ctx.outcome.quota_claim, ctx.outcome.quota_overage = reading.claim, reading.overage
 
 
 def as_flow_response(response: httpx.Response) -> http.Response:

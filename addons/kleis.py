@@ -16,7 +16,9 @@ from addons.services import Services
 from addons.upstream_timeout import TIMEOUT_HEADER
 from addons.wire_secrets import vault
 from core.client_errors import Refusal, unavailable_headers, unavailable_type, upstream_error_body
+from core.protocol import Protocol
 from providers.lifecycle import RefreshFailed
+from store.accounts import AccountView
 from store.keys import KeyRecord
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class Kleis:
             pipeline.parse_body(ctx, flow.request.get_content(strict=False), services.config.max_body_bytes)
             catalog = services.catalog.lookup if services.catalog else None
             pipeline.route(ctx, services.providers, services.follower.accounts, catalog)
+            pipeline.rank_candidates(ctx, services.policy, services.quota_of, services.affinity, services.load.busy, time.time())
             if services.health is not None:
                 ctx.route.candidates, ctx.route.probe = services.health.order(ctx.route.candidates)
             await self._forward(flow, ctx)
@@ -91,21 +94,47 @@ class Kleis:
     async def _forward(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         """Take the next candidate account with a fresh token and point the flow at its upstream."""
         assert ctx.route.provider is not None
-        last_error: RefreshFailed | None = None
-        for account in [a for a in ctx.route.candidates if a.id not in ctx.upstream.tried]:
+        services, last_error = self.services, None
+        for account in await self._accounts_to_try(ctx):
+            if services.load.full(account.id):
+                continue  # filled up while an earlier candidate's token was being refreshed
             ctx.upstream.tried.append(account.id)
+            services.load.take(account.id)
             try:
-                account = await self.services.tokens.fresh(account)
+                account = await services.tokens.fresh(account)
             except RefreshFailed as exc:
+                services.load.give_back(account.id)
                 last_error = exc
                 continue
+            ctx.upstream.slot = account.id
+            services.affinity.bind(ctx.route.conversation, ctx.route.bound or account.id, time.time())
             request = upstream.start_call(ctx, account, vault.put(account.access_token or ""))
             upstream.apply_to_flow(flow, request)
-            self.services.deadlines.start(flow, self.services.config.upstream_timeout)
+            services.deadlines.start(flow, services.config.upstream_timeout)
             return
         message = str(last_error) if last_error else f"no usable {ctx.route.provider.display_name} account"
         headers = unavailable_headers(last_error.retry_in if last_error else None)
         raise Refusal(503, message, code="account_unavailable", error_type=unavailable_type(ctx.error_protocol, headers), headers=headers)
+
+    async def _accounts_to_try(self, ctx: RequestContext) -> list[AccountView]:
+        """The candidates not tried yet that are below KLEIS_ACCOUNT_MAX_INFLIGHT; when every one is at its cap,
+        wait up to KLEIS_ACCOUNT_WAIT for a slot, then refuse with 503."""
+        load, config = self.services.load, self.services.config
+        left = [a for a in ctx.route.candidates if a.id not in ctx.upstream.tried]
+        free = [a for a in left if not load.full(a.id)]
+        if free or not left:
+            return free
+        if await load.wait_for_slot([a.id for a in left], config.account_wait):
+            return [a for a in left if not load.full(a.id)]
+        assert ctx.route.provider is not None
+        raise Refusal(
+            503,
+            f"every {ctx.route.provider.display_name} account has {load.max_in_flight} requests in flight "
+            "(KLEIS_ACCOUNT_MAX_INFLIGHT); retry shortly",
+            code="accounts_busy",
+            error_type="overloaded_error" if ctx.error_protocol is Protocol.MESSAGES else None,
+            headers={"retry-after": "1", "x-should-retry": "true"},
+        )
 
     # -- response hooks ------------------------------------------------------------------------
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -117,6 +146,7 @@ class Kleis:
         try:
             outcome.first_byte_at = time.time()
             outcome.status = flow.response.status_code
+            self._read_quota(ctx, flow.response.headers.fields, outcome.first_byte_at)
             if (
                 flow.response.status_code < 300
                 and ctx.client.stream
@@ -134,6 +164,15 @@ class Kleis:
             flow.response.stream = False
             outcome.streamed = False
             outcome.hook_failed = True
+
+    def _read_quota(self, ctx: RequestContext, fields: tuple[tuple[bytes, bytes], ...], now: float) -> None:
+        """The subscription quota the answer's headers carry, for the pool and the usage record."""
+        tracker, account, provider = self.services.quota, ctx.upstream.account, ctx.route.provider
+        if tracker is None or account is None or provider is None:
+            return
+        reading = tracker.read_answer(account.id, provider, pipeline.plain_headers(fields), now)
+        if reading is not None:
+            ctx.outcome.quota_claim, ctx.outcome.quota_overage = reading.claim, reading.overage
 
     async def response(self, flow: http.HTTPFlow) -> None:
         ctx = self._contexts.get(flow)
@@ -175,8 +214,8 @@ class Kleis:
         if outcome.streamed:
             label, signal = ctx.route.provider.stream_outcome(prepared)
             outcome.error_type = outcome.error_type or label
-            if signal is not None and ctx.upstream.account is not None and self.services.health is not None:
-                self.services.health.on_signal(ctx.upstream.account, signal)
+            if signal is not None and ctx.upstream.account is not None:
+                failover.tell_health(ctx.upstream.account, signal, self.services)
             return
         content = flow.response.get_content(strict=False) or b""
         if status >= 400:
@@ -277,6 +316,9 @@ class Kleis:
         ctx.outcome.done = True
         services, client = self.services, ctx.client
         vault.release(ctx.upstream.token_ref)
+        if ctx.upstream.slot is not None:
+            services.load.give_back(ctx.upstream.slot)
+            ctx.upstream.slot = None
         if client.holds_key_slot and client.key is not None:
             client.holds_key_slot = False
             services.limits.release(client.key.id)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from addons.affinity import SessionAffinity
 from addons.auth import authenticate, authorize
 from addons.context import RequestContext
 from core.client_errors import Refusal, unavailable_headers, unavailable_type
 from core.enums import AccountStatus
 from core.protocol import Protocol
 from providers.base import CLIENT_CREDENTIAL_HEADERS, Provider
-from providers.pool import candidates, soonest_back, unusable_reasons
+from providers.conversation import conversation_id
+from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
+from providers.quota import QuotaReading
 from providers.routing import resolve_model, served_elsewhere
 from store.accounts import AccountView
 from store.keys import KeyRecord
@@ -120,6 +123,25 @@ def route(
             error_type=unavailable_type(client.error_protocol, headers),
             headers=headers,
         )
+
+
+def rank_candidates(
+    ctx: RequestContext,
+    policy: PoolPolicy,
+    quota: Callable[[int], QuotaReading | None],
+    affinity: SessionAffinity,
+    busy: Callable[[Iterable[int]], set[int]],
+    now: float,
+) -> None:
+    """The route's accounts in the order to try: quota headroom and routing mode, the conversation's own account
+    first while it has headroom, accounts at their in-flight cap last (providers.pool.rank)."""
+    client, route = ctx.client, ctx.route
+    route.conversation = conversation_id(client.headers, client.body or {}, client.key.id if client.key else None, client.model)
+    preferred = affinity.account_for(route.conversation, now)
+    reading = quota(preferred) if preferred is not None else None
+    if any(a.id == preferred for a in route.candidates) and not (reading is not None and reading.saving(policy.threshold, now)):
+        route.bound = preferred  # a detour (its probe out, its in-flight cap) leaves the conversation bound to it
+    route.candidates = rank(route.candidates, policy, quota, now, preferred=route.bound, busy=busy(a.id for a in route.candidates))
 
 
 def plain_headers(fields: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:

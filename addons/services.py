@@ -14,10 +14,13 @@ from collections.abc import Callable, Mapping
 import httpx
 from mitmproxy.master import Master
 
+from addons.account_load import AccountLoad
+from addons.affinity import SessionAffinity
 from addons.catalog_refresh import CatalogRefresher
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
 from addons.key_limits import KeyLimiter
+from addons.quota import QuotaTracker
 from addons.refresher import ProactiveRefresher
 from addons.upstream_timeout import UpstreamDeadlines
 from addons.usage_recorder import UsageRecorder
@@ -25,6 +28,8 @@ from core.config import Config
 from providers.base import Provider
 from providers.catalog import Catalog
 from providers.lifecycle import TokenManager
+from providers.pool import PoolPolicy, RoutingMode
+from providers.quota import QuotaReading
 from store.db import Store
 
 REFRESH_INTERVAL = 15.0  # seconds between proactive refresh passes
@@ -38,6 +43,7 @@ class Parts:
     usage: UsageRecorder | None = None
     health: bool = False  # cooldowns and half-open probes (addons.health)
     refresh_interval: float | None = None  # proactive refresh every N seconds; None: only on request
+    quota: bool = False  # read each account's subscription quota from the answers and share it (addons.quota)
 
 
 def default_parts(config: Config, providers: Mapping[str, Provider]) -> Parts:
@@ -46,6 +52,7 @@ def default_parts(config: Config, providers: Mapping[str, Provider]) -> Parts:
         usage=UsageRecorder(retention_days=config.usage_retention_days),
         health=True,
         refresh_interval=REFRESH_INTERVAL,
+        quota=True,
     )
 
 
@@ -59,11 +66,19 @@ class Services:
     tokens: TokenManager
     limits: KeyLimiter
     deadlines: UpstreamDeadlines
+    policy: PoolPolicy
+    affinity: SessionAffinity
+    load: AccountLoad
     catalog: Catalog | None = None
     usage: UsageRecorder | None = None
     health: HealthTracker | None = None
     refresher: ProactiveRefresher | None = None
     catalog_refresher: CatalogRefresher | None = None
+    quota: QuotaTracker | None = None
+
+    def quota_of(self, account_id: int) -> QuotaReading | None:
+        """The account's last quota reading (memory only; None without the quota part or a reading)."""
+        return self.quota.reading(account_id) if self.quota is not None else None
 
 
 def build_services(
@@ -87,6 +102,9 @@ def build_services(
         tokens=tokens,
         limits=KeyLimiter(),
         deadlines=UpstreamDeadlines(master),
+        policy=PoolPolicy(RoutingMode(config.routing), config.quota_threshold),
+        affinity=SessionAffinity(config.session_ttl),
+        load=AccountLoad(config.account_max_inflight or None),
         catalog=parts.catalog,
         usage=parts.usage,
     )
@@ -96,6 +114,10 @@ def build_services(
         services.refresher = ProactiveRefresher(tokens, follower, interval=parts.refresh_interval)
     if parts.catalog is not None:
         services.catalog_refresher = CatalogRefresher(parts.catalog, follower, tokens, http)
+    if parts.quota:
+        services.quota = QuotaTracker(providers, http, follower)
+        services.quota.load_stored()
+        tokens.on_refreshed.append(services.quota.refreshed)
     return services
 
 
@@ -111,5 +133,5 @@ class ClosesClient:
 
 def background_addons(services: Services) -> list[object]:
     """The addons besides the request handler, in the order they run and stop."""
-    optional = (services.refresher, services.catalog_refresher, services.health, services.usage)
+    optional = (services.refresher, services.catalog_refresher, services.health, services.quota, services.usage)
     return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http)]

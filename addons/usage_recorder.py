@@ -96,6 +96,8 @@ def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
         "cache_write_tokens": usage.cache_write_tokens if usage else 0,
         "reasoning_tokens": usage.reasoning_tokens if usage else 0,
         "raw_usage": clean(usage.raw_json(), 20000) if usage else "",
+        "quota_claim": clean(outcome.quota_claim, 64),
+        "quota_overage": clean(outcome.quota_overage, 32),
     }
 
 

@@ -12,7 +12,7 @@ from core.config import Config
 from core.display import account_name, fmt_in
 from core.enums import AccountStatus
 from core.exceptions import InvalidInput, KleisError, NotFound
-from providers import registry
+from providers import quota, registry
 from providers.oauth import LoginResult, LoginStart, parse_pasted
 from store import accounts as account_store
 from store.db import Store
@@ -75,9 +75,11 @@ def safe_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (metadata or {}).items() if not SECRET_NAME.search(str(k))}
 
 
-def describe(row: Account, now: float | None = None) -> dict[str, Any]:
-    """An account for the pages and the API: its state and why, never a token."""
+def describe(row: Account, now: float | None = None, quotas: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An account for the pages and the API: its state and why, its quota windows, never a token."""
     now = time.time() if now is None else now
+    if quotas is None:
+        quotas = quota.stored_views(quota_threshold(), now)
     available = row.provider in registry.PROVIDER_CLASSES
     explanation = explain(row, now, available=available, has_refresh=row.refresh_token is not None)
     data = account_store.account_to_dict(row, now)
@@ -88,6 +90,7 @@ def describe(row: Account, now: float | None = None) -> dict[str, Any]:
         why=explanation.why,
         usable=explanation.usable,
         provider_available=available,
+        quota=quotas.get(row.id),
     )
     return data
 
@@ -96,7 +99,8 @@ def list_accounts() -> list[dict[str, Any]]:
     now = time.time()
     order = {name: i for i, name in enumerate(provider_names())}
     rows = sorted(Account.select(), key=lambda r: (order.get(r.provider, len(order)), r.provider, not r.is_primary, r.id))
-    return [describe(row, now) for row in rows]
+    quotas = quota.stored_views(quota_threshold(), now)
+    return [describe(row, now, quotas) for row in rows]
 
 
 def account_events(account_id: int, limit: int = 10) -> list[dict[str, Any]]:
@@ -137,6 +141,15 @@ def act(store: Store, ident: str | int, action: str) -> str:
 
 
 # -- logins ----------------------------------------------------------------------------------
+
+
+def quota_threshold() -> float:
+    """KLEIS_QUOTA_THRESHOLD of the running admin (the default outside one)."""
+    from flask import current_app, has_app_context
+
+    if has_app_context() and "kleis_store" in current_app.extensions:
+        return app_config(current_app.extensions["kleis_store"]).quota_threshold
+    return quota.DEFAULT_THRESHOLD
 
 
 def app_config(store: Store) -> Config:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from cli.output import print_json, print_table
 from cli.session import store_session
@@ -13,6 +14,7 @@ from core.config import Config
 from core.display import account_name, fmt_in, fmt_time
 from core.enums import AccountStatus
 from core.exceptions import InvalidInput
+from providers import quota
 from store import accounts as account_store
 from store.models import Account
 
@@ -65,8 +67,9 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
     with store_session(config):
         now = time.time()
         rows = list(Account.select().order_by(Account.provider, Account.id))
+        readings = quota.stored_views(config.quota_threshold, now)
         if args.json:
-            print_json([account_store.account_to_dict(row, now) for row in rows])
+            print_json([{**account_store.account_to_dict(row, now), "quota": readings.get(row.id)} for row in rows])
         elif not rows:
             print("no accounts yet: add one with `python kleis.py accounts login claude|codex|copilot`")
         else:
@@ -80,11 +83,12 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
                         fmt_time(row.status_changed_at),
                         fmt_in(row.expires_at, now),
                         f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".strip(),
+                        quota.summary(readings.get(row.id), fmt_in),
                         _why(row, now),
                     )
                     for row in rows
                 ],
-                ["ID", "PROVIDER", "ACCOUNT (* primary)", "STATUS", "SINCE", "TOKEN EXPIRES", "LAST REFRESH", "WHY"],
+                ["ID", "PROVIDER", "ACCOUNT (* primary)", "STATUS", "SINCE", "TOKEN EXPIRES", "LAST REFRESH", "QUOTA", "WHY"],
             )
     return 0
 
@@ -94,20 +98,33 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         now = time.time()
         row = account_store.find_account(args.id)
         events = account_store.recent_events(row.id, max(0, args.events))
+        found = quota.stored_views(config.quota_threshold, now).get(row.id)
         if args.json:
             history = [{"at": e.at, "kind": e.kind, "status": e.status, "reason": e.reason} for e in events]
-            print_json({**account_store.account_to_dict(row, now), "events": history})
+            print_json({**account_store.account_to_dict(row, now), "quota": found, "events": history})
         else:
             primary = " (primary)" if row.is_primary else ""
             print(f"account {row.id} ({row.provider}): {account_name(row.label, row.email, row.identity)}{primary}")
             print(f"  status: {row.status} since {fmt_time(row.status_changed_at)}" + (f": {_why(row, now)}" if _why(row, now) else ""))
             refreshed = f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip()
             print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {refreshed}")
+            print_quota(found)
             if events:
                 print_table([(fmt_time(e.at), e.kind, e.status, e.reason) for e in events], ["AT", "KIND", "STATUS", "REASON"])
             else:
                 print("  no state changes recorded")
     return 0
+
+
+def print_quota(found: dict[str, Any] | None) -> None:
+    if found is None:
+        print("  quota: not seen yet (read from the provider's answers)")
+        return
+    lane = f", counted against {found['claim']}" if found["claim"] else ""
+    overage = f", extra usage {found['overage']}" if found["overage"] else ""
+    print(f"  quota: {found['state']} (seen {fmt_in(found['seen_at'])}{lane}{overage})")
+    for window in found["windows"]:
+        print(f"    {quota.summary({'windows': [window], 'status': ''}, fmt_in)}")
 
 
 def cmd_refresh(args: argparse.Namespace, config: Config) -> int:

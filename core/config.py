@@ -38,6 +38,21 @@ def _positive_float(value: str) -> float:
     return parse_number(value, float, "a number", above=0)
 
 
+def _fraction(value: str) -> float:
+    return parse_number(value, float, "a number", above=0, high=1)
+
+
+def _count(value: str) -> int:
+    return parse_number(value, int, "a whole number (0: off)", low=0)
+
+
+def _routing(value: str) -> str:
+    mode = value.lower()
+    if mode not in ("primary", "headroom"):
+        raise ValueError(f"must be primary or headroom, got {value!r}")
+    return mode
+
+
 def _database_url(value: str) -> str:
     if value and not value.startswith(("sqlite:///", "postgres://", "postgresql://", "postgresql+pool://", "postgres+pool://")):
         raise ValueError("must be sqlite:///<path> or postgresql://…")
@@ -234,6 +249,42 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_float,
         "Longest cooldown (seconds) a provider's rate-limit reset can impose on an account.",
     ),
+    Setting(
+        "KLEIS_ROUTING",
+        "routing",
+        "primary",
+        _routing,
+        "primary: the primary account serves until it is saving or cooling; headroom: new conversations go to the account "
+        "with the most subscription quota left.",
+    ),
+    Setting(
+        "KLEIS_QUOTA_THRESHOLD",
+        "quota_threshold",
+        "0.95",
+        _fraction,
+        "An account whose quota window is used this much (0–1), or refused, is saving: new conversations go elsewhere first.",
+    ),
+    Setting(
+        "KLEIS_SESSION_TTL",
+        "session_ttl",
+        "3600",
+        _positive_float,
+        "Seconds a conversation keeps its account after its last request (session affinity).",
+    ),
+    Setting(
+        "KLEIS_ACCOUNT_MAX_INFLIGHT",
+        "account_max_inflight",
+        "0",
+        _count,
+        "Requests in flight per account; past it a request goes to another account or waits (0: no cap).",
+    ),
+    Setting(
+        "KLEIS_ACCOUNT_WAIT",
+        "account_wait",
+        "10",
+        _positive_float,
+        "Seconds a request waits for an account below KLEIS_ACCOUNT_MAX_INFLIGHT before it is refused with 503.",
+    ),
     Setting("KLEIS_USAGE_RETENTION_DAYS", "usage_retention_days", "90", _positive_int, "Usage events older than this are deleted daily."),
 )
 
@@ -275,6 +326,11 @@ class Config:
     models_ttl: float
     custom_models: str
     cooldown_max: float
+    routing: str
+    quota_threshold: float
+    session_ttl: float
+    account_max_inflight: int
+    account_wait: float
     usage_retention_days: int
 
     @property

@@ -13,6 +13,7 @@ from core.config import Config
 from core.enums import SignalKind
 from core.protocol import Protocol
 from core.sse import SSEEvent
+from providers.quota import QuotaReading
 from providers.usage import UsageReader, reader_for
 from store.accounts import AccountView, TokenSet
 
@@ -74,6 +75,7 @@ class Provider:
     default_models: tuple[str, ...] = ()
     terms_warning: str | None = None
     login: Any = None
+    quota_on_refresh = False  # True: the quota is read after each token renewal (fetch_quota), not from answers
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -118,6 +120,15 @@ class Provider:
 
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
         raise NotImplementedError
+
+    # -- subscription quota (providers.quota) -----------------------------------------------
+    def read_quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
+        """The quota an answer's headers carry (lower-case names), read on every answer; None: it carries none."""
+        return None
+
+    async def fetch_quota(self, account: AccountView, http: httpx.AsyncClient) -> QuotaReading | None:
+        """The quota read after a token renewal, for providers that do not report it on their answers (Copilot)."""
+        return None
 
     async def list_models(self, account: AccountView, http: httpx.AsyncClient) -> list[dict[str, Any]] | None:
         """Models the provider itself lists for this account (None: it has no such list; use the registry)."""

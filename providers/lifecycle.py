@@ -62,6 +62,7 @@ class TokenManager:
         # Tokens a provider issued whose commit failed: committed by the next attempt, never handed out before.
         self._uncommitted: dict[int, tuple[int, TokenSet]] = {}
         self.refresh_calls = 0
+        self.on_refreshed: list[Callable[[AccountView], None]] = []  # told of each pair this process commits
 
     # -- decisions ---------------------------------------------------------------------
     def needs_refresh(self, account: AccountView, now: float | None = None) -> bool:
@@ -226,11 +227,19 @@ class TokenManager:
         if not committed:
             log.warning("account %s moved to a newer token version during refresh; keeping the newer one", account.id)
         self._backoff.pop(account.id, None)
+        self._tell_refreshed(newest)
         if self._stale.pop(account.id, None) is not None:  # this pair replaces a token an upstream refused
             self._renewed_after_401[account.id] = (newest.token_version, time.time())
         else:
             self._renewed_after_401.pop(account.id, None)
         return newest
+
+    def _tell_refreshed(self, view: AccountView) -> None:
+        for listener in self.on_refreshed:
+            try:
+                listener(view)
+            except Exception:
+                log.exception("a refresh listener failed")
 
     def _note_failure(self, account_id: int, reason: str, state_changed_at: float) -> float:
         previous = self._backoff.get(account_id)

@@ -14,7 +14,7 @@ from core.exceptions import InvalidInput, NotFound
 from core.redact import redact
 from store.crypto import TokenCipher
 from store.db import bump
-from store.models import Account, AccountEvent, database
+from store.models import Account, AccountEvent, AccountQuota, database
 
 STATUSES = tuple(AccountStatus)
 
@@ -170,6 +170,7 @@ def remove_account(account_id: int) -> None:
     row = find_account(account_id)
     with database.atomic():
         row.delete_instance()
+        AccountQuota.delete().where(AccountQuota.account_id == account_id).execute()
         if row.is_primary:
             successor = Account.select().where(Account.provider == row.provider).order_by(Account.created_at.desc()).first()
             if successor is not None:

@@ -129,11 +129,25 @@ def migrate_v4(db: peewee.Database) -> None:
     )
 
 
+def migrate_v7(db: peewee.Database) -> None:
+    """Quota-aware pool (#17): each account's last quota reading, and the quota lane on each usage event."""
+    from store.models import AccountQuota
+
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("usage_event", "quota_claim", peewee.CharField(max_length=64, default="")),
+        migrator.add_column("usage_event", "quota_overage", peewee.CharField(max_length=32, default="")),
+    )
+    with db.bind_ctx([AccountQuota]):
+        db.create_tables([AccountQuota])
+
+
 STEPS: list[tuple[int, Callable[[peewee.Database], None]]] = [
     (1, create_v1),
     (2, migrate_v2),
     (3, migrate_v3),
     (4, migrate_v4),
+    (7, migrate_v7),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

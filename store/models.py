@@ -124,6 +124,16 @@ class UsageEvent(BaseModel):
     cache_write_tokens = peewee.IntegerField(default=0)
     reasoning_tokens = peewee.IntegerField(default=0)
     raw_usage = peewee.TextField(default="")
+    quota_claim = peewee.CharField(max_length=64, default="")  # the window Claude counted the request against
+    quota_overage = peewee.CharField(max_length=32, default="")  # Claude's overage (extra usage) status then
+
+
+class AccountQuota(BaseModel):
+    """The last subscription quota seen for an account (providers.quota, as JSON), shared by every process."""
+
+    account_id = peewee.IntegerField(primary_key=True)
+    reading = peewee.TextField(default="{}")  # JSON: windows (used share, reset, status), claim, overage
+    seen_at = peewee.DoubleField(default=0.0)
 
 
 class Setting(BaseModel):
@@ -140,4 +150,4 @@ class ChangeCounter(BaseModel):
     value = peewee.BigIntegerField(default=0)
 
 
-ALL_MODELS = (Account, AccountEvent, ApiKey, OAuthState, UsageEvent, Setting, ChangeCounter)
+ALL_MODELS = (Account, AccountEvent, ApiKey, OAuthState, UsageEvent, AccountQuota, Setting, ChangeCounter)

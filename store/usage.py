@@ -42,6 +42,8 @@ COLUMNS = (
     "latency_ms",
     *TOKEN_FIELDS,
     "raw_usage",
+    "quota_claim",
+    "quota_overage",
 )
 
 
@@ -57,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "incomplete": False,
     **{field: 0 for field in TOKEN_FIELDS},
     "raw_usage": "",
+    "quota_claim": "",
+    "quota_overage": "",
 }
 
 
@@ -178,6 +182,8 @@ def event_to_dict(event: UsageEvent) -> dict[str, Any]:
         "ttfb_ms": event.ttfb_ms,
         "latency_ms": event.latency_ms,
         **{f: getattr(event, f) for f in TOKEN_FIELDS},
+        "quota_claim": event.quota_claim,
+        "quota_overage": event.quota_overage,
     }
 
 

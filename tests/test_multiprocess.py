@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,49 +13,11 @@ from store import keys
 from store.accounts import TokenSet, upsert_account
 from store.db import open_store
 from store.models import Account
-from tests.support.env import LOOPBACK_ENV
+from tests.support.loop_server import spawn, stop
 
 pytestmark = pytest.mark.e2e  # subprocesses, servers or a browser
 
-ROOT = Path(__file__).resolve().parent.parent
 BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-
-
-def spawn(config: Config, fake_oauth, fake_anthropic, fake_openai, **extra_env: str) -> tuple[subprocess.Popen, str]:  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
-    env.update(LOOPBACK_ENV)
-    env.update(
-        KLEIS_DATA_DIR=str(config.data_dir),
-        KLEIS_DATABASE_URL=config.database_url,
-        KLEIS_SECRET_KEY=config.secret_key,
-        KLEIS_ADMIN_SECRET="x",
-        KLEIS_LOG_LEVEL="WARNING",
-        LOOP_MESSAGES_URL=fake_anthropic.url,
-        LOOP_OPENAI_URL=fake_openai.url,
-        LOOP_TOKEN_URL=f"{fake_oauth.url}/v1/oauth/token",
-        **extra_env,
-    )
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "support" / "kleis_loop_server.py")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()
-    if not line.startswith("PORT "):
-        process.kill()
-        raise AssertionError(f"Kleis did not start: {line!r} {process.stderr.read()}")
-    return process, f"http://127.0.0.1:{line.split()[1]}"
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

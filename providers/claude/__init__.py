@@ -13,9 +13,11 @@ from core.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream
 from providers.claude import login
 from providers.claude.login import TERMS_WARNING
+from providers.claude.quota import read_unified
 from providers.claude.response import classify, restore_body, tool_name_restorer
 from providers.claude.rewrite import build_upstream
 from providers.claude.tokens import refresh_tokens
+from providers.quota import QuotaReading
 from store.accounts import AccountView, TokenSet
 
 # Current models (models.dev anthropic provider, 2026-10); any other claude-* id is routed here too.
@@ -49,6 +51,9 @@ class ClaudeProvider(Provider):
 
     def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
         return classify(status, headers, body)
+
+    def read_quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
+        return read_unified(headers, now)
 
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
         return await refresh_tokens(http, self.config, account.refresh_token or "")

@@ -20,8 +20,10 @@ from providers.codex.aggregate import aggregate_events
 from providers.codex.body import DEFAULT_RULES, BodyRules, normalise_body
 from providers.codex.constants import RESPONSES_PATH, TERMS_WARNING
 from providers.codex.headers import client_session_id, dropped_headers, new_session_id, upstream_headers
+from providers.codex.quota import read_usage_headers
 from providers.codex.stream import CodexState, make_transformer
 from providers.codex.tokens import refresh_tokens
+from providers.quota import QuotaReading
 from store.accounts import AccountView, TokenSet
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,9 @@ class CodexProvider(Provider):
 
     def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
         return errors.classify(status, headers, body)
+
+    def read_quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
+        return read_usage_headers(headers, now)
 
     # -- credentials ----------------------------------------------------------------------
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:

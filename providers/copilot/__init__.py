@@ -16,7 +16,8 @@ from core.protocol import Protocol
 from core.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream, classify_by_status
 from providers.copilot import body as bodies
-from providers.copilot import headers, login, tokens
+from providers.copilot import headers, login, quota, tokens
+from providers.quota import QuotaReading
 from store.accounts import AccountView, TokenSet
 
 
@@ -36,6 +37,7 @@ class CopilotProvider(Provider):
     )
     terms_warning = login.TERMS_WARNING
     login = login
+    quota_on_refresh = True
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -103,6 +105,12 @@ class CopilotProvider(Provider):
         if not account.refresh_token:
             raise ReauthRequired("no GitHub token is stored for this account")
         return await tokens.renew(self.config, account.refresh_token, http)
+
+    async def fetch_quota(self, account: AccountView, http: httpx.AsyncClient) -> QuotaReading | None:
+        """Premium requests left, from GitHub (the GitHub token is the account's refresh credential)."""
+        if not account.refresh_token:
+            return None
+        return await quota.fetch(self.config, account.refresh_token, http, time.time())
 
     async def list_models(self, account: AccountView, http: httpx.AsyncClient) -> list[dict[str, Any]] | None:
         """The account's usable Copilot models (GET <api>/models), cached for KLEIS_MODELS_TTL seconds."""

@@ -85,6 +85,8 @@ class FakeServer:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.queued: dict[tuple[str, str], list[Reply | Stream | Hang]] = {}
         self.sent_at: list[float] = []  # stamped send times of streamed events
+        # headers added to every answer, chosen per request (e.g. an account's rate-limit headers by its token)
+        self.answer_headers: Callable[[Recorded], dict[str, str]] | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -162,6 +164,8 @@ class FakeServer:
             self._stopping.wait(reply.seconds)
             handler.close_connection = True
             return
+        if self.answer_headers is not None:
+            reply = dataclasses.replace(reply, headers={**self.answer_headers(recorded), **reply.headers})
         if isinstance(reply, Stream):
             self._stream(handler, reply)
             return

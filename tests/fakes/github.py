@@ -58,11 +58,16 @@ class FakeGitHub(FakeServer):
         self.api_tokens: set[str] = set()
         self.too_fast_polls = 0
         self.exchanges = 0
+        # premium requests: GET /copilot_internal/user's quota snapshot (None: the answer has none)
+        self.premium: dict[str, Any] | None = {"entitlement": 300, "remaining": 270, "percent_remaining": 90.0, "unlimited": False}
+        self.quota_reset_date = "2027-01-01"
+        self.quota_reads = 0
         self._mutex = threading.Lock()
         self.route("POST", "/login/device/code", self.device_code)
         self.route("POST", "/login/oauth/access_token", self.access_token)
         self.route("GET", "/user", self.user_info)
         self.route("GET", "/copilot_internal/v2/token", self.exchange)
+        self.route("GET", "/copilot_internal/user", self.copilot_user)
 
     # -- test controls ----------------------------------------------------------------------
     def seed_github_token(self, client_id: str = VSCODE_CLIENT_ID, user: GitHubUser | None = None) -> str:
@@ -163,6 +168,22 @@ class FakeGitHub(FakeServer):
             return Reply(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
         user = found[1][1]
         return Reply(200, {"login": user.login, "id": user.id, "email": user.email, "type": "User"})
+
+    def copilot_user(self, request: Recorded) -> Reply:
+        """What VS Code reads for the premium-request quota (the GitHub token, not the Copilot token)."""
+        found = self._bearer(request)
+        if found is None:
+            return Reply(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+        with self._mutex:
+            self.quota_reads += 1
+        snapshots = {"chat": {"unlimited": True, "percent_remaining": 100.0}, "completions": {"unlimited": True}}
+        if self.premium is not None:
+            snapshots["premium_interactions"] = dict(self.premium)
+        user = found[1][1]
+        return Reply(
+            200,
+            {"login": user.login, "copilot_plan": "individual", "quota_reset_date": self.quota_reset_date, "quota_snapshots": snapshots},
+        )
 
     def exchange(self, request: Recorded) -> Reply:
         found = self._bearer(request)

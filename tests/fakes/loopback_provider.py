@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -12,6 +12,8 @@ from core.exceptions import ReauthRequired, TransientProviderError
 from core.protocol import Protocol
 from core.sse import SSEEvent, format_event
 from providers.base import ForwardRequest, Provider, Upstream
+from providers.claude.quota import read_unified
+from providers.quota import QuotaReading
 from store.accounts import AccountView, TokenSet
 
 UPSTREAM_PREFIX = "up_"
@@ -69,6 +71,10 @@ class LoopbackProvider(Provider):
                 block["name"] = names[block["name"]]
                 changed = True
         return body if changed else None
+
+    def read_quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
+        """The fakes speak Anthropic's unified rate-limit headers on every protocol (tests.fakes.quota)."""
+        return read_unified(headers, now)
 
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
         response = await http.post(

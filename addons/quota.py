@@ -1,0 +1,135 @@
+"""Subscription quota as an addon: each account's last reading in memory for the request path, shared through the store.
+
+Readings arrive with the answers (`observe`, on the event loop: a dict update, no I/O) and, for Copilot, after a
+token renewal (`refreshed`, a background fetch). Once a second a background task writes the readings that changed
+and reads back every account's (other processes' answers, the admin's view), newest reading per window winning;
+`done` writes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import httpx
+
+from core.background import BackgroundTask
+from core.enums import SignalKind
+from providers import quota as quotas
+from providers.base import Provider, Signal
+from providers.pool import AccountSource
+from providers.quota import QuotaReading
+from store import quota as quota_store
+from store.accounts import AccountView
+
+log = logging.getLogger(__name__)
+
+
+class QuotaTracker:
+    def __init__(
+        self, providers: Mapping[str, Provider], http: httpx.AsyncClient, accounts: AccountSource | None = None, interval: float = 1.0
+    ) -> None:
+        self.providers = providers
+        self.http = http
+        self.accounts = accounts
+        self.interval = interval
+        self.readings: dict[int, QuotaReading] = {}
+        self._dirty: set[int] = set()
+        self._fetches: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTask("kleis quota sync")
+
+    # -- the request path (memory only) ---------------------------------------------------------
+    def reading(self, account_id: int) -> QuotaReading | None:
+        return self.readings.get(account_id)
+
+    def observe(self, account_id: int, reading: QuotaReading) -> QuotaReading:
+        merged = quotas.merge(self.readings.get(account_id), reading)
+        self.readings[account_id] = merged
+        self._dirty.add(account_id)
+        return merged
+
+    def read_answer(self, account_id: int, provider: Provider, headers: Mapping[str, str], now: float) -> QuotaReading | None:
+        """The quota an answer's headers carry (lower-case names), kept for its account; None when there is none."""
+        reading = provider.read_quota(headers, now)
+        return None if reading is None else self.observe(account_id, reading)
+
+    def note_limit(self, account_id: int, signal: Signal, now: float) -> None:
+        """A provider's own "limit reached" (a 429 with a reset): the account's quota is refused until then."""
+        if signal.kind == SignalKind.RATE_LIMIT and signal.account_wide and signal.reset_at is not None and signal.reset_at > now:
+            self.observe(account_id, QuotaReading(seen_at=now, status="rejected", resets_at=signal.reset_at))
+
+    # -- Copilot: read after a renewal ----------------------------------------------------------
+    def refreshed(self, account: AccountView) -> None:
+        """A token renewal just committed: for providers that report quota only on request, ask now (in the background)."""
+        provider = self.providers.get(account.provider)
+        if provider is None or not provider.quota_on_refresh:
+            return
+        task = asyncio.get_running_loop().create_task(self._fetch(provider, account))
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _fetch(self, provider: Provider, account: AccountView) -> None:
+        try:
+            reading = await provider.fetch_quota(account, self.http)
+        except (httpx.HTTPError, ValueError) as exc:
+            log.info("reading the quota of account %s failed (kept the last one): %s", account.id, exc)
+            return
+        if reading is not None:
+            self.observe(account.id, reading)
+
+    def fetch_missing(self) -> None:
+        """At start: accounts of such providers with no reading yet are asked once, not only at their next renewal."""
+        for account in self.accounts.accounts if self.accounts is not None else []:
+            if account.id not in self.readings and account.usable():
+                self.refreshed(account)
+
+    # -- background: store ------------------------------------------------------------------------
+    def running(self) -> None:
+        self._background.start(self._run)
+
+    async def done(self) -> None:
+        await self._background.stop()
+        for task in list(self._fetches):
+            task.cancel()
+        try:
+            await self.sync_once()
+        except Exception as exc:
+            log.warning("storing the last quota readings failed at shutdown: %s", exc)
+
+    async def sync_once(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        changed = {i: (quotas.to_dict(self.readings[i]), self.readings[i].seen_at) for i in dirty if i in self.readings}
+        try:
+            stored = await asyncio.to_thread(self._exchange, changed)
+        except Exception:
+            self._dirty |= dirty  # written on the next pass
+            raise
+        for account_id, data in stored.items():
+            self.readings[account_id] = quotas.merge(self.readings.get(account_id), quotas.from_dict(data))
+
+    @staticmethod
+    def _exchange(changed: dict[int, tuple[dict[str, object], float]]) -> dict[int, dict[str, object]]:
+        if changed:
+            quota_store.save(changed)
+        return quota_store.load()
+
+    def load_stored(self) -> None:
+        """Blocking: what the store already knows (at start, before the loop serves anyone)."""
+        for account_id, data in quota_store.load().items():
+            self.readings[account_id] = quotas.merge(self.readings.get(account_id), quotas.from_dict(data))
+
+    async def _run(self) -> None:
+        failures = 0
+        self.fetch_missing()
+        while True:
+            try:
+                await self.sync_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("cannot sync quota readings with the store (%s); kept in memory, retrying", exc)
+            await asyncio.sleep(self.interval)

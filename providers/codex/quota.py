@@ -1,0 +1,44 @@
+"""Codex's subscription quota from the ChatGPT backend's usage headers, sent on every answer, and from a 429.
+
+`x-codex-primary-used-percent` (0–100), `-window-minutes` (300: the 5-hour window) and `-reset-after-seconds`, the
+same for `secondary` (10080: the week), as Codex CLI reads them (openai/codex, codex-rs/core, rate-limit snapshots,
+2026). A used-up window answers 429 `usage_limit_reached` with `resets_in_seconds`, which cools the account (providers.
+codex.errors) and marks its quota rejected until then. Kleis never polls Codex's usage endpoint: proxies that did
+report accounts being flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from providers.quota import QuotaReading, QuotaWindow
+
+WINDOWS = ("primary", "secondary")
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def read_usage_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
+    """The reading in an answer's headers (lower-case names), or None when it carries none."""
+    windows = []
+    for name in WINDOWS:
+        used = _number(headers.get(f"x-codex-{name}-used-percent"))
+        if used is None:
+            continue
+        after = _number(headers.get(f"x-codex-{name}-reset-after-seconds"))
+        minutes = _number(headers.get(f"x-codex-{name}-window-minutes"))
+        windows.append(
+            QuotaWindow(
+                name=name,
+                used=max(0.0, min(1.0, used / 100)),
+                resets_at=None if after is None else now + after,
+                seen_at=now,
+                minutes=None if minutes is None else int(minutes),
+            )
+        )
+    return QuotaReading(windows=tuple(windows), seen_at=now) if windows else None

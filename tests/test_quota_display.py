@@ -1,0 +1,75 @@
+"""Quota as operators see it: `accounts list` / `accounts show` (text and --json), the admin page's bars and the
+admin API's fields, with a stale reading shown as stale."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from core.config import Config
+from providers.quota import QuotaReading, QuotaWindow, to_dict
+from store import quota as quota_store
+from store.accounts import TokenSet, upsert_account
+from store.db import Store
+from tests.support.admin import Api, text
+from tests.support.cli import run_kleis
+
+
+def seed_quotas(store: Store) -> tuple[int, int]:
+    now = time.time()
+    busy, _ = upsert_account("claude", "busy", TokenSet("a1", "r1", now + 3600), store.cipher, email="busy@example.test")
+    old, _ = upsert_account("claude", "old", TokenSet("a2", "r2", now + 3600), store.cipher, email="old@example.test")
+    saving = QuotaReading(
+        (QuotaWindow("5h", 0.97, now + 7200, "allowed", now), QuotaWindow("7d", 0.3, now + 3 * 86400, "allowed", now)),
+        now,
+        status="allowed_warning",
+        claim="five_hour",
+        overage="rejected",
+    )
+    stale = QuotaReading((QuotaWindow("5h", 0.99, now - 600, "rejected", now - 4000),), now - 4000)
+    quota_store.save({busy.id: (to_dict(saving), saving.seen_at), old.id: (to_dict(stale), stale.seen_at)})
+    return busy.id, old.id
+
+
+@pytest.mark.e2e
+def test_accounts_list_and_show_print_each_window(store: Store, config: Config) -> None:
+    busy, old = seed_quotas(store)
+    env = {"KLEIS_SECRET_KEY": config.secret_key}
+    listed = run_kleis(config.data_dir, "accounts", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    line = next(row for row in listed.stdout.splitlines() if "busy@example.test" in row)
+    assert "5h 97% saving (resets in 1h 59m); 7d 30% ok (resets in 2d 23h)" in line
+    assert "5h 99% stale (reset 10m ago)" in next(row for row in listed.stdout.splitlines() if "old@example.test" in row)
+    as_json = json.loads(run_kleis(config.data_dir, "accounts", "list", "--json", env=env).stdout)
+    shown = {row["id"]: row["quota"] for row in as_json}
+    assert shown[busy]["state"] == "saving" and [w["used"] for w in shown[busy]["windows"]] == [0.97, 0.3]
+    assert shown[old]["state"] == "ok" and shown[old]["windows"][0]["state"] == "stale"
+    one = run_kleis(config.data_dir, "accounts", "show", str(busy), env=env).stdout
+    assert "quota: saving" in one and "counted against five_hour, extra usage rejected" in one and "5h 97% saving" in one
+    assert (
+        json.loads(run_kleis(config.data_dir, "accounts", "show", str(old), "--json", env=env).stdout)["quota"]["windows"][0]["state"]
+        == "stale"
+    )
+
+
+def test_the_admin_api_and_page_show_the_windows(store: Store, api: Api, admin) -> None:  # type: ignore[no-untyped-def]
+    busy, old = seed_quotas(store)
+    listed = {a["id"]: a for a in api.get("/admin/api/accounts").json["accounts"]}
+    assert listed[busy]["quota"]["state"] == "saving" and listed[busy]["quota"]["claim"] == "five_hour"
+    assert listed[busy]["quota"]["windows"][0] | {"resets_in": None} == {
+        "window": "5h",
+        "used": 0.97,
+        "resets_at": pytest.approx(time.time() + 7200, abs=5),
+        "resets_in": None,
+        "state": "saving",
+        "status": "allowed",
+        "seen_at": pytest.approx(time.time(), abs=5),
+        "minutes": None,
+    }
+    assert listed[old]["quota"]["windows"][0]["state"] == "stale"
+    assert api.get(f"/admin/api/accounts/{busy}").json["account"]["quota"]["state"] == "saving"
+    page = text(admin.get("/admin/accounts"))
+    assert 'data-window="5h" data-state="saving"' in page and 'aria-valuenow="97"' in page
+    assert 'data-window="5h" data-state="stale"' in page and "stale" in page
