@@ -13,7 +13,7 @@ from store.keys import PROVIDERS, create_key, key_to_dict, limits_text, revoke_k
 from store.models import ApiKey
 
 _expires_days = number_option(float, "a number of days", above=0, high=36500, unit=" days")
-_limit = number_option(int, "a whole number (0: no limit)", low=0)
+_limit = number_option(int, "a whole number (0: no limit)", low=0, in_range="0 (no limit) or more")
 
 
 def _add_limit_options(parser: argparse.ArgumentParser, *, changing: bool = False) -> None:

@@ -8,16 +8,24 @@ N = TypeVar("N", int, float)
 
 
 def parse_number(
-    value: str, kind: type[N], what: str, *, above: float | None = None, low: float | None = None, high: float | None = None, unit: str = ""
+    value: str,
+    kind: type[N],
+    what: str,
+    *,
+    above: float | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    unit: str = "",
+    in_range: str | None = None,
 ) -> N:
     """`value` as `kind`, else ValueError("must be <what>, got …"). `above` is an open lower bound, `low` and `high`
-    closed ones; `unit` follows the range in the message ("between 0 and 36500 days")."""
+    closed ones; `unit` follows the range in the message ("between 0 and 36500 days"), `in_range` replaces it."""
     try:
         number = kind(value)
     except ValueError:
         raise ValueError(f"must be {what}, got {value!r}") from None
     if (above is not None and not number > above) or (low is not None and number < low) or (high is not None and number > high):
-        raise ValueError(f"must be {range_text(above, low, high)}{unit}, got {value}")
+        raise ValueError(f"must be {in_range or range_text(above, low, high) + unit}, got {value}")
     return number
 
 

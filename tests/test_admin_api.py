@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import httpx
@@ -339,8 +340,9 @@ def test_a_new_primary_set_through_the_api_is_used_within_a_second(kleis, store,
         assert kleis.anthropic.last("/v1/messages").headers["x-loop-account"] == str(first.id)
         changed_at = time.time()
         assert admin_api.post(f"/admin/api/accounts/{second.id}/primary").status_code == 200
-        while True:
-            proxy.post("/v1/messages", json=request, headers=kleis.headers())
+        for turn in itertools.count():  # new conversations (an ongoing one keeps its account: session affinity)
+            fresh = {**request, "messages": [{"role": "user", "content": f"new task {turn}"}]}
+            proxy.post("/v1/messages", json=fresh, headers=kleis.headers())
             if kleis.anthropic.last("/v1/messages").headers["x-loop-account"] == str(second.id):
                 break
             assert time.time() - changed_at < 1.0, "the proxy still uses the old primary after 1 s"
