@@ -35,14 +35,25 @@ def claude_session(body: Mapping[str, Any]) -> str | None:
     return legacy.group(1) if legacy else None
 
 
+HASHED_CHARS = 4096  # enough to tell conversations apart; a huge first message is not hashed whole on every turn
+
+
+def _texts(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list (images and files left out)."""
+    if isinstance(content, str):
+        return content[:HASHED_CHARS]
+    parts = [part.get("text") for part in content if isinstance(part, dict)] if isinstance(content, list) else []
+    return "\n".join(text for text in parts if isinstance(text, str))[:HASHED_CHARS]
+
+
 def first_user_text(body: Mapping[str, Any]) -> str:
     """The first user turn's text (Messages and Chat `messages`, Responses `input`), for the fallback hash."""
     items = body.get("messages") if isinstance(body.get("messages"), list) else body.get("input")
     if isinstance(items, str):
-        return items
+        return items[:HASHED_CHARS]
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and item.get("role") == "user":
-            return json.dumps(item.get("content"), sort_keys=True, default=str)
+            return _texts(item.get("content"))
     return ""
 
 

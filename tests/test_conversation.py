@@ -43,3 +43,11 @@ def test_without_a_session_id_the_first_user_message_names_the_conversation() ->
 def test_a_malformed_claude_user_id_falls_through() -> None:
     body = {"metadata": {"user_id": "{not json"}, "messages": MESSAGES}
     assert conversation_id({}, body, 1, "m").startswith("k1:h:")
+
+
+def test_the_hash_reads_text_parts_only_and_a_bounded_prefix() -> None:
+    parts = [{"type": "text", "text": "describe this"}, {"type": "image", "source": {"type": "base64", "data": "AAAA"}}]
+    with_image = conversation_id({}, {"messages": [{"role": "user", "content": parts}]}, 1, "m")
+    assert with_image == conversation_id({}, {"messages": [{"role": "user", "content": "describe this"}]}, 1, "m")
+    long = "x" * 100_000
+    assert conversation_id({}, {"input": long}, 1, "m") == conversation_id({}, {"input": long + "tail"}, 1, "m")
