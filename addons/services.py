@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 import httpx
 from mitmproxy.master import Master
 
+from addons.budgets import BudgetTracker
 from addons.catalog_refresh import CatalogRefresher
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
@@ -38,14 +39,16 @@ class Parts:
     usage: UsageRecorder | None = None
     health: bool = False  # cooldowns and half-open probes (addons.health)
     refresh_interval: float | None = None  # proactive refresh every N seconds; None: only on request
+    budgets: bool = False  # per-key token and cost budgets (addons.budgets; needs `usage`)
 
 
 def default_parts(config: Config, providers: Mapping[str, Provider]) -> Parts:
     return Parts(
         catalog=Catalog(config, providers),
-        usage=UsageRecorder(retention_days=config.usage_retention_days),
+        usage=UsageRecorder(retention_days=config.usage_retention_days, tz=config.tz),
         health=True,
         refresh_interval=REFRESH_INTERVAL,
+        budgets=True,
     )
 
 
@@ -64,6 +67,7 @@ class Services:
     health: HealthTracker | None = None
     refresher: ProactiveRefresher | None = None
     catalog_refresher: CatalogRefresher | None = None
+    budgets: BudgetTracker | None = None
 
 
 def build_services(
@@ -96,6 +100,11 @@ def build_services(
         services.refresher = ProactiveRefresher(tokens, follower, interval=parts.refresh_interval)
     if parts.catalog is not None:
         services.catalog_refresher = CatalogRefresher(parts.catalog, follower, tokens, http)
+        if parts.usage is not None and parts.usage.prices is None:
+            parts.usage.prices = parts.catalog.prices  # a cost per event, at the catalog's prices of the moment
+    if parts.budgets and parts.usage is not None:
+        recorder = parts.usage
+        services.budgets = BudgetTracker(lambda: follower.keys.values(), lambda: recorder.committed, recorder.tz)
     return services
 
 
@@ -111,5 +120,5 @@ class ClosesClient:
 
 def background_addons(services: Services) -> list[object]:
     """The addons besides the request handler, in the order they run and stop."""
-    optional = (services.refresher, services.catalog_refresher, services.health, services.usage)
+    optional = (services.refresher, services.catalog_refresher, services.health, services.budgets, services.usage)
     return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http)]

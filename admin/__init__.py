@@ -61,7 +61,7 @@ def create_app(store: Store | None = None, config: Config | None = None, test_co
         app.register_blueprint(blueprint)
     app.jinja_env.filters["time"] = fmt_time
     app.jinja_env.filters["ago"] = fmt_in
-    app.context_processor(lambda: {"now": time.time()})
+    app.context_processor(lambda: {"now": time.time(), "timezone": config.timezone})
     _register_errors(app)
     app.after_request(_security_headers)
 

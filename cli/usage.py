@@ -7,7 +7,7 @@ import argparse
 from cli.output import print_json, print_table
 from cli.session import store_session
 from core.config import Config
-from core.display import fmt_time
+from core.display import COST_BASIS, fmt_cost, fmt_time
 from store import usage as usage_store
 
 
@@ -19,7 +19,7 @@ def _since(value: str) -> float:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    usage = commands.add_parser("usage", help="requests and tokens per key, account or model")
+    usage = commands.add_parser("usage", help="requests, tokens and cost (list-price equivalent) per key, account or model")
     usage.add_argument("--since", type=_since, default="24h", help="how far back: 30m, 24h, 7d (default 24h)")
     usage.add_argument("--by", choices=sorted(usage_store.GROUPINGS), help="group the totals (default: one total)")
     usage.add_argument("--recent", type=int, default=0, metavar="N", help="also list the N latest requests")
@@ -33,7 +33,7 @@ def cmd_usage(args: argparse.Namespace, config: Config) -> int:
         rows = usage_store.totals(since, args.by)
         latest = usage_store.recent(args.recent) if args.recent else []
         if args.json:
-            print_json({"since": since, "by": args.by, "totals": rows, "recent": latest})
+            print_json({"since": since, "by": args.by, "cost_basis": COST_BASIS, "totals": rows, "recent": latest})
         else:
             print(f"since {fmt_time(since)}" + (f", by {args.by}" if args.by else ""))
             print_table(
@@ -47,11 +47,23 @@ def cmd_usage(args: argparse.Namespace, config: Config) -> int:
                         r["cache_write_tokens"],
                         r["output_tokens"],
                         r["reasoning_tokens"],
+                        fmt_cost(r["cost_usd"], r["unpriced"]),
                     )
                     for r in rows
                 ],
-                [args.by.upper() if args.by else "", "REQUESTS", "ERRORS", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "REASONING"],
+                [
+                    args.by.upper() if args.by else "",
+                    "REQUESTS",
+                    "ERRORS",
+                    "INPUT",
+                    "CACHE READ",
+                    "CACHE WRITE",
+                    "OUTPUT",
+                    "REASONING",
+                    "COST",
+                ],
             )
+            print(f"cost: {COST_BASIS} in USD at models.dev list prices (- no price known; + some requests without one)")
             if latest:
                 print()
                 print_table(
@@ -65,10 +77,11 @@ def cmd_usage(args: argparse.Namespace, config: Config) -> int:
                             e["error_type"] or "",
                             e["input_tokens"],
                             e["output_tokens"],
+                            fmt_cost(e["cost_usd"]),
                             "yes" if e["incomplete"] else "",
                         )
                         for e in latest
                     ],
-                    ["TIME", "REQUEST", "PROVIDER", "MODEL", "STATUS", "ERROR", "IN", "OUT", "INCOMPLETE"],
+                    ["TIME", "REQUEST", "PROVIDER", "MODEL", "STATUS", "ERROR", "IN", "OUT", "COST", "INCOMPLETE"],
                 )
     return 0
