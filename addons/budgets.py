@@ -104,6 +104,11 @@ class BudgetTracker:
         self._pending.append(pending)
         self._pending_sums.setdefault((key.id, window), Totals()).add(pending.tokens, pending.cost)
 
+    def use_now(self) -> list[tuple[KeyRecord, int, float]]:
+        """(key, tokens, cost) for every budgeted key in its current window (for the metrics; memory only)."""
+        now = time.time()
+        return [(key, used.tokens, used.cost_usd) for key in list(self.keys()) if key.has_budget for used in (self.used(key, now),)]
+
     # -- reconciling with the store ----------------------------------------------------------------
     def wanted(self, now: float) -> dict[int, WindowKey]:
         return {key.id: self.window_of(key, now) for key in self.keys() if key.has_budget and key.revoked_at is None}

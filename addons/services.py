@@ -19,6 +19,7 @@ from addons.catalog_refresh import CatalogRefresher
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
 from addons.key_limits import KeyLimiter
+from addons.metrics import KleisMetrics, process_metrics
 from addons.refresher import ProactiveRefresher
 from addons.upstream_timeout import UpstreamDeadlines
 from addons.usage_recorder import UsageRecorder
@@ -40,6 +41,7 @@ class Parts:
     health: bool = False  # cooldowns and half-open probes (addons.health)
     refresh_interval: float | None = None  # proactive refresh every N seconds; None: only on request
     budgets: bool = False  # per-key token and cost budgets (addons.budgets; needs `usage`)
+    metrics: KleisMetrics | None = None  # Prometheus metrics (addons.metrics), served by the admin at /metrics
 
 
 def default_parts(config: Config, providers: Mapping[str, Provider]) -> Parts:
@@ -49,6 +51,7 @@ def default_parts(config: Config, providers: Mapping[str, Provider]) -> Parts:
         health=True,
         refresh_interval=REFRESH_INTERVAL,
         budgets=True,
+        metrics=process_metrics(),
     )
 
 
@@ -105,7 +108,21 @@ def build_services(
     if parts.budgets and parts.usage is not None:
         recorder = parts.usage
         services.budgets = BudgetTracker(lambda: follower.keys.values(), lambda: recorder.committed, recorder.tz)
+    if parts.metrics is not None:
+        bind_metrics(parts.metrics, services)
     return services
+
+
+def bind_metrics(metrics: KleisMetrics, services: Services) -> None:
+    """Counted from the usage writer's batches and refresh results; the rest read from memory at scrape time."""
+    follower = services.follower
+    services.tokens.on_refresh = metrics.on_refresh
+    metrics.bind(accounts=lambda: follower.accounts)
+    if services.usage is not None:
+        services.usage.batch_observers.append(metrics.observe_batch)
+        metrics.bind(usage=services.usage)
+    if services.budgets is not None:
+        metrics.bind(budget_use=services.budgets.use_now)
 
 
 class ClosesClient:

@@ -13,7 +13,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from admin import accounts, api, auth, keys, logins, usage
+from addons.metrics import KleisMetrics, process_metrics
+from admin import accounts, api, auth, keys, logins, metrics, usage
 from admin.security import LoginThrottle, TLSAwareSessionInterface, session_signing_key
 from core.config import Config, load_config
 from core.display import fmt_in, fmt_time
@@ -29,8 +30,14 @@ CSP = (
 )
 
 
-def create_app(store: Store | None = None, config: Config | None = None, test_config: dict[str, Any] | None = None) -> Flask:
-    """Create and configure the admin application (opening the store from the environment when none is given)."""
+def create_app(
+    store: Store | None = None,
+    config: Config | None = None,
+    test_config: dict[str, Any] | None = None,
+    metrics_source: KleisMetrics | None = None,
+) -> Flask:
+    """Create and configure the admin application (opening the store from the environment when none is given);
+    /metrics serves `metrics_source`, by default this process's (what the proxy beside it counts)."""
     config = config or (store.config if store is not None else load_config())
     store = store or open_store(config)
     app = Flask(__name__, static_url_path="/admin/static")
@@ -52,12 +59,13 @@ def create_app(store: Store | None = None, config: Config | None = None, test_co
     app.session_interface = TLSAwareSessionInterface()
     app.extensions["kleis_store"] = store
     app.extensions["kleis_throttle"] = app.config.get("KLEIS_THROTTLE") or LoginThrottle()
+    app.extensions["kleis_metrics"] = metrics_source or process_metrics()
     CSRFProtect(app)
     if isinstance(app.json, DefaultJSONProvider):
         app.json.sort_keys = False
 
     app.before_request(auth.guard)
-    for blueprint in (auth.bp, accounts.bp, logins.bp, keys.bp, usage.bp, api.bp):
+    for blueprint in (auth.bp, accounts.bp, logins.bp, keys.bp, usage.bp, api.bp, metrics.bp):
         app.register_blueprint(blueprint)
     app.jinja_env.filters["time"] = fmt_time
     app.jinja_env.filters["ago"] = fmt_in
