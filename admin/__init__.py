@@ -17,7 +17,7 @@ from addons.metrics import KleisMetrics, process_metrics
 from admin import accounts, api, auth, keys, logins, metrics, usage
 from admin.security import LoginThrottle, TLSAwareSessionInterface, session_signing_key
 from core.config import Config, load_config
-from core.display import fmt_in, fmt_time
+from core.display import fmt_cost, fmt_in, fmt_time
 from store.db import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def create_app(
         app.register_blueprint(blueprint)
     app.jinja_env.filters["time"] = fmt_time
     app.jinja_env.filters["ago"] = fmt_in
+    app.jinja_env.filters["cost"] = fmt_cost
     app.context_processor(lambda: {"now": time.time(), "timezone": config.timezone})
     _register_errors(app)
     app.after_request(_security_headers)

@@ -56,5 +56,5 @@ def fmt_cost(usd: float | None, unpriced: int = 0) -> str:
     """`$1.2345`; `-` when no price was known; a trailing `+` when some requests had no price (a lower bound)."""
     if usd is None:
         return "-"
-    text = f"${usd:,.2f}" if usd >= 100 else f"${usd:,.4f}"
+    text = f"${usd:,.2f}" if usd >= 1 else f"${usd:,.4f}"
     return text + ("+" if unpriced else "")
