@@ -12,10 +12,8 @@ from collections.abc import Iterable, Mapping
 from datetime import tzinfo
 from typing import Any
 
-import peewee
-
 from core.windows import WINDOWS, BudgetWindow, bounds
-from store.models import KeyUsage
+from store.models import KeyUsage, database
 
 TOKEN_PARTS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")  # reasoning is inside output
 
@@ -65,19 +63,23 @@ def sums_by_window(rows: Iterable[Mapping[str, Any]], tz: tzinfo) -> dict[tuple[
     return sums
 
 
+UPSERT = (
+    "INSERT INTO key_usage (key_id, kind, starts_at, requests, tokens, cost_usd) VALUES ({p}, {p}, {p}, {p}, {p}, {p}) "
+    "ON CONFLICT (kind, starts_at, key_id) DO UPDATE SET requests = key_usage.requests + excluded.requests, "
+    "tokens = key_usage.tokens + excluded.tokens, cost_usd = key_usage.cost_usd + excluded.cost_usd"
+)
+
+
 def add_events(rows: Iterable[Mapping[str, Any]], tz: tzinfo) -> None:
-    """Add new events to their windows' totals (call inside the transaction that inserts them)."""
-    for (key_id, kind, starts_at), totals in sums_by_window(rows, tz).items():
-        KeyUsage.insert(
-            key_id=key_id, kind=kind.value, starts_at=starts_at, requests=totals.requests, tokens=totals.tokens, cost_usd=totals.cost_usd
-        ).on_conflict(
-            conflict_target=[KeyUsage.kind, KeyUsage.starts_at, KeyUsage.key_id],
-            update={
-                KeyUsage.requests: KeyUsage.requests + peewee.EXCLUDED.requests,
-                KeyUsage.tokens: KeyUsage.tokens + peewee.EXCLUDED.tokens,
-                KeyUsage.cost_usd: KeyUsage.cost_usd + peewee.EXCLUDED.cost_usd,
-            },
-        ).execute()
+    """Add new events to their windows' totals (call inside the transaction that inserts them): one prepared upsert
+    run by the driver's executemany, like the events' insert (SQL built per row in Python would hold the GIL)."""
+    values = [
+        (key_id, kind.value, starts_at, totals.requests, totals.tokens, totals.cost_usd)
+        for (key_id, kind, starts_at), totals in sums_by_window(rows, tz).items()
+    ]
+    if values:
+        db = database.obj
+        db.cursor().executemany(UPSERT.format(p=db.param), values)
 
 
 def current_totals(wanted: Mapping[int, tuple[BudgetWindow, float]]) -> dict[int, Totals]:
