@@ -41,21 +41,7 @@ def create_app(
     config = config or (store.config if store is not None else load_config())
     store = store or open_store(config)
     app = Flask(__name__, static_url_path="/admin/static")
-    app.config.from_mapping(
-        KLEIS_STORE=store,
-        KLEIS_CONFIG=config,
-        SECRET_KEY=session_signing_key(store),
-        SESSION_COOKIE_NAME="kleis_admin_session",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=False,  # set per request: Secure whenever the request came over TLS
-        PERMANENT_SESSION_LIFETIME=datetime.timedelta(hours=SESSION_HOURS),  # signed cookies older than this are refused
-        WTF_CSRF_CHECK_DEFAULT=False,  # checked by auth.guard, after the bearer decision for the API
-        WTF_CSRF_TIME_LIMIT=SESSION_HOURS * 3600,
-        MAX_CONTENT_LENGTH=1024 * 1024,
-    )
-    if test_config:
-        app.config.update(test_config)
+    _configure(app, store, config, test_config)
     app.session_interface = TLSAwareSessionInterface()
     app.extensions["kleis_store"] = store
     app.extensions["kleis_throttle"] = app.config.get("KLEIS_THROTTLE") or LoginThrottle()
@@ -83,6 +69,25 @@ def create_app(
         return redirect(url_for("accounts.page"))
 
     return app
+
+
+def _configure(app: Flask, store: Store, config: Config, test_config: dict[str, Any] | None) -> None:
+    """Sessions, CSRF and size limits, then the test configuration on top."""
+    app.config.from_mapping(
+        KLEIS_STORE=store,
+        KLEIS_CONFIG=config,
+        SECRET_KEY=session_signing_key(store),
+        SESSION_COOKIE_NAME="kleis_admin_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,  # set per request: Secure whenever the request came over TLS
+        PERMANENT_SESSION_LIFETIME=datetime.timedelta(hours=SESSION_HOURS),  # signed cookies older than this are refused
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked by auth.guard, after the bearer decision for the API
+        WTF_CSRF_TIME_LIMIT=SESSION_HOURS * 3600,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    if test_config:
+        app.config.update(test_config)
 
 
 def _is_api() -> bool:

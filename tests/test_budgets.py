@@ -285,3 +285,43 @@ def test_a_cost_budget_counts_the_list_price_of_each_request(live) -> None:  # t
     wait_until(lambda: budget_store.current_totals(month).get(live.key_id, Totals()).requests == 5)  # refusals count as requests
     final = budget_store.current_totals(month)[live.key_id]
     assert final.tokens == 3 * MESSAGE_TOKENS and final.cost_usd == pytest.approx(per_request * 3)
+
+
+# -- the admin API, the keys page and the CLI -----------------------------------------------------------------
+
+
+def test_budgets_through_the_api_and_the_keys_page(api, admin) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.admin import submit
+
+    created = api.post("/admin/api/keys", json={"name": "ci", "token_budget": 5000, "cost_budget": "12.50", "budget_window": "week"})
+    assert created.status_code == 201
+    key = created.json
+    assert (key["token_budget"], key["cost_budget"], key["budget_window"]) == (5000, 12.5, "week")
+    changed = api.post(f"/admin/api/keys/{key['id']}/limits", json={"cost_budget": 0, "budget_window": "day"}).json["key"]
+    assert (changed["token_budget"], changed["cost_budget"], changed["budget_window"]) == (5000, None, "day")
+    for bad in ({"budget_window": "year"}, {"cost_budget": -1}, {"token_budget": 1.5}, {"cost_budget": "lots"}):
+        refused = api.post(f"/admin/api/keys/{key['id']}/limits", json=bad)
+        assert refused.status_code == 400 and next(iter(bad)) in refused.json["error"]["message"]
+    form = {"rate_limit": "", "concurrency_limit": "2", "token_budget": "900", "cost_budget": "3", "budget_window": "month"}
+    assert submit(admin, f"/admin/keys/{key['id']}/limits", form, page="/admin/keys").status_code == 303
+    listed = next(k for k in api.get("/admin/api/keys").json["keys"] if k["id"] == key["id"])
+    assert (listed["concurrency_limit"], listed["token_budget"], listed["cost_budget"], listed["budget_window"]) == (2, 900, 3.0, "month")
+    usage = api.get("/admin/api/usage?window=today").json
+    assert usage["cost_basis"] == "list-price equivalent" and usage["windows"]["today"]["total"]["cost_usd"] is None
+
+
+def test_cli_sets_and_shows_budgets(kleis_cli) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    created = kleis_cli(
+        "keys", "create", "--name", "ci", "--token-budget", "1000", "--cost-budget", "2.5", "--budget-window", "day", "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert (key["token_budget"], key["cost_budget"], key["budget_window"]) == (1000, 2.5, "day")
+    assert "1,000 tokens and $2.50 a day" in kleis_cli("keys", "list").stdout
+    changed = kleis_cli("keys", "limit", key["public_id"], "--token-budget", "0")
+    assert changed.returncode == 0 and "budget $2.50 a day" in changed.stdout
+    assert kleis_cli("keys", "limit", key["public_id"], "--budget-window", "year").returncode == 2
+    usage = kleis_cli("usage", "--json")
+    assert json.loads(usage.stdout)["cost_basis"] == "list-price equivalent" and "COST" in kleis_cli("usage").stdout
