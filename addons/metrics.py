@@ -115,6 +115,7 @@ class KleisMetrics:
         tokens: collections.Counter[tuple[str, str]] = collections.Counter()
         cost: collections.defaultdict[str, float] = collections.defaultdict(float)
         per_key: dict[str, list[float]] = {}
+        timers: dict[str, tuple[Any, Any]] = {}  # provider → its histogram children, looked up once per batch
         for row in rows:
             provider = row.get("provider") or "none"
             requests[(provider, row.get("protocol") or "none", status_class(int(row.get("status") or 0)))] += 1
@@ -124,16 +125,18 @@ class KleisMetrics:
             if row.get("key_id") is not None:
                 sums = per_key.setdefault(str(row["key_id"]), [0, 0, 0.0])
                 sums[0], sums[1], sums[2] = sums[0] + 1, sums[1] + budget_tokens(row), sums[2] + float(row.get("cost_usd") or 0.0)
-            self._observe_times(provider, row)
+            if row.get("account_id") is not None:  # went upstream (Kleis's own answers have no upstream time)
+                if provider not in timers:
+                    timers[provider] = (self.latency.labels(provider), self.first_byte.labels(provider))
+                self._observe_times(timers[provider], row)
         self._add(requests, tokens, cost, per_key)
 
-    def _observe_times(self, provider: str, row: dict[str, Any]) -> None:
-        if row.get("account_id") is None:
-            return  # Kleis answered itself: no upstream time
+    @staticmethod
+    def _observe_times(timers: tuple[Any, Any], row: dict[str, Any]) -> None:
         if row.get("latency_ms") is not None:
-            self.latency.labels(provider).observe(float(row["latency_ms"]) / 1000)
+            timers[0].observe(float(row["latency_ms"]) / 1000)
         if row.get("ttfb_ms") is not None:
-            self.first_byte.labels(provider).observe(float(row["ttfb_ms"]) / 1000)
+            timers[1].observe(float(row["ttfb_ms"]) / 1000)
 
     def _add(self, requests: Any, tokens: Any, cost: Any, per_key: dict[str, list[float]]) -> None:
         for labels, count in requests.items():

@@ -24,7 +24,7 @@ from typing import Any
 import peewee
 
 from addons.context import RequestContext
-from providers.pricing import Prices, event_cost
+from providers.pricing import Prices, usage_cost
 from store import budgets as budget_store
 from store import keys as key_store
 from store import usage as usage_store
@@ -106,7 +106,7 @@ def event_from_context(ctx: RequestContext, now: float, prices: PriceLookup | No
         "reasoning_tokens": usage.reasoning_tokens if usage else 0,
         "raw_usage": clean(usage.raw_json(), 20000) if usage else "",
     }
-    row["cost_usd"] = event_cost(prices(row["provider"], row["upstream_model"]), row) if prices is not None and usage else None
+    row["cost_usd"] = usage_cost(prices(row["provider"], row["upstream_model"]), usage) if prices is not None and usage else None
     return row
 
 

@@ -75,6 +75,24 @@ def cost_usd(
     return round(total / PER_MILLION, 8)
 
 
+def usage_cost(prices: Prices | None, usage: Any) -> float | None:
+    """cost_usd for a providers.usage.Usage (positional and attribute reads: this runs once per request)."""
+    if prices is None:
+        return None
+    if prices.long_context is not None and usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens > LONG_CONTEXT:
+        prices = prices.long_context
+    output = usage.output_tokens
+    reasoning = min(max(usage.reasoning_tokens, 0), output)
+    total: float = (
+        usage.input_tokens * prices.input
+        + usage.cache_read_tokens * prices.cache_read
+        + usage.cache_write_tokens * prices.cache_write
+        + (output - reasoning) * prices.output
+        + reasoning * (prices.output if prices.reasoning is None else prices.reasoning)
+    )
+    return round(total / PER_MILLION, 8)
+
+
 def event_cost(prices: Prices | None, row: Mapping[str, Any]) -> float | None:
     """cost_usd for a usage event's token fields."""
     return cost_usd(
