@@ -210,7 +210,9 @@ def timeline(since: float, until: float, by: str) -> list[dict[str, Any]]:
     """Requests, tokens (input, cache, output) and cost per quarter hour and provider or model, for the charts:
     summed by the database, a few hundred rows whatever the number of events."""
     column = GROUPINGS[by]
-    scaled = UsageEvent.created_at / TIMELINE_STEP
+    scaled = UsageEvent.created_at / peewee.SQL(
+        str(TIMELINE_STEP)
+    )  # a literal: SELECT and GROUP BY carry one expression whatever the driver
     step = peewee.fn.FLOOR(scaled) if isinstance(database.obj, peewee.PostgresqlDatabase) else peewee.Cast(scaled, "INTEGER")
     tokens = UsageEvent.input_tokens + UsageEvent.cache_read_tokens + UsageEvent.cache_write_tokens + UsageEvent.output_tokens
     query = (

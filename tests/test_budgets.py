@@ -325,3 +325,51 @@ def test_cli_sets_and_shows_budgets(kleis_cli) -> None:  # type: ignore[no-untyp
     assert kleis_cli("keys", "limit", key["public_id"], "--budget-window", "year").returncode == 2
     usage = kleis_cli("usage", "--json")
     assert json.loads(usage.stdout)["cost_basis"] == "list-price equivalent" and "COST" in kleis_cli("usage").stdout
+
+
+# -- the schema and PostgreSQL -------------------------------------------------------------------------------------
+
+
+def test_schema_8_adds_cost_budgets_and_window_totals_to_a_version_4_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import peewee
+
+    from store import migrations
+
+    db = peewee.SqliteDatabase(str(tmp_path / "v4.db"))
+    assert migrations.upgrade(db, target=4) == 4
+    db.execute_sql(
+        "INSERT INTO usage_event (request_id, created_at, provider, protocol, model, upstream_model, status, error_type, streamed,"
+        " incomplete, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, raw_usage)"
+        " VALUES ('r1', 1, 'claude', 'messages', 'm', 'm', 200, '', 0, 0, 10, 5, 0, 0, 0, '')"
+    )
+    db.execute_sql(
+        "INSERT INTO api_key (public_id, key_hash, name, providers, models, created_at, rate_limit)"
+        " VALUES ('kl_abcdefgh', ?, 'k', '[]', '[]', 1, 5)",
+        ("0" * 64,),
+    )
+    assert migrations.upgrade(db) == migrations.CURRENT_VERSION == 8
+    assert db.execute_sql("SELECT cost_usd FROM usage_event").fetchall() == [(None,)]  # old events: no price known, not 0
+    key = db.execute_sql("SELECT rate_limit, token_budget, cost_budget, budget_window FROM api_key").fetchone()
+    assert key == (5, None, None, "month")
+    assert "key_usage" in db.get_tables() and db.execute_sql("SELECT COUNT(*) FROM key_usage").fetchone() == (0,)
+    db.close()
+
+
+def test_window_totals_charts_and_cost_sums_on_postgresql(postgres_server, config) -> None:  # type: ignore[no-untyped-def]
+    from store.db import open_store
+
+    store = open_store(config.replace(database_url=postgres_server.new_database()))
+    try:
+        row, _ = keys.create_key("pg", token_budget=100)
+        day = bounds("day", time.time(), UTC)[0]
+        events = [event(f"r{i}", day + 60 + i * 900, key_id=row.id, cost=0.5 if i else None) for i in range(4)]
+        for item in events:
+            item.update(provider="claude", model="claude-sonnet-4-5", status=200)
+        assert usage_store.insert_events(events, UTC) == 4 and usage_store.insert_events(events, UTC) == 0
+        assert budget_store.current_totals({row.id: (BudgetWindow.DAY, day)}) == {row.id: Totals(4, 80, 1.5)}
+        (total,) = usage_store.totals(day)
+        assert (total["cost_usd"], total["unpriced"]) == (1.5, 1)
+        steps = usage_store.timeline(day, day + 86400, "provider")
+        assert sorted((s["at"] - day, s["requests"]) for s in steps) == [(0, 1), (900, 1), (1800, 1), (2700, 1)]
+    finally:
+        store.close()
