@@ -167,7 +167,8 @@ def confirm_revoke(ident: str) -> str | tuple[str, int]:
 @bp.post("/keys/<ident>/limits")
 def limits(ident: str) -> Response | tuple[str, int]:
     try:
-        changed = limit_from(ident, {field: request.form.get(field, "") for field in LIMIT_FIELDS})
+        # the fields the form sent (an empty one clears that limit); a field it does not carry stays as it is
+        changed = limit_from(ident, {field: request.form[field] for field in LIMIT_FIELDS if field in request.form})
     except NotFound as exc:
         flash(str(exc), "error")
         return redirect(url_for("keys.page"), code=303)

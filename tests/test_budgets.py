@@ -306,6 +306,9 @@ def test_budgets_through_the_api_and_the_keys_page(api, admin) -> None:  # type:
     assert submit(admin, f"/admin/keys/{key['id']}/limits", form, page="/admin/keys").status_code == 303
     listed = next(k for k in api.get("/admin/api/keys").json["keys"] if k["id"] == key["id"])
     assert (listed["concurrency_limit"], listed["token_budget"], listed["cost_budget"], listed["budget_window"]) == (2, 900, 3.0, "month")
+    assert submit(admin, f"/admin/keys/{key['id']}/limits", {"rate_limit": "7"}, page="/admin/keys").status_code == 303
+    kept = next(k for k in api.get("/admin/api/keys").json["keys"] if k["id"] == key["id"])
+    assert (kept["rate_limit"], kept["concurrency_limit"], kept["token_budget"]) == (7, 2, 900)  # a field not sent stays
     usage = api.get("/admin/api/usage?window=today").json
     assert usage["cost_basis"] == "list-price equivalent" and usage["windows"]["today"]["total"]["cost_usd"] is None
 
