@@ -150,7 +150,10 @@ def oauth_complete(provider: str) -> Response | tuple[Response, int]:
 
 @bp.get("/keys")
 def keys() -> Response:
-    return jsonify(keys=[key_to_dict(row) for row in ApiKey.select().order_by(ApiKey.id)])
+    """Every key; a budgeted one with `budget_used`: tokens and cost (list prices) spent in its current window."""
+    rows = list(ApiKey.select().order_by(ApiKey.id))
+    use = usage_views.budget_use(rows)
+    return jsonify(keys=[{**key_to_dict(row), **({"budget_used": use[row.id]} if row.id in use else {})} for row in rows])
 
 
 @bp.post("/keys")

@@ -126,21 +126,39 @@ def usage_charts(window: str, stack: str, now: float | None = None) -> dict[str,
     return {"svgs": svgs, "legend": legend, "stack": stack}
 
 
+def budget_use(rows: list[ApiKey], now: float | None = None) -> dict[int, dict[str, Any]]:
+    """What each budgeted key of `rows` has spent in its current window, and when that window resets (one query)."""
+    now = time.time() if now is None else now
+    budgeted = [r for r in rows if r.token_budget is not None or r.cost_budget is not None]
+    windows = {r.id: (BudgetWindow(r.budget_window or "month"), bounds(r.budget_window or "month", now, admin_tz())) for r in budgeted}
+    used = budget_store.current_totals({key_id: (kind, span[0]) for key_id, (kind, span) in windows.items()})
+    use = {}
+    for key_id, (kind, (starts, resets)) in windows.items():
+        totals = used.get(key_id, budget_store.Totals())
+        use[key_id] = {"window": kind.value, "starts_at": starts, "resets_at": resets, "tokens": totals.tokens, "cost_usd": totals.cost_usd}
+    return use
+
+
 def budget_rows(now: float | None = None) -> list[dict[str, Any]]:
     """Each budgeted key's use in its current window, with a spend-versus-budget bar per budget."""
-    now = time.time() if now is None else now
-    rows = [r for r in ApiKey.select().where(ApiKey.revoked_at.is_null()) if r.token_budget is not None or r.cost_budget is not None]
-    windows = {r.id: (BudgetWindow(r.budget_window or "month"), bounds(r.budget_window or "month", now, admin_tz())) for r in rows}
-    used = budget_store.current_totals({key_id: (kind, span[0]) for key_id, (kind, span) in windows.items()})
+    rows = list(ApiKey.select().where(ApiKey.revoked_at.is_null()))
+    use = budget_use(rows, now)
     listed = []
-    for row in rows:
-        totals, (kind, (_, resets)) = used.get(row.id, budget_store.Totals()), windows[row.id]
-        bars = []
+    for row in (r for r in rows if r.id in use):
+        spent, bars = use[row.id], []
         if row.token_budget is not None:
-            bars.append(charts.budget_bar(f"budget-{row.id}-tokens", "tokens", totals.tokens, row.token_budget, lambda v: f"{v:,.0f}"))
+            bars.append(charts.budget_bar(f"budget-{row.id}-tokens", "tokens", spent["tokens"], row.token_budget, lambda v: f"{v:,.0f}"))
         if row.cost_budget is not None:
-            bars.append(charts.budget_bar(f"budget-{row.id}-cost", "cost", totals.cost_usd, row.cost_budget, lambda v: fmt_cost(v)))
-        listed.append({"id": row.id, "label": key_label(row.name, row.public_id), "window": kind.value, "resets": resets, "bars": bars})
+            bars.append(charts.budget_bar(f"budget-{row.id}-cost", "cost", spent["cost_usd"], row.cost_budget, lambda v: fmt_cost(v)))
+        listed.append(
+            {
+                "id": row.id,
+                "label": key_label(row.name, row.public_id),
+                "window": spent["window"],
+                "resets": spent["resets_at"],
+                "bars": bars,
+            }
+        )
     return listed
 
 

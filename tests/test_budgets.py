@@ -309,8 +309,12 @@ def test_budgets_through_the_api_and_the_keys_page(api, admin) -> None:  # type:
     assert submit(admin, f"/admin/keys/{key['id']}/limits", {"rate_limit": "7"}, page="/admin/keys").status_code == 303
     kept = next(k for k in api.get("/admin/api/keys").json["keys"] if k["id"] == key["id"])
     assert (kept["rate_limit"], kept["concurrency_limit"], kept["token_budget"]) == (7, 2, 900)  # a field not sent stays
+    usage_store.insert_events([event("r1", time.time(), key_id=key["id"])], UTC)
+    spent = next(k for k in api.get("/admin/api/keys").json["keys"] if k["id"] == key["id"])["budget_used"]
+    assert (spent["window"], spent["tokens"], spent["cost_usd"]) == ("month", 20, 0.01)
+    assert spent["resets_at"] == bounds("month", time.time(), UTC)[1]
     usage = api.get("/admin/api/usage?window=today").json
-    assert usage["cost_basis"] == "list-price equivalent" and usage["windows"]["today"]["total"]["cost_usd"] is None
+    assert usage["cost_basis"] == "list-price equivalent" and usage["windows"]["today"]["total"]["cost_usd"] == 0.01
 
 
 def test_cli_sets_and_shows_budgets(kleis_cli) -> None:  # type: ignore[no-untyped-def]
