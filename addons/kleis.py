@@ -70,6 +70,8 @@ class Kleis:
             self._answer_models(flow, ctx, key)
             return
         pipeline.check_declared_size(headers, self.services.config.max_body_bytes)
+        if self.services.budgets is not None:
+            self.services.budgets.check(key, client.started)  # before the limits: a refusal takes no slot
         client.holds_key_slot = self.services.limits.admit(key)
 
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -326,6 +328,8 @@ class Kleis:
             services.health.probe_done(ctx.route.probe)
         if services.usage is not None and not ctx.outcome.local:
             try:
-                services.usage.record(ctx, time.time())
+                row = services.usage.record(ctx, time.time())
+                if row is not None and client.key is not None and services.budgets is not None:
+                    services.budgets.observe(client.key, row)
             except Exception:
                 log.exception("recording usage failed")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 
 import httpx
 
@@ -58,6 +59,15 @@ class QuotaTracker:
         """A provider's own "limit reached" (a 429 with a reset): the account's quota is refused until then."""
         if signal.kind == SignalKind.RATE_LIMIT and signal.account_wide and signal.reset_at is not None and signal.reset_at > now:
             self.observe(account_id, QuotaReading(seen_at=now, status="rejected", resets_at=signal.reset_at))
+
+    def used_ratios(self) -> Iterator[tuple[int, str, str, float]]:
+        """(account id, provider, window, used share) of every fresh window, for the metrics at scrape time."""
+        now = time.time()
+        providers = {a.id: a.provider for a in self.accounts.accounts} if self.accounts is not None else {}
+        for account_id, reading in list(self.readings.items()):
+            for window in reading.fresh_windows(now):
+                if window.used is not None and account_id in providers:
+                    yield account_id, providers[account_id], window.name, window.used
 
     # -- Copilot: read after a renewal ----------------------------------------------------------
     def refreshed(self, account: AccountView) -> None:

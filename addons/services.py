@@ -16,10 +16,12 @@ from mitmproxy.master import Master
 
 from addons.account_load import AccountLoad
 from addons.affinity import SessionAffinity
+from addons.budgets import BudgetTracker
 from addons.catalog_refresh import CatalogRefresher
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
 from addons.key_limits import KeyLimiter
+from addons.metrics import KleisMetrics, process_metrics
 from addons.quota import QuotaTracker
 from addons.refresher import ProactiveRefresher
 from addons.upstream_timeout import UpstreamDeadlines
@@ -44,15 +46,19 @@ class Parts:
     health: bool = False  # cooldowns and half-open probes (addons.health)
     refresh_interval: float | None = None  # proactive refresh every N seconds; None: only on request
     quota: bool = False  # read each account's subscription quota from the answers and share it (addons.quota)
+    budgets: bool = False  # per-key token and cost budgets (addons.budgets; needs `usage`)
+    metrics: KleisMetrics | None = None  # Prometheus metrics (addons.metrics), served by the admin at /metrics
 
 
 def default_parts(config: Config, providers: Mapping[str, Provider]) -> Parts:
     return Parts(
         catalog=Catalog(config, providers),
-        usage=UsageRecorder(retention_days=config.usage_retention_days),
+        usage=UsageRecorder(retention_days=config.usage_retention_days, tz=config.tz),
         health=True,
         refresh_interval=REFRESH_INTERVAL,
         quota=True,
+        budgets=True,
+        metrics=process_metrics(),
     )
 
 
@@ -75,6 +81,7 @@ class Services:
     refresher: ProactiveRefresher | None = None
     catalog_refresher: CatalogRefresher | None = None
     quota: QuotaTracker | None = None
+    budgets: BudgetTracker | None = None
 
     def quota_of(self, account_id: int) -> QuotaReading | None:
         """The account's last quota reading (memory only; None without the quota part or a reading)."""
@@ -114,11 +121,32 @@ def build_services(
         services.refresher = ProactiveRefresher(tokens, follower, interval=parts.refresh_interval)
     if parts.catalog is not None:
         services.catalog_refresher = CatalogRefresher(parts.catalog, follower, tokens, http)
+        if parts.usage is not None and parts.usage.prices is None:
+            parts.usage.prices = parts.catalog.prices  # a cost per event, at the catalog's prices of the moment
     if parts.quota:
         services.quota = QuotaTracker(providers, http, follower)
         services.quota.load_stored()
         tokens.on_refreshed.append(services.quota.refreshed)
+    if parts.budgets and parts.usage is not None:
+        recorder = parts.usage
+        services.budgets = BudgetTracker(lambda: follower.keys.values(), lambda: recorder.committed, recorder.tz)
+    if parts.metrics is not None:
+        bind_metrics(parts.metrics, services)
     return services
+
+
+def bind_metrics(metrics: KleisMetrics, services: Services) -> None:
+    """Counted from the usage writer's batches and refresh results; the rest read from memory at scrape time."""
+    follower = services.follower
+    services.tokens.on_refresh = metrics.on_refresh
+    metrics.bind(accounts=lambda: follower.accounts)
+    if services.usage is not None:
+        services.usage.batch_observers.append(metrics.observe_batch)
+        metrics.bind(usage=services.usage)
+    if services.budgets is not None:
+        metrics.bind(budget_use=services.budgets.use_now)
+    if services.quota is not None:
+        metrics.bind(quota=services.quota.used_ratios)
 
 
 class ClosesClient:
@@ -133,5 +161,5 @@ class ClosesClient:
 
 def background_addons(services: Services) -> list[object]:
     """The addons besides the request handler, in the order they run and stop."""
-    optional = (services.refresher, services.catalog_refresher, services.health, services.quota, services.usage)
+    optional = (services.refresher, services.catalog_refresher, services.health, services.quota, services.budgets, services.usage)
     return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http)]

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
+import itertools
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from datetime import tzinfo
 from typing import Any
 
 import peewee
 
 from addons.context import RequestContext
+from providers.pricing import Prices, usage_cost
+from store import budgets as budget_store
 from store import keys as key_store
 from store import usage as usage_store
 
@@ -66,8 +72,11 @@ def clean(text: str, limit: int) -> str:
     return text[:limit].encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
 
 
-def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
-    """The UsageEvent row for a finished request (pure: no I/O)."""
+PriceLookup = Callable[[str, str], "Prices | None"]  # (provider, served model) → list prices
+
+
+def event_from_context(ctx: RequestContext, now: float, prices: PriceLookup | None = None) -> dict[str, Any]:
+    """The UsageEvent row for a finished request, its cost at the list prices `prices` knows now (pure: no I/O)."""
     client, route, call, outcome = ctx.client, ctx.route, ctx.upstream, ctx.outcome
     usage = call.usage.usage if call.usage is not None else None
     error_type = outcome.error_type
@@ -75,7 +84,7 @@ def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
     if outcome.streamed and outcome.status < 400 and call.usage is not None and not call.usage.ended and not interrupted:
         interrupted = True  # the upstream closed the stream cleanly, but before its end marker
         error_type = error_type or "stream_ended_early"
-    return {
+    row: dict[str, Any] = {
         "request_id": client.request_id,
         "created_at": client.started,
         "key_id": client.key.id if client.key else None,
@@ -99,13 +108,28 @@ def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
         "quota_claim": clean(outcome.quota_claim, 64),
         "quota_overage": clean(outcome.quota_overage, 32),
     }
+    row["cost_usd"] = usage_cost(prices(row["provider"], row["upstream_model"]), usage) if prices is not None and usage else None
+    return row
 
 
 class UsageRecorder:
     UNAUTHENTICATED_PER_SECOND = 5  # refusals without a valid key are recorded, but a flood of them is not
 
-    def __init__(self, retention_days: int = 90, maxsize: int = 50_000, batch: int = 500, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        retention_days: int = 90,
+        maxsize: int = 50_000,
+        batch: int = 500,
+        interval: float = 0.5,
+        prices: PriceLookup | None = None,
+        tz: tzinfo = datetime.UTC,
+    ) -> None:
         self.retention_days = retention_days
+        self.prices = prices  # set by the services from the catalog: a cost per event
+        self.tz = tz  # the budget windows' time zone, for the per-key window totals
+        self._sequence = itertools.count(1)
+        self.committed = 0  # sequence number up to which every queued event is stored (or given up): budgets read it
+        self.batch_observers: list[Callable[[list[dict[str, Any]]], None]] = []  # the writer thread calls them per batch
         self.batch = batch
         self.interval = interval
         self._wake = threading.Event()
@@ -120,7 +144,8 @@ class UsageRecorder:
         self._unauthenticated_window = (0, 0)  # (second, events recorded in it)
 
     # -- request path -------------------------------------------------------------------
-    def record(self, ctx: RequestContext, now: float) -> None:
+    def record(self, ctx: RequestContext, now: float) -> dict[str, Any] | None:
+        """Queue the request's event; returns it (with its sequence number `seq`), or None when it is not recorded."""
         if ctx.client.key is None:
             second, count = self._unauthenticated_window
             if int(now) != second:
@@ -135,13 +160,17 @@ class UsageRecorder:
             self._unauthenticated_window = (second, count + 1)
             if count >= self.UNAUTHENTICATED_PER_SECOND:
                 self.unauthenticated_skipped += 1
-                return
+                return None
+        row = event_from_context(ctx, now, self.prices)
+        row["seq"] = next(self._sequence)
         try:
-            self.queue.put_nowait(event_from_context(ctx, now))
+            self.queue.put_nowait(row)
         except queue.Full:
             self.dropped += 1
             if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
                 log.error("usage queue full: %d events could not be recorded", self.dropped)
+            return None
+        return row
 
     # -- mitmproxy hooks ----------------------------------------------------------------
     def running(self) -> None:
@@ -177,7 +206,7 @@ class UsageRecorder:
         delay = 0.5
         while True:
             try:
-                self.written += usage_store.insert_events(rows)
+                self.written += usage_store.insert_events(rows, self.tz)
                 used: dict[int, float] = {}
                 for row in rows:
                     if row["key_id"] is not None:
@@ -202,6 +231,15 @@ class UsageRecorder:
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    def _write_batch(self, rows: list[dict[str, Any]]) -> None:
+        for observer in self.batch_observers:  # metrics: counted here, off the event loop, once per batch
+            try:
+                observer(rows)
+            except Exception:
+                log.exception("usage batch observer failed")
+        self._write(rows)
+        self.committed = max(self.committed, max(int(row.get("seq") or 0) for row in rows))
+
     def _run(self) -> None:
         while True:
             stopping = self._stop.is_set()
@@ -209,7 +247,7 @@ class UsageRecorder:
                 self._wake.wait(self.interval)  # one wake-up per interval, not one per request
                 self._wake.clear()
             while not self.queue.empty():
-                self._write(self.queue.take(self.batch))
+                self._write_batch(self.queue.take(self.batch))
             self._maybe_purge()
             if stopping and self.queue.empty():
                 return
@@ -223,5 +261,6 @@ class UsageRecorder:
             removed = usage_store.purge_older_than(self.retention_days)
             if removed:
                 log.info("deleted %d usage events older than %d days", removed, self.retention_days)
+            budget_store.purge_before(now - max(self.retention_days, 62) * 86400)  # a month window lives at most 31 days
         except Exception:
             log.exception("usage retention cleanup failed")

@@ -13,10 +13,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from admin import accounts, api, auth, keys, logins, usage
+from addons.metrics import KleisMetrics, process_metrics
+from admin import accounts, api, auth, keys, logins, metrics, usage
 from admin.security import LoginThrottle, TLSAwareSessionInterface, session_signing_key
 from core.config import Config, load_config
-from core.display import fmt_in, fmt_time
+from core.display import fmt_cost, fmt_in, fmt_time
 from store.db import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,49 @@ CSP = (
 )
 
 
-def create_app(store: Store | None = None, config: Config | None = None, test_config: dict[str, Any] | None = None) -> Flask:
-    """Create and configure the admin application (opening the store from the environment when none is given)."""
+def create_app(
+    store: Store | None = None,
+    config: Config | None = None,
+    test_config: dict[str, Any] | None = None,
+    metrics_source: KleisMetrics | None = None,
+) -> Flask:
+    """Create and configure the admin application (opening the store from the environment when none is given);
+    /metrics serves `metrics_source`, by default this process's (what the proxy beside it counts)."""
     config = config or (store.config if store is not None else load_config())
     store = store or open_store(config)
     app = Flask(__name__, static_url_path="/admin/static")
+    _configure(app, store, config, test_config)
+    app.session_interface = TLSAwareSessionInterface()
+    app.extensions["kleis_store"] = store
+    app.extensions["kleis_throttle"] = app.config.get("KLEIS_THROTTLE") or LoginThrottle()
+    app.extensions["kleis_metrics"] = metrics_source or process_metrics()
+    CSRFProtect(app)
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False
+
+    app.before_request(auth.guard)
+    for blueprint in (auth.bp, accounts.bp, logins.bp, keys.bp, usage.bp, api.bp, metrics.bp):
+        app.register_blueprint(blueprint)
+    app.jinja_env.filters["time"] = fmt_time
+    app.jinja_env.filters["ago"] = fmt_in
+    app.jinja_env.filters["cost"] = fmt_cost
+    app.context_processor(lambda: {"now": time.time(), "timezone": config.timezone})
+    _register_errors(app)
+    app.after_request(_security_headers)
+
+    @app.get("/", endpoint="root")
+    def root() -> Response:
+        return redirect(url_for("accounts.page"))
+
+    @app.get("/admin/")
+    def home() -> Response:
+        return redirect(url_for("accounts.page"))
+
+    return app
+
+
+def _configure(app: Flask, store: Store, config: Config, test_config: dict[str, Any] | None) -> None:
+    """Sessions, CSRF and size limits, then the test configuration on top."""
     app.config.from_mapping(
         KLEIS_STORE=store,
         KLEIS_CONFIG=config,
@@ -49,31 +88,6 @@ def create_app(store: Store | None = None, config: Config | None = None, test_co
     )
     if test_config:
         app.config.update(test_config)
-    app.session_interface = TLSAwareSessionInterface()
-    app.extensions["kleis_store"] = store
-    app.extensions["kleis_throttle"] = app.config.get("KLEIS_THROTTLE") or LoginThrottle()
-    CSRFProtect(app)
-    if isinstance(app.json, DefaultJSONProvider):
-        app.json.sort_keys = False
-
-    app.before_request(auth.guard)
-    for blueprint in (auth.bp, accounts.bp, logins.bp, keys.bp, usage.bp, api.bp):
-        app.register_blueprint(blueprint)
-    app.jinja_env.filters["time"] = fmt_time
-    app.jinja_env.filters["ago"] = fmt_in
-    app.context_processor(lambda: {"now": time.time()})
-    _register_errors(app)
-    app.after_request(_security_headers)
-
-    @app.get("/", endpoint="root")
-    def root() -> Response:
-        return redirect(url_for("accounts.page"))
-
-    @app.get("/admin/")
-    def home() -> Response:
-        return redirect(url_for("accounts.page"))
-
-    return app
 
 
 def _is_api() -> bool:

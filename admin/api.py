@@ -13,6 +13,7 @@ from admin import keys as key_views
 from admin import operations
 from admin import usage as usage_views
 from admin.auth import json_error
+from core.display import COST_BASIS
 from core.exceptions import InvalidInput, KleisError, NotFound, ProviderError, ReauthRequired, TransientProviderError
 from store.db import Store
 from store.keys import key_to_dict, revoke_key
@@ -149,7 +150,10 @@ def oauth_complete(provider: str) -> Response | tuple[Response, int]:
 
 @bp.get("/keys")
 def keys() -> Response:
-    return jsonify(keys=[key_to_dict(row) for row in ApiKey.select().order_by(ApiKey.id)])
+    """Every key; a budgeted one with `budget_used`: tokens and cost (list prices) spent in its current window."""
+    rows = list(ApiKey.select().order_by(ApiKey.id))
+    use = usage_views.budget_use(rows)
+    return jsonify(keys=[{**key_to_dict(row), **({"budget_used": use[row.id]} if row.id in use else {})} for row in rows])
 
 
 @bp.post("/keys")
@@ -182,7 +186,7 @@ def usage() -> Response:
     since = request.args.get("since")
     if since is not None:
         summary = usage_views.since_summary(since, request.args.get("by") or None, **filters)
-        return jsonify({**summary, "filters": filters, "recent": usage_views.recent(limit, **filters)})
+        return jsonify({**summary, "filters": filters, "cost_basis": COST_BASIS, "recent": usage_views.recent(limit, **filters)})
     window = request.args.get("window")
     windows = [window] if window else list(usage_views.WINDOWS)
     for name in windows:
@@ -190,5 +194,6 @@ def usage() -> Response:
     return jsonify(
         windows={name: usage_views.window_summary(name, **filters) for name in windows},
         filters=filters,
+        cost_basis=COST_BASIS,
         recent=usage_views.recent(limit, **filters),
     )

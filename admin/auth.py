@@ -13,6 +13,7 @@ from admin.security import LoginThrottle, bearer_token, end_session, new_session
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
 API_PREFIX = "/admin/api"
+METRICS_PATH = "/metrics"
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "root"})
 
 
@@ -41,9 +42,12 @@ def json_error(status: int, message: str, kind: str, headers: dict[str, str] | N
 
 
 def guard() -> Response | None:
-    """Deny by default: the API needs the bearer, every page but the login page needs a session; forms need CSRF."""
+    """Deny by default: the API needs the bearer, every page but the login page needs a session; forms need CSRF.
+    /metrics takes the API's bearer (what Prometheus sends), unless KLEIS_METRICS_PUBLIC=1."""
     if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
         return api_guard()
+    if request.path == METRICS_PATH:
+        return None if current_app.config["KLEIS_CONFIG"].metrics_public else api_guard()
     if request.endpoint is None:  # no such page: let Flask answer 404 / 405
         return None
     if session.get("admin") and session_ended(session.get("sid")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -10,7 +11,8 @@ from werkzeug.wrappers import Response
 from admin import confirm
 from core.display import key_label
 from core.exceptions import InvalidInput, NotFound
-from store.keys import PROVIDERS, create_key, find_key, key_to_dict, limits_text, revoke_key, set_limits
+from core.windows import WINDOWS
+from store.keys import PROVIDERS, budget_text, create_key, find_key, key_to_dict, limits_text, revoke_key, set_limits
 from store.models import ApiKey
 
 bp = Blueprint("keys", __name__, url_prefix="/admin")
@@ -19,7 +21,11 @@ NAME_MAX = 200
 
 
 def list_keys() -> list[dict[str, Any]]:
-    return [{**key_to_dict(row), "limits": limits_text(key_to_dict(row))} for row in ApiKey.select().order_by(ApiKey.id.desc())]
+    listed = []
+    for row in ApiKey.select().order_by(ApiKey.id.desc()):
+        key = key_to_dict(row)
+        listed.append({**key, "limits": limits_text(key), "budget": budget_text(key)})
+    return listed
 
 
 def parse_expiry(value: Any) -> float | None:
@@ -34,7 +40,7 @@ def parse_expiry(value: Any) -> float | None:
         raise InvalidInput(f"expires_days: expected a number of days, got {value!r}") from None
 
 
-LIMIT_FIELDS = ("rate_limit", "concurrency_limit")
+LIMIT_FIELDS = ("rate_limit", "concurrency_limit", "token_budget", "cost_budget", "budget_window")
 
 
 def parse_limit(value: Any, field: str) -> int | None:
@@ -57,9 +63,43 @@ def parse_limit(value: Any, field: str) -> int | None:
     return value
 
 
-def limits_from(data: dict[str, Any], *, partial: bool) -> dict[str, int | None]:
-    """The limit fields present in `data` (all of them, absent ones as no limit, unless `partial`)."""
-    return {field: parse_limit(data.get(field), field) for field in LIMIT_FIELDS if not partial or field in data}
+def parse_amount(value: Any, field: str) -> float | None:
+    """US dollars (`12.5`, `"12.50"`, `"$12.50"`); empty, None or 0 for no budget."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise InvalidInput(f"{field}: expected an amount of US dollars (0 or empty: no budget)")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().removeprefix("$").replace(",", ""))
+        except ValueError:
+            raise InvalidInput(f"{field}: expected an amount of US dollars (0 or empty: no budget), got {value!r}") from None
+    if not isinstance(value, (int, float)):
+        raise InvalidInput(f"{field}: expected an amount of US dollars (0 or empty: no budget), got {value!r}")
+    if value < 0:
+        raise InvalidInput(f"{field}: must be 0 (no budget) or more")
+    return float(value)
+
+
+def parse_window(value: Any, field: str) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field}: expected one of {', '.join(WINDOWS)}")
+    return value.strip()
+
+
+PARSERS: dict[str, Callable[[Any, str], Any]] = {"cost_budget": parse_amount, "budget_window": parse_window}
+
+
+def limits_from(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    """The limit and budget fields present in `data` (all of them, absent ones as none, unless `partial`)."""
+    fields = [field for field in LIMIT_FIELDS if not partial or field in data]
+    parsed: dict[str, Any] = {}
+    for field in fields:
+        parse: Callable[[Any, str], Any] = PARSERS[field] if field in PARSERS else parse_limit
+        parsed[field] = parse(data.get(field), field)
+    return parsed
 
 
 def create_from(data: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -85,14 +125,18 @@ def create_from(data: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 def limit_from(ident: str, data: dict[str, Any]) -> dict[str, Any]:
     changes = limits_from(data, partial=True)
+    if "budget_window" in changes and changes["budget_window"] is None:
+        del changes["budget_window"]  # an empty window field keeps the key's window
     if not changes:
-        raise InvalidInput("give rate_limit and/or concurrency_limit (a whole number; 0 or null removes the limit)")
+        raise InvalidInput(
+            "give rate_limit, concurrency_limit, token_budget, cost_budget and/or budget_window (0 or null removes a limit or budget)"
+        )
     return key_to_dict(set_limits(ident, **changes))
 
 
 @bp.get("/keys")
 def page() -> str:
-    return render_template("keys.html", keys=list_keys(), providers=PROVIDERS, form={})
+    return render_template("keys.html", keys=list_keys(), providers=PROVIDERS, windows=WINDOWS, form={})
 
 
 @bp.post("/keys")
@@ -102,13 +146,12 @@ def create() -> str | tuple[str, int]:
         "providers": request.form.getlist("providers"),
         "models": request.form.get("models", ""),
         "expires_days": request.form.get("expires_days", ""),
-        "rate_limit": request.form.get("rate_limit", ""),
-        "concurrency_limit": request.form.get("concurrency_limit", ""),
+        **{field: request.form.get(field, "") for field in LIMIT_FIELDS},
     }
     try:
         created, key = create_from(form)
     except InvalidInput as exc:
-        return render_template("keys.html", keys=list_keys(), providers=PROVIDERS, form=form, error=str(exc)), 400
+        return render_template("keys.html", keys=list_keys(), providers=PROVIDERS, windows=WINDOWS, form=form, error=str(exc)), 400
     # Rendered in this response only (never stored, never put in the session): it cannot be shown again.
     return render_template("key_created.html", created=created, key=key)
 
@@ -137,13 +180,14 @@ def confirm_revoke(ident: str) -> str | tuple[str, int]:
 @bp.post("/keys/<ident>/limits")
 def limits(ident: str) -> Response | tuple[str, int]:
     try:
-        changed = limit_from(ident, {field: request.form.get(field, "") for field in LIMIT_FIELDS})
+        # the fields the form sent (an empty one clears that limit); a field it does not carry stays as it is
+        changed = limit_from(ident, {field: request.form[field] for field in LIMIT_FIELDS if field in request.form})
     except NotFound as exc:
         flash(str(exc), "error")
         return redirect(url_for("keys.page"), code=303)
     except InvalidInput as exc:
-        return render_template("keys.html", keys=list_keys(), providers=PROVIDERS, form={}, error=str(exc)), 400
-    flash(f"Limits of {changed['name']!r}: {limits_text(changed)}.", "ok")
+        return render_template("keys.html", keys=list_keys(), providers=PROVIDERS, windows=WINDOWS, form={}, error=str(exc)), 400
+    flash(f"Limits of {changed['name']!r}: {limits_text(changed)}; budget: {budget_text(changed)}.", "ok")
     return redirect(url_for("keys.page"), code=303)
 
 

@@ -3,23 +3,58 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from cli.output import number_option, print_json, print_table
 from cli.session import store_session
 from core.config import Config
 from core.display import fmt_time
 from core.exceptions import InvalidInput
-from store.keys import PROVIDERS, create_key, key_to_dict, limits_text, revoke_key, set_limits
+from core.windows import WINDOWS
+from store.keys import PROVIDERS, budget_text, create_key, key_to_dict, limits_text, revoke_key, set_limits
 from store.models import ApiKey
 
 _expires_days = number_option(float, "a number of days", above=0, high=36500, unit=" days")
 _limit = number_option(int, "a whole number (0: no limit)", low=0, in_range="0 (no limit) or more")
 
 
+def _amount(value: str) -> float:
+    try:
+        amount = float(value.removeprefix("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an amount of US dollars (0: no budget), got {value!r}") from None
+    if not amount >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no budget) or more, got {value}")
+    return amount
+
+
 def _add_limit_options(parser: argparse.ArgumentParser, *, changing: bool = False) -> None:
     suffix = "; 0 removes the limit" if changing else " (default: no limit)"
     parser.add_argument("--rate-limit", type=_limit, metavar="N", help="at most N requests per minute" + suffix)
     parser.add_argument("--concurrency", type=_limit, metavar="N", help="at most N requests in flight at once" + suffix)
+    budget = "; 0 removes the budget" if changing else " (default: no budget)"
+    parser.add_argument("--token-budget", type=_limit, metavar="N", help="at most N tokens per budget window" + budget)
+    parser.add_argument(
+        "--cost-budget", type=_amount, metavar="USD", help="at most this many US dollars at list prices per budget window" + budget
+    )
+    parser.add_argument(
+        "--budget-window",
+        choices=WINDOWS,
+        help="the calendar window budgets count over, in KLEIS_TIMEZONE" + ("" if changing else " (default: month)"),
+    )
+
+
+OPTION_FIELDS = {
+    "rate_limit": "rate_limit",
+    "concurrency": "concurrency_limit",
+    "token_budget": "token_budget",
+    "cost_budget": "cost_budget",
+    "budget_window": "budget_window",
+}
+
+
+def _limit_changes(args: argparse.Namespace) -> dict[str, Any]:
+    return {field: getattr(args, option) for option, field in OPTION_FIELDS.items() if getattr(args, option) is not None}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,7 +74,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_list)
 
-    limit = sub.add_parser("limit", help="set or remove a key's rate and concurrency limits (applies within a second)")
+    limit = sub.add_parser("limit", help="set or remove a key's rate and concurrency limits and budgets (applies within a second)")
     limit.add_argument("id", help="numeric id or public id (kl_xxxxxxxx)")
     _add_limit_options(limit, changing=True)
     limit.set_defaults(handler=cmd_limit)
@@ -56,8 +91,7 @@ def cmd_create(args: argparse.Namespace, config: Config) -> int:
             providers=args.providers,
             models=args.models,
             expires_days=args.expires_days,
-            rate_limit=args.rate_limit,
-            concurrency_limit=args.concurrency,
+            **_limit_changes(args),
         )
         if args.json:
             print_json({**key_to_dict(row), "key": key})
@@ -82,6 +116,7 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
                         ",".join(r["providers"]) or "all",
                         ",".join(r["models"]) or "all",
                         limits_text(r),
+                        budget_text(r),
                         fmt_time(r["expires_at"]),
                         fmt_time(r["created_at"]),
                         fmt_time(r["last_used_at"]),
@@ -89,22 +124,21 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
                     )
                     for r in rows
                 ],
-                ["ID", "KEY", "NAME", "PROVIDERS", "MODELS", "LIMITS", "EXPIRES", "CREATED", "LAST USED", "STATE"],
+                ["ID", "KEY", "NAME", "PROVIDERS", "MODELS", "LIMITS", "BUDGET", "EXPIRES", "CREATED", "LAST USED", "STATE"],
             )
     return 0
 
 
 def cmd_limit(args: argparse.Namespace, config: Config) -> int:
-    if args.rate_limit is None and args.concurrency is None:
-        raise InvalidInput("give --rate-limit N and/or --concurrency N (0 removes a limit)")
+    changes = _limit_changes(args)
+    if not changes:
+        raise InvalidInput(
+            "give --rate-limit N, --concurrency N, --token-budget N, --cost-budget USD and/or --budget-window (0 removes a limit or budget)"
+        )
     with store_session(config):
-        changes = {}
-        if args.rate_limit is not None:
-            changes["rate_limit"] = args.rate_limit
-        if args.concurrency is not None:
-            changes["concurrency_limit"] = args.concurrency
         row = set_limits(args.id, **changes)
-        print(f"key {row.id} ({row.public_id}…, {row.name!r}): {limits_text(key_to_dict(row))}")
+        listed = key_to_dict(row)
+        print(f"key {row.id} ({row.public_id}…, {row.name!r}): limits {limits_text(listed)}; budget {budget_text(listed)}")
     return 0
 
 

@@ -7,9 +7,11 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.exceptions import ConfigError
 from core.numbers import parse_number
@@ -78,6 +80,23 @@ def _host(value: str) -> str:
     if not value or len(value) > 253 or not all(_HOST_LABEL.match(label) for label in value.rstrip(".").split(".")):
         raise ValueError(f"must be an IP address or a host name, got {value!r}")
     return value
+
+
+def _timezone(value: str) -> str:
+    """An IANA time zone name (Europe/Berlin, UTC), checked against the system's zone database."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"must be an IANA time zone such as UTC or Europe/Berlin, got {value!r}") from None
+    return value
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be 1 or 0, got {value!r}")
 
 
 def _log_level(value: str) -> str:
@@ -286,6 +305,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a request waits for an account below KLEIS_ACCOUNT_MAX_INFLIGHT before it is refused with 503.",
     ),
     Setting("KLEIS_USAGE_RETENTION_DAYS", "usage_retention_days", "90", _positive_int, "Usage events older than this are deleted daily."),
+    Setting(
+        "KLEIS_TIMEZONE",
+        "timezone",
+        "UTC",
+        _timezone,
+        "Time zone of the calendar budget windows (day, week from Monday, month) and of the admin's usage days and charts. "
+        "Every process on one store must use the same.",
+    ),
+    Setting(
+        "KLEIS_METRICS_PUBLIC",
+        "metrics_public",
+        "0",
+        _flag,
+        "1: GET /metrics on the admin listener answers without the admin bearer (for a Prometheus on a trusted network).",
+    ),
 )
 
 
@@ -332,10 +366,16 @@ class Config:
     account_max_inflight: int
     account_wait: float
     usage_retention_days: int
+    timezone: str
+    metrics_public: bool
 
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'kleis.db').resolve()}"
+
+    @property
+    def tz(self) -> tzinfo:
+        return ZoneInfo(self.timezone)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

@@ -47,3 +47,14 @@ def account_name(label: str | None, email: str | None, identity: str) -> str:
 def key_label(name: str, public_id: str) -> str:
     """A client key as people see it: its name and public id (never the key)."""
     return f"{name} ({public_id}…)"
+
+
+COST_BASIS = "list-price equivalent"  # subscription traffic is not billed per token: what the tokens would cost at list prices
+
+
+def fmt_cost(usd: float | None, unpriced: int = 0) -> str:
+    """`$1.2345`; `-` when no price was known; a trailing `+` when some requests had no price (a lower bound)."""
+    if usd is None:
+        return "-"
+    text = f"${usd:,.2f}" if usd >= 1 else f"${usd:,.4f}"
+    return text + ("+" if unpriced else "")

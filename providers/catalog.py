@@ -31,11 +31,13 @@ from providers.catalog_builtin import model as builtin_model
 from providers.lifecycle import TokenManager
 from providers.models_dev import ModelsDev
 from providers.pool import AccountSource, candidates
+from providers.pricing import Prices, prices_from
 
 log = logging.getLogger(__name__)
 
 SOURCES: dict[str, str] = {ProviderName.CLAUDE: "anthropic", ProviderName.CODEX: "openai", ProviderName.COPILOT: "github-copilot"}
 PRIORITY = tuple(ProviderName)  # who serves a bare id several providers know
+LIST_PRICE_SOURCES = ("anthropic", "openai")  # the vendors' own entries: list prices for a model a subscription lists at 0
 SDK_FOR = {Protocol.MESSAGES: "@ai-sdk/anthropic", Protocol.RESPONSES: "@ai-sdk/openai", Protocol.CHAT: "@ai-sdk/openai-compatible"}
 MODEL_KEYS = {
     "id",
@@ -105,6 +107,7 @@ class Catalog:
         self._registry_bytes: tuple[int, bytes] | None = None  # models.dev serialised once per copy
         # whole /models/api.json answers per base URL (the Host a client sent): a few, until a source changes
         self._answers: collections.OrderedDict[tuple[int, str], bytes] = collections.OrderedDict()
+        self._prices: dict[tuple[str, str], Prices | None] = {}
 
     # -- what Kleis serves -------------------------------------------------------------------
     def served(self) -> dict[str, dict[str, tuple[dict[str, Any], Protocol]]]:
@@ -141,6 +144,38 @@ class Catalog:
     def invalidate(self) -> None:
         self._served = None
         self._answers.clear()
+        self._prices = {}
+
+    # -- prices -------------------------------------------------------------------------------
+    PRICES_KEPT = 1024  # model ids come from clients: the memo never grows without bound
+
+    def prices(self, provider: str, model: str) -> Prices | None:
+        """List prices of a served model, memoised until a source changes (a dict lookup on the request path).
+
+        The served entry's models.dev `cost`; when it has none or lists everything at 0 (github-copilot: the
+        subscription is not billed per token), the vendor's own entry of that model id (`claude-sonnet-4.5` is
+        looked up as `claude-sonnet-4-5` too); else None: a price of 0 is no list price."""
+        key = (provider, model)
+        if key in self._prices:
+            return self._prices[key]
+        entry = self.served().get(provider, {}).get(model)
+        found = prices_from(entry[0].get("cost")) if entry is not None else None
+        if found is None or found.free:
+            found = self._list_prices(model)
+        if len(self._prices) >= self.PRICES_KEPT:
+            self._prices = {}
+        self._prices[key] = found
+        return found
+
+    def _list_prices(self, model: str) -> Prices | None:
+        for source in LIST_PRICE_SOURCES:
+            registry = (self.models_dev.data.get(source) or {}).get("models") or {}
+            for candidate in dict.fromkeys((model, model.replace(".", "-"))):
+                entry = registry.get(candidate)
+                found = prices_from(entry.get("cost")) if isinstance(entry, dict) else None
+                if found is not None and not found.free:
+                    return found
+        return None
 
     # -- routing and listing ----------------------------------------------------------------
     def lookup(self, model: str, protocol: Protocol) -> str | None:

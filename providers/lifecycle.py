@@ -63,6 +63,14 @@ class TokenManager:
         self._uncommitted: dict[int, tuple[int, TokenSet]] = {}
         self.refresh_calls = 0
         self.on_refreshed: list[Callable[[AccountView], None]] = []  # told of each pair this process commits
+        self.on_refresh: Callable[[str, str], None] | None = None  # (provider, result): the metrics count refresh calls
+
+    def _report(self, provider: str, result: str) -> None:
+        if self.on_refresh is not None:
+            try:
+                self.on_refresh(provider, result)
+            except Exception:
+                log.exception("refresh result listener failed")
 
     # -- decisions ---------------------------------------------------------------------
     def needs_refresh(self, account: AccountView, now: float | None = None) -> bool:
@@ -195,6 +203,7 @@ class TokenManager:
         try:
             tokens: TokenSet = await provider.refresh(account, self.http)
         except ReauthRequired as exc:
+            self._report(account.provider, "reauth")
             if not await asyncio.to_thread(leases.mark_reauth, account.id, account.token_version, f"refresh refused: {exc}"):
                 newer = await asyncio.to_thread(leases.read, account.id, self.store.cipher)
                 if newer is not None:
@@ -202,12 +211,14 @@ class TokenManager:
             raise RefreshFailed(f"{provider.display_name} account {account.id} needs a new login ({exc})", reauth=True) from None
         except (TransientProviderError, ProviderError, httpx.HTTPError) as exc:
             # Anything but a dead credential keeps the tokens and backs off (a refusal we do not understand may pass).
+            self._report(account.provider, "failed")
             delay = self._note_failure(account.id, str(exc) or type(exc).__name__, account.status_changed_at)
             await asyncio.to_thread(account_store.note_refresh_result, account.id, f"refresh failed: {exc}")
             raise RefreshFailed(f"refreshing {provider.display_name} account {account.id} failed: {exc}", retry_in=delay) from None
         if os.environ.get(FAULT_ENV):
             log.error("fault injection: exiting after the provider issued tokens, before the commit")
             os._exit(17)
+        self._report(account.provider, "ok")
         self._uncommitted[account.id] = (account.token_version, tokens)
         return await self._commit(account, account.token_version, tokens)
 
@@ -216,6 +227,7 @@ class TokenManager:
         try:
             committed = await asyncio.to_thread(leases.commit, account.id, expected_version, tokens, self.store.cipher)
         except Exception as exc:
+            self._report(account.provider, "store_failed")
             log.error("storing the refreshed tokens of account %s failed (%s); the next attempt stores them", account.id, exc)
             raise RefreshFailed(
                 f"the refreshed tokens of {account.provider} account {account.id} could not be stored ({exc}); retry", retry_in=1

@@ -9,11 +9,11 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from types import EllipsisType
 from typing import Any
 
 from core.enums import ProviderName
 from core.exceptions import InvalidInput, NotFound
+from core.windows import parse_window
 from store.db import bump
 from store.models import ApiKey
 
@@ -49,6 +49,9 @@ class KeyRecord:
     revoked_at: float | None
     rate_limit: int | None = None  # requests per minute
     concurrency_limit: int | None = None  # requests in flight
+    token_budget: int | None = None  # tokens per budget window
+    cost_budget: float | None = None  # USD at list prices per budget window
+    budget_window: str = "month"  # day | week | month (core.windows)
 
     @classmethod
     def from_row(cls, row: ApiKey) -> KeyRecord:
@@ -63,7 +66,14 @@ class KeyRecord:
             revoked_at=row.revoked_at,
             rate_limit=row.rate_limit,
             concurrency_limit=row.concurrency_limit,
+            token_budget=row.token_budget,
+            cost_budget=row.cost_budget,
+            budget_window=row.budget_window or "month",
         )
+
+    @property
+    def has_budget(self) -> bool:
+        return self.token_budget is not None or self.cost_budget is not None
 
     def refusal(self, now: float | None = None) -> str | None:
         """Why the key cannot be used now, or None."""
@@ -120,6 +130,9 @@ def create_key(
     expires_days: float | None = None,
     rate_limit: int | None = None,
     concurrency_limit: int | None = None,
+    token_budget: int | None = None,
+    cost_budget: float | None = None,
+    budget_window: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the plaintext key (the only time it exists)."""
     name = (name or "").strip()
@@ -133,6 +146,8 @@ def create_key(
         if "*" in pattern[:-1]:
             raise InvalidInput(f"model pattern {pattern!r}: '*' is only allowed at the end")
     rate_limit, concurrency_limit = check_limit(rate_limit, RATE_LIMIT), check_limit(concurrency_limit, CONCURRENCY_LIMIT)
+    token_budget, cost_budget = check_limit(token_budget, TOKEN_BUDGET), check_cost_budget(cost_budget)
+    window = check_window(budget_window)
     key = generate_key()
     now = time.time()
     row = ApiKey.create(
@@ -145,6 +160,9 @@ def create_key(
         created_at=now,
         rate_limit=rate_limit,
         concurrency_limit=concurrency_limit,
+        token_budget=token_budget,
+        cost_budget=cost_budget,
+        budget_window=window,
     )
     bump("keys")
     return row, key
@@ -152,6 +170,31 @@ def create_key(
 
 RATE_LIMIT = ("rate_limit", "requests per minute", 1_000_000)
 CONCURRENCY_LIMIT = ("concurrency_limit", "requests at once", 10_000)
+TOKEN_BUDGET = ("token_budget", "tokens per budget window", 10**15)
+COST_BUDGET_MAX = 1e9  # USD
+
+
+def check_cost_budget(value: float | None) -> float | None:
+    """USD per window, above 0 (cents allowed); None or 0 means no budget."""
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= COST_BUDGET_MAX or value != value:
+        raise InvalidInput(
+            f"cost_budget: expected an amount of US dollars above 0 and up to {COST_BUDGET_MAX:,.0f} (0: no budget), got {value!r}"
+        )
+    return float(value)
+
+
+def check_window(value: str | None) -> str:
+    """day | week | month; None is a month."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "month"
+    if not isinstance(value, str):
+        raise InvalidInput(f"budget_window: expected day, week or month, got {value!r}")
+    try:
+        return parse_window(value).value
+    except ValueError as exc:
+        raise InvalidInput(str(exc).replace("budget window", "budget_window")) from None
 
 
 def check_limit(value: int | None, limit: tuple[str, str, int]) -> int | None:
@@ -164,18 +207,27 @@ def check_limit(value: int | None, limit: tuple[str, str, int]) -> int | None:
     return value
 
 
-def set_limits(
-    ident: str | int, *, rate_limit: int | None | EllipsisType = ..., concurrency_limit: int | None | EllipsisType = ...
-) -> ApiKey:
-    """Change a key's limits (0 or None clears one; a limit not given stays). Takes effect within a second."""
+LIMIT_CHECKS: dict[str, Any] = {
+    "rate_limit": lambda value: check_limit(value, RATE_LIMIT),
+    "concurrency_limit": lambda value: check_limit(value, CONCURRENCY_LIMIT),
+    "token_budget": lambda value: check_limit(value, TOKEN_BUDGET),
+    "cost_budget": check_cost_budget,
+    "budget_window": check_window,
+}
+
+
+def set_limits(ident: str | int, **changes: Any) -> ApiKey:
+    """Change a key's limits and budgets (`rate_limit`, `concurrency_limit`, `token_budget`, `cost_budget`,
+    `budget_window`; 0 or None clears a limit or budget; one not given stays). Takes effect within a second."""
+    unknown = set(changes) - set(LIMIT_CHECKS)
+    if unknown:
+        raise InvalidInput(f"unknown limit: {', '.join(sorted(unknown))}")
     row = find_key(ident)
+    checked = {field: LIMIT_CHECKS[field](value) for field, value in changes.items()}  # all checked before any is set
     changed = []
-    if not isinstance(rate_limit, EllipsisType):
-        row.rate_limit = check_limit(rate_limit, RATE_LIMIT)
-        changed.append(ApiKey.rate_limit)
-    if not isinstance(concurrency_limit, EllipsisType):
-        row.concurrency_limit = check_limit(concurrency_limit, CONCURRENCY_LIMIT)
-        changed.append(ApiKey.concurrency_limit)
+    for field, value in checked.items():
+        setattr(row, field, value)
+        changed.append(getattr(ApiKey, field))
     if changed:
         row.save(only=changed)  # only these columns: a revoke committed meanwhile must not be written back over
         bump("keys")
@@ -189,6 +241,18 @@ def limits_text(key: dict[str, Any]) -> str:
     if key.get("concurrency_limit"):
         parts.append(f"{key['concurrency_limit']} at once")
     return ", ".join(parts) or "none"
+
+
+def budget_text(key: dict[str, Any]) -> str:
+    """`1,000,000 tokens and $20.00 a month`, or `none`."""
+    parts = []
+    if key.get("token_budget"):
+        parts.append(f"{key['token_budget']:,} tokens")
+    if key.get("cost_budget"):
+        parts.append(f"${key['cost_budget']:,.2f}")
+    if not parts:
+        return "none"
+    return f"{' and '.join(parts)} a {key.get('budget_window') or 'month'}"
 
 
 def find_key(ident: str | int) -> ApiKey:
@@ -239,4 +303,7 @@ def key_to_dict(row: ApiKey) -> dict[str, Any]:
         "last_used_at": row.last_used_at,
         "rate_limit": row.rate_limit,
         "concurrency_limit": row.concurrency_limit,
+        "token_budget": row.token_budget,
+        "cost_budget": row.cost_budget,
+        "budget_window": row.budget_window or "month",
     }

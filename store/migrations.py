@@ -142,12 +142,39 @@ def migrate_v7(db: peewee.Database) -> None:
         db.create_tables([AccountQuota])
 
 
+def migrate_v8(db: peewee.Database) -> None:
+    """Cost, budgets and metrics (#20): a cost per usage event, per-key budgets, running totals per key and window."""
+
+    class KeyUsage(peewee.Model):  # frozen: later changes to store.models must not alter this step
+        key_id = peewee.IntegerField()
+        kind = peewee.CharField(max_length=8)
+        starts_at = peewee.DoubleField()
+        requests = peewee.BigIntegerField(default=0)
+        tokens = peewee.BigIntegerField(default=0)
+        cost_usd = peewee.DoubleField(default=0.0)
+
+        class Meta:
+            database = db
+            table_name = "key_usage"
+            indexes = ((("kind", "starts_at", "key_id"), True),)
+
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("usage_event", "cost_usd", peewee.DoubleField(null=True)),
+        migrator.add_column("api_key", "token_budget", peewee.BigIntegerField(null=True)),
+        migrator.add_column("api_key", "cost_budget", peewee.DoubleField(null=True)),
+        migrator.add_column("api_key", "budget_window", peewee.CharField(max_length=8, default="month")),
+    )
+    db.create_tables([KeyUsage])
+
+
 STEPS: list[tuple[int, Callable[[peewee.Database], None]]] = [
     (1, create_v1),
     (2, migrate_v2),
     (3, migrate_v3),
     (4, migrate_v4),
     (7, migrate_v7),
+    (8, migrate_v8),  # 5, 6 and 7 are other changes' steps; each step stands alone
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

@@ -86,6 +86,9 @@ class ApiKey(BaseModel):
     last_used_at = peewee.DoubleField(null=True)
     rate_limit = peewee.IntegerField(null=True)  # requests per minute; None = no limit
     concurrency_limit = peewee.IntegerField(null=True)  # requests in flight at once; None = no limit
+    token_budget = peewee.BigIntegerField(null=True)  # tokens per budget window; None = no budget
+    cost_budget = peewee.DoubleField(null=True)  # USD (list prices) per budget window; None = no budget
+    budget_window = peewee.CharField(max_length=8, default="month")  # day | week | month, calendar, in KLEIS_TIMEZONE
 
 
 class OAuthState(BaseModel):
@@ -123,6 +126,7 @@ class UsageEvent(BaseModel):
     cache_read_tokens = peewee.IntegerField(default=0)
     cache_write_tokens = peewee.IntegerField(default=0)
     reasoning_tokens = peewee.IntegerField(default=0)
+    cost_usd = peewee.DoubleField(null=True)  # at the list prices of the time; None: the model has no prices
     raw_usage = peewee.TextField(default="")
     quota_claim = peewee.CharField(max_length=64, default="")  # the window Claude counted the request against
     quota_overage = peewee.CharField(max_length=32, default="")  # Claude's overage (extra usage) status then
@@ -134,6 +138,22 @@ class AccountQuota(BaseModel):
     account_id = peewee.IntegerField(primary_key=True)
     reading = peewee.TextField(default="{}")  # JSON: windows (used share, reset, status), claim, overage
     seen_at = peewee.DoubleField(default=0.0)
+
+
+class KeyUsage(BaseModel):
+    """A key's running totals per calendar window (one row per key, kind and window start), added to by the usage
+    writer in the transaction that stores the events: budgets read these few rows, never the events."""
+
+    id = peewee.AutoField()
+    key_id = peewee.IntegerField()
+    kind = peewee.CharField(max_length=8)  # day | week | month
+    starts_at = peewee.DoubleField()  # the window's start (local midnight in KLEIS_TIMEZONE), unix time
+    requests = peewee.BigIntegerField(default=0)
+    tokens = peewee.BigIntegerField(default=0)  # input + cache read + cache write + output
+    cost_usd = peewee.DoubleField(default=0.0)
+
+    class Meta:
+        indexes = ((("kind", "starts_at", "key_id"), True),)
 
 
 class Setting(BaseModel):
@@ -150,4 +170,4 @@ class ChangeCounter(BaseModel):
     value = peewee.BigIntegerField(default=0)
 
 
-ALL_MODELS = (Account, AccountEvent, ApiKey, OAuthState, UsageEvent, AccountQuota, Setting, ChangeCounter)
+ALL_MODELS = (Account, AccountEvent, ApiKey, OAuthState, UsageEvent, AccountQuota, KeyUsage, Setting, ChangeCounter)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from datetime import tzinfo
 from typing import Any, cast
 
 import peewee
 
 from core.display import account_name, key_label
+from store import budgets
 from store.models import Account, ApiKey, UsageEvent, database
 
 # peewee's own wrapper: a driver's errors raised as peewee's (IntegrityError, OperationalError, …) whatever the database,
@@ -41,6 +44,7 @@ COLUMNS = (
     "ttfb_ms",
     "latency_ms",
     *TOKEN_FIELDS,
+    "cost_usd",
     "raw_usage",
     "quota_claim",
     "quota_overage",
@@ -58,14 +62,16 @@ DEFAULTS: dict[str, Any] = {
     "streamed": False,
     "incomplete": False,
     **{field: 0 for field in TOKEN_FIELDS},
+    "cost_usd": None,
     "raw_usage": "",
     "quota_claim": "",
     "quota_overage": "",
 }
 
 
-def insert_events(rows: list[dict[str, Any]]) -> int:
-    """Insert events, ignoring request ids already stored (a retried batch writes nothing twice).
+def insert_events(rows: list[dict[str, Any]], tz: tzinfo = datetime.UTC) -> int:
+    """Insert events, ignoring request ids already stored (a retried batch writes nothing twice), and add the new
+    ones to their keys' window totals (store.budgets) in the same transaction.
 
     One prepared statement run by the driver's executemany: building SQL row by row in Python would hold the GIL
     the proxy's event loop needs. Returns how many rows were new.
@@ -74,15 +80,21 @@ def insert_events(rows: list[dict[str, Any]]) -> int:
     placeholders = ", ".join([db.param] * len(COLUMNS))
     sql = f"INSERT INTO usage_event ({', '.join(COLUMNS)}) VALUES ({placeholders}) ON CONFLICT (request_id) DO NOTHING"
     now = time.time()
-    values = [
-        tuple(row.get(column, DEFAULTS.get(column)) if column != "created_at" else row.get(column, now) for column in COLUMNS)
-        for row in rows
-    ]
+    rows = [{**row, "created_at": row.get("created_at", now)} for row in rows] if any("created_at" not in r for r in rows) else rows
+    values = [tuple(row.get(column, DEFAULTS.get(column)) for column in COLUMNS) for row in rows]
     with database.atomic(), AS_PEEWEE_ERRORS:
+        stored = _already_stored([row["request_id"] for row in rows])
+        new = list({row["request_id"]: row for row in rows if row["request_id"] not in stored}.values())
         cursor = db.cursor()
         cursor.executemany(sql, values)
-        inserted = cursor.rowcount
-    return inserted if inserted is not None and inserted >= 0 else len(rows)
+        budgets.add_events(new, tz)
+    return len(new)
+
+
+def _already_stored(request_ids: list[str]) -> set[str]:
+    """The request ids of a batch that are in the store already (a batch retried after its commit was lost)."""
+    query = UsageEvent.select(UsageEvent.request_id).where(UsageEvent.request_id.in_(request_ids))
+    return {row.request_id for row in query}
 
 
 def parse_since(text: str) -> float:
@@ -125,6 +137,10 @@ def totals(since: float, by: str | None = None, until: float | None = None, **fi
         peewee.fn.COUNT(UsageEvent.id).alias("requests"),
         peewee.fn.SUM(peewee.Case(None, [(UsageEvent.status >= 400, 1)], 0)).alias("errors"),
         *[peewee.fn.COALESCE(peewee.fn.SUM(getattr(UsageEvent, f)), 0).alias(f) for f in TOKEN_FIELDS],
+        peewee.fn.SUM(UsageEvent.cost_usd).alias("cost_usd"),
+        peewee.fn.SUM(
+            peewee.Case(None, [(UsageEvent.cost_usd.is_null() & (UsageEvent.input_tokens + UsageEvent.output_tokens > 0), 1)], 0)
+        ).alias("unpriced"),
     ]
     where = UsageEvent.created_at >= since
     if until is not None:
@@ -153,8 +169,13 @@ def totals(since: float, by: str | None = None, until: float | None = None, **fi
     ]
 
 
-def _numbers(row: dict[str, Any]) -> dict[str, int]:
-    return {k: int(row.get(k) or 0) for k in ("requests", "errors", *TOKEN_FIELDS)}
+def _numbers(row: dict[str, Any]) -> dict[str, Any]:
+    """Counts as ints; `cost_usd` None when no event counted had a price (never a made-up 0), and `unpriced` the
+    requests with tokens but no price (so a partial sum says it is one)."""
+    numbers: dict[str, Any] = {k: int(row.get(k) or 0) for k in ("requests", "errors", *TOKEN_FIELDS, "unpriced")}
+    cost = row.get("cost_usd")
+    numbers["cost_usd"] = None if cost is None else round(float(cost), 6)
+    return numbers
 
 
 def recent(limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
@@ -184,9 +205,45 @@ def event_to_dict(event: UsageEvent) -> dict[str, Any]:
         **{f: getattr(event, f) for f in TOKEN_FIELDS},
         "quota_claim": event.quota_claim,
         "quota_overage": event.quota_overage,
+        "cost_usd": event.cost_usd,
     }
 
 
 def purge_older_than(days: float) -> int:
     removed: int = UsageEvent.delete().where(UsageEvent.created_at < time.time() - days * 86400).execute()
     return removed
+
+
+TIMELINE_STEP = 900  # seconds: every time zone's offset is a multiple of 15 minutes, so local hours and days are unions of these
+
+
+def timeline(since: float, until: float, by: str) -> list[dict[str, Any]]:
+    """Requests, tokens (input, cache, output) and cost per quarter hour and provider or model, for the charts:
+    summed by the database, a few hundred rows whatever the number of events."""
+    column = GROUPINGS[by]
+    scaled = UsageEvent.created_at / peewee.SQL(
+        str(TIMELINE_STEP)
+    )  # a literal: SELECT and GROUP BY carry one expression whatever the driver
+    step = peewee.fn.FLOOR(scaled) if isinstance(database.obj, peewee.PostgresqlDatabase) else peewee.Cast(scaled, "INTEGER")
+    tokens = UsageEvent.input_tokens + UsageEvent.cache_read_tokens + UsageEvent.cache_write_tokens + UsageEvent.output_tokens
+    query = (
+        UsageEvent.select(
+            step.alias("step"),
+            column.alias("group"),
+            peewee.fn.COUNT(UsageEvent.id).alias("requests"),
+            peewee.fn.COALESCE(peewee.fn.SUM(tokens), 0).alias("tokens"),
+            peewee.fn.SUM(UsageEvent.cost_usd).alias("cost_usd"),
+        )
+        .where((UsageEvent.created_at >= since) & (UsageEvent.created_at < until))
+        .group_by(step, column)
+    )
+    return [
+        {
+            "at": int(r["step"]) * TIMELINE_STEP,
+            "group": r["group"] or "(none)",
+            "requests": int(r["requests"]),
+            "tokens": int(r["tokens"] or 0),
+            "cost_usd": float(r["cost_usd"] or 0.0),
+        }
+        for r in cast(list[dict[str, Any]], list(query.dicts()))
+    ]

@@ -248,3 +248,51 @@ def test_a_real_claude_login_through_the_paste_flow(browser, real_claude_admin) 
     token_request = page.oauth.last("/v1/oauth/token").json
     assert token_request["grant_type"] == "authorization_code" and token_request["code_verifier"]  # the fake checked PKCE
     assert token_request["code_verifier"] not in browser.page_source
+
+
+def test_the_usage_charts_and_budget_bars_draw_in_a_real_browser(browser, admin_url: str, store) -> None:  # type: ignore[no-untyped-def]
+    import time as clock
+
+    from selenium.webdriver.common.by import By
+
+    from store import keys as key_store
+    from store import usage as usage_store
+
+    row, _ = key_store.create_key("agent", token_budget=5000, cost_budget=2.0, budget_window="day")
+    now = clock.time()
+    events = [
+        {
+            "request_id": f"r{i}",
+            "created_at": now - i * 1800 - 60,  # spread over the last day and beyond
+            "key_id": row.id,
+            "provider": ("claude", "codex", "copilot")[i % 3],
+            "model": ("claude-sonnet-4-5", "gpt-5.4", "gpt-4.1")[i % 3],
+            "status": 200,
+            "input_tokens": 200 + i,
+            "output_tokens": 50,
+            "cost_usd": None if i % 3 == 2 else 0.01 * (i + 1),
+        }
+        for i in range(60)
+    ]
+    usage_store.insert_events(events)
+    log_in(browser, admin_url)
+    browser.get(admin_url + "/admin/usage?window=7d")
+    chart = wait_for(browser, "svg#chart-requests")
+    assert "Requests per day, last 7 days, by provider" in chart.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+    assert int(chart.get_attribute("data-bars")) >= 2 and chart.size["height"] > 50
+    bars = chart.find_elements(By.CSS_SELECTOR, "rect")
+    assert len(bars) >= 3 and any("claude" in b.find_element(By.TAG_NAME, "title").get_attribute("textContent") for b in bars)
+    assert "Cost, USD (list-price equivalent)" in wait_for(browser, "svg#chart-cost title").get_attribute("textContent")
+    assert "list-price equivalent" in wait_for(browser, "#cost-basis").text
+    budget = wait_for(browser, f"#budget-{row.id}-tokens")
+    assert 0 < float(budget.get_attribute("data-share")) and "tokens:" in budget.find_element(By.TAG_NAME, "title").get_attribute(
+        "textContent"
+    )
+    assert wait_for(browser, f"#budget-{row.id}-cost").size["width"] > 100
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "admin-usage-charts.png"))
+    click(browser, "#stack-model")
+    assert "by model" in wait_for(browser, "svg#chart-tokens title").get_attribute("textContent")
+    browser.get(admin_url + "/admin/usage?window=today")
+    assert "per hour, today" in wait_for(browser, "svg#chart-requests title").get_attribute("textContent")
+    assert browser.get_log("browser") == [] or all("Content Security Policy" not in e["message"] for e in browser.get_log("browser"))

@@ -91,3 +91,44 @@ def test_a_crash_between_issue_and_commit_leaves_a_consistent_account(shared_con
     stored = Account.get_by_id(row.id)
     assert stored.status == "needs_reauth" and "already used" in stored.status_reason
     assert stored.refresh_lease_owner is None
+
+
+MESSAGE_TOKENS = 12 + 100 + 20 + 7  # what the fake Anthropic reports per message: input, cache read, cache write, output
+
+
+def refused_when_polled(client: httpx.Client, url: str, timeout: float = 10.0) -> tuple[httpx.Response, float]:
+    """Poll with count_tokens (budget-checked, consumes nothing) until the process refuses; (answer, seconds waited)."""
+    started = time.time()
+    while True:
+        probe = client.post(f"{url}/v1/messages/count_tokens", json=BODY)
+        if probe.status_code == 429 or time.time() - started > timeout:
+            return probe, time.time() - started
+        assert probe.status_code == 200, probe.text
+        time.sleep(0.02)
+
+
+def test_two_processes_share_a_key_budget(shared_config, fake_oauth, fake_anthropic, fake_openai) -> None:
+    """What one process spends, the other refuses within about a second; spending on both adds up."""
+    config, store = shared_config
+    access, refresh = fake_oauth.seed()
+    upsert_account("loop", "shared", TokenSet(access, refresh, time.time() + 3600), store.cipher)
+    _, spent_on_a = keys.create_key("spent on A", token_budget=3 * MESSAGE_TOKENS, budget_window="day")
+    _, spent_on_both = keys.create_key("spent on both", token_budget=2 * MESSAGE_TOKENS, budget_window="day")
+    processes = [spawn(config, fake_oauth, fake_anthropic, fake_openai) for _ in range(2)]
+    (_, url_a), (_, url_b) = processes
+    try:
+        with httpx.Client(timeout=20, headers={"x-api-key": spent_on_a}) as client:
+            assert [client.post(f"{url_a}/v1/messages", json=BODY).status_code for _ in range(4)] == [200, 200, 200, 429]
+            refused, learnt_after = refused_when_polled(client, url_b)  # B served this key nothing
+            assert refused.status_code == 429 and "of its 417 tokens for this day" in refused.json()["error"]["message"]
+            assert client.post(f"{url_b}/v1/messages", json=BODY).status_code == 429
+        with httpx.Client(timeout=20, headers={"x-api-key": spent_on_both}) as client:
+            assert client.post(f"{url_a}/v1/messages", json=BODY).status_code == 200
+            assert client.post(f"{url_b}/v1/messages", json=BODY).status_code == 200
+            assert refused_when_polled(client, url_a)[0].status_code == 429
+            assert refused_when_polled(client, url_b)[0].status_code == 429
+    finally:
+        for process, _ in processes:
+            stop(process)
+    assert len(fake_anthropic.received("/v1/messages")) == 5  # every refusal was Kleis's own
+    assert learnt_after < 3.0  # writer interval + reconcile interval ≈ 1 s; generous for a busy machine

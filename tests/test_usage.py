@@ -300,10 +300,10 @@ def test_one_unstorable_row_does_not_stall_the_others(store, monkeypatch) -> Non
     recorder = UsageRecorder(interval=0.05)
     real = usage_store.insert_events
 
-    def poisoned(rows):  # type: ignore[no-untyped-def]
+    def poisoned(rows, *args):  # type: ignore[no-untyped-def]
         if any(r["request_id"] == "req_poison" for r in rows):
             raise ValueError("cannot store this row")
-        return real(rows)
+        return real(rows, *args)
 
     monkeypatch.setattr(usage_recorder.usage_store, "insert_events", poisoned)
     monkeypatch.setattr(usage_recorder.time, "sleep", lambda seconds: None)
@@ -322,11 +322,11 @@ def test_a_store_outage_loses_no_usage_event(store, monkeypatch) -> None:
     real = usage_store.insert_events
     failures = iter([peewee.OperationalError("database is locked")] * 6)
 
-    def flaky(rows):  # type: ignore[no-untyped-def]
+    def flaky(rows, *args):  # type: ignore[no-untyped-def]
         error = next(failures, None)
         if error is not None:
             raise error
-        return real(rows)
+        return real(rows, *args)
 
     sleeps: list[float] = []
     monkeypatch.setattr(usage_recorder.usage_store, "insert_events", flaky)

@@ -7,6 +7,7 @@ import asyncio
 from mitmproxy import hooks
 from mitmproxy.test import taddons
 
+from addons.budgets import BudgetTracker
 from addons.catalog_refresh import CatalogRefresher
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
@@ -26,7 +27,16 @@ def test_every_part_runs_as_an_addon_in_order_and_the_client_closes_last(store, 
             assert [a.id for a in services.follower.accounts] == [1]  # the store is loaded before anyone is served
             chain = background_addons(services)
             kinds = [type(addon) for addon in chain]
-            assert kinds == [ProactiveRefresher, CatalogRefresher, HealthTracker, QuotaTracker, UsageRecorder, StoreFollower, ClosesClient]
+            assert kinds == [
+                ProactiveRefresher,
+                CatalogRefresher,
+                HealthTracker,
+                QuotaTracker,
+                BudgetTracker,
+                UsageRecorder,
+                StoreFollower,
+                ClosesClient,
+            ]
             tctx.master.addons.add(*chain)
             for addon in chain:
                 await tctx.master.addons.invoke_addon(addon, hooks.RunningHook())

@@ -1,0 +1,105 @@
+"""What a request costs at list prices: models.dev's `cost` (USD per million tokens) applied to normalised token counts.
+
+Tokens have one meaning here (providers.usage): `input` is uncached input, `cache_read` and `cache_write` the cached
+parts, `output` includes reasoning. Reasoning tokens are priced at `cost.reasoning` when models.dev gives one, else
+at the output price. `cost.context_over_200k` replaces the prices of a request whose input (all three parts) is
+over 200,000 tokens. A cache price models.dev leaves out is the input price. A model without prices costs None,
+never 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+PER_MILLION = 1_000_000.0
+LONG_CONTEXT = 200_000  # models.dev's `context_over_200k` tier
+
+
+@dataclasses.dataclass(frozen=True)
+class Prices:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+    reasoning: float | None = None
+    long_context: Prices | None = None  # over LONG_CONTEXT input tokens
+
+    @property
+    def free(self) -> bool:
+        return not any((self.input, self.output, self.cache_read, self.cache_write, self.reasoning))
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
+
+
+def prices_from(cost: Any) -> Prices | None:
+    """models.dev's `cost` object; None when it has no input or output price."""
+    if not isinstance(cost, Mapping):
+        return None
+    price_in, price_out = _number(cost.get("input")), _number(cost.get("output"))
+    if price_in is None or price_out is None:
+        return None
+    read, write = _number(cost.get("cache_read")), _number(cost.get("cache_write"))
+    return Prices(
+        input=price_in,
+        output=price_out,
+        cache_read=price_in if read is None else read,
+        cache_write=price_in if write is None else write,
+        reasoning=_number(cost.get("reasoning")),
+        long_context=prices_from(cost.get("context_over_200k")),
+    )
+
+
+def cost_usd(
+    prices: Prices | None, *, input_tokens: int, output_tokens: int, cache_read_tokens: int, cache_write_tokens: int, reasoning_tokens: int
+) -> float | None:
+    """The cost of one request's tokens in USD (rounded to a millionth of a cent), or None without prices."""
+    if prices is None:
+        return None
+    if prices.long_context is not None and input_tokens + cache_read_tokens + cache_write_tokens > LONG_CONTEXT:
+        prices = prices.long_context
+    reasoning = min(max(reasoning_tokens, 0), output_tokens)
+    reasoning_price = prices.output if prices.reasoning is None else prices.reasoning
+    total = (
+        input_tokens * prices.input
+        + cache_read_tokens * prices.cache_read
+        + cache_write_tokens * prices.cache_write
+        + (output_tokens - reasoning) * prices.output
+        + reasoning * reasoning_price
+    )
+    return round(total / PER_MILLION, 8)
+
+
+def usage_cost(prices: Prices | None, usage: Any) -> float | None:
+    """cost_usd for a providers.usage.Usage (positional and attribute reads: this runs once per request)."""
+    if prices is None:
+        return None
+    if prices.long_context is not None and usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens > LONG_CONTEXT:
+        prices = prices.long_context
+    output = usage.output_tokens
+    reasoning = min(max(usage.reasoning_tokens, 0), output)
+    total: float = (
+        usage.input_tokens * prices.input
+        + usage.cache_read_tokens * prices.cache_read
+        + usage.cache_write_tokens * prices.cache_write
+        + (output - reasoning) * prices.output
+        + reasoning * (prices.output if prices.reasoning is None else prices.reasoning)
+    )
+    return round(total / PER_MILLION, 8)
+
+
+def event_cost(prices: Prices | None, row: Mapping[str, Any]) -> float | None:
+    """cost_usd for a usage event's token fields."""
+    return cost_usd(
+        prices,
+        input_tokens=int(row.get("input_tokens") or 0),
+        output_tokens=int(row.get("output_tokens") or 0),
+        cache_read_tokens=int(row.get("cache_read_tokens") or 0),
+        cache_write_tokens=int(row.get("cache_write_tokens") or 0),
+        reasoning_tokens=int(row.get("reasoning_tokens") or 0),
+    )

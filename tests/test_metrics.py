@@ -1,0 +1,134 @@
+"""Prometheus metrics: counted from usage batches and refreshes, read from memory at scrape time, served at /metrics
+behind the admin bearer (or public), parsed with prometheus_client's own parser; no key, token or email in a label."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from addons.metrics import KleisMetrics
+from addons.services import Parts
+from addons.usage_recorder import UsageRecorder
+from providers.pricing import Prices
+from store import keys
+from tests.support.admin import SECRET
+from tests.support.live import start_kleis
+
+MESSAGES = {"model": "loop/claude-m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+CHAT = {"model": "loop/gpt-m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, parsed by prometheus_client: (name, sorted labels) → value."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def value(parsed: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    return parsed.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def row(**fields) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    base = {"provider": "claude", "protocol": "messages", "status": 200, "key_id": 7, "account_id": 3, "latency_ms": 1500.0}
+    return {**base, "ttfb_ms": 400.0, "input_tokens": 10, "cache_read_tokens": 100, "output_tokens": 5, "reasoning_tokens": 2, **fields}
+
+
+def test_a_batch_is_counted_per_label_set_and_parses_back() -> None:
+    from prometheus_client import generate_latest
+
+    metrics = KleisMetrics()
+    metrics.observe_batch([row(cost_usd=0.25), row(cost_usd=None, status=529), row(account_id=None, status=429, input_tokens=0)])
+    metrics.on_refresh("claude", "ok")
+    parsed = samples(generate_latest(metrics.registry).decode())
+    assert value(parsed, "kleis_requests_total", provider="claude", protocol="messages", status_class="2xx") == 1
+    assert value(parsed, "kleis_requests_total", provider="claude", protocol="messages", status_class="5xx") == 1
+    assert value(parsed, "kleis_requests_total", provider="claude", protocol="messages", status_class="4xx") == 1
+    assert value(parsed, "kleis_tokens_total", provider="claude", kind="cache_read") == 300
+    assert value(parsed, "kleis_tokens_total", provider="claude", kind="reasoning") == 6
+    assert value(parsed, "kleis_cost_usd_total", provider="claude") == 0.25
+    assert value(parsed, "kleis_key_requests_total", key_id="7") == 3 and value(parsed, "kleis_key_tokens_total", key_id="7") == 335
+    # the refusal (no account) has no upstream time: two latencies, 1.5 s each
+    assert value(parsed, "kleis_upstream_latency_seconds_count", provider="claude") == 2
+    assert value(parsed, "kleis_upstream_latency_seconds_bucket", provider="claude", le="1.0") == 0
+    assert value(parsed, "kleis_upstream_latency_seconds_bucket", provider="claude", le="2.5") == 2
+    assert value(parsed, "kleis_upstream_ttfb_seconds_sum", provider="claude") == pytest.approx(0.8)
+    assert value(parsed, "kleis_refreshes_total", provider="claude", result="ok") == 1
+
+
+def test_metrics_need_the_admin_bearer_unless_public(store, config, test_providers) -> None:  # type: ignore[no-untyped-def]
+    from admin import create_app
+
+    private = create_app(store, config, {"TESTING": True}, metrics_source=KleisMetrics()).test_client()
+    assert private.get("/metrics").status_code == 401
+    assert private.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    answer = private.get("/metrics", headers={"Authorization": f"Bearer {SECRET}"})
+    assert answer.status_code == 200 and answer.content_type.startswith("text/plain; version=")
+    assert "kleis_requests_total" in answer.get_data(as_text=True) or "# HELP kleis_requests" in answer.get_data(as_text=True)
+    public = create_app(store, config.replace(metrics_public=True), {"TESTING": True}, metrics_source=KleisMetrics()).test_client()
+    assert public.get("/metrics").status_code == 200
+    assert public.get("/admin/api/keys").status_code == 401  # only /metrics is public
+
+
+def test_a_live_proxy_counts_requests_tokens_cost_refreshes_and_states(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import generate_latest
+
+    metrics = KleisMetrics()
+    recorder = UsageRecorder(interval=0.05, prices=lambda provider, model: Prices(3, 15, 0.3, 3.75))
+    parts = Parts(usage=recorder, budgets=True, metrics=metrics)
+    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=parts)
+    try:
+        keys.set_limits(live.key_id, token_budget=10_000, budget_window="week")
+        live.add_account(expires_in=-60)  # expired: the first request refreshes it (and the follower has the budget)
+        with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
+            assert client.post("/v1/messages", json=MESSAGES).status_code == 200
+            assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+        assert httpx.post(f"{live.url}/v1/messages", json=MESSAGES, headers={"x-api-key": "kl_unknown"}).status_code == 401
+        deadline = time.time() + 10
+        while time.time() < deadline:  # written by the recorder, then reconciled by the budgets
+            text = generate_latest(metrics.registry).decode()
+            if recorder.written == 3 and value(
+                samples(text), "kleis_key_budget_used_ratio", key_id=str(live.key_id), budget="tokens", window="week"
+            ):
+                break
+            time.sleep(0.02)
+    finally:
+        live.proxy.stop()
+    parsed = samples(text)
+    assert value(parsed, "kleis_requests_total", provider="loop", protocol="messages", status_class="2xx") == 1
+    assert value(parsed, "kleis_requests_total", provider="loop", protocol="chat", status_class="2xx") == 1
+    assert value(parsed, "kleis_requests_total", provider="none", protocol="messages", status_class="4xx") == 1
+    assert value(parsed, "kleis_tokens_total", provider="loop", kind="cache_read") == 100 + 30
+    assert value(parsed, "kleis_cost_usd_total", provider="loop") == pytest.approx((246 + 204) / 1e6)
+    assert value(parsed, "kleis_upstream_ttfb_seconds_count", provider="loop") == 2
+    assert value(parsed, "kleis_refreshes_total", provider="loop", result="ok") == 1
+    assert value(parsed, "kleis_accounts", provider="loop", state="usable") == 1
+    assert value(parsed, "kleis_usage_events_written_total") == 3 and ("kleis_usage_queue_depth", ()) in parsed
+    ratio = value(parsed, "kleis_key_budget_used_ratio", key_id=str(live.key_id), budget="tokens", window="week")
+    assert ratio == pytest.approx((139 + 59) / 10_000)
+    for secret in (live.key, "acct-1@example.test", "kl_unknown", *fake_oauth.issued_access):
+        assert secret not in text
+
+
+def test_each_accounts_quota_windows_are_gauges(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import generate_latest
+
+    from tests.fakes.quota import claude_unified
+
+    metrics = KleisMetrics()
+    fake_anthropic.answer_headers = lambda request: claude_unified(0.97, 0.25)
+    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(quota=True, metrics=metrics))
+    try:
+        account = live.add_account()
+        with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
+            assert client.post("/v1/messages", json=MESSAGES).status_code == 200
+        parsed = samples(generate_latest(metrics.registry).decode())
+    finally:
+        live.proxy.stop()
+    assert value(parsed, "kleis_account_quota_used_ratio", provider="loop", account_id=str(account.id), window="5h") == 0.97
+    assert value(parsed, "kleis_account_quota_used_ratio", provider="loop", account_id=str(account.id), window="7d") == 0.25
