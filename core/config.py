@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core import versions
 from core.exceptions import ConfigError
 
 
@@ -79,6 +80,12 @@ def _host(value: str) -> str:
         pass
     if not value or len(value) > 253 or not all(_HOST_LABEL.match(label) for label in value.rstrip(".").split(".")):
         raise ValueError(f"must be an IP address or a host name, got {value!r}")
+    return value
+
+
+def _version(value: str) -> str:
+    if not versions.is_version(value):
+        raise ValueError(f"must be a version like 1.2.3, got {value!r}")
     return value
 
 
@@ -179,8 +186,9 @@ SETTINGS: tuple[Setting, ...] = (
         "KLEIS_CLAUDE_CODE_VERSION",
         "claude_code_version",
         "2.1.328",
-        _text,
-        "Claude Code version Kleis presents for non-Claude-Code clients.",
+        _version,
+        "Claude Code version Kleis presents for clients other than Claude Code; a newer version seen from a real Claude "
+        "Code, or one Claude names as required (claude_code_version_too_old), is used instead.",
     ),
     Setting(
         "KLEIS_CLAUDE_EXTRA_BETAS",
@@ -205,9 +213,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "KLEIS_CODEX_CLIENT_VERSION",
         "codex_client_version",
-        "0.146.0",
-        _text,
-        "Codex CLI version in the user-agent Kleis presents to the Codex backend.",
+        "0.171.0",
+        _version,
+        "Codex CLI version Kleis presents (version header and user-agent) for clients other than Codex CLI; a newer "
+        "version seen from a real Codex CLI is used instead.",
     ),
     Setting(
         "KLEIS_CODEX_REMOVED_PARAMS",
@@ -327,6 +336,16 @@ def _enterprise_hosts(domain: str, environ: Mapping[str, str]) -> dict[str, str]
         "copilot_api_base": ("KLEIS_COPILOT_API_BASE", f"https://copilot-api.{domain}"),
     }
     return {field: _url(environ[env]) if environ.get(env) else url for field, (env, url) in derived.items()}
+
+
+def default_of(field: str) -> str:
+    """The built-in default of the setting behind a Config field (as its environment text)."""
+    return next(setting.default for setting in SETTINGS if setting.field == field)
+
+
+def env_of(field: str) -> str:
+    """The KLEIS_* variable behind a Config field."""
+    return next(setting.env for setting in SETTINGS if setting.field == field)
 
 
 def settings_help() -> str:
