@@ -13,6 +13,7 @@ from typing import Any
 
 from core.protocol import Protocol, error_protocol_for_path, protocol_for_path, split_path
 from providers.base import Provider, Upstream
+from providers.drift import Drift
 from providers.routing import Resolution
 from providers.usage import UsageReader
 from store.accounts import AccountView
@@ -60,6 +61,7 @@ class UpstreamCall:
     forwarded_at: float | None = None
     tried: list[int] = dataclasses.field(default_factory=list)  # account ids, in order, repeats included
     retries: int = 0
+    drift_retries: int = 0  # attempts made again because Kleis adopted a value the provider asked for (at most one)
 
 
 @dataclasses.dataclass
@@ -74,6 +76,7 @@ class Outcome:
     refused: bool = False  # Kleis answered itself (a Refusal)
     local: bool = False  # an endpoint Kleis serves itself (not recorded as usage)
     hook_failed: bool = False  # a response hook raised: the response is replaced by a 500
+    drift: Drift | None = None  # the last upstream refusal was drift: its hint goes into the error the client sees
     done: bool = False
 
 
