@@ -23,6 +23,7 @@ import pytest
 
 from providers.codex import login as codex_login
 from store import keys
+from store import learned as learned_store
 from store.accounts import TokenSet, upsert_account
 from store.models import Account, UsageEvent
 from tests.fakes.agent_claude import COMMAND, AgentClaude
@@ -38,6 +39,7 @@ AGENTS_DIR = ROOT / ".venv" / "agents"
 AGENTS = AGENTS_DIR / "node_modules" / ".bin"
 MARKER = COMMAND.split()[-1]
 RUN_TIMEOUT = 90  # seconds per agent run; a hung agent's whole process group is killed
+CODEX_CLI_VERSION = json.loads((ROOT / "tests" / "agents" / "package.json").read_text())["dependencies"]["@openai/codex"]
 
 
 def _agents_missing() -> str | None:
@@ -221,8 +223,18 @@ def test_claude_code_shows_at_once_that_no_account_can_serve(served: Served, sto
     assert recorded_statuses(1) == [(503, "no_account")]
 
 
+def learned_value(name: str, timeout: float = 10.0) -> str | None:
+    """A value `kleis.py serve` learned and stored (its recorder writes every half second)."""
+    deadline = time.time() + timeout
+    while (value := learned_store.load().get(name)) is None and time.time() < deadline:
+        time.sleep(0.1)
+    return value
+
+
 @pytest.mark.timeout(240)
 def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) -> None:
+    """Codex CLI reaches the backend as itself: its own version (which the backend's gate on gpt-6-sol reads), user-agent
+    and originator, and Kleis learns that version for the clients it presents as Codex CLI."""
     codex = agent("codex")
     codex_home = served.home / ".codex"
     codex_home.mkdir()
@@ -231,19 +243,28 @@ def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) ->
         f'base_url = "{served.url}/v1"\nenv_key = "KLEIS_API_KEY"\nwire_api = "responses"\n'
     )  # the README's config
     argv = [codex, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "run the marker command"]
-    done = run_agent(served, argv, {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key})
+    env = {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key}
+    done = run_agent(served, argv, env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"Tool said: {MARKER}" in done.stdout  # the command ran here and its output went back upstream
     turns = served.codex.received(f"{served.codex.prefix}/responses")
     assert len(turns) == 2
     first, second = turns[0].json, turns[1].json
     assert first["model"] == "gpt-5.4" and first["instructions"] == "" and first["store"] is False and first["stream"] is True
-    assert turns[0].headers["chatgpt-account-id"] == "acc-1111-aaaa" and turns[0].headers["originator"] == "codex_cli_rs"
+    seen = turns[0].headers
+    assert seen["chatgpt-account-id"] == "acc-1111-aaaa" and seen["originator"] == "codex_exec"  # `codex exec`'s own
+    assert seen["version"] == CODEX_CLI_VERSION and seen["user-agent"].startswith(f"codex_exec/{CODEX_CLI_VERSION} (")
     assert served.key not in json.dumps(turns[0].headers) and served.key not in json.dumps(turns[1].headers)
     [output] = [item for item in second["input"] if item.get("type") == "function_call_output"]
     assert output["call_id"] == CALL_ID and MARKER in json.dumps(output["output"])
     assert any(item.get("type") == "function_call" and item.get("call_id") == CALL_ID for item in second["input"])
     assert recorded_statuses(2) == [(200, ""), (200, "")]
+    # gpt-6-sol: the backend's gate (0.155.0 or later) reads the version, and Codex CLI's own passes it
+    answered = run_agent(served, [codex, "exec", "--skip-git-repo-check", "-m", "gpt-6-sol", "say hi"], env)
+    assert answered.returncode == 0 and "Hi there" in answered.stdout, answered.stderr[-2000:]
+    latest = served.codex.last(f"{served.codex.prefix}/responses")
+    assert latest.json["model"] == "gpt-6-sol" and latest.headers["version"] == CODEX_CLI_VERSION
+    assert learned_value("codex.cli_version") == CODEX_CLI_VERSION  # what Kleis now presents for other clients
 
 
 @pytest.mark.timeout(360)

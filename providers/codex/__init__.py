@@ -85,6 +85,8 @@ class CodexProvider(Provider):
         identity: dict[str, str] = {}
         if who.codex_cli:
             state.client_version = who.version or ""
+            if who.version and not who.sent_version:  # through a custom provider Codex CLI names it in its user-agent only
+                identity = {"version": who.version}
         else:
             presented = self.identity()
             state.client_version = presented.value("Codex CLI version")

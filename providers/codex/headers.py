@@ -1,8 +1,9 @@
 """Upstream headers for the Codex backend: token, account id, a Codex-CLI-consistent identity, a session id.
 
 A request from Codex CLI itself keeps its own `version`, `user-agent` and `originator` (the backend gates models on
-the client version, so a current Codex CLI must reach it as what it is); any other client is presented as Codex CLI
-with one version in both the `version` header and the user-agent.
+the client version, so a current Codex CLI must reach it as what it is; when it names its version only in the
+user-agent, as it does towards a custom model provider, the `version` header repeats that one); any other client is
+presented as Codex CLI with one version in both the `version` header and the user-agent.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Caller:
 
     codex_cli: bool  # Codex CLI itself: its identity headers pass unchanged
     version: str | None  # the version it named (Codex CLI's `version` header or user-agent), if any
+    sent_version: bool = False  # it sent a `version` header (Codex CLI 0.171 does not, to a custom model provider)
 
 
 def caller(headers: Mapping[str, str]) -> Caller:
@@ -74,8 +76,9 @@ def caller(headers: Mapping[str, str]) -> Caller:
     origin = names.get("originator", "").strip() or agent.partition("/")[0]
     if origin not in CODEX_CLI_ORIGINATORS or (agent and not agent.startswith(f"{origin}/")):
         return Caller(False, None)
-    named = names.get("version", "").strip() or agent.partition("/")[2].split(" ", 1)[0]
-    return Caller(True, named if versions.is_version(named) else None)
+    header = names.get("version", "").strip()
+    named = header or agent.partition("/")[2].split(" ", 1)[0]
+    return Caller(True, named if versions.is_version(named) else None, bool(header))
 
 
 def client_session_id(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
