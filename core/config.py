@@ -240,13 +240,34 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
         "GitHub Enterprise (ghe.com) domain; replaces github.com, api.github.com and the Copilot API host.",
     ),
-    Setting("KLEIS_COPILOT_EDITOR_VERSION", "copilot_editor_version", "vscode/1.107.0", _text, "Editor-Version header sent to Copilot."),
+    Setting(
+        "KLEIS_COPILOT_EDITOR_VERSION",
+        "copilot_editor_version",
+        "vscode/1.126.0",
+        _text,
+        "Editor-Version header sent to Copilot (VS Code profile; Copilot answers 466 to editor profiles it retired).",
+    ),
     Setting(
         "KLEIS_COPILOT_PLUGIN_VERSION",
         "copilot_plugin_version",
-        "copilot-chat/0.35.0",
+        "copilot-chat/0.54.0",
         _text,
         "Editor-Plugin-Version header sent to Copilot (its version also forms the User-Agent).",
+    ),
+    Setting(
+        "KLEIS_COPILOT_API_VERSION",
+        "copilot_api_version",
+        "2026-08-01",
+        _text,
+        "X-GitHub-Api-Version sent on Copilot API calls (the version current VS Code sends; newer endpoints refuse older ones).",
+    ),
+    Setting(
+        "KLEIS_COPILOT_DIRECT_USER_AGENT",
+        "copilot_direct_user_agent",
+        "opencode/1.18.33",
+        _text,
+        "User-Agent for direct-mode Copilot accounts (a token the exchange refuses, e.g. OpenCode's own app): that app's "
+        "profile, without VS Code's editor headers.",
     ),
     Setting(
         "KLEIS_MODELS_DEV_URL", "models_dev_url", "https://models.dev/api.json", _url, "models.dev registry merged into /models/api.json."
@@ -297,6 +318,8 @@ class Config:
     github_domain: str
     copilot_editor_version: str
     copilot_plugin_version: str
+    copilot_api_version: str
+    copilot_direct_user_agent: str
     models_dev_url: str
     models_ttl: float
     custom_models: str
