@@ -113,8 +113,8 @@ def classify(ctx: RequestContext, response: http.Response, services: Services) -
     provider, account, tokens, prepared = ctx.route.provider, ctx.upstream.account, services.tokens, ctx.upstream.prepared
     assert provider is not None and prepared is not None
     status = response.status_code
-    signal = provider.classify(status, response.headers, json_or_none(response.get_content(strict=False) or b""))
-    signal = provider.after_error(prepared, signal)
+    body = json_or_none(response.get_content(strict=False) or b"")
+    signal = provider.after_error(prepared, provider.classify(status, response.headers, body), body)
     ctx.outcome.drift = signal.drift
     if signal.drift is not None:
         log_once(provider.display_name, signal.drift)

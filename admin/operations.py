@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from core.account_state import explain
+from core.account_state import billing_notes, explain
 from core.config import Config
 from core.display import account_name, fmt_in
 from core.enums import AccountStatus
@@ -88,6 +88,7 @@ def describe(row: Account, now: float | None = None) -> dict[str, Any]:
         why=explanation.why,
         usable=explanation.usable,
         provider_available=available,
+        billing=billing_notes(row.meta),
     )
     return data
 

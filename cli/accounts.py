@@ -8,7 +8,7 @@ import time
 
 from cli.output import print_json, print_table
 from cli.session import store_session
-from core.account_state import explain
+from core.account_state import billing_notes, explain
 from core.config import Config
 from core.display import account_name, fmt_in, fmt_time
 from core.enums import AccountStatus
@@ -96,13 +96,15 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         events = account_store.recent_events(row.id, max(0, args.events))
         if args.json:
             history = [{"at": e.at, "kind": e.kind, "status": e.status, "reason": e.reason} for e in events]
-            print_json({**account_store.account_to_dict(row, now), "events": history})
+            print_json({**account_store.account_to_dict(row, now), "billing": billing_notes(row.meta), "events": history})
         else:
             primary = " (primary)" if row.is_primary else ""
             print(f"account {row.id} ({row.provider}): {account_name(row.label, row.email, row.identity)}{primary}")
             print(f"  status: {row.status} since {fmt_time(row.status_changed_at)}" + (f": {_why(row, now)}" if _why(row, now) else ""))
             refreshed = f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip()
             print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {refreshed}")
+            for note in billing_notes(row.meta):
+                print(f"  billing: {note}")
             if events:
                 print_table([(fmt_time(e.at), e.kind, e.status, e.reason) for e in events], ["AT", "KIND", "STATUS", "REASON"])
             else:

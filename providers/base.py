@@ -124,9 +124,9 @@ class Provider:
         """What an upstream status says about the account (default: by status alone)."""
         return classify_by_status(status, headers)
 
-    def after_error(self, upstream: Upstream, signal: Signal) -> Signal:
-        """The signal completed with what this request presented (a drift hint naming the value sent); a provider
-        may adopt a value the refusal named here, and ask for one more attempt (`Drift.retry`)."""
+    def after_error(self, upstream: Upstream, signal: Signal, body: Any) -> Signal:
+        """The signal completed with what this request presented (a drift hint naming the value sent), from the error
+        `body`; a provider may adopt a value the refusal named here, and ask for one more attempt (`Drift.retry`)."""
         return signal
 
     def on_success(self, upstream: Upstream) -> None:

@@ -114,7 +114,7 @@ class CodexProvider(Provider):
     def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
         return errors.classify(status, headers, body)
 
-    def after_error(self, upstream: Upstream, signal: Signal) -> Signal:
+    def after_error(self, upstream: Upstream, signal: Signal, body: Any) -> Signal:
         state = upstream.state
         if not isinstance(state, CodexState) or signal.account_wide:
             return signal

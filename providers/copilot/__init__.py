@@ -108,7 +108,7 @@ class CopilotProvider(Provider):
             return Signal(SignalKind.VERSION, "Copilot does not support the client profile Kleis presents (466)", account_wide=False)
         return classify_by_status(status, headers)
 
-    def after_error(self, upstream: Upstream, signal: Signal) -> Signal:
+    def after_error(self, upstream: Upstream, signal: Signal, body: Any) -> Signal:
         state = upstream.state if isinstance(upstream.state, dict) else {}
         if signal.kind is not SignalKind.VERSION:
             return signal
