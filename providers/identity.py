@@ -40,7 +40,7 @@ class Presented:
 
     def describe(self) -> str:
         where = SOURCE_WORDS[self.source] + (f" {self.setting}" if self.source is Source.SETTING and self.setting else "")
-        return f"{self.name} {self.value} ({where})"
+        return f"{self.name} {self.value or '(none)'} ({where})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,18 +64,20 @@ def configured(config: Config, field: str, name: str) -> Presented:
 
 
 def newest_version(base: Presented, *candidates: tuple[str | None, Source]) -> tuple[Presented, tuple[str, ...]]:
-    """The configured version, or a learned or adopted one when it is newer; and a warning when a real client's
-    version is newer than the configured one (a default, or a setting, left behind)."""
+    """The configured version, or a learned or adopted one when it is newer; and a warning for each such version
+    (the configured value, a default or a setting, has fallen behind a real client or a provider's floor)."""
     chosen, warnings = base, []
     for version, source in candidates:
         if version is None or not versions.newer(version, chosen.value):
             continue
         chosen = Presented(base.name, version, source, base.setting)
     for version, source in candidates:
-        if source is Source.LEARNED and versions.newer(version, base.value):
-            what = "the built-in default" if base.source is Source.DEFAULT else f"{base.setting}={base.value}"
-            warnings.append(
-                f"{base.name}: {what} is older than {version} seen from a real client; Kleis presents {chosen.value} "
-                f"(raise {base.setting} to make it the configured value)"
-            )
+        if version is None or not versions.newer(version, base.value):
+            continue
+        what = "the built-in default" if base.source is Source.DEFAULT else f"{base.setting}={base.value}"
+        seen = "seen from a real client" if source is Source.LEARNED else "required by the provider"
+        warnings.append(
+            f"{base.name}: {what} is older than {version} {seen}; Kleis presents {chosen.value} "
+            f"(raise {base.setting} to make it the configured value)"
+        )
     return chosen, tuple(warnings)

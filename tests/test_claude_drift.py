@@ -13,6 +13,7 @@ import pytest
 
 from addons.services import Parts
 from addons.usage_recorder import UsageRecorder
+from admin.operations import describe
 from providers import drift
 from providers.identity import Source
 from providers.learned import CLAUDE_CODE_VERSION, CLAUDE_REQUIRED_VERSION
@@ -88,7 +89,7 @@ def test_the_claude_code_version_real_clients_show_is_learned(store, config, run
 
 
 def test_third_party_traffic_billed_to_extra_usage_is_explained_recorded_and_shown(
-    store, config, run_proxy, claude_auth, claude_api
+    store, config, run_proxy, claude_auth, claude_api, kleis_cli
 ) -> None:
     claude_api.validators.append(third_party_billing)
     usage = UsageRecorder(interval=0.05)
@@ -108,6 +109,11 @@ def test_third_party_traffic_billed_to_extra_usage_is_explained_recorded_and_sho
     assert row.status == "active" and isinstance(row.meta["third_party_billing_since"], float)  # noted, never cooled
     [refused] = [e for e in UsageEvent.select() if e.status == 400]
     assert "third_party_extra_usage" in refused.error_type
+    note = "bills third-party traffic (clients other than Claude Code) to extra usage (since "
+    assert describe(row)["billing"][0].startswith(note)  # the admin's accounts page and API
+    kleis_cli.settings["KLEIS_SECRET_KEY"] = config.secret_key
+    shown = kleis_cli("accounts", "show", str(live.account_id))
+    assert shown.returncode == 0 and f"  billing: {note}" in shown.stdout, shown.stderr
 
 
 def test_long_context_billed_to_extra_usage_never_cools_the_account(store, config, run_proxy, claude_auth, claude_api) -> None:

@@ -103,3 +103,24 @@ def test_identity_values_say_where_they_come_from(config) -> None:
     older, none = newest_version(default, ("0.100.0", Source.LEARNED), (None, Source.ADOPTED))
     assert older is default and none == ()
     assert Presented("x", "1.0.0", Source.ADOPTED).describe() == "x 1.0.0 (adopted from a provider's error)"
+
+
+def test_doctor_shows_each_providers_identity_and_where_each_value_comes_from(store, config) -> None:
+    from cli.doctor import identity_checks
+
+    learned_store.save({CODEX_CLI_VERSION: "0.180.0", "claude.required_version": "2.1.400"})
+    lines = list(identity_checks(config.replace(copilot_api_version="2026-09-01")))
+    assert ("ok", "claude identity", "Claude Code version 2.1.400 (adopted from a provider's error); "
+            "extra anthropic-beta (none) (built-in default)") in lines  # fmt: skip
+    assert (
+        "ok",
+        "codex identity",
+        "Codex CLI version 0.180.0 (learned from a real client); originator codex_cli_rs (built-in default)",
+    ) in lines
+    [copilot] = [detail for _, name, detail in lines if name == "copilot identity"]
+    assert "Editor-Version vscode/1.126.0 (built-in default)" in copilot
+    assert "X-GitHub-Api-Version 2026-09-01 (from the setting KLEIS_COPILOT_API_VERSION)" in copilot
+    warnings = [(name, detail) for level, name, detail in lines if level == "warn"]
+    assert [name for name, _ in warnings] == ["claude identity", "codex identity"]
+    assert warnings[0][1].startswith("Claude Code version: the built-in default is older than 2.1.400 required by the provider")
+    assert warnings[1][1].startswith("Codex CLI version: the built-in default is older than 0.180.0 seen from a real client")
