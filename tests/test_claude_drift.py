@@ -20,7 +20,7 @@ from providers.learned import CLAUDE_CODE_VERSION, CLAUDE_REQUIRED_VERSION
 from store.models import Account, UsageEvent
 from tests.fakes.claude import LONG_CONTEXT, THIRD_PARTY, long_context_billing, third_party_billing, version_floor
 from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS, start_claude
-from tests.support.codex import stored_learned
+from tests.support.learned import stored_learned
 
 ASK = {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 

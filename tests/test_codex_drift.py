@@ -14,7 +14,8 @@ from providers import drift
 from providers.identity import Source
 from providers.learned import CODEX_CLI_VERSION
 from store.models import Account
-from tests.support.codex import ENDPOINT, codex_cli_headers, start_codex, stored_learned
+from tests.support.codex import ENDPOINT, codex_cli_headers, start_codex
+from tests.support.learned import stored_learned
 
 CLI_BODY = {"model": "gpt-6-sol", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}
 

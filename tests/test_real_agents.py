@@ -23,7 +23,6 @@ import pytest
 
 from providers.codex import login as codex_login
 from store import keys
-from store import learned as learned_store
 from store.accounts import TokenSet, upsert_account
 from store.models import Account, UsageEvent
 from tests.fakes.agent_claude import COMMAND, AgentClaude
@@ -32,6 +31,7 @@ from tests.fakes.claude import ACCOUNT, claude_oauth
 from tests.fakes.codex_auth import FakeCodexAuth
 from tests.support.cli import START_LINE, start_serve, stop
 from tests.support.env import ROOT
+from tests.support.learned import stored_learned
 
 pytestmark = pytest.mark.e2e  # subprocesses, servers or a browser
 
@@ -223,14 +223,6 @@ def test_claude_code_shows_at_once_that_no_account_can_serve(served: Served, sto
     assert recorded_statuses(1) == [(503, "no_account")]
 
 
-def learned_value(name: str, timeout: float = 10.0) -> str | None:
-    """A value `kleis.py serve` learned and stored (its recorder writes every half second)."""
-    deadline = time.time() + timeout
-    while (value := learned_store.load().get(name)) is None and time.time() < deadline:
-        time.sleep(0.1)
-    return value
-
-
 @pytest.mark.timeout(240)
 def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) -> None:
     """Codex CLI reaches the backend as itself: its own version (which the backend's gate on gpt-6-sol reads), user-agent
@@ -264,7 +256,7 @@ def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) ->
     assert answered.returncode == 0 and "Hi there" in answered.stdout, answered.stderr[-2000:]
     latest = served.codex.last(f"{served.codex.prefix}/responses")
     assert latest.json["model"] == "gpt-6-sol" and latest.headers["version"] == CODEX_CLI_VERSION
-    assert learned_value("codex.cli_version") == CODEX_CLI_VERSION  # what Kleis now presents for other clients
+    assert stored_learned("codex.cli_version", timeout=10) == CODEX_CLI_VERSION  # what Kleis now presents for other clients
 
 
 @pytest.mark.timeout(360)

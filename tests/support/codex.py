@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +13,6 @@ from addons.services import Parts
 from core.config import Config
 from providers.codex import CodexProvider, login
 from store import keys
-from store import learned as learned_store
 from store.db import Store
 from tests.fakes.codex import FakeCodex
 from tests.fakes.codex_auth import FakeCodexAuth
@@ -68,11 +66,3 @@ def codex_cli_headers(key: str, version: str, originator: str = "codex_exec", se
         "accept": "text/event-stream",
     }
     return {**headers, "version": version} if sends_version else headers
-
-
-def stored_learned(name: str, timeout: float = 5.0) -> str | None:
-    """A learned value once the proxy's recorder has written it."""
-    deadline = time.time() + timeout
-    while (value := learned_store.load().get(name)) is None and time.time() < deadline:
-        time.sleep(0.02)
-    return value
