@@ -65,4 +65,5 @@ async def answer_again(ctx: RequestContext, signal: Signal, services: Services) 
         failover.classify(ctx, answer, services)  # labels the usage record; no third attempt
     else:
         ctx.outcome.drift = None
+        ctx.outcome.error_type = f"retried after adopting: {ctx.outcome.error_type}"  # the usage record says why it took two
     return answer

@@ -1,4 +1,4 @@
-"""The proxy's in-memory view of the store (keys, accounts, learned values), following it within a fraction of a second (an addon).
+"""The proxy's in-memory view of the store (keys, accounts, learned values), following it within a second (an addon).
 
 A background task reads the change counters every `interval` seconds (one small query) and reloads keys or
 accounts when theirs moved, so a key revoked or an account changed by the CLI, the admin or another Kleis

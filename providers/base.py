@@ -83,12 +83,20 @@ class Provider:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.learned = LearnedValues()  # replaced by the proxy's shared, stored values (attach_learned)
+        self._identity: tuple[int, Identity] | None = None
 
     def attach_learned(self, learned: LearnedValues) -> None:
         self.learned = learned
+        self._identity = None
 
     def identity(self) -> Identity:
-        """What Kleis presents to this provider and where each value comes from (`kleis.py doctor` prints it)."""
+        """What Kleis presents to this provider and where each value comes from (`kleis.py doctor` prints it); the
+        request path reads it too, so it is rebuilt only when the learned values change."""
+        if self._identity is None or self._identity[0] != self.learned.generation:
+            self._identity = (self.learned.generation, self.build_identity())
+        return self._identity[1]
+
+    def build_identity(self) -> Identity:
         return Identity(self.name, ())
 
     @property

@@ -1,5 +1,8 @@
-"""Provider drift: a refusal caused by what Kleis presents (a client version, an editor profile) or by the billing lane
-a provider puts third-party traffic in, described once per cause for the operator and with a hint for the client."""
+"""Provider drift: refusals caused by what Kleis presents, or by the billing lane a provider puts the request in.
+
+A client version or editor profile a provider retired, or third-party traffic billed to a lane the account lacks:
+described once per cause for the operator (with the setting to change) and with a hint for the client.
+"""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class ClaudeProvider(Provider):
     terms_warning = TERMS_WARNING
     login = login
 
-    def identity(self) -> Identity:
+    def build_identity(self) -> Identity:
         """The Claude Code version other clients are presented as: the setting, or a newer one seen from real Claude
         Code, or one Claude named as required; and the extra betas."""
         base = configured(self.config, "claude_code_version", "Claude Code version")
@@ -53,7 +53,8 @@ class ClaudeProvider(Provider):
             (self.learned.get(CLAUDE_CODE_VERSION), Source.LEARNED),
             (self.learned.get(CLAUDE_REQUIRED_VERSION), Source.ADOPTED),
         )
-        return Identity(self.name, (version, configured(self.config, "claude_extra_betas", "extra anthropic-beta")), warnings)
+        betas = configured(self.config, "claude_extra_betas", "extra anthropic-beta")
+        return Identity(self.name, (version, betas), warnings)
 
     def prepare(self, request: ForwardRequest) -> Upstream:
         return build_upstream(request, self.config, self.identity().value("Claude Code version"))

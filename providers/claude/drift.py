@@ -1,5 +1,8 @@
-"""What Kleis tells the client and the operator when Claude refuses a request for the Claude Code version it carried,
-or bills it to a lane the account may not have (third-party traffic and long context draw from extra usage)."""
+"""Kleis's words for Claude's drift refusals: the Claude Code version a request carried, and the extra-usage lanes.
+
+Claude refuses a model to an old Claude Code version, and bills third-party traffic and long context to extra usage,
+which an account may not have; these say to the client and the operator what happened and what helps.
+"""
 
 from __future__ import annotations
 

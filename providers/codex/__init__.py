@@ -62,16 +62,12 @@ class CodexProvider(Provider):
             body_rules = dataclasses.replace(DEFAULT_RULES, removed=frozenset(configured)) if configured else DEFAULT_RULES
         super().__init__(config)
         self.body_rules = body_rules
-        self._identity: tuple[int, Identity] | None = None
 
-    def identity(self) -> Identity:
+    def build_identity(self) -> Identity:
         """The Codex CLI version other clients are presented as: the setting, or a newer one seen from Codex CLI."""
-        if self._identity is None or self._identity[0] != self.learned.generation:
-            base = configured(self.config, "codex_client_version", "Codex CLI version")
-            version, warnings = newest_version(base, (self.learned.get(CODEX_CLI_VERSION), Source.LEARNED))
-            originator = configured(self.config, "codex_originator", "originator")
-            self._identity = (self.learned.generation, Identity(self.name, (version, originator), warnings))
-        return self._identity[1]
+        base = configured(self.config, "codex_client_version", "Codex CLI version")
+        version, warnings = newest_version(base, (self.learned.get(CODEX_CLI_VERSION), Source.LEARNED))
+        return Identity(self.name, (version, configured(self.config, "codex_originator", "originator")), warnings)
 
     # -- request side -------------------------------------------------------------------
     def prepare(self, request: ForwardRequest) -> Upstream:

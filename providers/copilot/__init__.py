@@ -1,5 +1,4 @@
-"""The GitHub Copilot provider: Chat, Responses and Messages to the Copilot API, as VS Code (or, for a direct-mode
-token, as the app that token belongs to)."""
+"""The GitHub Copilot provider: Chat, Responses and Messages to the Copilot API, as VS Code or a direct-mode app."""
 
 from __future__ import annotations
 
@@ -116,7 +115,7 @@ class CopilotProvider(Provider):
         hint = f"Kleis presented {profile}, a client profile Copilot no longer supports: set {settings} to what a current release sends."
         return dataclasses.replace(signal, drift=Drift(f"copilot-466:{profile}", settings, hint))
 
-    def identity(self) -> Identity:
+    def build_identity(self) -> Identity:
         """The VS Code profile (exchanged tokens), the direct-mode app's user-agent, and the Copilot API version."""
         values = (
             configured(self.config, "copilot_editor_version", "Editor-Version"),
