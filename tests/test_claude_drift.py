@@ -50,6 +50,10 @@ def test_a_version_claude_names_is_adopted_and_the_request_sent_once_more(
     assert (presented.value, presented.source) == ("2.1.400", Source.ADOPTED)
     live.client().messages.create(model="claude-opus-5-5", **ASK)
     assert len(claude_api.received("/v1/messages")) == 3  # from now on it goes with the adopted version at once
+    live.proxy.stop()
+    restarted = start_claude(store, config, run_proxy, claude_auth, claude_api)  # a restart on the same store
+    kept = restarted.proxy.services.providers["claude"].identity().values[0]
+    assert (kept.value, kept.source) == ("2.1.400", Source.ADOPTED)
 
 
 def test_a_stream_is_asked_to_retry_once_the_version_is_adopted(store, config, run_proxy, claude_auth, claude_api) -> None:

@@ -355,3 +355,17 @@ def test_model_filter() -> None:
 
     kept = [item["id"] for item in DEFAULT_MODELS if bodies.usable_model(item)]
     assert kept == ["gpt-4.1", "gpt-5-mini", "gpt-5.1-codex", "claude-sonnet-4.5"]
+
+
+def test_a_466_is_about_the_profile_not_the_account(config) -> None:
+    from providers.base import Upstream
+    from providers.copilot import CopilotProvider
+
+    provider = CopilotProvider(config)
+    body = {"error": {"message": "bad request: the specified API version is no longer supported.", "type": "error"}}
+    signal = provider.classify(466, {}, body)
+    assert (signal.kind, signal.account_wide) == ("version", False)
+    sent = headers.request_headers(config, CHAT, {"messages": []}, "ref", {})
+    upstream = Upstream("https://copilot.example.test/chat/completions", sent, {}, state={"profile": "Editor-Version: vscode/1.0.0"})
+    drift = provider.after_error(upstream, signal, body).drift
+    assert drift is not None and "KLEIS_COPILOT_EDITOR_VERSION" in drift.setting and "vscode/1.0.0" in drift.hint and not drift.retry
