@@ -13,6 +13,7 @@ from typing import Any
 
 from core.protocol import Protocol, error_protocol_for_path, protocol_for_path, split_path
 from providers.base import Provider, Upstream
+from providers.drift import Drift
 from providers.routing import Resolution
 from providers.usage import UsageReader
 from store.accounts import AccountView
@@ -63,6 +64,7 @@ class UpstreamCall:
     tried: list[int] = dataclasses.field(default_factory=list)  # account ids, in order, repeats included
     retries: int = 0
     slot: int | None = None  # the account whose in-flight slot this request holds (addons.account_load)
+    drift_retries: int = 0  # attempts made again because Kleis adopted a value the provider asked for (at most one)
 
 
 @dataclasses.dataclass
@@ -79,6 +81,7 @@ class Outcome:
     hook_failed: bool = False  # a response hook raised: the response is replaced by a 500
     quota_claim: str = ""  # the quota window the provider counted the request against (Claude's representative claim)
     quota_overage: str = ""  # the provider's overage (extra usage) status on the answer
+    drift: Drift | None = None  # the last upstream refusal was drift: its hint goes into the error the client sees
     done: bool = False
 
 

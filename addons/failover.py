@@ -26,6 +26,7 @@ from core.enums import SignalKind
 from core.jsonshape import json_or_none
 from core.protocol import Protocol
 from providers.base import Signal
+from providers.drift import log_once
 from providers.lifecycle import RefreshFailed, TokenManager
 from store.accounts import AccountView
 
@@ -110,10 +111,14 @@ async def resend(
 
 def classify(ctx: RequestContext, response: http.Response, services: Services) -> Signal:
     """What an upstream's error answer says about the account; the account's health and token learn it at once."""
-    provider, account, tokens = ctx.route.provider, ctx.upstream.account, services.tokens
-    assert provider is not None
+    provider, account, tokens, prepared = ctx.route.provider, ctx.upstream.account, services.tokens, ctx.upstream.prepared
+    assert provider is not None and prepared is not None
     status = response.status_code
-    signal = provider.classify(status, response.headers, json_or_none(response.get_content(strict=False) or b""))
+    body = json_or_none(response.get_content(strict=False) or b"")
+    signal = provider.after_error(prepared, provider.classify(status, response.headers, body), body)
+    ctx.outcome.drift = signal.drift
+    if signal.drift is not None:
+        log_once(provider.display_name, signal.drift)
     if signal.kind == SignalKind.AUTH and account is not None and tokens.refused_after_renewal(account):
         # The token issued to replace a refused one is refused too: the provider rejects the account, not the
         # token. Refreshing again would only rotate tokens in a loop; cool the account and let the others serve.

@@ -1,4 +1,4 @@
-"""The proxy's in-memory view of the store (keys, accounts), following it within a fraction of a second (an addon).
+"""The proxy's in-memory view of the store (keys, accounts, learned values), following it within a second (an addon).
 
 A background task reads the change counters every `interval` seconds (one small query) and reloads keys or
 accounts when theirs moved, so a key revoked or an account changed by the CLI, the admin or another Kleis
@@ -8,6 +8,7 @@ process takes effect in every process within a second, with no query on a reques
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -15,10 +16,21 @@ from collections.abc import Callable
 from core.background import BackgroundTask
 from store import db as store_db
 from store import keys as key_store
+from store import learned as learned_store
 from store.accounts import AccountView, load_views
 from store.crypto import TokenCipher
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Polled:
+    """What one poll read: each table whose counter moved (None: unchanged), and the counters."""
+
+    keys: dict[str, key_store.KeyRecord] | None
+    accounts: list[AccountView] | None
+    learned: dict[str, str] | None
+    counters: dict[str, int]
 
 
 class StoreFollower:
@@ -28,6 +40,7 @@ class StoreFollower:
         self.miss_reload_gap = miss_reload_gap
         self.keys: dict[str, key_store.KeyRecord] = {}
         self.accounts: list[AccountView] = []
+        self.learned: dict[str, str] = {}  # store.learned values (client versions seen, versions adopted)
         self.loaded_at = 0.0
         self.healthy = True
         self._counters: dict[str, int] = {}
@@ -42,30 +55,39 @@ class StoreFollower:
         self._counters = store_db.counters()
         self.keys = key_store.load_records()
         self.accounts = load_views(self.cipher)
+        self.learned = learned_store.load()
         self.loaded_at = self._last_key_reload = time.time()
 
-    def _poll(self) -> tuple[dict[str, key_store.KeyRecord] | None, list[AccountView] | None, dict[str, int]]:
+    def _poll(self) -> Polled:
         counters = store_db.counters()
-        keys = key_store.load_records() if counters.get("keys") != self._counters.get("keys") else None
-        accounts = load_views(self.cipher) if counters.get("accounts") != self._counters.get("accounts") else None
-        return keys, accounts, counters
+
+        def moved(name: str) -> bool:
+            return counters.get(name) != self._counters.get(name)
+
+        return Polled(
+            key_store.load_records() if moved("keys") else None,
+            load_views(self.cipher) if moved("accounts") else None,
+            learned_store.load() if moved("learned") else None,
+            counters,
+        )
 
     async def poll_once(self) -> None:
         polled_at = time.time()
-        keys, accounts, counters = await asyncio.to_thread(self._poll)
-        self._apply(keys, accounts, counters, polled_at)
+        polled = await asyncio.to_thread(self._poll)
+        self._apply(polled, polled_at)
 
-    def _apply(
-        self, keys: dict[str, key_store.KeyRecord] | None, accounts: list[AccountView] | None, counters: dict[str, int], polled_at: float
-    ) -> None:
-        self._counters = counters
-        if keys is not None:
-            self.keys = keys
+    def _apply(self, polled: Polled, polled_at: float) -> None:
+        self._counters = polled.counters
+        if polled.keys is not None:
+            self.keys = polled.keys
             self._last_key_reload = polled_at
             self._notify("keys")
-        if accounts is not None:
-            self.accounts = accounts
+        if polled.accounts is not None:
+            self.accounts = polled.accounts
             self._notify("accounts")
+        if polled.learned is not None:
+            self.learned = polled.learned
+            self._notify("learned")
         self.loaded_at = time.time()
         self.healthy = True
 

@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 from addons.follower import StoreFollower
 from core.enums import AccountStatus
@@ -24,7 +26,7 @@ class HealthTracker:
     def __init__(self, cooldown_max: float, follower: StoreFollower) -> None:
         self.cooldown_max = cooldown_max
         self.follower = follower
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Task[Any]] = set()
         self._probes: dict[int, float] = {}  # account id -> when its half-open probe request started
 
     async def done(self) -> None:
@@ -58,6 +60,8 @@ class HealthTracker:
             del self._probes[probe[0]]
 
     def on_signal(self, account: AccountView, signal: Signal) -> Decision | None:
+        if signal.account_note:
+            self.note(account, signal.account_note, signal.label)
         decision = decide(signal, time.time(), self.cooldown_max)
         if decision is None:
             return None
@@ -74,6 +78,17 @@ class HealthTracker:
         self._persist(account.id, decision.status, decision.reason, decision.cooldown_until)
         return decision
 
+    def note(self, account: AccountView, note: Mapping[str, Any], reason: str) -> None:
+        """A fact about the account (not its health: it stays usable), shown at once and stored in the background."""
+        current = self.follower.account(account.id) or account
+        if all(current.metadata.get(name) == value for name, value in note.items()):
+            return
+        now = time.time()
+        metadata = {**current.metadata, **note, **{f"{name}_since": now for name in note if current.metadata.get(name) != note[name]}}
+        self.follower.replace_account(dataclasses.replace(current, metadata=metadata))
+        log.warning("account %s (%s): %s", account.id, account.provider, reason)
+        self._write(asyncio.to_thread(account_store.note_metadata, account.id, dict(note), reason))
+
     def on_success(self, account: AccountView) -> None:
         """A cooled account that answered again (half-open test passed) is active again."""
         current = self.follower.account(account.id) or account
@@ -83,13 +98,14 @@ class HealthTracker:
         self._persist(account.id, AccountStatus.ACTIVE, "answered again after its cooldown", None)
 
     def _persist(self, account_id: int, status: AccountStatus, reason: str, until: float | None) -> None:
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(account_store.set_status, account_id, status, reason, cooldown_until=until, kind="health")
-        )
+        self._write(asyncio.to_thread(account_store.set_status, account_id, status, reason, cooldown_until=until, kind="health"))
+
+    def _write(self, write: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(write)
         self._writes.add(task)
         task.add_done_callback(self._written)
 
-    def _written(self, task: asyncio.Task[None]) -> None:
+    def _written(self, task: asyncio.Task[Any]) -> None:
         self._writes.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("storing an account state change failed: %s", task.exception())

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from mitmproxy import http
 
-from addons import failover, local, mitm_errors, pipeline, responses, upstream
+from addons import adoption, failover, local, mitm_errors, pipeline, responses, upstream
 from addons.context import RequestContext, begin
 from addons.errors import error_response, json_response
 from addons.services import Services
@@ -199,7 +199,9 @@ class Kleis:
         if flow.response.status_code >= 400 and not ctx.outcome.streamed and TIMEOUT_HEADER not in flow.response.headers:
             await self._on_upstream_error(flow, ctx)
         self._finish_upstream_response(flow, ctx)
-        health, account = self.services.health, ctx.upstream.account
+        health, account, prepared = self.services.health, ctx.upstream.account, ctx.upstream.prepared
+        if ctx.outcome.status < 400 and ctx.route.provider is not None and prepared is not None:
+            ctx.route.provider.on_success(prepared)  # what the accepted request carried may be learned
         if ctx.outcome.status < 400 and account is not None and health is not None:
             health.on_success(account)
 
@@ -222,10 +224,14 @@ class Kleis:
         content = flow.response.get_content(strict=False) or b""
         if status >= 400:
             outcome.error_type = outcome.error_type or f"upstream_{status}"
-            shaped = upstream_error_body(ctx.protocol, status, content)
+            drift = outcome.drift
+            shaped = upstream_error_body(ctx.protocol, status, content, drift.hint if drift else "")
             if shaped is not None:
+                flow.response.headers.pop("content-encoding", None)
                 flow.response.content = shaped
                 flow.response.headers["content-type"] = "application/json"
+            if drift is not None and not drift.retry:
+                flow.response.headers["x-should-retry"] = "false"  # only a change of what Kleis presents helps
             return
         if outcome.aggregated:
             return
@@ -238,6 +244,11 @@ class Kleis:
         """Classify the failure, tell the account's health, and fail over while nothing reached the client."""
         assert flow.response is not None and ctx.protocol is not None
         signal = failover.classify(ctx, flow.response, self.services)
+        if signal.drift is not None and signal.drift.retry:
+            answer = await adoption.answer_again(ctx, signal, self.services)
+            if answer is not None:
+                flow.response = answer
+            return
         if not failover.should_fail_over(signal):
             return
         attempts = failover.next_accounts(ctx, signal, self.services.follower.account)

@@ -21,6 +21,7 @@ from addons.catalog_refresh import CatalogRefresher
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
 from addons.key_limits import KeyLimiter
+from addons.learned import LearnedRecorder
 from addons.metrics import KleisMetrics, process_metrics
 from addons.quota import QuotaTracker
 from addons.refresher import ProactiveRefresher
@@ -29,6 +30,7 @@ from addons.usage_recorder import UsageRecorder
 from core.config import Config
 from providers.base import Provider
 from providers.catalog import Catalog
+from providers.learned import LearnedValues
 from providers.lifecycle import TokenManager
 from providers.pool import PoolPolicy, RoutingMode
 from providers.quota import QuotaReading
@@ -75,6 +77,8 @@ class Services:
     policy: PoolPolicy
     affinity: SessionAffinity
     load: AccountLoad
+    learned: LearnedValues
+    learned_recorder: LearnedRecorder
     catalog: Catalog | None = None
     usage: UsageRecorder | None = None
     health: HealthTracker | None = None
@@ -95,9 +99,13 @@ def build_services(
     parts: Parts,
     master: Callable[[], Master],
 ) -> Services:
-    """Everything the addons share; the follower loads the store once here (before the loop serves anyone)."""
+    """Everything the addons share; the follower loads the store once here (before the loop serves anyone), and
+    every provider reads and adds to the same learned values."""
     follower = StoreFollower(store.cipher)
     follower.load_all()
+    learned = LearnedValues(follower.learned)
+    for provider in providers.values():
+        provider.attach_learned(learned)
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), trust_env=False)
     tokens = TokenManager(store, providers, http, on_update=follower.replace_account)
     services = Services(
@@ -112,6 +120,8 @@ def build_services(
         policy=PoolPolicy(RoutingMode(config.routing), config.quota_threshold),
         affinity=SessionAffinity(config.session_ttl),
         load=AccountLoad(config.account_max_inflight or None),
+        learned=learned,
+        learned_recorder=LearnedRecorder(learned, follower),
         catalog=parts.catalog,
         usage=parts.usage,
     )
@@ -162,4 +172,5 @@ class ClosesClient:
 def background_addons(services: Services) -> list[object]:
     """The addons besides the request handler, in the order they run and stop."""
     optional = (services.refresher, services.catalog_refresher, services.health, services.quota, services.budgets, services.usage)
-    return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http)]
+    present = [part for part in optional if part is not None]
+    return [*present, services.learned_recorder, services.follower, ClosesClient(services.http)]

@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from core.account_state import explain
+from core.account_state import billing_notes, explain
 from core.config import Config
 from core.display import account_name, fmt_in
 from core.enums import AccountStatus
@@ -91,6 +91,7 @@ def describe(row: Account, now: float | None = None, quotas: dict[int, dict[str,
         usable=explanation.usable,
         provider_available=available,
         quota=quotas.get(row.id),
+        billing=billing_notes(row.meta),
     )
     return data
 

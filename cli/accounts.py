@@ -9,7 +9,7 @@ from typing import Any
 
 from cli.output import print_json, print_table
 from cli.session import store_session
-from core.account_state import explain
+from core.account_state import billing_notes, explain
 from core.config import Config
 from core.display import account_name, fmt_in, fmt_time
 from core.enums import AccountStatus
@@ -101,7 +101,7 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         found = quota.stored_views(config.quota_threshold, now).get(row.id)
         if args.json:
             history = [{"at": e.at, "kind": e.kind, "status": e.status, "reason": e.reason} for e in events]
-            print_json({**account_store.account_to_dict(row, now), "quota": found, "events": history})
+            print_json({**account_store.account_to_dict(row, now), "quota": found, "billing": billing_notes(row.meta), "events": history})
         else:
             primary = " (primary)" if row.is_primary else ""
             print(f"account {row.id} ({row.provider}): {account_name(row.label, row.email, row.identity)}{primary}")
@@ -109,6 +109,8 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
             refreshed = f"{fmt_time(row.last_refresh_at)} {row.last_refresh_result}".rstrip()
             print(f"  token expires: {fmt_in(row.expires_at, now)}; last refresh: {refreshed}")
             print_quota(found)
+            for note in billing_notes(row.meta):
+                print(f"  billing: {note}")
             if events:
                 print_table([(fmt_time(e.at), e.kind, e.status, e.reason) for e in events], ["AT", "KIND", "STATUS", "REASON"])
             else:

@@ -19,7 +19,9 @@ LEVELS = {"ok": OK, "warn": WARN, "fail": FAIL}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    doctor = commands.add_parser("doctor", help="check the data dir, store, secret key and accounts")
+    doctor = commands.add_parser(
+        "doctor", help="check the data dir, store, secret key and accounts; show the identity Kleis presents to each provider"
+    )
     doctor.set_defaults(handler=cmd_doctor)
 
 
@@ -57,7 +59,26 @@ def checks(config: Config) -> Iterator[tuple[str, str, str]]:
         yield OK, "store", f"{redact_url(config.effective_database_url)} (schema current)"
         yield OK, "secret key", "decrypts the store's check value"
         yield from account_checks(time.time())
+        yield from identity_checks(config)
         yield from models_check(config)
+
+
+def identity_checks(config: Config) -> Iterator[tuple[str, str, str]]:
+    """Per provider, the identity Kleis presents and where each value comes from (default, setting, learned from a
+    real client, adopted from an error); a warning where a configured value is older than what a real client sent."""
+    from providers.learned import LearnedValues
+    from providers.registry import provider_map
+    from store import learned as learned_store
+
+    learned = LearnedValues(learned_store.load())
+    for name, provider in provider_map(config).items():
+        provider.attach_learned(learned)
+        identity = provider.identity()
+        if not identity.values:
+            continue
+        yield OK, f"{name} identity", identity.describe()
+        for warning in identity.warnings:
+            yield WARN, f"{name} identity", warning
 
 
 def models_check(config: Config) -> Iterator[tuple[str, str, str]]:

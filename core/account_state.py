@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from core.display import fmt_in, fmt_time
 from core.enums import AccountStatus
@@ -71,3 +72,19 @@ def explain(account: AccountFacts, now: float, *, available: bool = True, has_re
     if result.startswith("refresh failed"):
         text += f"; last refresh failed ({result[len('refresh failed') :].lstrip(': ')}), retried before use"
     return Explanation(True, str(status), text, level)
+
+
+# Facts providers stated about an account's billing (kept in its metadata by the health tracker), in words.
+BILLING_NOTES = {
+    ("third_party_billing", "extra_usage"): "bills third-party traffic (clients other than Claude Code) to extra usage",
+}
+
+
+def billing_notes(metadata: Mapping[str, Any] | None) -> list[str]:
+    """What the account's provider said about how it bills this account's traffic, with since when."""
+    notes = []
+    for (name, value), text in BILLING_NOTES.items():
+        if (metadata or {}).get(name) == value:
+            since = (metadata or {}).get(f"{name}_since")
+            notes.append(text + (f" (since {fmt_time(since)})" if isinstance(since, (int, float)) else ""))
+    return notes

@@ -134,18 +134,23 @@ def in_client_shape(protocol: Protocol, body: Any) -> bool:
     return isinstance(error.get("message"), str)
 
 
-def upstream_error_body(protocol: Protocol, status: int, content: bytes) -> bytes | None:
-    """An upstream error body in the caller's protocol shape; None when it already is."""
+def upstream_error_body(protocol: Protocol, status: int, content: bytes, hint: str = "") -> bytes | None:
+    """An upstream error body in the caller's protocol shape, with Kleis's `hint` after the provider's message;
+    None when it already is in that shape and there is no hint."""
     try:
         body = json.loads(content) if content else None
     except ValueError:
         body = None
-    if in_client_shape(protocol, body):
-        return None
+    if in_client_shape(protocol, body) and isinstance(body, dict):
+        if not hint:
+            return None
+        body["error"]["message"] = f"{body['error']['message'].rstrip()} [{hint}]"
+        return json.dumps(body).encode()
     message = (
         error_message_of(body) or (content.decode("utf-8", "replace").strip()[:500] if content else "") or f"upstream answered {status}"
     )
     code = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         code = body["error"].get("code") or body["error"].get("type")
-    return json.dumps(error_payload(protocol, status, f"upstream error: {message}", code=code)).encode()
+    text = f"upstream error: {message}" + (f" [{hint}]" if hint else "")
+    return json.dumps(error_payload(protocol, status, text, code=code)).encode()

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core import versions
 from core.exceptions import ConfigError
 from core.numbers import parse_number
 
@@ -97,6 +98,12 @@ def _flag(value: str) -> bool:
     if value.lower() in ("", "0", "false", "no", "off"):
         return False
     raise ValueError(f"must be 1 or 0, got {value!r}")
+
+
+def _version(value: str) -> str:
+    if not versions.is_version(value):
+        raise ValueError(f"must be a version like 1.2.3, got {value!r}")
+    return value
 
 
 def _log_level(value: str) -> str:
@@ -196,8 +203,9 @@ SETTINGS: tuple[Setting, ...] = (
         "KLEIS_CLAUDE_CODE_VERSION",
         "claude_code_version",
         "2.1.328",
-        _text,
-        "Claude Code version Kleis presents for non-Claude-Code clients.",
+        _version,
+        "Claude Code version Kleis presents for clients other than Claude Code; a newer version seen from a real Claude "
+        "Code, or one Claude names as required (claude_code_version_too_old), is used instead.",
     ),
     Setting(
         "KLEIS_CLAUDE_EXTRA_BETAS",
@@ -222,9 +230,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "KLEIS_CODEX_CLIENT_VERSION",
         "codex_client_version",
-        "0.146.0",
-        _text,
-        "Codex CLI version in the user-agent Kleis presents to the Codex backend.",
+        "0.171.0",
+        _version,
+        "Codex CLI version Kleis presents (version header and user-agent) for clients other than Codex CLI; a newer "
+        "version seen from a real Codex CLI is used instead.",
     ),
     Setting(
         "KLEIS_CODEX_REMOVED_PARAMS",
@@ -248,13 +257,34 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
         "GitHub Enterprise (ghe.com) domain; replaces github.com, api.github.com and the Copilot API host.",
     ),
-    Setting("KLEIS_COPILOT_EDITOR_VERSION", "copilot_editor_version", "vscode/1.107.0", _text, "Editor-Version header sent to Copilot."),
+    Setting(
+        "KLEIS_COPILOT_EDITOR_VERSION",
+        "copilot_editor_version",
+        "vscode/1.126.0",
+        _text,
+        "Editor-Version header sent to Copilot (VS Code profile; Copilot answers 466 to editor profiles it retired).",
+    ),
     Setting(
         "KLEIS_COPILOT_PLUGIN_VERSION",
         "copilot_plugin_version",
-        "copilot-chat/0.35.0",
+        "copilot-chat/0.54.0",
         _text,
         "Editor-Plugin-Version header sent to Copilot (its version also forms the User-Agent).",
+    ),
+    Setting(
+        "KLEIS_COPILOT_API_VERSION",
+        "copilot_api_version",
+        "2026-08-01",
+        _text,
+        "X-GitHub-Api-Version sent on Copilot API calls (the version current VS Code sends; newer endpoints refuse older ones).",
+    ),
+    Setting(
+        "KLEIS_COPILOT_DIRECT_USER_AGENT",
+        "copilot_direct_user_agent",
+        "opencode/1.18.33",
+        _text,
+        "User-Agent for direct-mode Copilot accounts (a token the exchange refuses, e.g. OpenCode's own app): that app's "
+        "profile, without VS Code's editor headers.",
     ),
     Setting(
         "KLEIS_MODELS_DEV_URL", "models_dev_url", "https://models.dev/api.json", _url, "models.dev registry merged into /models/api.json."
@@ -356,6 +386,8 @@ class Config:
     github_domain: str
     copilot_editor_version: str
     copilot_plugin_version: str
+    copilot_api_version: str
+    copilot_direct_user_agent: str
     models_dev_url: str
     models_ttl: float
     custom_models: str
@@ -406,6 +438,16 @@ def _enterprise_hosts(domain: str, environ: Mapping[str, str]) -> dict[str, str]
         "copilot_api_base": ("KLEIS_COPILOT_API_BASE", f"https://copilot-api.{domain}"),
     }
     return {field: _url(environ[env]) if environ.get(env) else url for field, (env, url) in derived.items()}
+
+
+def default_of(field: str) -> str:
+    """The built-in default of the setting behind a Config field (as its environment text)."""
+    return next(setting.default for setting in SETTINGS if setting.field == field)
+
+
+def env_of(field: str) -> str:
+    """The KLEIS_* variable behind a Config field."""
+    return next(setting.env for setting in SETTINGS if setting.field == field)
 
 
 def settings_help() -> str:

@@ -13,6 +13,9 @@ from core.config import Config
 from core.enums import SignalKind
 from core.protocol import Protocol
 from core.sse import SSEEvent
+from providers.drift import Drift
+from providers.identity import Identity
+from providers.learned import LearnedValues
 from providers.quota import QuotaReading
 from providers.usage import UsageReader, reader_for
 from store.accounts import AccountView, TokenSet
@@ -53,6 +56,8 @@ class Signal:
     label: str = ""  # short human reason, for the account's status and the usage record
     reset_at: float | None = None  # when a rate limit ends, if the provider said
     account_wide: bool = True  # False: the problem is this request's (do not cool the account)
+    drift: Drift | None = None  # the refusal is about what Kleis presents, or the lane a provider bills it to
+    account_note: Mapping[str, Any] | None = None  # facts to record in the account's metadata (e.g. its billing lane)
 
 
 # Headers never forwarded upstream: the client's credentials and hop-by-hop headers.
@@ -79,6 +84,22 @@ class Provider:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.learned = LearnedValues()  # replaced by the proxy's shared, stored values (attach_learned)
+        self._identity: tuple[int, Identity] | None = None
+
+    def attach_learned(self, learned: LearnedValues) -> None:
+        self.learned = learned
+        self._identity = None
+
+    def identity(self) -> Identity:
+        """What Kleis presents to this provider and where each value comes from (`kleis.py doctor` prints it); the
+        request path reads it too, so it is rebuilt only when the learned values change."""
+        if self._identity is None or self._identity[0] != self.learned.generation:
+            self._identity = (self.learned.generation, self.build_identity())
+        return self._identity[1]
+
+    def build_identity(self) -> Identity:
+        return Identity(self.name, ())
 
     @property
     def login_hint(self) -> str:
@@ -112,6 +133,14 @@ class Provider:
     def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
         """What an upstream status says about the account (default: by status alone)."""
         return classify_by_status(status, headers)
+
+    def after_error(self, upstream: Upstream, signal: Signal, body: Any) -> Signal:
+        """The signal completed with what this request presented (a drift hint naming the value sent), from the error
+        `body`; a provider may adopt a value the refusal named here, and ask for one more attempt (`Drift.retry`)."""
+        return signal
+
+    def on_success(self, upstream: Upstream) -> None:
+        """The provider accepted the request: what it carried may be learned (a real client's version)."""
 
     # -- credentials ----------------------------------------------------------------
     def needs_refresh(self, account: AccountView, now: float | None = None) -> bool:

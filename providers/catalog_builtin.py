@@ -70,6 +70,13 @@ BUILTIN_REGISTRY: dict[str, Any] = {
         ["OPENAI_API_KEY"],
         "https://platform.openai.com/docs/models",
         [
+            # GPT-6 (2026-09) and GPT-5.6 (2026-07) as Codex serves them; limits as in openai/codex models.json (5.6-sol).
+            model("gpt-6-sol", "GPT-6 Sol", context=372000, input_limit=272000, output=128000, released="2026-09-03"),
+            model("gpt-6-astra", "GPT-6 Astra", context=372000, input_limit=272000, output=128000, released="2026-09-03"),
+            model("gpt-6-luna", "GPT-6 Luna", context=372000, input_limit=272000, output=128000, released="2026-09-03"),
+            model("gpt-5.6-sol", "GPT-5.6 Sol", context=372000, input_limit=272000, output=128000, released="2026-07-09"),
+            model("gpt-5.6-terra", "GPT-5.6 Terra", context=372000, input_limit=272000, output=128000, released="2026-07-09"),
+            model("gpt-5.6-luna", "GPT-5.6 Luna", context=372000, input_limit=272000, output=128000, released="2026-07-09"),
             model("gpt-5.5", "GPT-5.5", context=400000, input_limit=272000, output=128000, released="2026-05-01"),
             model("gpt-5.4", "GPT-5.4", context=400000, input_limit=272000, output=128000, released="2026-03-05"),
             model("gpt-5.4-mini", "GPT-5.4 mini", context=400000, input_limit=272000, output=128000, released="2026-03-05"),

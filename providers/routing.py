@@ -27,6 +27,7 @@ FAMILY_RULES: tuple[FamilyRule, ...] = (
     FamilyRule("claude-*", frozenset({Protocol.MESSAGES}), ProviderName.CLAUDE),
     FamilyRule("gpt-*codex*", frozenset({Protocol.RESPONSES}), ProviderName.CODEX),
     FamilyRule("gpt-5*", frozenset({Protocol.RESPONSES}), ProviderName.CODEX),
+    FamilyRule("gpt-6*", frozenset({Protocol.RESPONSES}), ProviderName.CODEX),
     FamilyRule("codex-*", frozenset({Protocol.RESPONSES}), ProviderName.CODEX),
     # Copilot is the only provider on Chat Completions: a chat model neither models.dev nor Copilot's own /models
     # lists yet (a new release) goes to Copilot, which answers in the caller's shape if it does not serve it.

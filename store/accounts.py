@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from core.account_state import usable
@@ -139,6 +140,26 @@ def set_status(account_id: int, status: str, reason: str = "", *, cooldown_until
             raise NotFound(f"no account with id {account_id}")
         record_event(account_id, kind, status, reason)
     bump("accounts")
+
+
+def note_metadata(account_id: int, note: Mapping[str, Any], reason: str) -> bool:
+    """Merge facts a provider stated about an account (e.g. the lane it bills third-party traffic to) into its
+    metadata; each fact that changes also gets `<name>_since` (the time) and an event. False when nothing changed."""
+    now = time.time()
+    with database.atomic():
+        row = Account.get_or_none(Account.id == account_id)
+        if row is None:
+            return False
+        meta = row.meta
+        changed = {name: value for name, value in note.items() if meta.get(name) != value}
+        if not changed:
+            return False
+        meta.update(changed)
+        meta.update({f"{name}_since": now for name in changed})
+        Account.update(metadata=json.dumps(meta), updated_at=now).where(Account.id == account_id).execute()
+        record_event(account_id, "note", "", reason)
+    bump("accounts")
+    return True
 
 
 def note_refresh_result(account_id: int, result: str) -> None:

@@ -30,6 +30,9 @@ from providers.base import Provider  # noqa: E402
 from store.db import Store, open_store  # noqa: E402
 from tests.fakes.admin_providers import TEST_PROVIDERS, LoginAuthority, TestProvider  # noqa: E402
 from tests.fakes.anthropic import FakeAnthropic  # noqa: E402
+from tests.fakes.claude import FakeClaudeAPI, claude_oauth  # noqa: E402
+from tests.fakes.codex import FakeCodex  # noqa: E402
+from tests.fakes.codex_auth import FakeCodexAuth  # noqa: E402
 from tests.fakes.copilot import FakeCopilot  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.oauth import FakeOAuth  # noqa: E402
@@ -116,6 +119,39 @@ def run_proxy(store: Store) -> Iterator[Callable[..., ProxyThread]]:
     yield start
     for proxy in started:
         proxy.stop()
+
+
+# -- Claude ------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def claude_auth() -> Iterator[FakeOAuth]:
+    """Claude's OAuth authority (its client id; token answers name the account)."""
+    fake = claude_oauth().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def claude_api(claude_auth: FakeOAuth) -> Iterator[FakeClaudeAPI]:
+    """Claude's Messages API, refusing what does not pass as Claude Code, for the tokens claude_auth issued."""
+    fake = FakeClaudeAPI(valid_tokens=claude_auth.issued_access).start()
+    yield fake
+    fake.stop()
+
+
+# -- ChatGPT (Codex) ----------------------------------------------------------------------------------------
+@pytest.fixture
+def codex_auth() -> Iterator[FakeCodexAuth]:
+    fake = FakeCodexAuth().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def codex_backend(codex_auth: FakeCodexAuth) -> Iterator[FakeCodex]:
+    """The fake Codex backend, accepting the tokens the fake auth host issued (its client-version gate on)."""
+    fake = FakeCodex(valid_tokens=codex_auth.issued_access).start()
+    yield fake
+    fake.stop()
 
 
 # -- GitHub and Copilot ---------------------------------------------------------------------------------

@@ -122,7 +122,11 @@ def test_sdk_streams_tools_through_kleis_with_its_own_names(claude: ClaudeKleis)
 
     seen = claude.api.last("/v1/messages")
     assert [t["name"] for t in seen.json["tools"]] == ["mcp_Read_file", "Bash"]
-    assert seen.json["system"] == [{"type": "text", "text": IDENTITY_CLI}, {"type": "text", "text": "Be brief."}]
+    # the caller's system prompt follows the identity block as it was written (Kleis does not hide what a client is)
+    assert seen.json["system"] == [
+        {"type": "text", "text": IDENTITY_CLI},
+        {"type": "text", "text": "You are OpenCode, the best coding agent on the planet.\n\nBe brief."},
+    ]
     assert seen.query == {"beta": "true"}
     assert seen.headers["authorization"] == f"Bearer {claude.access_token}"
     assert seen.headers["anthropic-beta"].split(",")[:3] == REQUIRED_BETAS
@@ -193,13 +197,14 @@ def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring:
     assert expiring.oauth.refresh_calls == 1
 
 
-def test_a_version_floor_is_labelled_and_met_by_raising_the_configured_version(claude: ClaudeKleis, config, run_proxy) -> None:  # type: ignore[no-untyped-def]
-    claude.api.validators.append(version_floor({"claude-opus-5-5": "2.1.400"}))
+def test_a_version_floor_claude_does_not_name_is_for_the_setting(claude: ClaudeKleis, config, run_proxy) -> None:  # type: ignore[no-untyped-def]
+    claude.api.validators.append(version_floor({"claude-opus-5-5": "2.1.400"}, names_version=False))
     ask = {"model": "claude-opus-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-    with pytest.raises(anthropic.BadRequestError, match="2.1.400 or newer"):
+    with pytest.raises(anthropic.BadRequestError, match="raise KLEIS_CLAUDE_CODE_VERSION") as caught:
         claude.client().messages.create(**ask)
+    assert "does not support this model" in caught.value.message and len(claude.api.received("/v1/messages")) == 1  # no retry
     [(_, signal)] = claude.health.signals
-    assert (signal.kind, signal.account_wide) == ("version", False) and "KLEIS_CLAUDE_CODE_VERSION" in signal.label
+    assert (signal.kind, signal.account_wide) == ("version", False) and signal.drift is not None and not signal.drift.retry
     newer = config.replace(claude_api_base=claude.api.url, claude_auth_base=claude.oauth.url, claude_code_version="2.1.400")
     proxy = run_proxy(newer, {"claude": ClaudeProvider(newer)})
     client = anthropic.Anthropic(base_url=proxy.url, auth_token=claude.key, api_key=None, max_retries=0)

@@ -119,39 +119,33 @@ def test_identity_after_the_second_block_does_not_count(config) -> None:
     assert prepare(config, request(system=system)).body["system"] == [IDENTITY, *system]
 
 
-# -- OpenCode sanitising -----------------------------------------------------------------------------
+# -- the caller's system prompt ---------------------------------------------------------------------
 
 OPENCODE_PROMPT = (
     "You are OpenCode, the best coding agent on the planet.\n\n"
-    "You are an interactive CLI tool that helps users with software engineering tasks.\n\n"
     "If the user asks for help, see https://opencode.ai/docs for details.\n\n"
-    "Report issues at https://github.com/anomalyco/opencode/issues\n\n"
-    "Say so if OpenCode honestly cannot do it.\n\n"
     "Here is some useful information about the environment you are running in:\n"
     "<env>\n  Working directory: /home/ada/src/opencode-plugins\n</env>"
 )
 
 
-def test_opencode_prompt_is_sanitised_and_paths_are_kept(config) -> None:
-    body = prepare(config, request(system=[{"type": "text", "text": OPENCODE_PROMPT, "cache_control": {"type": "ephemeral"}}])).body
-    assert body["system"] == [
-        IDENTITY,
-        {
-            "type": "text",
-            "text": "You are an interactive CLI tool that helps users with software engineering tasks.\n\n"
-            "Say so if the assistant honestly cannot do it.\n\n"
-            "Environment context you are running in:\n<env>\n  Working directory: /home/ada/src/opencode-plugins\n</env>",
-            "cache_control": {"type": "ephemeral"},
-        },
-    ]
+def test_the_callers_system_prompt_follows_the_identity_exactly_as_sent(config) -> None:
+    """Kleis does not hide or rewrite what a client's prompt says about it to get past Anthropic's classification of
+    third-party traffic: OpenCode's prompt reaches Claude word for word, after the identity block."""
+    block = {"type": "text", "text": OPENCODE_PROMPT, "cache_control": {"type": "ephemeral"}}
+    assert prepare(config, request(system=[block])).body["system"] == [IDENTITY, block]
+    with_identity = [IDENTITY, {"type": "text", "text": "You are OpenCode, an agent."}]
+    assert prepare(config, request(system=with_identity)).body["system"] == with_identity
 
 
-def test_sanitising_applies_next_to_an_identity_and_drops_emptied_blocks(config) -> None:
-    system = [IDENTITY, {"type": "text", "text": "You are OpenCode, an agent."}, {"type": "text", "text": "Keep me."}]
-    assert prepare(config, request(system=system)).body["system"] == [IDENTITY, {"type": "text", "text": "Keep me."}]
+def test_no_billing_attestation_is_forged(config) -> None:
+    """Only real Claude Code carries its `x-anthropic-billing-header … cch=` block; Kleis never writes one."""
+    body = prepare(config, request(system="Be brief.", messages=[{"role": "user", "content": "hi"}])).body
+    texts = [block["text"] for block in body["system"]]
+    assert texts == [IDENTITY_CLI, "Be brief."] and not any("billing-header" in text or "cch=" in text for text in texts)
 
 
-def test_messages_are_not_sanitised(config) -> None:
+def test_messages_are_passed_as_they_are(config) -> None:
     body = request(messages=[{"role": "user", "content": "You are OpenCode? opencode.ai/docs"}])
     assert prepare(config, body).body["messages"] == body["messages"]
 
@@ -201,7 +195,7 @@ def test_tools_history_and_tool_choice_are_renamed(config) -> None:
     assert sent["messages"][1]["content"][1]["name"] == "Read"
     assert sent["messages"][3]["content"][0]["name"] == "mcp_Read_file"
     assert sent["messages"][2] == body["messages"][2]
-    assert upstream.state.renamed == {"Read": "read", "mcp_Read_file": "read_file"}
+    assert upstream.state.names.renamed == {"Read": "read", "mcp_Read_file": "read_file"}
 
 
 @pytest.mark.parametrize("choice", [{"type": "auto"}, {"type": "any"}, {"type": "none"}])
@@ -251,14 +245,14 @@ def test_long_names_are_shortened_deterministically_and_restored(config) -> None
     assert all(len(name) <= 64 and name.startswith("mcp_A_very_long") for name in names)
     assert len(set(names)) == 2 and names == [t["name"] for t in second.body["tools"]]
     assert first.body["messages"][1]["content"][0]["name"] == names[1]
-    assert first.state.restore(names[0]) == long_a and first.state.restore(names[1]) == long_b
+    assert first.state.names.restore(names[0]) == long_a and first.state.names.restore(names[1]) == long_b
 
 
 def test_names_that_would_meet_stay_distinct(config) -> None:
     upstream = prepare(config, request(tools=[tool("Read"), tool("read")]))
     names = [t["name"] for t in upstream.body["tools"]]
     assert names[0] == "Read" and names[1] != "Read" and len(names[1]) <= 64
-    assert [upstream.state.restore(n) for n in names] == ["Read", "read"]
+    assert [upstream.state.names.restore(n) for n in names] == ["Read", "read"]
 
 
 VALID_NAME = r"[a-zA-Z0-9_-]{1,64}"
@@ -319,7 +313,7 @@ def test_rewriting_a_rewritten_request_changes_nothing(config) -> None:
     assert twice.body == once.body
     assert twice.url == once.url
     assert {**sent_once, **twice.headers} == sent_once
-    assert twice.state.renamed == {}
+    assert twice.state.names.renamed == {}
 
 
 def test_a_claude_code_request_passes_unchanged_except_auth_betas_and_query(config) -> None:
@@ -331,7 +325,7 @@ def test_a_claude_code_request_passes_unchanged_except_auth_betas_and_query(conf
         "anthropic-beta": "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,"
         "context-management-2025-06-27,prompt-caching-scope-2026-01-05",
     }
-    assert upstream.state.renamed == {}
+    assert upstream.state.names.renamed == {}
 
 
 def test_claude_code_user_agent_without_its_identity_is_rewritten_like_any_client(config) -> None:

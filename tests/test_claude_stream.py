@@ -181,12 +181,30 @@ def test_credential_only_for_claude_code_is_request_scoped(config) -> None:
 )
 def test_version_too_old_is_not_account_wide(config, body: dict) -> None:
     signal = ClaudeProvider(config).classify(400, {}, body)
-    assert (signal.kind, signal.account_wide) == ("version", False) and "KLEIS_CLAUDE_CODE_VERSION" in signal.label
+    assert (signal.kind, signal.account_wide) == ("version", False) and "claude_code_version_too_old" in signal.label
 
 
 def test_version_floor_is_named_when_the_message_gives_it(config) -> None:
     body = error("invalid_request_error", "Claude Code 2.1.259 does not support this model; version 2.1.280 or newer is required")
     assert "2.1.280" in ClaudeProvider(config).classify(400, {}, body).label
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "noted"),
+    [
+        (400, "Third-party apps now draw from your extra usage, not your plan limits. Add more at claude.ai/settings/usage.", True),
+        (400, "Third-party apps now draw from extra usage, not plan limits. We've added a credit to your organization.", True),
+        (429, "Extra usage is required for long context requests.", False),
+        (400, "You're out of extra usage. Add more at claude.ai/settings/usage and keep going.", True),
+    ],
+)
+def test_billing_lane_refusals_never_cool_the_account(config, status: int, message: str, noted: bool) -> None:
+    headers = {"anthropic-ratelimit-unified-reset": str(int(time.time()) + 3600)}  # a 429 with a window reset is still not a limit
+    signal = ClaudeProvider(config).classify(
+        status, headers, error("rate_limit_error" if status == 429 else "invalid_request_error", message)
+    )
+    assert (signal.kind, signal.account_wide, bool(signal.account_note)) == ("request", False, noted)
+    assert "extra_usage" in signal.label
 
 
 def test_401_is_auth(config) -> None:

@@ -83,8 +83,22 @@ def test_the_issue_list_is_covered() -> None:
         "user",
         "previous_response_id",
         "stream_options",
+        "prompt_cache_options",  # issue 18
+        "context_management",
     }
     assert issue <= set(REMOVED_PARAMETERS)
+
+
+def test_a_content_parts_prompt_cache_breakpoint_is_removed_and_the_rest_kept() -> None:
+    marked = {"type": "input_text", "text": "a", "prompt_cache_breakpoint": {"ttl": "1h"}}
+    plain = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "b"}]}
+    items = normalised(input=[{"type": "message", "role": "user", "content": [marked, "odd"]}, plain, {"type": "reasoning"}])["input"]
+    assert items == [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}, "odd"]},
+        plain,
+        {"type": "reasoning"},
+    ]
+    assert items[1] is plain  # items without the field are passed as they are
 
 
 @pytest.mark.parametrize(("tier", "kept"), [("priority", True), ("auto", False), ("flex", False), ("default", False)])

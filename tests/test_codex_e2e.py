@@ -21,7 +21,7 @@ from store import keys
 from store.accounts import load_views
 from store.db import Store, bump, counters
 from store.models import OAuthState
-from tests.fakes.codex import FakeCodex
+from tests.fakes.codex import UPGRADE, FakeCodex
 from tests.fakes.codex_auth import FakeCodexAuth
 
 ENDPOINT = "/backend-api/codex/responses"
@@ -92,7 +92,7 @@ def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: Setup
     assert headers["originator"] == "codex_cli_rs" and headers["user-agent"] == user_agent(
         "codex_cli_rs", kleis.config.codex_client_version
     )
-    assert headers["user-agent"].startswith("codex_cli_rs/")
+    assert headers["version"] == kleis.config.codex_client_version and headers["user-agent"].startswith("codex_cli_rs/")
     assert headers["accept"] == "text/event-stream" and uuid.UUID(headers["session-id"])
     assert not [name for name in headers if name.startswith("x-stainless")] and kleis.key not in json.dumps(headers)
 
@@ -152,9 +152,11 @@ def test_the_fake_enforces_the_rules_and_detail_bodies_come_back_in_openai_shape
 
 
 def test_codex_cli_shape_through_a_custom_model_provider(kleis: Setup) -> None:
+    """Codex CLI's own identity (version, user-agent, originator) reaches the backend as it sent it: the backend gates
+    models on it, and gpt-6-sol needs a newer Codex CLI than the one Kleis was configured with long ago."""
     session = str(uuid.uuid4())
     body = {
-        "model": "gpt-5.3-codex",
+        "model": "gpt-6-sol",
         "input": [
             {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "<permissions instructions>"}]},
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list the files"}]},
@@ -171,24 +173,26 @@ def test_codex_cli_shape_through_a_custom_model_provider(kleis: Setup) -> None:
         "prompt_cache_key": session,
         "text": {"verbosity": "medium"},
     }
+    agent = "codex_exec/0.172.1 (Ubuntu 24.4.0; x86_64) xterm"
     headers = {
         "authorization": f"Bearer {kleis.key}",
-        "originator": "codex_cli_rs",
-        "user-agent": "codex_cli_rs/0.50.0 (Ubuntu 24.4.0; x86_64) xterm",
+        "originator": "codex_exec",
+        "user-agent": agent,
         "session_id": session,
         "conversation_id": session,
         "openai-beta": "responses=experimental",
         "accept": "text/event-stream",
-        "version": "0.50.0",
+        "version": "0.172.1",
     }
     with httpx.stream("POST", f"{kleis.url}/v1/responses", json=body, headers=headers, timeout=20) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         text = "".join(response.iter_text())
     assert "event: response.completed" in text and '"delta":"Hi"' in text
     seen = kleis.codex.last(ENDPOINT)
-    assert seen.headers["session-id"] == session and "session_id" not in seen.headers and "version" not in seen.headers
+    assert seen.headers["session-id"] == session and "session_id" not in seen.headers
+    assert (seen.headers["version"], seen.headers["user-agent"], seen.headers["originator"]) == ("0.172.1", agent, "codex_exec")
     assert seen.headers["conversation_id"] == session and seen.headers["openai-beta"] == "responses=experimental"  # passed as sent
-    assert seen.headers["user-agent"].startswith("codex_cli_rs/0.146.0") and seen.headers["chatgpt-account-id"] == "acc-1111-aaaa"
+    assert seen.headers["chatgpt-account-id"] == "acc-1111-aaaa" and seen.headers["authorization"] != f"Bearer {kleis.key}"
     assert seen.json["instructions"] == "" and seen.json["prompt_cache_key"] == session
     assert seen.json["tools"] == body["tools"] and seen.json["parallel_tool_calls"] is False and seen.json["input"] == body["input"]
 
@@ -223,13 +227,21 @@ GOOD = {"model": "gpt-5.4", "instructions": "", "input": [], "store": False, "st
         ({"stream": False}, 400, "Stream must be set to true"),
         ({"input": [{"role": "system", "content": "x"}]}, 400, "System messages are not allowed"),
         ({"service_tier": "flex"}, 400, "Unsupported service_tier: flex"),
+        ({"prompt_cache_options": {"ttl": "1h"}}, 400, "Unsupported parameter: prompt_cache_options"),
+        ({"context_management": [{"type": "compaction"}]}, 400, "Unsupported parameter: context_management"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_text", "text": "x", "prompt_cache_breakpoint": {}}]}]},
+            400,
+            "Unsupported parameter: input[0].content[0].prompt_cache_breakpoint",
+        ),
+        ({"model": "gpt-6-sol"}, 400, "The 'gpt-6-sol' model requires a newer version of Codex. " + UPGRADE),
     ],
 )
 def test_the_fake_backend_refuses_what_the_real_one_refuses(fakes, change: dict, status: int, message: str) -> None:
     """Direct calls (no Kleis): the rules the end-to-end tests rely on are really enforced."""
     auth, codex = fakes
     access, _ = auth.seed()
-    headers = {"authorization": f"Bearer {access}", "chatgpt-account-id": auth.account.account_id}
+    headers = {"authorization": f"Bearer {access}", "chatgpt-account-id": auth.account.account_id, "version": "0.150.0"}
     assert httpx.post(f"{codex.base}/responses", json=GOOD, headers=headers).status_code == 200
     refused = httpx.post(f"{codex.base}/responses", json={**GOOD, **change}, headers=headers)
     assert (refused.status_code, refused.json()) == (status, {"detail": message})

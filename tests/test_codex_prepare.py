@@ -117,3 +117,47 @@ def test_the_provider_declares_itself(provider: CodexProvider) -> None:
     from cli.logins import LOGIN_COMMANDS
 
     assert callable(LOGIN_COMMANDS["codex"].register_login) and callable(LOGIN_COMMANDS["codex"].register_import)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"originator": "codex_exec", "user-agent": "codex_exec/0.171.0 (Debian 12.0.0; x86_64) xterm"}, (True, "0.171.0", False)),
+        (
+            {"originator": "codex_cli_rs", "user-agent": "codex_cli_rs/0.150.0 (Mac OS 26.1; arm64)", "version": "0.150.0"},
+            (True, "0.150.0", True),
+        ),
+        ({"user-agent": "codex-tui/0.160.2 (Linux 6.8; x86_64) iTerm.app/3.6"}, (True, "0.160.2", False)),
+        ({"originator": "codex_exec", "user-agent": "OpenAI/Python 2.54.0"}, (False, None, False)),  # an SDK borrowing a name
+        ({"originator": "opencode", "user-agent": "opencode/1.18.33"}, (False, None, False)),
+        ({"user-agent": "OpenAI/Python 2.54.0", "version": "9.9.9"}, (False, None, False)),
+    ],
+)
+def test_codex_cli_is_recognised_by_its_originator_and_user_agent(headers: dict, expected: tuple) -> None:
+    from providers.codex.headers import caller
+
+    found = caller(headers)
+    assert (found.codex_cli, found.version, found.sent_version) == expected
+
+
+def test_other_clients_get_one_version_in_the_header_and_user_agent_and_codex_cli_keeps_its_own(provider: CodexProvider) -> None:
+    sdk = provider.prepare(request({"input": "hi"}, {"user-agent": "OpenAI/Python 2.54.0", "version": "1.0.0"}))
+    assert sdk.headers["version"] == "9.9.9" and sdk.headers["user-agent"].startswith("codex-tui/9.9.9 (")
+    cli_headers = {"originator": "codex_exec", "user-agent": "codex_exec/0.171.0 (Debian 12.0.0; x86_64) xterm", "version": "0.171.0"}
+    cli = provider.prepare(request({"input": "hi"}, cli_headers))
+    assert not {"originator", "user-agent", "version"} & set(cli.headers)  # its own pass (built from the client's headers)
+    assert not {"originator", "user-agent", "version"} & set(cli.drop_headers)
+    assert isinstance(cli.state, CodexState) and (cli.state.from_codex_cli, cli.state.client_version) == (True, "0.171.0")
+
+
+def test_a_version_learned_from_codex_cli_is_presented_only_when_newer(provider: CodexProvider) -> None:
+    from providers.learned import CODEX_CLI_VERSION
+
+    cli = provider.prepare(request({"input": "hi"}, {"originator": "codex_exec", "user-agent": "codex_exec/10.0.1 (Linux; x86_64)"}))
+    assert provider.prepare(request({"input": "hi"})).headers["version"] == "9.9.9"  # not learned before the backend accepts it
+    provider.on_success(cli)
+    assert provider.learned.get(CODEX_CLI_VERSION) == "10.0.1" and provider.learned.dirty == {CODEX_CLI_VERSION}
+    assert provider.prepare(request({"input": "hi"})).headers["version"] == "10.0.1"
+    older = provider.prepare(request({"input": "hi"}, {"originator": "codex_exec", "user-agent": "codex_exec/1.0.0 (Linux; x86_64)"}))
+    provider.on_success(older)
+    assert provider.prepare(request({"input": "hi"})).headers["user-agent"].startswith("codex-tui/10.0.1 (")

@@ -229,12 +229,36 @@ def test_request_headers_carry_the_editor_profile(config) -> None:
         "Editor-Plugin-Version": "copilot-chat/0.40.1",
         "Copilot-Integration-Id": "vscode-chat",
         "User-Agent": "GitHubCopilotChat/0.40.1",
-        "Openai-Intent": "conversation-edits",
+        "X-GitHub-Api-Version": "2026-08-01",
+        "Openai-Intent": "conversation-agent",
         "X-Initiator": "user",
         "Copilot-Vision-Request": "true",
     }
     plain = headers.request_headers(config, CHAT, {"messages": [{"role": "tool", "content": "x"}]}, "ref", {})
     assert plain["X-Initiator"] == "agent" and "Copilot-Vision-Request" not in plain
+
+
+def test_a_direct_mode_token_carries_its_own_apps_profile_and_no_editor_headers(config) -> None:
+    config = config.replace(copilot_direct_user_agent="opencode/1.20.0", copilot_api_version="2026-09-01")
+    sent = headers.request_headers(config, CHAT, {"messages": [{"role": "user", "content": "hi"}]}, "ref", {}, direct=True)
+    assert sent == {
+        "Authorization": "Bearer ref",
+        "User-Agent": "opencode/1.20.0",
+        "X-GitHub-Api-Version": "2026-09-01",
+        "Openai-Intent": "conversation-edits",
+        "X-Initiator": "user",
+    }
+
+
+def test_a_messages_tools_eager_input_streaming_is_removed() -> None:
+    from providers.copilot.body import shape_body
+
+    tools = [{"name": "read", "input_schema": {}, "eager_input_streaming": True}, {"name": "bash", "input_schema": {}}]
+    shaped, _ = shape_body(MESSAGES, {"messages": [], "tools": tools}, "claude-sonnet-4.5")
+    assert shaped["tools"] == [{"name": "read", "input_schema": {}}, {"name": "bash", "input_schema": {}}]
+    assert tools[0]["eager_input_streaming"] is True  # the client's body is not changed in place
+    chat, _ = shape_body(CHAT, {"messages": [], "tools": [{"type": "function", "eager_input_streaming": 1}]}, "gpt-4.1")
+    assert chat["tools"] == [{"type": "function", "eager_input_streaming": 1}]  # only Messages refuses it
 
 
 @pytest.mark.parametrize(
@@ -244,6 +268,10 @@ def test_request_headers_carry_the_editor_profile(config) -> None:
         (
             "claude-code-20250219,oauth-2025-04-20, interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
             "interleaved-thinking-2025-05-14",
+        ),
+        (  # what VS Code sends to Copilot's /v1/messages in 2026
+            "interleaved-thinking-2025-05-14,context-management-2025-06-27,advanced-tool-use-2025-11-20,oauth-2025-04-20",
+            "interleaved-thinking-2025-05-14,context-management-2025-06-27,advanced-tool-use-2025-11-20",
         ),
         ("oauth-2025-04-20", None),
         (None, None),
@@ -327,3 +355,17 @@ def test_model_filter() -> None:
 
     kept = [item["id"] for item in DEFAULT_MODELS if bodies.usable_model(item)]
     assert kept == ["gpt-4.1", "gpt-5-mini", "gpt-5.1-codex", "claude-sonnet-4.5"]
+
+
+def test_a_466_is_about_the_profile_not_the_account(config) -> None:
+    from providers.base import Upstream
+    from providers.copilot import CopilotProvider
+
+    provider = CopilotProvider(config)
+    body = {"error": {"message": "bad request: the specified API version is no longer supported.", "type": "error"}}
+    signal = provider.classify(466, {}, body)
+    assert (signal.kind, signal.account_wide) == ("version", False)
+    sent = headers.request_headers(config, CHAT, {"messages": []}, "ref", {})
+    upstream = Upstream("https://copilot.example.test/chat/completions", sent, {}, state={"profile": "Editor-Version: vscode/1.0.0"})
+    drift = provider.after_error(upstream, signal, body).drift
+    assert drift is not None and "KLEIS_COPILOT_EDITOR_VERSION" in drift.setting and "vscode/1.0.0" in drift.hint and not drift.retry

@@ -71,7 +71,7 @@ def test_slow_down_without_an_interval_adds_five_seconds(store, copilot_config, 
     result = login.complete_login(store, copilot_config, start.flow_id, {})
     assert result.status == "pending" and result.interval == pytest.approx(5.2)
     again = login.complete_login(store, copilot_config, start.flow_id, {})
-    assert again.status == "pending" and again.interval > 5  # waits, without asking GitHub
+    assert again.status == "pending" and again.interval > 4  # still waits (a margin for a busy machine), without asking GitHub
     assert len(github.received("/login/oauth/access_token")) == 1
 
 

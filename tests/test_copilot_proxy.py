@@ -108,9 +108,10 @@ def test_openai_sdk_streams_chat_through_kleis(start, store, copilot_config, git
 
     seen = copilot_api.last("/chat/completions")
     assert seen.headers["authorization"] == f"Bearer {account.access_token}"
-    assert seen.headers["editor-version"] == "vscode/1.107.0" and seen.headers["editor-plugin-version"] == "copilot-chat/0.35.0"
-    assert seen.headers["copilot-integration-id"] == "vscode-chat" and seen.headers["user-agent"] == "GitHubCopilotChat/0.35.0"
-    assert seen.headers["openai-intent"] == "conversation-edits" and seen.headers["x-initiator"] == "user"
+    assert seen.headers["editor-version"] == "vscode/1.126.0" and seen.headers["editor-plugin-version"] == "copilot-chat/0.54.0"
+    assert seen.headers["copilot-integration-id"] == "vscode-chat" and seen.headers["user-agent"] == "GitHubCopilotChat/0.54.0"
+    assert seen.headers["x-github-api-version"] == "2026-08-01"
+    assert seen.headers["openai-intent"] == "conversation-agent" and seen.headers["x-initiator"] == "user"
     assert "copilot-vision-request" not in seen.headers and not any(h.startswith("x-stainless") for h in seen.headers)
     assert live.key not in str(seen.headers) and "kleis-secret-ref" not in str(seen.headers)
     assert seen.json["model"] == "gpt-4.1" and seen.json["stream_options"] == {"include_usage": True}
@@ -218,7 +219,15 @@ def test_direct_mode_end_to_end(start, store, copilot_config, github, copilot_ap
     account = account_view(store, live.account_id)
     answer = live.openai().chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content == "Hi there"
-    assert copilot_api.last("/chat/completions").headers["authorization"] == f"Bearer {account.refresh_token}"
+    seen = copilot_api.last("/chat/completions").headers
+    assert seen["authorization"] == f"Bearer {account.refresh_token}"
+    # OpenCode's own app token travels with OpenCode's profile: no VS Code editor headers mixed in
+    assert seen["user-agent"] == "opencode/1.18.33" and seen["x-github-api-version"] == "2026-08-01"
+    assert seen["openai-intent"] == "conversation-edits" and not {
+        "editor-version",
+        "editor-plugin-version",
+        "copilot-integration-id",
+    } & set(seen)
 
 
 def test_a_dead_github_token_turns_into_needs_reauth(start, store, copilot_config, github, caplog) -> None:
@@ -251,3 +260,55 @@ def test_a_model_on_the_wrong_endpoint_is_refused_once_models_are_known(start, s
     with pytest.raises(openai.BadRequestError, match="on /responses, not on /chat/completions"):
         live.openai().chat.completions.create(model="copilot/gpt-5.1-codex", messages=[{"role": "user", "content": "hi"}])
     assert copilot_api.received("/chat/completions") == []
+
+
+def test_a_retired_editor_profile_gets_a_clear_466_for_that_request_only(
+    start, store, run_proxy, copilot_config, copilot_api, caplog, monkeypatch
+) -> None:
+    from providers import drift
+
+    monkeypatch.setattr(drift, "_logged", set())
+    old = copilot_config.replace(copilot_editor_version="vscode/1.107.0", copilot_plugin_version="copilot-chat/0.35.0")
+    live = start(old)  # the pair Kleis sent until 2026: Copilot retired it
+    for _ in range(2):
+        with caplog.at_level(logging.WARNING), pytest.raises(openai.APIStatusError) as caught:
+            live.openai().chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 466 and caught.value.response.headers["x-should-retry"] == "false"
+    message = caught.value.message
+    assert "the specified API version is no longer supported" in message and "copilot-chat/0.35.0" in message
+    assert "KLEIS_COPILOT_EDITOR_VERSION" in message and "KLEIS_COPILOT_PLUGIN_VERSION" in message
+    assert len([r for r in caplog.records if r.getMessage().startswith("drift:")]) == 1  # once per profile
+    assert Account.get_by_id(live.account_id).status == "active"  # about the profile, not the account
+    current = run_proxy(copilot_config, {"copilot": CopilotProvider(copilot_config)})  # the current default pair
+    client = openai.OpenAI(base_url=f"{current.url}/v1", api_key=live.key, max_retries=0)
+    assert client.chat.completions.create(model="copilot/gpt-4.1", messages=[{"role": "user", "content": "hi"}]).choices
+
+
+def test_messages_keep_vs_codes_betas_and_lose_eager_input_streaming(start, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    tool = {"name": "read", "description": "read", "input_schema": {"type": "object"}, "eager_input_streaming": True}
+    betas = "interleaved-thinking-2025-05-14,context-management-2025-06-27,advanced-tool-use-2025-11-20,oauth-2025-04-20"
+    message = live.anthropic().messages.create(
+        model="copilot/claude-sonnet-4.5",
+        max_tokens=64,
+        messages=[{"role": "user", "content": "hi"}],
+        tools=[tool],  # type: ignore[list-item]
+        extra_headers={"anthropic-beta": betas},
+    )
+    assert message.content[0].type == "text"
+    seen = copilot_api.last("/v1/messages")
+    assert seen.headers["anthropic-beta"] == betas.rsplit(",", 1)[0] and "eager_input_streaming" not in seen.json["tools"][0]
+
+
+def test_the_fake_retires_old_profiles_and_refuses_eager_input_streaming(store, copilot_config, github, copilot_api) -> None:
+    account = account_view(store, login.import_credentials(store, copilot_config, github_token=github.seed_github_token()).account_id)
+    auth = {"authorization": f"Bearer {account.access_token}", "editor-version": "vscode/1.126.0"}
+    chat = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+    retired = httpx.post(f"{copilot_api.url}/chat/completions", json=chat, headers={**auth, "editor-plugin-version": "copilot-chat/0.37.4"})
+    assert retired.status_code == 466 and "no longer supported" in retired.json()["error"]["message"]
+    old_api = httpx.post(f"{copilot_api.url}/chat/completions", json=chat, headers={**auth, "x-github-api-version": "2025-04-01"})
+    assert old_api.status_code == 466
+    tools = [{"name": "read", "input_schema": {"type": "object"}, "eager_input_streaming": True}]
+    body = {"model": "claude-sonnet-4.5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": tools}
+    refused = httpx.post(f"{copilot_api.url}/v1/messages", json=body, headers=auth)
+    assert refused.status_code == 400 and "Extra inputs are not permitted" in refused.json()["error"]["message"]

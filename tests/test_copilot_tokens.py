@@ -36,8 +36,8 @@ def test_exchange_sends_the_github_token_and_editor_headers(store, copilot_confi
     account = imported(store, copilot_config, github)
     seen = github.last("/copilot_internal/v2/token")
     assert seen.headers["authorization"] == f"token {account.refresh_token}"
-    assert seen.headers["editor-version"] == "vscode/1.107.0" and seen.headers["editor-plugin-version"] == "copilot-chat/0.35.0"
-    assert seen.headers["user-agent"] == "GitHubCopilotChat/0.35.0" and seen.headers["x-github-api-version"] == "2025-04-01"
+    assert seen.headers["editor-version"] == "vscode/1.126.0" and seen.headers["editor-plugin-version"] == "copilot-chat/0.54.0"
+    assert seen.headers["user-agent"] == "GitHubCopilotChat/0.54.0" and seen.headers["x-github-api-version"] == "2025-04-01"
     assert account.expires_at == pytest.approx(time.time() + 1800, abs=5)
     assert account.metadata["refresh_in"] == 1500
     assert account.metadata["refresh_at"] == pytest.approx(account.metadata["issued_at"] + 1440)

@@ -31,6 +31,7 @@ from tests.fakes.claude import ACCOUNT, claude_oauth
 from tests.fakes.codex_auth import FakeCodexAuth
 from tests.support.cli import START_LINE, start_serve, stop
 from tests.support.env import ROOT
+from tests.support.learned import stored_learned
 
 pytestmark = pytest.mark.e2e  # subprocesses, servers or a browser
 
@@ -38,6 +39,7 @@ AGENTS_DIR = ROOT / ".venv" / "agents"
 AGENTS = AGENTS_DIR / "node_modules" / ".bin"
 MARKER = COMMAND.split()[-1]
 RUN_TIMEOUT = 90  # seconds per agent run; a hung agent's whole process group is killed
+CODEX_CLI_VERSION = json.loads((ROOT / "tests" / "agents" / "package.json").read_text())["dependencies"]["@openai/codex"]
 
 
 def _agents_missing() -> str | None:
@@ -223,6 +225,8 @@ def test_claude_code_shows_at_once_that_no_account_can_serve(served: Served, sto
 
 @pytest.mark.timeout(240)
 def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) -> None:
+    """Codex CLI reaches the backend as itself: its own version (which the backend's gate on gpt-6-sol reads), user-agent
+    and originator, and Kleis learns that version for the clients it presents as Codex CLI."""
     codex = agent("codex")
     codex_home = served.home / ".codex"
     codex_home.mkdir()
@@ -231,19 +235,28 @@ def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) ->
         f'base_url = "{served.url}/v1"\nenv_key = "KLEIS_API_KEY"\nwire_api = "responses"\n'
     )  # the README's config
     argv = [codex, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "run the marker command"]
-    done = run_agent(served, argv, {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key})
+    env = {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key}
+    done = run_agent(served, argv, env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"Tool said: {MARKER}" in done.stdout  # the command ran here and its output went back upstream
     turns = served.codex.received(f"{served.codex.prefix}/responses")
     assert len(turns) == 2
     first, second = turns[0].json, turns[1].json
     assert first["model"] == "gpt-5.4" and first["instructions"] == "" and first["store"] is False and first["stream"] is True
-    assert turns[0].headers["chatgpt-account-id"] == "acc-1111-aaaa" and turns[0].headers["originator"] == "codex_cli_rs"
+    seen = turns[0].headers
+    assert seen["chatgpt-account-id"] == "acc-1111-aaaa" and seen["originator"] == "codex_exec"  # `codex exec`'s own
+    assert seen["version"] == CODEX_CLI_VERSION and seen["user-agent"].startswith(f"codex_exec/{CODEX_CLI_VERSION} (")
     assert served.key not in json.dumps(turns[0].headers) and served.key not in json.dumps(turns[1].headers)
     [output] = [item for item in second["input"] if item.get("type") == "function_call_output"]
     assert output["call_id"] == CALL_ID and MARKER in json.dumps(output["output"])
     assert any(item.get("type") == "function_call" and item.get("call_id") == CALL_ID for item in second["input"])
     assert recorded_statuses(2) == [(200, ""), (200, "")]
+    # gpt-6-sol: the backend's gate (0.155.0 or later) reads the version, and Codex CLI's own passes it
+    answered = run_agent(served, [codex, "exec", "--skip-git-repo-check", "-m", "gpt-6-sol", "say hi"], env)
+    assert answered.returncode == 0 and "Hi there" in answered.stdout, answered.stderr[-2000:]
+    latest = served.codex.last(f"{served.codex.prefix}/responses")
+    assert latest.json["model"] == "gpt-6-sol" and latest.headers["version"] == CODEX_CLI_VERSION
+    assert stored_learned("codex.cli_version", timeout=10) == CODEX_CLI_VERSION  # what Kleis now presents for other clients
 
 
 @pytest.mark.timeout(360)
@@ -251,6 +264,10 @@ def test_opencode_with_only_the_models_url_and_a_key(served: Served) -> None:
     opencode = agent("opencode")
     env = {"OPENCODE_MODELS_URL": f"{served.url}/models", "KLEIS_API_KEY": served.key, "OPENCODE_DISABLE_AUTOUPDATE": "1"}
     listed = run_agent(served, [opencode, "models", "kleis"], env)
+    if listed.returncode != 0 and "Provider not found: kleis" in listed.stderr:
+        # OpenCode answers from its bundled models.dev snapshot while it fetches OPENCODE_MODELS_URL in the background,
+        # and caches what it fetched for the next run; on a busy machine the first run can lose that race.
+        listed = run_agent(served, [opencode, "models", "kleis"], env)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert {"kleis/claude/claude-sonnet-4-5", "kleis/codex/gpt-5.4"} <= set(listed.stdout.split())
     done = run_agent(served, [opencode, "run", "-m", "kleis/claude/claude-sonnet-4-5", "run the marker command"], env)

@@ -69,7 +69,14 @@ def test_registry_comes_before_family_rules_and_prefix_before_registry() -> None
 
 
 def test_every_family_rule_is_exercised() -> None:
-    samples = {"claude-*": "claude-x", "gpt-*codex*": "gpt-5-codex", "gpt-5*": "gpt-5.9", "codex-*": "codex-mini", "*": "grok-code-fast-9"}
+    samples = {
+        "claude-*": "claude-x",
+        "gpt-*codex*": "gpt-5-codex",
+        "gpt-5*": "gpt-5.9",
+        "gpt-6*": "gpt-6-sol",
+        "codex-*": "codex-mini",
+        "*": "grok-code-fast-9",
+    }
     assert set(samples) == {rule.pattern for rule in FAMILY_RULES}
     for rule in FAMILY_RULES:
         for protocol in rule.protocols:

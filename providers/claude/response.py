@@ -56,11 +56,25 @@ def tool_name_restorer(names: ToolNames | None) -> Callable[[SSEEvent], bytes | 
 # -- errors ----------------------------------------------------------------------------------------
 
 CLAUDE_CODE_ONLY = "only authorized for use with claude code"
+# 400 {"error": {"type": "invalid_request_error", "message": "Claude Code 2.1.224 does not support this model; version
+# 2.1.251 or newer is required. Run 'claude update', …", "details": {"error_code": "claude_code_version_too_old"}}}
+# (paoloanzn/pi-black#6, openclaw/openclaw#154016, 2026-09).
 VERSION_TOO_OLD = "claude_code_version_too_old"
 FAST_MODE_CREDITS = "usage credits are required for fast mode"
 OUT_OF_EXTRA_USAGE = "out of extra usage"
+# Since 2026-04 Anthropic bills third-party traffic on subscription accounts to extra usage: 400 "Third-party apps now
+# draw from your extra usage, not your plan limits. …" (ianjwhite99/opencode-with-claude#91, elidickinson/pi-claude-bridge#49),
+# and long-context requests get 429 "Extra usage is required for long context requests." (anthropics/claude-code#42616).
+THIRD_PARTY_EXTRA_USAGE = "third-party apps now draw from"
+LONG_CONTEXT_EXTRA_USAGE = "extra usage is required for long context"
 UNIFIED_RESET = "anthropic-ratelimit-unified-reset"
 _REQUIRED_VERSION = re.compile(r"version (\d+\.\d+\.\d+) or newer is required", re.IGNORECASE)
+
+# What Kleis records on an account whose third-party traffic Claude bills to extra usage (admin, `accounts show`).
+EXTRA_USAGE_NOTE = {"third_party_billing": "extra_usage"}
+THIRD_PARTY_LABEL = "third_party_extra_usage: Claude bills this account's third-party traffic to extra usage"
+OUT_OF_EXTRA_LABEL = "third_party_extra_usage: the account's extra usage, which third-party traffic draws from, is used up"
+LONG_CONTEXT_LABEL = "long_context_extra_usage: Claude requires extra usage for long context"
 
 
 def classify(status: int, headers: Mapping[str, str], body: Any) -> Signal:
@@ -73,20 +87,39 @@ def classify(status: int, headers: Mapping[str, str], body: Any) -> Signal:
             SignalKind.REQUEST, "credential only authorized for Claude Code: the request did not pass as Claude Code", account_wide=False
         )
     if _mentions_version_floor(body, lowered):
-        required = _REQUIRED_VERSION.search(message)
-        floor = f" (needs {required.group(1)} or newer)" if required else ""
-        return Signal(
-            SignalKind.VERSION, f"Claude Code version too old for this model{floor}: raise KLEIS_CLAUDE_CODE_VERSION", account_wide=False
-        )
+        return Signal(SignalKind.VERSION, version_label(required_version(message)), account_wide=False)
+    billing = billing_lane(status, lowered)
+    if billing is not None:
+        return billing
     if status == 429 and FAST_MODE_CREDITS in lowered:
         return Signal(SignalKind.RATE_LIMIT, "fast mode needs usage credits (this request only)", account_wide=False)
     if status == 429:
         reset_at = unified_reset(headers)
         if reset_at is not None:
             return Signal(SignalKind.RATE_LIMIT, "Claude subscription usage limit reached (429)", reset_at=reset_at)
-    if status == 400 and OUT_OF_EXTRA_USAGE in lowered:
-        return Signal(SignalKind.REQUEST, "refused as a third-party client (400 'out of extra usage')", account_wide=False)
     return classify_by_status(status, headers)
+
+
+def billing_lane(status: int, lowered_message: str) -> Signal | None:
+    """Refusals about the lane Claude bills a request to: the request's business, never the account's health."""
+    if THIRD_PARTY_EXTRA_USAGE in lowered_message and "extra usage" in lowered_message:
+        return Signal(SignalKind.REQUEST, f"{THIRD_PARTY_LABEL} ({status})", account_wide=False, account_note=EXTRA_USAGE_NOTE)
+    if LONG_CONTEXT_EXTRA_USAGE in lowered_message:
+        return Signal(SignalKind.REQUEST, f"{LONG_CONTEXT_LABEL} ({status})", account_wide=False)
+    if status in (400, 429) and OUT_OF_EXTRA_USAGE in lowered_message:
+        return Signal(SignalKind.REQUEST, f"{OUT_OF_EXTRA_LABEL} ({status})", account_wide=False, account_note=EXTRA_USAGE_NOTE)
+    return None
+
+
+def required_version(message: str) -> str | None:
+    """The Claude Code version a claude_code_version_too_old message names as required, if it names one."""
+    found = _REQUIRED_VERSION.search(message)
+    return found.group(1) if found else None
+
+
+def version_label(required: str | None) -> str:
+    floor = f" (needs {required} or newer)" if required else ""
+    return f"claude_code_version_too_old: Claude Code version too old for this model{floor}"
 
 
 def _mentions_version_floor(body: Any, lowered_message: str) -> bool:

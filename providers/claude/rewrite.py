@@ -1,11 +1,19 @@
-"""The request Claude's OAuth API accepts: URL with ?beta=true, Bearer auth, betas, Claude Code identity, tool names."""
+"""The request Claude's OAuth API accepts: URL with ?beta=true, Bearer auth, betas, Claude Code identity, tool names.
+
+What Kleis does not do: forge Claude Code's billing attestation (the `x-anthropic-billing-header … cch=` block of
+real Claude Code requests), or move, hide or rewrite the caller's system prompt to get past Anthropic's
+classification of third-party traffic. Other clients are presented with Claude Code's user-agent, identity block and
+tool names; their own system prompt follows the identity block as they wrote it, so Anthropic sees them for what
+they are and may bill them to the account's extra usage (providers.claude.response says so to the client).
+"""
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from core import versions
 from core.config import Config
 from providers.base import ForwardRequest, Upstream
 from providers.claude.tools import ToolNames, rename_request_tools
@@ -19,26 +27,32 @@ IDENTITY_AGENT_SDK = "You are a Claude agent, built on Anthropic's Claude Agent 
 IDENTITIES = (IDENTITY_CLI, IDENTITY_AGENT_SDK)
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 
-# OpenCode prompt text Anthropic's checks react to (AA-exm, 2026-04): whole paragraphs dropped, phrases replaced.
-DROPPED_PARAGRAPH_MARKERS = ("You are OpenCode", "github.com/anomalyco/opencode", "opencode.ai/docs")
-PHRASE_REPLACEMENTS = (
-    ("if OpenCode honestly", "if the assistant honestly"),
-    ("Here is some useful information about the environment you are running in:", "Environment context you are running in:"),
-)
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+@dataclasses.dataclass(frozen=True)
+class ClaudeState:
+    """Per-request state (Upstream.state): tool names to restore, and who the request said it was."""
+
+    names: ToolNames
+    claude_code: bool  # real Claude Code (its user-agent and its own identity or billing block): sent unchanged
+    own_user_agent: bool  # the client's claude-cli user-agent went upstream (Kleis did not present its version)
+    version: str  # the Claude Code version the request carried upstream
+    account_id: int = 0
 
 
-def build_upstream(request: ForwardRequest, config: Config) -> Upstream:
+def build_upstream(request: ForwardRequest, config: Config, version: str) -> Upstream:
+    """The upstream request; `version` is the Claude Code version Kleis presents for a client that is not Claude Code."""
     body = request.body
     body["model"] = request.model
     user_agent = next((value for name, value in request.headers.items() if name.lower() == "user-agent"), "")
-    names = ToolNames() if is_claude_code_request(user_agent, body) else rewrite_body(body)
+    claude_code = is_claude_code_request(user_agent, body)
+    names = ToolNames() if claude_code else rewrite_body(body)
+    own = is_claude_code(user_agent)
     return Upstream(
         url=upstream_url(config.claude_api_base, request.path, request.query),
-        headers=upstream_headers(request.headers, request.token_ref, config),
+        headers=upstream_headers(request.headers, request.token_ref, config, version),
         body=body,
         drop_headers=("x-api-key", "api-key"),
-        state=names,
+        state=ClaudeState(names, claude_code, own, (user_agent_version(user_agent) or "") if own else version, request.account.id),
     )
 
 
@@ -52,7 +66,7 @@ def is_claude_code_request(user_agent: str, body: dict[str, Any]) -> bool:
 
 
 def rewrite_body(body: dict[str, Any]) -> ToolNames:
-    """System identity and sanitising, then tool names, in place. Returns the request's ToolNames."""
+    """The Claude Code identity block, then tool names, in place. Returns the request's ToolNames."""
     apply_system_rules(body)
     return rename_request_tools(body)
 
@@ -82,7 +96,7 @@ def merged_betas(*groups: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def upstream_headers(client_headers: Mapping[str, str], token_ref: str, config: Config) -> dict[str, str]:
+def upstream_headers(client_headers: Mapping[str, str], token_ref: str, config: Config, version: str) -> dict[str, str]:
     """Headers set on top of the client's: auth, version, betas, and a Claude Code user-agent unless it is one."""
     lowered = {name.lower(): value for name, value in client_headers.items()}
     headers = {"authorization": f"Bearer {token_ref}"}
@@ -91,7 +105,7 @@ def upstream_headers(client_headers: Mapping[str, str], token_ref: str, config: 
     betas = merged_betas(REQUIRED_BETAS, config.claude_extra_betas.split(","), lowered.get("anthropic-beta", "").split(","))
     headers["anthropic-beta"] = ",".join(betas)
     if not is_claude_code(lowered.get("user-agent", "")):
-        headers["user-agent"] = claude_code_user_agent(config.claude_code_version)
+        headers["user-agent"] = claude_code_user_agent(version)
         headers["x-app"] = "cli"
     return headers
 
@@ -104,20 +118,21 @@ def is_claude_code(user_agent: str) -> bool:
     return user_agent.startswith(CLAUDE_CODE_UA_PREFIX)
 
 
+def user_agent_version(user_agent: str) -> str | None:
+    """'2.1.328' from 'claude-cli/2.1.328 (external, cli)'."""
+    named = user_agent.removeprefix(CLAUDE_CODE_UA_PREFIX).split(" ", 1)[0]
+    return named if is_claude_code(user_agent) and versions.is_version(named) else None
+
+
 # -- system prompt ------------------------------------------------------------------------------
 
 
 def apply_system_rules(body: dict[str, Any]) -> None:
-    """Sanitise OpenCode text, then make sure a Claude Code identity leads the system prompt."""
+    """A Claude Code identity leads the system prompt; the caller's own blocks follow exactly as it sent them."""
     blocks = system_blocks(body.get("system"))
-    if blocks is None:
-        return  # a shape the API rejects anyway: leave it for the API to say so
-    sanitised, changed = sanitise_blocks(blocks)
-    if carries_identity(sanitised):
-        if changed:
-            body["system"] = sanitised
-        return
-    body["system"] = [{"type": "text", "text": IDENTITY_CLI}, *sanitised]
+    if blocks is None or carries_identity(blocks):
+        return  # a shape the API rejects anyway is left for the API to say so; a present identity is not repeated
+    body["system"] = [{"type": "text", "text": IDENTITY_CLI}, *blocks]
 
 
 def system_blocks(system: Any) -> list[Any] | None:
@@ -145,30 +160,3 @@ def carries_identity(blocks: list[Any]) -> bool:
     if texts and texts[0].startswith(BILLING_HEADER_PREFIX):
         return True
     return any(text.startswith(identity) for text in texts for identity in IDENTITIES)
-
-
-def sanitise_blocks(blocks: list[Any]) -> tuple[list[Any], bool]:
-    """Text blocks with OpenCode's self-descriptions removed; blocks left empty are dropped."""
-    result: list[Any] = []
-    changed = False
-    for block in blocks:
-        text = _text_of(block)
-        cleaned = sanitise_text(text) if text is not None else None
-        if text is None or cleaned == text:
-            result.append(block)
-            continue
-        changed = True
-        if cleaned:
-            result.append({**block, "text": cleaned})
-    return result, changed
-
-
-def sanitise_text(text: str) -> str:
-    """Drop paragraphs naming OpenCode and replace its giveaway phrases; text without them is returned as is."""
-    if not any(marker in text for marker in DROPPED_PARAGRAPH_MARKERS) and not any(old in text for old, _ in PHRASE_REPLACEMENTS):
-        return text
-    paragraphs = [p for p in _BLANK_LINE.split(text) if not any(marker in p for marker in DROPPED_PARAGRAPH_MARKERS)]
-    cleaned = "\n\n".join(paragraphs)
-    for old, new in PHRASE_REPLACEMENTS:
-        cleaned = cleaned.replace(old, new)
-    return cleaned.strip()

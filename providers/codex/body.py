@@ -7,8 +7,9 @@ from typing import Any
 
 # Parameters the Codex backend rejects ("Unsupported parameter: …") or ignores; removed before forwarding.
 # Sources: max_output_tokens is refused in many reports (2026-03 → 08); CPA removes the rest. PI still sends
-# temperature, so whether it is refused is unconfirmed — removing it is the safe side. Change this one list
-# (or pass BodyRules(removed=…) to CodexProvider) when the backend changes.
+# temperature, so whether it is refused is unconfirmed — removing it is the safe side. prompt_cache_options and
+# context_management (Responses API fields of 2026 SDKs) are refused by the backend in reports of June–November 2026.
+# Change this one list (or pass BodyRules(removed=…) to CodexProvider) when the backend changes.
 REMOVED_PARAMETERS: tuple[str, ...] = (
     "max_output_tokens",
     "max_completion_tokens",
@@ -21,7 +22,11 @@ REMOVED_PARAMETERS: tuple[str, ...] = (
     "prompt_cache_retention",
     "safety_identifier",
     "generate",
+    "prompt_cache_options",
+    "context_management",
 )
+# Fields of an input item's content part the backend refuses (the same reports): `input[].content[].<field>`.
+REMOVED_PART_FIELDS: tuple[str, ...] = ("prompt_cache_breakpoint",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +38,7 @@ class BodyRules:
     kept_service_tiers: frozenset[str] = frozenset({"priority"})  # any other service_tier is removed
     required_include: tuple[str, ...] = ("reasoning.encrypted_content",)
     max_item_id_length: int = 64  # longer input item ids are dropped (CPA, 2026-07)
+    removed_part_fields: frozenset[str] = frozenset(REMOVED_PART_FIELDS)
 
 
 DEFAULT_RULES = BodyRules()
@@ -84,6 +90,19 @@ def without_long_ids(items: list[Any], limit: int) -> list[Any]:
     ]
 
 
+def without_part_fields(items: list[Any], fields: frozenset[str]) -> list[Any]:
+    """Input items whose content parts lose the fields the backend refuses (items without them are kept as they are)."""
+
+    def clean(item: Any) -> Any:
+        content = item.get("content") if isinstance(item, dict) else None
+        if not isinstance(content, list) or not any(isinstance(p, dict) and fields & p.keys() for p in content):
+            return item
+        parts = [{k: v for k, v in p.items() if k not in fields} if isinstance(p, dict) else p for p in content]
+        return {**item, "content": parts}
+
+    return [clean(item) for item in items] if fields else items
+
+
 def with_include(value: Any, required: tuple[str, ...]) -> list[str]:
     """`include` keeps what the client asked for and gains the required values (encrypted reasoning, for stateless turns)."""
     include = [entry for entry in value if isinstance(entry, str)] if isinstance(value, list) else []
@@ -107,7 +126,8 @@ def normalise_body(body: dict[str, Any], model: str, rules: BodyRules = DEFAULT_
     result["store"] = False
     result["stream"] = True
     result["instructions"] = instructions_text(body.get("instructions"))
-    result["input"] = without_long_ids(without_system_role(input_list(body.get("input"))), rules.max_item_id_length)
+    items = without_long_ids(without_system_role(input_list(body.get("input"))), rules.max_item_id_length)
+    result["input"] = without_part_fields(items, rules.removed_part_fields)
     result["include"] = with_include(body.get("include"), rules.required_include)
     remove_unsupported(result, rules)
     return result

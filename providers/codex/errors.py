@@ -15,6 +15,14 @@ RATE_LIMIT_CODES = frozenset({"usage_limit_reached", "usage_not_included", "rate
 OVERLOAD_CODES = frozenset({"server_is_overloaded", "service_unavailable_error", "service_unavailable", "slow_down"})
 REQUEST_CODES = frozenset({"context_length_exceeded", "invalid_prompt", "invalid_request_error", "bad_request", "unsupported_parameter"})
 _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
+# 400 {"detail": "The '<model>' model requires a newer version of Codex. Please upgrade to the latest app or CLI and try
+# again."}: the backend gates models on the client version (reports from July–November 2026: gpt-5.6-* needs 0.144.0,
+# gpt-6-astra 0.153.0, gpt-6-sol and gpt-6-luna 0.155.0; e.g. farion1231/cc-switch#7129, openai/codex-plugin-cc#309).
+NEWER_VERSION = "requires a newer version of codex"
+# 400 "The '<model>' model is not supported when using Codex with a ChatGPT account.": seen for models rolling out,
+# and fixed in clients by a newer minimum version (VicBilibily/GCMP#420, 2026-09): about this request, not the account.
+NOT_SUPPORTED_WITH_CHATGPT = "is not supported when using codex with a chatgpt account"
+NOT_OFFERED = "not offered through Codex"  # the label of that refusal
 
 
 def error_object(body: Any) -> dict[str, Any] | None:
@@ -78,6 +86,11 @@ def classify(status: int, headers: Mapping[str, str], body: Any) -> Signal:
         return Signal(SignalKind.RATE_LIMIT, f"{describe(error)} (429)", reset_at=reset_at(error, headers))
     if status == 401:
         return Signal(SignalKind.AUTH, "ChatGPT rejected the access token (401)")
+    message = str(error.get("message") or "").lower()
+    if status == 400 and NEWER_VERSION in message:
+        return Signal(SignalKind.VERSION, "the model requires a newer Codex CLI version (400)", account_wide=False)
+    if status == 400 and NOT_SUPPORTED_WITH_CHATGPT in message:
+        return Signal(SignalKind.REQUEST, f"the model is {NOT_OFFERED} for this account (400)", account_wide=False)
     if status < 400 and codes(error) & RATE_LIMIT_CODES:  # a limit reported inside a 200 stream
         return Signal(SignalKind.RATE_LIMIT, f"{describe(error)} (in stream)", reset_at=reset_at(error, headers))
     if status < 400 and codes(error) & OVERLOAD_CODES:

@@ -1,14 +1,21 @@
-"""Upstream headers for the Codex backend: token, account id, a Codex-CLI-consistent identity, a session id."""
+"""Upstream headers for the Codex backend: token, account id, a Codex-CLI-consistent identity, a session id.
+
+A request from Codex CLI itself keeps its own `version`, `user-agent` and `originator` (the backend gates models on
+the client version, so a current Codex CLI must reach it as what it is; when it names its version only in the
+user-agent, as it does towards a custom model provider, the `version` header repeats that one); any other client is
+presented as Codex CLI with one version in both the `version` header and the user-agent.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import platform
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from core.config import Config
+from core import versions
 from providers.codex.constants import RESIDENCY_HEADER
 from providers.codex.jwt import account_id_from_tokens
 from store.accounts import AccountView
@@ -25,12 +32,17 @@ DROPPED_CLIENT_HEADERS = (
     "api-key",
     "chatgpt-account-id",
     "session_id",
-    "version",  # Codex CLI's own version: Kleis presents codex_client_version in the user-agent instead
     "openai-organization",
     "openai-project",
     RESIDENCY_HEADER,
 )
 DROPPED_CLIENT_PREFIXES = ("x-stainless-",)
+# The identity headers Kleis sets for other clients, and a Codex CLI request keeps as it sent them.
+IDENTITY_HEADERS = ("originator", "user-agent", "version")
+
+# Originators of Codex CLI itself (openai/codex codex-rs: `codex_cli_rs` by default, `codex-tui` for the interactive
+# TUI, `codex_exec` for `codex exec`; CLIProxyAPI presents `codex-tui` since 2026-05).
+CODEX_CLI_ORIGINATORS = ("codex_cli_rs", "codex-tui", "codex_exec")
 
 _OS_NAMES = {"Darwin": "Mac OS", "Linux": "Linux", "Windows": "Windows"}
 
@@ -46,6 +58,27 @@ def user_agent(originator: str, version: str) -> str:
 
 def lowered(headers: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who sent the request, as far as the Codex identity goes."""
+
+    codex_cli: bool  # Codex CLI itself: its identity headers pass unchanged
+    version: str | None  # the version it named (Codex CLI's `version` header or user-agent), if any
+    sent_version: bool = False  # it sent a `version` header (Codex CLI 0.171 does not, to a custom model provider)
+
+
+def caller(headers: Mapping[str, str]) -> Caller:
+    """Codex CLI names itself by its originator and a user-agent `<originator>/<version> (…)`."""
+    names = lowered(headers)
+    agent = names.get("user-agent", "")
+    origin = names.get("originator", "").strip() or agent.partition("/")[0]
+    if origin not in CODEX_CLI_ORIGINATORS or (agent and not agent.startswith(f"{origin}/")):
+        return Caller(False, None)
+    header = names.get("version", "").strip()
+    named = header or agent.partition("/")[2].split(" ", 1)[0]
+    return Caller(True, named if versions.is_version(named) else None, bool(header))
 
 
 def client_session_id(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
@@ -78,11 +111,16 @@ def account_id_of(account: AccountView) -> str | None:
     return stored if isinstance(stored, str) and stored else account_id_from_tokens(None, account.access_token)
 
 
-def upstream_headers(config: Config, account: AccountView, token_ref: str, session_id: str) -> dict[str, str]:
+def identity_headers(originator: str, version: str) -> dict[str, str]:
+    """Codex CLI's identity for a client that is not Codex CLI: one version in the header and the user-agent."""
+    return {"originator": originator, "user-agent": user_agent(originator, version), "version": version}
+
+
+def upstream_headers(account: AccountView, token_ref: str, session_id: str, identity: Mapping[str, str]) -> dict[str, str]:
+    """Kleis's headers: auth and account, the identity (empty for Codex CLI, whose own headers pass), the session."""
     headers = {
         "authorization": f"Bearer {token_ref}",
-        "originator": config.codex_originator,
-        "user-agent": user_agent(config.codex_originator, config.codex_client_version),
+        **identity,
         "accept": "text/event-stream",
         "content-type": "application/json",
         "session-id": session_id,

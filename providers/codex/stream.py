@@ -24,6 +24,8 @@ class CodexState:
     session_id: str
     client_stream: bool
     model: str = ""
+    client_version: str = ""  # the Codex CLI version the backend saw (the caller's own, or the one Kleis presented)
+    from_codex_cli: bool = False  # the caller is Codex CLI: its own identity headers went upstream
     response_id: str = ""
     events: int = 0
     error: dict[str, Any] | None = None  # the upstream's error object, when one arrived inside a 200 stream

@@ -1,7 +1,8 @@
-"""The GitHub Copilot provider: Chat, Responses and Messages to the Copilot API as the VS Code editor profile."""
+"""The GitHub Copilot provider: Chat, Responses and Messages to the Copilot API, as VS Code or a direct-mode app."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,8 +18,22 @@ from core.sse import SSEEvent
 from providers.base import ForwardRequest, Provider, Signal, Upstream, classify_by_status
 from providers.copilot import body as bodies
 from providers.copilot import headers, login, quota, tokens
+from providers.drift import Drift
+from providers.identity import Identity, Presented, Source, configured
 from providers.quota import QuotaReading
 from store.accounts import AccountView, TokenSet
+
+# 466 "client not supported": Copilot's answer to an editor profile or API version it retired (February 2026: even
+# Copilot Chat 0.37.4 got "bad request: the specified API version is no longer supported"; microsoft/vscode#294308,
+# ericc-ch/copilot-api#191). It is about what Kleis presents, not the account.
+CLIENT_NOT_SUPPORTED = 466
+PROFILE_SETTINGS = "KLEIS_COPILOT_EDITOR_VERSION and KLEIS_COPILOT_PLUGIN_VERSION (and KLEIS_COPILOT_API_VERSION)"
+DIRECT_SETTINGS = "KLEIS_COPILOT_DIRECT_USER_AGENT and KLEIS_COPILOT_API_VERSION"
+
+
+def is_direct(account: AccountView) -> bool:
+    """A direct-mode account: its GitHub token is the bearer (the exchange refused it: not VS Code's app)."""
+    return isinstance(account.metadata, dict) and account.metadata.get("mode") == "direct"
 
 
 class CopilotProvider(Provider):
@@ -50,12 +65,14 @@ class CopilotProvider(Provider):
     def prepare(self, request: ForwardRequest) -> Upstream:
         self._check_endpoint(request.model, request.protocol)
         body, forced_usage = bodies.shape_body(request.protocol, request.body, request.model)
+        direct = is_direct(request.account)
+        sent = headers.request_headers(self.config, request.protocol, body, request.token_ref, request.headers, direct)
         return Upstream(
             url=bodies.upstream_url(self.api_base(request.account), request.path),
-            headers=headers.request_headers(self.config, request.protocol, body, request.token_ref, request.headers),
+            headers=sent,
             body=body,
             drop_headers=headers.dropped_headers(request.headers.keys()),
-            state={"forced_usage": forced_usage},
+            state={"forced_usage": forced_usage, "direct": direct, "profile": profile_text(sent)},
         )
 
     def _check_endpoint(self, model: str, protocol: Protocol) -> None:
@@ -88,7 +105,28 @@ class CopilotProvider(Provider):
     def classify(self, status: int, headers: Mapping[str, str], body: Any) -> Signal:
         if status == 401:
             return Signal(SignalKind.AUTH, "Copilot rejected the token (401); it is renewed before the next request")
+        if status == CLIENT_NOT_SUPPORTED:
+            return Signal(SignalKind.VERSION, "Copilot does not support the client profile Kleis presents (466)", account_wide=False)
         return classify_by_status(status, headers)
+
+    def after_error(self, upstream: Upstream, signal: Signal, body: Any) -> Signal:
+        state = upstream.state if isinstance(upstream.state, dict) else {}
+        if signal.kind is not SignalKind.VERSION:
+            return signal
+        profile, settings = str(state.get("profile", "")), DIRECT_SETTINGS if state.get("direct") else PROFILE_SETTINGS
+        hint = f"Kleis presented {profile}, a client profile Copilot no longer supports: set {settings} to what a current release sends."
+        return dataclasses.replace(signal, drift=Drift(f"copilot-466:{profile}", settings, hint))
+
+    def build_identity(self) -> Identity:
+        """The VS Code profile (exchanged tokens), the direct-mode app's user-agent, and the Copilot API version."""
+        values = (
+            configured(self.config, "copilot_editor_version", "Editor-Version"),
+            configured(self.config, "copilot_plugin_version", "Editor-Plugin-Version"),
+            Presented("Copilot-Integration-Id", headers.COPILOT_INTEGRATION_ID, Source.DEFAULT),
+            configured(self.config, "copilot_api_version", "X-GitHub-Api-Version"),
+            configured(self.config, "copilot_direct_user_agent", "direct-mode User-Agent"),
+        )
+        return Identity(self.name, values)
 
     # -- credentials ----------------------------------------------------------------------------
     def needs_refresh(self, account: AccountView, now: float | None = None) -> bool:
@@ -123,7 +161,7 @@ class CopilotProvider(Provider):
             headers={
                 "Authorization": f"Bearer {account.access_token or ''}",
                 "Accept": "application/json",
-                **headers.editor_headers(self.config),
+                **headers.profile_headers(self.config, is_direct(account)),
             },
         )
         if response.status_code >= 500 or response.status_code == 429:
@@ -139,3 +177,9 @@ class CopilotProvider(Provider):
         items = [item for item in data if bodies.usable_model(item)]
         self._models[account.id] = (now + self.config.models_ttl, items)
         return list(items)
+
+
+def profile_text(sent: Mapping[str, str]) -> str:
+    """The profile a request carried, for messages: its editor and plugin versions (or user-agent) and API version."""
+    names = ("Editor-Version", "Editor-Plugin-Version") if "Editor-Version" in sent else ("User-Agent",)
+    return " ".join(f"{name}: {sent[name]}" for name in (*names, "X-GitHub-Api-Version") if name in sent)

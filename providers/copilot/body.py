@@ -17,6 +17,9 @@ UPSTREAM_PATHS = {
     "/v1/messages/count_tokens": "/v1/messages/count_tokens",
 }
 
+# Tool-definition fields Copilot's /v1/messages refuses ("Extra inputs are not permitted"; VS Code does not send them).
+REFUSED_TOOL_FIELDS = ("eager_input_streaming",)
+
 # The supported_endpoints value a model lists for each protocol (GET /models).
 ENDPOINT_OF = {Protocol.CHAT: "/chat/completions", Protocol.RESPONSES: "/responses", Protocol.MESSAGES: "/v1/messages"}
 
@@ -43,7 +46,15 @@ def shape_body(protocol: Protocol, body: dict[str, Any], model: str) -> tuple[di
         messages = shaped.get("messages")
         if isinstance(messages, list):  # nor the developer role: it is a system message there
             shaped["messages"] = [dict(m, role="system") if isinstance(m, dict) and m.get("role") == "developer" else m for m in messages]
+    if protocol is Protocol.MESSAGES and isinstance(shaped.get("tools"), list):
+        shaped["tools"] = [without_refused_fields(tool) for tool in shaped["tools"]]
     return shaped, forced
+
+
+def without_refused_fields(tool: Any) -> Any:
+    if not isinstance(tool, dict) or not any(field in tool for field in REFUSED_TOOL_FIELDS):
+        return tool
+    return {k: v for k, v in tool.items() if k not in REFUSED_TOOL_FIELDS}
 
 
 def is_usage_only_chunk(event: SSEEvent) -> bool:

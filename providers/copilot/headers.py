@@ -1,4 +1,9 @@
-"""Copilot request headers as pure functions: the editor profile, X-Initiator, vision, and client headers to drop."""
+"""Copilot request headers as pure functions: the client profile, X-Initiator, vision, and client headers to drop.
+
+Two profiles, one per kind of token: VS Code with Copilot Chat for tokens from the exchange (VS Code's OAuth app),
+and the app's own profile for direct-mode tokens (OpenCode's app: `User-Agent: opencode/<version>`, no editor
+headers) — an OpenCode app token with VS Code's headers would be an identity no real client has.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,15 @@ from core.config import Config
 from core.protocol import Protocol
 
 COPILOT_INTEGRATION_ID = "vscode-chat"
-OPENAI_INTENT = "conversation-edits"
-GITHUB_API_VERSION = "2025-04-01"  # sent to the GitHub API (token exchange), as copilot-api does
+# VS Code's agent mode sends `conversation-agent` on its requests (the turn's initiator is X-Initiator's business);
+# Kleis's clients are coding agents. OpenCode sends `conversation-edits` (anomalyco/opencode plugin/github-copilot).
+OPENAI_INTENT = "conversation-agent"
+DIRECT_OPENAI_INTENT = "conversation-edits"
+GITHUB_API_VERSION = "2025-04-01"  # sent to the GitHub API (token exchange), as copilot-api does; not the Copilot API's
 
-# The only Anthropic beta Copilot's /v1/messages is known to accept (pi-mono and OpenCode send no other).
-ALLOWED_ANTHROPIC_BETAS = ("interleaved-thinking-2025-05-14",)
+# Anthropic betas Copilot's /v1/messages accepts: what VS Code sends there in 2026 (interleaved thinking, context
+# management, advanced tool use); others are dropped.
+ALLOWED_ANTHROPIC_BETAS = ("interleaved-thinking-2025-05-14", "context-management-2025-06-27", "advanced-tool-use-2025-11-20")
 
 # OpenCode moves images returned by a tool into a user message with one of these texts (two OpenCode
 # versions); such a message is the agent's doing, not a user turn.
@@ -37,6 +46,7 @@ DROPPED_CLIENT_HEADERS = (
     "editor-version",
     "editor-plugin-version",
     "user-agent",
+    "x-github-api-version",
 )
 DROPPED_CLIENT_PREFIXES = ("x-stainless-",)
 
@@ -47,13 +57,20 @@ def plugin_version(config: Config) -> str:
 
 
 def editor_headers(config: Config) -> dict[str, str]:
-    """The one editor profile Kleis presents: VS Code with Copilot Chat, versions from the configuration."""
+    """The VS Code profile: VS Code with Copilot Chat, versions from the configuration."""
     return {
         "Editor-Version": config.copilot_editor_version,
         "Editor-Plugin-Version": config.copilot_plugin_version,
         "Copilot-Integration-Id": COPILOT_INTEGRATION_ID,
         "User-Agent": f"GitHubCopilotChat/{plugin_version(config)}",
     }
+
+
+def profile_headers(config: Config, direct: bool) -> dict[str, str]:
+    """The client profile for a Copilot API call: VS Code's for exchanged tokens, the direct app's for direct tokens;
+    both with the Copilot API version (OpenCode sends the one VS Code does, anomalyco/opencode#47108)."""
+    own = {"User-Agent": config.copilot_direct_user_agent} if direct else editor_headers(config)
+    return {**own, "X-GitHub-Api-Version": config.copilot_api_version}
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -140,13 +157,13 @@ def allowed_betas(client_value: str | None) -> str | None:
 
 
 def request_headers(
-    config: Config, protocol: Protocol, body: Mapping[str, Any], token_ref: str, client: Mapping[str, str]
+    config: Config, protocol: Protocol, body: Mapping[str, Any], token_ref: str, client: Mapping[str, str], direct: bool = False
 ) -> dict[str, str]:
     """Every header Kleis sets on a request to the Copilot API."""
     headers = {
         "Authorization": f"Bearer {token_ref}",
-        **editor_headers(config),
-        "Openai-Intent": OPENAI_INTENT,
+        **profile_headers(config, direct),
+        "Openai-Intent": DIRECT_OPENAI_INTENT if direct else OPENAI_INTENT,
         "X-Initiator": initiator(protocol, body),
     }
     if has_image(protocol, body):

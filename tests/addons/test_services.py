@@ -11,6 +11,7 @@ from addons.budgets import BudgetTracker
 from addons.catalog_refresh import CatalogRefresher
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
+from addons.learned import LearnedRecorder
 from addons.quota import QuotaTracker
 from addons.refresher import ProactiveRefresher
 from addons.services import ClosesClient, Parts, background_addons, default_parts
@@ -34,6 +35,7 @@ def test_every_part_runs_as_an_addon_in_order_and_the_client_closes_last(store, 
                 QuotaTracker,
                 BudgetTracker,
                 UsageRecorder,
+                LearnedRecorder,
                 StoreFollower,
                 ClosesClient,
             ]
@@ -51,7 +53,7 @@ def test_optional_parts_are_left_out(store, config) -> None:
     async def scenario() -> None:
         with taddons.context() as tctx:
             services = make_services(store, config, tctx.master, Parts())
-            assert [type(addon) for addon in background_addons(services)] == [StoreFollower, ClosesClient]
+            assert [type(addon) for addon in background_addons(services)] == [LearnedRecorder, StoreFollower, ClosesClient]
             await services.http.aclose()
 
     asyncio.run(scenario())

@@ -68,7 +68,14 @@ def tool_names_valid(request: Recorded) -> Reply | None:
     return None
 
 
-def version_floor(floors: dict[str, str]) -> Callable[[Recorded], Reply | None]:
+def version_too_old(message: str) -> Reply:
+    """The API's answer for a client version below a model's floor (2026-09 reports: details.error_code names it)."""
+    reply = anthropic_error(400, "invalid_request_error", message)
+    reply.body["error"]["details"] = {"error_code": "claude_code_version_too_old"}
+    return reply
+
+
+def version_floor(floors: dict[str, str], names_version: bool = True) -> Callable[[Recorded], Reply | None]:
     """Models that refuse older Claude Code versions (read from the user-agent), as the API does since 2026."""
 
     def parse(version: str) -> tuple[int, ...]:
@@ -80,11 +87,36 @@ def version_floor(floors: dict[str, str]) -> Callable[[Recorded], Reply | None]:
         if floor is None or (match and parse(match.group(1)) >= parse(floor)):
             return None
         used = match.group(1) if match else "unknown"
-        return anthropic_error(
-            400, "invalid_request_error", f"Claude Code {used} does not support this model; version {floor} or newer is required"
+        if not names_version:
+            return version_too_old(f"Claude Code {used} does not support this model. Run 'claude update', then try again.")
+        return version_too_old(
+            f"Claude Code {used} does not support this model; version {floor} or newer is required. "
+            "Run 'claude update', or update the Claude desktop app, then try again."
         )
 
     return check
+
+
+THIRD_PARTY = "Third-party apps now draw from your extra usage, not your plan limits. Add more at claude.ai/settings/usage and keep going."
+LONG_CONTEXT = "Extra usage is required for long context requests."
+
+
+def third_party_billing(request: Recorded) -> Reply | None:
+    """An account without extra usage since 2026-04: traffic that is not Claude Code's own is refused. What tells them
+    apart is Anthropic's business; this fake takes Claude Code's billing attestation block, which Kleis never forges."""
+    texts = _system_texts(request.json)
+    if texts and texts[0].startswith("x-anthropic-billing-header:"):
+        return None
+    return anthropic_error(400, "invalid_request_error", THIRD_PARTY)
+
+
+def long_context_billing(request: Recorded) -> Reply | None:
+    """The 1M-context beta on an account without extra usage: 429, with the plan's window headers (it is not a limit)."""
+    if "context-1m-2025-08-07" not in _betas(request):
+        return None
+    reply = anthropic_error(429, "rate_limit_error", LONG_CONTEXT)
+    reply.headers.update({"anthropic-ratelimit-unified-status": "allowed", "anthropic-ratelimit-unified-reset": "4102444800"})
+    return reply
 
 
 class FakeClaudeAPI(FakeAnthropic):

@@ -32,14 +32,51 @@ REJECTED_PARAMETERS = (
     "prompt_cache_retention",
     "safety_identifier",
     "generate",
+    "prompt_cache_options",
+    "context_management",
 )
+REJECTED_PART_FIELDS = ("prompt_cache_breakpoint",)  # inside input[].content[]
+
+# The client-version gate (public reports, July–November 2026): models by prefix, and the oldest Codex CLI they accept.
+VERSION_FLOORS = (("gpt-6-astra", "0.153.0"), ("gpt-6-", "0.155.0"), ("gpt-5.6-", "0.144.0"))
 
 
 EMPTY_PART = {"type": "output_text", "text": "", "annotations": []}
 
 
+UPGRADE = "Please upgrade to the latest app or CLI and try again."
+
+
 def detail(status: int, message: str) -> Reply:
     return Reply(status, {"detail": message})
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return (0,)
+
+
+def client_version(headers: dict[str, str]) -> str:
+    """The version a request names: its `version` header, else the one in a `<originator>/<version> (…)` user-agent."""
+    agent = headers.get("user-agent", "")
+    return headers.get("version") or (agent.partition("/")[2].split(" ", 1)[0] if "/" in agent else "")
+
+
+def too_old(model: str, version: str) -> bool:
+    floor = next((floor for prefix, floor in VERSION_FLOORS if model.startswith(prefix)), None)
+    return floor is not None and version_tuple(version) < version_tuple(floor)
+
+
+def refused_part_field(items: list[Any]) -> str | None:
+    for i, item in enumerate(items):
+        content = item.get("content") if isinstance(item, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            for name in REJECTED_PART_FIELDS:
+                if isinstance(part, dict) and name in part:
+                    return f"input[{i}].content[{j}].{name}"
+    return None
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -125,6 +162,12 @@ class FakeCodex(FakeServer):
             return detail(400, "Input must be a list")
         if any(isinstance(item, dict) and item.get("role") == "system" for item in body["input"]):
             return detail(400, "System messages are not allowed")
+        nested = refused_part_field(body["input"])
+        if nested is not None:
+            return detail(400, f"Unsupported parameter: {nested}")
+        model = str(body.get("model") or "")
+        if too_old(model, client_version(request.headers)):
+            return detail(400, f"The '{model}' model requires a newer version of Codex. {UPGRADE}")
         return None
 
     def responses(self, request: Recorded) -> Reply | Stream:

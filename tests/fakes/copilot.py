@@ -1,19 +1,29 @@
 """A fake Copilot API: /chat/completions and /responses (FakeOpenAI), /v1/messages (FakeAnthropic), /models."""
 
 # Like the real one it refuses a Copilot token without Editor-Version ("IDE auth") and tokens that are stale
-# or unknown; which tokens live is decided by the fake GitHub that issued them.
+# or unknown; which tokens live is decided by the fake GitHub that issued them. It answers 466 "client not supported"
+# to an editor profile or API version it retired, and refuses a Messages tool's `eager_input_streaming`.
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.anthropic import FakeAnthropic, anthropic_error
 from tests.fakes.base import Recorded, Reply, Stream
 from tests.fakes.github import FakeGitHub
 from tests.fakes.openai import FakeOpenAI
 
 MISSING_EDITOR_VERSION = "bad request: missing Editor-Version header for IDE auth"
+# The 466 body copilot-api users saw in February 2026 (ericc-ch/copilot-api#191).
+RETIRED = "bad request: the specified API version is no longer supported. You may need to update your client to a newer version.\n"
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.rpartition("/")[2].split("."))
+    except ValueError:
+        return (0,)
 
 
 def model_item(
@@ -59,6 +69,8 @@ class FakeCopilot(FakeOpenAI):
         super().__init__(valid_tokens=github.api_tokens, prefix="")
         self.github = github
         self.models_list = copy.deepcopy(DEFAULT_MODELS)
+        self.oldest_plugin = "0.40.0"  # Copilot Chat versions below this one are retired (466)
+        self.oldest_api_version = "2025-05-01"  # X-GitHub-Api-Version values before this one are retired (466)
         self.anthropic = FakeAnthropic(valid_tokens=github.api_tokens)  # its handlers only; never started
         self.route("POST", "/v1/messages", self.messages)
         self.route("POST", "/v1/messages/count_tokens", self.count_tokens)
@@ -74,13 +86,30 @@ class FakeCopilot(FakeOpenAI):
             return copilot_error(401, "unauthorized: token expired" if stale else "unauthorized: unknown token", "unauthorized")
         if token.startswith("tid=") and not request.headers.get("editor-version"):
             return copilot_error(400, MISSING_EDITOR_VERSION, "bad_request")
+        return self.retired(request)
+
+    def retired(self, request: Recorded) -> Reply | None:
+        plugin = request.headers.get("editor-plugin-version")
+        api_version = request.headers.get("x-github-api-version")
+        if (plugin and version_tuple(plugin) < version_tuple(self.oldest_plugin)) or (
+            api_version and api_version < self.oldest_api_version
+        ):
+            return Reply(466, {"error": {"message": RETIRED, "type": "error"}})
+        return None
+
+    def eager_streaming_refused(self, request: Recorded) -> Reply | None:
+        for index, tool in enumerate(request.json.get("tools") or [] if isinstance(request.json, dict) else []):
+            if isinstance(tool, dict) and "eager_input_streaming" in tool:
+                return anthropic_error(
+                    400, "invalid_request_error", f"tools.{index}.custom.eager_input_streaming: Extra inputs are not permitted"
+                )
         return None
 
     def _check(self, request: Recorded) -> Reply | None:
         return self.copilot_refusal(request) or super()._check(request)
 
     def messages(self, request: Recorded) -> Reply | Stream:
-        return self.copilot_refusal(request) or self.anthropic.messages(request)
+        return self.copilot_refusal(request) or self.eager_streaming_refused(request) or self.anthropic.messages(request)
 
     def count_tokens(self, request: Recorded) -> Reply:
         return self.copilot_refusal(request) or self.anthropic.count_tokens(request)

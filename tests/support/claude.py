@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
+import anthropic
+
+from addons.server import ProxyThread
+from addons.services import Parts
+from core.config import Config
+from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_AGENT_SDK
-from store.accounts import AccountView
+from store import keys
+from store.accounts import AccountView, TokenSet, upsert_account
+from store.db import Store
+from tests.fakes.claude import ACCOUNT, FakeClaudeAPI
+from tests.fakes.oauth import FakeOAuth
 from tests.support.accounts import view
 
 TOKEN_REF = "kleis-secret-ref-" + "0" * 32
@@ -63,3 +76,28 @@ CLAUDE_CODE_BODY = {
     "metadata": {"user_id": json.dumps({"device_id": "ab" * 32, "account_uuid": "", "session_id": "2b0c6f2e-8a51-4d0e-9a57-3f7f0c9d1e11"})},
     "thinking": {"type": "adaptive"},
 }
+
+
+@dataclasses.dataclass
+class ClaudeLive:
+    proxy: ProxyThread
+    key: str
+    api: FakeClaudeAPI
+    account_id: int
+
+    def client(self, **options: Any) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.proxy.url, auth_token=self.key, api_key=None, **({"max_retries": 0} | options))
+
+
+def start_claude(
+    store: Store, config: Config, run_proxy: Callable[..., ProxyThread], auth: FakeOAuth, api: FakeClaudeAPI, parts: Parts | None = None
+) -> ClaudeLive:
+    """Kleis with the Claude provider (health on unless `parts` says otherwise), one Claude account, a new key."""
+    cfg = config.replace(claude_api_base=api.url, claude_auth_base=auth.url)
+    access, refresh = auth.seed()
+    row, _ = upsert_account(
+        "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"]
+    )
+    _, key = keys.create_key("claude")
+    proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg)}, parts if parts is not None else Parts(health=True))
+    return ClaudeLive(proxy, key, api, row.id)
