@@ -296,3 +296,24 @@ def test_the_usage_charts_and_budget_bars_draw_in_a_real_browser(browser, admin_
     browser.get(admin_url + "/admin/usage?window=today")
     assert "per hour, today" in wait_for(browser, "svg#chart-requests title").get_attribute("textContent")
     assert browser.get_log("browser") == [] or all("Content Security Policy" not in e["message"] for e in browser.get_log("browser"))
+
+
+def test_quota_bars_draw_by_state_under_the_csp(browser, admin_url: str, store) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    from tests.support.accounts import seed_quotas
+
+    busy, old = seed_quotas(store)
+    log_in(browser, admin_url)
+    browser.get(admin_url + "/admin/accounts")
+    five_hour = wait_for(browser, f"#account-{busy} [data-window='5h']")
+    fill = five_hour.find_element(By.CSS_SELECTOR, "rect.quota-fill")
+    track = five_hour.find_element(By.CSS_SELECTOR, "rect.quota-track")
+    assert fill.get_attribute("width") == "97" and 0.9 < fill.size["width"] / track.size["width"] < 1.0  # drawn, not collapsed
+    assert fill.value_of_css_property("fill") == "rgb(208, 139, 26)"  # the stylesheet's colour for a saving window
+    stale = wait_for(browser, f"#account-{old} [data-window='5h']")
+    assert stale.get_attribute("data-state") == "stale" and "stale" in stale.text
+    assert "5h: 97% used" in five_hour.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "admin-account-quota.png"))
+    assert all("Content Security Policy" not in entry["message"] for entry in browser.get_log("browser"))

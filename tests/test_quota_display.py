@@ -9,28 +9,10 @@ import time
 import pytest
 
 from core.config import Config
-from providers.quota import QuotaReading, QuotaWindow, to_dict
-from store import quota as quota_store
-from store.accounts import TokenSet, upsert_account
 from store.db import Store
+from tests.support.accounts import seed_quotas
 from tests.support.admin import Api, text
 from tests.support.cli import run_kleis
-
-
-def seed_quotas(store: Store) -> tuple[int, int]:
-    now = time.time()
-    busy, _ = upsert_account("claude", "busy", TokenSet("a1", "r1", now + 3600), store.cipher, email="busy@example.test")
-    old, _ = upsert_account("claude", "old", TokenSet("a2", "r2", now + 3600), store.cipher, email="old@example.test")
-    saving = QuotaReading(
-        (QuotaWindow("5h", 0.97, now + 7200, "allowed", now), QuotaWindow("7d", 0.3, now + 3 * 86400, "allowed", now)),
-        now,
-        status="allowed_warning",
-        claim="five_hour",
-        overage="rejected",
-    )
-    stale = QuotaReading((QuotaWindow("5h", 0.99, now - 600, "rejected", now - 4000),), now - 4000)
-    quota_store.save({busy.id: (to_dict(saving), saving.seen_at), old.id: (to_dict(stale), stale.seen_at)})
-    return busy.id, old.id
 
 
 @pytest.mark.e2e
