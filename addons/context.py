@@ -105,7 +105,7 @@ def begin(method: str, path_with_query: str, now: float | None = None) -> Reques
             started=time.time() if now is None else now,
             path=path,
             query=query,
-            method=method.upper(),
+            method=method,  # as sent: methods are case-sensitive, `post` is not POST (pipeline.check_route)
             protocol=protocol_for_path(path),
             error_protocol=error_protocol_for_path(path),
         )

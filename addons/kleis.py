@@ -34,7 +34,8 @@ class Kleis:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        ctx = begin(flow.request.method, flow.request.path)
+        # The method as sent: `Request.method` upper-cases it, while the bytes upstream keep the client's spelling.
+        ctx = begin(flow.request.data.method.decode("latin-1"), flow.request.path)
         self._contexts[flow] = ctx
         headers = pipeline.plain_headers(flow.request.headers.fields)
         for name in pipeline.CREDENTIAL_HEADERS:  # never kept in the flow (mitmweb shows flows), whatever the path

@@ -21,11 +21,20 @@ CREDENTIAL_HEADERS = CLIENT_CREDENTIAL_HEADERS
 PUBLIC_PATHS = ("/", "/healthz", "/models/api.json")  # answered without a key
 LOCAL_PATHS = (*PUBLIC_PATHS, "/v1/models")
 READ_METHODS = ("GET", "HEAD")  # HEAD: agents probe the base URL (Claude Code sends `HEAD /` at start)
+# RFC 9110 methods, exactly as spelled there: methods are case-sensitive, and an upstream answers a `post` with 501.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 
 def check_route(ctx: RequestContext) -> None:
-    """404 for paths Kleis does not serve, 405 for the wrong method."""
+    """405 for a method that is not a standard one as spelled (`post`), 404 for paths Kleis does not serve, 405 for
+    the wrong method. Nothing that fails here reaches routing, an upstream or an account's health."""
     client = ctx.client
+    if client.method not in STANDARD_METHODS:
+        raise Refusal(
+            405,
+            f"{client.method[:20]!r} is not an HTTP method Kleis accepts: methods are case-sensitive ({client.method.upper()[:20]})",
+            code="method_not_allowed",
+        )
     if client.protocol is None:
         if client.path in LOCAL_PATHS or client.path.startswith("/v1/models/"):
             if client.method not in READ_METHODS:

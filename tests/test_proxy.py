@@ -227,7 +227,26 @@ def test_bad_requests(kleis, client) -> None:
     assert unknown_model.status_code == 404 and "GET /v1/models" in anthropic_error(unknown_model)["message"]
     wrong_method = client.get("/v1/messages", headers=h)
     assert wrong_method.status_code == 405
+    for method, path, body in (("post", "/v1/messages", MESSAGES), ("Post", "/v1/chat/completions", CHAT), ("get", "/v1/models", {})):
+        status, head, answer = raw_request(kleis.url, method, path, h, body)  # httpx would upper-case the method
+        assert status == 405 and "case-sensitive" in answer["error"]["message"], (method, answer)
+        assert b"x-should-retry: false" in head.lower()
     assert kleis.anthropic.received() == [] and kleis.openai.received() == []
+
+
+def raw_request(url: str, method: str, path: str, headers: dict[str, str], body: dict) -> tuple[int, bytes, dict]:
+    """One request written byte for byte (method spelled as given); the status, the head and the JSON answer."""
+    host, port = url.removeprefix("http://").split(":")
+    data = json.dumps(body).encode()
+    lines = [f"{method} {path} HTTP/1.1", f"host: {host}", f"content-length: {len(data)}", "connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall("\r\n".join(lines).encode() + b"\r\n\r\n" + data)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head, json.loads(rest)
 
 
 @pytest.mark.e2e
