@@ -37,6 +37,9 @@ class Kleis:
         # The method as sent: `Request.method` upper-cases it, while the bytes upstream keep the client's spelling.
         ctx = begin(flow.request.data.method.decode("latin-1"), flow.request.path)
         self._contexts[flow] = ctx
+        if "?" in flow.request.path:  # a key in the query is not kept in the flow either (mitmweb shows flows)
+            base = flow.request.path.partition("?")[0]
+            flow.request.path = base + (f"?{ctx.client.query}" if ctx.client.query else "")
         headers = pipeline.plain_headers(flow.request.headers.fields)
         for name in pipeline.CREDENTIAL_HEADERS:  # never kept in the flow (mitmweb shows flows), whatever the path
             if name in headers:

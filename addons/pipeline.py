@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -72,7 +73,7 @@ def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[s
     if not content:
         raise Refusal(400, "the request body is empty; a JSON object with a model is required", code="invalid_json")
     try:
-        body = json.loads(content)
+        body = json.loads(content, parse_constant=_no_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise Refusal(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
@@ -84,6 +85,18 @@ def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[s
     client.body, client.raw_body, client.model = body, content, model.strip()
     client.stream = body.get("stream") is True
     return body
+
+
+def _no_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity are not JSON: Python reads them, and would write them on to the upstream."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e999: JSON allows the spelling, but it would go upstream as Infinity
+        raise ValueError(f"the number {text[:40]} is too large")
+    return number
 
 
 def route(

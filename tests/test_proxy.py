@@ -101,6 +101,25 @@ def test_client_key_never_goes_upstream_and_token_never_comes_back(kleis, client
         assert "kleis-secret-ref" not in upstream_view
 
 
+def test_a_key_in_the_query_string_is_not_forwarded(kleis, client) -> None:
+    kleis.add_account()
+    query = f"beta=true&key={kleis.key}&api_key=abc&x=1&access_token=tok&sig=kl_abcdefghijklmnop&Authorization=Bearer%20zz"
+    response = client.post(f"/v1/messages?{query}", json=MESSAGES, headers=kleis.headers())
+    assert response.status_code == 200
+    seen = kleis.anthropic.last("/v1/messages")
+    assert seen.query == {"beta": "true", "x": "1"}, seen.path
+    assert kleis.key not in seen.path
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
+def test_non_finite_numbers_in_a_body_are_400(kleis, client, number: str) -> None:
+    kleis.add_account()
+    content = json.dumps(MESSAGES).replace('"max_tokens": 20', f'"max_tokens": 20, "temperature": {number}').encode()
+    response = client.post("/v1/messages", content=content, headers={**kleis.headers(), "content-type": "application/json"})
+    assert response.status_code == 400 and "not valid JSON" in anthropic_error(response)["message"], response.text
+    assert kleis.anthropic.received() == []
+
+
 def test_streams_arrive_event_by_event_for_every_protocol(kleis, client) -> None:
     kleis.add_account()
     kleis.anthropic.stream_split = 7  # the upstream cuts every event into 7-byte writes
