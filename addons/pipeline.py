@@ -127,7 +127,7 @@ def route(
             f"no provider serves the model {client.model!r} on {client.path}; {hint}GET /v1/models lists the models this key can use",
             code="model_not_found",
         )
-    authorize(client.key, resolution.provider, client.model, resolution.model)
+    authorize(client.key, resolution.provider, client.model, resolution.model, providers.keys())
     provider = providers[resolution.provider]
     ctx.route.resolution, ctx.route.provider = resolution, provider
     ctx.route.candidates = candidates(accounts, resolution.provider)

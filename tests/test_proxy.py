@@ -231,6 +231,20 @@ def test_scope_refusals_are_403(kleis, client) -> None:
     assert allowed.status_code == 200
 
 
+def test_a_model_scope_is_matched_on_the_serving_provider_not_the_clients_spelling(kleis, client) -> None:
+    kleis.add_account()
+    _, claude_only = keys.create_key("claude-only", models="claude/*")
+    _, loop_only = keys.create_key("loop-only", models="loop/claude-*")
+    time.sleep(0.6)
+    for model in ("loop/claude/gpt-5.4", "loop/claude/x"):  # the loop provider serving `claude/…`: not Claude
+        response = client.post("/v1/messages", json={**MESSAGES, "model": model}, headers={"x-api-key": claude_only})
+        assert response.status_code == 403 and "served by loop" in anthropic_error(response)["message"], response.text
+    assert client.post("/v1/messages", json={**MESSAGES, "model": "loop/claude-x"}, headers={"x-api-key": loop_only}).status_code == 200
+    refused = client.post("/v1/messages", json={**MESSAGES, "model": "loop/claude/claude-x"}, headers={"x-api-key": loop_only})
+    assert refused.status_code == 403
+    assert len(kleis.anthropic.received()) == 1
+
+
 def test_bad_requests(kleis, client) -> None:
     kleis.add_account()
     h = kleis.headers()
