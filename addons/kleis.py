@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from mitmproxy import http
 
-from addons import failover, local, mitm_errors, pipeline, responses, upstream
+from addons import failover, local, mitm_errors, pipeline, response_headers, responses, upstream
 from addons.context import RequestContext, begin
 from addons.errors import error_response, json_response
 from addons.services import Services
@@ -121,6 +121,7 @@ class Kleis:
         try:
             outcome.first_byte_at = time.time()
             outcome.status = flow.response.status_code
+            response_headers.filter_headers(flow.response.headers)  # before a stream sends them on
             if (
                 flow.response.status_code < 300
                 and ctx.client.stream

@@ -78,6 +78,19 @@ def test_non_streaming_request_fails_over_transparently(live) -> None:
     assert AccountEvent.select().where((AccountEvent.account_id == first.id) & (AccountEvent.status == "cooling")).exists()
 
 
+def test_a_failover_answer_passes_only_allowlisted_headers(live) -> None:
+    live.add_account("one", primary=True)
+    live.add_account("two")
+    ok = Reply(
+        200, {"id": "m", "type": "message", "content": []}, {"set-cookie": "s=1", "anthropic-organization-id": "org-2", "request-id": "r2"}
+    )
+    live.anthropic.enqueue("POST", "/v1/messages", LIMITED, ok)
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        response = client.post("/v1/messages", json=BODY, headers=live.headers())
+    assert response.status_code == 200 and response.headers["request-id"] == "r2"
+    assert "set-cookie" not in response.headers and "anthropic-organization-id" not in response.headers
+
+
 def test_each_candidate_is_tried_once_then_the_provider_answer_is_returned(live) -> None:
     for name in ("a", "b", "c"):
         live.add_account(name)

@@ -101,6 +101,46 @@ def test_client_key_never_goes_upstream_and_token_never_comes_back(kleis, client
         assert "kleis-secret-ref" not in upstream_view
 
 
+ACCOUNT_HEADERS = {
+    "set-cookie": "__cf_bm=abc; path=/; HttpOnly",
+    "anthropic-organization-id": "org-1234",
+    "openai-organization": "user-abcd",
+    "openai-project": "proj_1",
+    "server": "cloudflare",
+    "cf-ray": "8f00-SJC",
+    "x-envoy-upstream-service-time": "12",
+}
+CLIENT_HEADERS = {
+    "request-id": "req_up_1",
+    "x-request-id": "req_up_2",
+    "anthropic-ratelimit-requests-remaining": "99",
+    "anthropic-ratelimit-unified-reset": "1700000000",
+    "x-ratelimit-remaining-tokens": "1000",
+    "x-codex-primary-used-percent": "12",
+    "retry-after": "7",
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_only_allowlisted_upstream_headers_reach_the_client(kleis, client, stream: bool) -> None:
+    kleis.add_account()
+    from tests.fakes.base import Stream, sse
+
+    answer = Reply(
+        200, {"id": "m", "type": "message", "role": "assistant", "content": [], "usage": {}}, {**ACCOUNT_HEADERS, **CLIENT_HEADERS}
+    )
+    if stream:
+        answer = Stream([sse("message_stop", {"type": "message_stop"})], headers={**ACCOUNT_HEADERS, **CLIENT_HEADERS})
+    kleis.anthropic.enqueue("POST", "/v1/messages", answer)
+    response = client.post("/v1/messages", json={**MESSAGES, "stream": stream}, headers=kleis.headers())
+    assert response.status_code == 200
+    for name in ACCOUNT_HEADERS:
+        assert name not in response.headers, name
+    for name, value in CLIENT_HEADERS.items():
+        assert response.headers[name] == value, name
+    assert response.headers["x-kleis-request-id"].startswith("req_")
+
+
 def test_a_key_in_the_query_string_is_not_forwarded(kleis, client) -> None:
     kleis.add_account()
     query = f"beta=true&key={kleis.key}&api_key=abc&x=1&access_token=tok&sig=kl_abcdefghijklmnop&Authorization=Bearer%20zz"
