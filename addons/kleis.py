@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from mitmproxy import http
 
-from addons import failover, local, mitm_errors, pipeline, response_headers, responses, upstream
+from addons import failover, local, mitm_errors, pipeline, request_body, response_headers, responses, upstream
 from addons.context import RequestContext, begin
 from addons.errors import error_response, json_response
 from addons.services import Services
@@ -80,7 +80,9 @@ class Kleis:
             return
         services = self.services
         try:
-            pipeline.parse_body(ctx, flow.request.get_content(strict=False), services.config.max_body_bytes)
+            limit = services.config.max_body_bytes
+            content = request_body.decoded_body(flow.request.raw_content, flow.request.headers.get("content-encoding", ""), limit)
+            pipeline.parse_body(ctx, content, limit)
             catalog = services.catalog.lookup if services.catalog else None
             pipeline.route(ctx, services.providers, services.follower.accounts, catalog)
             if services.health is not None:
