@@ -105,7 +105,9 @@ class Kleis:
             except RefreshFailed as exc:
                 last_error = exc
                 continue
-            request = upstream.start_call(ctx, account, vault.put(account.access_token or ""))
+            ref = vault.put(account.access_token or "")
+            request = upstream.start_call(ctx, account, ref)
+            vault.bind(ref, request.host, request.port)  # swapped in only on a connection to this address
             upstream.apply_to_flow(flow, request)
             self.services.deadlines.start(flow, self.services.config.upstream_timeout)
             return
