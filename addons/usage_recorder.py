@@ -61,6 +61,10 @@ class PendingEvents:
         return not self._items
 
 
+# Outcomes of a request that did not run to its end (the usage row's `incomplete`).
+INTERRUPTED = frozenset({"stream_interrupted", "client_disconnected", "upstream_cut", "shutdown"})
+
+
 def clean(text: str, limit: int) -> str:
     """Text any database stores: lone surrogates and NUL bytes (a client can put them in a model name) replaced."""
     return text[:limit].encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
@@ -71,7 +75,7 @@ def event_from_context(ctx: RequestContext, now: float) -> dict[str, Any]:
     client, route, call, outcome = ctx.client, ctx.route, ctx.upstream, ctx.outcome
     usage = call.usage.usage if call.usage is not None else None
     error_type = outcome.error_type
-    interrupted = error_type in ("stream_interrupted", "connection_error")
+    interrupted = error_type in INTERRUPTED
     if outcome.streamed and outcome.status < 400 and call.usage is not None and not call.usage.ended and not interrupted:
         interrupted = True  # the upstream closed the stream cleanly, but before its end marker
         error_type = error_type or "stream_ended_early"

@@ -15,7 +15,7 @@ from addons.services import Parts
 from addons.usage_recorder import UsageRecorder
 from store import usage as usage_store
 from store.models import ApiKey, UsageEvent
-from tests.fakes.base import Reply, Stream
+from tests.fakes.base import Hang, Reply, Stream
 from tests.support.live import start_kleis
 
 MESSAGES = {"model": "loop/claude-u", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
@@ -78,8 +78,27 @@ def test_an_abandoned_stream_records_what_was_seen(live) -> None:
                 if "message_start" in line and line.startswith("data:"):
                     break  # the client walks away after the first event
     (event,) = wait_for_events(1)
-    assert event.streamed and event.incomplete and event.error_type == "stream_interrupted"
+    assert event.streamed and event.incomplete and event.error_type == "client_disconnected" and event.status == 200
     assert (event.input_tokens, event.cache_read_tokens) == (12, 100) and event.output_tokens == 1
+
+
+def test_a_client_that_leaves_before_the_upstream_answers_is_client_disconnected(live) -> None:
+    live.anthropic.enqueue("POST", "/v1/messages", Hang(5))
+    with httpx.Client(base_url=live.url, timeout=0.5) as client, pytest.raises(httpx.ReadTimeout):
+        client.post("/v1/messages", json=MESSAGES, headers=live.headers())  # the client gives up after 0.5 s
+    (event,) = wait_for_events(1)
+    assert (event.status, event.error_type, event.incomplete) == (499, "client_disconnected", True)
+    assert event.latency_ms < 4000  # recorded when the client left, not when the upstream gave up
+
+
+def test_a_non_streaming_answer_cut_by_the_upstream_is_a_502(live) -> None:
+    events = [b'event: message_start\ndata: {"type":"message_start"}\n\n'] * 4
+    live.anthropic.enqueue("POST", "/v1/messages", Stream(events, cut_after=2))
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        response = client.post("/v1/messages", json=MESSAGES, headers=live.headers())  # not streamed: buffered
+    assert response.status_code == 502
+    (event,) = wait_for_events(1)
+    assert (event.status, event.error_type, event.incomplete, event.streamed) == (502, "upstream_cut", True, False)
 
 
 def test_an_upstream_cut_stream_is_incomplete(live) -> None:
