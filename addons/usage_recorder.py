@@ -22,6 +22,7 @@ import peewee
 from addons.context import RequestContext
 from store import keys as key_store
 from store import usage as usage_store
+from store.db import describe_store_error
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,8 @@ class UsageRecorder:
         while True:
             try:
                 self.written += usage_store.insert_events(rows)
+                if delay > 0.5:
+                    log.warning("usage events are written again (%d written so far)", self.written)
                 used: dict[int, float] = {}
                 for row in rows:
                     if row["key_id"] is not None:
@@ -196,11 +199,20 @@ class UsageRecorder:
                 return
             except Exception as exc:
                 self.failed_batches += 1
+                reason = describe_store_error(exc)
                 if self._stop.is_set() and delay > 8:
-                    log.error("giving up on %d usage events at shutdown: the store is unavailable (%s)", len(rows), exc)
+                    log.error("giving up on %d usage events at shutdown: they cannot be written: %s", len(rows), reason)
                     self.dropped += len(rows)
                     return
-                log.warning("writing %d usage events failed (%s); retrying in %.1fs", len(rows), exc, delay)
+                log.warning(
+                    "writing %d usage events failed: %s; they and newer events are kept in memory (%d waiting, at most %d) "
+                    "and written once the store takes writes again (next try in %.1fs)",
+                    len(rows),
+                    reason,
+                    len(rows) + self.queue.qsize(),
+                    self.queue.maxsize,
+                    delay,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
 

@@ -364,3 +364,46 @@ def test_an_agents_probe_of_the_base_url_is_not_recorded_as_an_error(live) -> No
         assert client.post("/", json={}).status_code == 405
     live.recorder.stop_blocking()
     assert [(event.status, event.error_type) for event in UsageEvent.select()] == [(405, "method_not_allowed")]
+
+
+def test_a_full_disk_is_named_and_events_wait_in_memory_until_writes_succeed(store, caplog) -> None:
+    """SQLite reports a full disk (here: its page limit reached) inside a transaction it has already rolled back."""
+    from addons import usage_recorder
+    from addons.context import begin
+    from store.models import database
+
+    full = [True]
+    real = usage_store.insert_events
+
+    def on_a_full_disk(rows):  # type: ignore[no-untyped-def]
+        db = database.obj  # the writer thread's own connection
+        pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
+        db.execute_sql(f"PRAGMA max_page_count = {pages if full[0] else 1_000_000_000}")
+        return real(rows)
+
+    recorder = UsageRecorder(interval=0.05)
+    recorder.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(usage_recorder.usage_store, "insert_events", on_a_full_disk)
+            big = "x" * 4000  # rows that need new pages
+            for _ in range(20):
+                ctx = keyed(begin("POST", "/v1/messages"))
+                ctx.client.model = big[:200]
+                recorder.record(ctx, time.time())
+                recorder.queue._items[-1]["raw_usage"] = big
+            deadline = time.time() + 10
+            while recorder.failed_batches < 2 and time.time() < deadline:
+                time.sleep(0.02)
+            assert recorder.failed_batches >= 2 and UsageEvent.select().count() == 0
+            full[0] = False
+            deadline = time.time() + 10
+            while recorder.written < 20 and time.time() < deadline:
+                time.sleep(0.02)
+    finally:
+        recorder.stop_blocking()
+    assert UsageEvent.select().count() == 20 and recorder.dropped == 0
+    failures = [r.getMessage() for r in caplog.records if "usage events failed" in r.getMessage()]
+    assert failures and all("the disk is full (database or disk is full)" in message for message in failures), failures
+    assert "kept in memory (20 waiting, at most 50000)" in failures[0]
+    assert not any("cannot rollback" in r.getMessage() for r in caplog.records)
