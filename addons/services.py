@@ -24,7 +24,7 @@ from addons.usage_recorder import UsageRecorder
 from core.config import Config
 from providers.base import Provider
 from providers.catalog import Catalog
-from providers.lifecycle import TokenManager
+from providers.lifecycle import REFRESH_CALL_TIMEOUT, TokenManager
 from store.db import Store
 
 REFRESH_INTERVAL = 15.0  # seconds between proactive refresh passes
@@ -56,6 +56,7 @@ class Services:
     providers: dict[str, Provider]
     follower: StoreFollower
     http: httpx.AsyncClient
+    refresh_http: httpx.AsyncClient
     tokens: TokenManager
     limits: KeyLimiter
     deadlines: UpstreamDeadlines
@@ -77,13 +78,16 @@ def build_services(
     follower = StoreFollower(store.cipher)
     follower.load_all()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), trust_env=False)
-    tokens = TokenManager(store, providers, http, on_update=follower.replace_account)
+    # Token endpoints get their own client: a late answer still carries the only copy of a rotated refresh token.
+    refresh_http = httpx.AsyncClient(timeout=httpx.Timeout(REFRESH_CALL_TIMEOUT, connect=10.0), trust_env=False)
+    tokens = TokenManager(store, providers, refresh_http, on_update=follower.replace_account)
     services = Services(
         store=store,
         config=config,
         providers=dict(providers),
         follower=follower,
         http=http,
+        refresh_http=refresh_http,
         tokens=tokens,
         limits=KeyLimiter(),
         deadlines=UpstreamDeadlines(master),
@@ -100,16 +104,17 @@ def build_services(
 
 
 class ClosesClient:
-    """The last addon: closes the shared HTTP client once everything that used it has stopped."""
+    """The last addon: closes the shared HTTP clients once everything that used them has stopped."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
+    def __init__(self, *clients: httpx.AsyncClient) -> None:
+        self.clients = clients
 
     async def done(self) -> None:
-        await self.http.aclose()
+        for client in self.clients:
+            await client.aclose()
 
 
 def background_addons(services: Services) -> list[object]:
     """The addons besides the request handler, in the order they run and stop."""
     optional = (services.refresher, services.catalog_refresher, services.health, services.usage)
-    return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http)]
+    return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http, services.refresh_http)]

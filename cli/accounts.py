@@ -115,7 +115,7 @@ def cmd_refresh(args: argparse.Namespace, config: Config) -> int:
 
     with store_session(config) as store:
         row = account_store.find_account(args.id)
-        view = refresh_now_blocking(store, row.id)
+        view = refresh_now_blocking(store, row.id, on_wait=lambda text: print(text, file=sys.stderr, flush=True))
         print(f"account {row.id} ({row.provider}) refreshed; token expires {fmt_in(view.expires_at)}")
     return 0
 
