@@ -11,6 +11,7 @@ from mitmproxy import http
 
 from addons import failover, local, mitm_errors, pipeline, request_body, response_headers, responses, upstream
 from addons.context import Outcome, RequestContext, begin
+from addons.drain import shutting_down
 from addons.errors import error_response, json_response
 from addons.services import Services
 from addons.upstream_timeout import TIMEOUT_HEADER
@@ -60,6 +61,8 @@ class Kleis:
     async def _admit(self, flow: http.HTTPFlow, ctx: RequestContext, headers: dict[str, str]) -> None:
         """Local answers, the key check and the key's limits, before the body is read."""
         client = ctx.client
+        if self.services.drain.draining:  # a request on a keep-alive connection after SIGTERM
+            raise shutting_down("it takes no new requests")
         pipeline.check_route(ctx)
         if client.path in pipeline.PUBLIC_PATHS:
             self._answer_public(flow, ctx)
@@ -118,6 +121,8 @@ class Kleis:
     # -- response hooks ------------------------------------------------------------------------
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         ctx = self._contexts.get(flow)
+        if flow.response is not None and self.services.drain.draining:
+            flow.response.headers["connection"] = "close"  # the client does not send another request here
         if ctx is None or ctx.upstream.prepared is None or flow.response is None:
             return
         self.services.deadlines.cancel(flow)
@@ -133,8 +138,10 @@ class Kleis:
                 and responses.is_event_stream(flow.response.headers.get("content-type", ""))
             ):
                 flow.response.headers.pop("content-length", None)
-                flow.response.stream = responses.make_stream_rewriter(ctx)
+                rewriter = responses.make_stream_rewriter(ctx)
+                flow.response.stream = rewriter
                 outcome.streamed = True
+                self.services.keepalive.start(flow, rewriter)
             flow.response.headers["x-kleis-request-id"] = ctx.request_id
         except Exception:
             # Fail closed: the body is read whole (no stream set) and `response` answers 500 instead of passing
@@ -159,7 +166,7 @@ class Kleis:
             flow.response = error_response(ctx.error_protocol, refusal, ctx.request_id)
             ctx.outcome.status, ctx.outcome.error_type = 500, "internal_error"
         finally:
-            self._finish(flow, ctx)
+            self.finish(flow, ctx)
 
     async def _upstream_answered(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         assert flow.response is not None
@@ -227,7 +234,7 @@ class Kleis:
         message = flow.error.msg if flow.error else "error"
         classify_error(ctx.outcome, message)
         log.info("request %s ended with an error: %s", ctx.request_id, message)
-        self._finish(flow, ctx)
+        self.finish(flow, ctx)
 
     # -- helpers -------------------------------------------------------------------------------
     async def _authenticate(self, ctx: RequestContext, headers: dict[str, str]) -> KeyRecord:
@@ -272,9 +279,15 @@ class Kleis:
         ctx.outcome.error_type = refusal.code or f"kleis_{refusal.status}"
         flow.response = error_response(ctx.error_protocol, refusal, ctx.request_id)
 
-    def _finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+    def in_flight(self) -> list[tuple[http.HTTPFlow, RequestContext]]:
+        """Requests that have begun and not ended (addons.drain waits for them)."""
+        return [(flow, ctx) for flow, ctx in list(self._contexts.items()) if not ctx.outcome.done]
+
+    def finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        """The request has ended: free what it held and record its usage (once)."""
         ctx.outcome.done = True
         services, client = self.services, ctx.client
+        services.keepalive.stop(flow)
         vault.release(ctx.upstream.token_ref)
         if client.holds_key_slot and client.key is not None:
             client.holds_key_slot = False

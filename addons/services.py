@@ -15,8 +15,10 @@ import httpx
 from mitmproxy.master import Master
 
 from addons.catalog_refresh import CatalogRefresher
+from addons.drain import Drain
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
+from addons.keepalive import SseKeepAlive
 from addons.key_limits import KeyLimiter
 from addons.refresher import ProactiveRefresher
 from addons.upstream_timeout import UpstreamDeadlines
@@ -60,6 +62,8 @@ class Services:
     tokens: TokenManager
     limits: KeyLimiter
     deadlines: UpstreamDeadlines
+    keepalive: SseKeepAlive
+    drain: Drain
     catalog: Catalog | None = None
     usage: UsageRecorder | None = None
     health: HealthTracker | None = None
@@ -91,6 +95,8 @@ def build_services(
         tokens=tokens,
         limits=KeyLimiter(),
         deadlines=UpstreamDeadlines(master),
+        keepalive=SseKeepAlive(config.sse_keepalive, master),
+        drain=Drain(config.shutdown_grace, master, tokens),
         catalog=parts.catalog,
         usage=parts.usage,
     )
