@@ -106,9 +106,24 @@ def install_proxy() -> None:
 
 
 # -- mitmweb (debug only) -------------------------------------------------------------------------------
+def _guarded_prepare(self: Any) -> None:
+    """Every UI request: the per-run token (as a query argument once, then its cookie), then the allowlist."""
+    import tornado.web
+    from mitmproxy.tools.web import app as web_app
+
+    given = self.get_query_argument("token", default=None)
+    token = _web_token[0]
+    if debug_ui.token_matches(given, token):
+        self.set_cookie(debug_ui.TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+    elif not debug_ui.token_matches(self.get_cookie(debug_ui.TOKEN_COOKIE) or "", token):
+        raise tornado.web.HTTPError(403, debug_ui.TOKEN_REQUIRED)
+    why = debug_ui.refused_request(type(self).__name__, self.request.method)
+    if why is not None:
+        raise web_app.APIError(403, why)
+
+
 def _web_patches() -> tuple[Patch, ...]:
     import tornado.escape
-    import tornado.web
     from mitmproxy.tools.web import app as web_app
 
     handler, broadcaster = web_app.RequestHandler, web_app.WebSocketEventBroadcaster
@@ -132,17 +147,6 @@ def _web_patches() -> tuple[Patch, ...]:
     def send(cls: Any, conn: Any, message: bytes) -> Any:
         return original_send(cls, conn, debug_ui.redacted_bytes(message))
 
-    def prepare(self: Any) -> None:
-        given = self.get_query_argument("token", default=None)
-        token = _web_token[0]
-        if debug_ui.token_matches(given, token):
-            self.set_cookie(debug_ui.TOKEN_COOKIE, token, httponly=True, samesite="Strict")
-        elif not debug_ui.token_matches(self.get_cookie(debug_ui.TOKEN_COOKIE) or "", token):
-            raise tornado.web.HTTPError(403, debug_ui.TOKEN_REQUIRED)
-        why = debug_ui.refused_request(type(self).__name__, self.request.method)
-        if why is not None:
-            raise web_app.APIError(403, why)
-
     def options_put(self: Any) -> Any:
         refused = debug_ui.refused_options(self.json)
         if refused:
@@ -162,8 +166,8 @@ def _web_patches() -> tuple[Patch, ...]:
     return (
         Patch(handler, "write", original_write, write),
         Patch(broadcaster, "send", broadcaster.__dict__["send"], classmethod(send)),
-        Patch(handler, "prepare", handler.prepare, prepare),
-        Patch(broadcaster, "prepare", broadcaster.__dict__.get("prepare", handler.prepare), prepare),
+        Patch(handler, "prepare", handler.prepare, _guarded_prepare),
+        Patch(broadcaster, "prepare", broadcaster.__dict__.get("prepare", handler.prepare), _guarded_prepare),
         Patch(web_app.Options, "put", original_put, options_put),
         Patch(web_app.ExecuteCommand, "post", original_post, command_post),
     )

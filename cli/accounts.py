@@ -111,7 +111,7 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace, config: Config) -> int:
-    from providers.lifecycle import refresh_now_blocking
+    from providers.refresh_now import refresh_now_blocking
 
     with store_session(config) as store:
         row = account_store.find_account(args.id)

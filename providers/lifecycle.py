@@ -288,23 +288,3 @@ def _log_background_failure(account_id: int, task: asyncio.Task[AccountView]) ->
     exc = task.exception()
     if exc is not None:
         log.warning("background refresh of account %s failed (%s); its current token is used while it is valid", account_id, exc)
-
-
-def refresh_now_blocking(store: Store, account_id: int, on_wait: Callable[[str], None] | None = None) -> AccountView:
-    """For the CLI and the admin: one forced refresh, outside any proxy; `on_wait` hears what it waits for."""
-    from providers.registry import provider_map
-
-    providers = provider_map(store.config)
-    row = leases.read(account_id, store.cipher)
-    if row is not None and row.provider not in providers:
-        raise KleisError(f"the {row.provider} provider is not available in this build of Kleis")
-
-    async def run() -> AccountView:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(REFRESH_CALL_TIMEOUT, connect=10.0), trust_env=False) as http:
-            manager = TokenManager(store, providers, http, on_wait=on_wait)
-            return await manager.refresh(account_id, force=True)
-
-    try:
-        return asyncio.run(run())
-    except RefreshFailed as exc:
-        raise KleisError(str(exc)) from None
