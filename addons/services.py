@@ -1,9 +1,11 @@
 """The proxy's services, built in one place and handed to each addon: what exists, and in which order it runs.
 
 `build_services` makes the shared objects (store follower, HTTP clients, token manager, key limits, upstream
-deadlines, stream keep-alives, the shutdown drain and the optional parts); `addon_chain` lists the mitmproxy addons they run as, in order, like mitmproxy's own
-`default_addons()`. mitmproxy calls `running` and `done` along that order: the request handler comes first
-(it stops taking work first), the background parts follow, and the follower and the HTTP client close last.
+deadlines, stream keep-alives, the shutdown drain and the optional parts); `background_addons` lists the mitmproxy
+addons they run as, in order, like mitmproxy's own `default_addons()`. mitmproxy calls `running` and `done` along
+that order: the request handler comes first (it stops taking work first), the background parts follow, and the
+follower and the HTTP clients close last. The drain (SIGTERM) runs before all of them: it ends the requests and
+then asks the master to shut down.
 """
 
 from __future__ import annotations
