@@ -116,6 +116,10 @@ class Provider:
         now = time.time() if now is None else now
         return account.expires_at is not None and account.expires_at - now <= self.config.refresh_skew
 
+    def valid_until(self, account: AccountView) -> float | None:
+        """Until when a request may use the account's token without waiting for its refresh (None: no end known)."""
+        return account.expires_at
+
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
         raise NotImplementedError
 

@@ -113,8 +113,9 @@ class TokenManager:
         now = time.time()
         if not self.needs_refresh(account, now):
             return account
+        until = self.providers[account.provider].valid_until(account)
         usable = self._stale.get(account.id) != account.token_version and bool(account.access_token)
-        usable = usable and (account.expires_at is None or account.expires_at > now + VALID_MARGIN)
+        usable = usable and (until is None or until > now + VALID_MARGIN)
         wait = self.backoff_remaining(account.id, now, account.status_changed_at if account.status == AccountStatus.ACTIVE else None)
         if usable:
             if wait <= 0:
