@@ -164,7 +164,7 @@ def test_a_locked_store_costs_valid_token_requests_nothing(kleis, store) -> None
         locker.close()
     print("requests during a store lock:", [f"{seconds:.2f}s" for _, seconds in results])
     assert [status for status, _ in results] == [200] * 5
-    assert max(seconds for _, seconds in results) < 1.0
+    assert max(seconds for _, seconds in results) < 2.5  # each waited SQLite's 10 s busy timeout before
     deadline = time.time() + 15
     while Account.get_by_id(account.id).token_version == account.token_version and time.time() < deadline:
         time.sleep(0.05)
@@ -204,7 +204,7 @@ def test_a_store_failure_is_waited_for_once_then_backs_off(store, fake_oauth, mo
 
 def test_a_slow_token_endpoint_does_not_delay_valid_token_requests(kleis) -> None:
     account = kleis.add_account(expires_in=200)
-    kleis.oauth.token_delay = 3.0
+    kleis.oauth.token_delay = 5.0
 
     async def burst() -> list[float]:
         async with httpx.AsyncClient(base_url=kleis.url, timeout=30) as client:
@@ -218,8 +218,8 @@ def test_a_slow_token_endpoint_does_not_delay_valid_token_requests(kleis) -> Non
             return await asyncio.gather(*(one() for _ in range(20)))
 
     waits = asyncio.run(burst())
-    print(f"20 requests during a 3 s refresh: slowest {max(waits):.2f}s")
-    assert max(waits) < 1.5
+    print(f"20 requests during a 5 s refresh: slowest {max(waits):.2f}s")
+    assert max(waits) < 2.5  # each waited for the whole refresh before
     deadline = time.time() + 10
     while Account.get_by_id(account.id).token_version == account.token_version and time.time() < deadline:
         time.sleep(0.05)
