@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from core.client_errors import Refusal
 from store.keys import KEY_PREFIX, KeyRecord, verify
@@ -39,10 +39,13 @@ def authenticate(headers: Mapping[str, str], records: Mapping[str, KeyRecord], n
     return record
 
 
-def authorize(record: KeyRecord, provider: str, model_as_named: str, upstream_model: str) -> None:
+def authorize(record: KeyRecord, provider: str, model_as_named: str, upstream_model: str, providers: Collection[str] = ()) -> None:
+    """403 unless the key covers the provider that will serve the request and the model as sent to it."""
     if not record.allows_provider(provider):
         raise Refusal(403, f"this Kleis key may not use the {provider} provider", code="provider_not_allowed")
-    if not (
-        record.allows_model(model_as_named) or record.allows_model(upstream_model) or record.allows_model(f"{provider}/{upstream_model}")
-    ):
-        raise Refusal(403, f"this Kleis key may not use the model {model_as_named!r}", code="model_not_allowed")
+    if not record.allows_model(provider, upstream_model, providers):
+        raise Refusal(
+            403,
+            f"this Kleis key may not use the model {model_as_named!r} (served by {provider} as {upstream_model!r})",
+            code="model_not_allowed",
+        )

@@ -5,25 +5,28 @@ rather than patch functions whose shape may have changed. Each patch is installe
 (every Kleis process) or `install_web` (`kleis.py debug` only):
 
 - `mitmproxy.net.http.http1.assemble_request_head`: upstream token references swapped for the tokens in the
-  bytes written to the upstream (addons.wire_secrets);
+  bytes written to the upstream (addons.wire_secrets), and `_http1.Http1Client.send`, which tells that swap the
+  address and upstream proxy of the connection the head is written on;
 - `mitmproxy.proxy.layers.http._http1.make_error_response`: mitmproxy's own errors as JSON (addons.mitm_errors);
 - mitmweb's `RequestHandler.write` and `WebSocketEventBroadcaster.send`: everything the UI receives is redacted;
-- `RequestHandler.prepare` and `WebSocketEventBroadcaster.prepare`: the per-run token is required;
-- `Options.put` and `ExecuteCommand.post`: nothing loads code through the UI (addons.debug_ui).
+- `RequestHandler.prepare` and `WebSocketEventBroadcaster.prepare`: the per-run token is required, and only the
+  UI's harmless writes pass (addons.debug_ui);
+- `Options.put` and `ExecuteCommand.post`: only allowlisted options and commands (addons.debug_ui).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from mitmproxy import version
 from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.proxy.layers.http._events import RequestHeaders
 
 from addons import debug_ui, mitm_errors
-from addons.wire_secrets import vault
+from addons.wire_secrets import Peer, current_peer, vault
 from core.exceptions import KleisError
 from core.redact import redact
 
@@ -64,8 +67,34 @@ def assemble_request_head(request: Any) -> bytes:
     return vault.substitute(_original_assemble(request))
 
 
+_original_client_send: Callable[..., Generator[Any, Any, None]] = _http1.Http1Client.send
+
+
+def client_send(self: Any, event: Any) -> Generator[Any, Any, None]:
+    """Http1Client.send, with the connection's address and upstream proxy known while it assembles a request head
+    (its first step); every later step and every value sent back passes through unchanged."""
+    steps = _original_client_send(self, event)
+    if not isinstance(event, RequestHeaders):
+        yield from steps
+        return
+    marker = current_peer.set(Peer(self.conn.address, self.conn.via))
+    try:
+        command = next(steps)
+    except StopIteration:
+        return
+    finally:
+        current_peer.reset(marker)
+    while True:
+        received = yield command
+        try:
+            command = steps.send(received)
+        except StopIteration:
+            return
+
+
 PROXY_PATCHES = (
     Patch(http1, "assemble_request_head", _original_assemble, assemble_request_head),
+    Patch(_http1.Http1Client, "send", _original_client_send, client_send),
     Patch(_http1, "make_error_response", _http1.make_error_response, mitm_errors.make_json_error_response),
 )
 
@@ -77,9 +106,24 @@ def install_proxy() -> None:
 
 
 # -- mitmweb (debug only) -------------------------------------------------------------------------------
+def _guarded_prepare(self: Any) -> None:
+    """Every UI request: the per-run token (as a query argument once, then its cookie), then the allowlist."""
+    import tornado.web
+    from mitmproxy.tools.web import app as web_app
+
+    given = self.get_query_argument("token", default=None)
+    token = _web_token[0]
+    if debug_ui.token_matches(given, token):
+        self.set_cookie(debug_ui.TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+    elif not debug_ui.token_matches(self.get_cookie(debug_ui.TOKEN_COOKIE) or "", token):
+        raise tornado.web.HTTPError(403, debug_ui.TOKEN_REQUIRED)
+    why = debug_ui.refused_request(type(self).__name__, self.request.method)
+    if why is not None:
+        raise web_app.APIError(403, why)
+
+
 def _web_patches() -> tuple[Patch, ...]:
     import tornado.escape
-    import tornado.web
     from mitmproxy.tools.web import app as web_app
 
     handler, broadcaster = web_app.RequestHandler, web_app.WebSocketEventBroadcaster
@@ -103,15 +147,6 @@ def _web_patches() -> tuple[Patch, ...]:
     def send(cls: Any, conn: Any, message: bytes) -> Any:
         return original_send(cls, conn, debug_ui.redacted_bytes(message))
 
-    def prepare(self: Any) -> None:
-        given = self.get_query_argument("token", default=None)
-        token = _web_token[0]
-        if debug_ui.token_matches(given, token):
-            self.set_cookie(debug_ui.TOKEN_COOKIE, token, httponly=True, samesite="Strict")
-            return
-        if not debug_ui.token_matches(self.get_cookie(debug_ui.TOKEN_COOKIE) or "", token):
-            raise tornado.web.HTTPError(403, debug_ui.TOKEN_REQUIRED)
-
     def options_put(self: Any) -> Any:
         refused = debug_ui.refused_options(self.json)
         if refused:
@@ -131,8 +166,8 @@ def _web_patches() -> tuple[Patch, ...]:
     return (
         Patch(handler, "write", original_write, write),
         Patch(broadcaster, "send", broadcaster.__dict__["send"], classmethod(send)),
-        Patch(handler, "prepare", handler.prepare, prepare),
-        Patch(broadcaster, "prepare", broadcaster.__dict__.get("prepare", handler.prepare), prepare),
+        Patch(handler, "prepare", handler.prepare, _guarded_prepare),
+        Patch(broadcaster, "prepare", broadcaster.__dict__.get("prepare", handler.prepare), _guarded_prepare),
         Patch(web_app.Options, "put", original_put, options_put),
         Patch(web_app.ExecuteCommand, "post", original_post, command_post),
     )

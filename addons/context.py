@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from core.protocol import Protocol, error_protocol_for_path, protocol_for_path, split_path
+from core.protocol import Protocol, clean_query, error_protocol_for_path, protocol_for_path, split_path
 from providers.base import Provider, Upstream
 from providers.drift import Drift
 from providers.routing import Resolution
@@ -112,8 +112,8 @@ def begin(method: str, path_with_query: str, now: float | None = None) -> Reques
             request_id="req_" + uuid.uuid4().hex[:24],
             started=time.time() if now is None else now,
             path=path,
-            query=query,
-            method=method.upper(),
+            query=clean_query(query),  # credential-like parameters never travel further
+            method=method,  # as sent: methods are case-sensitive, `post` is not POST (pipeline.check_route)
             protocol=protocol_for_path(path),
             error_protocol=error_protocol_for_path(path),
         )

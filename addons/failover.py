@@ -17,7 +17,7 @@ from collections.abc import Callable
 import httpx
 from mitmproxy import http
 
-from addons import responses, upstream
+from addons import response_headers, responses, upstream
 from addons.context import RequestContext
 from addons.services import Services
 from addons.wire_secrets import vault
@@ -189,5 +189,10 @@ def moved_to(ctx: RequestContext, services: Services, received: httpx.Response) 
 
 
 def as_flow_response(response: httpx.Response) -> http.Response:
-    headers = [(k.encode(), v.encode()) for k, v in response.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS]
+    """A re-sent request's answer as the flow's response: the same header allowlist as the flow's own answer."""
+    headers = [
+        (k.encode(), v.encode())
+        for k, v in response.headers.multi_items()
+        if k.lower() not in DROP_RESPONSE_HEADERS and response_headers.allowed(k)
+    ]
     return http.Response.make(response.status_code, response.content, headers)

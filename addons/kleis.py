@@ -9,8 +9,9 @@ from urllib.parse import unquote
 
 from mitmproxy import http
 
-from addons import adoption, failover, local, mitm_errors, pipeline, responses, upstream
+from addons import adoption, failover, local, outcomes, pipeline, request_body, response_headers, responses, upstream
 from addons.context import RequestContext, begin
+from addons.drain import shutting_down
 from addons.errors import error_response, json_response
 from addons.services import Services
 from addons.upstream_timeout import TIMEOUT_HEADER
@@ -36,8 +37,12 @@ class Kleis:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        ctx = begin(flow.request.method, flow.request.path)
+        # The method as sent: `Request.method` upper-cases it, while the bytes upstream keep the client's spelling.
+        ctx = begin(flow.request.data.method.decode("latin-1"), flow.request.path)
         self._contexts[flow] = ctx
+        if "?" in flow.request.path:  # a key in the query is not kept in the flow either (mitmweb shows flows)
+            base = flow.request.path.partition("?")[0]
+            flow.request.path = base + (f"?{ctx.client.query}" if ctx.client.query else "")
         headers = pipeline.plain_headers(flow.request.headers.fields)
         for name in pipeline.CREDENTIAL_HEADERS:  # never kept in the flow (mitmweb shows flows), whatever the path
             if name in headers:
@@ -58,6 +63,8 @@ class Kleis:
     async def _admit(self, flow: http.HTTPFlow, ctx: RequestContext, headers: dict[str, str]) -> None:
         """Local answers, the key check and the key's limits, before the body is read."""
         client = ctx.client
+        if self.services.drain.draining:  # a request on a keep-alive connection after SIGTERM
+            raise shutting_down("it takes no new requests")
         pipeline.check_route(ctx)
         if client.path in pipeline.PUBLIC_PATHS:
             self._answer_public(flow, ctx)
@@ -80,7 +87,9 @@ class Kleis:
             return
         services = self.services
         try:
-            pipeline.parse_body(ctx, flow.request.get_content(strict=False), services.config.max_body_bytes)
+            limit = services.config.max_body_bytes
+            content = request_body.decoded_body(flow.request.raw_content, flow.request.headers.get("content-encoding", ""), limit)
+            pipeline.parse_body(ctx, content, limit)
             catalog = services.catalog.lookup if services.catalog else None
             pipeline.route(ctx, services.providers, services.follower.accounts, catalog)
             pipeline.rank_candidates(ctx, services.policy, services.quota_of, services.affinity, services.load.busy, time.time())
@@ -110,7 +119,9 @@ class Kleis:
                 continue
             ctx.upstream.slot = account.id
             services.affinity.bind(ctx.route.conversation, ctx.route.bound or account.id, time.time())
-            request = upstream.start_call(ctx, account, vault.put(account.access_token or ""))
+            ref = vault.put(account.access_token or "")
+            request = upstream.start_call(ctx, account, ref)
+            vault.bind(ref, request.host, request.port)  # swapped in only on a connection to this address
             upstream.apply_to_flow(flow, request)
             services.deadlines.start(flow, services.config.upstream_timeout)
             return
@@ -141,6 +152,8 @@ class Kleis:
     # -- response hooks ------------------------------------------------------------------------
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         ctx = self._contexts.get(flow)
+        if flow.response is not None and self.services.drain.draining:
+            flow.response.headers["connection"] = "close"  # the client does not send another request here
         if ctx is None or ctx.upstream.prepared is None or flow.response is None:
             return
         self.services.deadlines.cancel(flow)
@@ -148,7 +161,8 @@ class Kleis:
         try:
             outcome.first_byte_at = time.time()
             outcome.status = flow.response.status_code
-            self._read_quota(ctx, flow.response.headers.fields, outcome.first_byte_at)
+            self._read_quota(ctx, flow.response.headers.fields, outcome.first_byte_at)  # before the filter below
+            response_headers.filter_headers(flow.response.headers)  # before a stream sends them on
             if (
                 flow.response.status_code < 300
                 and ctx.client.stream
@@ -156,8 +170,10 @@ class Kleis:
                 and responses.is_event_stream(flow.response.headers.get("content-type", ""))
             ):
                 flow.response.headers.pop("content-length", None)
-                flow.response.stream = responses.make_stream_rewriter(ctx)
+                rewriter = responses.make_stream_rewriter(ctx)
+                flow.response.stream = rewriter
                 outcome.streamed = True
+                self.services.keepalive.start(flow, rewriter)
             flow.response.headers["x-kleis-request-id"] = ctx.request_id
         except Exception:
             # Fail closed: the body is read whole (no stream set) and `response` answers 500 instead of passing
@@ -191,7 +207,7 @@ class Kleis:
             flow.response = error_response(ctx.error_protocol, refusal, ctx.request_id)
             ctx.outcome.status, ctx.outcome.error_type = 500, "internal_error"
         finally:
-            self._finish(flow, ctx)
+            self.finish(flow, ctx)
 
     async def _upstream_answered(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         assert flow.response is not None
@@ -268,19 +284,9 @@ class Kleis:
             return
         self.services.deadlines.cancel(flow)
         message = flow.error.msg if flow.error else "error"
-        outcome = ctx.outcome
-        if outcome.streamed:
-            outcome.error_type = "stream_interrupted"
-        elif message.startswith("Request body exceeds"):  # a response over the limit stays a 502 (upstream)
-            outcome.status, outcome.error_type = 413, "request_too_large"
-        elif outcome.first_byte_at is None:
-            timed_out = mitm_errors.TIMEOUT_MARKER in message
-            outcome.status = outcome.status or (504 if timed_out else 502)
-            outcome.error_type = "upstream_timeout" if timed_out else "upstream_unreachable"
-        else:
-            outcome.error_type = "connection_error"
+        outcomes.classify_error(ctx.outcome, message)
         log.info("request %s ended with an error: %s", ctx.request_id, message)
-        self._finish(flow, ctx)
+        self.finish(flow, ctx)
 
     # -- helpers -------------------------------------------------------------------------------
     async def _authenticate(self, ctx: RequestContext, headers: dict[str, str]) -> KeyRecord:
@@ -325,9 +331,15 @@ class Kleis:
         ctx.outcome.error_type = refusal.code or f"kleis_{refusal.status}"
         flow.response = error_response(ctx.error_protocol, refusal, ctx.request_id)
 
-    def _finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+    def in_flight(self) -> list[tuple[http.HTTPFlow, RequestContext]]:
+        """Requests that have begun and not ended (addons.drain waits for them)."""
+        return [(flow, ctx) for flow, ctx in list(self._contexts.items()) if not ctx.outcome.done]
+
+    def finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        """The request has ended: free what it held and record its usage (once)."""
         ctx.outcome.done = True
         services, client = self.services, ctx.client
+        services.keepalive.stop(flow)
         vault.release(ctx.upstream.token_ref)
         if ctx.upstream.slot is not None:
             services.load.give_back(ctx.upstream.slot)

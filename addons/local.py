@@ -74,7 +74,7 @@ def model_list(
         if provider not in providers or not key.allows_provider(provider) or not candidates(accounts, provider):
             continue
         for model_id in (f"{provider}/{model}", model):
-            if model_id in seen or not (key.allows_model(model_id) or key.allows_model(model)):
+            if model_id in seen or not key.allows_model(provider, model, providers.keys()):
                 continue
             seen.add(model_id)
             entries.append(model_entry(model_id, owned_by=provider, display_name=display))

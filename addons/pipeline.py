@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,11 +25,20 @@ CREDENTIAL_HEADERS = CLIENT_CREDENTIAL_HEADERS
 PUBLIC_PATHS = ("/", "/healthz", "/models/api.json")  # answered without a key
 LOCAL_PATHS = (*PUBLIC_PATHS, "/v1/models")
 READ_METHODS = ("GET", "HEAD")  # HEAD: agents probe the base URL (Claude Code sends `HEAD /` at start)
+# RFC 9110 methods, exactly as spelled there: methods are case-sensitive, and an upstream answers a `post` with 501.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 
 def check_route(ctx: RequestContext) -> None:
-    """404 for paths Kleis does not serve, 405 for the wrong method."""
+    """405 for a method that is not a standard one as spelled (`post`), 404 for paths Kleis does not serve, 405 for
+    the wrong method. Nothing that fails here reaches routing, an upstream or an account's health."""
     client = ctx.client
+    if client.method not in STANDARD_METHODS:
+        raise Refusal(
+            405,
+            f"{client.method[:20]!r} is not an HTTP method Kleis accepts: methods are case-sensitive ({client.method.upper()[:20]})",
+            code="method_not_allowed",
+        )
     if client.protocol is None:
         if client.path in LOCAL_PATHS or client.path.startswith("/v1/models/"):
             if client.method not in READ_METHODS:
@@ -66,7 +76,7 @@ def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[s
     if not content:
         raise Refusal(400, "the request body is empty; a JSON object with a model is required", code="invalid_json")
     try:
-        body = json.loads(content)
+        body = json.loads(content, parse_constant=_no_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise Refusal(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
@@ -78,6 +88,18 @@ def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[s
     client.body, client.raw_body, client.model = body, content, model.strip()
     client.stream = body.get("stream") is True
     return body
+
+
+def _no_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity are not JSON: Python reads them, and would write them on to the upstream."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e999: JSON allows the spelling, but it would go upstream as Infinity
+        raise ValueError(f"the number {text[:40]} is too large")
+    return number
 
 
 def route(
@@ -108,7 +130,7 @@ def route(
             f"no provider serves the model {client.model!r} on {client.path}; {hint}GET /v1/models lists the models this key can use",
             code="model_not_found",
         )
-    authorize(client.key, resolution.provider, client.model, resolution.model)
+    authorize(client.key, resolution.provider, client.model, resolution.model, providers.keys())
     provider = providers[resolution.provider]
     ctx.route.resolution, ctx.route.provider = resolution, provider
     ctx.route.candidates = candidates(accounts, resolution.provider)

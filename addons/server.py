@@ -61,6 +61,7 @@ def bound_address(master: Master) -> tuple[str, int]:
 def add_kleis(master: Master, services: Services, place: Callable[[Master, object], None] | None = None) -> Kleis:
     """Add the request handler (where `place` puts it; by default at the end) and the background addons."""
     kleis = Kleis(services)
+    services.drain.attach(kleis)
     if place is None:
         master.addons.add(kleis)
     else:
@@ -92,7 +93,7 @@ async def run_master(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, master.shutdown)
+                loop.add_signal_handler(sig, services.drain.begin)  # drain, then shut down (addons.drain)
             except (RuntimeError, ValueError):  # not the main thread (tests)
                 break
     task = asyncio.ensure_future(master.run())
@@ -189,3 +190,9 @@ class ProxyThread:
         if self.master is not None and self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.master.shutdown)
         self._thread.join(15)
+
+    def drain(self, timeout: float = 60) -> None:
+        """What SIGTERM does to `kleis.py serve` (addons.drain), then wait for the thread to end."""
+        if self.master is not None and self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.services.drain.begin)
+        self._thread.join(timeout)

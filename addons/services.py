@@ -1,9 +1,11 @@
 """The proxy's services, built in one place and handed to each addon: what exists, and in which order it runs.
 
-`build_services` makes the shared objects (store follower, HTTP client, token manager, key limits and the
-optional parts); `addon_chain` lists the mitmproxy addons they run as, in order, like mitmproxy's own
-`default_addons()`. mitmproxy calls `running` and `done` along that order: the request handler comes first
-(it stops taking work first), the background parts follow, and the follower and the HTTP client close last.
+`build_services` makes the shared objects (store follower, HTTP clients, token manager, key limits, upstream
+deadlines, stream keep-alives, the shutdown drain and the optional parts); `background_addons` lists the mitmproxy
+addons they run as, in order, like mitmproxy's own `default_addons()`. mitmproxy calls `running` and `done` along
+that order: the request handler comes first (it stops taking work first), the background parts follow, and the
+follower and the HTTP clients close last. The drain (SIGTERM) runs before all of them: it ends the requests and
+then asks the master to shut down.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from addons.account_load import AccountLoad
 from addons.affinity import SessionAffinity
 from addons.budgets import BudgetTracker
 from addons.catalog_refresh import CatalogRefresher
+from addons.drain import Drain
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
+from addons.keepalive import SseKeepAlive
 from addons.key_limits import KeyLimiter
 from addons.learned import LearnedRecorder
 from addons.metrics import KleisMetrics, process_metrics
@@ -31,7 +35,7 @@ from core.config import Config
 from providers.base import Provider
 from providers.catalog import Catalog
 from providers.learned import LearnedValues
-from providers.lifecycle import TokenManager
+from providers.lifecycle import REFRESH_CALL_TIMEOUT, TokenManager
 from providers.pool import PoolPolicy, RoutingMode
 from providers.quota import QuotaReading
 from store.db import Store
@@ -71,6 +75,7 @@ class Services:
     providers: dict[str, Provider]
     follower: StoreFollower
     http: httpx.AsyncClient
+    refresh_http: httpx.AsyncClient
     tokens: TokenManager
     limits: KeyLimiter
     deadlines: UpstreamDeadlines
@@ -79,6 +84,8 @@ class Services:
     load: AccountLoad
     learned: LearnedValues
     learned_recorder: LearnedRecorder
+    keepalive: SseKeepAlive
+    drain: Drain
     catalog: Catalog | None = None
     usage: UsageRecorder | None = None
     health: HealthTracker | None = None
@@ -107,13 +114,16 @@ def build_services(
     for provider in providers.values():
         provider.attach_learned(learned)
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), trust_env=False)
-    tokens = TokenManager(store, providers, http, on_update=follower.replace_account)
+    # Token endpoints get their own client: a late answer still carries the only copy of a rotated refresh token.
+    refresh_http = httpx.AsyncClient(timeout=httpx.Timeout(REFRESH_CALL_TIMEOUT, connect=10.0), trust_env=False)
+    tokens = TokenManager(store, providers, refresh_http, on_update=follower.replace_account)
     services = Services(
         store=store,
         config=config,
         providers=dict(providers),
         follower=follower,
         http=http,
+        refresh_http=refresh_http,
         tokens=tokens,
         limits=KeyLimiter(),
         deadlines=UpstreamDeadlines(master),
@@ -122,6 +132,8 @@ def build_services(
         load=AccountLoad(config.account_max_inflight or None),
         learned=learned,
         learned_recorder=LearnedRecorder(learned, follower),
+        keepalive=SseKeepAlive(config.sse_keepalive, master),
+        drain=Drain(config.shutdown_grace, master, tokens),
         catalog=parts.catalog,
         usage=parts.usage,
     )
@@ -160,13 +172,14 @@ def bind_metrics(metrics: KleisMetrics, services: Services) -> None:
 
 
 class ClosesClient:
-    """The last addon: closes the shared HTTP client once everything that used it has stopped."""
+    """The last addon: closes the shared HTTP clients once everything that used them has stopped."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
+    def __init__(self, *clients: httpx.AsyncClient) -> None:
+        self.clients = clients
 
     async def done(self) -> None:
-        await self.http.aclose()
+        for client in self.clients:
+            await client.aclose()
 
 
 def background_addons(services: Services) -> list[object]:
@@ -174,3 +187,5 @@ def background_addons(services: Services) -> list[object]:
     optional = (services.refresher, services.catalog_refresher, services.health, services.quota, services.budgets, services.usage)
     present = [part for part in optional if part is not None]
     return [*present, services.learned_recorder, services.follower, ClosesClient(services.http)]
+    optional = (services.refresher, services.catalog_refresher, services.health, services.usage)
+    return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http, services.refresh_http)]

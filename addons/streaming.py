@@ -32,6 +32,8 @@ class StreamRewriter:
         self.observers = list(observers)
         self.on_end = on_end
         self.passthrough = False
+        self.ended = False  # the final b"" came: nothing may be written after the body's end
+        self.last_activity = time.time()  # when the client last got bytes (or the stream began), for keep-alives
         self.first_chunk_at: float | None = None
         self.events = 0
         self._transform_failed = False
@@ -39,7 +41,9 @@ class StreamRewriter:
     def __call__(self, chunk: bytes) -> list[bytes]:
         if self.first_chunk_at is None and chunk:
             self.first_chunk_at = time.time()
+        self.last_activity = time.time()
         final = chunk == b""
+        self.ended = self.ended or final
         if self.passthrough:
             out = [chunk] if chunk else []
         else:

@@ -28,6 +28,7 @@ from providers.pricing import Prices, usage_cost
 from store import budgets as budget_store
 from store import keys as key_store
 from store import usage as usage_store
+from store.db import describe_store_error
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class PendingEvents:
         return not self._items
 
 
+# Outcomes of a request that did not run to its end (the usage row's `incomplete`).
+INTERRUPTED = frozenset({"stream_interrupted", "client_disconnected", "upstream_cut", "shutdown"})
+
+
 def clean(text: str, limit: int) -> str:
     """Text any database stores: lone surrogates and NUL bytes (a client can put them in a model name) replaced."""
     return text[:limit].encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
@@ -80,7 +85,7 @@ def event_from_context(ctx: RequestContext, now: float, prices: PriceLookup | No
     client, route, call, outcome = ctx.client, ctx.route, ctx.upstream, ctx.outcome
     usage = call.usage.usage if call.usage is not None else None
     error_type = outcome.error_type
-    interrupted = error_type in ("stream_interrupted", "connection_error")
+    interrupted = error_type in INTERRUPTED
     if outcome.streamed and outcome.status < 400 and call.usage is not None and not call.usage.ended and not interrupted:
         interrupted = True  # the upstream closed the stream cleanly, but before its end marker
         error_type = error_type or "stream_ended_early"
@@ -207,6 +212,8 @@ class UsageRecorder:
         while True:
             try:
                 self.written += usage_store.insert_events(rows, self.tz)
+                if delay > 0.5:
+                    log.warning("usage events are written again (%d written so far)", self.written)
                 used: dict[int, float] = {}
                 for row in rows:
                     if row["key_id"] is not None:
@@ -223,11 +230,20 @@ class UsageRecorder:
                 return
             except Exception as exc:
                 self.failed_batches += 1
+                reason = describe_store_error(exc)
                 if self._stop.is_set() and delay > 8:
-                    log.error("giving up on %d usage events at shutdown: the store is unavailable (%s)", len(rows), exc)
+                    log.error("giving up on %d usage events at shutdown: they cannot be written: %s", len(rows), reason)
                     self.dropped += len(rows)
                     return
-                log.warning("writing %d usage events failed (%s); retrying in %.1fs", len(rows), exc, delay)
+                log.warning(
+                    "writing %d usage events failed: %s; they and newer events are kept in memory (%d waiting, at most %d) "
+                    "and written once the store takes writes again (next try in %.1fs)",
+                    len(rows),
+                    reason,
+                    len(rows) + self.queue.qsize(),
+                    self.queue.maxsize,
+                    delay,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
 

@@ -62,24 +62,25 @@ def guard() -> Response | None:
 
 def api_guard() -> Response | None:
     """`Authorization: Bearer <admin secret>`; the session cookie never authenticates the API (so it needs no CSRF)."""
-    address = client_address()
-    wait = throttle().retry_after(address)
-    if wait > 0:
+    presented = bearer_token(request.headers.get("Authorization"))
+    verdict = throttle().attempt(client_address(), presented, check_secret)
+    if verdict.retry_after > 0:
         return json_error(
             429,
-            f"too many failed attempts from this address; try again in {wait_text(wait)}",
+            f"too many failed attempts from this address; try again in {wait_text(verdict.retry_after)} "
+            f"(the right secret is still accepted, after {wait_text(throttle().locked_delay)})",
             "rate_limited",
-            {"Retry-After": str(int(wait) + 1)},
+            {"Retry-After": str(int(verdict.retry_after) + 1)},
         )
-    presented = bearer_token(request.headers.get("Authorization"))
-    if not secret_matches(presented, admin_secret()):
-        if presented is not None:
-            throttle().failed(address)
+    if not verdict.ok:
         message = "wrong admin secret" if presented else "send the admin secret as Authorization: Bearer <secret>"
         return json_error(401, message, "unauthorized", {"WWW-Authenticate": 'Bearer realm="kleis-admin"'})
-    throttle().succeeded(address)
     g.api_authenticated = True
     return None
+
+
+def check_secret(presented: str | None) -> bool:
+    return secret_matches(presented, admin_secret())
 
 
 def safe_next(target: str | None) -> str:
@@ -99,16 +100,17 @@ def login() -> Response | str | tuple[str, int]:
         if session.get("admin"):
             return redirect(safe_next(request.args.get("next")))
         return render_template("login.html", next=request.args.get("next", ""))
-    address = client_address()
-    wait = throttle().retry_after(address)
-    if wait > 0:
-        message = f"Too many failed attempts from your address: try again in {wait_text(wait)}."
+    verdict = throttle().attempt(client_address(), request.form.get("secret") or "", check_secret)
+    if verdict.retry_after > 0:
+        message = (
+            f"Too many failed attempts from your address: try again in {wait_text(verdict.retry_after)}"
+            f" (the right secret is still accepted, after {wait_text(throttle().locked_delay)})."
+        )
         return render_template("login.html", error=message, next=request.form.get("next", "")), 429
-    if not secret_matches(request.form.get("secret"), admin_secret()):
-        lockout = throttle().failed(address)
+    if not verdict.ok:
+        lockout = verdict.lockout
         message = "Wrong admin secret." + (f" Further attempts from your address wait {wait_text(lockout)}." if lockout else "")
         return render_template("login.html", error=message, next=request.form.get("next", "")), 401
-    throttle().succeeded(address)
     session.clear()  # a fresh session (and CSRF token) after login: nothing carries over from before
     session["admin"] = True
     session["sid"] = new_session_id()

@@ -120,7 +120,7 @@ def act(store: Store, ident: str | int, action: str) -> str:
         account_store.set_primary(row.id)
         return f"{name} is now the primary {row.provider} account"
     if action == "refresh":
-        from providers.lifecycle import refresh_now_blocking
+        from providers.refresh_now import refresh_now_blocking
 
         if row.provider not in registry.PROVIDER_CLASSES:
             raise ProviderUnavailable(f"cannot refresh {name}: the {row.provider} provider is not available in this build")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import math
@@ -94,12 +95,27 @@ class TLSAwareSessionInterface(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The outcome of one admin login or bearer check."""
+
+    ok: bool
+    retry_after: float = 0.0  # > 0: the address is locked out (answer 429)
+    lockout: float = 0.0  # the lockout this failure starts, when the address was not locked before
+
+
 class LoginThrottle:
     """Per-address backoff after failed admin logins (page or bearer), kept in this process's memory.
 
     The first `free_attempts` failures cost nothing; each one after that locks the address out for a doubling
-    delay (1 s, 2 s, 4 s … `max_delay`). During a lockout the secret is not even checked. A success clears the
-    address; an address without failures for `forget_after` seconds is forgotten.
+    delay (1 s, 2 s, 4 s … `max_delay`). A success clears the address; an address without failures for
+    `forget_after` seconds is forgotten.
+
+    A lockout slows guessing without locking the operator out: every local user shares 127.0.0.1, so a lockout that
+    refused everything would let any of them keep the operator out. During a lockout one attempt per address at a
+    time is checked, after `locked_delay` seconds: the right secret gets in (and clears the lockout), a wrong one
+    extends it; further attempts from that address meanwhile are refused unchecked. Guessing from a locked address
+    therefore runs at one secret per `locked_delay`, however many connections it opens.
     """
 
     def __init__(
@@ -110,8 +126,13 @@ class LoginThrottle:
         max_delay: float = 300.0,
         forget_after: float = 900.0,
         max_entries: int = 10000,
+        locked_delay: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self.locked_delay = locked_delay
+        self.sleep = sleep
+        self._checking: set[str] = set()  # addresses with a locked attempt being checked
         self.free_attempts = free_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -138,6 +159,35 @@ class LoginThrottle:
                 self._prune(now)
             self._failures[address] = (count, now, now + delay)
             return delay
+
+    def attempt(self, address: str, presented: str | None, matches: Callable[[str | None], bool]) -> Verdict:
+        """Check one presented secret (None: none presented, which is no guess) under the throttle."""
+        wait = self.retry_after(address)
+        if wait <= 0:
+            if matches(presented):
+                self.succeeded(address)
+                return Verdict(True)
+            return Verdict(False, lockout=self.failed(address) if presented is not None else 0.0)
+        if presented is None or not self._hold(address):
+            return Verdict(False, retry_after=wait)
+        try:
+            self.sleep(self.locked_delay)
+            ok = matches(presented)
+        finally:
+            with self._lock:
+                self._checking.discard(address)
+        if ok:
+            self.succeeded(address)
+            return Verdict(True)
+        self.failed(address)
+        return Verdict(False, retry_after=max(self.retry_after(address), self.locked_delay))
+
+    def _hold(self, address: str) -> bool:
+        with self._lock:
+            if address in self._checking:
+                return False
+            self._checking.add(address)
+            return True
 
     def succeeded(self, address: str) -> None:
         with self._lock:

@@ -14,6 +14,14 @@ from store.db import Store
 
 log = logging.getLogger(__name__)
 
+# waitress's defaults let ~100 idle or slow connections (no login needed) take the admin offline: it stops
+# accepting at its connection limit (100) and closes an idle connection only after 120 s. Kleis allows 1000
+# connections, closes one that has sent nothing for CHANNEL_TIMEOUT seconds (checked every CLEANUP_INTERVAL), and
+# polls with poll() rather than select(), which cannot watch descriptors above 1023.
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT = 30
+CLEANUP_INTERVAL = 5
+
 
 def start_admin(store: Store, config: Config) -> AdminServer:
     """The admin page on its own port, served in a thread beside the proxy (`kleis.py serve`)."""
@@ -23,12 +31,23 @@ def start_admin(store: Store, config: Config) -> AdminServer:
 
 
 class AdminServer:
-    def __init__(self, app: Flask, host: str, port: int, trusted_proxy: str = "") -> None:
+    def __init__(self, app: Flask, host: str, port: int, trusted_proxy: str = "", *, channel_timeout: int = CHANNEL_TIMEOUT) -> None:
         proxy_options = (
             {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"}} if trusted_proxy else {}
         )
         try:
-            self._server = create_server(app, host=host, port=port, threads=4, ident="kleis-admin", **proxy_options)
+            self._server = create_server(
+                app,
+                host=host,
+                port=port,
+                threads=4,
+                ident="kleis-admin",
+                connection_limit=CONNECTION_LIMIT,
+                channel_timeout=channel_timeout,
+                cleanup_interval=min(CLEANUP_INTERVAL, channel_timeout),
+                asyncore_use_poll=True,
+                **proxy_options,
+            )
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise ConfigError(f"KLEIS_ADMIN_HOST/KLEIS_ADMIN_PORT: the admin cannot listen on {host}:{port}: {reason}") from None

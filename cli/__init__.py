@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cli import accounts, doctor, keys, serve, usage
-from cli.output import fail
+from cli.output import fail, install_escaping
 from core.config import Config, settings_help
 from core.exceptions import KleisError
 
@@ -49,6 +49,7 @@ def _print_secret_key(args: argparse.Namespace, config: Config) -> int:
 def main(argv: Sequence[str] | None = None, *, start_admin: serve.AdminStarter | None = None) -> int:
     """Run one command. `start_admin` starts the admin page beside `serve` (kleis.py passes it: the CLI does not
     import the admin)."""
+    install_escaping()  # client-chosen text (model names, provider messages) never drives the operator's terminal
     parser = build_parser()
     args = parser.parse_args(argv)
     args.start_admin = start_admin

@@ -130,11 +130,11 @@ def print_quota(found: dict[str, Any] | None) -> None:
 
 
 def cmd_refresh(args: argparse.Namespace, config: Config) -> int:
-    from providers.lifecycle import refresh_now_blocking
+    from providers.refresh_now import refresh_now_blocking
 
     with store_session(config) as store:
         row = account_store.find_account(args.id)
-        view = refresh_now_blocking(store, row.id)
+        view = refresh_now_blocking(store, row.id, on_wait=lambda text: print(text, file=sys.stderr, flush=True))
         print(f"account {row.id} ({row.provider}) refreshed; token expires {fmt_in(view.expires_at)}")
     return 0
 

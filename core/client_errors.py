@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from core.protocol import Protocol
+from core.sse import format_event
 
 # Anthropic error types by status (https://docs.anthropic.com/en/api/errors); OpenAI uses similar words.
 ANTHROPIC_TYPES = {
@@ -63,6 +64,19 @@ def error_payload(protocol: Protocol, status: int, message: str, *, code: str | 
     if protocol is Protocol.MESSAGES:
         return {"type": "error", "error": {"type": type_ or ANTHROPIC_TYPES.get(status, "api_error"), "message": message}}
     return {"error": {"message": message, "type": type_ or OPENAI_TYPES.get(status, "server_error"), "param": None, "code": code}}
+
+
+def stream_error_event(protocol: Protocol, refusal: Refusal) -> bytes:
+    """The error a client reads in the middle of a stream (its SDK raises it): Anthropic's `error` event, the
+    Responses API's `error` and `response.failed` events, a Chat Completions chunk carrying `error`."""
+    payload = error_payload(protocol, refusal.status, refusal.message, code=refusal.code, type_=refusal.error_type)
+    if protocol is Protocol.MESSAGES:
+        return format_event(payload, "error")
+    if protocol is Protocol.RESPONSES:
+        error = {"type": "error", "code": refusal.code, "message": refusal.message, "param": None}
+        failed = {"object": "response", "status": "failed", "output": [], "error": {"code": refusal.code, "message": refusal.message}}
+        return format_event(error, "error") + format_event({"type": "response.failed", "response": failed}, "response.failed")
+    return format_event(payload)
 
 
 def universal_error_payload(status: int, message: str, code: str | None = None) -> dict[str, Any]:

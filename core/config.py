@@ -56,6 +56,16 @@ def _routing(value: str) -> str:
     return mode
 
 
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"must be a number, got {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"must be 0 or more, got {value}")
+    return number
+
+
 def _database_url(value: str) -> str:
     if value and not value.startswith(("sqlite:///", "postgres://", "postgresql://", "postgresql+pool://", "postgres+pool://")):
         raise ValueError("must be sqlite:///<path> or postgresql://…")
@@ -186,6 +196,20 @@ SETTINGS: tuple[Setting, ...] = (
         "600",
         _positive_float,
         "Seconds to wait for an upstream's response headers before answering 504.",
+    ),
+    Setting(
+        "KLEIS_SHUTDOWN_GRACE",
+        "shutdown_grace",
+        "30",
+        _non_negative_float,
+        "Seconds a SIGTERM/SIGINT lets requests in flight (streams too) finish before the rest are ended with an error.",
+    ),
+    Setting(
+        "KLEIS_SSE_KEEPALIVE",
+        "sse_keepalive",
+        "15",
+        _non_negative_float,
+        "Seconds of upstream silence in a stream after which the client gets an SSE comment (': keep-alive'); 0: never.",
     ),
     Setting("KLEIS_REFRESH_SKEW", "refresh_skew", "300", _positive_float, "Refresh an access token this many seconds before it expires."),
     Setting("KLEIS_CLAUDE_API_BASE", "claude_api_base", "https://api.anthropic.com", _url, "Anthropic Messages API."),
@@ -368,6 +392,8 @@ class Config:
     log_level: str
     max_body_bytes: int
     upstream_timeout: float
+    shutdown_grace: float
+    sse_keepalive: float
     refresh_skew: float
     claude_api_base: str
     claude_auth_base: str

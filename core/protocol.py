@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+from urllib.parse import unquote_plus
+
+from core.redact import redact
 
 
 class Protocol(enum.StrEnum):
@@ -23,6 +26,28 @@ def split_path(path: str) -> tuple[str, str]:
     """('/v1/messages', 'beta=true') from '/v1/messages?beta=true'; trailing slashes ignored."""
     base, _, query = path.partition("?")
     return (base.rstrip("/") or "/"), query
+
+
+# Query parameters that carry credentials in some API's convention (`?key=`, `?api_key=`, `?access_token=`): a
+# client that puts its key there must not have it forwarded (nor shown in the debug UI).
+CREDENTIAL_PARAMS = frozenset(
+    {"key", "api_key", "api-key", "apikey", "x-api-key", "access_token", "refresh_token", "id_token", "token", "auth", "authorization"}
+    | {"bearer", "password", "secret", "client_secret"}
+)
+
+
+def clean_query(query: str) -> str:
+    """The query without credential-like parameters: a name above, or a value shaped like a key or token."""
+    kept = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        decoded = unquote_plus(value)
+        if unquote_plus(name).strip().lower() in CREDENTIAL_PARAMS or redact(decoded) != decoded:
+            continue
+        kept.append(part)
+    return "&".join(kept)
 
 
 def protocol_for_path(path: str) -> Protocol | None:

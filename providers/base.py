@@ -147,6 +147,10 @@ class Provider:
         now = time.time() if now is None else now
         return account.expires_at is not None and account.expires_at - now <= self.config.refresh_skew
 
+    def valid_until(self, account: AccountView) -> float | None:
+        """Until when a request may use the account's token without waiting for its refresh (None: no end known)."""
+        return account.expires_at
+
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
         raise NotImplementedError
 
@@ -180,6 +184,11 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return seconds / 1000 if "retry-after-ms" in headers and "retry-after" not in headers else seconds
 
 
+# 5xx answers about the request, not the server: 501 Not Implemented (an unknown method), 505 HTTP Version Not
+# Supported. Like a 4xx, they never cool an account.
+CLIENT_CAUSED_5XX = frozenset({501, 505})
+
+
 def classify_by_status(status: int, headers: Mapping[str, str]) -> Signal:
     if status < 400:
         return Signal(SignalKind.OK)
@@ -190,6 +199,8 @@ def classify_by_status(status: int, headers: Mapping[str, str]) -> Signal:
         return Signal(SignalKind.RATE_LIMIT, "rate limited (429)", reset_at=time.time() + wait if wait is not None else None)
     if status == 529:
         return Signal(SignalKind.OVERLOADED, "provider overloaded (529)")
+    if status in CLIENT_CAUSED_5XX:
+        return Signal(SignalKind.REQUEST, f"request not supported by the provider ({status})", account_wide=False)
     if status >= 500:
         return Signal(SignalKind.SERVER, f"provider error ({status})")
     return Signal(SignalKind.REQUEST, f"request rejected ({status})", account_wide=False)

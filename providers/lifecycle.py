@@ -1,8 +1,13 @@
 """Fresh access tokens: refresh before expiry, one refresh per account at a time across threads and processes.
 
-In one process, concurrent requests await the same refresh task. Across processes, the account row's lease
-decides who refreshes; the others wait, then read the new tokens. The new pair (with the rotated refresh token)
-is committed by compare-and-swap before any request gets the new access token.
+A request whose token is still valid never waits: a refresh it finds due starts in the background (or is already
+running) and the request goes on with the current token. Only a request whose token has expired (or was refused)
+waits for the refresh, for at most REQUEST_WAIT; the refresh itself goes on and stores what the provider answers,
+however late (the provider has spent the old refresh token by then). In one process, concurrent requests share
+one refresh task. Across processes, the account row's lease decides who refreshes: its owner renews it while the
+provider call is in the air; a lease whose owner is gone (same host, process ended) is taken over at once, one
+held elsewhere is waited for up to LEASE_WAIT. The new pair (with the rotated refresh token) is committed by
+compare-and-swap before any request gets the new access token. A failure (provider or store) backs off.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import functools
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -19,16 +25,19 @@ import httpx
 from core.enums import AccountStatus
 from core.exceptions import KleisError, ProviderError, ReauthRequired, StoreError, TransientProviderError
 from providers.base import Provider
+from providers.refresh_lease import LeaseBusy, LeaseHolder
 from store import accounts as account_store
 from store import leases
 from store.accounts import AccountView, TokenSet
-from store.db import Store
+from store.db import Store, describe_store_error
 
 log = logging.getLogger(__name__)
 
 RENEWAL_WINDOW = 60.0  # a 401 to a token this fresh, issued after a 401, refuses the account
-LEASE_SECONDS = 60.0  # longer than one refresh call can take (10 s connect + 30 s read)
-WAIT_STEP = 0.05
+LEASE_WAIT = 15.0  # how long a refresh waits for a lease held by a live process (another host, or busy here)
+REQUEST_WAIT = 30.0  # how long a request with an expired token waits for its refresh (which goes on regardless)
+REFRESH_CALL_TIMEOUT = 600.0  # the token endpoint's answer is awaited this long: longer than providers keep one open
+VALID_MARGIN = 5.0  # a token with less validity left than this is treated as expired
 FAULT_ENV = "KLEIS_FAULT_AFTER_TOKENS_ISSUED"  # test hook: die between the provider's answer and the commit
 
 
@@ -48,11 +57,15 @@ class TokenManager:
         providers: Mapping[str, Provider],
         http: httpx.AsyncClient,
         on_update: Callable[[AccountView], None] | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
-        self.http = http
+        self.http = http  # for token endpoints: its read timeout should be REFRESH_CALL_TIMEOUT
         self.on_update = on_update  # called with a fresher AccountView
+        self.on_wait = on_wait  # told, in words, what a refresh waits for (the CLI prints it)
+        self.request_wait = REQUEST_WAIT
+        self.lease_wait = LEASE_WAIT
         self._inflight: dict[int, asyncio.Task[AccountView]] = {}
         self._stale: dict[int, int] = {}  # account id -> token version an upstream rejected
         # account id -> (token version issued to replace a rejected one, when): a 401 to it soon after means the
@@ -61,6 +74,7 @@ class TokenManager:
         self._backoff: dict[int, tuple[float, float, str, float]] = {}  # id -> (not before, last delay, reason, state time)
         # Tokens a provider issued whose commit failed: committed by the next attempt, never handed out before.
         self._uncommitted: dict[int, tuple[int, TokenSet]] = {}
+        self._watched: weakref.WeakSet[asyncio.Task[AccountView]] = weakref.WeakSet()  # background ones, logged
         self.refresh_calls = 0
         self.on_refreshed: list[Callable[[AccountView], None]] = []  # told of each pair this process commits
         self.on_refresh: Callable[[str, str], None] | None = None  # (provider, result): the metrics count refresh calls
@@ -103,33 +117,53 @@ class TokenManager:
 
     # -- the request path ----------------------------------------------------------------
     async def fresh(self, account: AccountView) -> AccountView:
-        """The account with an access token that is good now, refreshing it first if needed."""
+        """The account with an access token that is good now. A still-valid token is returned at once (a due
+        refresh runs in the background); an expired or refused one waits for its refresh, up to `request_wait`."""
         now = time.time()
         if not self.needs_refresh(account, now):
             return account
-        still_valid = account.access_token and (account.expires_at is None or account.expires_at > now + 5)
+        until = self.providers[account.provider].valid_until(account)
+        usable = self._stale.get(account.id) != account.token_version and bool(account.access_token)
+        usable = usable and (until is None or until > now + VALID_MARGIN)
         wait = self.backoff_remaining(account.id, now, account.status_changed_at if account.status == AccountStatus.ACTIVE else None)
+        if usable:
+            if wait <= 0:
+                self.refresh_soon(account.id)
+            return account
         if wait > 0:
-            if still_valid and self._stale.get(account.id) != account.token_version:
-                return account
             raise RefreshFailed(
                 f"refreshing the {account.provider} account {account.id} keeps failing "
                 f"({self._backoff[account.id][2]}); next attempt in {int(wait) + 1}s",
                 retry_in=wait,
             )
         try:
-            return await self.refresh(account.id)
-        except RefreshFailed:
-            if still_valid and self._stale.get(account.id) != account.token_version:
-                log.warning("refresh of account %s failed; using its current token until it expires", account.id)
-                return account
-            raise
+            return await asyncio.wait_for(asyncio.shield(self._task(account.id, False, 0.0, None)), self.request_wait)
+        except TimeoutError:
+            raise RefreshFailed(
+                f"refreshing the {account.provider} account {account.id} takes longer than {int(self.request_wait)}s; "
+                "it goes on, retry shortly",
+                retry_in=5,
+            ) from None
+
+    def refresh_soon(self, account_id: int) -> None:
+        """Start (or join) a refresh without waiting for it; its failure is logged and backs off."""
+        task = self._task(account_id, False, 0.0, None)
+        if task not in self._watched:
+            self._watched.add(task)
+            task.add_done_callback(functools.partial(_log_background_failure, account_id))
 
     async def refresh(self, account_id: int, *, force: bool = False, horizon: float = 0.0, newer_than: int | None = None) -> AccountView:
         """Refresh unless the stored token is good for `horizon` more seconds (or `force`). Single flight per account.
 
         `newer_than`: the token version an upstream refused; a stored version above it is taken as it is.
         """
+        return await asyncio.shield(self._task(account_id, force, horizon, newer_than))
+
+    def pending(self) -> list[asyncio.Task[AccountView]]:
+        """Refreshes in flight (a shutdown lets them finish: the provider may already have spent the old token)."""
+        return [task for task in self._inflight.values() if not task.done()]
+
+    def _task(self, account_id: int, force: bool, horizon: float, newer_than: int | None) -> asyncio.Task[AccountView]:
         task = self._inflight.get(account_id)
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(
@@ -137,7 +171,7 @@ class TokenManager:
             )
             self._inflight[account_id] = task
             task.add_done_callback(functools.partial(self._forget_inflight, account_id))
-        return await asyncio.shield(task)
+        return task
 
     def _forget_inflight(self, account_id: int, task: asyncio.Task[AccountView]) -> None:
         if self._inflight.get(account_id) is task:
@@ -151,9 +185,11 @@ class TokenManager:
         except (RefreshFailed, asyncio.CancelledError):
             raise
         except Exception as exc:
-            log.error("refreshing account %s failed on the store: %s", account_id, exc)
+            # Backed off like a provider failure: requests with a valid token go on, expired ones fail fast.
+            delay = self._note_failure(account_id, f"the store is unavailable: {describe_store_error(exc)}", time.time())
+            log.error("refreshing account %s failed on the store (%s); next attempt in %.0fs", account_id, describe_store_error(exc), delay)
             raise RefreshFailed(
-                f"account {account_id} could not be refreshed: the store is unavailable ({type(exc).__name__})", retry_in=5
+                f"account {account_id} could not be refreshed: the store is unavailable ({type(exc).__name__})", retry_in=delay
             ) from None
 
     async def _refresh(self, account_id: int, force: bool, horizon: float, newer_than: int | None) -> AccountView:
@@ -164,17 +200,15 @@ class TokenManager:
         if newer_than is not None and seen.token_version > newer_than:
             return self._publish(seen)  # the refused token was already replaced
         start_version = seen.token_version
-        owner = leases.new_owner()
-        deadline = time.time() + LEASE_SECONDS * 2
-        while not await asyncio.to_thread(leases.acquire, account_id, LEASE_SECONDS, owner):
-            state = await asyncio.to_thread(leases.lease_state, account_id)
-            if state is None:
-                raise RefreshFailed(f"account {account_id} no longer exists")
-            if state[0] > start_version:  # another process refreshed while we waited
-                return self._publish(await asyncio.to_thread(leases.read, account_id, cipher))
-            if time.time() > deadline:
-                raise RefreshFailed(f"account {account_id}: another Kleis process holds its refresh lease", retry_in=5)
-            await asyncio.sleep(WAIT_STEP)
+        holder = LeaseHolder(account_id, wait=self.lease_wait, tell=self._tell)
+        try:
+            taken = await holder.take(start_version)
+        except LeaseBusy as busy:
+            raise RefreshFailed(str(busy), retry_in=5) from None
+        if taken == "missing":
+            raise RefreshFailed(f"account {account_id} no longer exists")
+        if taken == "refreshed":  # another process refreshed while we waited
+            return self._publish(await asyncio.to_thread(leases.read, account_id, cipher))
         try:
             current = await asyncio.to_thread(leases.read, account_id, cipher)
             if current is None:
@@ -187,21 +221,24 @@ class TokenManager:
                 and not self.providers[current.provider].needs_refresh(current, time.time() + horizon)
             ):
                 return self._publish(current)  # someone else already refreshed it
-            return self._publish(await self._call_provider(current))
+            return self._publish(await self._call_provider(current, holder))
         finally:
-            try:
-                await asyncio.to_thread(leases.release, account_id, owner)
-            except Exception:
-                log.exception("releasing the refresh lease of account %s failed (it expires by itself)", account_id)
+            await holder.release()
 
-    async def _call_provider(self, account: AccountView) -> AccountView:
+    def _tell(self, text: str) -> None:
+        log.info("%s", text)
+        if self.on_wait is not None:
+            self.on_wait(text)
+
+    async def _call_provider(self, account: AccountView, holder: LeaseHolder) -> AccountView:
         provider = self.providers[account.provider]
         if not account.refresh_token:
             await asyncio.to_thread(account_store.set_status, account.id, AccountStatus.NEEDS_REAUTH, "no refresh credential stored")
             raise RefreshFailed(f"{provider.display_name} account {account.id} has no refresh credential: log in again", reauth=True)
         self.refresh_calls += 1
         try:
-            tokens: TokenSet = await provider.refresh(account, self.http)
+            async with holder.kept():
+                tokens: TokenSet = await provider.refresh(account, self.http)
         except ReauthRequired as exc:
             self._report(account.provider, "reauth")
             if not await asyncio.to_thread(leases.mark_reauth, account.id, account.token_version, f"refresh refused: {exc}"):
@@ -267,21 +304,9 @@ class TokenManager:
         return view
 
 
-def refresh_now_blocking(store: Store, account_id: int) -> AccountView:
-    """For the CLI: one forced refresh, outside any proxy."""
-    from providers.registry import provider_map
-
-    providers = provider_map(store.config)
-    row = leases.read(account_id, store.cipher)
-    if row is not None and row.provider not in providers:
-        raise KleisError(f"the {row.provider} provider is not available in this build of Kleis")
-
-    async def run() -> AccountView:
-        async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
-            manager = TokenManager(store, providers, http)
-            return await manager.refresh(account_id, force=True)
-
-    try:
-        return asyncio.run(run())
-    except RefreshFailed as exc:
-        raise KleisError(str(exc)) from None
+def _log_background_failure(account_id: int, task: asyncio.Task[AccountView]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.warning("background refresh of account %s failed (%s); its current token is used while it is valid", account_id, exc)

@@ -171,7 +171,8 @@ def note_refresh_result(account_id: int, result: str) -> None:
 
 def find_account(ident: str | int) -> Account:
     text = str(ident).strip()
-    row = Account.get_or_none(Account.id == int(text)) if text.isdigit() else None
+    # isdigit() is true for "²" (int() refuses it); SQLite integers stop at 2**63: neither can name an account.
+    row = Account.get_or_none(Account.id == int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else None
     if row is None:
         raise NotFound(f"no account with id {text!r}")
     return row

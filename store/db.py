@@ -224,6 +224,31 @@ def redact_url(url: str) -> str:
     return url
 
 
+# How a full disk reads: SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100) and the OS's ENOSPC.
+DISK_FULL_MARKERS = ("database or disk is full", "no space left on device", "could not extend file", "disk full")
+
+
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the errors it was raised while handling, newest first. A failed statement inside `atomic()`
+    surfaces as the ROLLBACK's own error ("cannot rollback - no transaction is active": SQLite already rolled
+    back), with the statement's error as its context."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def describe_store_error(exc: BaseException) -> str:
+    """What went wrong with a write, in words: "the disk is full (…)", else the first error raised."""
+    chain = error_chain(exc)
+    for error in chain:
+        if getattr(error, "pgcode", None) == "53100" or any(marker in str(error).lower() for marker in DISK_FULL_MARKERS):
+            return f"the disk is full ({error})"
+    return str(chain[-1]) or type(chain[-1]).__name__
+
+
 def bump(name: str) -> None:
     """Tell every process's cache that `name` (keys, accounts) changed."""
     updated = ChangeCounter.update(value=ChangeCounter.value + 1).where(ChangeCounter.name == name).execute()

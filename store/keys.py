@@ -8,7 +8,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from core.enums import ProviderName
@@ -87,15 +87,31 @@ class KeyRecord:
     def allows_provider(self, provider: str) -> bool:
         return not self.providers or provider in self.providers
 
-    def allows_model(self, model: str) -> bool:
-        return not self.models or any(model_matches(pattern, model) for pattern in self.models)
+    def allows_model(self, provider: str, model: str, providers: Collection[str] = ()) -> bool:
+        """Whether the key may have `provider` serve `model` (the id as sent upstream, its prefix removed)."""
+        known = {*PROVIDERS, *providers, provider}
+        return not self.models or any(scope_matches(pattern, provider, model, known) for pattern in self.models)
 
 
-def model_matches(pattern: str, model: str) -> bool:
-    """Exact id, or a `prefix*` pattern. Compared with and without a provider prefix."""
+def pattern_matches(pattern: str, text: str) -> bool:
+    """An exact id, or a `prefix*` pattern."""
     if pattern.endswith("*"):
-        return model.startswith(pattern[:-1])
-    return model == pattern
+        return text.startswith(pattern[:-1])
+    return text == pattern
+
+
+def scope_matches(pattern: str, provider: str, model: str, known: Collection[str]) -> bool:
+    """A key's model pattern against the provider that serves the request and the model as sent upstream.
+
+    `claude/claude-sonnet-*` names a provider (its first segment is a provider name): only that provider, with an
+    upstream model matching the rest. `claude-sonnet-*` names none: the upstream model on any provider the key
+    allows. The client's spelling never counts, so `codex/claude/gpt-5` (Codex, upstream model `claude/gpt-5`)
+    is not covered by `claude/*`.
+    """
+    head, sep, rest = pattern.partition("/")
+    if sep and head in known:
+        return head == provider and pattern_matches(rest, model)
+    return pattern_matches(pattern, model)
 
 
 def verify(presented: str, records_by_hash: Mapping[str, KeyRecord]) -> KeyRecord | None:

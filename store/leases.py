@@ -2,15 +2,13 @@
 
 Every statement here is a single atomic UPDATE (SQLite and PostgreSQL alike): a lease is taken only when it is
 free, expired or already ours; a token pair is written only over the version it was derived from, in the same
-transaction that frees the lease.
+transaction that frees the lease. Who owns a lease, and whether that process is gone, is store.lease_owner's.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import dataclasses
 import time
-import uuid
 
 from core.enums import AccountStatus
 from core.redact import redact
@@ -19,13 +17,12 @@ from store.crypto import TokenCipher
 from store.db import bump
 from store.models import Account, database
 
-PROCESS = f"{socket.gethostname()[:30]}:{os.getpid()}"
 
-
-def new_owner() -> str:
-    """A lease owner for one refresh attempt: two attempts in one process (the admin's "refresh now" beside the
-    proxy's own) must exclude each other as much as two processes do."""
-    return f"{PROCESS}:{uuid.uuid4().hex[:12]}"
+@dataclasses.dataclass(frozen=True)
+class LeaseState:
+    token_version: int
+    until: float | None
+    owner: str | None
 
 
 def acquire(account_id: int, seconds: float, owner: str) -> bool:
@@ -39,6 +36,26 @@ def acquire(account_id: int, seconds: float, owner: str) -> bool:
     return bool(taken)
 
 
+def take_over(account_id: int, seconds: float, owner: str, previous: str) -> bool:
+    """Take the lease from `previous` (a process that is gone), if it still holds it."""
+    taken = (
+        Account.update(refresh_lease_owner=owner, refresh_lease_until=time.time() + seconds)
+        .where((Account.id == account_id) & (Account.refresh_lease_owner == previous))
+        .execute()
+    )
+    return bool(taken)
+
+
+def renew(account_id: int, seconds: float, owner: str) -> bool:
+    """Extend our lease while a refresh call is still in the air (so nobody else spends the refresh token)."""
+    renewed = (
+        Account.update(refresh_lease_until=time.time() + seconds)
+        .where((Account.id == account_id) & (Account.refresh_lease_owner == owner))
+        .execute()
+    )
+    return bool(renewed)
+
+
 def release(account_id: int, owner: str) -> None:
     Account.update(refresh_lease_owner=None, refresh_lease_until=None).where(
         (Account.id == account_id) & (Account.refresh_lease_owner == owner)
@@ -50,9 +67,14 @@ def read(account_id: int, cipher: TokenCipher) -> AccountView | None:
     return None if row is None else AccountView.from_row(row, cipher)
 
 
-def lease_state(account_id: int) -> tuple[int, float | None] | None:
-    row = Account.select(Account.token_version, Account.refresh_lease_until).where(Account.id == account_id).tuples().first()
-    return None if row is None else (row[0], row[1])
+def lease_state(account_id: int) -> LeaseState | None:
+    row = (
+        Account.select(Account.token_version, Account.refresh_lease_until, Account.refresh_lease_owner)
+        .where(Account.id == account_id)
+        .tuples()
+        .first()
+    )
+    return None if row is None else LeaseState(row[0], row[1], row[2])
 
 
 def mark_reauth(account_id: int, refused_version: int, reason: str) -> bool:

@@ -41,6 +41,9 @@ def test_list_and_show_accounts_with_why_and_no_tokens(api, store) -> None:
     assert shown["account"]["id"] == first and shown["events"][0]["reason"] == "rate limited (429)"
     assert "no account with id '999'" in error(api.get("/admin/api/accounts/999"), 404)
     error(api.get("/admin/api/accounts/abc"), 404)
+    for odd in ("%C2%B2", "1" * 30, "%EF%BC%91", "-1"):  # "²", a 30-digit id, a full-width "1", a negative id
+        error(api.get(f"/admin/api/accounts/{odd}"), 404)
+        error(api.post(f"/admin/api/accounts/{odd}/reset"), 404)
 
 
 def test_providers_listing(api, monkeypatch) -> None:

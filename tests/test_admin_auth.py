@@ -151,22 +151,55 @@ def test_login_itself_needs_the_csrf_token(web) -> None:
     assert web.post("/admin/login", data={"secret": SECRET}).status_code == 400
 
 
+def fake_time(app: Flask) -> tuple[list[float], list[float]]:
+    """A throttle on a fake clock whose delays advance the clock (and are recorded) instead of sleeping."""
+    now, slept = [1000.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    app.extensions["kleis_throttle"] = LoginThrottle(clock=lambda: now[0], sleep=sleep)
+    return now, slept
+
+
 def test_failed_logins_slow_further_attempts(app: Flask, web) -> None:
-    now = [1000.0]
-    app.extensions["kleis_throttle"] = LoginThrottle(clock=lambda: now[0])
+    now, slept = fake_time(app)
     token = csrf_token(web)
     for _ in range(3):
         assert web.post("/admin/login", data={"secret": "wrong", "csrf_token": token}).status_code == 401
     fourth = web.post("/admin/login", data={"secret": "wrong", "csrf_token": token})
-    assert fourth.status_code == 401 and "wait 1 s" in text(fourth)
-    locked = web.post("/admin/login", data={"secret": SECRET, "csrf_token": token})
-    assert locked.status_code == 429 and "try again in 1 s" in text(locked)  # even the right secret waits
-    now[0] += 1.1
-    assert web.post("/admin/login", data={"secret": "wrong", "csrf_token": token}).status_code == 401
-    assert web.post("/admin/login", data={"secret": SECRET, "csrf_token": token}).status_code == 429  # now 2 s
-    now[0] += 2.1
-    assert web.post("/admin/login", data={"secret": SECRET, "csrf_token": token}).status_code == 303
+    assert fourth.status_code == 401 and "wait 1 s" in text(fourth) and slept == []
+    locked = web.post("/admin/login", data={"secret": "wrong", "csrf_token": token})
+    assert locked.status_code == 429 and "still accepted" in text(locked) and slept == [2.0]  # checked after a delay
+    assert app.extensions["kleis_throttle"].retry_after("127.0.0.1") >= 2  # and the lockout grew (1 s, now 2 s)
+    assert web.post("/admin/login", data={"secret": SECRET, "csrf_token": token}).status_code == 303  # the operator gets in
+    assert slept == [2.0, 2.0]
     assert app.extensions["kleis_throttle"].retry_after("127.0.0.1") == 0  # success clears the address
+
+
+def test_a_lockout_lets_the_right_secret_in_after_a_short_delay(app: Flask, web) -> None:
+    """Any local user shares 127.0.0.1: failing on purpose must not keep the operator out for minutes."""
+    app.extensions["kleis_throttle"] = LoginThrottle(locked_delay=0.2)
+    attacker = app.test_client()
+    token = csrf_token(attacker)
+    for _ in range(12):  # past the free attempts: a lockout of minutes
+        attacker.post("/admin/login", data={"secret": "guess", "csrf_token": token})
+    assert app.extensions["kleis_throttle"].retry_after("127.0.0.1") > 60
+    started = time.monotonic()
+    login(web)  # 303
+    assert 0.2 <= time.monotonic() - started < 2
+    assert web.get("/admin/keys").status_code == 200
+
+
+def test_only_one_locked_attempt_per_address_is_checked_at_a_time() -> None:
+    checked: list[str | None] = []
+    throttle = LoginThrottle(free_attempts=0, sleep=lambda _: None)
+    throttle.failed("a")
+    assert throttle._hold("a")  # an attempt from "a" is being checked
+    busy = throttle.attempt("a", "right", lambda presented: checked.append(presented) or True)
+    assert not busy.ok and busy.retry_after > 0 and checked == []  # refused unchecked: no second guess meanwhile
+    assert throttle.attempt("b", "right", lambda presented: True).ok  # other addresses are not held up
 
 
 def test_throttle_is_per_address_capped_and_forgets() -> None:
@@ -194,14 +227,15 @@ def test_api_takes_the_bearer_never_the_cookie(admin, api) -> None:
 
 
 def test_wrong_bearers_are_throttled_too(app: Flask, api) -> None:
-    now = [0.0]
-    app.extensions["kleis_throttle"] = LoginThrottle(clock=lambda: now[0])
+    now, slept = fake_time(app)
     for _ in range(4):
         assert api.get("/admin/api/keys", headers={"Authorization": "Bearer guess"}).status_code == 401
-    locked = api.get("/admin/api/keys")
-    assert locked.status_code == 429 and locked.json["error"]["type"] == "rate_limited" and locked.headers["Retry-After"] == "2"
-    now[0] += 1.5
-    assert api.get("/admin/api/keys").status_code == 200
+    locked = api.get("/admin/api/keys", headers={"Authorization": "Bearer guess"})
+    assert locked.status_code == 429 and locked.json["error"]["type"] == "rate_limited" and slept == [2.0]
+    assert int(locked.headers["Retry-After"]) >= 2
+    missing = api.get("/admin/api/keys", headers={"Authorization": ""})
+    assert missing.status_code == 429 and slept == [2.0]  # no secret, no guess: refused at once
+    assert api.get("/admin/api/keys").status_code == 200 and slept == [2.0, 2.0]  # the right bearer, after the delay
 
 
 def test_security_headers(web) -> None:

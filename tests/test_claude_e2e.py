@@ -88,7 +88,7 @@ def claude(store, config, run_proxy) -> Iterator[ClaudeKleis]:  # type: ignore[n
 
 @pytest.fixture
 def expiring(store, config, run_proxy) -> Iterator[ClaudeKleis]:  # type: ignore[no-untyped-def]
-    yield from start(store, config, run_proxy, expires_in=30)
+    yield from start(store, config, run_proxy, expires_in=3)  # too close to its end to be sent (VALID_MARGIN)
 
 
 def test_the_fake_refuses_what_does_not_pass_as_claude_code(claude: ClaudeKleis) -> None:

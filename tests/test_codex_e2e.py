@@ -64,12 +64,12 @@ def logged_in(store, cfg, auth: FakeCodexAuth) -> None:  # type: ignore[no-untyp
     assert OAuthState.select().where(OAuthState.provider == "codex").count() == 0  # the login is finished and gone
 
 
-def start(store, config, run_proxy, fakes, provider_factory=CodexProvider) -> Setup:  # type: ignore[no-untyped-def]
+def start(store, config, run_proxy, fakes, provider_factory=CodexProvider, parts=None) -> Setup:  # type: ignore[no-untyped-def]
     auth, codex = fakes
     cfg = config.replace(codex_api_base=codex.base, codex_auth_base=auth.url)
     logged_in(store, cfg, auth)
     _, key = keys.create_key("e2e")
-    proxy = run_proxy(cfg, {"codex": provider_factory(cfg)})
+    proxy = run_proxy(cfg, {"codex": provider_factory(cfg)}, parts)
     return Setup(proxy.url, key, auth, codex, cfg, store, proxy)
 
 
@@ -95,6 +95,25 @@ def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: Setup
     assert headers["version"] == kleis.config.codex_client_version and headers["user-agent"].startswith("codex_cli_rs/")
     assert headers["accept"] == "text/event-stream" and uuid.UUID(headers["session-id"])
     assert not [name for name in headers if name.startswith("x-stainless")] and kleis.key not in json.dumps(headers)
+
+
+def test_a_non_streaming_answer_cut_by_the_backend_is_recorded_as_the_502_the_client_got(store, config, run_proxy, fakes) -> None:
+    from addons.services import Parts
+    from addons.usage_recorder import UsageRecorder
+    from store.models import UsageEvent
+    from tests.fakes.base import Stream, sse
+
+    setup = start(store, config, run_proxy, fakes, parts=Parts(usage=UsageRecorder(interval=0.05)))
+    created = sse("response.created", {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}})
+    setup.codex.enqueue("POST", ENDPOINT, Stream([created, created, created], cut_after=1))
+    with pytest.raises(openai.InternalServerError) as failed:
+        setup.client().responses.create(model="gpt-5.4", input="hi")
+    assert failed.value.status_code == 502
+    deadline = time.time() + 10
+    while UsageEvent.select().count() < 1 and time.time() < deadline:
+        time.sleep(0.02)
+    (event,) = UsageEvent.select()
+    assert (event.status, event.error_type, event.incomplete) == (502, "upstream_cut", True)
 
 
 def test_sdk_non_streaming_with_an_empty_final_output(kleis: Setup) -> None:

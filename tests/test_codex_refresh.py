@@ -99,7 +99,9 @@ def test_the_token_manager_persists_the_rotated_pair(store, provider, auth) -> N
     async def run():  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient() as http:
             manager = TokenManager(store, {"codex": provider}, http)
-            return await manager.fresh(view)
+            assert await manager.fresh(view) is view  # still valid: used at once, refreshed in the background
+            (refreshing,) = manager.pending()
+            return await refreshing
 
     fresh = asyncio.run(run())
     assert fresh.token_version == view.token_version + 1 and fresh.refresh_token in auth.live_refresh

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -125,8 +126,77 @@ def test_ui_refuses_requests_without_the_run_token_and_script_loading(web) -> No
             answer = operator.post(f"/commands/{command}", json={"arguments": arguments}, headers={"X-XSRFToken": xsrf})
             assert answer.status_code == 403, (command, answer.text)
         assert web["master"].options.scripts == []
-        allowed = operator.post("/commands/set", json={"arguments": ["anticache", "true"]}, headers={"X-XSRFToken": xsrf})
-        assert allowed.status_code == 200 and "error" not in allowed.json() and web["master"].options.anticache  # others work
+        allowed = operator.post("/commands/set", json={"arguments": ["view_filter", "~q"]}, headers={"X-XSRFToken": xsrf})
+        assert allowed.status_code == 200 and "error" not in allowed.json() and web["master"].options.view_filter == "~q"
+
+
+def test_the_ui_may_only_look_filter_intercept_and_clear(web, fake_anthropic) -> None:
+    with httpx.Client(base_url=web["web"], timeout=10) as ui, httpx.Client(base_url=web["proxy"], timeout=20) as client:
+        ui.get("/", params={"token": web["token"]})
+        xsrf = {"X-XSRFToken": ui.cookies.get("_xsrf") or ""}
+        body = {"model": "loop/claude-d", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+        assert client.post("/v1/messages", json=body, headers={"x-api-key": web["key"]}).status_code == 200
+        (flow,) = ui.get("/flows").json()
+        options = web["master"].options
+        mode_before = list(options.mode)
+        for update in (
+            {"mode": ["upstream:http://127.0.0.1:9@127.0.0.1:0"]},
+            {"upstream_auth": "u:p"},
+            {"save_stream_file": "/tmp/kleis-flows"},
+            {"ssl_insecure": True},
+            {"anticache": True},
+            {"view_filter": "~q", "connection_strategy": "eager"},  # one refused option refuses the update
+        ):
+            assert ui.put("/options", json=update, headers=xsrf).status_code == 403, update
+        assert options.mode == mode_before and not options.save_stream_file and not options.ssl_insecure and options.view_filter is None
+        for command, arguments in (
+            ("export.file", ["curl", f"@{flow['id']}", "/tmp/kleis-export"]),
+            ("save.file", [f"@{flow['id']}", "/tmp/kleis-save"]),
+            ("replay.client", [f"@{flow['id']}"]),
+            ("view.flows.load", ["/tmp/kleis-save"]),
+            ("set", ["mode=upstream:http://127.0.0.1:9"]),
+            ("set", ["save_stream_file", "/tmp/kleis-flows"]),
+        ):
+            answer = ui.post(f"/commands/{command}", json={"arguments": arguments}, headers=xsrf)
+            assert answer.status_code == 403, (command, answer.text)
+        for method, path in (
+            ("PUT", f"/flows/{flow['id']}"),
+            ("POST", f"/flows/{flow['id']}/replay"),
+            ("POST", f"/flows/{flow['id']}/request/content.data"),
+            ("POST", "/flows/dump"),
+            ("GET", "/processes"),
+        ):
+            answer = ui.request(method, path, json={"request": {"host": "evil.example"}}, headers=xsrf)
+            assert answer.status_code == 403, (method, path, answer.text)
+        assert len(fake_anthropic.received("/v1/messages")) == 1  # nothing was replayed
+        assert not Path("/tmp/kleis-export").exists() and not Path("/tmp/kleis-save").exists()
+        assert ui.put("/options", json={"view_filter": "~u messages", "intercept": "~q"}, headers=xsrf).status_code == 200
+        assert options.view_filter == "~u messages" and options.intercept == "~q"
+        assert ui.post("/commands/view.filter.set", json={"arguments": [""]}, headers=xsrf).json().get("error") is None
+        assert ui.post("/clear", headers=xsrf).status_code == 200 and ui.get("/flows").json() == []
+
+
+def test_a_token_is_swapped_in_only_towards_the_host_kleis_routed_to(web, fake_anthropic) -> None:
+    """Were the listeners changed anyway (here from inside the process), a request through an upstream proxy
+    carries the token's reference, never the token."""
+    from tests.fakes.anthropic import FakeAnthropic
+
+    evil = FakeAnthropic().start()
+    try:
+        master, port = web["master"], free_port()
+        spec = f"upstream:{evil.url}@127.0.0.1:{port}"
+        master.event_loop.call_soon_threadsafe(lambda: master.options.update(mode=[*master.options.mode, spec]))
+        proxyserver = master.addons.get("proxyserver")
+        deadline = time.time() + 10
+        while not any(s.mode.full_spec == spec and s.listen_addrs for s in proxyserver.servers) and time.time() < deadline:
+            time.sleep(0.05)
+        body = {"model": "loop/claude-d", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(proxy=f"http://127.0.0.1:{port}", timeout=20) as client:
+            client.post("http://kleis.test/v1/messages", json=body, headers={"x-api-key": web["key"]})
+        seen = evil.last("/v1/messages").headers["authorization"]
+        assert web["access"] not in seen and seen.startswith("Bearer kleis-secret-ref-")
+    finally:
+        evil.stop()
 
 
 def test_the_live_updates_websocket_needs_the_token_too(web) -> None:

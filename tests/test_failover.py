@@ -11,7 +11,7 @@ import pytest
 from addons.follower import StoreFollower
 from addons.health import HealthTracker
 from addons.services import Parts
-from providers.base import Signal
+from providers.base import Signal, classify_by_status
 from providers.health import SERVER_COOLDOWN, TRANSIENT_COOLDOWN, decide
 from store.accounts import set_status
 from store.models import Account, AccountEvent
@@ -78,6 +78,19 @@ def test_non_streaming_request_fails_over_transparently(live) -> None:
     assert AccountEvent.select().where((AccountEvent.account_id == first.id) & (AccountEvent.status == "cooling")).exists()
 
 
+def test_a_failover_answer_passes_only_allowlisted_headers(live) -> None:
+    live.add_account("one", primary=True)
+    live.add_account("two")
+    ok = Reply(
+        200, {"id": "m", "type": "message", "content": []}, {"set-cookie": "s=1", "anthropic-organization-id": "org-2", "request-id": "r2"}
+    )
+    live.anthropic.enqueue("POST", "/v1/messages", LIMITED, ok)
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        response = client.post("/v1/messages", json=BODY, headers=live.headers())
+    assert response.status_code == 200 and response.headers["request-id"] == "r2"
+    assert "set-cookie" not in response.headers and "anthropic-organization-id" not in response.headers
+
+
 def test_each_candidate_is_tried_once_then_the_provider_answer_is_returned(live) -> None:
     for name in ("a", "b", "c"):
         live.add_account(name)
@@ -127,6 +140,26 @@ def test_request_scoped_errors_neither_cool_nor_fail_over(live) -> None:
     with httpx.Client(base_url=live.url, timeout=20) as client:
         response = client.post("/v1/messages", json=BODY, headers=live.headers())
     assert response.status_code == 400 and len(tokens_seen(live.anthropic)) == 1
+    assert Account.get_by_id(only.id).status == "active"
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 413, 422, 501, 505])
+def test_client_caused_answers_never_cool_the_account(status: int) -> None:
+    signal = classify_by_status(status, {})
+    assert not signal.account_wide and decide(signal, now=1000, cooldown_max=7200) is None
+
+
+def test_an_upstream_501_neither_cools_nor_fails_over(live) -> None:
+    only = live.add_account("one", primary=True)
+    live.add_account("two")
+    live.anthropic.enqueue(
+        "POST", "/v1/messages", Reply(501, {"type": "error", "error": {"type": "api_error", "message": "Not Implemented"}})
+    )
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        response = client.post("/v1/messages", json=BODY, headers=live.headers())
+        assert response.status_code == 501 and len(tokens_seen(live.anthropic)) == 1
+        assert client.post("/v1/messages", json=BODY, headers=live.headers()).status_code == 200
+    assert tokens_seen(live.anthropic)[0] == tokens_seen(live.anthropic)[1]  # the same account served the next one
     assert Account.get_by_id(only.id).status == "active"
 
 

@@ -65,10 +65,34 @@ def test_scopes(store) -> None:
     row, key = keys.create_key("scoped", providers="claude,codex", models="claude-sonnet-4*, gpt-5.4")
     record = keys.verify(key, keys.load_records())
     assert record.allows_provider("claude") and not record.allows_provider("copilot")
-    assert record.allows_model("claude-sonnet-4-5") and record.allows_model("gpt-5.4")
-    assert not record.allows_model("gpt-5.4-mini") and not record.allows_model("claude-opus-4")
+    assert record.allows_model("claude", "claude-sonnet-4-5") and record.allows_model("codex", "gpt-5.4")
+    assert not record.allows_model("codex", "gpt-5.4-mini") and not record.allows_model("claude", "claude-opus-4")
     unscoped = keys.verify(keys.create_key("all")[1], keys.load_records())
-    assert unscoped.allows_provider("copilot") and unscoped.allows_model("anything")
+    assert unscoped.allows_provider("copilot") and unscoped.allows_model("copilot", "anything")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "provider", "upstream_model", "allowed"),
+    [
+        ("claude/*", "claude", "claude-sonnet-4-5", True),
+        ("claude/*", "codex", "claude/gpt-5.4", False),  # `codex/claude/gpt-5.4`: served by Codex, not Claude
+        ("claude/*", "copilot", "claude/gpt-5.4", False),
+        ("claude/*", "codex", "gpt-5.4", False),
+        ("claude/claude-sonnet-*", "claude", "claude-sonnet-4-5", True),
+        ("claude/claude-sonnet-*", "claude", "claude-opus-4", False),
+        ("codex/claude/*", "codex", "claude/gpt-5.4", True),  # the provider segment, then the upstream id as it is
+        ("claude-sonnet-*", "claude", "claude-sonnet-4-5", True),  # no provider segment: the upstream id, any provider
+        ("claude-sonnet-*", "copilot", "claude-sonnet-4-5", True),
+        ("gpt-5.4", "codex", "gpt-5.4", True),
+        ("gpt-5.4", "codex", "gpt-5.4-mini", False),
+        ("loop/*", "loop", "m", True),  # a provider of this build that is not a built-in one
+        ("loop/*", "claude", "m", False),
+        ("*", "copilot", "anything", True),
+    ],
+)
+def test_model_scope_semantics(pattern: str, provider: str, upstream_model: str, allowed: bool) -> None:
+    record = keys.KeyRecord(1, "kl_x", "k", "h", (), (pattern,), None, None)
+    assert record.allows_model(provider, upstream_model, providers=("loop",)) is allowed
 
 
 @pytest.mark.parametrize(

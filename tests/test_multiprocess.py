@@ -63,9 +63,10 @@ def test_two_processes_race_200_requests_on_an_expired_token(shared_config, fake
 
 
 def test_a_crash_between_issue_and_commit_leaves_a_consistent_account(shared_config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    """The provider rotated the pair but Kleis died before storing it: the store keeps the old pair, the lease
-    expires, and the next attempt learns from the provider that the old refresh token is spent (needs_reauth,
-    with the reason) — nothing worse than what the provider did, and no process is stuck."""
+    """The provider rotated the pair but Kleis died before storing it: the store keeps the old pair, the next
+    process takes the dead process's lease over at once (same host, process gone) rather than waiting for it to
+    expire, and learns from the provider that the old refresh token is spent (needs_reauth, with the reason) —
+    nothing worse than what the provider did, and no process is stuck."""
     config, store = shared_config
     access, refresh = fake_oauth.seed()
     row, _ = upsert_account("loop", "crash", TokenSet(access, refresh, time.time() - 60), store.cipher)
@@ -80,13 +81,15 @@ def test_a_crash_between_issue_and_commit_leaves_a_consistent_account(shared_con
     assert fake_oauth.refresh_calls == 1  # the provider did issue a new pair
     stored = Account.get_by_id(row.id)
     assert stored.token_version == row.token_version and store.cipher.decrypt(stored.refresh_token) == refresh
-    assert stored.refresh_lease_owner is not None  # the dead process's lease, which expires by itself
-    Account.update(refresh_lease_until=time.time() - 1).where(Account.id == row.id).execute()  # let its 30 s pass
+    assert stored.refresh_lease_owner is not None and stored.refresh_lease_until > time.time() + 30  # the dead one's lease
     survivor, url = spawn(config, fake_oauth, fake_anthropic, fake_openai)
     try:
+        started = time.monotonic()
         response = httpx.post(f"{url}/v1/messages", json=BODY, headers={"x-api-key": key}, timeout=20)
+        waited = time.monotonic() - started
     finally:
         stop(survivor)
+    assert waited < 5, waited  # not the lease's 60 s
     assert response.status_code == 503 and "needs a new login" in response.json()["error"]["message"]
     stored = Account.get_by_id(row.id)
     assert stored.status == "needs_reauth" and "already used" in stored.status_reason

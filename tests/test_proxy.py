@@ -101,6 +101,65 @@ def test_client_key_never_goes_upstream_and_token_never_comes_back(kleis, client
         assert "kleis-secret-ref" not in upstream_view
 
 
+ACCOUNT_HEADERS = {
+    "set-cookie": "__cf_bm=abc; path=/; HttpOnly",
+    "anthropic-organization-id": "org-1234",
+    "openai-organization": "user-abcd",
+    "openai-project": "proj_1",
+    "server": "cloudflare",
+    "cf-ray": "8f00-SJC",
+    "x-envoy-upstream-service-time": "12",
+}
+CLIENT_HEADERS = {
+    "request-id": "req_up_1",
+    "x-request-id": "req_up_2",
+    "anthropic-ratelimit-requests-remaining": "99",
+    "anthropic-ratelimit-unified-reset": "1700000000",
+    "x-ratelimit-remaining-tokens": "1000",
+    "x-codex-primary-used-percent": "12",
+    "retry-after": "7",
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_only_allowlisted_upstream_headers_reach_the_client(kleis, client, stream: bool) -> None:
+    kleis.add_account()
+    from tests.fakes.base import Stream, sse
+
+    answer = Reply(
+        200, {"id": "m", "type": "message", "role": "assistant", "content": [], "usage": {}}, {**ACCOUNT_HEADERS, **CLIENT_HEADERS}
+    )
+    if stream:
+        answer = Stream([sse("message_stop", {"type": "message_stop"})], headers={**ACCOUNT_HEADERS, **CLIENT_HEADERS})
+    kleis.anthropic.enqueue("POST", "/v1/messages", answer)
+    response = client.post("/v1/messages", json={**MESSAGES, "stream": stream}, headers=kleis.headers())
+    assert response.status_code == 200
+    for name in ACCOUNT_HEADERS:
+        assert name not in response.headers, name
+    for name, value in CLIENT_HEADERS.items():
+        assert response.headers[name] == value, name
+    assert response.headers["x-kleis-request-id"].startswith("req_")
+
+
+def test_a_key_in_the_query_string_is_not_forwarded(kleis, client) -> None:
+    kleis.add_account()
+    query = f"beta=true&key={kleis.key}&api_key=abc&x=1&access_token=tok&sig=kl_abcdefghijklmnop&Authorization=Bearer%20zz"
+    response = client.post(f"/v1/messages?{query}", json=MESSAGES, headers=kleis.headers())
+    assert response.status_code == 200
+    seen = kleis.anthropic.last("/v1/messages")
+    assert seen.query == {"beta": "true", "x": "1"}, seen.path
+    assert kleis.key not in seen.path
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
+def test_non_finite_numbers_in_a_body_are_400(kleis, client, number: str) -> None:
+    kleis.add_account()
+    content = json.dumps(MESSAGES).replace('"max_tokens": 20', f'"max_tokens": 20, "temperature": {number}').encode()
+    response = client.post("/v1/messages", content=content, headers={**kleis.headers(), "content-type": "application/json"})
+    assert response.status_code == 400 and "not valid JSON" in anthropic_error(response)["message"], response.text
+    assert kleis.anthropic.received() == []
+
+
 def test_streams_arrive_event_by_event_for_every_protocol(kleis, client) -> None:
     kleis.add_account()
     kleis.anthropic.stream_split = 7  # the upstream cuts every event into 7-byte writes
@@ -212,6 +271,20 @@ def test_scope_refusals_are_403(kleis, client) -> None:
     assert allowed.status_code == 200
 
 
+def test_a_model_scope_is_matched_on_the_serving_provider_not_the_clients_spelling(kleis, client) -> None:
+    kleis.add_account()
+    _, claude_only = keys.create_key("claude-only", models="claude/*")
+    _, loop_only = keys.create_key("loop-only", models="loop/claude-*")
+    time.sleep(0.6)
+    for model in ("loop/claude/gpt-5.4", "loop/claude/x"):  # the loop provider serving `claude/…`: not Claude
+        response = client.post("/v1/messages", json={**MESSAGES, "model": model}, headers={"x-api-key": claude_only})
+        assert response.status_code == 403 and "served by loop" in anthropic_error(response)["message"], response.text
+    assert client.post("/v1/messages", json={**MESSAGES, "model": "loop/claude-x"}, headers={"x-api-key": loop_only}).status_code == 200
+    refused = client.post("/v1/messages", json={**MESSAGES, "model": "loop/claude/claude-x"}, headers={"x-api-key": loop_only})
+    assert refused.status_code == 403
+    assert len(kleis.anthropic.received()) == 1
+
+
 def test_bad_requests(kleis, client) -> None:
     kleis.add_account()
     h = kleis.headers()
@@ -227,7 +300,26 @@ def test_bad_requests(kleis, client) -> None:
     assert unknown_model.status_code == 404 and "GET /v1/models" in anthropic_error(unknown_model)["message"]
     wrong_method = client.get("/v1/messages", headers=h)
     assert wrong_method.status_code == 405
+    for method, path, body in (("post", "/v1/messages", MESSAGES), ("Post", "/v1/chat/completions", CHAT), ("get", "/v1/models", {})):
+        status, head, answer = raw_request(kleis.url, method, path, h, body)  # httpx would upper-case the method
+        assert status == 405 and "case-sensitive" in answer["error"]["message"], (method, answer)
+        assert b"x-should-retry: false" in head.lower()
     assert kleis.anthropic.received() == [] and kleis.openai.received() == []
+
+
+def raw_request(url: str, method: str, path: str, headers: dict[str, str], body: dict) -> tuple[int, bytes, dict]:
+    """One request written byte for byte (method spelled as given); the status, the head and the JSON answer."""
+    host, port = url.removeprefix("http://").split(":")
+    data = json.dumps(body).encode()
+    lines = [f"{method} {path} HTTP/1.1", f"host: {host}", f"content-length: {len(data)}", "connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall("\r\n".join(lines).encode() + b"\r\n\r\n" + data)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head, json.loads(rest)
 
 
 @pytest.mark.e2e

@@ -15,7 +15,7 @@ from addons.services import Parts
 from addons.usage_recorder import UsageRecorder
 from store import usage as usage_store
 from store.models import ApiKey, UsageEvent
-from tests.fakes.base import Reply, Stream
+from tests.fakes.base import Hang, Reply, Stream
 from tests.support.live import start_kleis
 
 MESSAGES = {"model": "loop/claude-u", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
@@ -78,8 +78,27 @@ def test_an_abandoned_stream_records_what_was_seen(live) -> None:
                 if "message_start" in line and line.startswith("data:"):
                     break  # the client walks away after the first event
     (event,) = wait_for_events(1)
-    assert event.streamed and event.incomplete and event.error_type == "stream_interrupted"
+    assert event.streamed and event.incomplete and event.error_type == "client_disconnected" and event.status == 200
     assert (event.input_tokens, event.cache_read_tokens) == (12, 100) and event.output_tokens == 1
+
+
+def test_a_client_that_leaves_before_the_upstream_answers_is_client_disconnected(live) -> None:
+    live.anthropic.enqueue("POST", "/v1/messages", Hang(5))
+    with httpx.Client(base_url=live.url, timeout=0.5) as client, pytest.raises(httpx.ReadTimeout):
+        client.post("/v1/messages", json=MESSAGES, headers=live.headers())  # the client gives up after 0.5 s
+    (event,) = wait_for_events(1)
+    assert (event.status, event.error_type, event.incomplete) == (499, "client_disconnected", True)
+    assert event.latency_ms < 4000  # recorded when the client left, not when the upstream gave up
+
+
+def test_a_non_streaming_answer_cut_by_the_upstream_is_a_502(live) -> None:
+    events = [b'event: message_start\ndata: {"type":"message_start"}\n\n'] * 4
+    live.anthropic.enqueue("POST", "/v1/messages", Stream(events, cut_after=2))
+    with httpx.Client(base_url=live.url, timeout=20) as client:
+        response = client.post("/v1/messages", json=MESSAGES, headers=live.headers())  # not streamed: buffered
+    assert response.status_code == 502
+    (event,) = wait_for_events(1)
+    assert (event.status, event.error_type, event.incomplete, event.streamed) == (502, "upstream_cut", True, False)
 
 
 def test_an_upstream_cut_stream_is_incomplete(live) -> None:
@@ -345,3 +364,46 @@ def test_an_agents_probe_of_the_base_url_is_not_recorded_as_an_error(live) -> No
         assert client.post("/", json={}).status_code == 405
     live.recorder.stop_blocking()
     assert [(event.status, event.error_type) for event in UsageEvent.select()] == [(405, "method_not_allowed")]
+
+
+def test_a_full_disk_is_named_and_events_wait_in_memory_until_writes_succeed(store, caplog) -> None:
+    """SQLite reports a full disk (here: its page limit reached) inside a transaction it has already rolled back."""
+    from addons import usage_recorder
+    from addons.context import begin
+    from store.models import database
+
+    full = [True]
+    real = usage_store.insert_events
+
+    def on_a_full_disk(rows, *args):  # type: ignore[no-untyped-def]
+        db = database.obj  # the writer thread's own connection
+        pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
+        db.execute_sql(f"PRAGMA max_page_count = {pages if full[0] else 1_000_000_000}")
+        return real(rows, *args)
+
+    recorder = UsageRecorder(interval=0.05)
+    recorder.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(usage_recorder.usage_store, "insert_events", on_a_full_disk)
+            big = "x" * 4000  # rows that need new pages
+            for _ in range(20):
+                ctx = keyed(begin("POST", "/v1/messages"))
+                ctx.client.model = big[:200]
+                recorder.record(ctx, time.time())
+                recorder.queue._items[-1]["raw_usage"] = big
+            deadline = time.time() + 10
+            while recorder.failed_batches < 2 and time.time() < deadline:
+                time.sleep(0.02)
+            assert recorder.failed_batches >= 2 and UsageEvent.select().count() == 0
+            full[0] = False
+            deadline = time.time() + 10
+            while recorder.written < 20 and time.time() < deadline:
+                time.sleep(0.02)
+    finally:
+        recorder.stop_blocking()
+    assert UsageEvent.select().count() == 20 and recorder.dropped == 0
+    failures = [r.getMessage() for r in caplog.records if "usage events failed" in r.getMessage()]
+    assert failures and all("the disk is full (database or disk is full)" in message for message in failures), failures
+    assert "kept in memory (20 waiting, at most 50000)" in failures[0]
+    assert not any("cannot rollback" in r.getMessage() for r in caplog.records)

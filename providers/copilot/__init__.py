@@ -139,6 +139,14 @@ class CopilotProvider(Provider):
             return now >= refresh_at
         return super().needs_refresh(account, now)
 
+    def valid_until(self, account: AccountView) -> float | None:
+        """GitHub asks for a renewal after `refresh_in` (kept as `refresh_at`, inside it): past that, a request waits
+        for the new token rather than trust the old one until its nominal expiry."""
+        refresh_at = account.metadata.get("refresh_at")
+        if account.expires_at is not None and isinstance(refresh_at, (int, float)) and not isinstance(refresh_at, bool):
+            return min(float(refresh_at), account.expires_at)
+        return account.expires_at
+
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
         if not account.refresh_token:
             raise ReauthRequired("no GitHub token is stored for this account")

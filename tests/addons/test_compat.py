@@ -11,7 +11,7 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
 
 from addons import compat
-from addons.wire_secrets import vault
+from addons.wire_secrets import Peer, current_peer, vault
 
 
 def test_any_other_mitmproxy_version_is_refused() -> None:
@@ -29,20 +29,32 @@ def test_the_proxy_patches_are_installed_once_and_stay_in_place() -> None:
     assert compat.PROXY_PATCHES[0].original is not compat.assemble_request_head  # the original is kept, not wrapped twice
 
 
-def test_the_request_head_carries_the_token_only_on_the_wire() -> None:
+def test_the_request_head_carries_the_token_only_on_the_wire_to_its_destination() -> None:
     compat.install_proxy()
-    ref = vault.put("sk-ant-oat01-the-real-token")
+    ref = vault.put("sk-ant-oat01-the-real-token", ("127.0.0.1", 9))
     try:
         request = http.Request.make("POST", "http://127.0.0.1:9/v1/messages", b"{}", {"authorization": f"Bearer {ref}"})
-        head = http1.assemble_request_head(request)
+        marker = current_peer.set(Peer(("127.0.0.1", 9)))  # what the patched Http1Client.send sets while it writes
+        try:
+            head = http1.assemble_request_head(request)
+            plain = http1.assemble_request_head(http.Request.make("GET", "http://127.0.0.1:9/", b"", {"x-note": ref}))
+        finally:
+            current_peer.reset(marker)
         assert b"authorization: Bearer sk-ant-oat01-the-real-token\r\n" in head
         assert request.headers["authorization"] == f"Bearer {ref}"  # the flow still holds the reference
-        plain = http.Request.make("GET", "http://127.0.0.1:9/", b"", {"x-note": ref})
-        assert ref.encode() in http1.assemble_request_head(plain)  # only the Authorization line is swapped
+        assert ref.encode() in plain  # only the Authorization line is swapped
+        elsewhere = current_peer.set(Peer(("127.0.0.1", 8888)))  # another host (an upstream proxy set in the UI, say)
+        try:
+            assert b"the-real-token" not in http1.assemble_request_head(request)
+        finally:
+            current_peer.reset(elsewhere)
     finally:
         vault.release(ref)
-    released = http.Request.make("POST", "http://127.0.0.1:9/", b"", {"authorization": f"Bearer {ref}"})
-    assert ref.encode() in http1.assemble_request_head(released)  # a released reference goes out as it is
+    released = current_peer.set(Peer(("127.0.0.1", 9)))
+    try:
+        assert ref.encode() in http1.assemble_request_head(request)  # a released reference goes out as it is
+    finally:
+        current_peer.reset(released)
 
 
 def test_mitmproxys_own_error_pages_become_json() -> None:

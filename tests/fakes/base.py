@@ -59,6 +59,7 @@ class Stream:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     cut_after: int | None = None  # drop the connection after this many events
     stamp: bool = False  # prefix each event with an id: <send time> line
+    pauses: dict[int, float] = dataclasses.field(default_factory=dict)  # event index -> extra silence before it
 
 
 @dataclasses.dataclass
@@ -204,8 +205,8 @@ class FakeServer:
                     handler.close_connection = True
                     handler.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if stream.delay:
-                    time.sleep(stream.delay)
+                if stream.delay or index in stream.pauses:
+                    time.sleep(stream.delay + stream.pauses.get(index, 0.0))
                 if stream.stamp:
                     sent = time.time()
                     with self._lock:

@@ -28,8 +28,8 @@ def spawn(
         LOOP_MESSAGES_URL=fake_anthropic.url,
         LOOP_OPENAI_URL=fake_openai.url,
         LOOP_TOKEN_URL=f"{fake_oauth.url}/v1/oauth/token",
-        **extra_env,
     )
+    env.update(extra_env)  # may override the settings above
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "support" / "kleis_loop_server.py")],
         env=env,
