@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import tzinfo
 from typing import Any
 
-from core.background import BackgroundTask
+from core.background import BackgroundTask, repeat, worth_logging
 from core.client_errors import RETRY_WORTH_WAITING, Refusal
 from core.display import fmt_duration
 from core.windows import BudgetWindow, bounds
@@ -147,17 +147,15 @@ class BudgetTracker:
         await self._background.stop()
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.reconcile_once()
-                self.failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.failures += 1
-                if self.failures in (1, 10) or self.failures % 100 == 0:
-                    log.warning("cannot read the budget totals (%s); counting this process's requests only, retrying", exc)
-            await asyncio.sleep(self.interval)
+        await repeat(self.reconcile_once, self.interval, self._reconcile_failed, self._reconciled)
+
+    def _reconcile_failed(self, exc: Exception, failures: int) -> None:
+        self.failures = failures
+        if worth_logging(failures):
+            log.warning("cannot read the budget totals (%s); counting this process's requests only, retrying", exc)
+
+    def _reconciled(self) -> None:
+        self.failures = 0
 
 
 def over_budget(key: KeyRecord, spent: str, tz: tzinfo, now: float) -> Refusal:

@@ -3,13 +3,12 @@ cached answers dropped when the accounts change."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
 
 from addons.follower import StoreFollower
-from core.background import BackgroundTask
+from core.background import BackgroundTask, repeat
 from providers.catalog import Catalog
 from providers.lifecycle import TokenManager
 
@@ -37,11 +36,8 @@ class CatalogRefresher:
             self.catalog.invalidate()
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.catalog.refresh_once(self.http, self.tokens)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("model catalog refresh failed")
-            await asyncio.sleep(min(60.0, self.catalog.config.models_ttl))
+        await repeat(
+            lambda: self.catalog.refresh_once(self.http, self.tokens),
+            min(60.0, self.catalog.config.models_ttl),
+            lambda exc, failures: log.error("model catalog refresh failed", exc_info=exc),
+        )

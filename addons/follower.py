@@ -13,7 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from core.background import BackgroundTask
+from core.background import BackgroundTask, repeat, worth_logging
+from core.listeners import tell_all
 from store import db as store_db
 from store import keys as key_store
 from store import learned as learned_store
@@ -92,11 +93,7 @@ class StoreFollower:
         self.healthy = True
 
     def _notify(self, what: str) -> None:
-        for listener in self.listeners:
-            try:
-                listener(what)
-            except Exception:
-                log.exception("state listener failed")
+        tell_all(self.listeners, what, "store change")
 
     # -- mitmproxy hooks ----------------------------------------------------------------
     def running(self) -> None:
@@ -106,19 +103,12 @@ class StoreFollower:
         await self._background.stop()
 
     async def _run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self.poll_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                self.healthy = False
-                if failures in (1, 10) or failures % 100 == 0:
-                    log.warning("cannot read the store (%s); serving from memory, retrying", exc)
-            await asyncio.sleep(self.interval)
+        await repeat(self.poll_once, self.interval, self._poll_failed)
+
+    def _poll_failed(self, exc: Exception, failures: int) -> None:
+        self.healthy = False
+        if worth_logging(failures):
+            log.warning("cannot read the store (%s); serving from memory, retrying", exc)
 
     async def reload_keys_after_miss(self, started: float | None = None) -> None:
         """An unknown key may be brand new: reload keys once no reload began after the key was presented.

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 
 import httpx
 
-from core.background import BackgroundTask
+from core.background import BackgroundTask, repeat, worth_logging
 from core.enums import SignalKind
 from providers import quota as quotas
 from providers.base import Provider, Signal
@@ -130,16 +130,10 @@ class QuotaTracker:
             self.readings[account_id] = quotas.merge(self.readings.get(account_id), quotas.from_dict(data))
 
     async def _run(self) -> None:
-        failures = 0
         self.fetch_missing()
-        while True:
-            try:
-                await self.sync_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                if failures in (1, 10) or failures % 100 == 0:
-                    log.warning("cannot sync quota readings with the store (%s); kept in memory, retrying", exc)
-            await asyncio.sleep(self.interval)
+        await repeat(self.sync_once, self.interval, self._sync_failed)
+
+    @staticmethod
+    def _sync_failed(exc: Exception, failures: int) -> None:
+        if worth_logging(failures):
+            log.warning("cannot sync quota readings with the store (%s); kept in memory, retrying", exc)

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 
-from core.background import BackgroundTask
+from core.background import BackgroundTask, repeat
 from core.enums import AccountStatus
 from providers import oauth
 from providers.lifecycle import RefreshFailed, TokenManager
@@ -81,12 +81,8 @@ class ProactiveRefresher:
 
     async def _run(self) -> None:
         await asyncio.sleep(random.uniform(0, min(self.interval, 5.0)))
-        while True:
-            try:
-                await self.run_once()
-                await self.purge_expired_logins()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("proactive refresh pass failed")
-            await asyncio.sleep(self.interval)
+        await repeat(self._pass, self.interval, lambda exc, failures: log.error("proactive refresh pass failed", exc_info=exc))
+
+    async def _pass(self) -> None:
+        await self.run_once()
+        await self.purge_expired_logins()

@@ -137,8 +137,15 @@ def build_services(
         catalog=parts.catalog,
         usage=parts.usage,
     )
+    add_parts(services, parts)
+    return services
+
+
+def add_parts(services: Services, parts: Parts) -> None:
+    """The optional services `parts` asks for, each given what it needs."""
+    follower, tokens, http = services.follower, services.tokens, services.http
     if parts.health:
-        services.health = HealthTracker(config.cooldown_max, follower)
+        services.health = HealthTracker(services.config.cooldown_max, follower)
     if parts.refresh_interval is not None:
         services.refresher = ProactiveRefresher(tokens, follower, interval=parts.refresh_interval)
     if parts.catalog is not None:
@@ -146,7 +153,7 @@ def build_services(
         if parts.usage is not None and parts.usage.prices is None:
             parts.usage.prices = parts.catalog.prices  # a cost per event, at the catalog's prices of the moment
     if parts.quota:
-        services.quota = QuotaTracker(providers, http, follower)
+        services.quota = QuotaTracker(services.providers, http, follower)
         services.quota.load_stored()
         tokens.on_refreshed.append(services.quota.refreshed)
     if parts.budgets and parts.usage is not None:
@@ -154,7 +161,6 @@ def build_services(
         services.budgets = BudgetTracker(lambda: follower.keys.values(), lambda: recorder.committed, recorder.tz)
     if parts.metrics is not None:
         bind_metrics(parts.metrics, services)
-    return services
 
 
 def bind_metrics(metrics: KleisMetrics, services: Services) -> None:
@@ -186,6 +192,4 @@ def background_addons(services: Services) -> list[object]:
     """The addons besides the request handler, in the order they run and stop."""
     optional = (services.refresher, services.catalog_refresher, services.health, services.quota, services.budgets, services.usage)
     present = [part for part in optional if part is not None]
-    return [*present, services.learned_recorder, services.follower, ClosesClient(services.http)]
-    optional = (services.refresher, services.catalog_refresher, services.health, services.usage)
-    return [*(part for part in optional if part is not None), services.follower, ClosesClient(services.http, services.refresh_http)]
+    return [*present, services.learned_recorder, services.follower, ClosesClient(services.http, services.refresh_http)]

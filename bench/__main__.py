@@ -46,7 +46,7 @@ SMOKE = {
 }
 
 
-def interleaved(targets: dict[str, tuple[str, dict[str, str]]], run_one, amount: float, rounds: int, merge) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def interleaved(targets: dict[str, tuple[str, dict[str, str]]], run_one, amount: float, rounds: int, merge) -> dict[str, Any]:
     """Measure every target in turn, `rounds` times, so slow phases of a shared machine hit all of them alike."""
     per_target: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     share = amount / rounds if isinstance(amount, float) else max(1, int(amount) // rounds)
@@ -125,7 +125,7 @@ def expire(env: dict[str, str], account_id: int) -> None:
     store.close()
 
 
-def query_counts(process, path: Path) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def query_counts(process, path: Path) -> dict[str, int]:
     path.unlink(missing_ok=True)
     os.kill(process.pid, signal.SIGUSR1)
     for _ in range(100):

@@ -58,7 +58,7 @@ class Connection:
     ) -> tuple[int, dict[str, str], bytes]:
         """Send and read the whole answer; `on_chunk` sees each chunk of a chunked body as it arrives."""
         self._send(method, path, headers, body)
-        await self.writer.drain()  # type: ignore[union-attr]
+        await self.writer.drain()
         status, response_headers = await self._head()
         if "chunked" in response_headers.get("transfer-encoding", ""):
             pieces: list[bytes] = []
@@ -72,7 +72,7 @@ class Connection:
             content = b"".join(pieces)
         else:
             length = int(response_headers.get("content-length", "0"))
-            content = await self.reader.readexactly(length) if length else b""  # type: ignore[union-attr]
+            content = await self.reader.readexactly(length) if length else b""
         if response_headers.get("connection", "").lower() == "close":
             await self.close()
             await self.open()

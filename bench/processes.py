@@ -23,13 +23,13 @@ def spawn(module: str, *args: str, env: dict[str, str] | None = None) -> tuple[s
     )
     deadline = time.time() + 30
     while time.time() < deadline:
-        line = process.stdout.readline()  # type: ignore[union-attr]
+        line = process.stdout.readline()
         if line.startswith("PORT "):
             return process, int(line.split()[1])
         if not line and process.poll() is not None:
             break
     process.kill()
-    raise RuntimeError(f"{module} did not start: {process.stderr.read()}")  # type: ignore[union-attr]
+    raise RuntimeError(f"{module} did not start: {process.stderr.read()}")
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -49,7 +49,7 @@ def split(path: Path, requests: int) -> tuple[dict[str, float], dict[str, float]
     stats = pstats.Stats(str(path))
     totals = dict.fromkeys(CATEGORIES, 0.0)
     functions: dict[str, float] = {}
-    for (filename, line, name), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, name), (_, _, tottime, _, _) in stats.stats.items():
         totals[category(filename)] += tottime
         functions[label(filename, line, name)] = tottime * 1e6 / requests
     return {k: v * 1e6 / requests for k, v in totals.items()}, functions

@@ -32,7 +32,7 @@ COUNTS = {"request_path_queries": 0, "all_queries": 0}
 def count_queries(log_path: str) -> None:
     real = database.obj.execute_sql
 
-    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(*args, **kwargs):
         COUNTS["all_queries"] += 1
         if IN_REQUEST.get():
             COUNTS["request_path_queries"] += 1
@@ -44,7 +44,7 @@ def count_queries(log_path: str) -> None:
 
         if asyncio.iscoroutinefunction(original):
 
-            async def wrapped(self, flow, _original=original):  # type: ignore[no-untyped-def]
+            async def wrapped(self, flow, _original=original):
                 token = IN_REQUEST.set(True)
                 try:
                     return await _original(self, flow)
@@ -52,7 +52,7 @@ def count_queries(log_path: str) -> None:
                     IN_REQUEST.reset(token)
         else:
 
-            def wrapped(self, flow, _original=original):  # type: ignore[no-untyped-def]
+            def wrapped(self, flow, _original=original):
                 token = IN_REQUEST.set(True)
                 try:
                     return _original(self, flow)

@@ -24,6 +24,7 @@ import httpx
 
 from core.enums import AccountStatus
 from core.exceptions import KleisError, ProviderError, ReauthRequired, StoreError, TransientProviderError
+from core.listeners import tell_all
 from providers.base import Provider
 from providers.refresh_lease import LeaseBusy, LeaseHolder
 from store import accounts as account_store
@@ -284,11 +285,7 @@ class TokenManager:
         return newest
 
     def _tell_refreshed(self, view: AccountView) -> None:
-        for listener in self.on_refreshed:
-            try:
-                listener(view)
-            except Exception:
-                log.exception("a refresh listener failed")
+        tell_all(self.on_refreshed, view, "refresh")
 
     def _note_failure(self, account_id: int, reason: str, state_changed_at: float) -> float:
         previous = self._backoff.get(account_id)

@@ -18,7 +18,7 @@ from tests.fakes.admin_providers import TERMS, consent
 from tests.support.admin import Api, add_account
 
 
-def error(response, status: int) -> str:  # type: ignore[no-untyped-def]
+def error(response, status: int) -> str:
     assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
     assert response.is_json and set(response.json["error"]) == {"type", "message"}
     return response.json["error"]["message"]

@@ -33,14 +33,14 @@ def _browser_missing() -> str | None:
 
 
 @pytest.fixture
-def admin_url(store, config, test_providers) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def admin_url(store, config, test_providers) -> Iterator[str]:
     server = AdminServer(create_app(store, config), "127.0.0.1", 0).start()
     yield server.url
     server.stop()
 
 
 @pytest.fixture
-def browser() -> Iterator:  # type: ignore[type-arg]
+def browser() -> Iterator:
     reason = _browser_missing()
     if reason:
         if os.environ.get("CI") == "true":
@@ -75,7 +75,7 @@ def browser() -> Iterator:  # type: ignore[type-arg]
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_for(driver, css: str, text: str | None = None):  # type: ignore[no-untyped-def]
+def wait_for(driver, css: str, text: str | None = None):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -86,11 +86,11 @@ def wait_for(driver, css: str, text: str | None = None):  # type: ignore[no-unty
     return wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
 
 
-def click(driver, css: str) -> None:  # type: ignore[no-untyped-def]
+def click(driver, css: str) -> None:
     wait_for(driver, css).click()
 
 
-def log_in(driver, url: str) -> None:  # type: ignore[no-untyped-def]
+def log_in(driver, url: str) -> None:
     driver.get(url + "/admin/accounts")
     wait_for(driver, "#secret").send_keys(SECRET)
     click(driver, "#login")
@@ -98,7 +98,7 @@ def log_in(driver, url: str) -> None:  # type: ignore[no-untyped-def]
     assert driver.current_url == url + "/admin/accounts"
 
 
-def add_claude_account(driver, url: str) -> None:  # type: ignore[no-untyped-def]
+def add_claude_account(driver, url: str) -> None:
     """The paste flow as a person does it: open the provider's page, copy code#state, paste it back."""
     click(driver, "#add-claude")
     assert TERMS in wait_for(driver, "#terms-warning").text
@@ -116,7 +116,7 @@ def add_claude_account(driver, url: str) -> None:  # type: ignore[no-untyped-def
     wait_for(driver, ".flash-ok", "claude account")
 
 
-def test_keys_and_a_claude_account_in_a_real_browser(browser, admin_url: str, authority) -> None:  # type: ignore[no-untyped-def]
+def test_keys_and_a_claude_account_in_a_real_browser(browser, admin_url: str, authority) -> None:
     log_in(browser, admin_url)
 
     # a key: created, read once (copy button), listed, revoked after confirmation
@@ -178,7 +178,7 @@ def test_keys_and_a_claude_account_in_a_real_browser(browser, admin_url: str, au
     wait_for(browser, "#secret")
 
 
-def test_device_login_page_polls_until_the_provider_confirms(browser, admin_url: str, authority) -> None:  # type: ignore[no-untyped-def]
+def test_device_login_page_polls_until_the_provider_confirms(browser, admin_url: str, authority) -> None:
     log_in(browser, admin_url)
     click(browser, "#add-copilot")
     assert TERMS in wait_for(browser, "#terms-warning").text
@@ -200,7 +200,7 @@ class ClaudeConsentPage:
 
         self.oauth = claude_oauth()
 
-        def consent(request):  # type: ignore[no-untyped-def]
+        def consent(request):
             query = request.query
             code = self.oauth.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query["client_id"])
             pasted = f"<code id='pasted-code'>{code}#{query['state']}</code>"
@@ -211,7 +211,7 @@ class ClaudeConsentPage:
 
 
 @pytest.fixture
-def real_claude_admin(store, config) -> Iterator[tuple[str, ClaudeConsentPage]]:  # type: ignore[no-untyped-def]
+def real_claude_admin(store, config) -> Iterator[tuple[str, ClaudeConsentPage]]:
     page = ClaudeConsentPage()
     page.oauth.start()
     cfg = config.replace(claude_auth_base=page.oauth.url, claude_authorize_url=f"{page.oauth.url}/oauth/authorize")
@@ -221,7 +221,7 @@ def real_claude_admin(store, config) -> Iterator[tuple[str, ClaudeConsentPage]]:
     page.oauth.stop()
 
 
-def test_a_real_claude_login_through_the_paste_flow(browser, real_claude_admin) -> None:  # type: ignore[no-untyped-def]
+def test_a_real_claude_login_through_the_paste_flow(browser, real_claude_admin) -> None:
     from providers.claude import ClaudeProvider
 
     url, page = real_claude_admin
@@ -250,7 +250,7 @@ def test_a_real_claude_login_through_the_paste_flow(browser, real_claude_admin) 
     assert token_request["code_verifier"] not in browser.page_source
 
 
-def test_the_usage_charts_and_budget_bars_draw_in_a_real_browser(browser, admin_url: str, store) -> None:  # type: ignore[no-untyped-def]
+def test_the_usage_charts_and_budget_bars_draw_in_a_real_browser(browser, admin_url: str, store) -> None:
     import time as clock
 
     from selenium.webdriver.common.by import By
@@ -298,7 +298,7 @@ def test_the_usage_charts_and_budget_bars_draw_in_a_real_browser(browser, admin_
     assert browser.get_log("browser") == [] or all("Content Security Policy" not in e["message"] for e in browser.get_log("browser"))
 
 
-def test_quota_bars_draw_by_state_under_the_csp(browser, admin_url: str, store) -> None:  # type: ignore[no-untyped-def]
+def test_quota_bars_draw_by_state_under_the_csp(browser, admin_url: str, store) -> None:
     from selenium.webdriver.common.by import By
 
     from tests.support.accounts import seed_quotas

@@ -16,7 +16,7 @@ from tests.fakes.admin_providers import TERMS, consent
 from tests.support.admin import add_account, csrf_token, submit, text
 
 
-def flow_page(client, provider: str) -> str:  # type: ignore[no-untyped-def]
+def flow_page(client, provider: str) -> str:
     started = submit(client, f"/admin/accounts/add/{provider}", page=f"/admin/accounts/add/{provider}")
     assert started.status_code == 303 and started.headers["Location"] == f"/admin/accounts/add/{provider}/flow"
     return text(client.get(started.headers["Location"]))

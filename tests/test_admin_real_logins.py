@@ -35,7 +35,7 @@ def codex_auth() -> Iterator[FakeCodexAuth]:
 
 
 @pytest.fixture
-def real_api(store, copilot_config: Config, claude_auth: FakeOAuth, codex_auth: FakeCodexAuth) -> Api:  # type: ignore[no-untyped-def]
+def real_api(store, copilot_config: Config, claude_auth: FakeOAuth, codex_auth: FakeCodexAuth) -> Api:
     cfg = copilot_config.replace(
         claude_auth_base=claude_auth.url,
         claude_authorize_url=f"{claude_auth.url}/oauth/authorize",
@@ -45,7 +45,7 @@ def real_api(store, copilot_config: Config, claude_auth: FakeOAuth, codex_auth: 
     return Api(app.test_client())
 
 
-def started(api: Api, provider: str, **body) -> dict:  # type: ignore[no-untyped-def]
+def started(api: Api, provider: str, **body) -> dict:
     response = api.post(f"/admin/api/accounts/{provider}/oauth/start", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.json

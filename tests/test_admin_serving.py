@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e  # listeners
 
 
 @pytest.fixture
-def admin_server(store, config, test_providers):  # type: ignore[no-untyped-def]
+def admin_server(store, config, test_providers):
     server = AdminServer(create_app(store, config), "127.0.0.1", 0, channel_timeout=3).start()
     yield server
     server.stop()

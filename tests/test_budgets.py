@@ -68,7 +68,7 @@ def test_windows_are_calendar_day_monday_week_and_month_in_the_time_zone() -> No
 # -- the store's window totals --------------------------------------------------------------------------
 
 
-def event(request_id: str, created_at: float, key_id: int | None = 1, cost: float | None = 0.01) -> dict:  # type: ignore[type-arg]
+def event(request_id: str, created_at: float, key_id: int | None = 1, cost: float | None = 0.01) -> dict:
     return {
         "request_id": request_id,
         "created_at": created_at,
@@ -82,7 +82,7 @@ def event(request_id: str, created_at: float, key_id: int | None = 1, cost: floa
     }
 
 
-def test_the_writer_adds_new_events_to_every_window_once(store) -> None:  # type: ignore[no-untyped-def]
+def test_the_writer_adds_new_events_to_every_window_once(store) -> None:
     day = bounds("day", at("2026-03-18 12:00"), UTC)[0]
     rows = [event("r1", day + 10), event("r2", day + 20, cost=None), event("r3", day + 30, key_id=None), event("r4", day - 5)]
     assert usage_store.insert_events(rows, UTC) == 4
@@ -108,7 +108,7 @@ def tracker_for(*records: KeyRecord, tz: datetime.tzinfo = UTC) -> tuple[BudgetT
     return BudgetTracker(lambda: records, lambda: writer.committed, tz), writer
 
 
-def finished(seq: int, created_at: float, tokens: int = 100, cost: float | None = 0.5) -> dict:  # type: ignore[type-arg]
+def finished(seq: int, created_at: float, tokens: int = 100, cost: float | None = 0.5) -> dict:
     return {"seq": seq, "created_at": created_at, "input_tokens": tokens, "output_tokens": 0, "cost_usd": cost}
 
 
@@ -158,7 +158,7 @@ def test_the_window_rolls_over_at_local_midnight_and_the_last_minute_may_be_retr
     tracker.check(key, at("2026-03-19 00:00:01", BERLIN))  # its totals are of the old window
 
 
-def test_keys_without_a_budget_cost_nothing_and_need_no_query(store) -> None:  # type: ignore[no-untyped-def]
+def test_keys_without_a_budget_cost_nothing_and_need_no_query(store) -> None:
     plain = budgeted()
     tracker, _ = tracker_for(plain)
     tracker.observe(plain, finished(1, time.time()))
@@ -169,7 +169,7 @@ def test_keys_without_a_budget_cost_nothing_and_need_no_query(store) -> None:  #
 # -- the addon under mitmproxy's test context ---------------------------------------------------------------
 
 
-def test_the_tracker_addon_reconciles_in_the_background_and_stops(store) -> None:  # type: ignore[no-untyped-def]
+def test_the_tracker_addon_reconciles_in_the_background_and_stops(store) -> None:
     row, _ = keys.create_key("budgeted", token_budget=50, budget_window="day")
     record = KeyRecord.from_row(row)
     now = time.time()
@@ -190,7 +190,7 @@ def test_the_tracker_addon_reconciles_in_the_background_and_stops(store) -> None
     assert tracker.reconcile_seconds < 1.0
 
 
-def test_the_kleis_addon_refuses_a_key_over_budget_before_anything_goes_upstream(store, config) -> None:  # type: ignore[no-untyped-def]
+def test_the_kleis_addon_refuses_a_key_over_budget_before_anything_goes_upstream(store, config) -> None:
     row, key = keys.create_key("spent", token_budget=10, budget_window="week")
     usage_store.insert_events([event("r1", time.time(), key_id=row.id)], UTC)
     provider = LoopbackProvider(config, dict.fromkeys(Protocol, "http://127.0.0.1:9"), token_url="http://127.0.0.1:9/token")
@@ -221,7 +221,7 @@ def test_the_kleis_addon_refuses_a_key_over_budget_before_anything_goes_upstream
 
 
 @pytest.fixture
-def live(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
+def live(store, config, fake_oauth, fake_anthropic, fake_openai):
     recorder = UsageRecorder(interval=0.05, prices=lambda provider, model: SONNET)
     running = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(usage=recorder, budgets=True))
     running.add_account()
@@ -229,7 +229,7 @@ def live(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignor
     running.proxy.stop()
 
 
-def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 5.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
@@ -238,7 +238,7 @@ def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-unty
     raise AssertionError("condition not reached")
 
 
-def follower_sees(live, **fields) -> None:  # type: ignore[no-untyped-def]
+def follower_sees(live, **fields) -> None:
     def applied() -> bool:
         record = next(r for r in live.proxy.services.follower.keys.values() if r.id == live.key_id)
         return all(getattr(record, name) == value for name, value in fields.items())
@@ -250,7 +250,7 @@ def follower_sees(live, **fields) -> None:  # type: ignore[no-untyped-def]
     ("path", "body", "shape"),
     [("/v1/messages", MESSAGES, "anthropic"), ("/v1/chat/completions", CHAT, "openai"), ("/v1/responses", RESPONSES, "openai")],
 )
-def test_a_token_budget_refuses_in_the_callers_shape_until_the_window_resets(live, path, body, shape) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_budget_refuses_in_the_callers_shape_until_the_window_resets(live, path, body, shape) -> None:
     keys.set_limits(live.key_id, token_budget=1, budget_window="day")
     follower_sees(live, token_budget=1)
     upstream = live.anthropic if shape == "anthropic" else live.openai
@@ -272,7 +272,7 @@ def test_a_token_budget_refuses_in_the_callers_shape_until_the_window_resets(liv
         wait_until(lambda: client.post(path, json=body).status_code == 200)
 
 
-def test_a_cost_budget_counts_the_list_price_of_each_request(live) -> None:  # type: ignore[no-untyped-def]
+def test_a_cost_budget_counts_the_list_price_of_each_request(live) -> None:
     per_request = (12 * 3 + 100 * 0.3 + 20 * 3.75 + 7 * 15) / 1e6  # the fake Anthropic's usage at Sonnet's prices
     keys.set_limits(live.key_id, cost_budget=per_request * 2.5, budget_window="month")
     follower_sees(live, cost_budget=per_request * 2.5)
@@ -290,7 +290,7 @@ def test_a_cost_budget_counts_the_list_price_of_each_request(live) -> None:  # t
 # -- the admin API, the keys page and the CLI -----------------------------------------------------------------
 
 
-def test_budgets_through_the_api_and_the_keys_page(api, admin) -> None:  # type: ignore[no-untyped-def]
+def test_budgets_through_the_api_and_the_keys_page(api, admin) -> None:
     from tests.support.admin import submit
 
     created = api.post("/admin/api/keys", json={"name": "ci", "token_budget": 5000, "cost_budget": "12.50", "budget_window": "week"})
@@ -317,7 +317,7 @@ def test_budgets_through_the_api_and_the_keys_page(api, admin) -> None:  # type:
     assert usage["cost_basis"] == "list-price equivalent" and usage["windows"]["today"]["total"]["cost_usd"] == 0.01
 
 
-def test_cli_sets_and_shows_budgets(kleis_cli) -> None:  # type: ignore[no-untyped-def]
+def test_cli_sets_and_shows_budgets(kleis_cli) -> None:
     import json
 
     created = kleis_cli(
@@ -337,7 +337,7 @@ def test_cli_sets_and_shows_budgets(kleis_cli) -> None:  # type: ignore[no-untyp
 # -- the schema and PostgreSQL -------------------------------------------------------------------------------------
 
 
-def test_schema_8_adds_cost_budgets_and_window_totals_to_a_version_4_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_schema_8_adds_cost_budgets_and_window_totals_to_a_version_4_store(tmp_path) -> None:
     import peewee
 
     from store import migrations
@@ -362,7 +362,7 @@ def test_schema_8_adds_cost_budgets_and_window_totals_to_a_version_4_store(tmp_p
     db.close()
 
 
-def test_window_totals_charts_and_cost_sums_on_postgresql(postgres_server, config) -> None:  # type: ignore[no-untyped-def]
+def test_window_totals_charts_and_cost_sums_on_postgresql(postgres_server, config) -> None:
     from store.db import open_store
 
     store = open_store(config.replace(database_url=postgres_server.new_database()))

@@ -96,14 +96,14 @@ COPILOT_ITEMS = [
 ]
 
 
-def named(name: str, protocols: frozenset, models: tuple[str, ...], items: list | None = None):  # type: ignore[no-untyped-def]
+def named(name: str, protocols: frozenset, models: tuple[str, ...], items: list | None = None):
     cls = type(
         f"Test{name.title()}",
         (LoopbackProvider,),
         {"name": name, "display_name": name.title(), "protocols": protocols, "default_models": models},
     )
 
-    async def list_models(self, account, http):  # type: ignore[no-untyped-def]
+    async def list_models(self, account, http):
         return items
 
     cls.list_models = list_models
@@ -118,7 +118,7 @@ class FakeModelsDev(FakeServer):
 
 
 @pytest.fixture
-def models_dev():  # type: ignore[no-untyped-def]
+def models_dev():
     fake = FakeModelsDev().start()
     yield fake
     fake.stop()
@@ -144,7 +144,7 @@ def test_fetch_ttl_persist_and_fallbacks(tmp_path, models_dev) -> None:
     assert restarted.source == "persisted" and set(restarted.data) == set(REGISTRY)
 
 
-def make_catalog(config, tmp_path, models_dev, **providers):  # type: ignore[no-untyped-def]
+def make_catalog(config, tmp_path, models_dev, **providers):
     cache = ModelsDev(f"{models_dev.url}/api.json", 3600, tmp_path)
     cache.load_offline()
     assert cache.refresh_blocking()
@@ -334,7 +334,7 @@ def test_a_provider_list_is_fetched_as_soon_as_its_first_account_appears(config,
     catalog = make_catalog(config.replace(models_ttl=3600), tmp_path, models_dev, copilot=copilot)
     accounts = Accounts()
 
-    async def fresh(account):  # type: ignore[no-untyped-def]
+    async def fresh(account):
         return account
 
     catalog.follower = accounts

@@ -113,7 +113,7 @@ def test_interactive_login_reads_the_pasted_code_from_the_terminal(data_dir: Pat
         printed = ""
         deadline = time.time() + 30
         while not URL_LINE.search(printed) and time.time() < deadline:
-            line = process.stdout.readline()  # type: ignore[union-attr]
+            line = process.stdout.readline()
             if not line:
                 break
             printed += line

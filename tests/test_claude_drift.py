@@ -25,7 +25,7 @@ from tests.support.learned import stored_learned
 ASK = {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
 
-def user_agents(api) -> list[str]:  # type: ignore[no-untyped-def]
+def user_agents(api) -> list[str]:
     return [request.headers["user-agent"] for request in api.received("/v1/messages")]
 
 

@@ -40,8 +40,8 @@ class SignalRecorder:
 
     def __init__(self, tracker: HealthTracker) -> None:
         self.signals: list[tuple[int, Signal]] = []
-        tracker.on_signal = self.on_signal  # type: ignore[method-assign]
-        tracker.on_success = self.on_success  # type: ignore[method-assign]
+        tracker.on_signal = self.on_signal
+        tracker.on_success = self.on_success
 
     def on_signal(self, account: AccountView, signal: Signal) -> None:
         self.signals.append((account.id, signal))
@@ -64,7 +64,7 @@ class ClaudeKleis:
         return anthropic.Anthropic(base_url=self.proxy.url, **({"auth_token": self.key, "api_key": None} | options), max_retries=0)
 
 
-def start(store, config, run_proxy, expires_in: float = 3600) -> Iterator[ClaudeKleis]:  # type: ignore[no-untyped-def]
+def start(store, config, run_proxy, expires_in: float = 3600) -> Iterator[ClaudeKleis]:
     oauth = claude_oauth().start()
     api = FakeClaudeAPI(valid_tokens=oauth.issued_access).start()
     cfg = config.replace(claude_api_base=api.url, claude_auth_base=oauth.url)
@@ -82,12 +82,12 @@ def start(store, config, run_proxy, expires_in: float = 3600) -> Iterator[Claude
 
 
 @pytest.fixture
-def claude(store, config, run_proxy) -> Iterator[ClaudeKleis]:  # type: ignore[no-untyped-def]
+def claude(store, config, run_proxy) -> Iterator[ClaudeKleis]:
     yield from start(store, config, run_proxy)
 
 
 @pytest.fixture
-def expiring(store, config, run_proxy) -> Iterator[ClaudeKleis]:  # type: ignore[no-untyped-def]
+def expiring(store, config, run_proxy) -> Iterator[ClaudeKleis]:
     yield from start(store, config, run_proxy, expires_in=3)  # too close to its end to be sent (VALID_MARGIN)
 
 
@@ -187,7 +187,7 @@ def test_upstream_errors_pass_in_anthropic_shape_and_are_labelled(claude: Claude
     assert (refused.kind, refused.account_wide) == ("request", False)
 
 
-def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring: ClaudeKleis, store) -> None:  # type: ignore[no-untyped-def]
+def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring: ClaudeKleis, store) -> None:
     message = expiring.client().messages.create(model="claude-sonnet-5", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
     assert message.content[0].text == "Hello from fake Claude"
     used = expiring.api.last("/v1/messages").headers["authorization"].removeprefix("Bearer ")
@@ -197,7 +197,7 @@ def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring:
     assert expiring.oauth.refresh_calls == 1
 
 
-def test_a_version_floor_claude_does_not_name_is_for_the_setting(claude: ClaudeKleis, config, run_proxy) -> None:  # type: ignore[no-untyped-def]
+def test_a_version_floor_claude_does_not_name_is_for_the_setting(claude: ClaudeKleis, config, run_proxy) -> None:
     claude.api.validators.append(version_floor({"claude-opus-5-5": "2.1.400"}, names_version=False))
     ask = {"model": "claude-opus-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(anthropic.BadRequestError, match="raise KLEIS_CLAUDE_CODE_VERSION") as caught:

@@ -39,7 +39,7 @@ def api(oauth_fake: FakeOAuth) -> Iterator[FakeClaudeAPI]:
 
 
 @pytest.fixture
-def cfg(config, oauth_fake: FakeOAuth, api: FakeClaudeAPI):  # type: ignore[no-untyped-def]
+def cfg(config, oauth_fake: FakeOAuth, api: FakeClaudeAPI):
     return config.replace(
         claude_auth_base=oauth_fake.url, claude_api_base=api.url, claude_authorize_url="https://claude.example/oauth/authorize"
     )
@@ -298,7 +298,7 @@ def test_a_refused_refresh_keeps_the_pair_a_concurrent_import_of_the_same_file_j
 # -- refresh ---------------------------------------------------------------------------------------
 
 
-def stored_account(store, oauth_fake: FakeOAuth, expires_in: float = 3600) -> AccountView:  # type: ignore[no-untyped-def]
+def stored_account(store, oauth_fake: FakeOAuth, expires_in: float = 3600) -> AccountView:
     access, refresh = oauth_fake.seed()
     row, _ = upsert_account(
         "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"]
@@ -306,7 +306,7 @@ def stored_account(store, oauth_fake: FakeOAuth, expires_in: float = 3600) -> Ac
     return AccountView.from_row(row, store.cipher)
 
 
-async def refresh_once(cfg, account: AccountView) -> TokenSet:  # type: ignore[no-untyped-def]
+async def refresh_once(cfg, account: AccountView) -> TokenSet:
     async with httpx.AsyncClient(timeout=10) as http:
         return await ClaudeProvider(cfg).refresh(account, http)
 

@@ -20,7 +20,7 @@ from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS, TOKEN_RE
 IDENTITY = {"type": "text", "text": IDENTITY_CLI}
 
 
-def prepare(config, body: dict[str, Any], headers: dict[str, str] | None = None, path: str = "/v1/messages", query: str = "") -> Upstream:  # type: ignore[no-untyped-def]
+def prepare(config, body: dict[str, Any], headers: dict[str, str] | None = None, path: str = "/v1/messages", query: str = "") -> Upstream:
     request = ForwardRequest(
         protocol=Protocol.MESSAGES,
         path=path,

@@ -16,7 +16,7 @@ from tests.fakes.base import sse
 from tests.support.claude import TOKEN_REF, account, tool
 
 
-def prepared(config, tools: list[dict[str, Any]]) -> Upstream:  # type: ignore[no-untyped-def]
+def prepared(config, tools: list[dict[str, Any]]) -> Upstream:
     body = {"model": "claude-sonnet-5", "max_tokens": 10, "stream": True, "tools": tools, "messages": [{"role": "user", "content": "go"}]}
     request = ForwardRequest(Protocol.MESSAGES, "/v1/messages", "", {}, body, "claude-sonnet-5", account(), TOKEN_REF, True)
     return ClaudeProvider(config).prepare(request)

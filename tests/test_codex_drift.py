@@ -96,7 +96,7 @@ def test_fields_the_backend_refuses_never_reach_it(store, config, run_proxy, cod
     part = {"type": "input_text", "text": "hi", "prompt_cache_breakpoint": {"ttl": "1h"}}
     response = kleis.client().responses.create(
         model="gpt-6-sol",
-        input=[{"type": "message", "role": "user", "content": [part]}],  # type: ignore[list-item]
+        input=[{"type": "message", "role": "user", "content": [part]}],
         extra_body={"prompt_cache_options": {"ttl": "1h"}, "context_management": [{"type": "compaction", "compact_threshold": 1000}]},
     )
     assert response.output_text == "Hi there"

@@ -58,13 +58,13 @@ def fakes() -> Iterator[tuple[FakeCodexAuth, FakeCodex]]:
     auth.stop()
 
 
-def logged_in(store, cfg, auth: FakeCodexAuth) -> None:  # type: ignore[no-untyped-def]
+def logged_in(store, cfg, auth: FakeCodexAuth) -> None:
     start = login.start_login(store, cfg)
     login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
     assert OAuthState.select().where(OAuthState.provider == "codex").count() == 0  # the login is finished and gone
 
 
-def start(store, config, run_proxy, fakes, provider_factory=CodexProvider, parts=None) -> Setup:  # type: ignore[no-untyped-def]
+def start(store, config, run_proxy, fakes, provider_factory=CodexProvider, parts=None) -> Setup:
     auth, codex = fakes
     cfg = config.replace(codex_api_base=codex.base, codex_auth_base=auth.url)
     logged_in(store, cfg, auth)
@@ -74,7 +74,7 @@ def start(store, config, run_proxy, fakes, provider_factory=CodexProvider, parts
 
 
 @pytest.fixture
-def kleis(store, config, run_proxy, fakes) -> Setup:  # type: ignore[no-untyped-def]
+def kleis(store, config, run_proxy, fakes) -> Setup:
     return start(store, config, run_proxy, fakes)
 
 

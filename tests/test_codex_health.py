@@ -24,7 +24,7 @@ class AccountAwareCodex(FakeCodex):
 
     failing_account: str | None = None
 
-    def responses(self, request):  # type: ignore[no-untyped-def]
+    def responses(self, request):
         if request.headers.get("chatgpt-account-id") == self.failing_account:
             self.plan.error = {**LIMIT, "resets_at": int(time.time()) + 1800}
             try:
@@ -35,7 +35,7 @@ class AccountAwareCodex(FakeCodex):
 
 
 @pytest.fixture
-def setup(store, config, run_proxy):  # type: ignore[no-untyped-def]
+def setup(store, config, run_proxy):
     auth = FakeCodexAuth().start()
     codex = AccountAwareCodex(valid_tokens=auth.issued_access).start()
     cfg = config.replace(codex_api_base=codex.base, codex_auth_base=auth.url)

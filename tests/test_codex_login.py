@@ -28,7 +28,7 @@ def auth() -> Iterator[FakeCodexAuth]:
 
 
 @pytest.fixture
-def cfg(config, auth):  # type: ignore[no-untyped-def]
+def cfg(config, auth):
     return config.replace(codex_auth_base=auth.url)
 
 
@@ -115,7 +115,7 @@ def test_the_same_account_twice_updates_one_row_and_another_adds_one(store, cfg,
 
 def test_tokens_naming_no_account_are_refused(store, cfg, auth) -> None:
     auth.account = ChatGPTAccount("", "", "x@example.test")
-    auth.account.auth_claims = lambda: {}  # type: ignore[method-assign]
+    auth.account.auth_claims = lambda: {}
     start = login.start_login(store, cfg)
     with pytest.raises(ProviderError, match="no chatgpt_account_id"):
         login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})

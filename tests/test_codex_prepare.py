@@ -45,7 +45,7 @@ def request(body: dict, headers: dict | None = None, stream: bool = False, view:
 
 
 @pytest.fixture
-def provider(config) -> CodexProvider:  # type: ignore[no-untyped-def]
+def provider(config) -> CodexProvider:
     return CodexProvider(
         config.replace(
             codex_api_base="https://codex.example.test/backend-api/codex", codex_originator="codex-tui", codex_client_version="9.9.9"

@@ -26,11 +26,11 @@ def auth() -> Iterator[FakeCodexAuth]:
 
 
 @pytest.fixture
-def provider(config, auth) -> CodexProvider:  # type: ignore[no-untyped-def]
+def provider(config, auth) -> CodexProvider:
     return CodexProvider(config.replace(codex_auth_base=auth.url))
 
 
-def seeded(store, auth: FakeCodexAuth, expires_in: float = 3600):  # type: ignore[no-untyped-def]
+def seeded(store, auth: FakeCodexAuth, expires_in: float = 3600):
     access, refresh = auth.seed()
     metadata = {"account_id": auth.account.account_id, "email": auth.account.email, "plan_type": "plus"}
     upsert_account(
@@ -43,7 +43,7 @@ def seeded(store, auth: FakeCodexAuth, expires_in: float = 3600):  # type: ignor
     return load_views(store.cipher)[0]
 
 
-def refresh(provider: CodexProvider, view):  # type: ignore[no-untyped-def]
+def refresh(provider: CodexProvider, view):
     async def run() -> TokenSet:
         async with httpx.AsyncClient() as http:
             return await provider.refresh(view, http)
@@ -96,7 +96,7 @@ def test_the_token_manager_persists_the_rotated_pair(store, provider, auth) -> N
     view = seeded(store, auth, expires_in=10)  # inside the refresh skew
     auth.account = ChatGPTAccount(plan_type="pro")  # the plan changed since login
 
-    async def run():  # type: ignore[no-untyped-def]
+    async def run():
         async with httpx.AsyncClient() as http:
             manager = TokenManager(store, {"codex": provider}, http)
             assert await manager.fresh(view) is view  # still valid: used at once, refreshed in the background

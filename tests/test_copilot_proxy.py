@@ -31,7 +31,7 @@ class UsageSpy:
     def __init__(self) -> None:
         self.records: list[tuple[int, Any]] = []
 
-    def record(self, ctx, now: float) -> None:  # type: ignore[no-untyped-def]
+    def record(self, ctx, now: float) -> None:
         self.records.append((ctx.outcome.status, ctx.upstream.usage.usage if ctx.upstream.usage is not None else None))
 
     def wait(self, count: int, timeout: float = 3.0) -> list[tuple[int, Any]]:
@@ -57,7 +57,7 @@ class Live:
 
 
 @pytest.fixture
-def start(store, run_proxy, github: FakeGitHub):  # type: ignore[no-untyped-def]
+def start(store, run_proxy, github: FakeGitHub):
     """Import an account (token exchange against the fake GitHub), then start Kleis with the Copilot provider."""
 
     def launch(config: Config, client_id: str | None = None) -> Live:
@@ -292,7 +292,7 @@ def test_messages_keep_vs_codes_betas_and_lose_eager_input_streaming(start, copi
         model="copilot/claude-sonnet-4.5",
         max_tokens=64,
         messages=[{"role": "user", "content": "hi"}],
-        tools=[tool],  # type: ignore[list-item]
+        tools=[tool],
         extra_headers={"anthropic-beta": betas},
     )
     assert message.content[0].type == "text"

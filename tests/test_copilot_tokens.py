@@ -19,15 +19,15 @@ from tests.fakes.github import OPENCODE_CLIENT_ID
 from tests.support.accounts import account_view
 
 
-def refresh(provider: CopilotProvider, account: AccountView):  # type: ignore[no-untyped-def]
-    async def run():  # type: ignore[no-untyped-def]
+def refresh(provider: CopilotProvider, account: AccountView):
+    async def run():
         async with httpx.AsyncClient() as http:
             return await provider.refresh(account, http)
 
     return asyncio.run(run())
 
 
-def imported(store, config, github, **kwargs) -> AccountView:  # type: ignore[no-untyped-def]
+def imported(store, config, github, **kwargs) -> AccountView:
     result = login.import_credentials(store, config, github_token=github.seed_github_token(**kwargs))
     return account_view(store, result.account_id)
 

@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def web(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
+def web(store, config, fake_oauth, fake_anthropic, fake_openai):
     provider = LoopbackProvider(
         config,
         {Protocol.MESSAGES: fake_anthropic.url, Protocol.CHAT: fake_openai.url, Protocol.RESPONSES: fake_openai.url},
@@ -39,7 +39,7 @@ def web(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore
     state: dict = {}
     ready = threading.Event()
 
-    def on_ready(master) -> None:  # type: ignore[no-untyped-def]
+    def on_ready(master) -> None:
         state["master"], state["loop"] = master, asyncio.get_running_loop()
         ready.set()
 
@@ -205,7 +205,7 @@ def test_the_live_updates_websocket_needs_the_token_too(web) -> None:
 
     url = web["web"].replace("http://", "ws://") + "/updates"
 
-    async def connect(cookie: str | None):  # type: ignore[no-untyped-def]
+    async def connect(cookie: str | None):
         headers = {"Cookie": f"kleis_debug={cookie}"} if cookie else {}
         request = tornado.httpclient.HTTPRequest(url, headers=headers)
         try:

@@ -34,7 +34,7 @@ def test_upstream_errors_are_reshaped_for_the_caller() -> None:
     assert json.loads(html)["type"] == "error" and "bad gateway" in json.loads(html)["error"]["message"]
 
 
-def _sdk_error(status: int, body: bytes):  # type: ignore[no-untyped-def]
+def _sdk_error(status: int, body: bytes):
     """What each official SDK makes of an error body (parsed by the SDKs' own code)."""
 
     def handler(request: httpx.Request) -> httpx.Response:

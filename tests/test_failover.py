@@ -43,7 +43,7 @@ def test_cooldown_rules(signal: Signal, expected: tuple | None) -> None:
 
 
 @pytest.fixture
-def live(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
+def live(store, config, fake_oauth, fake_anthropic, fake_openai):
     cfg = config.replace(cooldown_max=120)
     running = start_kleis(store, cfg, fake_oauth, fake_anthropic, fake_openai, parts=Parts(health=True))
     yield running
@@ -58,7 +58,7 @@ def persisted(account_id: int, status: str, timeout: float = 2.0) -> Account:
     return Account.get_by_id(account_id)
 
 
-def tokens_seen(fake) -> list[str]:  # type: ignore[no-untyped-def]
+def tokens_seen(fake) -> list[str]:
     return [r.headers["authorization"] for r in fake.received("/v1/messages")]
 
 
@@ -206,7 +206,7 @@ def test_half_open_probe_order_unit() -> None:
     from tests.support.accounts import view
 
     now = time.time()
-    tracker = HealthTracker(60, StoreFollower(None))  # type: ignore[arg-type]
+    tracker = HealthTracker(60, StoreFollower(None))
     cooled, active = view(1, status="cooling", primary=True, cooldown=now - 1), view(2)
     order, probe = tracker.order([cooled, active], now)
     assert [a.id for a in order] == [1, 2] and probe == (1, now)
@@ -266,7 +266,7 @@ def test_only_a_401_soon_after_a_renewal_refuses_the_account() -> None:
 
     from providers.lifecycle import RENEWAL_WINDOW, TokenManager
 
-    manager = TokenManager(None, {}, None)  # type: ignore[arg-type]
+    manager = TokenManager(None, {}, None)
     account = SimpleNamespace(id=7, token_version=3)
     now = time.time()
     manager._renewed_after_401[7] = (3, now)

@@ -91,7 +91,7 @@ def test_lifting_a_limit_lets_requests_through_and_releases_still_balance() -> N
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "3", True, 10**9])
-def test_bad_limits_are_refused_at_creation(store, value) -> None:  # type: ignore[no-untyped-def]
+def test_bad_limits_are_refused_at_creation(store, value) -> None:
     with pytest.raises(Exception, match="rate_limit: expected a whole number"):
         keys.create_key("x", rate_limit=value)
     assert ApiKey.select().count() == 0
@@ -100,7 +100,7 @@ def test_bad_limits_are_refused_at_creation(store, value) -> None:  # type: igno
 # -- through the proxy -----------------------------------------------------------------------------
 
 
-def wait_until(predicate, timeout: float = 3.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 3.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
@@ -160,7 +160,7 @@ def test_a_key_at_its_concurrency_limit_gets_a_retryable_anthropic_error_until_t
         assert client.post("/v1/messages", json=MESSAGES).status_code == 200
 
 
-def test_cli_sets_shows_and_clears_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_sets_shows_and_clears_limits(tmp_path) -> None:
     data_dir = tmp_path / "data"
     created = run(data_dir, "keys", "create", "--name", "ci", "--rate-limit", "60", "--concurrency", "4", "--json")
     assert created.returncode == 0, created.stderr

@@ -45,7 +45,7 @@ def test_a_failed_commit_keeps_the_new_pair_for_the_next_attempt(kleis, monkeypa
     real_commit = leases.commit
     calls = []
 
-    def flaky_commit(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky_commit(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("database is locked")
@@ -130,9 +130,9 @@ def test_proactive_refresh_is_due_one_pass_before_the_request_path_would_refresh
     now = time.time()
     skew = config.refresh_skew
     providers = {"loop": LoopbackProvider(config, {}, "http://127.0.0.1:9/token"), "copilot": CopilotProvider(config)}
-    manager = TokenManager(None, providers, None)  # type: ignore[arg-type]
+    manager = TokenManager(None, providers, None)
 
-    def view(ident: int, provider: str, expires_in: float, metadata: dict | None = None):  # type: ignore[no-untyped-def]
+    def view(ident: int, provider: str, expires_in: float, metadata: dict | None = None):
         return SimpleNamespace(
             id=ident,
             provider=provider,
@@ -165,7 +165,7 @@ def test_cli_refresh_prints_the_result(store, config, fake_oauth, monkeypatch) -
     from tests.fakes.loopback_provider import LoopbackProvider
 
     class LoopForCli(LoopbackProvider):
-        def __init__(self, cfg) -> None:  # type: ignore[no-untyped-def]
+        def __init__(self, cfg) -> None:
             super().__init__(cfg, {}, f"{fake_oauth.url}/v1/oauth/token")
 
     monkeypatch.setitem(registry.PROVIDER_CLASSES, "loop", LoopForCli)
@@ -188,7 +188,7 @@ def test_an_unexpected_provider_refusal_backs_off_instead_of_failing_the_proxy(k
     account = kleis.add_account(expires_in=-60)
     kleis.oauth.fail_next = [Reply(400, {"error": "invalid_request", "error_description": "something new"})]
 
-    async def refusing(account_view, http):  # type: ignore[no-untyped-def]
+    async def refusing(account_view, http):
         from core.exceptions import ProviderError
 
         raise ProviderError("token endpoint said invalid_request")
@@ -243,7 +243,7 @@ def test_the_refresher_purges_expired_logins_and_pending_imports_hourly(store) -
 
     oauth.save_state(store, "claude", "live-login", "verifier")
     oauth.save_state(store, "claude-import", "old-import", data={"refresh_token": "x"}, ttl=60)
-    refresher = ProactiveRefresher(None, SimpleNamespace(accounts=[]))  # type: ignore[arg-type]
+    refresher = ProactiveRefresher(None, SimpleNamespace(accounts=[]))
     later = time.time() + 120  # the import's 60 s have passed, the login's 10 minutes have not
     assert asyncio.run(refresher.purge_expired_logins(later)) == 1
     assert [row.state for row in OAuthState.select()] == ["live-login"]

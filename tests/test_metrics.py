@@ -30,11 +30,11 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return found
 
 
-def value(parsed: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+def value(parsed: dict, name: str, **labels: str) -> float:
     return parsed.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def row(**fields) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def row(**fields) -> dict:
     base = {"provider": "claude", "protocol": "messages", "status": 200, "key_id": 7, "account_id": 3, "latency_ms": 1500.0}
     return {**base, "ttfb_ms": 400.0, "input_tokens": 10, "cache_read_tokens": 100, "output_tokens": 5, "reasoning_tokens": 2, **fields}
 
@@ -61,7 +61,7 @@ def test_a_batch_is_counted_per_label_set_and_parses_back() -> None:
     assert value(parsed, "kleis_refreshes_total", provider="claude", result="ok") == 1
 
 
-def test_metrics_need_the_admin_bearer_unless_public(store, config, test_providers) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_need_the_admin_bearer_unless_public(store, config, test_providers) -> None:
     from admin import create_app
 
     private = create_app(store, config, {"TESTING": True}, metrics_source=KleisMetrics()).test_client()
@@ -75,7 +75,7 @@ def test_metrics_need_the_admin_bearer_unless_public(store, config, test_provide
     assert public.get("/admin/api/keys").status_code == 401  # only /metrics is public
 
 
-def test_a_live_proxy_counts_requests_tokens_cost_refreshes_and_states(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:  # type: ignore[no-untyped-def]
+def test_a_live_proxy_counts_requests_tokens_cost_refreshes_and_states(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
     from prometheus_client import generate_latest
 
     metrics = KleisMetrics()
@@ -115,7 +115,7 @@ def test_a_live_proxy_counts_requests_tokens_cost_refreshes_and_states(store, co
         assert secret not in text
 
 
-def test_each_accounts_quota_windows_are_gauges(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:  # type: ignore[no-untyped-def]
+def test_each_accounts_quota_windows_are_gauges(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
     from prometheus_client import generate_latest
 
     from tests.fakes.quota import claude_unified

@@ -21,7 +21,7 @@ BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "conte
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def shared_config(request, config: Config):  # type: ignore[no-untyped-def]
+def shared_config(request, config: Config):
     if request.param == "postgres":
         server = request.getfixturevalue("postgres_server")
         config = config.replace(database_url=server.new_database())

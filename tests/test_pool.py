@@ -16,7 +16,7 @@ def five_hour(used: float, resets_in: float = 3600, status: str = "") -> QuotaRe
     return QuotaReading((QuotaWindow("5h", used, NOW + resets_in, status, NOW),), NOW)
 
 
-def order(accounts, policy, readings, **kw) -> list[int]:  # type: ignore[no-untyped-def]
+def order(accounts, policy, readings, **kw) -> list[int]:
     return [a.id for a in rank(candidates(accounts, "claude", NOW), policy, readings.get, NOW, **kw)]
 
 

@@ -42,7 +42,7 @@ def launch(store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeAnthro
 
 
 @pytest.fixture
-def pool(store, config, fake_oauth, fake_anthropic, fake_openai) -> Iterator[tuple[LiveKleis, PerAccount]]:  # type: ignore[no-untyped-def]
+def pool(store, config, fake_oauth, fake_anthropic, fake_openai) -> Iterator[tuple[LiveKleis, PerAccount]]:
     live, quotas = launch(store, config, fake_oauth, fake_anthropic, fake_openai)
     yield live, quotas
     live.proxy.stop()
@@ -57,7 +57,7 @@ def served_by(live: LiveKleis, body: dict, **headers: str) -> str:
     return loop_account(live.anthropic.last("/v1/messages"))
 
 
-def wait_until(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(check, timeout: float = 5.0) -> None:
     deadline = time.time() + timeout
     while not check():
         assert time.time() < deadline, "timed out"
@@ -72,10 +72,10 @@ def test_the_quota_is_read_from_json_and_streamed_answers_and_recorded(pool) -> 
     tracker = live.proxy.services.quota
     assert tracker is not None
     reading = tracker.reading(account.id)
-    assert reading is not None and reading.window("5h").used == 0.42 and reading.claim == "five_hour"  # type: ignore[union-attr]
+    assert reading is not None and reading.window("5h").used == 0.42 and reading.claim == "five_hour"
     quotas.used[str(account.id)] = 0.55
     assert served_by(live, conversation(1, stream=True)) == str(account.id)
-    assert tracker.reading(account.id).window("5h").used == 0.55  # type: ignore[union-attr]  # read off the stream's headers
+    assert tracker.reading(account.id).window("5h").used == 0.55  # read off the stream's headers
     wait_until(lambda: quota_store.load().get(account.id, {}).get("windows", [{}])[0].get("used") == 0.55)
     wait_until(lambda: UsageEvent.select().count() == 2)
     assert {e.quota_claim for e in UsageEvent.select()} == {"five_hour"}
@@ -116,7 +116,7 @@ def test_a_conversation_stays_on_its_account_when_the_primary_recovers(pool) -> 
     assert served_by(live, conversation(1)) == str(standby.id)  # moved: the primary is saving
     tracker = live.proxy.services.quota
     assert tracker is not None
-    wait_until(lambda: not tracker.reading(primary.id).saving(0.95, time.time()))  # type: ignore[union-attr]  # its window reset
+    wait_until(lambda: not tracker.reading(primary.id).saving(0.95, time.time()))  # its window reset
     quotas.used[str(primary.id)] = 0.05
     assert served_by(live, conversation(2)) == str(primary.id)  # recovered: new conversations go to the primary again
     assert served_by(live, conversation(1)) == str(standby.id)  # but this conversation stays where its cache is
@@ -201,8 +201,8 @@ def test_codex_usage_limit_cools_until_its_reset_and_the_next_account_serves(sto
             assert seen == [first.metadata["account_id"], second.metadata["account_id"]]
             cooled = proxy.services.follower.account(first.id)
             assert cooled is not None and cooled.status == "cooling" and abs((cooled.cooldown_until or 0) - resets_at) <= 2
-            assert proxy.services.quota.reading(first.id).rejected(time.time())  # type: ignore[union-attr]
-            assert proxy.services.quota.reading(second.id).window("primary").used == pytest.approx(0.07)  # type: ignore[union-attr]
+            assert proxy.services.quota.reading(first.id).rejected(time.time())
+            assert proxy.services.quota.reading(second.id).window("primary").used == pytest.approx(0.07)
             again = client.post("/v1/responses", json={**body, "input": "another"}, headers={"authorization": f"Bearer {key}"})
             assert again.status_code == 200
             assert codex.last("/backend-api/codex/responses").headers["chatgpt-account-id"] == second.metadata["account_id"]
@@ -224,7 +224,7 @@ def test_copilot_premium_quota_is_read_at_token_renewal(store, copilot_config, g
     tracker = proxy.services.quota
     assert tracker is not None
     wait_until(lambda: tracker.reading(account_id) is not None)  # at start: no reading stored yet, so asked once
-    assert tracker.reading(account_id).window("premium").used == pytest.approx(0.96)  # type: ignore[union-attr]
+    assert tracker.reading(account_id).window("premium").used == pytest.approx(0.96)
     reads = github.quota_reads
     body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
     with httpx.Client(base_url=proxy.url, timeout=20) as client:
@@ -234,7 +234,7 @@ def test_copilot_premium_quota_is_read_at_token_renewal(store, copilot_config, g
         github.premium = {"entitlement": 300, "remaining": 150, "percent_remaining": 50.0, "unlimited": False}
         github.expire_copilot_tokens()
         proxy.call(proxy.services.tokens.refresh(account_id, force=True))  # what the proactive refresher does every ~25 min
-        wait_until(lambda: tracker.reading(account_id).window("premium").used == pytest.approx(0.5))  # type: ignore[union-attr]
+        wait_until(lambda: tracker.reading(account_id).window("premium").used == pytest.approx(0.5))
     assert github.quota_reads == reads + 1
     wait_until(lambda: quota_store.load().get(account_id, {}).get("windows", [{}])[0].get("used") == pytest.approx(0.5))
 

@@ -23,7 +23,7 @@ SONNET = {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75}
 SONNET_PRICES = Prices(3, 15, 0.3, 3.75)
 
 
-def counted(protocol: Protocol, body: dict) -> dict:  # type: ignore[type-arg]
+def counted(protocol: Protocol, body: dict) -> dict:
     usage = reader_for(protocol).body(body)
     return {f: getattr(usage, f) for f in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")}
 
@@ -102,13 +102,13 @@ NO_PRICES = [None, {}, {"input": 3}, {"output": 15}, {"input": "3", "output": 15
 
 
 @pytest.mark.parametrize("cost", NO_PRICES)
-def test_a_model_without_prices_costs_nothing_known_never_zero(cost) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_without_prices_costs_nothing_known_never_zero(cost) -> None:
     assert prices_from(cost) is None
     assert cost_usd(None, input_tokens=10, output_tokens=10, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0) is None
 
 
-def registry() -> dict:  # type: ignore[type-arg]
-    def model(model_id: str, cost: dict | None = None) -> dict:  # type: ignore[type-arg]
+def registry() -> dict:
+    def model(model_id: str, cost: dict | None = None) -> dict:
         entry = {"id": model_id, "name": model_id, "limit": {"context": 200000, "output": 32000}}
         return {**entry, "cost": cost} if cost is not None else entry
 
@@ -127,7 +127,7 @@ def registry() -> dict:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def catalog(config) -> Catalog:  # type: ignore[no-untyped-def]
+def catalog(config) -> Catalog:
     models_dev = ModelsDev(config.models_dev_url, config.models_ttl, config.data_dir)
     models_dev.data, models_dev.source = registry(), "fetched"
     providers = {"claude": ClaudeProvider(config), "codex": CodexProvider(config), "copilot": CopilotProvider(config)}

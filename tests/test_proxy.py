@@ -21,7 +21,7 @@ RESPONSES = {"model": "loop/gpt-x", "input": [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def client(kleis):  # type: ignore[no-untyped-def]
+def client(kleis):
     with httpx.Client(base_url=kleis.url, timeout=15) as http:
         yield http
 
@@ -332,7 +332,7 @@ def test_body_over_the_limit_is_413(store, config, fake_oauth, fake_anthropic, f
             declared = client.post("/v1/messages", json=big, headers=live.headers())
             assert declared.status_code == 413 and "KLEIS_MAX_BODY_BYTES" in anthropic_error(declared)["message"]
 
-            def chunks():  # type: ignore[no-untyped-def]
+            def chunks():
                 data = json.dumps(big).encode()
                 for i in range(0, len(data), 1000):
                     yield data[i : i + 1000]
@@ -398,7 +398,7 @@ def test_upstream_errors_pass_through_in_the_callers_shape(kleis, client) -> Non
 def test_an_exception_in_a_hook_fails_closed(kleis, client, monkeypatch) -> None:
     kleis.add_account()
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise RuntimeError("bug in prepare")
 
     monkeypatch.setattr(kleis.provider, "prepare", broken)
@@ -417,7 +417,7 @@ def test_an_exception_in_a_response_hook_fails_closed(kleis, client, monkeypatch
     kleis.add_account()
     import addons.responses
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise RuntimeError("bug in a response hook")
 
     monkeypatch.setattr(addons.responses, "make_stream_rewriter", broken)
@@ -441,7 +441,7 @@ def test_no_database_query_per_request_in_the_steady_state(kleis, client) -> Non
     executed = []
     real = database.obj.execute_sql
 
-    def counting(sql, params=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(sql, params=None, *args, **kwargs):
         executed.append(sql)
         return real(sql, params, *args, **kwargs)
 

@@ -36,7 +36,7 @@ def test_accounts_list_and_show_print_each_window(store: Store, config: Config) 
     )
 
 
-def test_the_admin_api_and_page_show_the_windows(store: Store, api: Api, admin) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_api_and_page_show_the_windows(store: Store, api: Api, admin) -> None:
     busy, old = seed_quotas(store)
     listed = {a["id"]: a for a in api.get("/admin/api/accounts").json["accounts"]}
     assert listed[busy]["quota"]["state"] == "saving" and listed[busy]["quota"]["claim"] == "five_hour"

@@ -73,10 +73,10 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path, config, store) -> Iterator[Served]:  # type: ignore[no-untyped-def]
+def served(tmp_path: Path, config, store) -> Iterator[Served]:
     with contextlib.ExitStack() as cleanup:
 
-        def started(fake):  # type: ignore[no-untyped-def]
+        def started(fake):
             fake.start()
             cleanup.callback(fake.stop)
             return fake
@@ -105,7 +105,7 @@ def served(tmp_path: Path, config, store) -> Iterator[Served]:  # type: ignore[n
         process, lines = start_serve(config.data_dir, env)
         stopped: list[int] = []
         cleanup.callback(lambda: stopped.append(stop(process, signal.SIGTERM)))
-        url = START_LINE.match(lines[-1]).group(1)  # type: ignore[union-attr]
+        url = START_LINE.match(lines[-1]).group(1)
         home = tmp_path / "home"
         (home / "work").mkdir(parents=True)
         yield Served(url, key, claude, codex, home)
@@ -207,7 +207,7 @@ def test_claude_code_shows_a_revoked_key_at_once(served: Served) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_claude_code_shows_at_once_that_no_account_can_serve(served: Served, store) -> None:  # type: ignore[no-untyped-def]
+def test_claude_code_shows_at_once_that_no_account_can_serve(served: Served, store) -> None:
     """A disabled (or logged-out) account is not a passing overload: Claude Code must not retry it for minutes."""
     from store.accounts import set_status
 

@@ -55,7 +55,7 @@ def test_only_a_process_of_this_host_that_ended_is_gone() -> None:
 
 
 # -- waiting for a lease -------------------------------------------------------------------------------
-def expired_account(store, fake_oauth, expires_in: float = -60):  # type: ignore[no-untyped-def]
+def expired_account(store, fake_oauth, expires_in: float = -60):
     access, refresh = fake_oauth.seed()
     row, _ = upsert_account("loop", f"acct-{time.time()}", TokenSet(access, refresh, time.time() + expires_in), store.cipher)
     return account_view(store, row.id)
@@ -65,10 +65,10 @@ def hold_lease(account_id: int, owner: str, seconds: float = 60) -> None:
     Account.update(refresh_lease_owner=owner, refresh_lease_until=time.time() + seconds).where(Account.id == account_id).execute()
 
 
-def run_refresh(store, fake_oauth, account_id: int, heard: list[str], wait: float = 15.0):  # type: ignore[no-untyped-def]
+def run_refresh(store, fake_oauth, account_id: int, heard: list[str], wait: float = 15.0):
     provider = LoopbackProvider(store.config, {}, f"{fake_oauth.url}/v1/oauth/token")
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         async with httpx.AsyncClient() as http:
             manager = TokenManager(store, {"loop": provider}, http, on_wait=heard.append)
             manager.lease_wait = wait
@@ -107,7 +107,7 @@ def test_cli_refresh_says_what_it_waits_for(store, config, fake_oauth, monkeypat
     from providers import registry
 
     class LoopForCli(LoopbackProvider):
-        def __init__(self, cfg) -> None:  # type: ignore[no-untyped-def]
+        def __init__(self, cfg) -> None:
             super().__init__(cfg, {}, f"{fake_oauth.url}/v1/oauth/token")
 
     monkeypatch.setitem(registry.PROVIDER_CLASSES, "loop", LoopForCli)
@@ -174,7 +174,7 @@ def test_a_locked_store_costs_valid_token_requests_nothing(kleis, store) -> None
 def test_a_store_failure_is_waited_for_once_then_backs_off(store, fake_oauth, monkeypatch) -> None:
     from store import leases
 
-    def locked(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def locked(*args, **kwargs):
         time.sleep(0.5)  # what SQLite's busy timeout does, shorter
         raise peewee.OperationalError("database is locked")
 

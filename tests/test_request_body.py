@@ -32,7 +32,7 @@ BODY = b'{"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "
         ("gzip, zstd", lambda data: zstandard.ZstdCompressor().compress(gzip.compress(data))),
     ],
 )
-def test_supported_encodings_decode(encoding: str, encode) -> None:  # type: ignore[no-untyped-def]
+def test_supported_encodings_decode(encoding: str, encode) -> None:
     assert decoded_body(encode(BODY), encoding, 10_000) == BODY
 
 

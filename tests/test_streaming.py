@@ -30,7 +30,7 @@ def test_transform_and_observers_see_each_event() -> None:
 
 
 def test_failing_transform_passes_the_original_event() -> None:
-    def boom(event):  # type: ignore[no-untyped-def]
+    def boom(event):
         raise RuntimeError("bug")
 
     rewriter = StreamRewriter(transform=boom, observers=[boom])
@@ -41,10 +41,10 @@ def test_failing_parser_falls_back_to_pass_through() -> None:
     rewriter = StreamRewriter()
     assert rewriter(b"data: partial") == []
 
-    def broken(final: bool):  # type: ignore[no-untyped-def]
+    def broken(final: bool):
         raise ValueError("parser bug")
 
-    rewriter.parser._drain = broken  # type: ignore[method-assign]
+    rewriter.parser._drain = broken
     assert rewriter(b" more\n\n") == [b"data: partial more\n\n"]
     assert rewriter(b"data: next\n\n") == [b"data: next\n\n"]
     assert rewriter(b"") == []

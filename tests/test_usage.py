@@ -24,10 +24,10 @@ RESPONSES = {"model": "loop/gpt-u", "input": "hi"}
 
 
 @pytest.fixture
-def live(store, config, fake_oauth, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
+def live(store, config, fake_oauth, fake_anthropic, fake_openai):
     recorder = UsageRecorder(interval=0.05)
     running = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(usage=recorder))
-    running.recorder = recorder  # type: ignore[attr-defined]
+    running.recorder = recorder
     running.add_account()
     yield running
     running.proxy.stop()
@@ -160,7 +160,7 @@ def test_failures_are_recorded_with_zero_tokens_and_the_error(live) -> None:
 
 
 def test_a_response_kleis_failed_to_process_is_recorded_as_the_500_the_client_got(live, monkeypatch) -> None:
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise RuntimeError("bug in a response hook")
 
     monkeypatch.setattr(addons.responses, "aggregate_response", broken)
@@ -258,7 +258,7 @@ def test_aggregates_by_model_and_the_cli(live, monkeypatch, capsys) -> None:
     assert len(printed["recent"]) == 2
 
 
-def keyed(ctx):  # type: ignore[no-untyped-def]
+def keyed(ctx):
     from store.keys import KeyRecord
 
     ctx.client.key = KeyRecord(1, "kl_test0000", "t", "0" * 64, (), (), None, None)
@@ -302,7 +302,7 @@ def test_retention_deletes_events_older_than_the_setting(store) -> None:
     assert [e.request_id for e in UsageEvent.select()] == [recent.request_id]
 
 
-def usage_recorder_row(ctx):  # type: ignore[no-untyped-def]
+def usage_recorder_row(ctx):
     from addons.usage_recorder import event_from_context
 
     return event_from_context(ctx, time.time())
@@ -319,7 +319,7 @@ def test_one_unstorable_row_does_not_stall_the_others(store, monkeypatch) -> Non
     recorder = UsageRecorder(interval=0.05)
     real = usage_store.insert_events
 
-    def poisoned(rows, *args):  # type: ignore[no-untyped-def]
+    def poisoned(rows, *args):
         if any(r["request_id"] == "req_poison" for r in rows):
             raise ValueError("cannot store this row")
         return real(rows, *args)
@@ -341,7 +341,7 @@ def test_a_store_outage_loses_no_usage_event(store, monkeypatch) -> None:
     real = usage_store.insert_events
     failures = iter([peewee.OperationalError("database is locked")] * 6)
 
-    def flaky(rows, *args):  # type: ignore[no-untyped-def]
+    def flaky(rows, *args):
         error = next(failures, None)
         if error is not None:
             raise error
@@ -357,7 +357,7 @@ def test_a_store_outage_loses_no_usage_event(store, monkeypatch) -> None:
     assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]  # backed off, the whole batch kept
 
 
-def test_an_agents_probe_of_the_base_url_is_not_recorded_as_an_error(live) -> None:  # type: ignore[no-untyped-def]
+def test_an_agents_probe_of_the_base_url_is_not_recorded_as_an_error(live) -> None:
     with httpx.Client(base_url=live.url, timeout=10) as client:
         assert client.head("/").status_code == 200 and client.get("/").status_code == 200
         assert client.head("/healthz").status_code == 200
@@ -375,7 +375,7 @@ def test_a_full_disk_is_named_and_events_wait_in_memory_until_writes_succeed(sto
     full = [True]
     real = usage_store.insert_events
 
-    def on_a_full_disk(rows, *args):  # type: ignore[no-untyped-def]
+    def on_a_full_disk(rows, *args):
         db = database.obj  # the writer thread's own connection
         pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
         db.execute_sql(f"PRAGMA max_page_count = {pages if full[0] else 1_000_000_000}")

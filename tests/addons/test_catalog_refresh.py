@@ -27,7 +27,7 @@ def test_account_changes_invalidate_the_catalog_and_done_stops_the_loop(store, c
         async def refresh_once(http: httpx.AsyncClient, tokens: TokenManager) -> None:
             passes.append(1)
 
-        catalog.refresh_once = refresh_once  # type: ignore[method-assign]
+        catalog.refresh_once = refresh_once
         async with httpx.AsyncClient() as http:
             refresher = CatalogRefresher(catalog, follower, TokenManager(store, providers, http), http)
             with taddons.context(follower, refresher) as tctx:

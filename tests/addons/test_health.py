@@ -18,7 +18,7 @@ from tests.support.accounts import view
 from tests.support.addons import seed
 
 
-def tracker(store) -> tuple[HealthTracker, StoreFollower]:  # type: ignore[no-untyped-def]
+def tracker(store) -> tuple[HealthTracker, StoreFollower]:
     follower = StoreFollower(store.cipher)
     follower.load_all()
     return HealthTracker(3600, follower), follower

@@ -43,10 +43,10 @@ def test_answers_are_read_in_memory_and_shared_through_the_store(store, config) 
             there.observe(account_id, newer)
             await there.sync_once()
             await here.sync_once()
-            assert here.reading(account_id).window("5h").used == 0.2  # type: ignore[union-attr]
+            assert here.reading(account_id).window("5h").used == 0.2
             here.observe(account_id, five_hour(0.9, time.time() - 60))  # an old answer arriving late
             await here.sync_once()
-            assert here.reading(account_id).window("5h").used == 0.2  # type: ignore[union-attr]
+            assert here.reading(account_id).window("5h").used == 0.2
 
     asyncio.run(scenario())
 

@@ -35,7 +35,7 @@ def test_running_writes_batches_and_done_flushes_the_rest(store) -> None:
         with taddons.context(recorder) as tctx:
             await tctx.master.addons.invoke_addon(recorder, hooks.RunningHook())
             for _ in range(3):
-                recorder.record(finished(key), time.time())  # type: ignore[arg-type]
+                recorder.record(finished(key), time.time())
             assert recorder.queue.qsize() == 3 and UsageEvent.select().count() == 0  # queued, not written per request
             await tctx.master.addons.invoke_addon(recorder, hooks.DoneHook())
 
@@ -48,16 +48,16 @@ def test_a_flood_without_a_key_is_counted_not_recorded(store) -> None:
     recorder = UsageRecorder()
     now = float(int(time.time()))
     for _ in range(50):
-        recorder.record(finished(None, status=401), now)  # type: ignore[arg-type]
+        recorder.record(finished(None, status=401), now)
     assert recorder.queue.qsize() == UsageRecorder.UNAUTHENTICATED_PER_SECOND
     assert recorder.unauthenticated_skipped == 50 - UsageRecorder.UNAUTHENTICATED_PER_SECOND
 
 
 def test_a_row_the_store_refuses_is_dropped_without_holding_back_the_others(store) -> None:
     key = key_record()
-    good = event_from_context(finished(key), time.time())  # type: ignore[arg-type]
+    good = event_from_context(finished(key), time.time())
     bad = dict(good, request_id=None)  # NOT NULL: the store refuses this one row
-    other = event_from_context(finished(key), time.time())  # type: ignore[arg-type]
+    other = event_from_context(finished(key), time.time())
     recorder = UsageRecorder()
     recorder._write([good, bad, other])
     assert UsageEvent.select().count() == 2 and recorder.dropped == 1

@@ -89,7 +89,7 @@ def _authority() -> LoginAuthority:
     return TestProvider.authority
 
 
-def _finish(store, provider: str, answer: dict[str, Any], label: str = "") -> oauth.LoginResult:  # type: ignore[no-untyped-def]
+def _finish(store, provider: str, answer: dict[str, Any], label: str = "") -> oauth.LoginResult:
     account = answer["account"]
     tokens = TokenSet(
         answer["access_token"],
@@ -122,7 +122,7 @@ class PkceLogin:
     def __init__(self, provider: str, kind: str, redirect_uri: str, field: str) -> None:
         self.provider, self.kind, self.redirect_uri, self.field = provider, kind, redirect_uri, field
 
-    def start_login(self, store, config, *, device: bool = False, label: str = "", **options: Any) -> oauth.LoginStart:  # type: ignore[no-untyped-def]
+    def start_login(self, store, config, *, device: bool = False, label: str = "", **options: Any) -> oauth.LoginStart:
         if device:
             return DEVICE.start_for(self.provider, store, label)
         verifier, challenge = oauth.pkce_pair()
@@ -147,7 +147,7 @@ class PkceLogin:
             warning=TERMS,
         )
 
-    def complete_login(self, store, config, flow_id: str, answer: dict[str, Any]) -> oauth.LoginResult:  # type: ignore[no-untyped-def]
+    def complete_login(self, store, config, flow_id: str, answer: dict[str, Any]) -> oauth.LoginResult:
         verifier, data = oauth.load_state(store, self.provider, flow_id)
         if data.get("device_code"):
             return DEVICE.complete_login(store, config, flow_id, answer, provider=self.provider)
@@ -164,10 +164,10 @@ class PkceLogin:
 class DeviceLogin:
     """A device-code login: `complete_login` asks the authority once and answers pending until approved."""
 
-    def start_login(self, store, config, **options: Any) -> oauth.LoginStart:  # type: ignore[no-untyped-def]
+    def start_login(self, store, config, **options: Any) -> oauth.LoginStart:
         return self.start_for("copilot", store, options.get("label", ""))
 
-    def start_for(self, provider: str, store, label: str) -> oauth.LoginStart:  # type: ignore[no-untyped-def]
+    def start_for(self, provider: str, store, label: str) -> oauth.LoginStart:
         data = httpx.post(f"{_authority().url}/device/code", json={"client_id": CLIENT_ID}).json()
         flow_id = oauth.new_state()
         expires_at = oauth.save_state(
@@ -187,7 +187,7 @@ class DeviceLogin:
 
     def complete_login(
         self, store, config, flow_id: str, answer: dict[str, Any] | None = None, provider: str = "copilot"
-    ) -> oauth.LoginResult:  # type: ignore[no-untyped-def]
+    ) -> oauth.LoginResult:
         device_code, data = oauth.load_state(store, provider, flow_id)
         response = httpx.post(f"{_authority().url}/device/token", json={"device_code": device_code, "client_id": CLIENT_ID})
         body = response.json()

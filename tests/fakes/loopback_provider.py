@@ -25,7 +25,7 @@ class LoopbackProvider(Provider):
     protocols = frozenset(Protocol)
     default_models = ("loop-small", "loop-large")
 
-    def __init__(self, config, bases: dict[Protocol, str], token_url: str, client_id: str = "test-client") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config, bases: dict[Protocol, str], token_url: str, client_id: str = "test-client") -> None:
         super().__init__(config)
         self.bases = bases
         self.token_url = token_url

@@ -24,7 +24,7 @@ class Api:
         self.client = client
         self.headers = {"Authorization": f"Bearer {secret}"}
 
-    def __getattr__(self, method: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, method: str):
         call = getattr(self.client, method)
         return lambda path, **kw: call(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
@@ -35,13 +35,13 @@ def csrf_token(client: FlaskClient, page: str = "/admin/login") -> str:
     return found.group(1)
 
 
-def login(client: FlaskClient, secret: str = SECRET):  # type: ignore[no-untyped-def]
+def login(client: FlaskClient, secret: str = SECRET):
     response = client.post("/admin/login", data={"secret": secret, "csrf_token": csrf_token(client)})
     assert response.status_code == 303, response.get_data(as_text=True)
     return response
 
 
-def submit(client: FlaskClient, path: str, data: dict[str, Any] | None = None, page: str = "/admin/accounts", **kw: Any):  # type: ignore[no-untyped-def]
+def submit(client: FlaskClient, path: str, data: dict[str, Any] | None = None, page: str = "/admin/accounts", **kw: Any):
     """POST a form the way the page does: with the CSRF token the page carries."""
     return client.post(path, data={**(data or {}), "csrf_token": csrf_token(client, page)}, **kw)
 
@@ -54,6 +54,6 @@ def add_account(store: Store, identity: str = "acct-1", provider: str = "claude"
     return row.id
 
 
-def text(response) -> str:  # type: ignore[no-untyped-def]
+def text(response) -> str:
     """The body with HTML entities resolved (so assertions read as the page does)."""
     return html.unescape(response.get_data(as_text=True))

@@ -24,25 +24,25 @@ from tests.support.mitm import FakeHandler, streaming_flow
 
 
 class FakeKleis:
-    def __init__(self, flights: list) -> None:  # type: ignore[type-arg]
+    def __init__(self, flights: list) -> None:
         self.flights = flights
         self.finished: list[str] = []
 
-    def in_flight(self) -> list:  # type: ignore[type-arg]
+    def in_flight(self) -> list:
         return list(self.flights)
 
-    def finish(self, flow, ctx) -> None:  # type: ignore[no-untyped-def]
+    def finish(self, flow, ctx) -> None:
         ctx.outcome.done = True
         self.finished.append(ctx.request_id)
         self.flights = [(f, c) for f, c in self.flights if c is not ctx]
 
 
 class NoRefreshes:
-    def pending(self) -> list:  # type: ignore[type-arg]
+    def pending(self) -> list:
         return []
 
 
-def registered(tctx, flow) -> FakeHandler:  # type: ignore[no-untyped-def]
+def registered(tctx, flow) -> FakeHandler:
     handler = FakeHandler(flow.client_conn)
     tctx.master.addons.get("proxyserver").connections[flow.client_conn.id] = handler
     return handler
@@ -56,8 +56,8 @@ def test_a_cut_stream_ends_with_an_error_event_and_a_proper_end(path: str) -> No
         ctx = begin("POST", path)
         ctx.outcome.streamed, ctx.outcome.status = True, 200
         kleis = FakeKleis([(flow, ctx)])
-        drain = Drain(0, lambda: tctx.master, NoRefreshes())  # type: ignore[arg-type]
-        drain.attach(kleis)  # type: ignore[arg-type]
+        drain = Drain(0, lambda: tctx.master, NoRefreshes())
+        drain.attach(kleis)
         drain.cut_request(tctx.master, flow, ctx)
         writer = handler.transports[flow.client_conn].writer
     data = b"".join(writer.written)
@@ -73,8 +73,8 @@ def test_a_cut_request_still_waiting_gets_a_503_in_its_shape() -> None:
         flow = tflow.tflow()
         handler = registered(tctx, flow)
         ctx = begin("POST", "/v1/messages")
-        drain = Drain(0, lambda: tctx.master, NoRefreshes())  # type: ignore[arg-type]
-        drain.attach(FakeKleis([(flow, ctx)]))  # type: ignore[arg-type]
+        drain = Drain(0, lambda: tctx.master, NoRefreshes())
+        drain.attach(FakeKleis([(flow, ctx)]))
         drain.cut_request(tctx.master, flow, ctx)
         writer = handler.transports[flow.client_conn].writer
     head, _, body = b"".join(writer.written).partition(b"\r\n\r\n")
@@ -93,9 +93,9 @@ def test_the_drain_waits_for_requests_that_finish_and_cuts_the_rest(monkeypatch:
             quick_ctx, slow_ctx = begin("POST", "/v1/messages"), begin("POST", "/v1/messages")
             kleis = FakeKleis([(quick, quick_ctx), (slow, slow_ctx)])
             shut: list[str] = []
-            tctx.master.shutdown = lambda: shut.append("shutdown")  # type: ignore[method-assign]
-            drain = Drain(0.6, lambda: tctx.master, NoRefreshes())  # type: ignore[arg-type]
-            drain.attach(kleis)  # type: ignore[arg-type]
+            tctx.master.shutdown = lambda: shut.append("shutdown")
+            drain = Drain(0.6, lambda: tctx.master, NoRefreshes())
+            drain.attach(kleis)
             asyncio.get_running_loop().call_later(0.2, kleis.finish, quick, quick_ctx)  # ends by itself
             started = time.monotonic()
             drain.begin()
