@@ -44,7 +44,7 @@ def test_every_part_runs_as_an_addon_in_order_and_the_client_closes_last(store, 
                 await tctx.master.addons.invoke_addon(addon, hooks.RunningHook())
             for addon in chain:
                 await tctx.master.addons.invoke_addon(addon, hooks.DoneHook())
-            assert services.http.is_closed
+            assert services.http.is_closed and services.refresh_http.is_closed  # both clients, the last thing to stop
 
     asyncio.run(scenario())
 
