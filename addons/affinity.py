@@ -28,6 +28,8 @@ class SessionAffinity:
 
     def bind(self, conversation: str, account_id: int, now: float) -> None:
         """This request of the conversation went to `account_id` (its last request now)."""
+        if not conversation:
+            return  # not named: its provider has a single account
         self._bound[conversation] = (account_id, now)
         self._bound.move_to_end(conversation)
         while len(self._bound) > self.max_size:

@@ -47,6 +47,7 @@ class Route:
     resolution: Resolution | None = None
     provider: Provider | None = None
     candidates: list[AccountView] = dataclasses.field(default_factory=list)
+    pooled: bool = False  # the provider has more than one account (usable or not): ranking and affinity apply
     probe: tuple[int, float] | None = None  # the cooled account this request tests (half-open), and since when
     conversation: str = ""  # which conversation the request belongs to (providers.conversation), for affinity
     bound: int | None = None  # the conversation's account, while it is usable and has headroom (it stays bound)

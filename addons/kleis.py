@@ -161,7 +161,7 @@ class Kleis:
         try:
             outcome.first_byte_at = time.time()
             outcome.status = flow.response.status_code
-            self._read_quota(ctx, flow.response.headers.fields, outcome.first_byte_at)  # before the filter below
+            self._read_quota(ctx, flow.response.headers, outcome.first_byte_at)  # before the filter below
             response_headers.filter_headers(flow.response.headers)  # before a stream sends them on
             if (
                 flow.response.status_code < 300
@@ -183,12 +183,12 @@ class Kleis:
             outcome.streamed = False
             outcome.hook_failed = True
 
-    def _read_quota(self, ctx: RequestContext, fields: tuple[tuple[bytes, bytes], ...], now: float) -> None:
+    def _read_quota(self, ctx: RequestContext, headers: http.Headers, now: float) -> None:
         """The subscription quota the answer's headers carry, for the pool and the usage record."""
         tracker, account, provider = self.services.quota, ctx.upstream.account, ctx.route.provider
         if tracker is None or account is None or provider is None:
             return
-        reading = tracker.read_answer(account.id, provider, pipeline.plain_headers(fields), now)
+        reading = tracker.read_answer(account.id, provider, headers, now)
         if reading is not None:
             ctx.outcome.quota_claim, ctx.outcome.quota_overage = reading.claim, reading.overage
 

@@ -134,6 +134,7 @@ def route(
     provider = providers[resolution.provider]
     ctx.route.resolution, ctx.route.provider = resolution, provider
     ctx.route.candidates = candidates(accounts, resolution.provider)
+    ctx.route.pooled = sum(1 for a in accounts if a.provider == resolution.provider) > 1
     if not ctx.route.candidates:
         reasons = unusable_reasons(accounts, resolution.provider)
         detail = f" ({'; '.join(reasons)})" if reasons else ""
@@ -158,6 +159,8 @@ def rank_candidates(
     """The route's accounts in the order to try: quota headroom and routing mode, the conversation's own account
     first while it has headroom, accounts at their in-flight cap last (providers.pool.rank)."""
     client, route = ctx.client, ctx.route
+    if not route.pooled:
+        return  # the provider has one account: nothing to choose, no conversation to keep anywhere else
     route.conversation = conversation_id(client.headers, client.body or {}, client.key.id if client.key else None, client.model)
     preferred = affinity.account_for(route.conversation, now)
     reading = quota(preferred) if preferred is not None else None

@@ -51,7 +51,7 @@ class QuotaTracker:
         return merged
 
     def read_answer(self, account_id: int, provider: Provider, headers: Mapping[str, str], now: float) -> QuotaReading | None:
-        """The quota an answer's headers carry (lower-case names), kept for its account; None when there is none."""
+        """The quota an answer's headers carry (names in any case), kept for its account; None when there is none."""
         reading = provider.read_quota(headers, now)
         return None if reading is None else self.observe(account_id, reading)
 

@@ -156,7 +156,8 @@ class Provider:
 
     # -- subscription quota (providers.quota) -----------------------------------------------
     def read_quota(self, headers: Mapping[str, str], now: float) -> QuotaReading | None:
-        """The quota an answer's headers carry (lower-case names), read on every answer; None: it carries none."""
+        """The quota an answer's headers carry, read on every answer; None: it carries none. `headers` looks names up
+        case-insensitively (mitmproxy's Headers, or a dict of lower-case names)."""
         return None
 
     async def fetch_quota(self, account: AccountView, http: httpx.AsyncClient) -> QuotaReading | None:

@@ -268,3 +268,17 @@ def test_a_quota_one_process_read_steers_another_process(store, config, fake_oau
         stop(first)
         if second is not None:
             stop(second)
+
+
+def test_a_conversation_that_moved_while_the_primary_was_cooling_stays_when_it_is_back(pool) -> None:
+    from store.accounts import set_status
+
+    live, _ = pool
+    primary = live.add_account("primary", primary=True)
+    standby = live.add_account("standby")
+    set_status(primary.id, "cooling", "rate limited earlier", cooldown_until=time.time() + 0.5)
+    live.wait_for_accounts()
+    assert served_by(live, conversation(1)) == str(standby.id)  # the only usable account
+    wait_until(lambda: live.proxy.services.follower.account(primary.id).usable())
+    assert served_by(live, conversation(2)) == str(primary.id)  # back: new conversations go to the primary
+    assert served_by(live, conversation(1)) == str(standby.id)  # the first stays where it started

@@ -32,12 +32,12 @@ def _epoch(value: str | None) -> float | None:
 
 
 def read_unified(headers: Mapping[str, str], now: float) -> QuotaReading | None:
-    """The reading in an answer's headers (lower-case names), or None when it carries none."""
+    """The reading in an answer's headers (looked up case-insensitively), or None when it carries none."""
     if PREFIX + "status" not in headers and PREFIX + "5h-utilization" not in headers:
-        return None  # the cheap check: most answers of other providers end here
+        return None  # the cheap check: answers without the headers end here
     fields: dict[str, dict[str, str]] = {}
     for name, value in headers.items():
-        match = _WINDOW_FIELD.match(name)
+        match = _WINDOW_FIELD.match(name.lower())
         if match:
             fields.setdefault(match.group(1), {})[match.group(2)] = value
     windows = tuple(

@@ -24,7 +24,7 @@ def _number(value: str | None) -> float | None:
 
 
 def read_usage_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
-    """The reading in an answer's headers (lower-case names), or None when it carries none."""
+    """The reading in an answer's headers (looked up case-insensitively), or None when it carries none."""
     windows = []
     for name in WINDOWS:
         used = _number(headers.get(f"x-codex-{name}-used-percent"))
