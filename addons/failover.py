@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -37,7 +38,7 @@ RETRYABLE = frozenset({SignalKind.AUTH, SignalKind.AUTH_REJECTED, SignalKind.RAT
 DROP_RESPONSE_HEADERS = ("content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive")
 
 
-def refused_account(signal: Signal) -> Signal:
+def refused_account() -> Signal:
     return Signal(SignalKind.AUTH_REJECTED, "the provider refused the token issued to replace a refused one (401)", account_wide=True)
 
 
@@ -88,11 +89,13 @@ async def resend(
     """Send the request again on `account`; None when its token cannot be had. The attempt becomes the request's
     upstream call once an answer arrives (a re-send that cannot reach the upstream leaves the previous one)."""
     try:
-        account = await (
-            tokens.refresh(account.id, force=True, newer_than=account.token_version) if force_refresh else tokens.fresh(account)
-        )
-    except RefreshFailed as exc:
-        log.info("failover skips account %s: %s", account.id, exc)
+        if force_refresh:  # as bounded as the request path's wait; the refresh itself goes on and stores its answer
+            renewal = tokens.refresh(account.id, force=True, newer_than=account.token_version)
+            account = await asyncio.wait_for(asyncio.shield(renewal), tokens.request_wait)
+        else:
+            account = await tokens.fresh(account)
+    except (RefreshFailed, TimeoutError) as exc:
+        log.info("failover skips account %s: %s", account.id, exc or "its refresh takes too long")
         return None
     ctx.upstream.tried.append(account.id)
     token = account.access_token or ""
@@ -122,7 +125,7 @@ def classify(ctx: RequestContext, response: http.Response, services: Services) -
     if signal.kind == SignalKind.AUTH and account is not None and tokens.refused_after_renewal(account):
         # The token issued to replace a refused one is refused too: the provider rejects the account, not the
         # token. Refreshing again would only rotate tokens in a loop; cool the account and let the others serve.
-        signal = refused_account(signal)
+        signal = refused_account()
     if not (ctx.outcome.aggregated and ctx.outcome.error_type):  # keep an in-stream error's own label
         ctx.outcome.error_type = f"upstream_{status}" + (f" {signal.label}" if signal.label else "")
     if account is not None:
@@ -147,11 +150,9 @@ async def try_others(ctx: RequestContext, signal: Signal, attempts: list[Account
     failed = ctx.upstream.account
     for account in attempts:
         force = signal.kind == SignalKind.AUTH and failed is not None and account.id == failed.id
-        try:
-            received = await resend(ctx, account, services.tokens, services.http, services.config.upstream_timeout, force)
-        except httpx.HTTPError as exc:
-            log.warning("failover to account %s could not reach the upstream: %s", account.id, exc)
-            continue
+        if not force and services.load.full(account.id):
+            continue  # at KLEIS_ACCOUNT_MAX_INFLIGHT: a failover must not stampede the next account either
+        received = await resend_counted(ctx, account, services, force)
         if received is None:
             continue
         ctx.upstream.retries += 1
@@ -169,16 +170,30 @@ async def try_others(ctx: RequestContext, signal: Signal, attempts: list[Account
     return answer
 
 
+async def resend_counted(ctx: RequestContext, account: AccountView, services: Services, force: bool) -> httpx.Response | None:
+    """`resend`, counted against `account`'s in-flight cap while it runs; the slot goes back to the previous account
+    when the re-send gets no answer."""
+    held = ctx.upstream.slot
+    upstream.hold_slot(ctx, services.load, account.id)
+    try:
+        received = await resend(ctx, account, services.tokens, services.http, services.config.upstream_timeout, force)
+    except httpx.HTTPError as exc:
+        log.warning("failover to account %s could not reach the upstream: %s", account.id, exc)
+        received = None
+    if received is None:
+        if held is not None:
+            upstream.hold_slot(ctx, services.load, held)
+        else:
+            upstream.drop_slot(ctx, services.load)
+    return received
+
+
 def moved_to(ctx: RequestContext, services: Services, received: httpx.Response) -> None:
-    """The re-send's account now serves the request: its in-flight slot, the conversation, the answer's quota."""
+    """The re-send's account now serves the request: the conversation, and the answer's quota."""
     account, now = ctx.upstream.account, time.time()
     if account is None:
         return
-    if ctx.upstream.slot != account.id:
-        if ctx.upstream.slot is not None:
-            services.load.give_back(ctx.upstream.slot)
-        services.load.take(account.id)
-        ctx.upstream.slot = account.id
+    upstream.hold_slot(ctx, services.load, account.id)  # already held for a failover's re-send; a no-op then
     if received.status_code < 400 and ctx.route.bound is None:
         services.affinity.bind(ctx.route.conversation, account.id, now)
     if services.quota is not None and ctx.route.provider is not None:

@@ -36,6 +36,8 @@ class Kleis:
     # -- request hooks -------------------------------------------------------------------------
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
+            for name in pipeline.CREDENTIAL_HEADERS:  # a flow mitmproxy refused itself keeps no key either
+                flow.request.headers.pop(name, None)
             return
         # The method as sent: `Request.method` upper-cases it, while the bytes upstream keep the client's spelling.
         ctx = begin(flow.request.data.method.decode("latin-1"), flow.request.path)
@@ -96,6 +98,8 @@ class Kleis:
             if services.health is not None:
                 ctx.route.candidates, ctx.route.probe = services.health.order(ctx.route.candidates)
             await self._forward(flow, ctx)
+            if ctx.outcome.done:
+                self.finish(flow, ctx)  # ended while it waited: give back what it took since
         except Refusal as refusal:
             self._refuse(flow, ctx, refusal)
         except Exception:
@@ -106,28 +110,35 @@ class Kleis:
         """Take the next candidate account with a fresh token and point the flow at its upstream."""
         assert ctx.route.provider is not None
         services, last_error = self.services, None
-        for account in await self._accounts_to_try(ctx):
-            if services.load.full(account.id):
-                continue  # filled up while an earlier candidate's token was being refreshed
-            ctx.upstream.tried.append(account.id)
-            services.load.take(account.id)
-            try:
-                account = await services.tokens.fresh(account)
-            except RefreshFailed as exc:
-                services.load.give_back(account.id)
-                last_error = exc
-                continue
-            ctx.upstream.slot = account.id
-            services.affinity.bind(ctx.route.conversation, ctx.route.bound or account.id, time.time())
-            ref = vault.put(account.access_token or "")
-            request = upstream.start_call(ctx, account, ref)
-            vault.bind(ref, request.host, request.port)  # swapped in only on a connection to this address
-            upstream.apply_to_flow(flow, request)
-            services.deadlines.start(flow, services.config.upstream_timeout)
-            return
+        while accounts := await self._accounts_to_try(ctx):
+            for account in accounts:
+                if services.load.full(account.id):
+                    continue  # filled up while an earlier candidate's token was being refreshed: tried again after
+                ctx.upstream.tried.append(account.id)
+                upstream.hold_slot(ctx, services.load, account.id)
+                try:
+                    account = await services.tokens.fresh(account)
+                except RefreshFailed as exc:
+                    upstream.drop_slot(ctx, services.load)
+                    last_error = exc
+                    continue
+                if ctx.outcome.done:
+                    return  # ended meanwhile (the shutdown drain answered it): it goes nowhere
+                self._point(flow, ctx, account)
+                return
         message = str(last_error) if last_error else f"no usable {ctx.route.provider.display_name} account"
         headers = unavailable_headers(last_error.retry_in if last_error else None)
         raise Refusal(503, message, code="account_unavailable", error_type=unavailable_type(ctx.error_protocol, headers), headers=headers)
+
+    def _point(self, flow: http.HTTPFlow, ctx: RequestContext, account: AccountView) -> None:
+        """The flow goes to `account`'s upstream, its token as a reference bound to that address."""
+        services = self.services
+        services.affinity.bind(ctx.route.conversation, ctx.route.bound or account.id, time.time())
+        ctx.upstream.token_ref = vault.put(account.access_token or "")  # released by `finish`, whatever happens next
+        request = upstream.start_call(ctx, account, ctx.upstream.token_ref)
+        vault.bind(ctx.upstream.token_ref, request.host, request.port)  # swapped in only on a connection to this address
+        upstream.apply_to_flow(flow, request)
+        services.deadlines.start(flow, services.config.upstream_timeout)
 
     async def _accounts_to_try(self, ctx: RequestContext) -> list[AccountView]:
         """The candidates not tried yet that are below KLEIS_ACCOUNT_MAX_INFLIGHT; when every one is at its cap,
@@ -336,20 +347,19 @@ class Kleis:
         return [(flow, ctx) for flow, ctx in list(self._contexts.items()) if not ctx.outcome.done]
 
     def finish(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        """The request has ended: free what it held and record its usage (once)."""
-        ctx.outcome.done = True
+        """The request has ended: free what it held (again, if a hook still running took more after a first end) and
+        record its usage, once."""
+        first, ctx.outcome.done = not ctx.outcome.done, True
         services, client = self.services, ctx.client
         services.keepalive.stop(flow)
         vault.release(ctx.upstream.token_ref)
-        if ctx.upstream.slot is not None:
-            services.load.give_back(ctx.upstream.slot)
-            ctx.upstream.slot = None
+        upstream.drop_slot(ctx, services.load)
         if client.holds_key_slot and client.key is not None:
             client.holds_key_slot = False
             services.limits.release(client.key.id)
         if ctx.route.probe is not None and services.health is not None:
             services.health.probe_done(ctx.route.probe)
-        if services.usage is not None and not ctx.outcome.local:
+        if first and services.usage is not None and not ctx.outcome.local:
             try:
                 row = services.usage.record(ctx, time.time())
                 if row is not None and client.key is not None and services.budgets is not None:

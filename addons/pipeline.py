@@ -10,6 +10,7 @@ from typing import Any
 from addons.affinity import SessionAffinity
 from addons.auth import authenticate, authorize
 from addons.context import RequestContext
+from addons.request_body import too_large
 from core.client_errors import Refusal, unavailable_headers, unavailable_type
 from core.enums import AccountStatus
 from core.protocol import Protocol
@@ -58,21 +59,15 @@ def check_key(ctx: RequestContext, headers: Mapping[str, str], records: Mapping[
     return ctx.client.key
 
 
-def too_large(size: int, limit: int) -> Refusal:
-    return Refusal(
-        413, f"request body of {size} bytes is over Kleis's limit of {limit} bytes (KLEIS_MAX_BODY_BYTES)", code="request_too_large"
-    )
-
-
 def check_declared_size(headers: Mapping[str, str], limit: int) -> None:
     length = headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
-        raise too_large(int(length), limit)
+        raise too_large(int(length), limit, decoded=False)
 
 
 def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[str, Any]:
     if content is not None and len(content) > limit:
-        raise too_large(len(content), limit)
+        raise too_large(len(content), limit, decoded=False)
     if not content:
         raise Refusal(400, "the request body is empty; a JSON object with a model is required", code="invalid_json")
     try:

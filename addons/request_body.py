@@ -28,12 +28,10 @@ def unsupported(encoding: str) -> Refusal:
     )
 
 
-def too_large(size: int, limit: int) -> Refusal:
-    return Refusal(
-        413,
-        f"the request body decodes to more than {limit} bytes (at least {size}), Kleis's limit (KLEIS_MAX_BODY_BYTES)",
-        code="request_too_large",
-    )
+def too_large(size: int, limit: int, *, decoded: bool = True) -> Refusal:
+    """413: the body (as sent, or once decoded) is over KLEIS_MAX_BODY_BYTES."""
+    what = f"decodes to more than {limit} bytes (at least {size})" if decoded else f"of {size} bytes is over {limit} bytes"
+    return Refusal(413, f"the request body {what}, Kleis's limit (KLEIS_MAX_BODY_BYTES)", code="request_too_large")
 
 
 def undecodable(encoding: str) -> Refusal:

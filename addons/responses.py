@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from mitmproxy import http
 
@@ -16,13 +15,13 @@ def is_event_stream(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
 
 
-def make_stream_rewriter(ctx: RequestContext, on_end: Callable[[], None] | None = None) -> StreamRewriter:
+def make_stream_rewriter(ctx: RequestContext) -> StreamRewriter:
     """The per-event pipeline for a streamed answer: the provider's rewrite and the usage reader."""
     provider, prepared, protocol = ctx.route.provider, ctx.upstream.prepared, ctx.client.protocol
     assert provider is not None and prepared is not None and protocol is not None
     transform = provider.stream_transformer(prepared, protocol)
     observers = [ctx.upstream.usage.event] if ctx.upstream.usage is not None else []
-    return StreamRewriter(transform, observers, on_end=on_end)
+    return StreamRewriter(transform, observers)
 
 
 def rewrite_body(ctx: RequestContext, status: int, content: bytes) -> bytes | None:

@@ -24,23 +24,16 @@ class StreamRewriter:
     - If parsing itself fails, the rest of the stream passes through untouched.
     """
 
-    def __init__(
-        self, transform: Transform | None = None, observers: Iterable[Observer] = (), on_end: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, transform: Transform | None = None, observers: Iterable[Observer] = ()) -> None:
         self.parser = SSEParser()
         self.transform = transform
         self.observers = list(observers)
-        self.on_end = on_end
         self.passthrough = False
         self.ended = False  # the final b"" came: nothing may be written after the body's end
         self.last_activity = time.time()  # when the client last got bytes (or the stream began), for keep-alives
-        self.first_chunk_at: float | None = None
-        self.events = 0
         self._transform_failed = False
 
     def __call__(self, chunk: bytes) -> list[bytes]:
-        if self.first_chunk_at is None and chunk:
-            self.first_chunk_at = time.time()
         self.last_activity = time.time()
         final = chunk == b""
         self.ended = self.ended or final
@@ -56,15 +49,9 @@ class StreamRewriter:
                 out = [self.parser.pending]
             else:
                 out = [self._emit(event) for event in events]
-        if final and self.on_end is not None:
-            try:
-                self.on_end()
-            except Exception:
-                log.exception("stream end handler failed")
         return [piece for piece in out if piece]
 
     def _emit(self, event: SSEEvent) -> bytes:
-        self.events += 1
         for observer in self.observers:
             try:
                 observer(event)

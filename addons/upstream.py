@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 from mitmproxy import http
 
+from addons.account_load import AccountLoad
 from addons.context import RequestContext
 from providers.base import CLIENT_CREDENTIAL_HEADERS, ForwardRequest, Upstream
 from store.accounts import AccountView
@@ -107,3 +108,18 @@ async def send(client: httpx.AsyncClient, request: UpstreamRequest, token_ref: s
     """Send with httpx (a failover's re-send), the token put in place of its reference only here."""
     headers = {name: value.replace(token_ref, token) for name, value in request.headers.items()}
     return await client.request("POST", request.url, headers=headers, content=request.body, timeout=httpx.Timeout(timeout, connect=10.0))
+
+
+def hold_slot(ctx: RequestContext, load: AccountLoad, account_id: int) -> None:
+    """This request now counts against `account_id`'s in-flight cap (and no longer against the one it held)."""
+    if ctx.upstream.slot == account_id:
+        return
+    drop_slot(ctx, load)
+    load.take(account_id)
+    ctx.upstream.slot = account_id
+
+
+def drop_slot(ctx: RequestContext, load: AccountLoad) -> None:
+    if ctx.upstream.slot is not None:
+        load.give_back(ctx.upstream.slot)
+        ctx.upstream.slot = None

@@ -22,6 +22,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     doctor = commands.add_parser(
         "doctor", help="check the data dir, store, secret key and accounts; show the identity Kleis presents to each provider"
     )
+    doctor.add_argument(
+        "--forget-learned",
+        nargs="?",
+        const="all",
+        metavar="NAME",
+        help="forget one learned value (as doctor names it) or all of them; every Kleis process drops it within a second",
+    )
     doctor.set_defaults(handler=cmd_doctor)
 
 
@@ -98,8 +105,24 @@ def models_check(config: Config) -> Iterator[tuple[str, str, str]]:
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    if args.forget_learned:
+        return forget_learned(config, None if args.forget_learned == "all" else args.forget_learned)
     failed = False
     for level, name, detail in checks(config):
         print(f"[{level:>4}] {name}: {detail}")
         failed = failed or level == FAIL
     return 1 if failed else 0
+
+
+def forget_learned(config: Config, name: str | None) -> int:
+    from cli.session import store_session
+    from store import learned as learned_store
+
+    with store_session(config):
+        removed = learned_store.forget(name)
+    what = "every learned value" if name is None else f"the learned value {name!r}"
+    if removed:
+        print(f"forgot {what} ({removed} stored); the configured and built-in values apply again")
+    else:
+        print(f"nothing learned as {name!r}")
+    return 0

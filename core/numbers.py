@@ -36,3 +36,11 @@ def range_text(above: float | None, low: float | None, high: float | None) -> st
     if high is not None:
         return f"{high:g} or less"
     return f"greater than {above:g}" if above is not None else f"{low:g} or more"
+
+
+def number_or_none(value: str | None) -> float | None:
+    """A header's number (`0.97`, `300`), or None when it is absent or not a number."""
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None

@@ -43,3 +43,13 @@ def find(text: str) -> str | None:
     """The first version number written in a text ("Claude Code 2.1.224 does not …" → "2.1.224")."""
     match = _IN_TEXT.search(text or "")
     return match.group(1) if match else None
+
+
+def plausible_release(candidate: str | None, reference: str, minor_ahead: int) -> bool:
+    """Whether a version a client claims could be a real release beside `reference` (the configured one): the same
+    major version, at most `minor_ahead` minor versions later. Learning `claude-cli/99.0.0` from any key holder would
+    otherwise change what every client is presented as, for good."""
+    seen, known = parse(candidate), parse(reference)
+    if seen is None or known is None:
+        return False
+    return seen[0] == known[0] and seen[1] <= known[1] + minor_ahead and seen[2] < 100_000

@@ -42,15 +42,6 @@ def bounds(window: BudgetWindow | str, at: float, tz: tzinfo) -> tuple[float, fl
     return _local_midnight(first, tz).timestamp(), _local_midnight(following, tz).timestamp()
 
 
-def start_of(window: BudgetWindow | str, at: float, tz: tzinfo) -> float:
-    return bounds(window, at, tz)[0]
-
-
-def all_starts(at: float, tz: tzinfo) -> dict[BudgetWindow, float]:
-    """The start of each window kind holding `at` (the counters are kept for all three)."""
-    return {window: start_of(window, at, tz) for window in WINDOWS}
-
-
 def local_days(first: float, count: int, tz: tzinfo) -> list[float]:
     """Unix times of `count` consecutive local midnights from the day holding `first`."""
     day = datetime.datetime.fromtimestamp(first, tz).date()

@@ -35,12 +35,19 @@ class LearnedValues:
         return True
 
     def merge(self, values: Mapping[str, str]) -> None:
-        """Values read from the store (another process may have learned them): each newer one is taken."""
-        for name, version in values.items():
-            if versions.newer(version, self.values.get(name)):
-                self.values[name] = version
-                self.dirty.discard(name)
-                self.generation += 1
+        """The store's values (another process may have learned one, the operator may have forgotten one) replace
+        what is known, except a value learned here and not written yet."""
+        followed = {name: version for name, version in values.items() if versions.is_version(version)}
+        unwritten = set()
+        for name in self.dirty:
+            mine = self.values.get(name)
+            if versions.newer(mine, followed.get(name)):
+                followed[name] = mine or ""
+                unwritten.add(name)
+        self.dirty = unwritten
+        if followed != self.values:
+            self.values = followed
+            self.generation += 1
 
     def take_dirty(self) -> dict[str, str]:
         """The values to store, once; a failed write puts them back with `mark_dirty`."""

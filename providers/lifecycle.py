@@ -205,7 +205,8 @@ class TokenManager:
         try:
             taken = await holder.take(start_version)
         except LeaseBusy as busy:
-            raise RefreshFailed(str(busy), retry_in=5) from None
+            log.warning("%s", busy)  # which process holds it is for the operator, not for the client
+            raise RefreshFailed(f"account {account_id}: another Kleis process is refreshing its token; retry shortly", retry_in=5) from None
         if taken == "missing":
             raise RefreshFailed(f"account {account_id} no longer exists")
         if taken == "refreshed":  # another process refreshed while we waited

@@ -55,28 +55,28 @@ def prices_from(cost: Any) -> Prices | None:
     )
 
 
-def cost_usd(
-    prices: Prices | None, *, input_tokens: int, output_tokens: int, cache_read_tokens: int, cache_write_tokens: int, reasoning_tokens: int
-) -> float | None:
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenCounts:
+    """The token fields usage_cost reads (a providers.usage.Usage has the same)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+def cost_usd(prices: Prices | None, **tokens: int) -> float | None:
     """The cost of one request's tokens in USD (rounded to a millionth of a cent), or None without prices."""
-    if prices is None:
-        return None
-    if prices.long_context is not None and input_tokens + cache_read_tokens + cache_write_tokens > LONG_CONTEXT:
-        prices = prices.long_context
-    reasoning = min(max(reasoning_tokens, 0), output_tokens)
-    reasoning_price = prices.output if prices.reasoning is None else prices.reasoning
-    total = (
-        input_tokens * prices.input
-        + cache_read_tokens * prices.cache_read
-        + cache_write_tokens * prices.cache_write
-        + (output_tokens - reasoning) * prices.output
-        + reasoning * reasoning_price
-    )
-    return round(total / PER_MILLION, 8)
+    return usage_cost(prices, TokenCounts(**tokens))
 
 
 def usage_cost(prices: Prices | None, usage: Any) -> float | None:
-    """cost_usd for a providers.usage.Usage (positional and attribute reads: this runs once per request)."""
+    """The cost of a providers.usage.Usage (or TokenCounts) in USD, rounded to a millionth of a cent; None without
+    prices. Attribute reads only: this runs once per request."""
     if prices is None:
         return None
     if prices.long_context is not None and usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens > LONG_CONTEXT:
@@ -95,11 +95,4 @@ def usage_cost(prices: Prices | None, usage: Any) -> float | None:
 
 def event_cost(prices: Prices | None, row: Mapping[str, Any]) -> float | None:
     """cost_usd for a usage event's token fields."""
-    return cost_usd(
-        prices,
-        input_tokens=int(row.get("input_tokens") or 0),
-        output_tokens=int(row.get("output_tokens") or 0),
-        cache_read_tokens=int(row.get("cache_read_tokens") or 0),
-        cache_write_tokens=int(row.get("cache_write_tokens") or 0),
-        reasoning_tokens=int(row.get("reasoning_tokens") or 0),
-    )
+    return usage_cost(prices, TokenCounts(**{field: int(row.get(field) or 0) for field in TOKEN_FIELDS}))

@@ -174,7 +174,7 @@ STEPS: list[tuple[int, Callable[[peewee.Database], None]]] = [
     (3, migrate_v3),
     (4, migrate_v4),
     (7, migrate_v7),
-    (8, migrate_v8),  # 5, 6 and 7 are other changes' steps; each step stands alone
+    (8, migrate_v8),  # 5 and 6 were never needed; each step stands alone
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

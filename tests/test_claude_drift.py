@@ -92,6 +92,15 @@ def test_the_claude_code_version_real_clients_show_is_learned(store, config, run
     assert identity.values[0].source is Source.LEARNED and "the built-in default is older than 2.1.350" in identity.warnings[0]
 
 
+def test_an_implausible_version_a_client_claims_is_not_learned(store, config, run_proxy, claude_auth, claude_api) -> None:
+    live = start_claude(store, config, run_proxy, claude_auth, claude_api)
+    for claimed in ("99.0.0", "2.9999.0"):  # any key holder can send these; Claude accepts the request all the same
+        assert claude_code_call(live.proxy.url, live.key, "claude-sonnet-5", version=claimed).status_code == 200
+    live.client().messages.create(model="claude-sonnet-5", **ASK)
+    assert user_agents(claude_api)[-1] == f"claude-cli/{config.claude_code_version} (external, cli)"  # others unchanged
+    assert live.proxy.services.learned.get(CLAUDE_CODE_VERSION) is None
+
+
 def test_third_party_traffic_billed_to_extra_usage_is_explained_recorded_and_shown(
     store, config, run_proxy, claude_auth, claude_api, kleis_cli
 ) -> None:

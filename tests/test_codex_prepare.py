@@ -153,11 +153,11 @@ def test_other_clients_get_one_version_in_the_header_and_user_agent_and_codex_cl
 def test_a_version_learned_from_codex_cli_is_presented_only_when_newer(provider: CodexProvider) -> None:
     from providers.learned import CODEX_CLI_VERSION
 
-    cli = provider.prepare(request({"input": "hi"}, {"originator": "codex_exec", "user-agent": "codex_exec/10.0.1 (Linux; x86_64)"}))
+    cli = provider.prepare(request({"input": "hi"}, {"originator": "codex_exec", "user-agent": "codex_exec/9.10.0 (Linux; x86_64)"}))
     assert provider.prepare(request({"input": "hi"})).headers["version"] == "9.9.9"  # not learned before the backend accepts it
     provider.on_success(cli)
-    assert provider.learned.get(CODEX_CLI_VERSION) == "10.0.1" and provider.learned.dirty == {CODEX_CLI_VERSION}
-    assert provider.prepare(request({"input": "hi"})).headers["version"] == "10.0.1"
+    assert provider.learned.get(CODEX_CLI_VERSION) == "9.10.0" and provider.learned.dirty == {CODEX_CLI_VERSION}
+    assert provider.prepare(request({"input": "hi"})).headers["version"] == "9.10.0"
     older = provider.prepare(request({"input": "hi"}, {"originator": "codex_exec", "user-agent": "codex_exec/1.0.0 (Linux; x86_64)"}))
     provider.on_success(older)
-    assert provider.prepare(request({"input": "hi"})).headers["user-agent"].startswith("codex-tui/10.0.1 (")
+    assert provider.prepare(request({"input": "hi"})).headers["user-agent"].startswith("codex-tui/9.10.0 (")

@@ -276,3 +276,37 @@ def test_only_a_401_soon_after_a_renewal_refuses_the_account() -> None:
     assert not manager.refused_after_renewal(account, now + RENEWAL_WINDOW + 1)  # hours later: just a stale token
     manager._renewed_after_401[7] = (2, now)
     assert not manager.refused_after_renewal(account, now + 1)  # another token version
+
+
+def test_a_failovers_forced_refresh_waits_no_longer_than_a_request_would(store, config) -> None:
+    import asyncio
+
+    from addons import failover
+    from addons.context import begin
+    from providers.lifecycle import TokenManager
+    from store.accounts import TokenSet as Tokens
+    from tests.fakes.loopback_provider import LoopbackProvider
+    from tests.support.accounts import account_view
+    from tests.support.addons import seed
+
+    class SlowTokenEndpoint(LoopbackProvider):
+        async def refresh(self, account, http):
+            await asyncio.sleep(3)  # a token endpoint that takes its time
+            return Tokens("sk-new-access", "sk-new-refresh", time.time() + 3600)
+
+    _, account_id = seed(store)
+    provider = SlowTokenEndpoint(config, {}, "")
+
+    async def scenario() -> tuple[object, float]:
+        async with httpx.AsyncClient() as http:
+            tokens = TokenManager(store, {"loop": provider}, http)
+            tokens.request_wait = 0.3
+            started = time.monotonic()
+            result = await failover.resend(begin("POST", "/v1/messages"), account_view(store, account_id), tokens, http, 10, True)
+            waited = time.monotonic() - started
+            await asyncio.sleep(3.2)  # the refresh went on in the background and stored its answer
+            return result, waited
+
+    result, waited = asyncio.run(scenario())
+    assert result is None and waited < 2  # skipped like an account whose token cannot be had, not held for the refresh
+    assert account_view(store, account_id).access_token == "sk-new-access"

@@ -30,6 +30,36 @@ def test_only_plain_release_numbers_are_versions(text: str) -> None:
     assert versions.parse(text) is None and not versions.newer(text, "0.0.1")
 
 
+@pytest.mark.parametrize(
+    ("claimed", "reference", "ahead", "expected"),
+    [
+        ("2.1.350", "2.1.328", 3, True),
+        ("2.3.0", "2.1.328", 3, True),
+        ("2.5.0", "2.1.328", 3, False),
+        ("99.0.0", "2.1.328", 3, False),
+        ("2.1.999999", "2.1.328", 3, False),
+        ("0.300.0", "0.171.0", 150, True),
+        ("0.400.0", "0.171.0", 150, False),
+        ("1.0.0", "0.171.0", 150, False),
+    ],
+)
+def test_a_claimed_version_is_learned_only_beside_the_configured_one(claimed: str, reference: str, ahead: int, expected: bool) -> None:
+    assert versions.plausible_release(claimed, reference, ahead) is expected
+
+
+@pytest.mark.e2e
+def test_doctor_forgets_learned_values(store, config) -> None:
+    from tests.support.cli import run_kleis
+
+    learned_store.save({CODEX_CLI_VERSION: "0.172.0", "claude.code_version": "2.1.330"})
+    env = {"KLEIS_SECRET_KEY": config.secret_key}
+    one = run_kleis(config.data_dir, "doctor", "--forget-learned", CODEX_CLI_VERSION, env=env)
+    assert one.returncode == 0 and "forgot the learned value" in one.stdout and learned_store.load() == {"claude.code_version": "2.1.330"}
+    everything = run_kleis(config.data_dir, "doctor", "--forget-learned", env=env)
+    assert everything.returncode == 0 and learned_store.load() == {}
+    assert "nothing learned" in run_kleis(config.data_dir, "doctor", "--forget-learned", "x", env=env).stdout
+
+
 def test_highest_and_find() -> None:
     assert versions.highest("0.146.0", None, "junk", "0.171.0", "0.150.2") == "0.171.0"
     assert versions.find("Claude Code 2.1.224 does not support this model; version 2.1.251 or newer") == "2.1.224"
@@ -42,8 +72,12 @@ def test_learned_values_only_move_forward_and_mark_what_to_store() -> None:
     generation = learned.generation
     assert learned.observe(CODEX_CLI_VERSION, "0.171.0") and learned.generation == generation + 1
     assert learned.take_dirty() == {CODEX_CLI_VERSION: "0.171.0"} and learned.take_dirty() == {}
-    learned.merge({CODEX_CLI_VERSION: "0.160.0", "claude.code_version": "2.1.330"})  # from the store: older ones lose
-    assert learned.values == {CODEX_CLI_VERSION: "0.171.0", "claude.code_version": "2.1.330"} and not learned.dirty
+    assert learned.observe(CODEX_CLI_VERSION, "0.172.0")  # learned here, not written yet
+    learned.merge({CODEX_CLI_VERSION: "0.160.0", "claude.code_version": "2.1.330"})  # the store, read back
+    assert learned.values == {CODEX_CLI_VERSION: "0.172.0", "claude.code_version": "2.1.330"}  # the unwritten value stays
+    assert learned.take_dirty() == {CODEX_CLI_VERSION: "0.172.0"}
+    learned.merge({"claude.code_version": "2.1.330"})  # written, then forgotten by the operator: the store decides
+    assert learned.values == {"claude.code_version": "2.1.330"} and not learned.dirty
 
 
 def test_the_store_keeps_the_highest_version_and_says_what_changed(store) -> None:

@@ -282,3 +282,45 @@ def test_a_conversation_that_moved_while_the_primary_was_cooling_stays_when_it_i
     wait_until(lambda: live.proxy.services.follower.account(primary.id).usable())
     assert served_by(live, conversation(2)) == str(primary.id)  # back: new conversations go to the primary
     assert served_by(live, conversation(1)) == str(standby.id)  # the first stays where it started
+
+
+def test_failovers_do_not_stampede_an_account_past_its_cap(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
+    import concurrent.futures
+
+    from tests.fakes.anthropic import anthropic_error
+
+    live, _ = launch(store, config.replace(account_max_inflight=2, account_wait=5.0), fake_oauth, fake_anthropic, fake_openai)
+    try:
+        limited = live.add_account("limited")
+        busy = live.add_account("busy", primary=True)
+        spare = live.add_account("spare")
+
+        def slow_429(request: Recorded):
+            if loop_account(request) != str(limited.id):
+                return None
+            time.sleep(0.4)  # both requests are on the limited account when it answers
+            return anthropic_error(429, "rate_limit_error", "slow down")
+
+        fake_anthropic.validators.append(slow_429)
+        affinity, now = live.proxy.services.affinity, time.time()
+        affinity.bind(f"k{live.key_id}:stream", busy.id, now)
+        for name in ("l1", "l2"):
+            affinity.bind(f"k{live.key_id}:{name}", limited.id, now)
+        fake_anthropic.stream_delay = 0.25
+        with httpx.Client(base_url=live.url, timeout=30) as client:
+            headers = live.headers(**{"x-claude-code-session-id": "stream"})
+            with client.stream("POST", "/v1/messages", json=conversation(1, stream=True), headers=headers) as held:
+                assert held.status_code == 200  # one of the busy account's two slots, for over a second
+
+                def ask(name: str) -> int:
+                    body, session = conversation(hash(name) % 100), {"x-claude-code-session-id": name}
+                    return client.post("/v1/messages", json=body, headers=live.headers(**session)).status_code
+
+                with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                    assert list(pool.map(ask, ["l1", "l2"])) == [200, 200]
+                held.read()
+        sent = [loop_account(r) for r in fake_anthropic.received("/v1/messages")]
+        assert sent.count(str(limited.id)) == 2
+        assert sent.count(str(busy.id)) == 2 and sent.count(str(spare.id)) == 1  # the stream and one failover; not two
+    finally:
+        live.proxy.stop()

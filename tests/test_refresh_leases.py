@@ -90,13 +90,15 @@ def test_a_dead_owners_lease_is_taken_over_at_once(store, fake_oauth, caplog) ->
     assert Account.get_by_id(account.id).refresh_lease_owner is None
 
 
-def test_a_live_owners_lease_is_waited_for_briefly_and_said_so(store, fake_oauth) -> None:
+def test_a_live_owners_lease_is_waited_for_briefly_and_said_so(store, fake_oauth, caplog) -> None:
     account = expired_account(store, fake_oauth)
     hold_lease(account.id, "otherhost:f0000ffc:4242:123456:live01")
     heard: list[str] = []
     started = time.monotonic()
-    with pytest.raises(RefreshFailed, match="held by process 4242 on otherhost"):
+    with pytest.raises(RefreshFailed, match="another Kleis process is refreshing its token") as refused:
         run_refresh(store, fake_oauth, account.id, heard, wait=0.5)
+    assert "4242" not in str(refused.value) and "otherhost" not in str(refused.value)  # the client learns no pid or host
+    assert any("held by process 4242 on otherhost" in r.getMessage() for r in caplog.records)  # the operator does
     assert 0.5 <= time.monotonic() - started < 3
     assert len(heard) == 1 and "waiting up to 0s for its refresh lease, held by process 4242 on otherhost" in heard[0]
     assert fake_oauth.refresh_calls == 0  # the other process's refresh token is not spent twice

@@ -48,12 +48,3 @@ def test_failing_parser_falls_back_to_pass_through() -> None:
     assert rewriter(b" more\n\n") == [b"data: partial more\n\n"]
     assert rewriter(b"data: next\n\n") == [b"data: next\n\n"]
     assert rewriter(b"") == []
-
-
-def test_end_handler_runs_once_at_the_end() -> None:
-    ended = []
-    rewriter = StreamRewriter(on_end=lambda: ended.append(True))
-    rewriter(EVENTS[0])
-    assert ended == []
-    rewriter(b"")
-    assert ended == [True]

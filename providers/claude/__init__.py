@@ -37,6 +37,8 @@ CLAUDE_MODELS = (
     "claude-haiku-4-5",
 )
 
+CLAUDE_MINORS_AHEAD = 3  # Claude Code moves its patch number (2.1.x); a minor step is rare
+
 
 class ClaudeProvider(Provider):
     name = ProviderName.CLAUDE
@@ -90,8 +92,9 @@ class ClaudeProvider(Provider):
 
     def on_success(self, upstream: Upstream) -> None:
         state = upstream.state
-        if isinstance(state, ClaudeState) and state.claude_code and state.version:
-            self.learned.observe(CLAUDE_CODE_VERSION, state.version)
+        version = state.version if isinstance(state, ClaudeState) and state.claude_code else None
+        if version and versions.plausible_release(version, self.config.claude_code_version, CLAUDE_MINORS_AHEAD):
+            self.learned.observe(CLAUDE_CODE_VERSION, version)
 
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:
         return await refresh_tokens(http, self.config, account.refresh_token or "")

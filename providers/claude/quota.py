@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from core.numbers import number_or_none
 from providers.quota import QuotaReading, QuotaWindow
 
 PREFIX = "anthropic-ratelimit-unified-"
@@ -19,15 +20,8 @@ PREFIX = "anthropic-ratelimit-unified-"
 _WINDOW_FIELD = re.compile(r"^anthropic-ratelimit-unified-(\d+[a-z](?:_[0-9a-z]+)?)-(utilization|reset|status)$")
 
 
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
 def _epoch(value: str | None) -> float | None:
-    number = _number(value)
+    number = number_or_none(value)
     return None if number is None else (number / 1000 if number > 1e11 else number)  # tolerate milliseconds
 
 
@@ -43,7 +37,7 @@ def read_unified(headers: Mapping[str, str], now: float) -> QuotaReading | None:
     windows = tuple(
         QuotaWindow(
             name=window,
-            used=_number(parts.get("utilization")),
+            used=number_or_none(parts.get("utilization")),
             resets_at=_epoch(parts.get("reset")),
             status=parts.get("status", ""),
             seen_at=now,
@@ -58,5 +52,5 @@ def read_unified(headers: Mapping[str, str], now: float) -> QuotaReading | None:
         claim=headers.get(PREFIX + "representative-claim", ""),
         overage=headers.get(PREFIX + "overage-status", ""),
         overage_resets_at=_epoch(headers.get(PREFIX + "overage-reset")),
-        fallback=_number(headers.get(PREFIX + "fallback-percentage")),
+        fallback=number_or_none(headers.get(PREFIX + "fallback-percentage")),
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from core import versions
 from core.config import Config
 from core.enums import ProviderName, SignalKind
 from core.exceptions import ReauthRequired
@@ -48,6 +49,8 @@ DEFAULT_MODELS = (
     "gpt-5.3-codex",
     "gpt-5.3-codex-spark",
 )
+
+CODEX_MINORS_AHEAD = 150  # Codex CLI releases a minor version or two a week (0.146 → 0.171 in 2026)
 
 
 class CodexProvider(Provider):
@@ -127,8 +130,9 @@ class CodexProvider(Provider):
 
     def on_success(self, upstream: Upstream) -> None:
         state = upstream.state
-        if isinstance(state, CodexState) and state.from_codex_cli and state.client_version:
-            self.learned.observe(CODEX_CLI_VERSION, state.client_version)
+        version = state.client_version if isinstance(state, CodexState) and state.from_codex_cli else None
+        if version and versions.plausible_release(version, self.config.codex_client_version, CODEX_MINORS_AHEAD):
+            self.learned.observe(CODEX_CLI_VERSION, version)
 
     # -- credentials ----------------------------------------------------------------------
     async def refresh(self, account: AccountView, http: httpx.AsyncClient) -> TokenSet:

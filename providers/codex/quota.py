@@ -11,27 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from core.numbers import number_or_none
 from providers.quota import QuotaReading, QuotaWindow
 
 WINDOWS = ("primary", "secondary")
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def read_usage_headers(headers: Mapping[str, str], now: float) -> QuotaReading | None:
     """The reading in an answer's headers (looked up case-insensitively), or None when it carries none."""
     windows = []
     for name in WINDOWS:
-        used = _number(headers.get(f"x-codex-{name}-used-percent"))
+        used = number_or_none(headers.get(f"x-codex-{name}-used-percent"))
         if used is None:
             continue
-        after = _number(headers.get(f"x-codex-{name}-reset-after-seconds"))
-        minutes = _number(headers.get(f"x-codex-{name}-window-minutes"))
+        after = number_or_none(headers.get(f"x-codex-{name}-reset-after-seconds"))
+        minutes = number_or_none(headers.get(f"x-codex-{name}-window-minutes"))
         windows.append(
             QuotaWindow(
                 name=name,

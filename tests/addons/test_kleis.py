@@ -178,3 +178,45 @@ def test_a_failed_connection_is_recorded_as_unreachable(store: Store, config: Co
         assert (row["status"], row["error_type"], row["protocol"]) == (502, "upstream_unreachable", "chat")
 
     run(store, config, scenario, Parts(usage=recorder))
+
+
+def test_a_request_the_provider_refuses_to_prepare_leaves_no_token_behind(store: Store, config: Config) -> None:
+    from core.client_errors import Refusal
+
+    key, _ = seed(store)
+
+    async def scenario(addon: Kleis, services: Services) -> None:
+        provider = services.providers["loop"]
+
+        def refuse(request: object) -> object:
+            raise Refusal(400, "not served on this path", code="unsupported_endpoint")
+
+        provider.prepare = refuse
+        before = len(vault)
+        flow = client_flow("POST", "/v1/messages", MESSAGES, authorization=f"Bearer {key}")
+        await addon.requestheaders(flow)
+        await addon.request(flow)
+        assert flow.response is not None and flow.response.status_code == 400
+        await addon.response(flow)  # mitmproxy's next hook for a flow its addon answered
+        assert len(vault) == before  # the account's token reference was released with the refusal
+        assert services.load.in_flight(1) == 0
+
+    run(store, config, scenario)
+
+
+def test_a_request_ended_twice_is_recorded_once_and_frees_everything(store: Store, config: Config) -> None:
+    key, account_id = seed(store)
+    recorder = UsageRecorder()
+
+    async def scenario(addon: Kleis, services: Services) -> None:
+        flow = client_flow("POST", "/v1/messages", MESSAGES, authorization=f"Bearer {key}")
+        await addon.requestheaders(flow)
+        await addon.request(flow)
+        ctx = addon._contexts[flow]
+        addon.finish(flow, ctx)  # the shutdown drain ends it …
+        ctx.upstream.slot = account_id  # … while a hook still running took a slot again
+        services.load.take(account_id)
+        addon.finish(flow, ctx)  # … and ends it once more
+        assert len(recorder.queue.take(10)) == 1 and services.load.in_flight(account_id) == 0
+
+    run(store, config, scenario, Parts(usage=recorder))
