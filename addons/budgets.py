@@ -147,7 +147,7 @@ class BudgetTracker:
         await self._background.stop()
 
     async def _run(self) -> None:
-        await repeat(self.reconcile_once, self.interval, self._reconcile_failed, self._reconciled)
+        await repeat(self.reconcile_once, lambda: self.interval, self._reconcile_failed, self._reconciled)
 
     def _reconcile_failed(self, exc: Exception, failures: int) -> None:
         self.failures = failures

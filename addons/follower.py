@@ -103,7 +103,7 @@ class StoreFollower:
         await self._background.stop()
 
     async def _run(self) -> None:
-        await repeat(self.poll_once, self.interval, self._poll_failed)
+        await repeat(self.poll_once, lambda: self.interval, self._poll_failed)
 
     def _poll_failed(self, exc: Exception, failures: int) -> None:
         self.healthy = False

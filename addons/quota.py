@@ -131,7 +131,7 @@ class QuotaTracker:
 
     async def _run(self) -> None:
         self.fetch_missing()
-        await repeat(self.sync_once, self.interval, self._sync_failed)
+        await repeat(self.sync_once, lambda: self.interval, self._sync_failed)
 
     @staticmethod
     def _sync_failed(exc: Exception, failures: int) -> None:

@@ -81,7 +81,7 @@ class ProactiveRefresher:
 
     async def _run(self) -> None:
         await asyncio.sleep(random.uniform(0, min(self.interval, 5.0)))
-        await repeat(self._pass, self.interval, lambda exc, failures: log.error("proactive refresh pass failed", exc_info=exc))
+        await repeat(self._pass, lambda: self.interval, lambda exc, failures: log.error("proactive refresh pass failed", exc_info=exc))
 
     async def _pass(self) -> None:
         await self.run_once()

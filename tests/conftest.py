@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +105,13 @@ def kleis(
     live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai)
     yield live
     live.proxy.stop()
+
+
+@pytest.fixture
+def client(kleis: LiveKleis) -> Iterator[httpx.Client]:
+    """httpx pointed at the live Kleis (add the key with `kleis.headers()`)."""
+    with httpx.Client(base_url=kleis.url, timeout=15) as http:
+        yield http
 
 
 @pytest.fixture
