@@ -66,6 +66,7 @@ class Drain:
             log.warning("second signal: ending the requests still in flight now")
             self._hurry.set()
             return
+        log.warning("shutting down: no new connections; requests in flight get up to %.0fs", self.grace)
         self._task = asyncio.get_running_loop().create_task(self.run(), name="kleis drain")
 
     async def run(self) -> None:
@@ -74,7 +75,7 @@ class Drain:
         try:
             await self._stop_listening(master)
             started = len(self._in_flight())
-            log.warning("shutting down: no new connections; %d requests in flight get up to %.0fs", started, self.grace)
+            log.info("%d requests in flight at shutdown", started)
             await self._wait_for_flights()
             for flow, ctx in self._in_flight():
                 self.cut_request(master, flow, ctx)
