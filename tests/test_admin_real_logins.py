@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,24 +13,9 @@ from flask import Flask
 from admin import create_app
 from core.config import Config
 from store.models import Account, OAuthState
-from tests.fakes.claude import claude_oauth
 from tests.fakes.codex_auth import FakeCodexAuth
 from tests.fakes.oauth import FakeOAuth
 from tests.support.admin import Api
-
-
-@pytest.fixture
-def claude_auth() -> Iterator[FakeOAuth]:
-    fake = claude_oauth().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def codex_auth() -> Iterator[FakeCodexAuth]:
-    fake = FakeCodexAuth().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

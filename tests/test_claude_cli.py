@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.fakes.claude import ACCOUNT, FakeClaudeAPI, claude_oauth
+from tests.fakes.claude import ACCOUNT, FakeClaudeAPI
 from tests.fakes.oauth import FakeOAuth
 from tests.support.cli import run_kleis as run
 from tests.support.env import LOOPBACK_ENV, ROOT
@@ -25,16 +25,9 @@ URL_LINE = re.compile(r"^\s*(\S+/oauth/authorize\?\S+)\s*$", re.MULTILINE)
 
 
 @pytest.fixture
-def oauth_fake() -> Iterator[FakeOAuth]:
-    fake = claude_oauth().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def env(oauth_fake: FakeOAuth) -> Iterator[dict[str, str]]:
-    api = FakeClaudeAPI(valid_tokens=oauth_fake.issued_access).start()
-    yield {"KLEIS_CLAUDE_AUTH_BASE": oauth_fake.url, "KLEIS_CLAUDE_API_BASE": api.url}
+def env(claude_auth: FakeOAuth) -> Iterator[dict[str, str]]:
+    api = FakeClaudeAPI(valid_tokens=claude_auth.issued_access).start()
+    yield {"KLEIS_CLAUDE_AUTH_BASE": claude_auth.url, "KLEIS_CLAUDE_API_BASE": api.url}
     api.stop()
 
 
@@ -59,13 +52,13 @@ def claude_accounts(data_dir: Path, env: dict[str, str]) -> list[dict]:
 
 
 def test_login_without_a_terminal_prints_the_url_then_finishes_with_code_input(
-    data_dir: Path, env: dict[str, str], oauth_fake: FakeOAuth
+    data_dir: Path, env: dict[str, str], claude_auth: FakeOAuth
 ) -> None:
     started = run(data_dir, "accounts", "login", "claude", env=env)
     assert started.returncode == 1
     assert "--code-input" in started.stderr and "Traceback" not in started.stderr
     assert "warning:" in started.stderr and "terms" in started.stderr
-    code, state = consent(oauth_fake, started.stdout)
+    code, state = consent(claude_auth, started.stdout)
 
     forged = run(data_dir, "accounts", "login", "claude", "--code-input", f"{code}#{'0' * 32}", env=env)
     assert forged.returncode == 1 and "does not match one Kleis issued" in forged.stderr
@@ -79,13 +72,13 @@ def test_login_without_a_terminal_prints_the_url_then_finishes_with_code_input(
     assert account["identity"] == ACCOUNT["uuid"] and account["status"] == "active" and account["has_refresh_token"]
 
     again = run(data_dir, "accounts", "login", "claude", env=env)
-    bare_code, _ = consent(oauth_fake, again.stdout)
+    bare_code, _ = consent(claude_auth, again.stdout)
     updated = run(data_dir, "accounts", "login", "claude", "--code-input", bare_code, env=env)  # a bare code: the only login
     assert updated.returncode == 0 and "updated" in updated.stdout, updated.stderr
     assert len(claude_accounts(data_dir, env)) == 1
 
     run(data_dir, "accounts", "login", "claude", env=env)
-    second_code, second_state = consent(oauth_fake, run(data_dir, "accounts", "login", "claude", env=env).stdout)
+    second_code, second_state = consent(claude_auth, run(data_dir, "accounts", "login", "claude", env=env).stdout)
     ambiguous = run(data_dir, "accounts", "login", "claude", "--code-input", second_code, env=env)
     assert ambiguous.returncode == 1 and "several claude logins are in progress" in ambiguous.stderr
     assert run(data_dir, "accounts", "login", "claude", "--code-input", f"{second_code}#{second_state}", env=env).returncode == 0
@@ -96,7 +89,7 @@ def test_code_input_with_no_login_started(data_dir: Path, env: dict[str, str]) -
     assert result.returncode == 1 and "accounts login claude` first" in result.stderr
 
 
-def test_interactive_login_reads_the_pasted_code_from_the_terminal(data_dir: Path, env: dict[str, str], oauth_fake: FakeOAuth) -> None:
+def test_interactive_login_reads_the_pasted_code_from_the_terminal(data_dir: Path, env: dict[str, str], claude_auth: FakeOAuth) -> None:
     primary, secondary = os.openpty()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
     child_env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir), **env)
@@ -117,7 +110,7 @@ def test_interactive_login_reads_the_pasted_code_from_the_terminal(data_dir: Pat
             if not line:
                 break
             printed += line
-        code, state = consent(oauth_fake, printed)
+        code, state = consent(claude_auth, printed)
         os.write(primary, f"{code}#{state}\n".encode())
         out, err = process.communicate(timeout=30)
     finally:
@@ -129,7 +122,7 @@ def test_interactive_login_reads_the_pasted_code_from_the_terminal(data_dir: Pat
     assert len(claude_accounts(data_dir, env)) == 1
 
 
-def test_import_both_formats_and_refuse_bad_files(data_dir: Path, env: dict[str, str], oauth_fake: FakeOAuth, tmp_path: Path) -> None:
+def test_import_both_formats_and_refuse_bad_files(data_dir: Path, env: dict[str, str], claude_auth: FakeOAuth, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"claudeAiOauth": {"accessToken": "sk-ant-oat01-partial"}}))
     refused = run(data_dir, "accounts", "import", "claude", "--file", str(bad), env=env)
@@ -137,7 +130,7 @@ def test_import_both_formats_and_refuse_bad_files(data_dir: Path, env: dict[str,
     assert "Traceback" not in refused.stderr and "sk-ant-oat01-partial" not in refused.stderr
     assert claude_accounts(data_dir, env) == []
 
-    access, refresh = oauth_fake.seed()
+    access, refresh = claude_auth.seed()
     claude_code = tmp_path / ".credentials.json"
     claude_code.write_text(
         json.dumps({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": int(time.time() * 1000) + 3_600_000}})
@@ -146,7 +139,7 @@ def test_import_both_formats_and_refuse_bad_files(data_dir: Path, env: dict[str,
     assert imported.returncode == 0, imported.stderr
     assert "added" in imported.stdout and "warning:" in imported.stderr
 
-    access, refresh = oauth_fake.seed()
+    access, refresh = claude_auth.seed()
     opencode = tmp_path / "auth.json"
     opencode.write_text(
         json.dumps({"anthropic": {"type": "oauth", "access": access, "refresh": refresh, "expires": int(time.time() * 1000) + 3_600_000}})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -20,28 +19,14 @@ from providers.lifecycle import RefreshFailed, TokenManager
 from store.accounts import AccountView, TokenSet, upsert_account
 from store.models import Account, OAuthState
 from tests.fakes.base import Reply
-from tests.fakes.claude import ACCOUNT, CLAUDE_CLIENT_ID, ORGANIZATION, FakeClaudeAPI, claude_oauth
+from tests.fakes.claude import ACCOUNT, CLAUDE_CLIENT_ID, ORGANIZATION, FakeClaudeAPI
 from tests.fakes.oauth import FakeOAuth
 
 
 @pytest.fixture
-def oauth_fake() -> Iterator[FakeOAuth]:
-    fake = claude_oauth().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def api(oauth_fake: FakeOAuth) -> Iterator[FakeClaudeAPI]:
-    fake = FakeClaudeAPI(valid_tokens=oauth_fake.issued_access).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def cfg(config, oauth_fake: FakeOAuth, api: FakeClaudeAPI):
+def cfg(config, claude_auth: FakeOAuth, claude_api: FakeClaudeAPI):
     return config.replace(
-        claude_auth_base=oauth_fake.url, claude_api_base=api.url, claude_authorize_url="https://claude.example/oauth/authorize"
+        claude_auth_base=claude_auth.url, claude_api_base=claude_api.url, claude_authorize_url="https://claude.example/oauth/authorize"
     )
 
 
@@ -80,9 +65,9 @@ def test_authorize_url_carries_the_claude_parameters(store, cfg) -> None:
 
 
 @pytest.mark.parametrize("form", ["hash", "url", "query"])
-def test_login_exchanges_the_pasted_code_with_pkce(store, cfg, oauth_fake: FakeOAuth, form: str) -> None:
+def test_login_exchanges_the_pasted_code_with_pkce(store, cfg, claude_auth: FakeOAuth, form: str) -> None:
     start = login.start_login(store, cfg)
-    code = consent(oauth_fake, start.authorize_url)
+    code = consent(claude_auth, start.authorize_url)
     pasted = {
         "hash": f"{code}#{start.flow_id}",
         "url": f"{cfg.claude_auth_base}/oauth/code/callback?{urlencode({'code': code, 'state': start.flow_id})}",
@@ -95,28 +80,28 @@ def test_login_exchanges_the_pasted_code_with_pkce(store, cfg, oauth_fake: FakeO
     assert row.identity == ACCOUNT["uuid"] and row.email == ACCOUNT["email_address"]
     assert row.meta["organization_uuid"] == ORGANIZATION["uuid"] and row.meta["organization_name"] == ORGANIZATION["name"]
     view = AccountView.from_row(row, store.cipher)
-    assert view.access_token in oauth_fake.issued_access and view.refresh_token in oauth_fake.live_refresh
+    assert view.access_token in claude_auth.issued_access and view.refresh_token in claude_auth.live_refresh
     assert before + 3600 - 5 <= view.expires_at <= time.time() + 3600
     assert not any(view.access_token in str(v) or view.refresh_token in str(v) for v in row.meta.values())
-    sent = oauth_fake.last("/v1/oauth/token")
+    sent = claude_auth.last("/v1/oauth/token")
     assert sent.headers["content-type"].startswith("application/json")
     assert set(sent.json) == {"grant_type", "code", "state", "client_id", "redirect_uri", "code_verifier"}
     assert sent.json["state"] == start.flow_id and sent.json["grant_type"] == "authorization_code"
     assert OAuthState.get_or_none(OAuthState.state == start.flow_id) is None
 
 
-def test_a_pasted_state_that_does_not_match_is_rejected(store, cfg, oauth_fake: FakeOAuth) -> None:
+def test_a_pasted_state_that_does_not_match_is_rejected(store, cfg, claude_auth: FakeOAuth) -> None:
     start = login.start_login(store, cfg)
-    code = consent(oauth_fake, start.authorize_url)
+    code = consent(claude_auth, start.authorize_url)
     with pytest.raises(InvalidInput, match="does not match"):
         login.complete_login(store, cfg, start.flow_id, {"answer": f"{code}#{oauth.new_state()}"})
-    assert claude_rows() == [] and oauth_fake.received() == []
+    assert claude_rows() == [] and claude_auth.received() == []
 
 
-def test_pkce_is_checked_by_the_authority(store, cfg, oauth_fake: FakeOAuth) -> None:
+def test_pkce_is_checked_by_the_authority(store, cfg, claude_auth: FakeOAuth) -> None:
     start = login.start_login(store, cfg)
     _, other_challenge = oauth.pkce_pair()
-    code = oauth_fake.authorize(
+    code = claude_auth.authorize(
         challenge=other_challenge, redirect_uri=f"{cfg.claude_auth_base}/oauth/code/callback", client_id=CLAUDE_CLIENT_ID
     )
     with pytest.raises(ReauthRequired, match="PKCE"):
@@ -124,21 +109,21 @@ def test_pkce_is_checked_by_the_authority(store, cfg, oauth_fake: FakeOAuth) -> 
     assert claude_rows() == []
 
 
-def test_logging_in_twice_with_the_same_account_updates_one_row(store, cfg, oauth_fake: FakeOAuth) -> None:
+def test_logging_in_twice_with_the_same_account_updates_one_row(store, cfg, claude_auth: FakeOAuth) -> None:
     tokens = []
     for expected_created in (True, False):
         start = login.start_login(store, cfg)
-        result = login.complete_login(store, cfg, start.flow_id, {"answer": f"{consent(oauth_fake, start.authorize_url)}#{start.flow_id}"})
+        result = login.complete_login(store, cfg, start.flow_id, {"answer": f"{consent(claude_auth, start.authorize_url)}#{start.flow_id}"})
         assert result.created is expected_created
         [row] = claude_rows()
         tokens.append(AccountView.from_row(row, store.cipher).access_token)
     assert tokens[0] != tokens[1]
 
 
-def test_identity_comes_from_the_profile_when_the_token_answer_lacks_it(store, cfg, oauth_fake: FakeOAuth) -> None:
-    oauth_fake.extra = {}
+def test_identity_comes_from_the_profile_when_the_token_answer_lacks_it(store, cfg, claude_auth: FakeOAuth) -> None:
+    claude_auth.extra = {}
     start = login.start_login(store, cfg)
-    login.complete_login(store, cfg, start.flow_id, {"answer": f"{consent(oauth_fake, start.authorize_url)}#{start.flow_id}"})
+    login.complete_login(store, cfg, start.flow_id, {"answer": f"{consent(claude_auth, start.authorize_url)}#{start.flow_id}"})
     [row] = claude_rows()
     assert row.identity == ACCOUNT["uuid"] and row.email == ACCOUNT["email_address"]
 
@@ -152,8 +137,8 @@ def write(tmp_path: Path, name: str, content: object) -> Path:
     return path
 
 
-def test_import_claude_code_credentials(store, cfg, oauth_fake: FakeOAuth, api: FakeClaudeAPI, tmp_path: Path) -> None:
-    access, refresh = oauth_fake.seed()
+def test_import_claude_code_credentials(store, cfg, claude_auth: FakeOAuth, claude_api: FakeClaudeAPI, tmp_path: Path) -> None:
+    access, refresh = claude_auth.seed()
     expires_ms = int((time.time() + 7200) * 1000)
     path = write(
         tmp_path,
@@ -174,11 +159,11 @@ def test_import_claude_code_credentials(store, cfg, oauth_fake: FakeOAuth, api: 
     view = AccountView.from_row(row, store.cipher)
     assert (view.access_token, view.refresh_token, view.expires_at) == (access, refresh, expires_ms / 1000)
     assert row.identity == ACCOUNT["uuid"] and row.meta["imported_from"] == "Claude Code"
-    assert oauth_fake.refresh_calls == 0 and api.last("/api/oauth/profile").headers["authorization"] == f"Bearer {access}"
+    assert claude_auth.refresh_calls == 0 and claude_api.last("/api/oauth/profile").headers["authorization"] == f"Bearer {access}"
 
 
-def test_import_opencode_auth_with_an_expired_token_refreshes_it(store, cfg, oauth_fake: FakeOAuth, tmp_path: Path) -> None:
-    access, refresh = oauth_fake.seed()
+def test_import_opencode_auth_with_an_expired_token_refreshes_it(store, cfg, claude_auth: FakeOAuth, tmp_path: Path) -> None:
+    access, refresh = claude_auth.seed()
     path = write(
         tmp_path,
         "auth.json",
@@ -191,12 +176,12 @@ def test_import_opencode_auth_with_an_expired_token_refreshes_it(store, cfg, oau
     assert "OpenCode has to log in again" in result.message
     [row] = claude_rows()
     view = AccountView.from_row(row, store.cipher)
-    assert refresh in oauth_fake.used_refresh and view.refresh_token in oauth_fake.live_refresh
+    assert refresh in claude_auth.used_refresh and view.refresh_token in claude_auth.live_refresh
     assert view.expires_at > time.time() + 3000 and row.identity == ACCOUNT["uuid"]
 
 
-def test_import_then_login_is_one_account(store, cfg, oauth_fake: FakeOAuth, tmp_path: Path) -> None:
-    access, refresh = oauth_fake.seed()
+def test_import_then_login_is_one_account(store, cfg, claude_auth: FakeOAuth, tmp_path: Path) -> None:
+    access, refresh = claude_auth.seed()
     path = write(
         tmp_path,
         "c.json",
@@ -205,7 +190,7 @@ def test_import_then_login_is_one_account(store, cfg, oauth_fake: FakeOAuth, tmp
     login.import_credentials(store, cfg, path)
     start = login.start_login(store, cfg)
     assert not login.complete_login(
-        store, cfg, start.flow_id, {"answer": f"{consent(oauth_fake, start.authorize_url)}#{start.flow_id}"}
+        store, cfg, start.flow_id, {"answer": f"{consent(claude_auth, start.authorize_url)}#{start.flow_id}"}
     ).created
     assert len(claude_rows()) == 1
 
@@ -225,13 +210,13 @@ def test_import_then_login_is_one_account(store, cfg, oauth_fake: FakeOAuth, tmp
     ],
 )
 def test_bad_or_partial_files_import_nothing(
-    store, cfg, oauth_fake: FakeOAuth, api: FakeClaudeAPI, tmp_path: Path, content: object, fragment: str
+    store, cfg, claude_auth: FakeOAuth, claude_api: FakeClaudeAPI, tmp_path: Path, content: object, fragment: str
 ) -> None:
     path = write(tmp_path, "creds.json", content)
     with pytest.raises(InvalidInput, match=fragment) as info:
         login.import_credentials(store, cfg, path)
     assert "sk-ant-" not in str(info.value)
-    assert claude_rows() == [] and oauth_fake.received() == [] and api.received() == []
+    assert claude_rows() == [] and claude_auth.received() == [] and claude_api.received() == []
 
 
 def test_missing_file_imports_nothing(store, cfg, tmp_path: Path) -> None:
@@ -240,7 +225,7 @@ def test_missing_file_imports_nothing(store, cfg, tmp_path: Path) -> None:
     assert claude_rows() == []
 
 
-def test_import_of_a_dead_login_imports_nothing(store, cfg, oauth_fake: FakeOAuth, tmp_path: Path) -> None:
+def test_import_of_a_dead_login_imports_nothing(store, cfg, claude_auth: FakeOAuth, tmp_path: Path) -> None:
     path = write(
         tmp_path, "c.json", {"claudeAiOauth": {"accessToken": "sk-ant-oat01-old", "refreshToken": "sk-ant-ort01-old", "expiresAt": 1000}}
     )
@@ -250,36 +235,36 @@ def test_import_of_a_dead_login_imports_nothing(store, cfg, oauth_fake: FakeOAut
 
 
 def test_an_import_whose_identity_lookup_fails_after_refresh_keeps_the_rotated_login(
-    store, cfg, oauth_fake: FakeOAuth, api: FakeClaudeAPI, tmp_path: Path
+    store, cfg, claude_auth: FakeOAuth, claude_api: FakeClaudeAPI, tmp_path: Path
 ) -> None:
     """The refresh used up the file's refresh token: the new pair is kept, and running the import again finishes it
     without a second refresh (the file's token is dead by then)."""
-    access, refresh = oauth_fake.seed()
+    access, refresh = claude_auth.seed()
     path = write(tmp_path, "c.json", {"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": 1000}})
-    identity_answer, oauth_fake.extra = oauth_fake.extra, {}  # the token answer names no account
-    api.enqueue("GET", "/api/oauth/profile", Reply(503, {"error": {"type": "overloaded_error"}}))
+    identity_answer, claude_auth.extra = claude_auth.extra, {}  # the token answer names no account
+    claude_api.enqueue("GET", "/api/oauth/profile", Reply(503, {"error": {"type": "overloaded_error"}}))
     with pytest.raises(TransientProviderError, match="run the same import again") as info:
         login.import_credentials(store, cfg, path)
     assert refresh not in str(info.value) and claude_rows() == []
-    assert oauth_fake.refresh_calls == 1 and refresh in oauth_fake.used_refresh
+    assert claude_auth.refresh_calls == 1 and refresh in claude_auth.used_refresh
     [kept] = OAuthState.select().where(OAuthState.provider == login.PENDING_PROVIDER)
     assert (
         refresh not in kept.state and refresh not in kept.flow_data and "sk-ant-ort" not in kept.flow_data
     )  # hashed key, encrypted tokens (a bare "ort" can occur in base64)
     assert oauth.login_for_bare_code("claude") is None  # not taken for a login in progress
 
-    oauth_fake.extra = identity_answer
+    claude_auth.extra = identity_answer
     result = login.import_credentials(store, cfg, path)
     assert result.created and "has to log in again" in result.message
     [row] = claude_rows()
     view = AccountView.from_row(row, store.cipher)
-    assert row.identity == ACCOUNT["uuid"] and view.refresh_token in oauth_fake.live_refresh
-    assert oauth_fake.refresh_calls == 1  # the kept access token was still good: identified, not refreshed again
+    assert row.identity == ACCOUNT["uuid"] and view.refresh_token in claude_auth.live_refresh
+    assert claude_auth.refresh_calls == 1  # the kept access token was still good: identified, not refreshed again
     assert OAuthState.select().where(OAuthState.provider == login.PENDING_PROVIDER).count() == 0
 
 
 def test_a_refused_refresh_keeps_the_pair_a_concurrent_import_of_the_same_file_just_kept(
-    store, cfg, oauth_fake: FakeOAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store, cfg, claude_auth: FakeOAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two imports of one file race: the winner's refresh rotated the token and kept the new pair; the loser, which
     loaded nothing, sees "already used" and must not delete the winner's pair."""
@@ -298,8 +283,8 @@ def test_a_refused_refresh_keeps_the_pair_a_concurrent_import_of_the_same_file_j
 # -- refresh ---------------------------------------------------------------------------------------
 
 
-def stored_account(store, oauth_fake: FakeOAuth, expires_in: float = 3600) -> AccountView:
-    access, refresh = oauth_fake.seed()
+def stored_account(store, claude_auth: FakeOAuth, expires_in: float = 3600) -> AccountView:
+    access, refresh = claude_auth.seed()
     row, _ = upsert_account(
         "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"]
     )
@@ -311,19 +296,19 @@ async def refresh_once(cfg, account: AccountView) -> TokenSet:
         return await ClaudeProvider(cfg).refresh(account, http)
 
 
-def test_refresh_rotates_and_sends_no_scope(store, cfg, oauth_fake: FakeOAuth) -> None:
-    account = stored_account(store, oauth_fake)
+def test_refresh_rotates_and_sends_no_scope(store, cfg, claude_auth: FakeOAuth) -> None:
+    account = stored_account(store, claude_auth)
     tokens = asyncio.run(refresh_once(cfg, account))
-    assert tokens.access_token in oauth_fake.issued_access and tokens.access_token != account.access_token
-    assert tokens.refresh_token in oauth_fake.live_refresh and account.refresh_token in oauth_fake.used_refresh
+    assert tokens.access_token in claude_auth.issued_access and tokens.access_token != account.access_token
+    assert tokens.refresh_token in claude_auth.live_refresh and account.refresh_token in claude_auth.used_refresh
     assert abs(tokens.expires_at - (time.time() + 3600)) < 10
     assert tokens.metadata["account_uuid"] == ACCOUNT["uuid"] and tokens.metadata["email"] == ACCOUNT["email_address"]
-    sent = oauth_fake.last("/v1/oauth/token")
+    sent = claude_auth.last("/v1/oauth/token")
     assert sent.json == {"grant_type": "refresh_token", "refresh_token": account.refresh_token, "client_id": CLAUDE_CLIENT_ID}
 
 
-def test_refresh_with_a_used_token_needs_reauth(store, cfg, oauth_fake: FakeOAuth) -> None:
-    account = stored_account(store, oauth_fake)
+def test_refresh_with_a_used_token_needs_reauth(store, cfg, claude_auth: FakeOAuth) -> None:
+    account = stored_account(store, claude_auth)
     asyncio.run(refresh_once(cfg, account))
     with pytest.raises(ReauthRequired, match="invalid_grant") as info:
         asyncio.run(refresh_once(cfg, account))
@@ -339,32 +324,32 @@ def test_refresh_with_a_used_token_needs_reauth(store, cfg, oauth_fake: FakeOAut
         Reply(200, "not json"),
     ],
 )
-def test_refresh_failures_that_keep_the_tokens_are_transient(store, cfg, oauth_fake: FakeOAuth, reply: Reply) -> None:
-    account = stored_account(store, oauth_fake)
-    oauth_fake.fail_next.append(reply)
+def test_refresh_failures_that_keep_the_tokens_are_transient(store, cfg, claude_auth: FakeOAuth, reply: Reply) -> None:
+    account = stored_account(store, claude_auth)
+    claude_auth.fail_next.append(reply)
     with pytest.raises(TransientProviderError):
         asyncio.run(refresh_once(cfg, account))
-    assert account.refresh_token in oauth_fake.live_refresh
+    assert account.refresh_token in claude_auth.live_refresh
 
 
-def test_refresh_network_error_is_transient_and_names_no_token(store, cfg, oauth_fake: FakeOAuth) -> None:
-    account = stored_account(store, oauth_fake)
+def test_refresh_network_error_is_transient_and_names_no_token(store, cfg, claude_auth: FakeOAuth) -> None:
+    account = stored_account(store, claude_auth)
     with pytest.raises(TransientProviderError) as info:
         asyncio.run(refresh_once(cfg.replace(claude_auth_base="http://127.0.0.1:9"), account))
     assert account.refresh_token not in str(info.value) and not isinstance(info.value, ReauthRequired)
 
 
-def test_lifecycle_commits_the_rotated_pair_and_marks_a_dead_login(store, cfg, oauth_fake: FakeOAuth) -> None:
-    account = stored_account(store, oauth_fake, expires_in=10)
+def test_lifecycle_commits_the_rotated_pair_and_marks_a_dead_login(store, cfg, claude_auth: FakeOAuth) -> None:
+    account = stored_account(store, claude_auth, expires_in=10)
 
     async def run(force: bool) -> AccountView:
         async with httpx.AsyncClient(timeout=10) as http:
             return await TokenManager(store, {"claude": ClaudeProvider(cfg)}, http).refresh(account.id, force=force)
 
     fresh = asyncio.run(run(False))
-    assert fresh.refresh_token in oauth_fake.live_refresh and fresh.token_version == account.token_version + 1
+    assert fresh.refresh_token in claude_auth.live_refresh and fresh.token_version == account.token_version + 1
     assert fresh.metadata["organization_uuid"] == ORGANIZATION["uuid"]
-    oauth_fake.live_refresh.clear()  # the authority revokes the login
+    claude_auth.live_refresh.clear()  # the authority revokes the login
     with pytest.raises(RefreshFailed) as info:
         asyncio.run(run(True))
     assert info.value.reauth
@@ -372,7 +357,7 @@ def test_lifecycle_commits_the_rotated_pair_and_marks_a_dead_login(store, cfg, o
     assert row.status == "needs_reauth" and "invalid_grant" in row.status_reason
 
 
-def test_login_errors_are_provider_errors_without_secrets(store, cfg, oauth_fake: FakeOAuth) -> None:
+def test_login_errors_are_provider_errors_without_secrets(store, cfg, claude_auth: FakeOAuth) -> None:
     start = login.start_login(store, cfg)
     with pytest.raises(ProviderError) as info:
         login.complete_login(store, cfg, start.flow_id, {"answer": f"made-up-code#{start.flow_id}"})
