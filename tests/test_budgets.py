@@ -30,6 +30,7 @@ from store.keys import KeyRecord
 from store.models import KeyUsage
 from tests.fakes.loopback_provider import LoopbackProvider
 from tests.support.live import start_kleis
+from tests.support.waiting import wait_until
 
 UTC = datetime.UTC
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -227,15 +228,6 @@ def live(store, config, fake_oauth, fake_anthropic, fake_openai):
     running.add_account()
     yield running
     running.proxy.stop()
-
-
-def wait_until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 def follower_sees(live, **fields) -> None:

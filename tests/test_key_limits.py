@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ from store import keys
 from store.keys import KeyRecord
 from store.models import ApiKey
 from tests.support.cli import run_kleis as run
+from tests.support.waiting import wait_until
 
 MESSAGES = {"model": "loop/claude-x", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "loop/gpt-x", "messages": [{"role": "user", "content": "hi"}]}
@@ -100,19 +100,10 @@ def test_bad_limits_are_refused_at_creation(store, value) -> None:
 # -- through the proxy -----------------------------------------------------------------------------
 
 
-def wait_until(predicate, timeout: float = 3.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
-
-
 def test_a_key_over_its_rate_is_refused_in_the_openai_shape_and_the_change_applies_at_once(kleis) -> None:
     kleis.add_account()
     keys.set_limits(kleis.key_id, rate_limit=2)
-    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).rate_limit == 2)
+    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).rate_limit == 2, timeout=3.0)
     with httpx.Client(base_url=kleis.url, headers=kleis.headers(), timeout=10) as client:
         assert [client.post("/v1/chat/completions", json=CHAT).status_code for _ in range(2)] == [200, 200]
         refused = client.post("/v1/chat/completions", json=CHAT)
@@ -123,13 +114,13 @@ def test_a_key_over_its_rate_is_refused_in_the_openai_shape_and_the_change_appli
         assert len(kleis.openai.received("/v1/chat/completions")) == 2  # the refused one never went upstream
         assert client.get("/v1/models").status_code == 200  # discovery is not rate limited
         keys.set_limits(kleis.key_id, rate_limit=0)
-        wait_until(lambda: client.post("/v1/chat/completions", json=CHAT).status_code == 200)
+        wait_until(lambda: client.post("/v1/chat/completions", json=CHAT).status_code == 200, timeout=3.0)
 
 
 def test_a_key_at_its_concurrency_limit_gets_a_retryable_anthropic_error_until_the_stream_ends(kleis) -> None:
     kleis.add_account()
     keys.set_limits(kleis.key_id, concurrency_limit=1)
-    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).concurrency_limit == 1)
+    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).concurrency_limit == 1, timeout=3.0)
     kleis.anthropic.stream_delay = 0.15  # a stream of several events, 150 ms apart
     streaming = {**MESSAGES, "stream": True}
     first_event = threading.Event()
@@ -156,7 +147,7 @@ def test_a_key_at_its_concurrency_limit_gets_a_retryable_anthropic_error_until_t
         assert "1 requests at once" in body["error"]["message"] and kleis.key not in refused.text
         runner.join(10)
         assert seen and seen[-1] == "event: message_stop"
-        wait_until(lambda: kleis.proxy.services.limits.in_flight(kleis.key_id) == 0)
+        wait_until(lambda: kleis.proxy.services.limits.in_flight(kleis.key_id) == 0, timeout=3.0)
         assert client.post("/v1/messages", json=MESSAGES).status_code == 200
 
 
@@ -180,7 +171,7 @@ def test_cli_sets_shows_and_clears_limits(tmp_path) -> None:
 def test_a_stream_the_client_abandons_gives_its_slot_back(kleis) -> None:
     kleis.add_account()
     keys.set_limits(kleis.key_id, concurrency_limit=1)
-    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).concurrency_limit == 1)
+    wait_until(lambda: next(iter(kleis.proxy.services.follower.keys.values())).concurrency_limit == 1, timeout=3.0)
     kleis.anthropic.stream_delay = 0.3
     with httpx.Client(timeout=10) as http:
         with http.stream("POST", f"{kleis.url}/v1/messages", json={**MESSAGES, "stream": True}, headers=kleis.headers()) as response:

@@ -21,6 +21,7 @@ from tests.fakes.oauth import FakeOAuth
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.quota import PerAccount, claude_unified
 from tests.support.live import LiveKleis, start_kleis
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -55,13 +56,6 @@ def served_by(live: LiveKleis, body: dict, **headers: str) -> str:
             assert "message_stop" in answer.text
     assert answer.status_code == 200, answer.text
     return loop_account(live.anthropic.last("/v1/messages"))
-
-
-def wait_until(check, timeout: float = 5.0) -> None:
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_the_quota_is_read_from_json_and_streamed_answers_and_recorded(pool) -> None:
