@@ -39,6 +39,7 @@ LEASE_WAIT = 15.0  # how long a refresh waits for a lease held by a live process
 REQUEST_WAIT = 30.0  # how long a request with an expired token waits for its refresh (which goes on regardless)
 REFRESH_CALL_TIMEOUT = 600.0  # the token endpoint's answer is awaited this long: longer than providers keep one open
 VALID_MARGIN = 5.0  # a token with less validity left than this is treated as expired
+COMMIT_RETRY_DELAYS = (0.25, 1.0)  # a freshly issued pair is stored in up to 3 attempts before the refresh fails
 FAULT_ENV = "KLEIS_FAULT_AFTER_TOKENS_ISSUED"  # test hook: die between the provider's answer and the commit
 
 
@@ -74,7 +75,8 @@ class TokenManager:
         self._renewed_after_401: dict[int, tuple[int, float]] = {}
         self._backoff: dict[int, tuple[float, float, str, float]] = {}  # id -> (not before, last delay, reason, state time)
         # Tokens a provider issued whose commit failed: committed by the next attempt, never handed out before.
-        self._uncommitted: dict[int, tuple[int, TokenSet]] = {}
+        # The lease stays held (as the owner kept here) so no other attempt spends the refresh token meanwhile.
+        self._uncommitted: dict[int, tuple[int, TokenSet, str]] = {}
         self._watched: weakref.WeakSet[asyncio.Task[AccountView]] = weakref.WeakSet()  # background ones, logged
         self.refresh_calls = 0
         self.on_refreshed: list[Callable[[AccountView], None]] = []  # told of each pair this process commits
@@ -201,7 +203,8 @@ class TokenManager:
         if newer_than is not None and seen.token_version > newer_than:
             return self._publish(seen)  # the refused token was already replaced
         start_version = seen.token_version
-        holder = LeaseHolder(account_id, wait=self.lease_wait, tell=self._tell)
+        kept = self._uncommitted.get(account_id)
+        holder = LeaseHolder(account_id, wait=self.lease_wait, tell=self._tell, resume=kept[2] if kept else None)
         try:
             taken = await holder.take(start_version)
         except LeaseBusy as busy:
@@ -216,7 +219,8 @@ class TokenManager:
             if current is None:
                 raise RefreshFailed(f"account {account_id} no longer exists")
             if account_id in self._uncommitted:
-                return self._publish(await self._commit(current, *self._uncommitted[account_id]))
+                expected_version, tokens, _ = self._uncommitted[account_id]
+                return self._publish(await self._commit(current, expected_version, tokens, holder))
             if current.token_version > start_version or (
                 not force
                 and self._stale.get(account_id) != current.token_version
@@ -258,19 +262,29 @@ class TokenManager:
             log.error("fault injection: exiting after the provider issued tokens, before the commit")
             os._exit(17)
         self._report(account.provider, "ok")
-        self._uncommitted[account.id] = (account.token_version, tokens)
-        return await self._commit(account, account.token_version, tokens)
+        self._uncommitted[account.id] = (account.token_version, tokens, holder.owner)
+        return await self._commit(account, account.token_version, tokens, holder)
 
-    async def _commit(self, account: AccountView, expected_version: int, tokens: TokenSet) -> AccountView:
-        """Store a rotated pair before anyone uses it; on failure keep it for the next attempt to commit."""
-        try:
-            committed = await asyncio.to_thread(leases.commit, account.id, expected_version, tokens, self.store.cipher)
-        except Exception as exc:
-            self._report(account.provider, "store_failed")
-            log.error("storing the refreshed tokens of account %s failed (%s); the next attempt stores them", account.id, exc)
-            raise RefreshFailed(
-                f"the refreshed tokens of {account.provider} account {account.id} could not be stored ({exc}); retry", retry_in=1
-            ) from None
+    async def _commit(self, account: AccountView, expected_version: int, tokens: TokenSet, holder: LeaseHolder) -> AccountView:
+        """Store a rotated pair before anyone uses it, retrying while the lease is kept; when every attempt fails,
+        keep the pair and the lease for the next refresh attempt to store (the old refresh token is spent)."""
+        async with holder.kept():
+            for delay in (0.0, *COMMIT_RETRY_DELAYS):
+                await asyncio.sleep(delay)
+                try:
+                    committed = await asyncio.to_thread(leases.commit, account.id, expected_version, tokens, self.store.cipher)
+                    break
+                except Exception as exc:
+                    failure = describe_store_error(exc)
+                    log.warning("storing the refreshed tokens of account %s failed (%s)", account.id, failure)
+            else:
+                holder.keep = True
+                self._report(account.provider, "store_failed")
+                log.error("the refreshed tokens of account %s are not stored yet (%s); the next attempt stores them", account.id, failure)
+                raise RefreshFailed(
+                    f"the refreshed tokens of {account.provider} account {account.id} could not be stored ({failure}); retry",
+                    retry_in=1,
+                ) from None
         self._uncommitted.pop(account.id, None)
         newest = await asyncio.to_thread(leases.read, account.id, self.store.cipher)
         if newest is None:

@@ -25,15 +25,20 @@ class LeaseBusy(KleisError):
 
 
 class LeaseHolder:
-    def __init__(self, account_id: int, *, wait: float, tell: Callable[[str], None]) -> None:
+    def __init__(self, account_id: int, *, wait: float, tell: Callable[[str], None], resume: str | None = None) -> None:
         self.account_id = account_id
         self.wait = wait
         self.tell = tell  # what the attempt waits for, in words
-        self.owner = lease_owner.new_owner()
+        self.resume = resume  # the owner an earlier attempt of ours kept the lease as (its pair is not stored yet)
+        self.owner = resume or lease_owner.new_owner()
+        self.keep = False  # set when the lease must outlive this attempt: release() then leaves it held
 
     async def take(self, start_version: int) -> Literal["held", "refreshed", "missing"]:
         """ "held": the lease is ours; "refreshed": another process stored a newer pair meanwhile; "missing": the
         account is gone. LeaseBusy after `wait` seconds of a lease held by a live process."""
+        if self.resume is not None:
+            if await asyncio.to_thread(leases.take_over, self.account_id, LEASE_SECONDS, self.owner, self.resume):
+                return "held"  # still ours: nobody else spent the refresh token while our pair waited to be stored
         deadline = time.time() + self.wait
         announced = False
         while not await asyncio.to_thread(leases.acquire, self.account_id, LEASE_SECONDS, self.owner):
@@ -78,6 +83,8 @@ class LeaseHolder:
                 log.warning("renewing the refresh lease of account %s failed: %s", self.account_id, describe_store_error(exc))
 
     async def release(self) -> None:
+        if self.keep:
+            return  # it expires by itself after LEASE_SECONDS unless the next attempt resumes it
         try:
             await asyncio.to_thread(leases.release, self.account_id, self.owner)
         except Exception:

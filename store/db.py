@@ -28,6 +28,10 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10000,
     "foreign_keys": 1,
 }
+# Every transaction Kleis opens writes. A deferred BEGIN reads first and upgrades to a writer later; in WAL mode that
+# upgrade fails at once with "database is locked" (busy_timeout cannot help) when another connection committed a
+# write in between. BEGIN IMMEDIATE takes the write lock at the start, so a transaction waits its turn instead.
+SQLITE_LOCK_TYPE = "IMMEDIATE"
 CANARY_PLAINTEXT = "kleis-secret-key-check"
 
 
@@ -102,11 +106,11 @@ def connect_database(url: str) -> peewee.Database:
     if url.startswith("sqlite:"):
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if path == ":memory:":  # tests only: configuration refuses it
-            return peewee.SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS)
+            return peewee.SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS, lock_type=SQLITE_LOCK_TYPE)
         if not path:
             raise ConfigError("KLEIS_DATABASE_URL: a SQLite URL is sqlite:///<path>")
         _create_private_file(Path(path))
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type=SQLITE_LOCK_TYPE)
     try:
         database: peewee.Database = connect_url(url)
         return database

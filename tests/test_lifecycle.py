@@ -7,6 +7,7 @@ import time
 from types import SimpleNamespace
 
 import httpx
+import peewee
 import pytest
 
 from addons.refresher import ProactiveRefresher
@@ -40,7 +41,7 @@ def test_200_concurrent_requests_on_an_expired_token_make_one_refresh(kleis) -> 
     print(f"200 requests on an expired token: {elapsed:.2f}s, 1 refresh")
 
 
-def test_a_failed_commit_keeps_the_new_pair_for_the_next_attempt(kleis, monkeypatch) -> None:
+def test_a_failed_commit_is_retried_at_once(kleis, monkeypatch) -> None:
     account = kleis.add_account(expires_in=-60)
     real_commit = leases.commit
     calls = []
@@ -48,19 +49,42 @@ def test_a_failed_commit_keeps_the_new_pair_for_the_next_attempt(kleis, monkeypa
     def flaky_commit(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
-            raise RuntimeError("database is locked")
+            raise peewee.OperationalError("database is locked")
         return real_commit(*args, **kwargs)
 
     monkeypatch.setattr(leases, "commit", flaky_commit)
+    with httpx.Client(base_url=kleis.url, timeout=20) as client:
+        response = client.post("/v1/messages", json=BODY, headers=kleis.headers())
+    assert response.status_code == 200, response.text
+    assert len(calls) == 2 and kleis.oauth.refresh_calls == 1
+    stored = Account.get_by_id(account.id)
+    assert stored.token_version == account.token_version + 1 and stored.refresh_lease_owner is None
+
+
+def test_a_commit_that_keeps_failing_keeps_the_new_pair_and_the_lease_for_the_next_attempt(kleis, monkeypatch) -> None:
+    account = kleis.add_account(expires_in=-60)
+    real_commit = leases.commit
+    failing = [True]
+
+    def broken_commit(*args, **kwargs):
+        if failing[0]:
+            raise peewee.OperationalError("database is locked")
+        return real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(leases, "commit", broken_commit)
     with httpx.Client(base_url=kleis.url, timeout=20) as client:
         first = client.post("/v1/messages", json=BODY, headers=kleis.headers())
         assert first.status_code == 503
         assert "could not be stored" in first.json()["error"]["message"] and first.headers["retry-after"]
         assert kleis.anthropic.received() == []  # the new access token was not used before it was stored
+        # The lease stays held: no other process (or manager) spends the refresh token the provider rotated.
+        assert Account.get_by_id(account.id).refresh_lease_owner
+        failing[0] = False
         second = client.post("/v1/messages", json=BODY, headers=kleis.headers())
     assert second.status_code == 200, second.text
     assert kleis.oauth.refresh_calls == 1  # no second refresh: the pair issued the first time was stored
-    assert Account.get_by_id(account.id).token_version == account.token_version + 1
+    stored = Account.get_by_id(account.id)
+    assert stored.token_version == account.token_version + 1 and stored.refresh_lease_owner is None
 
 
 def test_invalid_grant_marks_the_account_needs_reauth(kleis) -> None:
@@ -235,6 +259,42 @@ def test_two_token_managers_in_one_process_refresh_once(store, fake_oauth) -> No
     assert all(not isinstance(r, Exception) for r in results), results
     stored = Account.get_by_id(row.id)
     assert stored.status == "active" and stored.token_version == row.token_version + 1
+
+
+def test_a_pair_not_yet_stored_keeps_another_manager_from_spending_the_refresh_token(store, fake_oauth, monkeypatch) -> None:
+    from providers.lifecycle import RefreshFailed, TokenManager
+    from store.accounts import AccountView, TokenSet, upsert_account
+    from tests.fakes.loopback_provider import LoopbackProvider
+
+    access, refresh = fake_oauth.seed()
+    row, _ = upsert_account("loop", "kept", TokenSet(access, refresh, time.time() - 60), store.cipher)
+    provider = LoopbackProvider(store.config, {}, f"{fake_oauth.url}/v1/oauth/token")
+    real_commit = leases.commit
+    failing = [True]
+
+    def broken_commit(*args, **kwargs):
+        if failing[0]:
+            raise peewee.OperationalError("disk I/O error")
+        return real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(leases, "commit", broken_commit)
+
+    async def run() -> tuple[object, object, AccountView]:
+        async with httpx.AsyncClient() as http:
+            first, second = (TokenManager(store, {"loop": provider}, http) for _ in range(2))
+            second.lease_wait = 0.5
+            failed = await asyncio.gather(first.refresh(row.id, force=True), return_exceptions=True)
+            refused = await asyncio.gather(second.refresh(row.id, force=True), return_exceptions=True)
+            failing[0] = False
+            stored = await first.refresh(row.id, force=True)
+            return failed[0], refused[0], stored
+
+    failed, refused, stored = asyncio.run(run())
+    assert isinstance(failed, RefreshFailed) and "could not be stored" in str(failed)
+    assert isinstance(refused, RefreshFailed) and "another Kleis process is refreshing" in str(refused)
+    assert fake_oauth.refresh_calls == 1 and fake_oauth.reused_refresh_attempts == 0
+    assert stored.token_version == row.token_version + 1
+    assert Account.get_by_id(row.id).refresh_lease_owner is None
 
 
 def test_the_refresher_purges_expired_logins_and_pending_imports_hourly(store) -> None:

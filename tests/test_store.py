@@ -122,3 +122,34 @@ def test_unusable_data_dir(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
         open_store(make_config(blocker / "data"))
     assert "KLEIS_DATA_DIR" in str(info.value)
+
+
+def test_a_transaction_that_reads_first_waits_for_a_writer_instead_of_failing(store) -> None:
+    """WAL mode: a deferred transaction that read, then another connection committed a write, cannot upgrade to a
+    writer ("database is locked" at once, busy_timeout cannot help). Kleis's transactions begin IMMEDIATE."""
+    import threading
+
+    from store.accounts import TokenSet, upsert_account
+    from store.models import Account, database
+
+    row, _ = upsert_account("claude", "race", TokenSet("a", "r", time.time() + 3600), store.cipher)
+    have_read, wrote, errors = threading.Event(), threading.Event(), []
+
+    def other_writer() -> None:
+        have_read.wait(5)
+        try:
+            Account.update(label="other").where(Account.id == row.id).execute()
+        except Exception as exc:
+            errors.append(exc)
+        wrote.set()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    with database.atomic():
+        Account.get_by_id(row.id)  # the read that starts a deferred transaction's snapshot
+        have_read.set()
+        wrote.wait(0.5)  # with BEGIN IMMEDIATE the other writer waits for us; deferred, it commits now
+        Account.update(label="ours").where(Account.id == row.id).execute()
+    writer.join(15)
+    assert errors == [] and wrote.is_set()
+    assert Account.get_by_id(row.id).label == "other"  # it wrote after our commit, not between our read and write
