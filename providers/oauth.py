@@ -68,15 +68,21 @@ def refresh_grant(client_id: str, refresh_token: str) -> dict[str, str]:
     return {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
 
 
+def random_token() -> str:
+    """32 random bytes, base64url without padding: 43 characters, what real OAuth clients send. Anthropic's authorize
+    page refuses a shorter `state` ("Invalid request format", reported 2026-08 and 2026-09)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
 def pkce_pair() -> tuple[str, str]:
-    """(verifier, S256 challenge): 64 random bytes, base64url without padding."""
-    verifier = base64.urlsafe_b64encode(secrets.token_bytes(64)).rstrip(b"=").decode()
+    """(verifier, S256 challenge): the verifier is `random_token()` (RFC 7636 §4.1 allows 43–128 characters)."""
+    verifier = random_token()
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     return verifier, challenge
 
 
 def new_state() -> str:
-    return secrets.token_hex(16)
+    return random_token()
 
 
 def save_state(

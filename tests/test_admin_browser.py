@@ -195,19 +195,9 @@ class ClaudeConsentPage:
     """Claude's authorize page as a person sees it after approving: it shows `code#state` to copy."""
 
     def __init__(self) -> None:
-        from tests.fakes.base import Reply
         from tests.fakes.claude import claude_oauth
 
-        self.oauth = claude_oauth()
-
-        def consent(request):
-            query = request.query
-            code = self.oauth.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query["client_id"])
-            pasted = f"<code id='pasted-code'>{code}#{query['state']}</code>"
-            page = f"<html><body><p>Paste this code into the application:</p>{pasted}</body></html>"
-            return Reply(200, page, {"content-type": "text/html"})
-
-        self.oauth.route("GET", "/oauth/authorize", consent)
+        self.oauth = claude_oauth()  # its GET /oauth/authorize shows code#state (and refuses a short state)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
@@ -13,6 +12,7 @@ from flask import Flask
 from admin import create_app
 from core.config import Config
 from store.models import Account, OAuthState
+from tests.fakes.claude import pasted_code
 from tests.fakes.codex_auth import FakeCodexAuth
 from tests.fakes.oauth import FakeOAuth
 from tests.support.admin import Api
@@ -44,9 +44,9 @@ def completed(api: Api, provider: str, body: dict, pending_ok: bool = False) -> 
 def test_claude_paste_login_through_the_api_keeps_the_label(real_api, claude_auth) -> None:
     start = started(real_api, "claude", label="  team max  ")
     assert start["kind"] == "paste" and "Anthropic" in start["warning"]
-    query = {k: v[0] for k, v in parse_qs(urlsplit(start["authorize_url"]).query).items()}
-    code = claude_auth.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query["client_id"])
-    _, done = completed(real_api, "claude", {"flow_id": start["flow_id"], "code": f"{code}#{start['flow_id']}"})
+    pasted = pasted_code(start["authorize_url"])
+    assert pasted.endswith(f"#{start['flow_id']}")
+    _, done = completed(real_api, "claude", {"flow_id": start["flow_id"], "code": pasted})
     assert done["status"] == "done" and done["account"]["label"] == "team max" and done["account"]["is_primary"]
     assert claude_auth.last("/v1/oauth/token").json["code_verifier"]  # PKCE checked by the fake
     assert OAuthState.select().count() == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -19,21 +21,22 @@ from providers.lifecycle import RefreshFailed, TokenManager
 from store.accounts import AccountView, TokenSet, upsert_account
 from store.models import Account, OAuthState
 from tests.fakes.base import Reply
-from tests.fakes.claude import ACCOUNT, CLAUDE_CLIENT_ID, ORGANIZATION, FakeClaudeAPI
+from tests.fakes.claude import ACCOUNT, CLAUDE_CLIENT_ID, MIN_STATE_LENGTH, ORGANIZATION, FakeClaudeAPI, pasted_code
 from tests.fakes.oauth import FakeOAuth
 
 
 @pytest.fixture
 def cfg(config, claude_auth: FakeOAuth, claude_api: FakeClaudeAPI):
     return config.replace(
-        claude_auth_base=claude_auth.url, claude_api_base=claude_api.url, claude_authorize_url="https://claude.example/oauth/authorize"
+        claude_auth_base=claude_auth.url, claude_api_base=claude_api.url, claude_authorize_url=f"{claude_auth.url}/oauth/authorize"
     )
 
 
 def consent(fake: FakeOAuth, authorize_url: str) -> str:
-    """What the browser does: the user approves, the authority binds a code to the URL's challenge."""
-    query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
-    return fake.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query["client_id"])
+    """What the browser does: the user approves on the authorize page, which binds a code to the URL's challenge
+    (and refuses a short state); returns the code part of the `code#state` the page shows."""
+    assert authorize_url.startswith(f"{fake.url}/oauth/authorize?")
+    return pasted_code(authorize_url).partition("#")[0]
 
 
 def claude_rows() -> list[Account]:
@@ -62,6 +65,23 @@ def test_authorize_url_carries_the_claude_parameters(store, cfg) -> None:
     verifier, data = oauth.load_state(store, "claude", start.flow_id)
     assert query["state"] != verifier and query["code_challenge"] != verifier
     assert data == {"redirect_uri": query["redirect_uri"], "label": ""}
+
+
+def test_state_and_verifier_are_32_random_bytes_as_base64url(store, cfg, claude_auth: FakeOAuth) -> None:
+    """Anthropic's authorize page refuses a 16-byte state ("Invalid request format"); real clients send 43 characters."""
+    starts = [login.start_login(store, cfg) for _ in range(3)]
+    for start in starts:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(start.authorize_url).query).items()}
+        verifier, _ = oauth.load_state(store, "claude", start.flow_id)
+        for value in (query["state"], verifier):
+            assert len(value) == MIN_STATE_LENGTH and re.fullmatch(r"[A-Za-z0-9_-]{43}", value)
+            assert len(base64.urlsafe_b64decode(value + "=")) == 32
+        assert httpx.get(start.authorize_url, trust_env=False).status_code == 200
+    assert len({start.flow_id for start in starts}) == 3
+    # the fake's page refuses what Kleis sent before: 16 bytes as 32 hex characters
+    short = starts[0].authorize_url.replace(starts[0].flow_id, "0123456789abcdef0123456789abcdef")
+    refused = httpx.get(short, trust_env=False)
+    assert refused.status_code == 400 and "Invalid request format" in refused.text
 
 
 @pytest.mark.parametrize("form", ["hash", "url", "query"])
@@ -95,7 +115,7 @@ def test_a_pasted_state_that_does_not_match_is_rejected(store, cfg, claude_auth:
     code = consent(claude_auth, start.authorize_url)
     with pytest.raises(InvalidInput, match="does not match"):
         login.complete_login(store, cfg, start.flow_id, {"answer": f"{code}#{oauth.new_state()}"})
-    assert claude_rows() == [] and claude_auth.received() == []
+    assert claude_rows() == [] and claude_auth.received("/v1/oauth/token") == []
 
 
 def test_pkce_is_checked_by_the_authority(store, cfg, claude_auth: FakeOAuth) -> None:

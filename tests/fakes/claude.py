@@ -3,9 +3,12 @@ and an OAuth authority with Claude's client id that answers with the account ide
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from tests.fakes.anthropic import FakeAnthropic, anthropic_error
 from tests.fakes.base import Recorded, Reply
@@ -135,8 +138,43 @@ class FakeClaudeAPI(FakeAnthropic):
         return self._auth(request) or Reply(200, self.profile)
 
 
+MIN_STATE_LENGTH = 43  # 32 bytes as base64url: shorter states are refused (2026-08/09 reports, issue 35)
+
+
+def authorize_page(fake: FakeOAuth) -> Callable[[Recorded], Reply]:
+    """Claude's authorize page (GET /oauth/authorize) as a person sees it after approving: it shows `code#state` to
+    copy. Like the real page, it refuses a request whose `state` is shorter than 32 bytes with "Invalid request format"."""
+
+    def page(request: Recorded) -> Reply:
+        query = request.query
+        state = query.get("state", "")
+        if (
+            len(state) < MIN_STATE_LENGTH
+            or query.get("response_type") != "code"
+            or query.get("code_challenge_method") != "S256"
+            or not query.get("code_challenge")
+        ):
+            return Reply(400, "<html><body><p>Invalid request format</p></body></html>", {"content-type": "text/html"})
+        code = fake.authorize(challenge=query["code_challenge"], redirect_uri=query["redirect_uri"], client_id=query.get("client_id"))
+        pasted = f"<code id='pasted-code'>{html.escape(code)}#{html.escape(state)}</code>"
+        return Reply(200, f"<html><body><p>Paste this code into the application:</p>{pasted}</body></html>", {"content-type": "text/html"})
+
+    return page
+
+
 def claude_oauth(account: dict[str, str] | None = None) -> FakeOAuth:
-    """A FakeOAuth with Claude's client id whose token answers name the account and organization."""
+    """A FakeOAuth with Claude's client id whose token answers name the account and organization, and Claude's
+    authorize page at GET /oauth/authorize."""
     fake = FakeOAuth(client_id=CLAUDE_CLIENT_ID)
     fake.extra = {"account": dict(account or ACCOUNT), "organization": dict(ORGANIZATION), "scope": "user:inference user:profile"}
+    fake.route("GET", "/oauth/authorize", authorize_page(fake))
     return fake
+
+
+def pasted_code(authorize_url: str) -> str:
+    """Play the browser on the fake's authorize page: approve, and copy the `code#state` it shows."""
+    answer = httpx.get(authorize_url, timeout=10, trust_env=False)
+    assert answer.status_code == 200, answer.text
+    match = re.search(r"<code id='pasted-code'>([^<]+)</code>", answer.text)
+    assert match, answer.text
+    return html.unescape(match.group(1))
