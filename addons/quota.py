@@ -37,6 +37,7 @@ class QuotaTracker:
         self.interval = interval
         self.readings: dict[int, QuotaReading] = {}
         self._dirty: set[int] = set()
+        self._logged: set[tuple[int, frozenset[str]]] = set()
         self._fetches: set[asyncio.Task[None]] = set()
         self._background = BackgroundTask("kleis quota sync")
 
@@ -45,6 +46,9 @@ class QuotaTracker:
         return self.readings.get(account_id)
 
     def observe(self, account_id: int, reading: QuotaReading) -> QuotaReading:
+        reading, problems = quotas.sanitized(reading, time.time())
+        if problems:
+            self._ignored(account_id, problems)
         merged = quotas.merge(self.readings.get(account_id), reading)
         self.readings[account_id] = merged
         self._dirty.add(account_id)
@@ -54,6 +58,16 @@ class QuotaTracker:
         """The quota an answer's headers carry (names in any case), kept for its account; None when there is none."""
         reading = provider.read_quota(headers, now)
         return None if reading is None else self.observe(account_id, reading)
+
+    def _ignored(self, account_id: int, problems: list[str]) -> None:
+        """One log line per account and kind of bad number, not one per answer."""
+        kinds = frozenset(problem.split("=")[0] for problem in problems)
+        if (account_id, kinds) in self._logged:
+            return
+        if len(self._logged) < 1000:
+            self._logged.add((account_id, kinds))
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        log.warning("ignored quota values of account %s that are not finite or out of range: %s", account_id, shown[:500])
 
     def note_limit(self, account_id: int, signal: Signal, now: float) -> None:
         """A provider's own "limit reached" (a 429 with a reset): the account's quota is refused until then."""
@@ -125,7 +139,11 @@ class QuotaTracker:
         return quota_store.load()
 
     def load_stored(self) -> None:
-        """Blocking: what the store already knows (at start, before the loop serves anyone)."""
+        """Blocking: what the store already knows (at start, before the loop serves anyone); readings stored before
+        their numbers were checked are cleaned first."""
+        cleaned = quotas.clean_stored(time.time())
+        if cleaned:
+            log.warning("cleaned stored quota readings with numbers out of range (accounts %s)", ", ".join(map(str, cleaned)))
         for account_id, data in quota_store.load().items():
             self.readings[account_id] = quotas.merge(self.readings.get(account_id), quotas.from_dict(data))
 

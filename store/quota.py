@@ -25,6 +25,21 @@ def save(readings: Mapping[int, tuple[dict[str, Any], float]]) -> None:
 
 
 def load(since: float = 0.0) -> dict[int, dict[str, Any]]:
-    """Readings seen after `since` (all by default), by account id."""
+    """Readings seen after `since` (all by default), by account id; a row that is not JSON reads as an empty one."""
     rows = AccountQuota.select().where(AccountQuota.seen_at > since)
-    return {row.account_id: json.loads(row.reading or "{}") for row in rows}
+    return {row.account_id: _decoded(row.reading) for row in rows}
+
+
+def _decoded(text: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def replace(readings: Mapping[int, dict[str, Any]]) -> None:
+    """Overwrite stored readings as they are (cleaning a bad one), keeping their seen_at."""
+    with database.atomic():
+        for account_id, reading in readings.items():
+            AccountQuota.update(reading=json.dumps(reading, allow_nan=False)).where(AccountQuota.account_id == account_id).execute()

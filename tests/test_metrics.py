@@ -132,3 +132,47 @@ def test_each_accounts_quota_windows_are_gauges(store, config, fake_oauth, fake_
         live.proxy.stop()
     assert value(parsed, "kleis_account_quota_used_ratio", provider="loop", account_id=str(account.id), window="5h") == 0.97
     assert value(parsed, "kleis_account_quota_used_ratio", provider="loop", account_id=str(account.id), window="7d") == 0.25
+
+
+def test_bad_quota_numbers_from_upstream_are_ignored_and_windows_capped(
+    store, config, fake_oauth, fake_anthropic, fake_openai, caplog
+) -> None:
+    """One answer with `…-5h-reset: inf`, `…-7d-utilization: nan`, `1e400` and 400 per-model windows: the request is
+    answered, nothing non-finite reaches the gauges or the store, at most MAX_WINDOWS windows are kept, one log line."""
+    from prometheus_client import generate_latest
+
+    from providers import quota
+    from store import quota as quota_store
+    from tests.fakes.quota import claude_unified
+
+    def bad_headers(request) -> dict[str, str]:
+        headers = claude_unified(0.5, 0.25)
+        headers["anthropic-ratelimit-unified-5h-reset"] = "inf"
+        headers["anthropic-ratelimit-unified-7d-utilization"] = "nan"
+        headers["anthropic-ratelimit-unified-7d-reset"] = "1e400"
+        headers["anthropic-ratelimit-unified-reset"] = "-inf"
+        headers.update({f"anthropic-ratelimit-unified-7d_w{n:04d}-utilization": "0.01" for n in range(400)})
+        return headers
+
+    metrics = KleisMetrics()
+    fake_anthropic.answer_headers = bad_headers
+    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(quota=True, metrics=metrics))
+    try:
+        account = live.add_account()
+        with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
+            for _ in range(3):
+                assert client.post("/v1/messages", json=MESSAGES).status_code == 200
+        exposed = generate_latest(metrics.registry).decode()
+    finally:
+        live.proxy.stop()
+    parsed = samples(exposed)
+    series = [labels for name, labels in parsed if name == "kleis_account_quota_used_ratio"]
+    assert len(series) == quota.MAX_WINDOWS - 1  # the 7d window has no usable share; 5h and ten 7d_w… windows do
+    assert value(parsed, "kleis_account_quota_used_ratio", provider="loop", account_id=str(account.id), window="5h") == 0.5
+    assert "NaN" not in exposed and "Inf" not in exposed
+    stored = quota_store.load()[account.id]
+    assert len(stored["windows"]) == quota.MAX_WINDOWS
+    assert {w["name"]: (w["used"], w["resets_at"]) for w in stored["windows"]}["7d"] == (None, None)
+    assert stored["resets_at"] is None
+    ignored = [r for r in caplog.records if "ignored quota values" in r.getMessage()]
+    assert len(ignored) == 1 and "5h reset=inf" in ignored[0].getMessage()

@@ -98,3 +98,36 @@ def test_the_view_shows_each_window_with_its_state_and_stale_as_stale() -> None:
     line = quota.summary(shown, lambda at: fmt_in(at, NOW))
     assert line == "5h 97% stale (reset 30s ago); 7d 20% ok (resets in 1h 0m)"
     assert quota.view(None, 0.95, NOW) is None and quota.summary(None, str) == "-"
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "1e400", "NaN", "Infinity"])
+def test_non_finite_numbers_from_any_reader_are_dropped(bad: str) -> None:
+    claude = claude_unified(0.5, 0.2)
+    claude.update({"anthropic-ratelimit-unified-5h-reset": bad, "anthropic-ratelimit-unified-7d-utilization": bad})
+    clean, problems = quota.sanitized(read_unified(claude, NOW), NOW)  # type: ignore[arg-type]
+    assert (clean.window("5h").used, clean.window("5h").resets_at) == (0.5, None)  # type: ignore[union-attr]
+    assert clean.window("7d").used is None and len(problems) == 2  # type: ignore[union-attr]
+    codex = codex_usage(10, 20)
+    codex.update({"x-codex-primary-used-percent": bad, "x-codex-primary-window-minutes": bad, "x-codex-secondary-reset-after-seconds": bad})
+    clean, problems = quota.sanitized(read_usage_headers(codex, NOW), NOW)  # type: ignore[arg-type]
+    primary, secondary = clean.window("primary"), clean.window("secondary")
+    assert primary is not None and (primary.used, primary.minutes) == (None, None)
+    assert secondary is not None and secondary.used == pytest.approx(0.2) and secondary.resets_at is None and problems
+    copilot = read_copilot_user({"quota_snapshots": {"premium_interactions": {"percent_remaining": float(bad), "remaining": 1}}}, NOW)
+    assert copilot is not None and copilot.windows[0].used is None
+
+
+def test_shares_and_resets_out_of_range_are_dropped_and_windows_capped() -> None:
+    windows = (
+        QuotaWindow("5h", 97.0, NOW + 3600, "allowed", NOW),  # a percent where a fraction belongs
+        QuotaWindow("7d", -0.1, NOW + 400 * 86400, "allowed", NOW),  # a reset more than a year ahead
+        *(QuotaWindow(f"7d_w{n:03d}", 0.1, NOW + 86400, "allowed", NOW) for n in range(400)),
+    )
+    clean, problems = quota.sanitized(QuotaReading(windows, NOW, fallback=1e9), NOW)
+    assert [w.name for w in clean.windows[:3]] == ["5h", "7d", "7d_w000"] and len(clean.windows) == quota.MAX_WINDOWS
+    assert clean.window("5h").used is None and clean.window("7d").used is None and clean.window("7d").resets_at is None  # type: ignore[union-attr]
+    assert clean.fallback is None and any("390 windows" in p for p in problems)
+    good = QuotaReading((QuotaWindow("5h", 0.97, NOW + 3600, "allowed", NOW),), NOW)
+    assert quota.sanitized(good, NOW) == (good, [])
+    merged = quota.merge(clean, QuotaReading((QuotaWindow("7d_zzz", 0.1, NOW + 60, "", NOW + 1),), NOW + 1))
+    assert len(merged.windows) == quota.MAX_WINDOWS and merged.window("5h") is not None  # merging keeps the cap

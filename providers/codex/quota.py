@@ -9,6 +9,7 @@ report accounts being flagged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from core.numbers import number_or_none
@@ -29,10 +30,10 @@ def read_usage_headers(headers: Mapping[str, str], now: float) -> QuotaReading |
         windows.append(
             QuotaWindow(
                 name=name,
-                used=max(0.0, min(1.0, used / 100)),
+                used=max(0.0, min(1.0, used / 100)) if math.isfinite(used) else used,  # inf and nan: `sanitized` drops them
                 resets_at=None if after is None else now + after,
                 seen_at=now,
-                minutes=None if minutes is None else int(minutes),
+                minutes=None if minutes is None or not math.isfinite(minutes) else int(minutes),
             )
         )
     return QuotaReading(windows=tuple(windows), seen_at=now) if windows else None

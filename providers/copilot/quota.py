@@ -8,6 +8,7 @@ and copilot-api read it, 2026). Kleis asks at each token renewal (about every 25
 from __future__ import annotations
 
 import datetime
+import math
 from typing import Any
 
 import httpx
@@ -40,12 +41,17 @@ def read_copilot_user(body: Any, now: float) -> QuotaReading | None:
     percent = premium.get("percent_remaining")
     if premium.get("unlimited") is True:
         used: float | None = 0.0
-    elif isinstance(percent, (int, float)) and not isinstance(percent, bool):
+    elif isinstance(percent, (int, float)) and not isinstance(percent, bool) and math.isfinite(percent):
         used = max(0.0, min(1.0, 1.0 - float(percent) / 100))
     else:
         entitlement, remaining = premium.get("entitlement"), premium.get("remaining")
         used = None
-        if isinstance(entitlement, (int, float)) and isinstance(remaining, (int, float)) and entitlement > 0:
+        if (
+            isinstance(entitlement, (int, float))
+            and isinstance(remaining, (int, float))
+            and 0 < entitlement < math.inf
+            and math.isfinite(remaining)
+        ):
             used = max(0.0, min(1.0, 1.0 - remaining / entitlement))
     window = QuotaWindow(name="premium", used=used, resets_at=reset_time(mapping(body).get("quota_reset_date")), seen_at=now)
     return QuotaReading(windows=(window,), seen_at=now)
