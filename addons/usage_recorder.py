@@ -119,6 +119,8 @@ def event_from_context(ctx: RequestContext, now: float, prices: PriceLookup | No
 
 class UsageRecorder:
     UNAUTHENTICATED_PER_SECOND = 5  # refusals without a valid key are recorded, but a flood of them is not
+    MAX_RETRY_DELAY = 5.0  # a store that is back is written to within seconds (the connection heals on its next use)
+    GIVE_UP_AT_SHUTDOWN = 15.0
 
     def __init__(
         self,
@@ -209,6 +211,7 @@ class UsageRecorder:
         """Insert a batch. A store that is unavailable keeps the rows and is retried with backoff (nothing is lost
         to an outage); a row the store refuses (bad data) is set apart so it cannot hold back the others."""
         delay = 0.5
+        waited_stopping = 0.0  # seconds spent retrying since shutdown began: given up after GIVE_UP_AT_SHUTDOWN
         while True:
             try:
                 self.written += usage_store.insert_events(rows, self.tz)
@@ -231,7 +234,7 @@ class UsageRecorder:
             except Exception as exc:
                 self.failed_batches += 1
                 reason = describe_store_error(exc)
-                if self._stop.is_set() and delay > 8:
+                if self._stop.is_set() and waited_stopping >= self.GIVE_UP_AT_SHUTDOWN:
                     log.error("giving up on %d usage events at shutdown: they cannot be written: %s", len(rows), reason)
                     self.dropped += len(rows)
                     return
@@ -245,7 +248,9 @@ class UsageRecorder:
                     delay,
                 )
                 time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                if self._stop.is_set():
+                    waited_stopping += delay
+                delay = min(delay * 2, self.MAX_RETRY_DELAY)
 
     def _write_batch(self, rows: list[dict[str, Any]]) -> None:
         for observer in self.batch_observers:  # metrics: counted here, off the event loop, once per batch

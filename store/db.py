@@ -10,15 +10,17 @@ import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlparse
 
 import peewee
-from playhouse.db_url import connect as connect_url
+from playhouse import db_url
 
 from core.config import Config
 from core.exceptions import ConfigError, SecretKeyError, StoreError
 from store import migrations
 from store.crypto import TokenCipher, new_secret_key
 from store.models import ALL_MODELS, ChangeCounter, Setting, database
+from store.reconnect import reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +112,11 @@ def connect_database(url: str) -> peewee.Database:
         if not path:
             raise ConfigError("KLEIS_DATABASE_URL: a SQLite URL is sqlite:///<path>")
         _create_private_file(Path(path))
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type=SQLITE_LOCK_TYPE)
+        return reconnecting(peewee.SqliteDatabase)(path, pragmas=SQLITE_PRAGMAS, lock_type=SQLITE_LOCK_TYPE)
     try:
-        database: peewee.Database = connect_url(url)
+        db_url.connect(url)  # refuses an unknown scheme or a URL without a database name
+        parameters = db_url.parse(url)
+        database: peewee.Database = reconnecting(db_url.schemes[urlparse(url).scheme])(parameters.pop("database"), **parameters)
         return database
     except Exception as exc:  # playhouse raises bare exceptions for unknown schemes
         raise ConfigError(f"KLEIS_DATABASE_URL: cannot use this URL: {exc}") from None

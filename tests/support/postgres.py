@@ -35,12 +35,25 @@ class TempPostgres:
         subprocess.run(
             _as_postgres([initdb, "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres", "--no-sync"]), check=True, capture_output=True
         )
+        self.start()
+
+    def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c max_connections=200"
         subprocess.run(
-            _as_postgres([pg_ctl, "-D", f"{self.dir}/data", "-o", options, "-l", f"{self.dir}/log", "-w", "start"]),
+            _as_postgres([self.pg_ctl, "-D", f"{self.dir}/data", "-o", options, "-l", f"{self.dir}/log", "-w", "start"]),
             check=True,
             capture_output=True,
         )
+
+    def restart(self) -> None:
+        """What `pg_ctl restart -m fast` does (every open connection is closed by the server), as a stop and a start:
+        pg_ctl's own restart hands the new server our captured output, which then never closes."""
+        self.pause()
+        self.start()
+
+    def pause(self) -> None:
+        """Stop the server (fast) until `start`: connections close, new ones are refused."""
+        subprocess.run(_as_postgres([self.pg_ctl, "-D", f"{self.dir}/data", "-m", "fast", "-w", "stop"]), check=True, capture_output=True)
 
     def new_database(self) -> str:
         import psycopg2
