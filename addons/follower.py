@@ -44,6 +44,7 @@ class StoreFollower:
         self.learned: dict[str, str] = {}  # store.learned values (client versions seen, versions adopted)
         self.loaded_at = 0.0
         self.healthy = True
+        self._failing_since: float | None = None
         self._counters: dict[str, int] = {}
         self._background = BackgroundTask("kleis store follower")
         self._miss_reload: asyncio.Task[None] | None = None
@@ -103,10 +104,17 @@ class StoreFollower:
         await self._background.stop()
 
     async def _run(self) -> None:
-        await repeat(self.poll_once, lambda: self.interval, self._poll_failed)
+        await repeat(self.poll_once, lambda: self.interval, self._poll_failed, self._poll_succeeded)
+
+    def _poll_succeeded(self) -> None:
+        if self._failing_since is not None:
+            log.warning("reading the store again after %.0fs", time.time() - self._failing_since)
+            self._failing_since = None
 
     def _poll_failed(self, exc: Exception, failures: int) -> None:
         self.healthy = False
+        if self._failing_since is None:
+            self._failing_since = time.time()
         if worth_logging(failures):
             log.warning("cannot read the store (%s); serving from memory, retrying", exc)
 

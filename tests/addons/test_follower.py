@@ -91,3 +91,35 @@ def test_the_running_and_done_hooks_start_and_stop_the_poll(store) -> None:
             assert len(follower.keys) == 1  # stopped: no more polls
 
     asyncio.run(scenario())
+
+
+def test_the_follower_says_when_it_reads_the_store_again(store, monkeypatch, caplog) -> None:
+    from addons import follower as follower_module
+
+    follower = StoreFollower(store.cipher, interval=0.01)
+    follower.load_all()
+    failures = iter([RuntimeError("connection already closed")] * 3)
+    real = follower_module.store_db.counters
+
+    def flaky() -> dict[str, int]:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real()
+
+    monkeypatch.setattr(follower_module.store_db, "counters", flaky)
+
+    async def scenario() -> None:
+        follower.running()
+        try:
+            for _ in range(500):
+                if follower.healthy and any("reading the store again" in r.getMessage() for r in caplog.records):
+                    return
+                await asyncio.sleep(0.01)
+        finally:
+            await follower.done()
+
+    asyncio.run(scenario())
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("cannot read the store (connection already closed)" in m for m in messages)
+    assert sum("reading the store again" in m for m in messages) == 1 and follower.healthy
