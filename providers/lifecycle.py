@@ -130,8 +130,8 @@ class TokenManager:
         usable = usable and (until is None or until > now + VALID_MARGIN)
         wait = self.backoff_remaining(account.id, now, account.status_changed_at if account.status == AccountStatus.ACTIVE else None)
         if usable:
-            if wait <= 0:
-                self.refresh_soon(account.id)
+            if wait <= 0 and leases.interrupted_version(account.metadata) != account.token_version:
+                self.refresh_soon(account.id)  # (not after an interrupted refresh: its token may be spent)
             return account
         if wait > 0:
             raise RefreshFailed(
@@ -215,9 +215,13 @@ class TokenManager:
         if taken == "refreshed":  # another process refreshed while we waited
             return self._publish(await asyncio.to_thread(leases.read, account_id, cipher))
         try:
+            if taken == "interrupted":
+                await asyncio.to_thread(leases.note_interrupted, account_id, start_version, holder.previous)
             current = await asyncio.to_thread(leases.read, account_id, cipher)
             if current is None:
                 raise RefreshFailed(f"account {account_id} no longer exists")
+            if self._wait_out_interruption(current, force):
+                return self._publish(current)
             if account_id in self._uncommitted:
                 expected_version, tokens, _ = self._uncommitted[account_id]
                 return self._publish(await self._commit(current, expected_version, tokens, holder))
@@ -230,6 +234,26 @@ class TokenManager:
             return self._publish(await self._call_provider(current, holder))
         finally:
             await holder.release()
+
+    def _wait_out_interruption(self, account: AccountView, force: bool) -> bool:
+        """After a refresh cut by its owner stopping (killed mid-call), the stored refresh token may be spent: the
+        provider may have rotated it and the answer died with the process. It is not re-sent while the stored
+        access token is valid and nobody refused it (requests go on with it); once it runs out (or is refused, or
+        an operator forces a refresh) the refresh is tried once, and a refusal then asks for a new login."""
+        if leases.interrupted_version(account.metadata) != account.token_version or force:
+            return False
+        if self._stale.get(account.id) == account.token_version or not account.access_token:
+            return False
+        until = self.providers[account.provider].valid_until(account)
+        if until is not None and until <= time.time() + VALID_MARGIN:
+            return False
+        log.warning(
+            "account %s: its last refresh was interrupted (the refresh token may be spent); using the stored access token "
+            "until it runs out%s, then trying the refresh once",
+            account.id,
+            "" if until is None else f" at {time.strftime('%H:%M:%S', time.localtime(until))}",
+        )
+        return True
 
     def _tell(self, text: str) -> None:
         log.info("%s", text)
@@ -247,7 +271,13 @@ class TokenManager:
                 tokens: TokenSet = await provider.refresh(account, self.http)
         except ReauthRequired as exc:
             self._report(account.provider, "reauth")
-            if not await asyncio.to_thread(leases.mark_reauth, account.id, account.token_version, f"refresh refused: {exc}"):
+            reason = f"refresh refused: {exc}"
+            if leases.interrupted_version(account.metadata) == account.token_version:
+                reason = (
+                    f"refresh refused after an interrupted refresh: a Kleis process stopped while refreshing this account, "
+                    f"and the provider had already rotated its refresh token ({exc}); log in again"
+                )
+            if not await asyncio.to_thread(leases.mark_reauth, account.id, account.token_version, reason):
                 newer = await asyncio.to_thread(leases.read, account.id, self.store.cipher)
                 if newer is not None:
                     return newer  # another refresh stored a newer pair meanwhile: ours was refused for that reason

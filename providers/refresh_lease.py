@@ -32,10 +32,13 @@ class LeaseHolder:
         self.resume = resume  # the owner an earlier attempt of ours kept the lease as (its pair is not stored yet)
         self.owner = resume or lease_owner.new_owner()
         self.keep = False  # set when the lease must outlive this attempt: release() then leaves it held
+        self.previous = ""  # the owner taken over from, when `take` says "interrupted"
 
-    async def take(self, start_version: int) -> Literal["held", "refreshed", "missing"]:
-        """ "held": the lease is ours; "refreshed": another process stored a newer pair meanwhile; "missing": the
-        account is gone. LeaseBusy after `wait` seconds of a lease held by a live process."""
+    async def take(self, start_version: int) -> Literal["held", "interrupted", "refreshed", "missing"]:
+        """ "held": the lease is ours; "interrupted": ours, taken over from an owner that stopped during its refresh
+        (gone, or its lease ran out), so whether the provider spent the refresh token is unknown (`previous` names
+        it); "refreshed": another process stored a newer pair meanwhile; "missing": the account is gone.
+        LeaseBusy after `wait` seconds of a lease held by a live process."""
         if self.resume is not None:
             if await asyncio.to_thread(leases.take_over, self.account_id, LEASE_SECONDS, self.owner, self.resume):
                 return "held"  # still ours: nobody else spent the refresh token while our pair waited to be stored
@@ -47,14 +50,19 @@ class LeaseHolder:
                 return "missing"
             if state.token_version > start_version:
                 return "refreshed"
-            if lease_owner.is_gone(state.owner):
-                if await asyncio.to_thread(leases.take_over, self.account_id, LEASE_SECONDS, self.owner, state.owner or ""):
+            if state.owner is None:
+                continue  # freed in between: try again
+            expired = state.until is not None and state.until < time.time()
+            if lease_owner.is_gone(state.owner) or expired:
+                if await asyncio.to_thread(leases.take_over, self.account_id, LEASE_SECONDS, self.owner, state.owner):
+                    self.previous = lease_owner.describe(state.owner)
                     log.warning(
-                        "account %s: took over its refresh lease from %s, which is gone (it stopped during a refresh)",
+                        "account %s: took over its refresh lease from %s, which %s (it stopped during a refresh)",
                         self.account_id,
-                        lease_owner.describe(state.owner),
+                        self.previous,
+                        "let it expire" if expired and not lease_owner.is_gone(state.owner) else "is gone",
                     )
-                    return "held"
+                    return "interrupted"
                 continue
             holder = f"{lease_owner.describe(state.owner)} until {time.strftime('%H:%M:%S', time.localtime(state.until or 0))}"
             if not announced:

@@ -26,11 +26,13 @@ class LeaseState:
 
 
 def acquire(account_id: int, seconds: float, owner: str) -> bool:
-    """Take the lease if it is free or expired (never re-entered, even by this process)."""
+    """Take the lease if it is free (never re-entered, even by this process). A lease that expired while its owner
+    held it is not free: that owner stopped during a refresh (or could not renew), so whether the provider spent the
+    refresh token is unknown; `take_over` takes it knowing that."""
     now = time.time()
     taken = (
         Account.update(refresh_lease_owner=owner, refresh_lease_until=now + seconds)
-        .where((Account.id == account_id) & (Account.refresh_lease_until.is_null() | (Account.refresh_lease_until < now)))
+        .where((Account.id == account_id) & Account.refresh_lease_owner.is_null())
         .execute()
     )
     return bool(taken)
@@ -77,6 +79,36 @@ def lease_state(account_id: int) -> LeaseState | None:
     return None if row is None else LeaseState(row[0], row[1], row[2])
 
 
+INTERRUPTED = "refresh_interrupted"  # account metadata: {version, at, owner} of a refresh whose owner stopped mid-call
+
+
+def interrupted_version(metadata: dict[str, object]) -> int | None:
+    """The token version whose refresh was cut by its owner stopping (its refresh token may be spent), if any."""
+    note = metadata.get(INTERRUPTED)
+    version = note.get("version") if isinstance(note, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def note_interrupted(account_id: int, version: int, owner: str) -> None:
+    """Record that the refresh of token version `version` was cut by its owner stopping: every process then keeps
+    using the stored access token while it is valid and does not re-send the refresh token until it runs out."""
+    import json
+
+    now = time.time()
+    reason = (
+        f"refresh interrupted: {owner} stopped while refreshing this account; the provider may already have rotated its "
+        "refresh token, so it is not sent again while the stored access token is valid"
+    )
+    with database.atomic():
+        row = Account.get_or_none(Account.id == account_id)
+        if row is None or row.token_version != version:
+            return
+        meta = {**row.meta, INTERRUPTED: {"version": version, "at": now, "owner": owner}}
+        Account.update(metadata=json.dumps(meta), last_refresh_result=reason, updated_at=now).where(Account.id == account_id).execute()
+        record_event(account_id, "refresh", row.status, reason)
+    bump("accounts")
+
+
 def mark_reauth(account_id: int, refused_version: int, reason: str) -> bool:
     """needs_reauth, but only while the refused refresh token is still the stored one: a refresh that lost a race
     to a newer pair must not brand a healthy account dead."""
@@ -117,8 +149,10 @@ def commit(account_id: int, expected_version: int, tokens: TokenSet, cipher: Tok
         }
         if tokens.refresh_token is not None:
             fields[Account.refresh_token] = cipher.encrypt(tokens.refresh_token)
-        if tokens.metadata:
-            fields[Account.metadata] = json.dumps({**row.meta, **tokens.metadata})
+        if tokens.metadata or INTERRUPTED in row.meta:
+            meta = {**row.meta, **(tokens.metadata or {})}
+            meta.pop(INTERRUPTED, None)  # a pair stored after an interrupted refresh: nothing is unknown any more
+            fields[Account.metadata] = json.dumps(meta)
         if row.status == AccountStatus.NEEDS_REAUTH:
             fields[Account.status] = AccountStatus.ACTIVE
             fields[Account.status_reason] = ""

@@ -11,7 +11,7 @@ import pytest
 from core.config import Config
 from store import keys
 from store.accounts import TokenSet, upsert_account
-from store.db import open_store
+from store.db import bump, open_store
 from store.models import Account
 from tests.support.loop_server import spawn, stop
 
@@ -94,6 +94,66 @@ def test_a_crash_between_issue_and_commit_leaves_a_consistent_account(shared_con
     stored = Account.get_by_id(row.id)
     assert stored.status == "needs_reauth" and "already used" in stored.status_reason
     assert stored.refresh_lease_owner is None
+
+
+def test_a_refresh_killed_mid_call_never_resends_its_refresh_token_while_the_access_token_is_valid(
+    shared_config, fake_oauth, fake_anthropic, fake_openai
+) -> None:
+    """The refreshing process is killed -9 while the token endpoint holds its answer (the provider rotates anyway).
+    The other process takes the lease over, but whether the refresh token is spent is unknowable: it keeps serving
+    with the stored access token (valid ~200 s) and does not call the token endpoint again. Once that token runs out
+    it tries the refresh once; the provider refuses the spent token and the account asks for a new login, saying why."""
+    config, store = shared_config
+    access, refresh = fake_oauth.seed()
+    row, _ = upsert_account("loop", "killed", TokenSet(access, refresh, time.time() + 200), store.cipher)  # inside the refresh skew
+    _, key = keys.create_key("killed")
+    fake_oauth.token_delay = 3.0
+    doomed, url_a = spawn(config, fake_oauth, fake_anthropic, fake_openai)
+    survivor = None
+    try:
+        with httpx.Client(timeout=20, headers={"x-api-key": key}) as client:
+            assert client.post(f"{url_a}/v1/messages", json=BODY).status_code == 200  # starts a background refresh
+            deadline = time.monotonic() + 10
+            while not fake_oauth.received("/v1/oauth/token"):
+                assert time.monotonic() < deadline, "the refresh never reached the token endpoint"
+                time.sleep(0.02)
+            doomed.kill()  # -9, while the endpoint holds its answer
+            doomed.wait(10)
+            while fake_oauth.refresh_calls < 1:  # the provider rotates the pair all the same
+                assert time.monotonic() < deadline + 10
+                time.sleep(0.05)
+            assert Account.get_by_id(row.id).refresh_lease_owner is not None  # the dead process's lease
+            survivor, url_b = spawn(config, fake_oauth, fake_anthropic, fake_openai)  # (its refresher sees the lease too)
+            served = [client.post(f"{url_b}/v1/messages", json=BODY).status_code for _ in range(10)]
+            assert served == [200] * 10  # valid tokens are served, never refused
+            deadline = time.monotonic() + 10
+            while "interrupted" not in (Account.get_by_id(row.id).last_refresh_result or ""):
+                assert time.monotonic() < deadline, "the interrupted refresh was never noted"
+                time.sleep(0.05)
+            served += [client.post(f"{url_b}/v1/messages", json=BODY).status_code for _ in range(5)]
+            assert served == [200] * 15 and fake_oauth.refresh_calls == 1 and fake_oauth.reused_refresh_attempts == 0
+            used = {r.headers["authorization"] for r in fake_anthropic.received("/v1/messages")}
+            assert used == {f"Bearer {access}"}
+            noted = Account.get_by_id(row.id)
+            assert noted.status == "active" and noted.meta["refresh_interrupted"]["version"] == row.token_version
+            # the access token runs out: one careful attempt, refused by the provider -> a clear request for a login
+            Account.update(expires_at=time.time() - 1).where(Account.id == row.id).execute()
+            bump("accounts")
+            deadline = time.monotonic() + 10
+            while True:
+                answer = client.post(f"{url_b}/v1/messages", json=BODY)
+                if answer.status_code != 200:
+                    break
+                assert time.monotonic() < deadline, "the expired token kept being served"
+                time.sleep(0.05)
+    finally:
+        stop(doomed)
+        if survivor is not None:
+            stop(survivor)
+    assert answer.status_code == 503 and "needs a new login" in answer.json()["error"]["message"]
+    assert fake_oauth.refresh_calls == 2 and fake_oauth.reused_refresh_attempts == 1  # the one careful attempt
+    stored = Account.get_by_id(row.id)
+    assert stored.status == "needs_reauth" and "interrupted refresh" in stored.status_reason and "log in again" in stored.status_reason
 
 
 MESSAGE_TOKENS = 12 + 100 + 20 + 7  # what the fake Anthropic reports per message: input, cache read, cache write, output

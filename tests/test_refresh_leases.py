@@ -90,6 +90,40 @@ def test_a_dead_owners_lease_is_taken_over_at_once(store, fake_oauth, caplog) ->
     assert Account.get_by_id(account.id).refresh_lease_owner is None
 
 
+@pytest.mark.parametrize("stopped", ["gone", "expired elsewhere"])
+def test_an_interrupted_refresh_is_not_resent_while_the_access_token_is_valid(store, fake_oauth, caplog, stopped: str) -> None:
+    """A lease whose owner is gone, or that ran out on another host, means a refresh cut mid-call: the refresh token
+    may be spent. While the access token is valid it is not sent again; the account says why; an expired token (or
+    an operator's forced refresh) gets one attempt."""
+    account = expired_account(store, fake_oauth, expires_in=200)
+    mine = lease_owner.parse(lease_owner.new_owner())
+    assert mine is not None
+    if stopped == "gone":
+        hold_lease(account.id, f"{mine.host}:{mine.namespace}:{finished_pid()}:{mine.start}:dead01")
+    else:
+        hold_lease(account.id, "otherhost:f0000ffc:4242:123456:live01", seconds=-1)
+    provider = LoopbackProvider(store.config, {}, f"{fake_oauth.url}/v1/oauth/token")
+
+    async def scenario() -> tuple:
+        async with httpx.AsyncClient() as http:
+            manager = TokenManager(store, {"loop": provider}, http)
+            kept = await manager.refresh(account.id)
+            again = await manager.fresh(account_view(store, account.id))  # a request: served, nothing started
+            assert manager.pending() == []
+            forced = await manager.refresh(account.id, force=True)
+            return kept, again, forced
+
+    kept, again, forced = asyncio.run(scenario())
+    assert kept.token_version == account.token_version and kept.access_token == account.access_token
+    assert again.access_token == account.access_token
+    assert kept.metadata["refresh_interrupted"]["version"] == account.token_version
+    assert "process 4242 on otherhost" in kept.metadata["refresh_interrupted"]["owner"] or stopped == "gone"
+    assert any("trying the refresh once" in r.getMessage() for r in caplog.records)
+    assert forced.token_version == account.token_version + 1 and "refresh_interrupted" not in forced.metadata  # the one attempt
+    assert fake_oauth.refresh_calls == 1
+    assert Account.get_by_id(account.id).refresh_lease_owner is None
+
+
 def test_a_live_owners_lease_is_waited_for_briefly_and_said_so(store, fake_oauth, caplog) -> None:
     account = expired_account(store, fake_oauth)
     hold_lease(account.id, "otherhost:f0000ffc:4242:123456:live01")
