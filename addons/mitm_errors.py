@@ -19,7 +19,7 @@ TIMEOUT_MARKER = "kleis-upstream-timeout"
 
 def describe(status: int, message: str) -> tuple[int, str, str]:
     """Status, human message and error code for one of mitmproxy's own errors."""
-    if message.startswith(TIMEOUT_MARKER):
+    if TIMEOUT_MARKER in message:  # the deadline's own cancel, or a parse error quoting its response (upstream_timeout)
         return 504, "the upstream did not answer in time (KLEIS_UPSTREAM_TIMEOUT)", "upstream_timeout"
     if status == 502:
         return 502, f"Kleis could not reach the upstream: {message}", "upstream_unreachable"

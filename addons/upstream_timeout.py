@@ -5,6 +5,14 @@ mitmproxy 11 has no such timeout (only a 10-minute idle watchdog) and cannot kil
 - connected but silent: a synthetic `504` response is fed into the server connection as if the upstream sent
   it (with `connection: close`, so the connection is dropped after it) and passes through the addon's hooks;
 - still connecting: the connection task is cancelled with a marker that `addons.mitm_errors` turns into 504.
+
+An upstream may also have sent part of its head and stopped (a status line, some headers, never the blank line).
+The synthetic response then lands after those bytes, and mitmproxy's parser refuses the mixture with its own 502
+("Cannot parse HTTP response: Invalid header line: b'…'"), quoting the line it choked on. So the synthetic
+response's reason phrase is the timeout marker: whatever line the mixture breaks at carries it, and
+`addons.mitm_errors` answers 504 for any error message that holds the marker. (If the mixture parses — a header
+value cut short takes our status line as its tail — the response carries TIMEOUT_HEADER and becomes the 504 as
+usual.)
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ TIMEOUT_HEADER = "x-kleis-upstream-timeout"
 def synthetic_timeout_response() -> bytes:
     body = json.dumps({"error": {"message": "upstream timeout", "type": "timeout_error"}}).encode()
     return (
-        b"HTTP/1.1 504 Gateway Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"HTTP/1.1 504 "
+        + TIMEOUT_MARKER.encode()
+        + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
         + TIMEOUT_HEADER.encode()
         + b": 1\r\ncontent-length: "
         + str(len(body)).encode()

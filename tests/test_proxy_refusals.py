@@ -180,6 +180,35 @@ def test_upstream_timeout_is_504_in_the_callers_shape(store, config, fake_oauth,
         live.proxy.stop()
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-len",
+        b"HTTP/1.1 200 OK\r\ncontent-type: appl",
+        b"HTTP/1.1 2",
+    ],
+    ids=["status line only", "headers cut mid-name", "headers cut mid-value", "status line cut"],
+)
+def test_an_upstream_that_never_finishes_its_headers_gets_504(store, config, fake_oauth, fake_anthropic, fake_openai, head: bytes) -> None:
+    live = start_kleis(store, config.replace(upstream_timeout=1.0), fake_oauth, fake_anthropic, fake_openai)
+    try:
+        live.add_account()
+        fake_anthropic.enqueue("POST", "/v1/messages", Hang(10, head=head))
+        started = time.time()
+        with httpx.Client(base_url=live.url, timeout=10) as client:
+            response = client.post("/v1/messages", json=MESSAGES, headers=live.headers())
+            elapsed = time.time() - started
+            assert response.status_code == 504 and 0.9 < elapsed < 3, response.text
+            error = anthropic_error(response)
+            assert error["type"] == "timeout_error" and "did not answer in time" in error["message"]
+            assert "HTTP/1.1" not in response.text and "kleis-upstream-timeout" not in response.text
+            assert client.post("/v1/messages", json=MESSAGES, headers=live.headers()).status_code == 200
+    finally:
+        live.proxy.stop()
+
+
 def test_upstream_errors_pass_through_in_the_callers_shape(kleis, client) -> None:
     kleis.add_account()
     kleis.openai.enqueue("POST", "/v1/responses", Reply(400, {"detail": "Instructions are required"}))

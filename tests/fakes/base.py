@@ -64,9 +64,11 @@ class Stream:
 
 @dataclasses.dataclass
 class Hang:
-    """Accept the request and never answer (until the server stops)."""
+    """Accept the request and never answer (until the server stops); `head` is written first (e.g. a status line
+    and some headers, never finished)."""
 
     seconds: float = 60.0
+    head: bytes = b""
 
 
 Handler = Callable[[Recorded], "Reply | Stream | Hang"]
@@ -162,6 +164,9 @@ class FakeServer:
             route = self.routes.get(key)
             reply = route(recorded) if route else Reply(404, {"error": {"message": f"fake: no route {key}"}})
         if isinstance(reply, Hang):
+            if reply.head:
+                handler.wfile.write(reply.head)
+                handler.wfile.flush()
             self._stopping.wait(reply.seconds)
             handler.close_connection = True
             return
