@@ -318,7 +318,8 @@ class Kleis:
             flow.response = json_response(200, local.index(), ctx.request_id)
         elif path == "/healthz":
             follower = services.follower
-            status, body = local.healthz(follower.healthy, follower.loaded_at, follower.accounts)
+            waiting = services.usage.queue.qsize() if services.usage is not None else None
+            status, body = local.healthz(follower.healthy, follower.loaded_at, follower.accounts, waiting)
             flow.response = json_response(status, body, ctx.request_id)
         elif services.catalog is not None:
             payload = services.catalog.api_json_bytes(services.config.public_url or local.public_base(flow))

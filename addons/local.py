@@ -26,19 +26,24 @@ def index() -> dict[str, Any]:
     }
 
 
-def healthz(store_healthy: bool, loaded_at: float, accounts: Iterable[AccountView]) -> tuple[int, dict[str, Any]]:
-    """Liveness plus store reachability, from the follower's last successful read (no query here)."""
+def healthz(
+    store_healthy: bool, loaded_at: float, accounts: Iterable[AccountView], usage_waiting: int | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Liveness plus store reachability, from the follower's last successful read, and the usage events waiting to
+    be written (all from memory: no query here)."""
     age = time.time() - loaded_at
     reachable = store_healthy and age < 5
     usable: dict[str, int] = {}
     for account in accounts:
         if account.usable():
             usable[account.provider] = usable.get(account.provider, 0) + 1
-    body = {
+    body: dict[str, Any] = {
         "status": "ok" if reachable else "degraded",
         "store": "reachable" if reachable else f"unreachable (last read {age:.0f}s ago)",
         "usable_accounts": usable,
     }
+    if usage_waiting is not None:
+        body["usage_waiting"] = usage_waiting  # queued usage events not yet in the store (an outage keeps them here)
     return (200 if reachable else 503), body
 
 

@@ -57,6 +57,7 @@ def checks(config: Config) -> Iterator[tuple[str, str, str]]:
         yield WARN, "data dir", f"{path} is readable by other users (chmod 700 {path})"
     else:
         yield OK, "data dir", f"{path.resolve()} (mode 0700)"
+    yield from proxy_check(config)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(store_session(config))
@@ -68,6 +69,28 @@ def checks(config: Config) -> Iterator[tuple[str, str, str]]:
         yield from account_checks(time.time())
         yield from identity_checks(config)
         yield from models_check(config)
+
+
+def proxy_check(config: Config) -> Iterator[tuple[str, str, str]]:
+    """The running proxy's own view (its /healthz): whether it reads the store, and the usage events it holds in
+    memory waiting for the store (an outage keeps them there; none is lost while the queue has room)."""
+    import httpx
+
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    url = f"http://{host}:{config.port}/healthz" if ":" not in host else f"http://[{host}]:{config.port}/healthz"
+    try:
+        answer = httpx.get(url, timeout=3, trust_env=False)
+        body = answer.json()
+    except (httpx.HTTPError, ValueError):
+        yield OK, "proxy", f"not running at {url} (nothing to check)"
+        return
+    if not isinstance(body, dict) or "store" not in body:
+        yield WARN, "proxy", f"{url} answered {answer.status_code}, but not as Kleis"
+        return
+    waiting = body.get("usage_waiting")
+    queue = "" if waiting is None else f"; {waiting} usage events waiting to be written"
+    level = OK if answer.status_code == 200 else WARN
+    yield level, "proxy", f"{url}: store {body['store']}{queue}"
 
 
 def identity_checks(config: Config) -> Iterator[tuple[str, str, str]]:

@@ -4,6 +4,7 @@ is rolled back whole, and while the server is away connecting is retried with ba
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -192,6 +193,7 @@ def test_under_traffic_the_store_comes_back_and_no_usage_is_lost(
 
     from store import keys
     from store.models import UsageEvent
+    from tests.support.cli import run_kleis
     from tests.support.loop_server import spawn, stop
 
     access, refresh = fake_oauth.seed()
@@ -207,7 +209,22 @@ def test_under_traffic_the_store_comes_back_and_no_usage_is_lost(
                 own_postgres.restart()
             else:
                 own_postgres.pause()
-                traffic.run_for(30)  # requests the caches carry keep being answered meanwhile
+                traffic.run_for(25)  # requests the caches carry keep being answered meanwhile
+                health = httpx.get(f"{url}/healthz", timeout=5)
+                assert health.status_code == 503 and health.json()["usage_waiting"] > 0  # held in memory, counted
+                doctor = run_kleis(
+                    config.data_dir,
+                    "doctor",
+                    env={
+                        "KLEIS_DATABASE_URL": config.database_url,
+                        "KLEIS_SECRET_KEY": config.secret_key,
+                        "KLEIS_PORT": url.rsplit(":", 1)[1],
+                    },
+                )
+                assert re.search(r"\[warn\] proxy: .*store unreachable .*; \d+ usage events waiting to be written", doctor.stdout), (
+                    doctor.stdout
+                )
+                traffic.run_for(5)
                 during = traffic.statuses[before:]
                 assert len(during) > 30 and set(during) == {200}
                 own_postgres.start()
@@ -217,6 +234,7 @@ def test_under_traffic_the_store_comes_back_and_no_usage_is_lost(
             traffic.run_for(2)
         answered = len(traffic.statuses)
         assert traffic.errors == [] and set(traffic.statuses) == {200} and answered > before
+        assert wait_for(lambda: httpx.get(f"{url}/healthz", timeout=5).json().get("usage_waiting") == 0, 15, "usage kept waiting")
         database.obj.drop_connection()  # this test's own connection died with the server too
         written = wait_for(lambda: (n := UsageEvent.select().count()) == answered and n, 20, "usage rows never matched the answers")
         assert healthy_after < 10
