@@ -1,0 +1,321 @@
+"""Anthropic Messages: the request reader (a client's body → Turn) and the stream writer (events → Anthropic SSE,
+or one Message object for a client that did not ask for a stream)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from core.jsonshape import mapping
+from core.sse import format_event
+from providers.protocols import events as ev
+from providers.protocols.turn import (
+    Image,
+    Message,
+    OutputFormat,
+    Part,
+    Reasoning,
+    Text,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    Turn,
+    Untranslatable,
+    effort_for_budget,
+)
+
+BILLING_BLOCK = "x-anthropic-billing-header:"  # Claude Code's attestation for Anthropic: never sent to another provider
+DEFAULT_TEMPERATURE = 1.0  # what Claude Code sends on every request: dropped, the target's default is the same
+OUTPUT_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+
+
+# -- request reader ------------------------------------------------------------------------------------------
+def read_request(body: dict[str, Any]) -> Turn:
+    """A Messages request as a Turn; Untranslatable for what has no equivalent and would change the answer."""
+    stops = body.get("stop_sequences")
+    if stops:
+        raise Untranslatable("stop_sequences", "the upstream has no stop sequences")
+    for name in ("temperature", "top_p", "top_k"):
+        value = body.get(name)
+        if value is not None and not (name == "temperature" and value == DEFAULT_TEMPERATURE):
+            raise Untranslatable(name, f"the upstream does not take {name}; only the default ({DEFAULT_TEMPERATURE:g}) can be translated")
+    return Turn(
+        model=str(body.get("model") or ""),
+        system=_system(body.get("system")),
+        messages=tuple(_message(i, m) for i, m in enumerate(_list(body.get("messages"), "messages"))),
+        tools=tuple(_tool(i, t) for i, t in enumerate(_list(body.get("tools"), "tools"))),
+        tool_choice=_tool_choice(body.get("tool_choice")),
+        max_tokens=body["max_tokens"] if isinstance(body.get("max_tokens"), int) else None,
+        reasoning_effort=_effort(body),
+        output_format=_output_format(body),
+        stream=body.get("stream") is True,
+    )
+
+
+def _list(value: Any, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Untranslatable(field, "must be a list")
+    return value
+
+
+def _system(value: Any) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    texts = []
+    for index, block in enumerate(_list(value, "system")):
+        block = mapping(block)
+        if block.get("type") != "text" or not isinstance(block.get("text"), str):
+            raise Untranslatable(f"system.{index}", "only text blocks can be translated")
+        if not block["text"].startswith(BILLING_BLOCK):
+            texts.append(block["text"])
+    return "\n\n".join(texts)
+
+
+def _message(index: int, message: Any) -> Message:
+    message = mapping(message)
+    role = message.get("role")
+    if role not in ("user", "assistant"):
+        raise Untranslatable(f"messages.{index}.role", f"{role!r} cannot be translated (user or assistant)")
+    content = message.get("content")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else _list(content, f"messages.{index}.content")
+    return Message(role, tuple(_part(f"messages.{index}.content.{n}", mapping(block)) for n, block in enumerate(blocks)))
+
+
+def _part(where: str, block: dict[str, Any]) -> Part:
+    kind = block.get("type")
+    if kind == "text":
+        return Text(str(block.get("text") or ""))
+    if kind == "image":
+        return _image(where, mapping(block.get("source")))
+    if kind == "tool_use":
+        return ToolCall(str(block.get("id") or ""), str(block.get("name") or ""), json.dumps(block.get("input") or {}, ensure_ascii=False))
+    if kind == "tool_result":
+        content = block.get("content")
+        parts: list[Text | Image] = []
+        for n, inner in enumerate([{"type": "text", "text": content}] if isinstance(content, str) else _list(content, where)):
+            part = _part(f"{where}.content.{n}", mapping(inner))
+            if not isinstance(part, (Text, Image)):
+                raise Untranslatable(f"{where}.content.{n}", "a tool result holds text and images only")
+            parts.append(part)
+        return ToolResult(str(block.get("tool_use_id") or ""), tuple(parts), block.get("is_error") is True)
+    if kind == "thinking":
+        return Reasoning(str(block.get("thinking") or ""), str(block.get("signature") or ""))
+    if kind == "redacted_thinking":
+        return Reasoning("", str(block.get("data") or ""))
+    raise Untranslatable(f"{where}.type", f"a {kind!r} block has no equivalent upstream")
+
+
+def _image(where: str, source: dict[str, Any]) -> Image:
+    if source.get("type") == "base64":
+        media_type = str(source.get("media_type") or "image/png")
+        return Image(f"data:{media_type};base64,{source.get('data') or ''}", media_type)
+    if source.get("type") == "url" and isinstance(source.get("url"), str):
+        return Image(source["url"])
+    raise Untranslatable(f"{where}.source", "only base64 and URL images can be translated")
+
+
+def _tool(index: int, tool: Any) -> Tool:
+    tool = mapping(tool)
+    if tool.get("type") not in (None, "custom"):
+        raise Untranslatable(f"tools.{index}", f"the server tool {tool.get('type')!r} has no equivalent upstream")
+    schema = tool.get("input_schema")
+    return Tool(str(tool.get("name") or ""), str(tool.get("description") or ""), schema if isinstance(schema, dict) else {"type": "object"})
+
+
+def _tool_choice(value: Any) -> ToolChoice | None:
+    if value is None:
+        return None
+    choice = mapping(value)
+    kind = choice.get("type")
+    if kind not in ("auto", "any", "none", "tool"):
+        raise Untranslatable("tool_choice.type", f"{kind!r} cannot be translated")
+    return ToolChoice(kind, str(choice.get("name") or ""), choice.get("disable_parallel_tool_use") is not True)
+
+
+def _effort(body: dict[str, Any]) -> str | None:
+    effort = mapping(body.get("output_config")).get("effort")
+    if isinstance(effort, str) and effort in OUTPUT_EFFORTS:
+        return OUTPUT_EFFORTS[effort]
+    thinking = mapping(body.get("thinking"))
+    if thinking.get("type") == "enabled" and isinstance(thinking.get("budget_tokens"), int):
+        return effort_for_budget(thinking["budget_tokens"])
+    if thinking.get("type") == "adaptive":
+        return "medium"
+    return None
+
+
+def _output_format(body: dict[str, Any]) -> OutputFormat | None:
+    fmt = mapping(mapping(body.get("output_config")).get("format"))
+    if not fmt:
+        return None
+    if fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise Untranslatable("output_config.format", "only a json_schema format can be translated")
+    return OutputFormat(fmt["schema"])
+
+
+# -- stream writer ---------------------------------------------------------------------------------------------
+def usage_object(usage: ev.Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input,
+        "cache_creation_input_tokens": usage.cache_write,
+        "cache_read_input_tokens": usage.cache_read,
+        "output_tokens": usage.output,
+    }
+
+
+class StreamWriter:
+    """Neutral events → Anthropic SSE bytes, event by event. `model` is the name the client asked for;
+    `input_estimate` goes into `message_start` (the upstream reports input only at the end; never 0)."""
+
+    def __init__(self, model: str, input_estimate: int) -> None:
+        self.model = model
+        self.input_estimate = max(1, input_estimate)
+        self.started = False
+        self.finished = False
+        self._indexes: dict[int, int] = {}  # reader's block index → ours (0, 1, 2… in the order blocks start)
+        self._kinds: dict[int, str] = {}  # reader's block index → its kind
+        self._open: set[int] = set()
+        self._current: int | None = None  # the reader's block being written
+        self._waiting: list[ev.Event] = []  # events of other blocks, until it stops
+
+    def write(self, events: Iterable[ev.Event]) -> bytes:
+        return b"".join(self._ordered(event) for event in events)
+
+    def _ordered(self, event: ev.Event) -> bytes:
+        """Anthropic blocks run one after another; an upstream may interleave two items (text and a call's
+        arguments). A block's events wait while another block is being written, and follow once it stops."""
+        index = event.index if isinstance(event, (ev.BlockStart, ev.BlockDelta, ev.BlockStop)) else None
+        if index is not None and self._current is not None and index != self._current:
+            self._waiting.append(event)
+            return b""
+        if isinstance(event, (ev.Stop, ev.Error)) and self._waiting:
+            waiting, self._waiting, self._current = self._waiting, [], None
+            return b"".join(self._ordered(e) for e in waiting) + self._ordered(event)
+        if isinstance(event, ev.BlockStart):
+            self._current = event.index
+        out = self._one(event)
+        if isinstance(event, ev.BlockStop) and index == self._current:
+            self._current = None
+            waiting, self._waiting = self._waiting, []
+            out += b"".join(self._ordered(e) for e in waiting)
+        return out
+
+    def _one(self, event: ev.Event) -> bytes:
+        if self.finished:
+            return b""
+        out = b""
+        if not self.started and not isinstance(event, ev.Error):
+            out += self._start(event.id if isinstance(event, ev.Start) else "")
+        if isinstance(event, ev.Start):
+            return out
+        if isinstance(event, ev.BlockStart):
+            index = self._indexes[event.index] = len(self._indexes)
+            self._kinds[event.index] = event.kind
+            self._open.add(index)
+            block: dict[str, Any] = (
+                {"type": "text", "text": ""}
+                if event.kind == "text"
+                else {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
+            )
+            return out + format_event({"type": "content_block_start", "index": index, "content_block": block}, "content_block_start")
+        if isinstance(event, ev.BlockDelta):
+            index = self._indexes[event.index]
+            delta = (
+                {"type": "input_json_delta", "partial_json": event.text}
+                if self._kinds.get(event.index) == "tool"
+                else {"type": "text_delta", "text": event.text}
+            )
+            return out + format_event({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
+        if isinstance(event, ev.BlockStop):
+            index = self._indexes[event.index]
+            self._open.discard(index)
+            return out + format_event({"type": "content_block_stop", "index": index}, "content_block_stop")
+        if isinstance(event, ev.Stop):
+            self.finished = True
+            out += self._close_open()
+            ending: dict[str, Any] = {
+                "type": "message_delta",
+                "delta": {"stop_reason": event.reason, "stop_sequence": None},
+                "usage": usage_object(event.usage),
+            }
+            return out + format_event(ending, "message_delta") + format_event({"type": "message_stop"}, "message_stop")
+        self.finished = True  # an error ends the stream
+        error: dict[str, Any] = {"type": "error", "error": {"type": event.kind, "message": event.message}}
+        return out + self._close_open() + format_event(error, "error")
+
+    def _start(self, upstream_id: str) -> bytes:
+        self.started = True
+        message: dict[str, Any] = {
+            "id": "msg_" + (upstream_id.removeprefix("resp_") or secrets.token_hex(12)),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage_object(ev.Usage(input=self.input_estimate, output=1)),
+        }
+        return format_event({"type": "message_start", "message": message}, "message_start")
+
+    def _close_open(self) -> bytes:
+        out = b"".join(format_event({"type": "content_block_stop", "index": i}, "content_block_stop") for i in sorted(self._open))
+        self._open.clear()
+        return out
+
+
+class Collector:
+    """Neutral events → one Message object, for a client that did not ask for a stream; `error` is set instead when
+    the stream ended with one."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.id = ""
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.arguments: dict[int, str] = {}
+        self.stop: ev.Stop | None = None
+        self.error: ev.Error | None = None
+
+    def add(self, events: Iterable[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, ev.Start):
+                self.id = event.id
+            elif isinstance(event, ev.BlockStart):
+                self.blocks[event.index] = (
+                    {"type": "text", "text": ""}
+                    if event.kind == "text"
+                    else {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
+                )
+            elif isinstance(event, ev.BlockDelta):
+                block = self.blocks[event.index]
+                if block["type"] == "text":
+                    block["text"] += event.text
+                else:
+                    self.arguments[event.index] = self.arguments.get(event.index, "") + event.text
+            elif isinstance(event, ev.Stop):
+                self.stop = event
+            elif isinstance(event, ev.Error):
+                self.error = event
+
+    def message(self) -> dict[str, Any]:
+        content = []
+        for index, block in sorted(self.blocks.items()):
+            if block["type"] == "tool_use":
+                text = self.arguments.get(index, "")
+                block = dict(block, input=json.loads(text) if text.strip() else {})
+            content.append(block)
+        stop = self.stop or ev.Stop("end_turn", ev.Usage())
+        return {
+            "id": "msg_" + (self.id.removeprefix("resp_") or secrets.token_hex(12)),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": stop.reason,
+            "stop_sequence": None,
+            "usage": usage_object(stop.usage),
+        }

@@ -1,0 +1,108 @@
+"""One turn of a conversation in a form no protocol owns: what the client asked for, read by a protocol's reader
+and written by another's writer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from core.client_errors import Refusal
+
+
+class Untranslatable(Refusal):
+    """A field the target protocol has no place for, whose loss would change the answer: a 400 naming the field,
+    in the caller's protocol shape."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(400, f"{field}: {why} (Kleis translates this request for its upstream)", code="unsupported_field")
+        self.field = field
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    url: str  # an http(s) URL or a data: URL (base64)
+    media_type: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolCall:
+    id: str  # the id the client sees and names again in the tool's result (the upstream's call_id)
+    name: str
+    arguments: str  # JSON text of the arguments object
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolResult:
+    call_id: str
+    content: tuple[Text | Image, ...]
+    is_error: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Reasoning:
+    """A provider's reasoning: kept in the turn so a writer can decide (today: never sent to another provider)."""
+
+    text: str
+    signature: str = ""  # Anthropic's signature, or an opaque blob of the provider that made it
+
+
+Part = Text | Image | ToolCall | ToolResult | Reasoning
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    role: Literal["user", "assistant"]
+    parts: tuple[Part, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolChoice:
+    kind: Literal["auto", "any", "none", "tool"] = "auto"
+    name: str = ""
+    parallel: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputFormat:
+    """Structured output: a JSON schema the answer must follow."""
+
+    schema: dict[str, Any]
+    name: str = "output"
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+    model: str
+    system: str
+    messages: tuple[Message, ...]
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    max_tokens: int | None = None
+    reasoning_effort: str | None = None  # none, minimal, low, medium, high, xhigh
+    output_format: OutputFormat | None = None
+    stream: bool = False
+
+
+# Thinking budget ⇄ reasoning effort: the peer convention (CLIProxyAPI internal/thinking/convert.go), each effort the
+# smallest budget that reaches it.
+EFFORT_BUDGETS = (("minimal", 512), ("low", 1024), ("medium", 8192), ("high", 24576), ("xhigh", 32768))
+
+
+def effort_for_budget(budget: int) -> str:
+    effort = "minimal"
+    for name, threshold in EFFORT_BUDGETS:
+        if budget >= threshold:
+            effort = name
+    return effort
