@@ -51,6 +51,7 @@ class Route:
     probe: tuple[int, float] | None = None  # the cooled account this request tests (half-open), and since when
     conversation: str = ""  # which conversation the request belongs to (providers.conversation), for affinity
     bound: int | None = None  # the conversation's account, while it is usable and has headroom (it stays bound)
+    translation: str = ""  # e.g. "messages→responses" when the provider is reached by translation (providers.translated)
 
 
 @dataclasses.dataclass

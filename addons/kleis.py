@@ -93,7 +93,7 @@ class Kleis:
             content = request_body.decoded_body(flow.request.raw_content, flow.request.headers.get("content-encoding", ""), limit)
             pipeline.parse_body(ctx, content, limit)
             catalog = services.catalog.lookup if services.catalog else None
-            pipeline.route(ctx, services.providers, services.follower.accounts, catalog)
+            pipeline.route(ctx, services.providers, services.follower.accounts, catalog, services.translations)
             pipeline.rank_candidates(ctx, services.policy, services.quota_of, services.affinity, services.load.busy, time.time())
             if services.health is not None:
                 ctx.route.candidates, ctx.route.probe = services.health.order(ctx.route.candidates)

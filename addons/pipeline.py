@@ -18,7 +18,8 @@ from providers.base import CLIENT_CREDENTIAL_HEADERS, Provider
 from providers.conversation import conversation_id
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
 from providers.quota import QuotaReading
-from providers.routing import resolve_model, served_elsewhere
+from providers.routing import Resolution, resolve_model, served_elsewhere
+from providers.translated import TranslatedProvider
 from store.accounts import AccountView
 from store.keys import KeyRecord
 
@@ -102,21 +103,36 @@ def route(
     providers: Mapping[str, Provider],
     accounts: list[AccountView],
     catalog: Callable[[str, Protocol], str | None] | None = None,
+    translations: Mapping[tuple[Protocol, str], Provider] | None = None,
 ) -> None:
-    """Model → provider (404), key scope (403), provider's usable accounts in order (503)."""
+    """Model → provider (404), key scope (403), provider's usable accounts in order (503). A model no provider
+    serves on the client's protocol goes to one that serves it on another, by translation (`translations`)."""
     client = ctx.client
     assert client.protocol is not None and client.key is not None
 
     def serving(protocol: Protocol) -> list[str]:
         return [name for name, provider in providers.items() if protocol in provider.protocols]
 
-    resolution = resolve_model(client.model, client.protocol, available=serving(client.protocol), registry=catalog)
-    if (
-        resolution is not None
-        and resolution.how == "fallback"
-        and not any(a.provider == resolution.provider and a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING) for a in accounts)
-    ):
-        resolution = None  # a guess is only worth making with an account to make it on (a cooling one answers 503)
+    def worth_it(found: Resolution | None) -> Resolution | None:
+        if (
+            found is not None
+            and found.how == "fallback"
+            and not any(a.provider == found.provider and a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING) for a in accounts)
+        ):
+            return None  # a guess is only worth making with an account to make it on (a cooling one answers 503)
+        return found
+
+    resolution = worth_it(resolve_model(client.model, client.protocol, available=serving(client.protocol), registry=catalog))
+    translated: Provider | None = None
+    if resolution is None and translations:
+        reachable = {name: provider for (protocol, name), provider in translations.items() if protocol is client.protocol}
+        for target in {p for provider in reachable.values() for p in providers[provider.name].protocols}:
+            found = worth_it(
+                resolve_model(client.model, target, available=[n for n in reachable if n in serving(target)], registry=catalog)
+            )
+            if found is not None:
+                resolution, translated = found, reachable[found.provider]
+                break
     if resolution is None:
         elsewhere = served_elsewhere(client.model, client.protocol, serving, catalog)
         hint = f"it is served on {elsewhere}; " if elsewhere else ""
@@ -126,8 +142,9 @@ def route(
             code="model_not_found",
         )
     authorize(client.key, resolution.provider, client.model, resolution.model, providers.keys())
-    provider = providers[resolution.provider]
+    provider = translated or providers[resolution.provider]
     ctx.route.resolution, ctx.route.provider = resolution, provider
+    ctx.route.translation = provider.translation if isinstance(provider, TranslatedProvider) else ""
     ctx.route.candidates = candidates(accounts, resolution.provider)
     ctx.route.pooled = sum(1 for a in accounts if a.provider == resolution.provider) > 1
     if not ctx.route.candidates:

@@ -32,12 +32,14 @@ from addons.refresher import ProactiveRefresher
 from addons.upstream_timeout import UpstreamDeadlines
 from addons.usage_recorder import UsageRecorder
 from core.config import Config
+from core.protocol import Protocol
 from providers.base import Provider
 from providers.catalog import Catalog
 from providers.learned import LearnedValues
 from providers.lifecycle import REFRESH_CALL_TIMEOUT, TokenManager
 from providers.pool import PoolPolicy, RoutingMode
 from providers.quota import QuotaReading
+from providers.translated import translations
 from store.db import Store
 
 REFRESH_INTERVAL = 15.0  # seconds between proactive refresh passes
@@ -93,6 +95,7 @@ class Services:
     catalog_refresher: CatalogRefresher | None = None
     quota: QuotaTracker | None = None
     budgets: BudgetTracker | None = None
+    translations: dict[tuple[Protocol, str], Provider] = dataclasses.field(default_factory=dict)  # (client protocol, name)
 
     def quota_of(self, account_id: int) -> QuotaReading | None:
         """The account's last quota reading (memory only; None without the quota part or a reading)."""
@@ -136,6 +139,7 @@ def build_services(
         drain=Drain(config.shutdown_grace, master, tokens),
         catalog=parts.catalog,
         usage=parts.usage,
+        translations=dict(translations(providers)) if config.translation else {},
     )
     add_parts(services, parts)
     return services

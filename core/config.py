@@ -66,6 +66,7 @@ class Config:
     usage_retention_days: int
     timezone: str
     metrics_public: bool
+    translation: bool
 
     @property
     def effective_database_url(self) -> str:

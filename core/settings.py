@@ -285,6 +285,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Every process on one store must use the same.",
     ),
     Setting(
+        "KLEIS_TRANSLATION",
+        "translation",
+        "1",
+        parse.flag,
+        "1: a request for a model no provider serves on the client's protocol is translated for one that serves it "
+        "(today: Anthropic Messages clients on Codex models); 0: such requests get 404.",
+    ),
+    Setting(
         "KLEIS_METRICS_PUBLIC",
         "metrics_public",
         "0",

@@ -156,8 +156,8 @@ class StreamReader:
             out += self._item_done(mapping(event.get("item")))
         elif kind in FINAL:
             out += self._finish(kind, mapping(event.get("response")))
-        elif kind in ("response.failed", "error"):
-            out += self._fail(event)
+        elif kind in ("response.failed", "error") or (not kind.startswith("response.") and event.get("error")):
+            out += self._fail(event)  # (a bare `data: {"error": {…}}` too: the Codex backend sends that shape)
         return out
 
     def _next(self) -> int:

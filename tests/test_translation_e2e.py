@@ -1,0 +1,86 @@
+"""Claude Code's protocol on Codex models, through a real Kleis listener to the fake Codex backend: the official
+anthropic SDK streams and non-streams a turn with a tool call, sends the tool's result back, and gets Anthropic's
+errors; native Codex traffic is untouched."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from addons.server import Parts
+from addons.usage_recorder import UsageRecorder
+from tests.fakes.base import Reply
+from tests.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)
+
+TOOLS = [
+    {"name": "read_file", "description": "Read a file", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}
+]
+FIRST = [{"role": "user", "content": "Read the README"}]
+
+
+@pytest.fixture
+def kleis(store, config, run_proxy, fakes) -> Setup:  # noqa: F811
+    return start(store, config, run_proxy, fakes, parts=Parts(usage=UsageRecorder(interval=0.05)))
+
+
+def claude(kleis: Setup) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=kleis.url, auth_token=kleis.key, max_retries=0, timeout=20)
+
+
+def test_the_anthropic_sdk_streams_a_tool_call_from_a_codex_model(kleis: Setup) -> None:
+    kleis.codex.plan.interleaved = True
+    kleis.codex.plan.empty_final_output = True
+    with claude(kleis).messages.stream(model="gpt-5.4", max_tokens=2000, messages=FIRST, tools=TOOLS) as stream:
+        message = stream.get_final_message()
+    assert [block.type for block in message.content] == ["text", "tool_use"]
+    text, call = message.content
+    assert text.text == "Hi there" and (call.id, call.name, call.input) == ("call_1", "read_file", {"path": "README.md"})
+    assert message.stop_reason == "tool_use" and message.model == "gpt-5.4"
+    # the fake's usage: input 120 (100 cached), output 30: each counted once
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens, message.usage.output_tokens) == (20, 100, 30)
+    sent = kleis.codex.last("/backend-api/codex/responses").json
+    assert sent["model"] == "gpt-5.4" and sent["tools"][0]["name"] == "read_file" and sent["stream"] is True
+    assert "max_tokens" not in sent and "max_output_tokens" not in sent and "system" not in sent
+
+    second = [
+        *FIRST,
+        {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in message.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "# Kleis"}]},
+    ]
+    kleis.codex.plan.interleaved = False
+    with claude(kleis).messages.stream(model="gpt-5.4", max_tokens=2000, messages=second, tools=TOOLS) as stream:
+        answer = stream.get_final_message()
+    assert answer.stop_reason == "end_turn" and answer.content[0].text == "Hi there"
+    items = kleis.codex.last("/backend-api/codex/responses").json["input"]
+    kinds = [(item.get("type"), item.get("call_id")) for item in items]
+    assert ("function_call", "call_1") in kinds and kinds[-1] == ("function_call_output", "call_1")
+    assert kinds.index(("function_call", "call_1")) < kinds.index(("function_call_output", "call_1"))
+
+
+def test_a_non_streamed_turn_is_one_message(kleis: Setup) -> None:
+    kleis.codex.plan.interleaved = True
+    message = claude(kleis).messages.create(model="gpt-5.4", max_tokens=2000, messages=FIRST, tools=TOOLS)
+    assert [block.type for block in message.content] == ["text", "tool_use"] and message.stop_reason == "tool_use"
+    assert message.content[1].input == {"path": "README.md"} and message.usage.input_tokens == 20
+
+
+def test_upstream_errors_reach_the_client_in_anthropics_shape(kleis: Setup) -> None:
+    kleis.codex.enqueue("POST", "/backend-api/codex/responses", Reply(400, {"detail": "Unsupported parameter: foo"}))
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude(kleis).messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST)
+    assert "Unsupported parameter: foo" in refused.value.message
+    with pytest.raises(anthropic.BadRequestError) as untranslatable:
+        claude(kleis).messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST, stop_sequences=["END"])
+    assert "stop_sequences" in untranslatable.value.message
+    kleis.codex.plan.failed = {"code": "server_error", "message": "the model broke"}
+    with pytest.raises(anthropic.APIStatusError) as failed:
+        with claude(kleis).messages.stream(model="gpt-5.4", max_tokens=100, messages=FIRST) as stream:
+            stream.get_final_message()
+    assert "the model broke" in str(failed.value)
+
+
+def test_translation_off_keeps_the_404(store, config, run_proxy, fakes) -> None:  # noqa: F811
+    setup = start(store, config.replace(translation=False), run_proxy, fakes)
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        claude(setup).messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST)
+    assert "served on /v1/responses (codex)" in missing.value.message and setup.codex.received() == []
