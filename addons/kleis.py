@@ -19,10 +19,13 @@ from addons.wire_secrets import vault
 from core.client_errors import Refusal, unavailable_headers, unavailable_type, upstream_error_body
 from core.protocol import Protocol
 from providers.lifecycle import RefreshFailed
+from providers.protocols.responses import estimate_tokens
 from store.accounts import AccountView
 from store.keys import KeyRecord
 
 log = logging.getLogger(__name__)
+
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
 
 class Kleis:
@@ -93,7 +96,10 @@ class Kleis:
             content = request_body.decoded_body(flow.request.raw_content, flow.request.headers.get("content-encoding", ""), limit)
             pipeline.parse_body(ctx, content, limit)
             catalog = services.catalog.lookup if services.catalog else None
-            pipeline.route(ctx, services.providers, services.follower.accounts, catalog, services.translations)
+            pipeline.route(ctx, services.providers, services.follower.accounts, catalog, services.translations, services.model_map)
+            if ctx.route.translation and ctx.client.path == COUNT_TOKENS_PATH:
+                self._answer_token_estimate(flow, ctx)
+                return
             pipeline.rank_candidates(ctx, services.policy, services.quota_of, services.affinity, services.load.busy, time.time())
             if services.health is not None:
                 ctx.route.candidates, ctx.route.probe = services.health.order(ctx.route.candidates)
@@ -326,6 +332,13 @@ class Kleis:
             flow.response = http.Response.make(200, payload, {"content-type": "application/json", "x-kleis-request-id": ctx.request_id})
         else:
             raise Refusal(404, "the model catalog is not enabled", code="unknown_path")
+
+    def _answer_token_estimate(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        """count_tokens for a translated model: the upstream has no such endpoint, so Kleis estimates, and says so."""
+        ctx.outcome.local = True
+        body = {"input_tokens": estimate_tokens(ctx.client.body)}
+        flow.response = json_response(200, body, ctx.request_id)
+        flow.response.headers["x-kleis-token-count"] = "estimate"
 
     def _answer_models(self, flow: http.HTTPFlow, ctx: RequestContext, key: KeyRecord) -> None:
         ctx.outcome.local = True

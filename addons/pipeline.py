@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from addons.affinity import SessionAffinity
@@ -18,7 +18,7 @@ from providers.base import CLIENT_CREDENTIAL_HEADERS, Provider
 from providers.conversation import conversation_id
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
 from providers.quota import QuotaReading
-from providers.routing import Resolution, resolve_model, served_elsewhere
+from providers.routing import Resolution, mapped_model, resolve_model, served_elsewhere
 from providers.translated import TranslatedProvider
 from store.accounts import AccountView
 from store.keys import KeyRecord
@@ -104,6 +104,7 @@ def route(
     accounts: list[AccountView],
     catalog: Callable[[str, Protocol], str | None] | None = None,
     translations: Mapping[tuple[Protocol, str], Provider] | None = None,
+    model_map: Sequence[tuple[str, str]] = (),
 ) -> None:
     """Model → provider (404), key scope (403), provider's usable accounts in order (503). A model no provider
     serves on the client's protocol goes to one that serves it on another, by translation (`translations`)."""
@@ -122,19 +123,18 @@ def route(
             return None  # a guess is only worth making with an account to make it on (a cooling one answers 503)
         return found
 
-    resolution = worth_it(resolve_model(client.model, client.protocol, available=serving(client.protocol), registry=catalog))
+    model = mapped_model(client.model, model_map)  # KLEIS_MODEL_MAP: e.g. Claude Code's haiku on a Codex model
+    resolution = worth_it(resolve_model(model, client.protocol, available=serving(client.protocol), registry=catalog))
     translated: Provider | None = None
     if resolution is None and translations:
         reachable = {name: provider for (protocol, name), provider in translations.items() if protocol is client.protocol}
         for target in {p for provider in reachable.values() for p in providers[provider.name].protocols}:
-            found = worth_it(
-                resolve_model(client.model, target, available=[n for n in reachable if n in serving(target)], registry=catalog)
-            )
+            found = worth_it(resolve_model(model, target, available=[n for n in reachable if n in serving(target)], registry=catalog))
             if found is not None:
                 resolution, translated = found, reachable[found.provider]
                 break
     if resolution is None:
-        elsewhere = served_elsewhere(client.model, client.protocol, serving, catalog)
+        elsewhere = served_elsewhere(model, client.protocol, serving, catalog)
         hint = f"it is served on {elsewhere}; " if elsewhere else ""
         raise Refusal(
             404,

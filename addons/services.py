@@ -39,6 +39,7 @@ from providers.learned import LearnedValues
 from providers.lifecycle import REFRESH_CALL_TIMEOUT, TokenManager
 from providers.pool import PoolPolicy, RoutingMode
 from providers.quota import QuotaReading
+from providers.routing import parse_model_map
 from providers.translated import translations
 from store.db import Store
 
@@ -96,6 +97,7 @@ class Services:
     quota: QuotaTracker | None = None
     budgets: BudgetTracker | None = None
     translations: dict[tuple[Protocol, str], Provider] = dataclasses.field(default_factory=dict)  # (client protocol, name)
+    model_map: tuple[tuple[str, str], ...] = ()  # KLEIS_MODEL_MAP
 
     def quota_of(self, account_id: int) -> QuotaReading | None:
         """The account's last quota reading (memory only; None without the quota part or a reading)."""
@@ -140,6 +142,7 @@ def build_services(
         catalog=parts.catalog,
         usage=parts.usage,
         translations=dict(translations(providers)) if config.translation else {},
+        model_map=parse_model_map(config.model_map),
     )
     add_parts(services, parts)
     return services

@@ -67,6 +67,7 @@ class Config:
     timezone: str
     metrics_public: bool
     translation: bool
+    model_map: str
 
     @property
     def effective_database_url(self) -> str:

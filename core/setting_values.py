@@ -114,3 +114,11 @@ def log_level(value: str) -> str:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
     return level
+
+
+def model_map(value: str) -> str:
+    """`pattern=model, pattern=model`: each pattern a shell-style match of the model a client names."""
+    for entry in (part.strip() for part in value.split(",")):
+        if entry and (entry.count("=") != 1 or not all(side.strip() for side in entry.split("="))):
+            raise ValueError(f"must be pattern=model pairs separated by commas (claude-haiku-*=gpt-5.4-mini), got {entry!r}")
+    return value

@@ -285,6 +285,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Every process on one store must use the same.",
     ),
     Setting(
+        "KLEIS_MODEL_MAP",
+        "model_map",
+        "",
+        parse.model_map,
+        "Models served in place of others: pattern=model pairs, comma-separated, the first match wins "
+        "(e.g. claude-haiku-*=gpt-5.4-mini,claude-*=gpt-5.4 points Claude Code's models at a ChatGPT plan).",
+    ),
+    Setting(
         "KLEIS_TRANSLATION",
         "translation",
         "1",

@@ -88,3 +88,20 @@ def served_elsewhere(
         if found is not None and found.how != "fallback":
             return f"{PROTOCOL_PATHS[other]} ({found.provider})"
     return None
+
+
+def parse_model_map(text: str) -> tuple[tuple[str, str], ...]:
+    """KLEIS_MODEL_MAP as (pattern, model) pairs, in order."""
+    pairs = []
+    for entry in (part.strip() for part in text.split(",")):
+        if "=" in entry:
+            pattern, _, model = entry.partition("=")
+            if pattern.strip() and model.strip():
+                pairs.append((pattern.strip().lower(), model.strip()))
+    return tuple(pairs)
+
+
+def mapped_model(model: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """The model served for `model`: the first matching pair's, else `model` itself."""
+    lowered = model.lower()
+    return next((target for pattern, target in pairs if fnmatch.fnmatchcase(lowered, pattern)), model)

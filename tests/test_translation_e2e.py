@@ -84,3 +84,25 @@ def test_translation_off_keeps_the_404(store, config, run_proxy, fakes) -> None:
     with pytest.raises(anthropic.NotFoundError) as missing:
         claude(setup).messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST)
     assert "served on /v1/responses (codex)" in missing.value.message and setup.codex.received() == []
+
+
+def test_count_tokens_for_a_translated_model_is_an_estimate_that_says_so(kleis: Setup) -> None:
+    import httpx
+
+    answer = httpx.post(
+        f"{kleis.url}/v1/messages/count_tokens",
+        json={"model": "gpt-5.4", "messages": FIRST, "tools": TOOLS},
+        headers={"authorization": f"Bearer {kleis.key}", "anthropic-version": "2023-06-01"},
+        timeout=10,
+    )
+    assert answer.status_code == 200 and answer.headers["x-kleis-token-count"] == "estimate"
+    assert answer.json()["input_tokens"] > 10 and kleis.codex.received() == []
+    assert claude(kleis).messages.count_tokens(model="gpt-5.4", messages=FIRST).input_tokens > 0
+
+
+def test_the_model_map_points_claude_codes_models_at_codex(store, config, run_proxy, fakes) -> None:  # noqa: F811
+    setup = start(store, config.replace(model_map="claude-haiku-*=gpt-5.4-mini, claude-*=gpt-5.4"), run_proxy, fakes)
+    for asked, served in (("claude-haiku-4-5-20251001", "gpt-5.4-mini"), ("claude-sonnet-4-5", "gpt-5.4")):
+        message = claude(setup).messages.create(model=asked, max_tokens=100, messages=FIRST)
+        assert message.model == asked and message.content[0].text == "Hi there"  # the client's own name comes back
+        assert setup.codex.last("/backend-api/codex/responses").json["model"] == served
