@@ -196,6 +196,26 @@ def test_claude_code_runs_a_tool_through_kleis(served: Served) -> None:
 
 
 @pytest.mark.timeout(240)
+def test_claude_code_on_a_codex_model_runs_a_tool_through_kleis(served: Served) -> None:
+    """Claude Code speaks Anthropic Messages; gpt-5.4 is served by the ChatGPT plan: Kleis translates both ways."""
+    done = run_claude_code(served, "run the marker command", "--model", "gpt-5.4", "--allowedTools", "Bash")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"Tool said: {MARKER}" in done.stdout  # the tool ran here and its output went back to the Codex backend
+    turns = served.codex.received(f"{served.codex.prefix}/responses")
+    assert len(turns) == 2
+    first, second = turns[0].json, turns[1].json
+    assert first["model"] == "gpt-5.4" and any(tool["name"] == "Bash" for tool in first["tools"])
+    assert "x-anthropic-billing-header" not in json.dumps(first)  # Claude Code's attestation is Anthropic's alone
+    assert turns[0].headers["chatgpt-account-id"] == "acc-1111-aaaa" and served.key not in json.dumps(turns[0].headers)
+    [output] = [item for item in second["input"] if item.get("type") == "function_call_output"]
+    assert output["call_id"] == CALL_ID and MARKER in json.dumps(output["output"])
+    assert any(item.get("type") == "function_call" and item.get("call_id") == CALL_ID for item in second["input"])
+    assert served.claude.received("/v1/messages") == [] or all(
+        not turn.json.get("tools") for turn in served.claude.received("/v1/messages")
+    )  # at most Claude Code's own background calls on its small model went to Claude
+
+
+@pytest.mark.timeout(240)
 def test_claude_code_shows_a_revoked_key_at_once(served: Served) -> None:
     """Claude Code retries a 401 for minutes (it takes it for an expired login) unless told not to."""
     keys.revoke_key(keys.find_key(served.key[:11]).id)

@@ -237,3 +237,13 @@ SPLIT_WHOLE = translate(SPLIT_STREAM)
 @given(cuts=st.lists(st.integers(min_value=1, max_value=len(SPLIT_STREAM) - 1), max_size=30))
 def test_any_split_of_the_upstream_stream_translates_the_same(cuts: list[int]) -> None:
     assert translate(SPLIT_STREAM, cuts) == SPLIT_WHOLE
+
+
+def test_a_mid_conversation_system_message_is_a_developer_message() -> None:
+    """Claude Code 2.1.332 sends `role: "system"` reminders between turns; the Codex backend refuses role system."""
+    turn = messages.read_request({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "be brief"}]})
+    assert responses.write_request(turn)["input"][1] == {
+        "type": "message",
+        "role": "developer",
+        "content": [{"type": "input_text", "text": "be brief"}],
+    }

@@ -79,8 +79,8 @@ def _system(value: Any) -> str:
 def _message(index: int, message: Any) -> Message:
     message = mapping(message)
     role = message.get("role")
-    if role not in ("user", "assistant"):
-        raise Untranslatable(f"messages.{index}.role", f"{role!r} cannot be translated (user or assistant)")
+    if role not in ("user", "assistant", "system"):  # system: Claude Code's mid-conversation reminders
+        raise Untranslatable(f"messages.{index}.role", f"{role!r} cannot be translated (user, assistant or system)")
     content = message.get("content")
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else _list(content, f"messages.{index}.content")
     return Message(role, tuple(_part(f"messages.{index}.content.{n}", mapping(block)) for n, block in enumerate(blocks)))

@@ -65,8 +65,8 @@ def _items(message: Message) -> list[dict[str, Any]]:
             items.append({"type": "function_call_output", "call_id": part.call_id, "output": _output(part)})
         elif isinstance(part, Reasoning):
             continue
-    if content:
-        items.append({"type": "message", "role": message.role, "content": content})
+    if content:  # a mid-conversation system message is a developer message (the Codex backend refuses "system")
+        items.append({"type": "message", "role": "developer" if message.role == "system" else message.role, "content": content})
     return items + calls
 
 

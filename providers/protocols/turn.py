@@ -56,7 +56,7 @@ Part = Text | Image | ToolCall | ToolResult | Reasoning
 
 @dataclasses.dataclass(frozen=True)
 class Message:
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]  # system: an instruction in the middle of the conversation
     parts: tuple[Part, ...]
 
 

@@ -22,8 +22,10 @@ def call_outputs(body: dict[str, Any]) -> list[dict[str, Any]]:
 class AgentCodex(FakeCodex):
     def events(self, body: dict[str, Any]) -> list[bytes]:
         outputs = [item for item in call_outputs(body) if item.get("call_id") == CALL_ID]
-        shell = any(tool.get("type") == "function" and tool.get("name") == SHELL_TOOL for tool in body.get("tools") or [])
-        if outputs or not shell:
+        names = {tool.get("name") for tool in body.get("tools") or [] if tool.get("type") == "function"}
+        # Codex CLI's shell tool, or Claude Code's (translated: Claude Code on a Codex model through Kleis)
+        shell, arguments = (SHELL_TOOL, {"cmd": COMMAND}) if SHELL_TOOL in names else ("Bash", {"command": COMMAND})
+        if outputs or shell not in names:
             lines = parts_text(outputs[-1].get("output")).strip().splitlines() if outputs else []
             self.text_chunks = ["Tool said: ", lines[-1] if lines else ""] if outputs else ["Hi", " there"]  # the output's last line
             return super().events(body)
@@ -32,21 +34,20 @@ class AgentCodex(FakeCodex):
         def event(kind: str, **fields: Any) -> bytes:
             return sse(kind, {"type": kind, "sequence_number": next(seq), **fields})
 
-        arguments = json.dumps({"cmd": COMMAND})
         call = {
             "type": "function_call",
             "id": "fc_shell_1",
             "call_id": CALL_ID,
-            "name": SHELL_TOOL,
-            "arguments": arguments,
+            "name": shell,
+            "arguments": json.dumps(arguments),
             "status": "completed",
         }
         return [
             event("response.created", response=self.response_object(body, "resp_shell", "in_progress", [], None)),
             event("response.output_item.added", output_index=0, item=dict(call, arguments="", status="in_progress")),
-            event("response.function_call_arguments.delta", item_id=call["id"], output_index=0, delta=arguments[:10]),
-            event("response.function_call_arguments.delta", item_id=call["id"], output_index=0, delta=arguments[10:]),
-            event("response.function_call_arguments.done", item_id=call["id"], output_index=0, arguments=arguments),
+            event("response.function_call_arguments.delta", item_id=call["id"], output_index=0, delta=call["arguments"][:10]),
+            event("response.function_call_arguments.delta", item_id=call["id"], output_index=0, delta=call["arguments"][10:]),
+            event("response.function_call_arguments.done", item_id=call["id"], output_index=0, arguments=call["arguments"]),
             event("response.output_item.done", output_index=0, item=call),
             event("response.completed", response=self.response_object(body, "resp_shell", "completed", [call], dict(self.usage))),
         ]
