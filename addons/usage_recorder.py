@@ -112,6 +112,7 @@ def event_from_context(ctx: RequestContext, now: float, prices: PriceLookup | No
         "raw_usage": clean(usage.raw_json(), 20000) if usage else "",
         "quota_claim": clean(outcome.quota_claim, 64),
         "quota_overage": clean(outcome.quota_overage, 32),
+        "translation": route.translation,
     }
     row["cost_usd"] = usage_cost(prices(row["provider"], row["upstream_model"]), usage) if prices is not None and usage else None
     return row

@@ -168,6 +168,12 @@ def migrate_v8(db: peewee.Database) -> None:
     db.create_tables([KeyUsage])
 
 
+def migrate_v9(db: peewee.Database) -> None:
+    """Translation (#36): which translation served a usage event ("" when native)."""
+    migrator = SchemaMigrator.from_database(db)
+    migrate(migrator.add_column("usage_event", "translation", peewee.CharField(max_length=32, default="")))
+
+
 STEPS: list[tuple[int, Callable[[peewee.Database], None]]] = [
     (1, create_v1),
     (2, migrate_v2),
@@ -175,6 +181,7 @@ STEPS: list[tuple[int, Callable[[peewee.Database], None]]] = [
     (4, migrate_v4),
     (7, migrate_v7),
     (8, migrate_v8),  # 5 and 6 were never needed; each step stands alone
+    (9, migrate_v9),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

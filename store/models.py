@@ -130,6 +130,7 @@ class UsageEvent(BaseModel):
     raw_usage = peewee.TextField(default="")
     quota_claim = peewee.CharField(max_length=64, default="")  # the window Claude counted the request against
     quota_overage = peewee.CharField(max_length=32, default="")  # Claude's overage (extra usage) status then
+    translation = peewee.CharField(max_length=32, default="")  # e.g. messages→responses: served by translation
 
 
 class AccountQuota(BaseModel):

@@ -25,6 +25,7 @@ GROUPINGS: dict[str, peewee.Field] = {
     "account": UsageEvent.account_id,
     "model": UsageEvent.model,
     "provider": UsageEvent.provider,
+    "translation": UsageEvent.translation,
 }
 
 
@@ -48,6 +49,7 @@ COLUMNS = (
     "raw_usage",
     "quota_claim",
     "quota_overage",
+    "translation",
 )
 
 
@@ -66,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "raw_usage": "",
     "quota_claim": "",
     "quota_overage": "",
+    "translation": "",
 }
 
 
@@ -127,7 +130,7 @@ def _labels(by: str, ids: Iterable[Any]) -> dict[Any, str]:
     return {}
 
 
-FILTERS = ("key_id", "account_id", "model", "provider")
+FILTERS = ("key_id", "account_id", "model", "provider", "translation")
 
 
 def totals(since: float, by: str | None = None, until: float | None = None, **filters: Any) -> list[dict[str, Any]]:
@@ -205,6 +208,7 @@ def event_to_dict(event: UsageEvent) -> dict[str, Any]:
         **{f: getattr(event, f) for f in TOKEN_FIELDS},
         "quota_claim": event.quota_claim,
         "quota_overage": event.quota_overage,
+        "translation": event.translation,
         "cost_usd": event.cost_usd,
     }
 

@@ -346,7 +346,7 @@ def test_schema_8_adds_cost_budgets_and_window_totals_to_a_version_4_store(tmp_p
         " VALUES ('kl_abcdefgh', ?, 'k', '[]', '[]', 1, 5)",
         ("0" * 64,),
     )
-    assert migrations.upgrade(db) == migrations.CURRENT_VERSION == 8
+    assert migrations.upgrade(db) == migrations.CURRENT_VERSION == 9
     assert db.execute_sql("SELECT cost_usd FROM usage_event").fetchall() == [(None,)]  # old events: no price known, not 0
     key = db.execute_sql("SELECT rate_limit, token_budget, cost_budget, budget_window FROM api_key").fetchone()
     assert key == (5, None, None, "month")

@@ -106,3 +106,25 @@ def test_the_model_map_points_claude_codes_models_at_codex(store, config, run_pr
         message = claude(setup).messages.create(model=asked, max_tokens=100, messages=FIRST)
         assert message.model == asked and message.content[0].text == "Hi there"  # the client's own name comes back
         assert setup.codex.last("/backend-api/codex/responses").json["model"] == served
+
+
+def test_usage_records_the_translation_with_exact_tokens(kleis: Setup) -> None:
+    import time
+
+    from store import usage as usage_store
+    from store.models import UsageEvent
+
+    claude(kleis).messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST)
+    with claude(kleis).messages.stream(model="gpt-5.4", max_tokens=100, messages=FIRST) as stream:
+        stream.get_final_message()
+    deadline = time.time() + 10
+    while UsageEvent.select().count() < 2:
+        assert time.time() < deadline, "usage was not recorded"
+        time.sleep(0.05)
+    for event in UsageEvent.select():
+        assert (event.translation, event.protocol, event.provider, event.status) == ("messages→responses", "messages", "codex", 200)
+        # the fake's usage: input 120 of which 100 cached, output 30 of which 12 reasoning
+        assert (event.input_tokens, event.cache_read_tokens, event.output_tokens, event.reasoning_tokens) == (20, 100, 30, 12)
+    [by_translation] = usage_store.totals(time.time() - 60, "translation")
+    assert by_translation["group"] == "messages→responses" and by_translation["requests"] == 2
+    assert usage_store.totals(time.time() - 60, translation="")[0]["requests"] == 0  # the views filter by it
