@@ -252,6 +252,13 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         results["scale_out"] = scale_out(setup, settings)
     finally:
         setup.stop()
+    from bench import translation
+
+    repeat = 3 if settings["rounds"] == 1 else 20
+    results["translation"] = {
+        "small": translation.measure(turns=10, chunks=50, repeat=repeat),
+        "large": translation.measure(turns=100, chunks=200, repeat=repeat),
+    }
     return results
 
 
@@ -364,8 +371,37 @@ def store_rows(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def translation_rows(r: dict[str, Any]) -> list[Row]:
+    """Messages → Responses (Claude Code on Codex) against the native Codex path, in process."""
+    rows: list[Row] = []
+    for size in ("small", "large"):
+        t = r["translation"][size]
+        rows.append(
+            (
+                f"translation, request ({t['body_kb']:.0f} KB Claude Code body)",
+                "",
+                f"native {t['request_native_us'] / 1000:.2f} ms",
+                f"{t['request_translated_us'] / 1000:.2f} ms",
+                f"+{t['request_added_ms']:.2f} ms",
+                "≤ 0.3 ms",
+            )
+        )
+    t = r["translation"]["large"]
+    rows.append(
+        (
+            f"translation, per streamed event ({t['events']} events)",
+            "",
+            f"native {t['event_native_us']:.1f} µs",
+            f"{t['event_translated_us']:.1f} µs",
+            f"+{t['event_added_us']:.1f} µs",
+            "≤ 50 µs",
+        )
+    )
+    return rows
+
+
 def table(r: dict[str, Any]) -> str:
-    rows = [*latency_rows(r), *stream_rows(r), *store_rows(r)]
+    rows = [*latency_rows(r), *stream_rows(r), *store_rows(r), *translation_rows(r)]
     headers = ("measure", "direct", "bare mitmproxy", "Kleis", "ratio / result", "target")
     widths = [max(len(str(row[i])) for row in (*rows, headers)) for i in range(len(headers))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=False)), "  ".join("-" * w for w in widths)]

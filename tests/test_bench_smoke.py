@@ -31,4 +31,7 @@ def test_bench_smoke_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert figures["refresh"]["ok"] == figures["refresh"]["count"] and figures["refresh"]["refresh_calls"] == 1
     assert figures["hot_path"]["request_path_queries"] == 0
     assert figures["scale_out"]["two_rps"] > 0
-    assert "latency p50" in result.stdout and "scale-out" in result.stdout
+    assert "latency p50" in result.stdout and "scale-out" in result.stdout and "translation, per streamed event" in result.stdout
+    for size in ("small", "large"):
+        translated = figures["translation"][size]
+        assert translated["request_translated_us"] > 0 and translated["event_translated_us"] > 0 and translated["events"] > 10
