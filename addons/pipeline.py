@@ -142,6 +142,13 @@ def route(
             code="model_not_found",
         )
     authorize(client.key, resolution.provider, client.model, resolution.model, providers.keys())
+    if translated is not None and not client.key.translation:
+        raise Refusal(
+            403,
+            f"this Kleis key may not use translated models: {client.model!r} is served on another protocol than {client.path} "
+            "(the key was created with --no-translation)",
+            code="translation_not_allowed",
+        )
     provider = translated or providers[resolution.provider]
     ctx.route.resolution, ctx.route.provider = resolution, provider
     ctx.route.translation = provider.translation if isinstance(provider, TranslatedProvider) else ""

@@ -102,6 +102,15 @@ def limits_from(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     return parsed
 
 
+def parse_translation(value: Any) -> bool:
+    """`translation`: true (default) or false — JSON booleans, or a form's "1"/"0"/"on"/"off"."""
+    if value is None or value == "" or value is True or value in ("1", "on", "true"):
+        return True
+    if value is False or value in ("0", "off", "false"):
+        return False
+    raise InvalidInput(f"translation: expected true or false, got {value!r}")
+
+
 def create_from(data: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Create a key from form or JSON fields; returns its listing and the key itself (this once)."""
     name = data.get("name")
@@ -118,6 +127,7 @@ def create_from(data: dict[str, Any]) -> tuple[dict[str, Any], str]:
         providers=data.get("providers") or None,
         models=data.get("models") or None,
         expires_days=parse_expiry(data.get("expires_days")),
+        translation=parse_translation(data.get("translation")),
         **limits_from(data, partial=False),
     )
     return key_to_dict(row), key

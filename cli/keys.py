@@ -66,6 +66,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create.add_argument("--providers", help=f"comma-separated subset of {','.join(PROVIDERS)} (default: all)")
     create.add_argument("--models", help="comma-separated model ids or prefix* patterns (default: all)")
     create.add_argument("--expires-days", type=_expires_days, help="the key stops working after N days")
+    create.add_argument(
+        "--no-translation",
+        dest="translation",
+        action="store_false",
+        help="only models a provider serves on the client's own protocol (no translated requests)",
+    )
     _add_limit_options(create)
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(handler=cmd_create)
@@ -91,6 +97,7 @@ def cmd_create(args: argparse.Namespace, config: Config) -> int:
             providers=args.providers,
             models=args.models,
             expires_days=args.expires_days,
+            translation=args.translation,
             **_limit_changes(args),
         )
         if args.json:

@@ -52,6 +52,7 @@ class KeyRecord:
     token_budget: int | None = None  # tokens per budget window
     cost_budget: float | None = None  # USD at list prices per budget window
     budget_window: str = "month"  # day | week | month (core.windows)
+    translation: bool = True  # may use models reached by translation (providers.translated)
 
     @classmethod
     def from_row(cls, row: ApiKey) -> KeyRecord:
@@ -69,6 +70,7 @@ class KeyRecord:
             token_budget=row.token_budget,
             cost_budget=row.cost_budget,
             budget_window=row.budget_window or "month",
+            translation=row.translation is not False,
         )
 
     @property
@@ -149,6 +151,7 @@ def create_key(
     token_budget: int | None = None,
     cost_budget: float | None = None,
     budget_window: str | None = None,
+    translation: bool = True,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the plaintext key (the only time it exists)."""
     name = (name or "").strip()
@@ -179,6 +182,7 @@ def create_key(
         token_budget=token_budget,
         cost_budget=cost_budget,
         budget_window=window,
+        translation=bool(translation),
     )
     bump("keys")
     return row, key
@@ -322,4 +326,5 @@ def key_to_dict(row: ApiKey) -> dict[str, Any]:
         "token_budget": row.token_budget,
         "cost_budget": row.cost_budget,
         "budget_window": row.budget_window or "month",
+        "translation": row.translation is not False,
     }

@@ -169,9 +169,12 @@ def migrate_v8(db: peewee.Database) -> None:
 
 
 def migrate_v9(db: peewee.Database) -> None:
-    """Translation (#36): which translation served a usage event ("" when native)."""
+    """Translation (#36): which translation served a usage event ("" when native), and keys that may not use it."""
     migrator = SchemaMigrator.from_database(db)
-    migrate(migrator.add_column("usage_event", "translation", peewee.CharField(max_length=32, default="")))
+    migrate(
+        migrator.add_column("usage_event", "translation", peewee.CharField(max_length=32, default="")),
+        migrator.add_column("api_key", "translation", peewee.BooleanField(default=True)),
+    )
 
 
 STEPS: list[tuple[int, Callable[[peewee.Database], None]]] = [

@@ -89,6 +89,7 @@ class ApiKey(BaseModel):
     token_budget = peewee.BigIntegerField(null=True)  # tokens per budget window; None = no budget
     cost_budget = peewee.DoubleField(null=True)  # USD (list prices) per budget window; None = no budget
     budget_window = peewee.CharField(max_length=8, default="month")  # day | week | month, calendar, in KLEIS_TIMEZONE
+    translation = peewee.BooleanField(default=True)  # False: only models a provider serves on the client's protocol
 
 
 class OAuthState(BaseModel):

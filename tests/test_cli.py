@@ -38,14 +38,17 @@ def test_keys_lifecycle(data_dir: Path) -> None:
     assert created.returncode == 0, created.stderr
     info = json.loads(created.stdout)
     assert info["key"].startswith("kl_") and info["providers"] == ["claude"] and info["models"] == ["claude-*"]
-    assert info["expires_at"] is not None
+    assert info["expires_at"] is not None and info["translation"] is True
+    native = json.loads(run(data_dir, "keys", "create", "--name", "native", "--no-translation", "--json").stdout)
+    assert native["translation"] is False
+    run(data_dir, "keys", "revoke", str(native["id"]))
 
     plain = run(data_dir, "keys", "create", "--name", "second")
     key_line = plain.stdout.splitlines()[0]
     assert key_line.startswith("kl_") and len(key_line) == 46
 
     listed = json.loads(run(data_dir, "keys", "list", "--json").stdout)
-    assert [k["name"] for k in listed] == ["laptop", "second"]
+    assert [k["name"] for k in listed] == ["laptop", "native", "second"]
     assert all("key" not in k for k in listed)
     table = run(data_dir, "keys", "list").stdout
     assert info["key"] not in table and info["public_id"] in table

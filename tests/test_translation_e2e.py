@@ -128,3 +128,14 @@ def test_usage_records_the_translation_with_exact_tokens(kleis: Setup) -> None:
     [by_translation] = usage_store.totals(time.time() - 60, "translation")
     assert by_translation["group"] == "messages→responses" and by_translation["requests"] == 2
     assert usage_store.totals(time.time() - 60, translation="")[0]["requests"] == 0  # the views filter by it
+
+
+def test_a_key_scope_can_forbid_translation(kleis: Setup) -> None:
+    from store import keys
+
+    _, native_only = keys.create_key("native only", translation=False)
+    client = anthropic.Anthropic(base_url=kleis.url, auth_token=native_only, max_retries=0, timeout=20)
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        client.messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST)
+    assert "may not use translated models" in refused.value.message and kleis.codex.received() == []
+    assert keys.key_to_dict(keys.find_key(native_only[:11]))["translation"] is False
