@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from mitmproxy import http
 
-from addons import adoption, failover, local, outcomes, pipeline, request_body, response_headers, responses, upstream
+from addons import adoption, client_wire, failover, local, outcomes, pipeline, request_body, response_headers, responses, upstream
 from addons.context import RequestContext, begin
 from addons.drain import shutting_down
 from addons.errors import error_response, json_response
@@ -20,6 +20,7 @@ from core.client_errors import Refusal, unavailable_headers, unavailable_type, u
 from core.protocol import Protocol
 from providers.lifecycle import RefreshFailed
 from providers.protocols.responses import estimate_tokens
+from providers.translated import TranslatedProvider
 from store.accounts import AccountView
 from store.keys import KeyRecord
 
@@ -302,6 +303,11 @@ class Kleis:
         self.services.deadlines.cancel(flow)
         message = flow.error.msg if flow.error else "error"
         outcomes.classify_error(ctx.outcome, message)
+        provider, prepared = ctx.route.provider, ctx.upstream.prepared
+        if ctx.outcome.error_type == "stream_interrupted" and isinstance(provider, TranslatedProvider) and prepared is not None:
+            last = provider.stream_cut(prepared)  # a translated stream ends in its protocol's error, not a bare cut
+            if last and self.services.master is not None:
+                client_wire.end_stream(self.services.master(), flow, last)
         log.info("request %s ended with an error: %s", ctx.request_id, message)
         self.finish(flow, ctx)
 

@@ -98,6 +98,7 @@ class Services:
     budgets: BudgetTracker | None = None
     translations: dict[tuple[Protocol, str], Provider] = dataclasses.field(default_factory=dict)  # (client protocol, name)
     model_map: tuple[tuple[str, str], ...] = ()  # KLEIS_MODEL_MAP
+    master: Callable[[], Master] | None = None  # for writing to a client beside mitmproxy (addons.client_wire)
 
     def quota_of(self, account_id: int) -> QuotaReading | None:
         """The account's last quota reading (memory only; None without the quota part or a reading)."""
@@ -143,6 +144,7 @@ def build_services(
         usage=parts.usage,
         translations=dict(translations(providers)) if config.translation else {},
         model_map=parse_model_map(config.model_map),
+        master=master,
     )
     add_parts(services, parts)
     return services

@@ -115,6 +115,15 @@ class TranslatedProvider(Provider):
         status = ERROR_STATUS.get(error.kind, 502)
         return status, {"type": "error", "error": {"type": error.kind, "message": error.message}}
 
+    def stream_cut(self, upstream: Upstream) -> bytes:
+        """The client protocol's last words for a stream the upstream cut before its end (an `error` event), or b""
+        when the translated stream already ended or never began."""
+        state = upstream.state
+        writer = state.writer if isinstance(state, TranslationState) else None
+        if writer is None or writer.finished or not writer.started:
+            return b""
+        return writer.write([Error("api_error", "the upstream stream ended before its end; the answer is incomplete")])
+
     def stream_outcome(self, upstream: Upstream) -> tuple[str, Signal | None]:
         return self.inner.stream_outcome(self._inner_upstream(upstream))
 

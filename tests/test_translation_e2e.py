@@ -139,3 +139,25 @@ def test_a_key_scope_can_forbid_translation(kleis: Setup) -> None:
         client.messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST)
     assert "may not use translated models" in refused.value.message and kleis.codex.received() == []
     assert keys.key_to_dict(keys.find_key(native_only[:11]))["translation"] is False
+
+
+def test_a_stream_cut_midway_ends_with_an_anthropic_error_and_an_incomplete_usage_row(kleis: Setup) -> None:
+    import time
+
+    from store.models import UsageEvent
+    from tests.fakes.base import Stream
+
+    events = kleis.codex.events({"model": "gpt-5.4"})
+    kleis.codex.enqueue("POST", "/backend-api/codex/responses", Stream(events, cut_after=4))
+    seen: list[str] = []
+    with pytest.raises(anthropic.APIError) as cut:
+        with claude(kleis).messages.stream(model="gpt-5.4", max_tokens=100, messages=FIRST) as stream:
+            for event in stream:
+                seen.append(event.type)
+    assert seen[0] == "message_start" and "message_stop" not in seen
+    assert "ended before" in str(cut.value)
+    deadline = time.time() + 10
+    while not UsageEvent.select().count():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert UsageEvent.get().incomplete and UsageEvent.get().translation == "messages→responses"
