@@ -12,6 +12,7 @@ from core.jsonshape import mapping
 from core.sse import format_event
 from providers.protocols import events as ev
 from providers.protocols.turn import (
+    EFFORT_BUDGETS,
     Image,
     Message,
     OutputFormat,
@@ -319,3 +320,171 @@ class Collector:
             "stop_sequence": None,
             "usage": usage_object(stop.usage),
         }
+
+
+# -- request writer (Turn → a Messages body) ------------------------------------------------------------------------
+DEFAULT_MAX_TOKENS = 32000  # Anthropic requires max_tokens; a client that sends none gets this (CLIProxyAPI's choice too)
+MIN_THINKING_BUDGET = 1024  # Anthropic's floor: an effort below it (none, minimal) sends no thinking
+
+
+def write_request(turn: Turn) -> dict[str, Any]:
+    """A Messages body for the turn, streamed. The provider (Claude) adds its own presentation on top, as for any
+    other client: identity block, headers, tool-name rules."""
+    max_tokens = turn.max_tokens or DEFAULT_MAX_TOKENS
+    body: dict[str, Any] = {
+        "model": turn.model,
+        "max_tokens": max_tokens,
+        "messages": [message for m in turn.messages if (message := _write_message(m)) is not None],
+        "stream": True,
+    }
+    if turn.system:
+        body["system"] = turn.system
+    if turn.tools:
+        body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in turn.tools]
+    choice = turn.tool_choice
+    if choice is not None and turn.tools:
+        written: dict[str, Any] = {"type": choice.kind} if choice.kind != "tool" else {"type": "tool", "name": choice.name}
+        if not choice.parallel and choice.kind != "none":
+            written["disable_parallel_tool_use"] = True
+        body["tool_choice"] = written
+    budget = dict(EFFORT_BUDGETS).get(turn.reasoning_effort or "", 0)
+    if budget >= MIN_THINKING_BUDGET:
+        body["thinking"] = {"type": "enabled", "budget_tokens": min(budget, max_tokens - 1)}
+    if turn.output_format is not None:
+        body["output_config"] = {"format": {"type": "json_schema", "schema": turn.output_format.schema}}
+    if turn.temperature is not None and "thinking" not in body:  # Anthropic refuses a temperature with thinking on
+        body["temperature"] = turn.temperature
+    return body
+
+
+def _write_message(message: Message) -> dict[str, Any] | None:
+    """Anthropic's order: a user turn's tool results first (they answer the turn before), then its text and images;
+    an assistant turn's text, then its calls. Reasoning from another provider is dropped."""
+    results: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, Text):
+            if part.text:
+                content.append({"type": "text", "text": part.text})
+        elif isinstance(part, Image):
+            content.append({"type": "image", "source": _image_source(part)})
+        elif isinstance(part, ToolCall):
+            calls.append({"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part)})
+        elif isinstance(part, ToolResult):
+            inner = [
+                {"type": "text", "text": p.text} if isinstance(p, Text) else {"type": "image", "source": _image_source(p)}
+                for p in part.content
+            ]
+            text_only = all(isinstance(p, Text) for p in part.content)
+            result: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": part.call_id,
+                "content": "".join(p.text for p in part.content if isinstance(p, Text)) if text_only else inner,
+            }
+            if part.is_error:
+                result["is_error"] = True
+            results.append(result)
+    blocks = results + content + calls
+    if not blocks:
+        return None
+    role = "user" if message.role in ("user", "system") else "assistant"
+    return {"role": role, "content": blocks}
+
+
+def _image_source(image: Image) -> dict[str, Any]:
+    if image.url.startswith("data:"):
+        head, _, data = image.url.partition(",")
+        return {"type": "base64", "media_type": head[5:].split(";")[0] or "image/png", "data": data}
+    return {"type": "url", "url": image.url}
+
+
+def _arguments(call: ToolCall) -> Any:
+    try:
+        value = json.loads(call.arguments or "{}")
+    except ValueError:
+        raise Untranslatable("arguments", f"the arguments of call {call.id!r} are not JSON") from None
+    return value if isinstance(value, dict) else {"input": value}
+
+
+# -- stream reader (Anthropic SSE data → neutral events) ---------------------------------------------------------------
+STOP_REASONS: dict[str, ev.StopReason] = {
+    "tool_use": "tool_use",
+    "max_tokens": "max_tokens",
+    "refusal": "refusal",
+    "model_context_window_exceeded": "max_tokens",
+}
+
+
+class StreamReader:
+    """Anthropic events → neutral events. Thinking blocks (and server-tool blocks) are skipped: never text. Usage is
+    taken from `message_start` and overwritten by `message_delta`'s non-null counts (as the anthropic SDK does)."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.ended = False
+        self._blocks: dict[int, int] = {}  # Anthropic index → neutral block
+        self._usage: dict[str, int] = {}
+        self._reason: ev.StopReason = "end_turn"
+
+    def read(self, data: Any) -> list[ev.Event]:
+        event = mapping(data)
+        kind = event.get("type")
+        if self.ended:
+            return []
+        if kind == "message_start":
+            message = mapping(event.get("message"))
+            self._take_usage(message.get("usage"))
+            self.started = True
+            return [ev.Start(str(message.get("id") or ""), str(message.get("model") or ""))]
+        if kind == "content_block_start":
+            block = mapping(event.get("content_block"))
+            index = event.get("index")
+            if not isinstance(index, int) or block.get("type") not in ("text", "tool_use"):
+                return []
+            neutral = self._blocks[index] = len(self._blocks)
+            if block["type"] == "text":
+                out: list[ev.Event] = [ev.BlockStart(neutral, "text")]
+                return out + ([ev.BlockDelta(neutral, block["text"])] if block.get("text") else [])
+            return [ev.BlockStart(neutral, "tool", str(block.get("id") or ""), str(block.get("name") or ""))]
+        if kind == "content_block_delta":
+            neutral_index = self._blocks.get(event.get("index"))  # type: ignore[arg-type]
+            delta = mapping(event.get("delta"))
+            text = (
+                delta.get("text")
+                if delta.get("type") == "text_delta"
+                else delta.get("partial_json")
+                if delta.get("type") == "input_json_delta"
+                else None
+            )
+            return [ev.BlockDelta(neutral_index, text)] if neutral_index is not None and isinstance(text, str) and text else []
+        if kind == "content_block_stop":
+            neutral_index = self._blocks.get(event.get("index"))  # type: ignore[arg-type]
+            return [ev.BlockStop(neutral_index)] if neutral_index is not None else []
+        if kind == "message_delta":
+            self._take_usage(event.get("usage"))
+            reason = mapping(event.get("delta")).get("stop_reason")
+            self._reason = STOP_REASONS.get(str(reason), "end_turn")
+            return []
+        if kind == "message_stop":
+            self.ended = True
+            return [ev.Stop(self._reason, self.usage())]
+        if kind == "error":
+            self.ended = True
+            error = mapping(event.get("error"))
+            return [ev.Error(str(error.get("type") or "api_error"), str(error.get("message") or "the upstream reported an error"))]
+        return []
+
+    def _take_usage(self, value: Any) -> None:
+        for name, count in mapping(value).items():
+            if isinstance(count, int) and not isinstance(count, bool):
+                self._usage[name] = count
+
+    def usage(self) -> ev.Usage:
+        u = self._usage
+        return ev.Usage(
+            input=u.get("input_tokens", 0),
+            output=u.get("output_tokens", 0),
+            cache_read=u.get("cache_read_input_tokens", 0),
+            cache_write=u.get("cache_creation_input_tokens", 0),
+        )

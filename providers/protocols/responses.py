@@ -4,11 +4,28 @@ events, as they arrive)."""
 from __future__ import annotations
 
 import json
+import secrets
+import time
+from collections.abc import Iterable
 from typing import Any
 
-from core.jsonshape import mapping
+from core.jsonshape import json_or_none, mapping
+from core.sse import format_event
 from providers.protocols import events as ev
-from providers.protocols.turn import Image, Message, Reasoning, Text, ToolCall, ToolResult, Turn
+from providers.protocols.turn import (
+    CUSTOM_INPUT_SCHEMA,
+    Image,
+    Message,
+    OutputFormat,
+    Reasoning,
+    Text,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    Turn,
+    Untranslatable,
+)
 
 TOOL_ERROR_PREFIX = "Error: "  # Responses has no is_error: a failed tool's output says so in its text
 
@@ -253,3 +270,316 @@ class StreamReader:
 def estimate_tokens(body: Any) -> int:
     """A rough count of a request's input tokens (4 characters a token) for `message_start`, which must not say 0."""
     return max(1, len(json.dumps(body, ensure_ascii=False, separators=(",", ":"))) // 4)
+
+
+# -- request reader (a Responses client's body → Turn) -----------------------------------------------------------
+HOSTED_TOOLS = frozenset(
+    {
+        "web_search",
+        "web_search_preview",
+        "file_search",
+        "code_interpreter",
+        "image_generation",
+        "computer_use_preview",
+        "mcp",
+        "tool_search",
+    }
+)
+IGNORED_FIELDS = ("store", "include", "prompt_cache_key", "stream", "user", "metadata", "service_tier", "safety_identifier", "truncation")
+
+
+def read_request(body: dict[str, Any]) -> Turn:
+    """A Responses request as a Turn; Untranslatable (a 400 in OpenAI's shape naming the field) for what has no
+    equivalent. Hosted tools (web search and the like) are dropped: the upstream has none of OpenAI's."""
+    if body.get("previous_response_id"):
+        raise Untranslatable("previous_response_id", "Kleis keeps no server-side conversation: send the whole input")
+    if body.get("top_p") is not None:
+        raise Untranslatable("top_p", "the upstream does not take top_p")
+    system = [str(body["instructions"])] if isinstance(body.get("instructions"), str) and body["instructions"] else []
+    messages: list[Message] = []
+    calls: set[str] = set()
+    raw = body.get("input")
+    items = [{"type": "message", "role": "user", "content": raw}] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    for index, item in enumerate(items):
+        item = mapping(item)
+        kind = item.get("type") or ("message" if "role" in item else "")
+        where = f"input.{index}"
+        if kind == "message":
+            role = item.get("role")
+            parts = _content_parts(where, item.get("content"))
+            if role in ("system", "developer"):
+                system.append("".join(p.text for p in parts if isinstance(p, Text)))
+            elif role in ("user", "assistant"):
+                _append(messages, role, parts)
+            else:
+                raise Untranslatable(f"{where}.role", f"{role!r} cannot be translated")
+        elif kind in ("function_call", "custom_tool_call"):
+            call_id = str(item.get("call_id") or "")
+            arguments = item.get("arguments") if kind == "function_call" else json.dumps({"input": item.get("input") or ""})
+            calls.add(call_id)
+            _append(messages, "assistant", (ToolCall(call_id, str(item.get("name") or ""), str(arguments or "{}")),))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            call_id = str(item.get("call_id") or "")
+            if call_id not in calls:
+                raise Untranslatable(f"{where}.call_id", f"no function_call with call_id {call_id!r} comes before this output")
+            _append(messages, "user", (ToolResult(call_id, _output_parts(where, item.get("output"))),))
+        elif kind == "reasoning":
+            continue  # another provider's reasoning: never sent as text, never with a foreign signature
+        else:
+            raise Untranslatable(f"{where}.type", f"an input item of type {kind!r} has no equivalent upstream")
+    tools = tuple(tool for index, t in enumerate(body.get("tools") or []) if (tool := _read_tool(index, mapping(t))) is not None)
+    text_format = mapping(mapping(body.get("text")).get("format"))
+    temperature = body.get("temperature")
+    return Turn(
+        model=str(body.get("model") or ""),
+        system="\n\n".join(part for part in system if part),
+        messages=tuple(messages),
+        tools=tools,
+        tool_choice=_read_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
+        max_tokens=body["max_output_tokens"] if isinstance(body.get("max_output_tokens"), int) else None,
+        reasoning_effort=str(mapping(body.get("reasoning")).get("effort") or "") or None,
+        output_format=OutputFormat(text_format["schema"], str(text_format.get("name") or "output"))
+        if text_format.get("type") == "json_schema" and isinstance(text_format.get("schema"), dict)
+        else None,
+        temperature=float(temperature) if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) else None,
+        stream=body.get("stream") is True,
+    )
+
+
+def _append(messages: list[Message], role: Any, parts: tuple[Any, ...]) -> None:
+    """Consecutive items of one role make one message (a call and its text are one assistant turn)."""
+    if messages and messages[-1].role == role:
+        messages[-1] = Message(role, messages[-1].parts + parts)
+    else:
+        messages.append(Message(role, parts))
+
+
+def _content_parts(where: str, content: Any) -> tuple[Text | Image, ...]:
+    if isinstance(content, str):
+        return (Text(content),)
+    parts: list[Text | Image] = []
+    for n, part in enumerate(content if isinstance(content, list) else []):
+        part = mapping(part)
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            parts.append(Text(str(part.get("text") or "")))
+        elif kind == "input_image" and isinstance(part.get("image_url"), str):
+            parts.append(Image(part["image_url"]))
+        elif kind == "refusal":
+            parts.append(Text(str(part.get("refusal") or "")))
+        else:
+            raise Untranslatable(f"{where}.content.{n}.type", f"a {kind!r} part has no equivalent upstream")
+    return tuple(parts)
+
+
+def _output_parts(where: str, output: Any) -> tuple[Text | Image, ...]:
+    if isinstance(output, str) or output is None:
+        return (Text(output or ""),)
+    return _content_parts(f"{where}.output", output)
+
+
+def _read_tool(index: int, tool: dict[str, Any]) -> Tool | None:
+    kind = tool.get("type")
+    if kind == "function":
+        parameters = tool.get("parameters")
+        return Tool(
+            str(tool.get("name") or ""),
+            str(tool.get("description") or ""),
+            parameters if isinstance(parameters, dict) else {"type": "object"},
+        )
+    if kind == "custom":
+        return Tool(str(tool.get("name") or ""), str(tool.get("description") or ""), CUSTOM_INPUT_SCHEMA, "custom")
+    if kind in HOSTED_TOOLS:
+        return None
+    raise Untranslatable(f"tools.{index}.type", f"a {kind!r} tool has no equivalent upstream")
+
+
+def _read_choice(value: Any, parallel: Any) -> ToolChoice | None:
+    if value is None and parallel is None:
+        return None
+    choice = mapping(value)
+    if value in (None, "auto"):
+        kind, name = "auto", ""
+    elif value == "required":
+        kind, name = "any", ""
+    elif value == "none":
+        kind, name = "none", ""
+    elif choice.get("type") in ("function", "custom") and choice.get("name"):
+        kind, name = "tool", str(choice["name"])
+    else:
+        raise Untranslatable("tool_choice", f"{value!r} cannot be translated")
+    return ToolChoice(kind, name, parallel is not False)  # type: ignore[arg-type]
+
+
+# -- stream writer (neutral events → Responses SSE) --------------------------------------------------------------
+def usage_object(usage: ev.Usage) -> dict[str, Any]:
+    """Neutral usage → Responses: `input_tokens` includes the cached (and written) ones."""
+    total_input = usage.input + usage.cache_read + usage.cache_write
+    return {
+        "input_tokens": total_input,
+        "input_tokens_details": {"cached_tokens": usage.cache_read},
+        "output_tokens": usage.output,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning},
+        "total_tokens": total_input + usage.output,
+    }
+
+
+class StreamWriter:
+    """Neutral events → Responses events, as they come. Every item is added, filled and done in order; the final
+    `response.completed` (or `.incomplete`) carries the whole `output` and the usage, which Codex CLI and the
+    openai SDK build their result from. `custom` names the free-form tools: their calls become `custom_tool_call`
+    items with the string input."""
+
+    def __init__(self, model: str, custom: frozenset[str] = frozenset()) -> None:
+        self.model = model
+        self.custom = custom
+        self.id = "resp_" + secrets.token_hex(12)
+        self.created = int(time.time())
+        self.sequence = 0
+        self.started = False
+        self.finished = False
+        self.output: list[dict[str, Any]] = []
+        self.final: dict[str, Any] | None = None  # the last response object (completed, incomplete or failed)
+        self._items: dict[int, tuple[int, dict[str, Any]]] = {}  # reader's block → (output index, item)
+        self._arguments: dict[int, str] = {}
+
+    def write(self, events: Iterable[ev.Event]) -> bytes:
+        return b"".join(self._one(event) for event in events)
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        data = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return format_event(data, kind)
+
+    def _response(self, status: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created,
+            "status": status,
+            "model": self.model,
+            "output": list(self.output) if status != "in_progress" else [],
+            "usage": None,
+            "error": None,
+            "incomplete_details": None,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            **fields,
+        }
+
+    def _one(self, event: ev.Event) -> bytes:
+        if self.finished:
+            return b""
+        out = b""
+        if not self.started:
+            self.started = True
+            if isinstance(event, ev.Start) and event.id:
+                self.id = "resp_" + event.id.removeprefix("msg_")  # item ids follow: the same answer, the same ids
+            created = self._response("in_progress")
+            out += self._event("response.created", response=created) + self._event("response.in_progress", response=created)
+        if isinstance(event, ev.Start):
+            return out
+        if isinstance(event, ev.BlockStart):
+            return out + self._start(event)
+        if isinstance(event, ev.BlockDelta):
+            return out + self._delta(event)
+        if isinstance(event, ev.BlockStop):
+            return out + self._stop(event.index)
+        out += b"".join(self._stop(index) for index in list(self._items))
+        self.finished = True
+        if isinstance(event, ev.Stop):
+            incomplete = event.reason in ("max_tokens", "refusal")
+            details = {"reason": "max_output_tokens" if event.reason == "max_tokens" else "content_filter"} if incomplete else None
+            self.final = self._response(
+                "incomplete" if incomplete else "completed", usage=usage_object(event.usage), incomplete_details=details
+            )
+            kind = "response.incomplete" if incomplete else "response.completed"
+            return out + self._event(kind, response=self.final)
+        code = {"rate_limit_error": "rate_limit_exceeded", "overloaded_error": "server_is_overloaded"}.get(event.kind, "server_error")
+        self.final = self._response("failed", error={"code": code, "message": event.message})
+        return (
+            out + self._event("error", code=code, message=event.message, param=None) + self._event("response.failed", response=self.final)
+        )
+
+    def _start(self, event: ev.BlockStart) -> bytes:
+        index = len(self.output) + len(self._items)
+        if event.kind == "text":
+            item: dict[str, Any] = {
+                "type": "message",
+                "id": self._item_id("msg", index),
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            }
+            self._items[event.index] = (index, item)
+            part = {"type": "output_text", "text": "", "annotations": []}
+            return self._event("response.output_item.added", output_index=index, item=item) + self._event(
+                "response.content_part.added", item_id=item["id"], output_index=index, content_index=0, part=part
+            )
+        if event.name in self.custom:
+            item = {
+                "type": "custom_tool_call",
+                "id": self._item_id("ctc", index),
+                "call_id": event.id,
+                "name": event.name,
+                "input": "",
+                "status": "in_progress",
+            }
+        else:
+            item = {
+                "type": "function_call",
+                "id": self._item_id("fc", index),
+                "call_id": event.id,
+                "name": event.name,
+                "arguments": "",
+                "status": "in_progress",
+            }
+        self._items[event.index] = (index, item)
+        self._arguments[event.index] = ""
+        return self._event("response.output_item.added", output_index=index, item=dict(item))
+
+    def _item_id(self, prefix: str, index: int) -> str:
+        return f"{prefix}_{self.id.removeprefix('resp_')}_{index}"
+
+    def _delta(self, event: ev.BlockDelta) -> bytes:
+        if event.index not in self._items or not event.text:
+            return b""
+        index, item = self._items[event.index]
+        if item["type"] == "message":
+            self._arguments[event.index] = self._arguments.get(event.index, "") + event.text
+            return self._event(
+                "response.output_text.delta", item_id=item["id"], output_index=index, content_index=0, delta=event.text, logprobs=[]
+            )
+        self._arguments[event.index] += event.text
+        if item["type"] == "custom_tool_call":
+            return b""  # its input is a string inside the JSON arguments: sent whole when the call is done
+        return self._event("response.function_call_arguments.delta", item_id=item["id"], output_index=index, delta=event.text)
+
+    def _stop(self, block: int) -> bytes:
+        if block not in self._items:
+            return b""
+        index, item = self._items.pop(block)
+        text = self._arguments.pop(block, "")
+        if item["type"] == "message":
+            part = {"type": "output_text", "text": text, "annotations": []}
+            done = {**item, "status": "completed", "content": [part]}
+            self.output.append(done)
+            return (
+                self._event("response.output_text.done", item_id=item["id"], output_index=index, content_index=0, text=text, logprobs=[])
+                + self._event("response.content_part.done", item_id=item["id"], output_index=index, content_index=0, part=part)
+                + self._event("response.output_item.done", output_index=index, item=done)
+            )
+        if item["type"] == "custom_tool_call":
+            value = mapping(json_or_none(text.encode())).get("input")
+            done = {**item, "status": "completed", "input": value if isinstance(value, str) else text}
+            self.output.append(done)
+            return self._event(
+                "response.custom_tool_call_input.done", item_id=item["id"], output_index=index, input=done["input"]
+            ) + self._event("response.output_item.done", output_index=index, item=done)
+        arguments = text or "{}"
+        done = {**item, "status": "completed", "arguments": arguments}
+        self.output.append(done)
+        return self._event(
+            "response.function_call_arguments.done", item_id=item["id"], output_index=index, arguments=arguments
+        ) + self._event("response.output_item.done", output_index=index, item=done)

@@ -65,6 +65,10 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
+    kind: Literal["function", "custom"] = "function"  # custom: one free-form string input (Responses' custom tools)
+
+
+CUSTOM_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +96,7 @@ class Turn:
     max_tokens: int | None = None
     reasoning_effort: str | None = None  # none, minimal, low, medium, high, xhigh
     output_format: OutputFormat | None = None
+    temperature: float | None = None
     stream: bool = False
 
 
