@@ -2,9 +2,9 @@
 turn and written in the provider's protocol, the provider prepares it as native traffic (its identity, its body
 rules, its accounts), and the answer is translated back event by event.
 
-Today one direction: Anthropic Messages clients (Claude Code, the anthropic SDK) on Codex models — the Messages
-reader and the Responses writer, the Responses stream reader and the Messages stream writer. A native request never
-comes here.
+Two directions: Anthropic Messages clients (Claude Code, the anthropic SDK) on Codex models, and OpenAI Responses
+clients (Codex CLI, the openai SDK) on Claude models. Each is a reader joined to a writer (providers.protocols). A
+native request never comes here.
 """
 
 from __future__ import annotations
@@ -12,36 +12,66 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
+from typing import Protocol as Interface
 
 import httpx
 
 from core.protocol import Protocol
-from core.sse import SSEEvent
+from core.sse import SSEEvent, SSEParser
 from providers.base import ForwardRequest, Provider, Signal, Upstream
+from providers.protocols import events as ev
 from providers.protocols import messages, responses
-from providers.protocols.events import Error
+from providers.protocols.turn import Turn
 from providers.quota import QuotaReading
 from providers.usage import UsageReader
 from store.accounts import AccountView, TokenSet
 
 # client protocol → (the protocol a provider must speak to be reached by translation, the providers that may)
-DIRECTIONS: dict[Protocol, tuple[Protocol, frozenset[str]]] = {Protocol.MESSAGES: (Protocol.RESPONSES, frozenset({"codex"}))}
-ERROR_STATUS = {"rate_limit_error": 429, "overloaded_error": 529, "invalid_request_error": 400}
+DIRECTIONS: dict[Protocol, tuple[Protocol, frozenset[str]]] = {
+    Protocol.MESSAGES: (Protocol.RESPONSES, frozenset({"codex"})),
+    Protocol.RESPONSES: (Protocol.MESSAGES, frozenset({"claude"})),
+}
+PATHS = {Protocol.MESSAGES: "/v1/messages", Protocol.RESPONSES: "/v1/responses"}
+ANTHROPIC_STATUS = {"rate_limit_error": 429, "overloaded_error": 529, "invalid_request_error": 400}
+OPENAI_STATUS = {"rate_limit_exceeded": 429, "server_is_overloaded": 503}
 
 
 def label(client: Protocol, upstream: Protocol) -> str:
     return f"{client.value}→{upstream.value}"
 
 
+class Reader(Interface):
+    def read(self, data: Any) -> list[ev.Event]: ...
+
+
+class Writer(Interface):
+    started: bool
+    finished: bool
+
+    def write(self, events: Any) -> bytes: ...
+
+
+READ_REQUEST: dict[Protocol, Callable[[dict[str, Any]], Turn]] = {
+    Protocol.MESSAGES: messages.read_request,
+    Protocol.RESPONSES: responses.read_request,
+}
+WRITE_REQUEST: dict[Protocol, Callable[[Turn], dict[str, Any]]] = {
+    Protocol.MESSAGES: messages.write_request,
+    Protocol.RESPONSES: responses.write_request,
+}
+STREAM_READER: dict[Protocol, Callable[[], Reader]] = {Protocol.MESSAGES: messages.StreamReader, Protocol.RESPONSES: responses.StreamReader}
+
+
 @dataclasses.dataclass
 class TranslationState:
-    """Per request: the inner provider's state, and the reader and writer of this answer."""
+    """Per request: the inner provider's state, the turn as read, and the reader and writer of this answer."""
 
     inner: Any
     client_model: str
     input_estimate: int
-    reader: responses.StreamReader = dataclasses.field(default_factory=responses.StreamReader)
-    writer: messages.StreamWriter | None = None
+    turn: Turn
+    reader: Reader
+    writer: Writer | None = None
 
 
 class TranslatedProvider(Provider):
@@ -66,15 +96,23 @@ class TranslatedProvider(Provider):
 
     # -- request side -------------------------------------------------------------------
     def prepare(self, request: ForwardRequest) -> Upstream:
-        turn = messages.read_request(request.body)
-        body = responses.write_request(dataclasses.replace(turn, model=request.model))
-        inner = self.inner.prepare(dataclasses.replace(request, protocol=self.target, path="/v1/responses", body=body, stream=True))
+        turn = READ_REQUEST[self.client](request.body)
+        body = WRITE_REQUEST[self.target](dataclasses.replace(turn, model=request.model))
+        inner = self.inner.prepare(dataclasses.replace(request, protocol=self.target, path=PATHS[self.target], body=body, stream=True))
         state = TranslationState(
             inner.state,
             client_model=str(request.body.get("model") or request.model),
             input_estimate=responses.estimate_tokens(request.body),
+            turn=turn,
+            reader=STREAM_READER[self.target](),
         )
         return dataclasses.replace(inner, state=state, aggregate=not request.stream)
+
+    def _writer(self, state: TranslationState) -> Writer:
+        if self.client is Protocol.MESSAGES:
+            return messages.StreamWriter(state.client_model, state.input_estimate)
+        custom = frozenset(tool.name for tool in state.turn.tools if tool.kind == "custom")
+        return responses.StreamWriter(state.client_model, custom)
 
     def _inner_upstream(self, upstream: Upstream) -> Upstream:
         state = upstream.state
@@ -84,36 +122,53 @@ class TranslatedProvider(Provider):
     def stream_transformer(self, upstream: Upstream, protocol: Protocol) -> Callable[[SSEEvent], bytes | None] | None:
         state = upstream.state
         assert isinstance(state, TranslationState)
-        inner = self.inner.stream_transformer(self._inner_upstream(upstream), self.target)  # its bookkeeping (errors seen)
-        writer = state.writer = messages.StreamWriter(state.client_model, state.input_estimate)
+        translate = self._translator(upstream, state)
+        writer = state.writer = self._writer(state)
 
         def transform(event: SSEEvent) -> bytes:
-            if inner is not None:
-                inner(event)
-            data = event.json()
-            return writer.write(state.reader.read(data)) if isinstance(data, dict) else b""
+            return writer.write(translate(event))
 
         return transform
+
+    def _translator(self, upstream: Upstream, state: TranslationState) -> Callable[[SSEEvent], list[ev.Event]]:
+        """Each upstream event through the inner provider's own rewrite (Claude restores its tool names there), then
+        the reader."""
+        inner = self.inner.stream_transformer(self._inner_upstream(upstream), self.target)
+
+        def translate(event: SSEEvent) -> list[ev.Event]:
+            rewritten = inner(event) if inner is not None else None
+            found = [event] if rewritten is None else SSEParser().feed(rewritten) if rewritten else []
+            out: list[ev.Event] = []
+            for one in found:
+                data = one.json()
+                if isinstance(data, dict):
+                    out += state.reader.read(data)
+            return out
+
+        return translate
 
     def aggregate(self, upstream: Upstream, events: list[SSEEvent]) -> tuple[int, Any]:
         state = upstream.state
         assert isinstance(state, TranslationState)
-        collector = messages.Collector(state.client_model)
-        inner = self.inner.stream_transformer(self._inner_upstream(upstream), self.target)  # its bookkeeping (errors seen)
-        for event in events:
-            if inner is not None:
-                inner(event)
-            data = event.json()
-            if isinstance(data, dict):
-                collector.add(state.reader.read(data))
-        if collector.error is not None:
-            return self._error(collector.error)
-        return 200, collector.message()
-
-    @staticmethod
-    def _error(error: Error) -> tuple[int, Any]:
-        status = ERROR_STATUS.get(error.kind, 502)
-        return status, {"type": "error", "error": {"type": error.kind, "message": error.message}}
+        translate = self._translator(upstream, state)
+        neutral = [event for raw in events for event in translate(raw)]
+        error = next((event for event in neutral if isinstance(event, ev.Error)), None)
+        if self.client is Protocol.MESSAGES:
+            if error is not None:
+                return ANTHROPIC_STATUS.get(error.kind, 502), {"type": "error", "error": {"type": error.kind, "message": error.message}}
+            collector = messages.Collector(state.client_model)
+            collector.add(neutral)
+            return 200, collector.message()
+        writer = self._writer(state)
+        assert isinstance(writer, responses.StreamWriter)
+        writer.write(neutral)
+        final = writer.final or {}
+        failure = final.get("error") if isinstance(final.get("error"), dict) else None
+        if failure is not None:
+            code = str(failure.get("code") or "server_error")
+            status = OPENAI_STATUS.get(code, 502)
+            return status, {"error": {"message": failure.get("message"), "type": "server_error", "param": None, "code": code}}
+        return 200, final
 
     def stream_cut(self, upstream: Upstream) -> bytes:
         """The client protocol's last words for a stream the upstream cut before its end (an `error` event), or b""
@@ -122,7 +177,7 @@ class TranslatedProvider(Provider):
         writer = state.writer if isinstance(state, TranslationState) else None
         if writer is None or writer.finished or not writer.started:
             return b""
-        return writer.write([Error("api_error", "the upstream stream ended before its end; the answer is incomplete")])
+        return writer.write([ev.Error("api_error", "the upstream stream ended before its end; the answer is incomplete")])
 
     def stream_outcome(self, upstream: Upstream) -> tuple[str, Signal | None]:
         return self.inner.stream_outcome(self._inner_upstream(upstream))
