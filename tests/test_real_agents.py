@@ -279,6 +279,32 @@ def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) ->
     assert stored_learned("codex.cli_version", timeout=10) == CODEX_CLI_VERSION  # what Kleis now presents for other clients
 
 
+@pytest.mark.timeout(240)
+def test_codex_cli_on_a_claude_model_runs_a_command(served: Served) -> None:
+    """Codex CLI speaks Responses; claude-sonnet-4-5 is served by the Claude plan: Kleis translates both ways, and
+    presents the translated traffic as it presents any third-party client to Claude."""
+    codex = agent("codex")
+    codex_home = served.home / ".codex"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text(
+        'model = "claude-sonnet-4-5"\nmodel_provider = "kleis"\n\n[model_providers.kleis]\nname = "Kleis"\n'
+        f'base_url = "{served.url}/v1"\nenv_key = "KLEIS_API_KEY"\nwire_api = "responses"\n'
+    )
+    argv = [codex, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "run the marker command"]
+    done = run_agent(served, argv, {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key})
+    turns = served.claude.received("/v1/messages")
+    sent_tools = [tool["name"] for tool in turns[0].json.get("tools") or []] if turns else []
+    assert done.returncode == 0, (done.stderr[-2000:], sent_tools)
+    said = done.stdout[done.stdout.find("Tool said:") :]
+    assert "Tool said:" in done.stdout and MARKER in said, (done.stdout[-2000:], sent_tools)  # Codex CLI's output, quoted back
+    assert len(turns) == 2 and served.codex.received(f"{served.codex.prefix}/responses") == []
+    first, second = turns[0], turns[1]
+    assert first.headers["authorization"].startswith("Bearer sk-ant-oat") and served.key not in json.dumps(first.headers)
+    assert first.json["system"][0]["text"].startswith("You are Claude Code")  # presented as any third-party client
+    [result] = [part for part in second.json["messages"][-1]["content"] if part.get("type") == "tool_result"]
+    assert result["tool_use_id"] == "toolu_shell_1" and MARKER in json.dumps(result["content"])
+
+
 @pytest.mark.timeout(360)
 def test_opencode_with_only_the_models_url_and_a_key(served: Served) -> None:
     opencode = agent("opencode")

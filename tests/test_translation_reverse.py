@@ -44,6 +44,7 @@ CODEX_CLI_BODY: dict[str, Any] = {
             "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"},
         },
         {"type": "web_search"},
+        {"type": "namespace", "name": "mcp", "description": "an MCP server's tools", "tools": [{"type": "function", "name": "x"}]},
     ],
     "input": [
         {
@@ -79,7 +80,7 @@ def test_a_codex_cli_request_becomes_a_messages_request() -> None:
         },
     ]
     assert "gAAAA" not in json.dumps(body)  # another provider's reasoning is dropped
-    assert [tool["name"] for tool in body["tools"]] == ["exec_command", "apply_patch"]  # the hosted web_search is dropped
+    assert [tool["name"] for tool in body["tools"]] == ["exec_command", "apply_patch"]  # web_search and namespace dropped
     assert body["tools"][1]["input_schema"]["properties"] == {"input": {"type": "string"}}
     assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
     assert body["max_tokens"] == messages.DEFAULT_MAX_TOKENS and body["thinking"] == {"type": "enabled", "budget_tokens": 24576}

@@ -285,6 +285,9 @@ HOSTED_TOOLS = frozenset(
         "tool_search",
     }
 )
+# Codex CLI's `namespace` tools group functions (its MCP servers' tools) under one name; how a model calls one of
+# them back is Codex's own convention, so they are not offered to another provider yet (docs/translation.md).
+DROPPED_TOOLS = frozenset({"namespace", "local_shell"})
 IGNORED_FIELDS = ("store", "include", "prompt_cache_key", "stream", "user", "metadata", "service_tier", "safety_identifier", "truncation")
 
 
@@ -389,7 +392,7 @@ def _read_tool(index: int, tool: dict[str, Any]) -> Tool | None:
         )
     if kind == "custom":
         return Tool(str(tool.get("name") or ""), str(tool.get("description") or ""), CUSTOM_INPUT_SCHEMA, "custom")
-    if kind in HOSTED_TOOLS:
+    if kind in HOSTED_TOOLS or kind in DROPPED_TOOLS:
         return None
     raise Untranslatable(f"tools.{index}.type", f"a {kind!r} tool has no equivalent upstream")
 

@@ -13,7 +13,7 @@ from typing import Any
 from tests.fakes.base import Recorded, Reply, Stream, sse
 from tests.fakes.claude import FakeClaudeAPI
 
-SHELL_TOOLS = ("Bash", "bash")
+SHELL_TOOLS = ("Bash", "bash", "mcp_Exec_command", "mcp_Shell")  # Claude Code's, OpenCode's, and Codex CLI's (as Kleis names them)
 COMMAND = "echo kleis-roundtrip"
 
 
@@ -43,7 +43,13 @@ class AgentClaude(FakeClaudeAPI):
         if refusal is not None:
             return refusal
         usage = {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}
-        arguments = json.dumps({"command": COMMAND, "description": "print a marker"})
+        arguments = json.dumps(
+            {"cmd": COMMAND}
+            if shell["name"] == "mcp_Exec_command"
+            else {"command": COMMAND.split()}
+            if shell["name"] == "mcp_Shell"
+            else {"command": COMMAND, "description": "print a marker"}
+        )
         return Stream(
             [
                 sse(
