@@ -75,3 +75,33 @@ def test_an_orphan_function_call_output_is_a_400_in_openais_shape(claude: Claude
             model="claude-sonnet-4-5", input=[{"type": "function_call_output", "call_id": "call_9", "output": "x"}]
         )
     assert "input.0.call_id" in refused.value.message and claude.api.received("/v1/messages") == []
+
+
+def test_claude_errors_reach_the_client_in_openais_shape(claude: ClaudeKleis) -> None:
+    from tests.fakes.anthropic import anthropic_error
+
+    claude.api.enqueue(
+        "POST", "/v1/messages", anthropic_error(400, "invalid_request_error", "messages: text content blocks must be non-empty")
+    )
+    with pytest.raises(openai.BadRequestError) as refused:
+        client(claude).responses.create(model="claude-sonnet-4-5", input="hi")
+    assert "text content blocks must be non-empty" in refused.value.message
+
+
+def test_a_claude_stream_cut_midway_ends_with_response_failed(claude: ClaudeKleis) -> None:
+    from tests.fakes.base import Stream, sse
+
+    start_event = {"type": "message_start", "message": {"id": "msg_cut", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 5}}}
+    events = [
+        sse("message_start", start_event),
+        sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hal"}}),
+        sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "f"}}),
+    ]
+    claude.api.enqueue("POST", "/v1/messages", Stream(events, cut_after=3))
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as cut:
+        with client(claude).responses.stream(model="claude-sonnet-4-5", input="hi") as stream:
+            for event in stream:
+                seen.append(event.type)
+    assert seen[0] == "response.created" and "response.completed" not in seen and "ended before" in str(cut.value)

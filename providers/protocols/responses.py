@@ -501,9 +501,9 @@ class StreamWriter:
             return out + self._event(kind, response=self.final)
         code = {"rate_limit_error": "rate_limit_exceeded", "overloaded_error": "server_is_overloaded"}.get(event.kind, "server_error")
         self.final = self._response("failed", error={"code": code, "message": event.message})
-        return (
-            out + self._event("error", code=code, message=event.message, param=None) + self._event("response.failed", response=self.final)
-        )
+        error = {"type": event.kind, "code": code, "message": event.message}  # an `error` object: the openai SDKs raise on it
+        failed = self._event("response.failed", response=self.final)
+        return out + self._event("error", code=code, message=event.message, param=None, error=error) + failed
 
     def _start(self, event: ev.BlockStart) -> bytes:
         index = len(self.output) + len(self._items)
