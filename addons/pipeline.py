@@ -114,6 +114,9 @@ def route(
     def serving(protocol: Protocol) -> list[str]:
         return [name for name, provider in providers.items() if protocol in provider.protocols]
 
+    def has_account(name: str) -> bool:
+        return any(a.provider == name and a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING) for a in accounts)
+
     def worth_it(found: Resolution | None) -> Resolution | None:
         if (
             found is not None
@@ -126,13 +129,12 @@ def route(
     model = mapped_model(client.model, model_map)  # KLEIS_MODEL_MAP: e.g. Claude Code's haiku on a Codex model
     resolution = worth_it(resolve_model(model, client.protocol, available=serving(client.protocol), registry=catalog))
     translated: Provider | None = None
-    if resolution is None and translations:
-        reachable = {name: provider for (protocol, name), provider in translations.items() if protocol is client.protocol}
-        for target in {p for provider in reachable.values() for p in providers[provider.name].protocols}:
-            found = worth_it(resolve_model(model, target, available=[n for n in reachable if n in serving(target)], registry=catalog))
-            if found is not None:
-                resolution, translated = found, reachable[found.provider]
-                break
+    if translations and (resolution is None or resolution.how in ("registry", "fallback")):
+        found, translated_to = translated_route(model, client.protocol, providers, translations, catalog)
+        if found is not None and (resolution is None or (found.how in ("family", "prefix") and has_account(found.provider))):
+            # nothing serves it natively, or only another provider's listing or catch-all does while the model's own
+            # family has an account (claude-* on the Claude plan, not Copilot's copy): translated
+            resolution, translated = worth_it(found), translated_to
     if resolution is None:
         elsewhere = served_elsewhere(model, client.protocol, serving, catalog)
         hint = f"it is served on {elsewhere}; " if elsewhere else ""
@@ -165,6 +167,24 @@ def route(
             error_type=unavailable_type(client.error_protocol, headers),
             headers=headers,
         )
+
+
+def translated_route(
+    model: str,
+    protocol: Protocol,
+    providers: Mapping[str, Provider],
+    translations: Mapping[tuple[Protocol, str], Provider],
+    catalog: Callable[[str, Protocol], str | None] | None,
+) -> tuple[Resolution | None, Provider | None]:
+    """The provider that serves `model` on another protocol, reached by translation from `protocol` (family rules and
+    prefixes first, in the order providers.translated lists the targets)."""
+    reachable = {name: provider for (client, name), provider in translations.items() if client is protocol}
+    for target in dict.fromkeys(p for provider in reachable.values() for p in providers[provider.name].protocols):
+        names = [name for name in reachable if target in providers[name].protocols]
+        found = resolve_model(model, target, available=names, registry=catalog)
+        if found is not None:
+            return found, reachable[found.provider]
+    return None, None
 
 
 def rank_candidates(

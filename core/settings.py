@@ -298,7 +298,7 @@ SETTINGS: tuple[Setting, ...] = (
         "1",
         parse.flag,
         "1: a request for a model no provider serves on the client's protocol is translated for one that serves it "
-        "(today: Anthropic Messages clients on Codex models, Responses clients on Claude models); 0: such requests get 404.",
+        "(Messages clients on Codex models, Responses clients on Claude models, Chat clients on both); 0: such requests get 404.",
     ),
     Setting(
         "KLEIS_METRICS_PUBLIC",

@@ -2,9 +2,9 @@
 turn and written in the provider's protocol, the provider prepares it as native traffic (its identity, its body
 rules, its accounts), and the answer is translated back event by event.
 
-Two directions: Anthropic Messages clients (Claude Code, the anthropic SDK) on Codex models, and OpenAI Responses
-clients (Codex CLI, the openai SDK) on Claude models. Each is a reader joined to a writer (providers.protocols). A
-native request never comes here.
+Directions: Anthropic Messages clients (Claude Code, the anthropic SDK) on Codex models, OpenAI Responses clients
+(Codex CLI, the openai SDK) on Claude models, and Chat Completions clients on both. Each is a reader joined to a
+writer (providers.protocols). A native request never comes here.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ import httpx
 from core.protocol import Protocol
 from core.sse import SSEEvent, SSEParser
 from providers.base import ForwardRequest, Provider, Signal, Upstream
+from providers.protocols import chat, messages, responses
 from providers.protocols import events as ev
-from providers.protocols import messages, responses
 from providers.protocols.turn import Turn
 from providers.quota import QuotaReading
 from providers.usage import UsageReader
 from store.accounts import AccountView, TokenSet
 
 # client protocol → (the protocol a provider must speak to be reached by translation, the providers that may)
-DIRECTIONS: dict[Protocol, tuple[Protocol, frozenset[str]]] = {
-    Protocol.MESSAGES: (Protocol.RESPONSES, frozenset({"codex"})),
-    Protocol.RESPONSES: (Protocol.MESSAGES, frozenset({"claude"})),
+DIRECTIONS: dict[Protocol, tuple[tuple[Protocol, frozenset[str]], ...]] = {
+    Protocol.MESSAGES: ((Protocol.RESPONSES, frozenset({"codex"})),),
+    Protocol.RESPONSES: ((Protocol.MESSAGES, frozenset({"claude"})),),
+    Protocol.CHAT: ((Protocol.MESSAGES, frozenset({"claude"})), (Protocol.RESPONSES, frozenset({"codex"}))),
 }
 PATHS = {Protocol.MESSAGES: "/v1/messages", Protocol.RESPONSES: "/v1/responses"}
 ANTHROPIC_STATUS = {"rate_limit_error": 429, "overloaded_error": 529, "invalid_request_error": 400}
@@ -54,6 +55,7 @@ class Writer(Interface):
 READ_REQUEST: dict[Protocol, Callable[[dict[str, Any]], Turn]] = {
     Protocol.MESSAGES: messages.read_request,
     Protocol.RESPONSES: responses.read_request,
+    Protocol.CHAT: chat.read_request,
 }
 WRITE_REQUEST: dict[Protocol, Callable[[Turn], dict[str, Any]]] = {
     Protocol.MESSAGES: messages.write_request,
@@ -72,6 +74,7 @@ class TranslationState:
     turn: Turn
     reader: Reader
     writer: Writer | None = None
+    include_usage: bool = False  # a chat client asked for the usage chunk (stream_options.include_usage)
 
 
 class TranslatedProvider(Provider):
@@ -81,7 +84,7 @@ class TranslatedProvider(Provider):
         super().__init__(inner.config)
         self.inner = inner
         self.client = client
-        self.target = DIRECTIONS[client][0]
+        self.target = next(target for target, names in DIRECTIONS[client] if inner.name in names and target in inner.protocols)
         self.name = inner.name
         self.display_name = inner.display_name
         self.protocols = frozenset({client})
@@ -105,12 +108,16 @@ class TranslatedProvider(Provider):
             input_estimate=responses.estimate_tokens(request.body),
             turn=turn,
             reader=STREAM_READER[self.target](),
+            include_usage=isinstance(request.body.get("stream_options"), dict)
+            and request.body["stream_options"].get("include_usage") is True,
         )
         return dataclasses.replace(inner, state=state, aggregate=not request.stream)
 
     def _writer(self, state: TranslationState) -> Writer:
         if self.client is Protocol.MESSAGES:
             return messages.StreamWriter(state.client_model, state.input_estimate)
+        if self.client is Protocol.CHAT:
+            return chat.StreamWriter(state.client_model, state.include_usage)
         custom = frozenset(tool.name for tool in state.turn.tools if tool.kind == "custom")
         return responses.StreamWriter(state.client_model, custom)
 
@@ -159,6 +166,12 @@ class TranslatedProvider(Provider):
             collector = messages.Collector(state.client_model)
             collector.add(neutral)
             return 200, collector.message()
+        if self.client is Protocol.CHAT:
+            chat_writer = chat.StreamWriter(state.client_model)
+            chat_writer.write(neutral)
+            if chat_writer.error is not None:
+                return OPENAI_STATUS.get(str(chat_writer.error.get("code")), 502), {"error": chat_writer.error}
+            return 200, chat_writer.completion()
         writer = self._writer(state)
         assert isinstance(writer, responses.StreamWriter)
         writer.write(neutral)
@@ -211,8 +224,9 @@ class TranslatedProvider(Provider):
 def translations(providers: Mapping[str, Provider]) -> dict[tuple[Protocol, str], TranslatedProvider]:
     """Every (client protocol, provider name) pair that translation can serve, built once per process."""
     found = {}
-    for client, (target, names) in DIRECTIONS.items():
-        for name, provider in providers.items():
-            if name in names and target in provider.protocols and client not in provider.protocols:
-                found[(client, name)] = TranslatedProvider(provider, client)
+    for client, options in DIRECTIONS.items():
+        for target, names in options:
+            for name, provider in providers.items():
+                if name in names and target in provider.protocols and client not in provider.protocols:
+                    found[(client, name)] = TranslatedProvider(provider, client)
     return found

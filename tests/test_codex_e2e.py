@@ -275,8 +275,11 @@ def test_the_fake_backend_wants_the_token_and_its_account_id(fakes) -> None:
     assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={**headers, "authorization": "Bearer forged"}).status_code == 401
 
 
-def test_a_codex_model_on_chat_completions_is_pointed_at_v1_responses(kleis: Setup) -> None:
+def test_a_codex_model_on_chat_completions_is_translated_or_pointed_at_v1_responses(kleis: Setup, store, config, run_proxy) -> None:
+    answer = kleis.client().chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "Hi there" and kleis.codex.received()  # Chat → Responses (KLEIS_TRANSLATION)
+    off = run_proxy(kleis.config.replace(translation=False), {"codex": CodexProvider(kleis.config)})
+    client = openai.OpenAI(base_url=f"{off.url}/v1", api_key=kleis.key, max_retries=0, timeout=20)
     with pytest.raises(openai.NotFoundError) as caught:
-        kleis.client().chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": "hi"}])
     assert "it is served on /v1/responses (codex)" in caught.value.message and caught.value.code == "model_not_found"
-    assert kleis.codex.received() == []

@@ -4,6 +4,8 @@ errors; native Codex traffic is untouched."""
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import pytest
 
@@ -161,3 +163,43 @@ def test_a_stream_cut_midway_ends_with_an_anthropic_error_and_an_incomplete_usag
         assert time.time() < deadline
         time.sleep(0.05)
     assert UsageEvent.get().incomplete and UsageEvent.get().translation == "messages→responses"
+
+
+CHAT_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file",
+            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+        },
+    }
+]
+
+
+def test_the_openai_chat_sdk_streams_a_tool_call_from_a_codex_model(kleis: Setup) -> None:
+    import openai
+
+    kleis.codex.plan.interleaved = True
+    chat = openai.OpenAI(base_url=f"{kleis.url}/v1", api_key=kleis.key, max_retries=0, timeout=20)
+    messages = [{"role": "user", "content": "Read the README"}]
+    with chat.chat.completions.stream(
+        model="gpt-5.4", messages=messages, tools=CHAT_TOOLS, stream_options={"include_usage": True}
+    ) as stream:
+        completion = stream.get_final_completion()
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content == "Hi there"
+    [call] = choice.message.tool_calls
+    assert (call.id, call.function.name, json.loads(call.function.arguments)) == ("call_1", "read_file", {"path": "README.md"})
+    usage = completion.usage  # the fake: 120 in, 100 of them cached, 30 out (12 reasoning)
+    assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens, usage.completion_tokens) == (120, 100, 30)
+    assert usage.completion_tokens_details.reasoning_tokens == 12
+    second = [*messages, choice.message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": "call_1", "content": "# Kleis"}]
+    kleis.codex.plan.interleaved = False
+    answer = chat.chat.completions.create(model="gpt-5.4", messages=second, tools=CHAT_TOOLS)
+    assert answer.choices[0].message.content == "Hi there" and answer.choices[0].finish_reason == "stop"
+    items = kleis.codex.last("/backend-api/codex/responses").json["input"]
+    assert items[-1] == {"type": "function_call_output", "call_id": "call_1", "output": "# Kleis"}
+    with pytest.raises(openai.BadRequestError) as refused:
+        chat.chat.completions.create(model="gpt-5.4", messages=messages, n=2)
+    assert refused.value.message.startswith("n:") or "n: has no equivalent" in refused.value.message

@@ -105,3 +105,35 @@ def test_a_claude_stream_cut_midway_ends_with_response_failed(claude: ClaudeKlei
             for event in stream:
                 seen.append(event.type)
     assert seen[0] == "response.created" and "response.completed" not in seen and "ended before" in str(cut.value)
+
+
+CHAT_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file",
+            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+        },
+    }
+]
+
+
+def test_the_openai_chat_sdk_streams_a_tool_call_from_a_claude_model(claude: ClaudeKleis) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Read the README"}]
+    with client(claude).chat.completions.stream(
+        model="claude-sonnet-4-5", messages=messages, tools=CHAT_TOOLS, stream_options={"include_usage": True}
+    ) as stream:
+        completion = stream.get_final_completion()
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content == "Hello from fake Claude"
+    [call] = choice.message.tool_calls
+    assert (call.id, call.function.name, json.loads(call.function.arguments)) == ("toolu_fake_1", "read_file", {"path": "README.md"})
+    usage = completion.usage
+    assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens, usage.completion_tokens) == (132, 100, 7)
+    plain = client(claude).chat.completions.create(
+        model="claude-sonnet-4-5", messages=[*messages, {"role": "system", "content": "Reply in English."}]
+    )
+    assert plain.choices[0].message.content == "Hello from fake Claude" and plain.usage is not None and plain.usage.prompt_tokens == 132
+    sent = claude.api.last("/v1/messages").json
+    assert sent["messages"][-1]["role"] == "user"  # a trailing system message (chat agents send one) stays in the conversation

@@ -334,7 +334,7 @@ def write_request(turn: Turn) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": turn.model,
         "max_tokens": max_tokens,
-        "messages": [message for m in turn.messages if (message := _write_message(m)) is not None],
+        "messages": _merged([message for m in turn.messages if (message := _write_message(m)) is not None]),
         "stream": True,
     }
     if turn.system:
@@ -354,6 +354,12 @@ def write_request(turn: Turn) -> dict[str, Any]:
         body["output_config"] = {"format": {"type": "json_schema", "schema": turn.output_format.schema}}
     if turn.temperature is not None and "thinking" not in body:  # Anthropic refuses a temperature with thinking on
         body["temperature"] = turn.temperature
+    if turn.top_p is not None:
+        if "temperature" in body or "thinking" in body:
+            raise Untranslatable("top_p", "Claude takes top_p only without temperature and thinking")
+        body["top_p"] = turn.top_p
+    if turn.stop:
+        body["stop_sequences"] = list(turn.stop)
     return body
 
 
@@ -390,6 +396,17 @@ def _write_message(message: Message) -> dict[str, Any] | None:
         return None
     role = "user" if message.role in ("user", "system") else "assistant"
     return {"role": role, "content": blocks}
+
+
+def _merged(written: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Neighbours of one role as one message (a mid-conversation system message becomes user text after the turn)."""
+    out: list[dict[str, Any]] = []
+    for message in written:
+        if out and out[-1]["role"] == message["role"]:
+            out[-1] = {"role": message["role"], "content": out[-1]["content"] + message["content"]}
+        else:
+            out.append(message)
+    return out
 
 
 def _image_source(image: Image) -> dict[str, Any]:

@@ -59,6 +59,11 @@ def write_request(turn: Turn) -> dict[str, Any]:
         body["text"] = {
             "format": {"type": "json_schema", "name": turn.output_format.name, "schema": turn.output_format.schema, "strict": False}
         }
+    if turn.stop:
+        raise Untranslatable("stop", "the upstream has no stop sequences")
+    for name in ("temperature", "top_p"):
+        if getattr(turn, name) is not None:
+            body[name] = getattr(turn, name)  # the provider's body rules keep or drop them (Codex drops both)
     return body
 
 

@@ -97,6 +97,8 @@ class Turn:
     reasoning_effort: str | None = None  # none, minimal, low, medium, high, xhigh
     output_format: OutputFormat | None = None
     temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()  # stop sequences
     stream: bool = False
 
 
