@@ -139,6 +139,37 @@ PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
             "agent",
         ),
         ("messages: empty list", MESSAGES, {"messages": []}, "agent"),
+        # a trailing reminder (Aider's, Claude Code's) does not hide who wrote the turn
+        (
+            "chat: user then system reminder",
+            CHAT,
+            {"messages": [{"role": "user", "content": "fix it"}, {"role": "system", "content": "Reply with a diff."}]},
+            "user",
+        ),
+        (
+            "chat: tool result then developer reminder",
+            CHAT,
+            {"messages": [{"role": "tool", "tool_call_id": "c1", "content": "ok"}, {"role": "developer", "content": "go on"}]},
+            "agent",
+        ),
+        ("chat: only system", CHAT, {"messages": [{"role": "system", "content": "be brief"}]}, "agent"),
+        (
+            "responses: user then developer item",
+            RESPONSES,
+            {
+                "input": [
+                    {"type": "message", "role": "user", "content": "hi"},
+                    {"type": "message", "role": "developer", "content": "be brief"},
+                ]
+            },
+            "user",
+        ),
+        (
+            "messages: user then system",
+            MESSAGES,
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "reminder"}]},
+            "user",
+        ),
     ],
 )
 def test_x_initiator(case: str, protocol: Protocol, body: dict, expected: str) -> None:

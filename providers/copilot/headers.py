@@ -77,8 +77,15 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return [part for part in content if isinstance(part, dict)] if isinstance(content, list) else []
 
 
+INSTRUCTION_ROLES = ("system", "developer")
+
+
 def _last(items: Any) -> Any:
-    return items[-1] if isinstance(items, list) and items else None
+    """The last message of the conversation proper: a `system` or `developer` message after it is an instruction the
+    client added (Aider ends every request with a reminder), not the turn's author."""
+    if not isinstance(items, list):
+        return None
+    return next((item for item in reversed(items) if not (isinstance(item, dict) and item.get("role") in INSTRUCTION_ROLES)), None)
 
 
 def is_synthetic_attachment(message: Any) -> bool:
