@@ -203,3 +203,16 @@ def test_the_openai_chat_sdk_streams_a_tool_call_from_a_codex_model(kleis: Setup
     with pytest.raises(openai.BadRequestError) as refused:
         chat.chat.completions.create(model="gpt-5.4", messages=messages, n=2)
     assert refused.value.message.startswith("n:") or "n: has no equivalent" in refused.value.message
+
+
+def test_a_cut_chat_stream_ends_with_an_error_chunk(kleis: Setup) -> None:
+    import openai
+
+    from tests.fakes.base import Stream
+
+    kleis.codex.enqueue("POST", "/backend-api/codex/responses", Stream(kleis.codex.events({"model": "gpt-5.4"}), cut_after=4))
+    chat = openai.OpenAI(base_url=f"{kleis.url}/v1", api_key=kleis.key, max_retries=0, timeout=20)
+    with pytest.raises(openai.APIError) as cut:
+        for _ in chat.chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": "hi"}], stream=True):
+            pass
+    assert "ended before" in str(cut.value)
