@@ -118,11 +118,7 @@ def route(
         return any(a.provider == name and a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING) for a in accounts)
 
     def worth_it(found: Resolution | None) -> Resolution | None:
-        if (
-            found is not None
-            and found.how == "fallback"
-            and not any(a.provider == found.provider and a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING) for a in accounts)
-        ):
+        if found is not None and found.how == "fallback" and not has_account(found.provider):
             return None  # a guess is only worth making with an account to make it on (a cooling one answers 503)
         return found
 

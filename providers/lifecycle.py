@@ -125,9 +125,7 @@ class TokenManager:
         now = time.time()
         if not self.needs_refresh(account, now):
             return account
-        until = self.providers[account.provider].valid_until(account)
-        usable = self._stale.get(account.id) != account.token_version and bool(account.access_token)
-        usable = usable and (until is None or until > now + VALID_MARGIN)
+        usable = self._usable(account, now)
         wait = self.backoff_remaining(account.id, now, account.status_changed_at if account.status == AccountStatus.ACTIVE else None)
         if usable:
             if wait <= 0 and leases.interrupted_version(account.metadata) != account.token_version:
@@ -147,6 +145,12 @@ class TokenManager:
                 "it goes on, retry shortly",
                 retry_in=5,
             ) from None
+
+    def _usable(self, account: AccountView, now: float) -> bool:
+        """The stored access token may be sent now: not refused by an upstream, and valid a little longer."""
+        until = self.providers[account.provider].valid_until(account)
+        fresh_enough = until is None or until > now + VALID_MARGIN
+        return self._stale.get(account.id) != account.token_version and bool(account.access_token) and fresh_enough
 
     def refresh_soon(self, account_id: int) -> None:
         """Start (or join) a refresh without waiting for it; its failure is logged and backs off."""
@@ -240,13 +244,9 @@ class TokenManager:
         provider may have rotated it and the answer died with the process. It is not re-sent while the stored
         access token is valid and nobody refused it (requests go on with it); once it runs out (or is refused, or
         an operator forces a refresh) the refresh is tried once, and a refusal then asks for a new login."""
-        if leases.interrupted_version(account.metadata) != account.token_version or force:
-            return False
-        if self._stale.get(account.id) == account.token_version or not account.access_token:
+        if leases.interrupted_version(account.metadata) != account.token_version or force or not self._usable(account, time.time()):
             return False
         until = self.providers[account.provider].valid_until(account)
-        if until is not None and until <= time.time() + VALID_MARGIN:
-            return False
         log.warning(
             "account %s: its last refresh was interrupted (the refresh token may be spent); using the stored access token "
             "until it runs out%s, then trying the refresh once",

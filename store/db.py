@@ -20,7 +20,7 @@ from core.exceptions import ConfigError, SecretKeyError, StoreError
 from store import migrations
 from store.crypto import TokenCipher, new_secret_key
 from store.models import ALL_MODELS, ChangeCounter, Setting, database
-from store.reconnect import reconnecting
+from store.reconnect import error_chain, reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -234,18 +234,6 @@ def redact_url(url: str) -> str:
 
 # How a full disk reads: SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100) and the OS's ENOSPC.
 DISK_FULL_MARKERS = ("database or disk is full", "no space left on device", "could not extend file", "disk full")
-
-
-def error_chain(exc: BaseException) -> list[BaseException]:
-    """`exc` and the errors it was raised while handling, newest first. A failed statement inside `atomic()`
-    surfaces as the ROLLBACK's own error ("cannot rollback - no transaction is active": SQLite already rolled
-    back), with the statement's error as its context."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def describe_store_error(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import peewee
@@ -55,36 +55,38 @@ DEAD_MARKERS = (
 # shutdown, cannot connect now).
 DEAD_SQLSTATES = ("57P01", "57P02", "57P03")
 
+DRIVERS = ("psycopg2", "psycopg", "sqlite3")  # their own error classes, before peewee wraps them
+
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 2.0
 
 R = TypeVar("R")
 
 
-def chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and what it was raised from (peewee re-raises a driver's error as its own, the original as context)."""
-    seen: list[BaseException] = []
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the errors it was raised while handling, newest first. peewee re-raises a driver's error as its own,
+    the original as context; a failed statement inside `atomic()` surfaces as the ROLLBACK's own error ("cannot
+    rollback - no transaction is active": SQLite already rolled back), with the statement's error as its context."""
+    chain: list[BaseException] = []
     current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        yield current
+    while current is not None and current not in chain:
+        chain.append(current)
         current = current.__cause__ or current.__context__
+    return chain
 
 
 def unavailable(exc: BaseException) -> bool:
     """True when `exc` is the backoff's own refusal (no connection was tried)."""
-    return any(isinstance(error, StoreUnavailable) for error in chain(exc))
+    return any(isinstance(error, StoreUnavailable) for error in error_chain(exc))
 
 
 def is_dead(exc: BaseException) -> bool:
     """True when `exc` (or what it was raised from) says the connection, not the statement, is the problem."""
-    for current in chain(exc):
+    for current in error_chain(exc):
         code = getattr(current, "pgcode", None) or getattr(current, "sqlstate", None)
         if isinstance(code, str) and (code.startswith("08") or code in DEAD_SQLSTATES):
             return True
-        if isinstance(current, (peewee.InterfaceError, peewee.OperationalError, peewee.ProgrammingError, peewee.DatabaseError)) or (
-            type(current).__module__.split(".")[0] in ("psycopg2", "psycopg", "sqlite3")
-        ):
+        if isinstance(current, (peewee.InterfaceError, peewee.DatabaseError)) or type(current).__module__.split(".")[0] in DRIVERS:
             text = str(current).lower()
             if any(marker in text for marker in DEAD_MARKERS):
                 return True

@@ -12,6 +12,7 @@ import pytest
 from addons.server import Parts
 from addons.usage_recorder import UsageRecorder
 from tests.fakes.base import Reply
+from tests.support.translation import CHAT_TOOLS
 from tests.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)
 
 TOOLS = [
@@ -163,18 +164,6 @@ def test_a_stream_cut_midway_ends_with_an_anthropic_error_and_an_incomplete_usag
         assert time.time() < deadline
         time.sleep(0.05)
     assert UsageEvent.get().incomplete and UsageEvent.get().translation == "messages→responses"
-
-
-CHAT_TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "read_file",
-            "description": "Read a file",
-            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
-        },
-    }
-]
 
 
 def test_the_openai_chat_sdk_streams_a_tool_call_from_a_codex_model(kleis: Setup) -> None:

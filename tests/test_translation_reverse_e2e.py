@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from tests.support.translation import CHAT_TOOLS
 from tests.test_claude_e2e import ClaudeKleis, start
 
 TOOLS = [
@@ -105,18 +106,6 @@ def test_a_claude_stream_cut_midway_ends_with_response_failed(claude: ClaudeKlei
             for event in stream:
                 seen.append(event.type)
     assert seen[0] == "response.created" and "response.completed" not in seen and "ended before" in str(cut.value)
-
-
-CHAT_TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "read_file",
-            "description": "Read a file",
-            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
-        },
-    }
-]
 
 
 def test_the_openai_chat_sdk_streams_a_tool_call_from_a_claude_model(claude: ClaudeKleis) -> None:

@@ -11,7 +11,19 @@ from typing import Any
 from core.jsonshape import mapping
 from core.sse import format_event
 from providers.protocols import events as ev
-from providers.protocols.turn import Image, Message, OutputFormat, Text, Tool, ToolCall, ToolChoice, ToolResult, Turn, Untranslatable
+from providers.protocols.turn import (
+    Image,
+    Message,
+    OutputFormat,
+    Text,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    Turn,
+    Untranslatable,
+    append_message,
+)
 
 # Fields with no equivalent upstream: refused by name unless they hold their default (which changes nothing).
 REFUSED_UNLESS_DEFAULT: dict[str, Any] = {
@@ -47,11 +59,11 @@ def read_request(body: dict[str, Any]) -> Turn:
         if role in ("system", "developer"):
             text = "".join(p.text for p in _parts(where, message.get("content")) if isinstance(p, Text))
             if messages:  # after the conversation began: an instruction in its place (chat agents end with one)
-                _append(messages, "system", (Text(text),))
+                append_message(messages, "system", (Text(text),))
             else:
                 system.append(text)
         elif role == "user":
-            _append(messages, "user", _parts(where, message.get("content")))
+            append_message(messages, "user", _parts(where, message.get("content")))
         elif role == "assistant":
             parts: list[Any] = list(_parts(where, message.get("content")))
             for n, call in enumerate(message.get("tool_calls") or []):
@@ -61,12 +73,12 @@ def read_request(body: dict[str, Any]) -> Turn:
                     raise Untranslatable(f"{where}.tool_calls.{n}.type", f"{call.get('type')!r} calls cannot be translated")
                 calls.add(str(call.get("id") or ""))
                 parts.append(ToolCall(str(call.get("id") or ""), str(function.get("name") or ""), str(function.get("arguments") or "{}")))
-            _append(messages, "assistant", tuple(parts))
+            append_message(messages, "assistant", tuple(parts))
         elif role == "tool":
             call_id = str(message.get("tool_call_id") or "")
             if call_id not in calls:
                 raise Untranslatable(f"{where}.tool_call_id", f"no assistant tool call with id {call_id!r} comes before this tool message")
-            _append(messages, "user", (ToolResult(call_id, _parts(where, message.get("content"))),))
+            append_message(messages, "user", (ToolResult(call_id, _parts(where, message.get("content"))),))
         else:
             raise Untranslatable(f"{where}.role", f"{role!r} cannot be translated")
     limit = body.get("max_completion_tokens") if body.get("max_completion_tokens") is not None else body.get("max_tokens")
@@ -86,13 +98,6 @@ def read_request(body: dict[str, Any]) -> Turn:
         stop=(stop,) if isinstance(stop, str) else tuple(s for s in stop if isinstance(s, str)) if isinstance(stop, list) else (),
         stream=body.get("stream") is True,
     )
-
-
-def _append(messages: list[Message], role: Any, parts: tuple[Any, ...]) -> None:
-    if messages and messages[-1].role == role:
-        messages[-1] = Message(role, messages[-1].parts + parts)
-    else:
-        messages.append(Message(role, parts))
 
 
 def _parts(where: str, content: Any) -> tuple[Text | Image, ...]:

@@ -25,6 +25,7 @@ from providers.protocols.turn import (
     ToolResult,
     Turn,
     Untranslatable,
+    append_message,
 )
 
 TOOL_ERROR_PREFIX = "Error: "  # Responses has no is_error: a failed tool's output says so in its text
@@ -318,19 +319,19 @@ def read_request(body: dict[str, Any]) -> Turn:
             if role in ("system", "developer"):
                 system.append("".join(p.text for p in parts if isinstance(p, Text)))
             elif role in ("user", "assistant"):
-                _append(messages, role, parts)
+                append_message(messages, role, parts)
             else:
                 raise Untranslatable(f"{where}.role", f"{role!r} cannot be translated")
         elif kind in ("function_call", "custom_tool_call"):
             call_id = str(item.get("call_id") or "")
             arguments = item.get("arguments") if kind == "function_call" else json.dumps({"input": item.get("input") or ""})
             calls.add(call_id)
-            _append(messages, "assistant", (ToolCall(call_id, str(item.get("name") or ""), str(arguments or "{}")),))
+            append_message(messages, "assistant", (ToolCall(call_id, str(item.get("name") or ""), str(arguments or "{}")),))
         elif kind in ("function_call_output", "custom_tool_call_output"):
             call_id = str(item.get("call_id") or "")
             if call_id not in calls:
                 raise Untranslatable(f"{where}.call_id", f"no function_call with call_id {call_id!r} comes before this output")
-            _append(messages, "user", (ToolResult(call_id, _output_parts(where, item.get("output"))),))
+            append_message(messages, "user", (ToolResult(call_id, _output_parts(where, item.get("output"))),))
         elif kind == "reasoning":
             continue  # another provider's reasoning: never sent as text, never with a foreign signature
         else:
@@ -352,14 +353,6 @@ def read_request(body: dict[str, Any]) -> Turn:
         temperature=float(temperature) if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) else None,
         stream=body.get("stream") is True,
     )
-
-
-def _append(messages: list[Message], role: Any, parts: tuple[Any, ...]) -> None:
-    """Consecutive items of one role make one message (a call and its text are one assistant turn)."""
-    if messages and messages[-1].role == role:
-        messages[-1] = Message(role, messages[-1].parts + parts)
-    else:
-        messages.append(Message(role, parts))
 
 
 def _content_parts(where: str, content: Any) -> tuple[Text | Image, ...]:

@@ -60,6 +60,15 @@ class Message:
     parts: tuple[Part, ...]
 
 
+def append_message(messages: list[Message], role: Any, parts: tuple[Part, ...]) -> None:
+    """Consecutive parts of one role make one message (a call and its text are one assistant turn): the readers of
+    protocols that list items one by one (Chat, Responses) build their turns with this."""
+    if messages and messages[-1].role == role:
+        messages[-1] = Message(role, messages[-1].parts + parts)
+    else:
+        messages.append(Message(role, parts))
+
+
 @dataclasses.dataclass(frozen=True)
 class Tool:
     name: str
