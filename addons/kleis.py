@@ -19,7 +19,7 @@ from addons.wire_secrets import vault
 from core.client_errors import Refusal, unavailable_headers, unavailable_type, upstream_error_body
 from core.protocol import Protocol
 from providers.lifecycle import RefreshFailed
-from providers.protocols.responses import estimate_tokens
+from providers.protocols.turn import estimate_tokens
 from providers.translated import TranslatedProvider
 from store.accounts import AccountView
 from store.keys import KeyRecord

@@ -10,7 +10,7 @@ from typing import Any
 from core.sse import SSEParser
 from providers.codex.body import normalise_body
 from providers.codex.stream import CodexState, make_transformer
-from providers.protocols import messages, responses
+from providers.protocols import messages, messages_stream, responses, responses_stream
 
 
 def claude_code_body(turns: int) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def measure(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[str, 
     count = sum(len(SSEParser().feed(chunk)) for chunk in chunks_in)
 
     def translated_stream() -> None:  # parsed afresh each time, as on the wire: the JSON of every event is read
-        parser, reader, writer = SSEParser(), responses.StreamReader(), messages.StreamWriter("gpt-5.4", 1000)
+        parser, reader, writer = SSEParser(), responses_stream.StreamReader(), messages_stream.StreamWriter("gpt-5.4", 1000)
         for chunk in chunks_in:
             for event in parser.feed(chunk):
                 data = event.json()

@@ -19,9 +19,9 @@ import httpx
 from core.protocol import Protocol
 from core.sse import SSEEvent, SSEParser
 from providers.base import ForwardRequest, Provider, Signal, Upstream
-from providers.protocols import chat, messages, responses
+from providers.protocols import chat, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
-from providers.protocols.turn import Turn
+from providers.protocols.turn import Turn, estimate_tokens
 from providers.quota import QuotaReading
 from providers.usage import UsageReader
 from store.accounts import AccountView, TokenSet
@@ -61,7 +61,10 @@ WRITE_REQUEST: dict[Protocol, Callable[[Turn], dict[str, Any]]] = {
     Protocol.MESSAGES: messages.write_request,
     Protocol.RESPONSES: responses.write_request,
 }
-STREAM_READER: dict[Protocol, Callable[[], Reader]] = {Protocol.MESSAGES: messages.StreamReader, Protocol.RESPONSES: responses.StreamReader}
+STREAM_READER: dict[Protocol, Callable[[], Reader]] = {
+    Protocol.MESSAGES: messages_stream.StreamReader,
+    Protocol.RESPONSES: responses_stream.StreamReader,
+}
 
 
 @dataclasses.dataclass
@@ -105,7 +108,7 @@ class TranslatedProvider(Provider):
         state = TranslationState(
             inner.state,
             client_model=str(request.body.get("model") or request.model),
-            input_estimate=responses.estimate_tokens(request.body),
+            input_estimate=estimate_tokens(request.body),
             turn=turn,
             reader=STREAM_READER[self.target](),
             include_usage=isinstance(request.body.get("stream_options"), dict)
@@ -115,11 +118,11 @@ class TranslatedProvider(Provider):
 
     def _writer(self, state: TranslationState) -> Writer:
         if self.client is Protocol.MESSAGES:
-            return messages.StreamWriter(state.client_model, state.input_estimate)
+            return messages_stream.StreamWriter(state.client_model, state.input_estimate)
         if self.client is Protocol.CHAT:
             return chat.StreamWriter(state.client_model, state.include_usage)
         custom = frozenset(tool.name for tool in state.turn.tools if tool.kind == "custom")
-        return responses.StreamWriter(state.client_model, custom)
+        return responses_stream.StreamWriter(state.client_model, custom)
 
     def _inner_upstream(self, upstream: Upstream) -> Upstream:
         state = upstream.state
@@ -163,7 +166,7 @@ class TranslatedProvider(Provider):
         if self.client is Protocol.MESSAGES:
             if error is not None:
                 return ANTHROPIC_STATUS.get(error.kind, 502), {"type": "error", "error": {"type": error.kind, "message": error.message}}
-            collector = messages.Collector(state.client_model)
+            collector = messages_stream.Collector(state.client_model)
             collector.add(neutral)
             return 200, collector.message()
         if self.client is Protocol.CHAT:
@@ -173,7 +176,7 @@ class TranslatedProvider(Provider):
                 return OPENAI_STATUS.get(str(chat_writer.error.get("code")), 502), {"error": chat_writer.error}
             return 200, chat_writer.completion()
         writer = self._writer(state)
-        assert isinstance(writer, responses.StreamWriter)
+        assert isinstance(writer, responses_stream.StreamWriter)
         writer.write(neutral)
         final = writer.final or {}
         failure = final.get("error") if isinstance(final.get("error"), dict) else None

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.sse import SSEParser
-from providers.protocols import messages, responses
+from providers.protocols import messages, messages_stream, responses, responses_stream
 from providers.protocols.turn import Untranslatable
 from tests.fakes.codex import FakeCodex
 
@@ -133,7 +133,7 @@ def codex_stream(**plan: Any) -> bytes:
 
 def translate(stream: bytes, pieces: list[int] | None = None) -> bytes:
     """The Responses stream, cut into pieces at the given offsets, through the reader and the writer."""
-    reader, writer = responses.StreamReader(), messages.StreamWriter("gpt-5.4", 900)
+    reader, writer = responses_stream.StreamReader(), messages_stream.StreamWriter("gpt-5.4", 900)
     parser, out = SSEParser(), []
     cuts = sorted(set(pieces or [])) + [len(stream)]
     start = 0
@@ -186,7 +186,7 @@ def test_regression_arguments_are_never_emitted_twice() -> None:
 
 
 def test_regression_arguments_only_in_the_done_item_are_emitted_once_and_empty_ones_are_an_empty_object() -> None:
-    reader = responses.StreamReader()
+    reader = responses_stream.StreamReader()
     call = {"type": "function_call", "id": "fc_1", "call_id": "call_9", "name": "ls", "arguments": ""}
     events = reader.read({"type": "response.created", "response": {"id": "resp_1", "model": "m"}})
     events += reader.read({"type": "response.output_item.added", "output_index": 0, "item": call})
@@ -195,10 +195,10 @@ def test_regression_arguments_only_in_the_done_item_are_emitted_once_and_empty_o
     events += reader.read({"type": "response.output_item.added", "output_index": 1, "item": call2})
     events += reader.read({"type": "response.output_item.done", "output_index": 1, "item": call2})
     events += reader.read({"type": "response.completed", "response": {"usage": {"input_tokens": 5, "output_tokens": 2}}})
-    writer = messages.StreamWriter("m", 3)
+    writer = messages_stream.StreamWriter("m", 3)
     message = final_message(writer.write(events))
     assert [(b.name, b.input) for b in message.content] == [("ls", {"a": 1}), ("pwd", {})]
-    collector = messages.Collector("m")
+    collector = messages_stream.Collector("m")
     collector.add(events)
     assert [b["input"] for b in collector.message()["content"]] == [{"a": 1}, {}]
 
@@ -210,8 +210,8 @@ def test_regression_message_start_never_says_zero_input_and_usage_is_exact() -> 
     usage = final_message(sse).usage
     # upstream: input 120 of which 100 cached, output 30 (12 reasoning): cached counted once, as cache reads
     assert (usage.input_tokens, usage.cache_read_input_tokens, usage.output_tokens) == (20, 100, 30)
-    assert messages.StreamWriter("m", 0).write([]) == b"" and b'"input_tokens":1' in messages.StreamWriter("m", 0).write(
-        responses.StreamReader().read({"type": "response.created", "response": {}})
+    assert messages_stream.StreamWriter("m", 0).write([]) == b"" and b'"input_tokens":1' in messages_stream.StreamWriter("m", 0).write(
+        responses_stream.StreamReader().read({"type": "response.created", "response": {}})
     )
 
 

@@ -16,7 +16,7 @@ from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import ResponseStreamEvent
 
 from core.sse import SSEParser, format_event
-from providers.protocols import messages, responses
+from providers.protocols import messages, messages_stream, responses, responses_stream
 from providers.protocols.turn import Untranslatable
 
 CODEX_CLI_BODY: dict[str, Any] = {
@@ -152,8 +152,10 @@ def claude_stream(stop_reason: str = "tool_use", tool: str = "exec_command", arg
     return b"".join(format_event({"type": name, **data}, name) for name, data in events)
 
 
-def translate(stream: bytes, cuts: list[int] | None = None, custom: frozenset[str] = frozenset()) -> tuple[bytes, responses.StreamWriter]:
-    reader, writer, parser = messages.StreamReader(), responses.StreamWriter("claude-sonnet-4-5", custom), SSEParser()
+def translate(
+    stream: bytes, cuts: list[int] | None = None, custom: frozenset[str] = frozenset()
+) -> tuple[bytes, responses_stream.StreamWriter]:
+    reader, writer, parser = messages_stream.StreamReader(), responses_stream.StreamWriter("claude-sonnet-4-5", custom), SSEParser()
     out, start = [], 0
     for cut in [*sorted(set(cuts or [])), len(stream)]:
         for event in parser.feed(stream[start:cut]):
