@@ -1,6 +1,6 @@
 """Every KLEIS_* setting: its variable, the Config field it fills, its default, how it is read and what it means.
 
-`kleis.py --help` and the README's configuration table are written from this table.
+`kleis.py --help` and the configuration table in docs/configuration.md are written from this table.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ SETTINGS: tuple[Setting, ...] = (
         "codex_removed_params",
         "",
         parse.text,
-        "Comma-separated body parameters removed before the Codex backend (empty: the built-in list; see the README).",
+        "Comma-separated body parameters removed before the Codex backend (empty: the built-in list; see docs/providers.md).",
     ),
     Setting("KLEIS_GITHUB_BASE", "github_base", "https://github.com", parse.url, "GitHub web host (device flow)."),
     Setting(
