@@ -243,19 +243,23 @@ def test_claude_code_shows_at_once_that_no_account_can_serve(served: Served, sto
     assert recorded_statuses(1) == [(503, "no_account")]
 
 
+def codex_cli_env(served: Served, model: str) -> dict[str, str]:
+    """Codex CLI set up as the README says (a `kleis` model provider on the Responses wire), in the test's home."""
+    codex_home = served.home / ".codex"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text(
+        f'model = "{model}"\nmodel_provider = "kleis"\n\n[model_providers.kleis]\nname = "Kleis"\n'
+        f'base_url = "{served.url}/v1"\nenv_key = "KLEIS_API_KEY"\nwire_api = "responses"\n'
+    )
+    return {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key}
+
+
 @pytest.mark.timeout(240)
 def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) -> None:
     """Codex CLI reaches the backend as itself: its own version (which the backend's gate on gpt-6-sol reads), user-agent
     and originator, and Kleis learns that version for the clients it presents as Codex CLI."""
-    codex = agent("codex")
-    codex_home = served.home / ".codex"
-    codex_home.mkdir()
-    (codex_home / "config.toml").write_text(
-        'model = "gpt-5.4"\nmodel_provider = "kleis"\n\n[model_providers.kleis]\nname = "Kleis"\n'
-        f'base_url = "{served.url}/v1"\nenv_key = "KLEIS_API_KEY"\nwire_api = "responses"\n'
-    )  # the README's config
+    codex, env = agent("codex"), codex_cli_env(served, "gpt-5.4")
     argv = [codex, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "run the marker command"]
-    env = {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key}
     done = run_agent(served, argv, env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"Tool said: {MARKER}" in done.stdout  # the command ran here and its output went back upstream
@@ -283,15 +287,8 @@ def test_codex_cli_with_a_kleis_model_provider_runs_a_command(served: Served) ->
 def test_codex_cli_on_a_claude_model_runs_a_command(served: Served) -> None:
     """Codex CLI speaks Responses; claude-sonnet-4-5 is served by the Claude plan: Kleis translates both ways, and
     presents the translated traffic as it presents any third-party client to Claude."""
-    codex = agent("codex")
-    codex_home = served.home / ".codex"
-    codex_home.mkdir()
-    (codex_home / "config.toml").write_text(
-        'model = "claude-sonnet-4-5"\nmodel_provider = "kleis"\n\n[model_providers.kleis]\nname = "Kleis"\n'
-        f'base_url = "{served.url}/v1"\nenv_key = "KLEIS_API_KEY"\nwire_api = "responses"\n'
-    )
-    argv = [codex, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "run the marker command"]
-    done = run_agent(served, argv, {"CODEX_HOME": str(codex_home), "KLEIS_API_KEY": served.key})
+    argv = [agent("codex"), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "run the marker command"]
+    done = run_agent(served, argv, codex_cli_env(served, "claude-sonnet-4-5"))
     turns = served.claude.received("/v1/messages")
     sent_tools = [tool["name"] for tool in turns[0].json.get("tools") or []] if turns else []
     assert done.returncode == 0, (done.stderr[-2000:], sent_tools)
