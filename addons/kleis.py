@@ -342,7 +342,7 @@ class Kleis:
     def _answer_token_estimate(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         """count_tokens for a translated model: the upstream has no such endpoint, so Kleis estimates, and says so."""
         ctx.outcome.local = True
-        body = {"input_tokens": estimate_tokens(ctx.client.body)}
+        body = {"input_tokens": estimate_tokens(ctx.client.body, len(ctx.client.raw_body))}
         flow.response = json_response(200, body, ctx.request_id)
         flow.response.headers["x-kleis-token-count"] = "estimate"
 

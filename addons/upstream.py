@@ -56,6 +56,7 @@ def forward_request(ctx: RequestContext, account: AccountView, token_ref: str) -
         account=account,
         token_ref=token_ref,
         stream=client.stream,
+        body_size=len(client.raw_body),
     )
 
 

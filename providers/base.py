@@ -34,6 +34,7 @@ class ForwardRequest:
     account: AccountView
     token_ref: str  # stands for the access token; swapped for it on the wire (addons.wire_secrets)
     stream: bool  # the client asked for a stream
+    body_size: int = 0  # the client's body in bytes, as received (0: unknown)
 
 
 @dataclasses.dataclass

@@ -108,7 +108,7 @@ class TranslatedProvider(Provider):
         state = TranslationState(
             inner.state,
             client_model=str(request.body.get("model") or request.model),
-            input_estimate=estimate_tokens(request.body),
+            input_estimate=estimate_tokens(request.body, request.body_size),
             turn=turn,
             reader=STREAM_READER[self.target](),
             include_usage=isinstance(request.body.get("stream_options"), dict)

@@ -125,6 +125,7 @@ def effort_for_budget(budget: int) -> str:
     return effort
 
 
-def estimate_tokens(body: Any) -> int:
-    """A rough count of a request's input tokens (4 characters a token) for `message_start`, which must not say 0."""
-    return max(1, len(json.dumps(body, ensure_ascii=False, separators=(",", ":"))) // 4)
+def estimate_tokens(body: Any, size: int = 0) -> int:
+    """A rough count of a request's input tokens (4 bytes a token) for `message_start`, which must not say 0: from
+    the body's size as received when it is known (re-encoding a 65 KB body to measure it costs 0.4 ms)."""
+    return max(1, (size or len(json.dumps(body, ensure_ascii=False, separators=(",", ":")))) // 4)
