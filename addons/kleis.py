@@ -250,10 +250,7 @@ class Kleis:
             outcome.error_type = "upstream_timeout"
             return
         if outcome.streamed:
-            label, signal = ctx.route.provider.stream_outcome(prepared)
-            outcome.error_type = outcome.error_type or label
-            if signal is not None and ctx.upstream.account is not None:
-                failover.tell_health(ctx.upstream.account, signal, self.services)
+            self._note_stream_error(ctx)
             return
         content = flow.response.get_content(strict=False) or b""
         if status >= 400:
@@ -296,6 +293,17 @@ class Kleis:
         if answer is not None:
             flow.response = answer
 
+    def _note_stream_error(self, ctx: RequestContext) -> None:
+        """An error the upstream sent inside its stream: the usage record names it (even when the client hung up on
+        reading it, which is what SDKs do) and the account's health hears what it says."""
+        provider, prepared = ctx.route.provider, ctx.upstream.prepared
+        assert provider is not None and prepared is not None
+        label, signal = provider.stream_outcome(prepared)
+        if label and ctx.outcome.error_type in ("", "client_disconnected", "stream_interrupted"):
+            ctx.outcome.error_type = label
+        if signal is not None and ctx.upstream.account is not None:
+            failover.tell_health(ctx.upstream.account, signal, self.services)
+
     def error(self, flow: http.HTTPFlow) -> None:
         ctx = self._contexts.get(flow)
         if ctx is None or ctx.outcome.done:
@@ -304,6 +312,8 @@ class Kleis:
         message = flow.error.msg if flow.error else "error"
         outcomes.classify_error(ctx.outcome, message)
         provider, prepared = ctx.route.provider, ctx.upstream.prepared
+        if ctx.outcome.streamed and provider is not None and prepared is not None:
+            self._note_stream_error(ctx)  # the stream's own error, when it carried one before the connection ended
         if ctx.outcome.error_type == "stream_interrupted" and isinstance(provider, TranslatedProvider) and prepared is not None:
             last = provider.stream_cut(prepared)  # a translated stream ends in its protocol's error, not a bare cut
             if last and self.services.master is not None:

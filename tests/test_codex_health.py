@@ -13,6 +13,7 @@ from addons.usage_recorder import UsageRecorder
 from providers.codex import CodexProvider, login
 from store import keys
 from store.models import Account, UsageEvent
+from tests.fakes.base import Stream
 from tests.fakes.codex import FakeCodex
 from tests.fakes.codex_auth import ChatGPTAccount, FakeCodexAuth
 
@@ -23,14 +24,19 @@ class AccountAwareCodex(FakeCodex):
     """The stream of one ChatGPT account carries an error; other accounts are served normally."""
 
     failing_account: str | None = None
+    linger = 0.0  # > 0: the failing stream stays open this long after its error (the client hangs up first)
 
     def responses(self, request):
         if request.headers.get("chatgpt-account-id") == self.failing_account:
             self.plan.error = {**LIMIT, "resets_at": int(time.time()) + 1800}
             try:
-                return super().responses(request)
+                answer = super().responses(request)
             finally:
                 self.plan.error = None
+            if self.linger and isinstance(answer, Stream):
+                answer.events.append(b": still here\n\n")
+                answer.pauses[len(answer.events) - 1] = self.linger
+            return answer
         return super().responses(request)
 
 
@@ -75,7 +81,9 @@ def test_a_non_streaming_request_fails_over_past_an_in_stream_limit(setup) -> No
     assert event.status == 200 and event.account_id == setup.ids[1]
 
 
-def test_a_streaming_request_reports_the_in_stream_error_and_cools_the_account(setup) -> None:
+@pytest.mark.parametrize("linger", [0.0, 1.0], ids=["upstream-ends", "client-hangs-up-first"])
+def test_a_streaming_request_reports_the_in_stream_error_and_cools_the_account(setup, linger) -> None:
+    setup.codex.linger = linger  # the SDK raises on the error event and closes: the record still names the error
     with pytest.raises(openai.APIError, match="usage limit"):
         list(setup.client.responses.create(model="gpt-5.4", input="hi", stream=True))
     (event,) = wait_events(1)
