@@ -1,5 +1,6 @@
 """OpenAI Chat Completions: the request reader (a chat client's body → Turn) and the stream writer (neutral events →
-`chat.completion.chunk`s, or one `chat.completion` for a client that did not ask for a stream)."""
+`chat.completion.chunk`s, or one `chat.completion` for a client that did not ask for a stream); the request writer
+and the stream reader for an upstream that serves a model on Chat only (Copilot's chat-only models)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from core.jsonshape import mapping
 from core.sse import format_event
 from providers.protocols import events as ev
 from providers.protocols.turn import (
+    TOOL_ERROR_PREFIX,
     Image,
     Message,
     OutputFormat,
@@ -269,3 +271,189 @@ class StreamWriter:
             "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason or "stop", "logprobs": None}],
             "usage": self.usage,
         }
+
+
+# -- request writer (Turn → a Chat body, for an upstream that serves the model on Chat only) ------------------------
+def write_request(turn: Turn) -> dict[str, Any]:
+    """A Chat body for the turn, streamed with usage: the system prompt first, then each message in Chat's order
+    (an assistant turn's text and calls in one message, each tool result its own `tool` message right after)."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": turn.system}] if turn.system else []
+    for message in turn.messages:
+        messages += _write_message(message)
+    body: dict[str, Any] = {"model": turn.model, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+    if turn.tools:
+        body["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}} for t in turn.tools
+        ]
+    choice = turn.tool_choice
+    if choice is not None and turn.tools:
+        body["tool_choice"] = (
+            {"type": "function", "function": {"name": choice.name}}
+            if choice.kind == "tool"
+            else {"any": "required"}.get(choice.kind, choice.kind)
+        )
+        if choice.kind != "none":
+            body["parallel_tool_calls"] = choice.parallel
+    if turn.max_tokens is not None:
+        body["max_tokens"] = turn.max_tokens
+    if turn.reasoning_effort:
+        body["reasoning_effort"] = turn.reasoning_effort
+    if turn.output_format is not None:
+        schema = {"name": turn.output_format.name, "schema": turn.output_format.schema, "strict": False}
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    for name in ("temperature", "top_p"):
+        if getattr(turn, name) is not None:
+            body[name] = getattr(turn, name)
+    if turn.stop:
+        body["stop"] = list(turn.stop)
+    return body
+
+
+def _write_message(message: Message) -> list[dict[str, Any]]:
+    """One message as Chat messages. Reasoning from another provider is dropped (never sent as text)."""
+    if message.role == "assistant":
+        text = "".join(part.text for part in message.parts if isinstance(part, Text))
+        calls = [
+            {"id": part.id, "type": "function", "function": {"name": part.name, "arguments": part.arguments or "{}"}}
+            for part in message.parts
+            if isinstance(part, ToolCall)
+        ]
+        if not text and not calls:
+            return []
+        written: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if calls:
+            written["tool_calls"] = calls
+        return [written]
+    results: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, ToolResult):
+            prefix = TOOL_ERROR_PREFIX if part.is_error else ""
+            text = prefix + "".join(p.text for p in part.content if isinstance(p, Text))
+            results.append({"role": "tool", "tool_call_id": part.call_id, "content": text})
+            content += [_image_part(p) for p in part.content if isinstance(p, Image)]  # a tool message holds text only
+        elif isinstance(part, Text):
+            if part.text:
+                content.append({"type": "text", "text": part.text})
+        elif isinstance(part, Image):
+            content.append(_image_part(part))
+    if not content:
+        return results
+    role = "system" if message.role == "system" else "user"
+    if role == "system" or all(part["type"] == "text" for part in content):
+        return [*results, {"role": role, "content": "".join(part.get("text", "") for part in content)}]
+    return [*results, {"role": role, "content": content}]
+
+
+def _image_part(image: Image) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": image.url}}
+
+
+# -- stream reader (Chat chunks → neutral events) -------------------------------------------------------------------
+STOP_REASONS: dict[str, ev.StopReason] = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+}
+
+
+class StreamReader:
+    """`chat.completion.chunk`s → neutral events: text pieces as one text block, each tool call (by its `index`) as a
+    tool block, the finish reason and usage as the Stop. Usage may come in the finishing chunk, in a usage-only chunk
+    after it, or not at all: the Stop waits for it until `[DONE]`. Reasoning deltas are skipped: never text."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.ended = False
+        self._blocks = 0
+        self._open: int | None = None  # the neutral block being written
+        self._text: int | None = None  # the text block, while it is the open one
+        self._calls: dict[int, int] = {}  # the chunk's tool call index → neutral block
+        self._reason: str | None = None
+        self._usage: ev.Usage | None = None
+
+    def read(self, data: Any) -> list[ev.Event]:
+        if self.ended:
+            return []
+        if data == "[DONE]":
+            return self._stop()
+        chunk = mapping(data)
+        if isinstance(chunk.get("error"), dict):
+            self.ended = True
+            error = chunk["error"]
+            code = str(error.get("code") or error.get("type") or "")
+            return self._close() + [ev.Error("api_error", str(error.get("message") or "the upstream reported an error"), code)]
+        out: list[ev.Event] = []
+        if not self.started:
+            self.started = True
+            out.append(ev.Start(str(chunk.get("id") or ""), str(chunk.get("model") or "")))
+        for choice in chunk.get("choices") or []:
+            choice = mapping(choice)
+            delta = mapping(choice.get("delta"))
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                out += self._text_piece(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                out += self._call_piece(mapping(call))
+            if isinstance(choice.get("finish_reason"), str):
+                self._reason = choice["finish_reason"]
+        if isinstance(chunk.get("usage"), dict):
+            self._usage = read_usage(chunk["usage"])
+            if self._reason is not None:
+                out += self._stop()
+        return out
+
+    def _text_piece(self, text: str) -> list[ev.Event]:
+        out: list[ev.Event] = []
+        if self._text is None:
+            out += self._close()
+            self._text = self._open = self._blocks
+            self._blocks += 1
+            out.append(ev.BlockStart(self._text, "text"))
+        return out + [ev.BlockDelta(self._text, text)]
+
+    def _call_piece(self, call: dict[str, Any]) -> list[ev.Event]:
+        given = call.get("index")
+        # without an index: a chunk with an id starts the next call, one without continues the last
+        index: int = given if isinstance(given, int) else len(self._calls) - (1 if call.get("id") is None else 0)
+        function = mapping(call.get("function"))
+        out: list[ev.Event] = []
+        block = self._calls.get(index)
+        if block is None:
+            out += self._close()
+            block = self._calls[index] = self._open = self._blocks
+            self._blocks += 1
+            out.append(ev.BlockStart(block, "tool", str(call.get("id") or ""), str(function.get("name") or "")))
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            out.append(ev.BlockDelta(block, arguments))
+        return out
+
+    def _close(self) -> list[ev.Event]:
+        if self._open is None:
+            return []
+        closed, self._open, self._text = self._open, None, None
+        return [ev.BlockStop(closed)]
+
+    def _stop(self) -> list[ev.Event]:
+        self.ended = True
+        reason = STOP_REASONS.get(self._reason or "stop", "end_turn")
+        if self._calls and reason == "end_turn":
+            reason = "tool_use"  # some upstreams say stop after a call
+        return self._close() + [ev.Stop(reason, self._usage or ev.Usage())]
+
+
+def read_usage(usage: dict[str, Any]) -> ev.Usage:
+    """Chat usage → neutral: `prompt_tokens` includes the cached ones, which the neutral form counts apart."""
+
+    def count(value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    cached = count(mapping(usage.get("prompt_tokens_details")).get("cached_tokens"))
+    return ev.Usage(
+        input=max(0, count(usage.get("prompt_tokens")) - cached),
+        output=count(usage.get("completion_tokens")),
+        cache_read=cached,
+        reasoning=count(mapping(usage.get("completion_tokens_details")).get("reasoning_tokens")),
+    )

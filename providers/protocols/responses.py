@@ -9,6 +9,7 @@ from typing import Any
 from core.jsonshape import mapping
 from providers.protocols.turn import (
     CUSTOM_INPUT_SCHEMA,
+    TOOL_ERROR_PREFIX,
     Image,
     Message,
     OutputFormat,
@@ -22,8 +23,6 @@ from providers.protocols.turn import (
     Untranslatable,
     append_message,
 )
-
-TOOL_ERROR_PREFIX = "Error: "  # Responses has no is_error: a failed tool's output says so in its text
 
 
 # -- request writer --------------------------------------------------------------------------------------------

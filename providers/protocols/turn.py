@@ -78,6 +78,7 @@ class Tool:
     kind: Literal["function", "custom"] = "function"  # custom: one free-form string input (Responses' custom tools)
 
 
+TOOL_ERROR_PREFIX = "Error: "  # OpenAI's protocols have no is_error: a failed tool's output says so in its text
 CUSTOM_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
 
 
