@@ -97,7 +97,15 @@ class Kleis:
             content = request_body.decoded_body(flow.request.raw_content, flow.request.headers.get("content-encoding", ""), limit)
             pipeline.parse_body(ctx, content, limit)
             catalog = services.catalog.lookup if services.catalog else None
-            pipeline.route(ctx, services.providers, services.follower.accounts, catalog, services.translations, services.model_map)
+            pipeline.route(
+                ctx,
+                services.providers,
+                services.follower.accounts,
+                catalog,
+                services.translations,
+                services.model_map,
+                services.by_endpoint,
+            )
             if ctx.route.translation and ctx.client.path == COUNT_TOKENS_PATH:
                 self._answer_token_estimate(flow, ctx)
                 return

@@ -19,7 +19,7 @@ from providers.conversation import conversation_id
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
 from providers.quota import QuotaReading
 from providers.routing import Resolution, mapped_model, resolve_model, served_elsewhere
-from providers.translated import TranslatedProvider
+from providers.translated import TranslatedProvider, by_endpoint
 from store.accounts import AccountView
 from store.keys import KeyRecord
 
@@ -105,9 +105,11 @@ def route(
     catalog: Callable[[str, Protocol], str | None] | None = None,
     translations: Mapping[tuple[Protocol, str], Provider] | None = None,
     model_map: Sequence[tuple[str, str]] = (),
+    endpoints: Mapping[tuple[Protocol, Protocol, str], Provider] | None = None,
 ) -> None:
     """Model → provider (404), key scope (403), provider's usable accounts in order (503). A model no provider
-    serves on the client's protocol goes to one that serves it on another, by translation (`translations`)."""
+    serves on the client's protocol goes to one that serves it on another, by translation (`translations`); so does
+    a model its provider serves on other endpoints only (`endpoints`: Copilot's)."""
     client = ctx.client
     assert client.protocol is not None and client.key is not None
 
@@ -139,6 +141,8 @@ def route(
             f"no provider serves the model {client.model!r} on {client.path}; {hint}GET /v1/models lists the models this key can use",
             code="model_not_found",
         )
+    if translated is None and endpoints:
+        translated = by_endpoint(providers[resolution.provider], resolution.model, client.protocol, endpoints)
     authorize(client.key, resolution.provider, client.model, resolution.model, providers.keys())
     if translated is not None and not client.key.translation:
         raise Refusal(

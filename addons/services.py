@@ -40,7 +40,7 @@ from providers.lifecycle import REFRESH_CALL_TIMEOUT, TokenManager
 from providers.pool import PoolPolicy, RoutingMode
 from providers.quota import QuotaReading
 from providers.routing import parse_model_map
-from providers.translated import translations
+from providers.translated import endpoint_translations, translations
 from store.db import Store
 
 REFRESH_INTERVAL = 15.0  # seconds between proactive refresh passes
@@ -97,6 +97,8 @@ class Services:
     quota: QuotaTracker | None = None
     budgets: BudgetTracker | None = None
     translations: dict[tuple[Protocol, str], Provider] = dataclasses.field(default_factory=dict)  # (client protocol, name)
+    # (client protocol, target protocol, name): Copilot's models on the endpoints Copilot lists for each
+    by_endpoint: dict[tuple[Protocol, Protocol, str], Provider] = dataclasses.field(default_factory=dict)
     model_map: tuple[tuple[str, str], ...] = ()  # KLEIS_MODEL_MAP
     master: Callable[[], Master] | None = None  # for writing to a client beside mitmproxy (addons.client_wire)
 
@@ -143,6 +145,7 @@ def build_services(
         catalog=parts.catalog,
         usage=parts.usage,
         translations=dict(translations(providers)) if config.translation else {},
+        by_endpoint=dict(endpoint_translations(providers)) if config.translation else {},
         model_map=parse_model_map(config.model_map),
         master=master,
     )

@@ -78,6 +78,7 @@ class Provider:
     name: str = ""
     display_name: str = ""
     protocols: frozenset[Protocol] = frozenset()
+    endpoints_by_model = False  # True: each model has some of `protocols` only (model_protocols says which)
     default_models: tuple[str, ...] = ()
     terms_warning: str | None = None
     login: Any = None
@@ -107,6 +108,10 @@ class Provider:
         return f"add one with `python kleis.py accounts login {self.name}` or in the admin page"
 
     # -- request side -------------------------------------------------------------
+    def model_protocols(self, model: str) -> frozenset[Protocol] | None:
+        """The protocols this provider serves `model` on, when that depends on the model and is known; None: all."""
+        return None
+
     def prepare(self, request: ForwardRequest) -> Upstream:
         raise NotImplementedError
 

@@ -3,8 +3,9 @@ turn and written in the provider's protocol, the provider prepares it as native 
 rules, its accounts), and the answer is translated back event by event.
 
 Directions: Anthropic Messages clients (Claude Code, the anthropic SDK) on Codex models, OpenAI Responses clients
-(Codex CLI, the openai SDK) on Claude models, and Chat Completions clients on both. Each is a reader joined to a
-writer (providers.protocols). A native request never comes here.
+(Codex CLI, the openai SDK) on Claude models, and Chat Completions clients on both; and, for a provider that serves
+each model on some of its protocols only (Copilot's supported_endpoints), any client on a protocol the model has.
+Each is a reader joined to a writer (providers.protocols). A native request never comes here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ DIRECTIONS: dict[Protocol, tuple[tuple[Protocol, frozenset[str]], ...]] = {
     Protocol.RESPONSES: ((Protocol.MESSAGES, frozenset({"claude"})),),
     Protocol.CHAT: ((Protocol.MESSAGES, frozenset({"claude"})), (Protocol.RESPONSES, frozenset({"codex"}))),
 }
-PATHS = {Protocol.MESSAGES: "/v1/messages", Protocol.RESPONSES: "/v1/responses"}
+# A provider whose models each have some of its protocols only: the protocols a client's request may be translated
+# into, in order of preference (the richer protocol first: Responses and Messages carry reasoning, Chat does not).
+ENDPOINT_ORDER: dict[Protocol, tuple[Protocol, ...]] = {
+    Protocol.MESSAGES: (Protocol.RESPONSES, Protocol.CHAT),
+    Protocol.RESPONSES: (Protocol.MESSAGES, Protocol.CHAT),
+    Protocol.CHAT: (Protocol.RESPONSES, Protocol.MESSAGES),
+}
+PATHS = {Protocol.MESSAGES: "/v1/messages", Protocol.RESPONSES: "/v1/responses", Protocol.CHAT: "/v1/chat/completions"}
 ANTHROPIC_STATUS = {"rate_limit_error": 429, "overloaded_error": 529, "invalid_request_error": 400}
 OPENAI_STATUS = {"rate_limit_exceeded": 429, "server_is_overloaded": 503}
 
@@ -60,10 +68,12 @@ READ_REQUEST: dict[Protocol, Callable[[dict[str, Any]], Turn]] = {
 WRITE_REQUEST: dict[Protocol, Callable[[Turn], dict[str, Any]]] = {
     Protocol.MESSAGES: messages.write_request,
     Protocol.RESPONSES: responses.write_request,
+    Protocol.CHAT: chat.write_request,
 }
 STREAM_READER: dict[Protocol, Callable[[], Reader]] = {
     Protocol.MESSAGES: messages_stream.StreamReader,
     Protocol.RESPONSES: responses_stream.StreamReader,
+    Protocol.CHAT: chat.StreamReader,
 }
 
 
@@ -81,13 +91,14 @@ class TranslationState:
 
 
 class TranslatedProvider(Provider):
-    """`inner` (e.g. Codex) as seen by clients of `client` protocol (e.g. Messages)."""
+    """`inner` (e.g. Codex) as seen by clients of `client` protocol (e.g. Messages), spoken to in `target` (by
+    default the one DIRECTIONS names for it)."""
 
-    def __init__(self, inner: Provider, client: Protocol) -> None:
+    def __init__(self, inner: Provider, client: Protocol, target: Protocol | None = None) -> None:
         super().__init__(inner.config)
         self.inner = inner
         self.client = client
-        self.target = next(target for target, names in DIRECTIONS[client] if inner.name in names and target in inner.protocols)
+        self.target = target or next(t for t, names in DIRECTIONS[client] if inner.name in names and t in inner.protocols)
         self.name = inner.name
         self.display_name = inner.display_name
         self.protocols = frozenset({client})
@@ -153,6 +164,8 @@ class TranslatedProvider(Provider):
                 data = one.json()
                 if isinstance(data, dict):
                     out += state.reader.read(data)
+                elif one.data is not None and one.data.strip() == "[DONE]":  # Chat's end marker
+                    out += state.reader.read("[DONE]")
             return out
 
         return translate
@@ -233,3 +246,30 @@ def translations(providers: Mapping[str, Provider]) -> dict[tuple[Protocol, str]
                 if name in names and target in provider.protocols and client not in provider.protocols:
                     found[(client, name)] = TranslatedProvider(provider, client)
     return found
+
+
+def endpoint_translations(providers: Mapping[str, Provider]) -> dict[tuple[Protocol, Protocol, str], TranslatedProvider]:
+    """(client protocol, target protocol, provider name) → the provider reached by translation, for providers whose
+    models each have some of their protocols only (Copilot)."""
+    found = {}
+    for name, provider in providers.items():
+        if not provider.endpoints_by_model:
+            continue
+        for client in provider.protocols:
+            for target in ENDPOINT_ORDER[client]:
+                if target in provider.protocols:
+                    found[(client, target, name)] = TranslatedProvider(provider, client, target)
+    return found
+
+
+def by_endpoint(
+    provider: Provider, model: str, client: Protocol, table: Mapping[tuple[Protocol, Protocol, str], Provider]
+) -> Provider | None:
+    """The translated provider for a model its provider does not serve on the client's protocol but on another
+    (ENDPOINT_ORDER); None when it serves it natively, when its endpoints are unknown, or when none is reachable."""
+    served = provider.model_protocols(model)
+    if served is None or client in served:
+        return None
+    return next(
+        (table[(client, t, provider.name)] for t in ENDPOINT_ORDER[client] if t in served and (client, t, provider.name) in table), None
+    )

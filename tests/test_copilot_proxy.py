@@ -30,8 +30,10 @@ class UsageSpy:
 
     def __init__(self) -> None:
         self.records: list[tuple[int, Any]] = []
+        self.translations: list[str] = []
 
     def record(self, ctx, now: float) -> None:
+        self.translations.append(ctx.route.translation)
         self.records.append((ctx.outcome.status, ctx.upstream.usage.usage if ctx.upstream.usage is not None else None))
 
     def wait(self, count: int, timeout: float = 3.0) -> list[tuple[int, Any]]:
@@ -249,17 +251,100 @@ def test_a_dead_github_token_turns_into_needs_reauth(start, store, copilot_confi
         assert secret not in logged and secret not in row.status_reason  # ... but never a token
 
 
-def test_a_model_on_the_wrong_endpoint_is_refused_once_models_are_known(start, store, copilot_config, copilot_api) -> None:
-    live = start(copilot_config)
+def load_models(live: Live, store) -> list[str]:
+    """Copilot's model list for the account, as the catalog refresher loads it (each model's supported_endpoints)."""
 
     async def load() -> list:
         async with httpx.AsyncClient() as http:
             return await live.provider.list_models(account_view(store, live.account_id), http)
 
-    assert "gpt-5.1-codex" in [m["id"] for m in asyncio.run(load())]
+    return [m["id"] for m in asyncio.run(load())]
+
+
+def test_a_model_on_another_endpoint_is_translated_once_models_are_known(start, store, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    assert "gpt-5.1-codex" in load_models(live, store)  # /responses only
+    answer = live.openai().chat.completions.create(model="copilot/gpt-5.1-codex", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "Hi there" and answer.model == "copilot/gpt-5.1-codex"
+    assert copilot_api.received("/chat/completions") == [] and len(copilot_api.received("/responses")) == 1
+    status, usage = live.usage.wait(1)[0]
+    assert status == 200 and (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (16, 64, 15)
+    assert live.usage.translations == ["chat→responses"]
+
+
+def test_without_translation_a_model_on_another_endpoint_is_refused(start, store, copilot_config, copilot_api) -> None:
+    live = start(copilot_config.replace(translation=False))
+    load_models(live, store)
     with pytest.raises(openai.BadRequestError, match="on /responses, not on /chat/completions"):
         live.openai().chat.completions.create(model="copilot/gpt-5.1-codex", messages=[{"role": "user", "content": "hi"}])
-    assert copilot_api.received("/chat/completions") == []
+    assert copilot_api.received("/chat/completions") == [] and copilot_api.received("/responses") == []
+
+
+READ_TOOL = {
+    "name": "read_file",
+    "description": "Read a file",
+    "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
+}
+
+
+def test_the_anthropic_sdk_reaches_a_chat_only_model_with_tool_calls_and_exact_usage(start, store, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    load_models(live, store)
+    copilot_api.chat_calls = True
+    client = live.anthropic()
+    with client.messages.stream(
+        model="copilot/gpt-4.1", max_tokens=300, messages=[{"role": "user", "content": "open app.py"}], tools=[READ_TOOL]
+    ) as stream:
+        message = stream.get_final_message()
+    text, call = message.content
+    assert text.text == "Hi there" and (call.name, call.input) == ("read_file", {"path": "src/app.py", "line": 3})
+    assert message.stop_reason == "tool_use" and message.model == "copilot/gpt-4.1"
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens, message.usage.output_tokens) == (20, 30, 9)
+    (seen,) = copilot_api.received("/chat/completions")
+    assert seen.json["tools"][0]["function"]["name"] == "read_file" and seen.json["stream_options"] == {"include_usage": True}
+    assert seen.headers["x-initiator"] == "user"
+    followup = client.messages.create(  # the call's result goes back as a tool message; the answer is plain text
+        model="copilot/gpt-4.1",
+        max_tokens=300,
+        tools=[READ_TOOL],
+        messages=[
+            {"role": "user", "content": "open app.py"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": call.id, "name": "read_file", "input": call.input}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "x = 1"}]},
+        ],
+    )
+    assert [b.text for b in followup.content] == ["Hi there"] and followup.stop_reason == "end_turn"
+    sent = copilot_api.received("/chat/completions")[1]
+    assert sent.json["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": "x = 1"}
+    assert sent.headers["x-initiator"] == "agent"  # a tool result is the agent's turn
+    records = live.usage.wait(2)
+    assert [(s, u.input_tokens, u.cache_read_tokens, u.output_tokens) for s, u in records] == [(200, 20, 30, 9)] * 2
+    assert live.usage.translations == ["messages→chat"] * 2
+
+
+def test_the_responses_api_reaches_a_chat_only_model_streamed_with_exact_usage(start, store, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    load_models(live, store)
+    copilot_api.text_chunks = ["Chat", "-only ", "answer"]
+    events = list(live.openai().responses.create(model="copilot/gpt-4.1", input="hi", stream=True))
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Chat-only answer"
+    final = events[-1].response
+    assert events[-1].type == "response.completed" and final.output_text == "Chat-only answer"
+    assert (final.usage.input_tokens, final.usage.input_tokens_details.cached_tokens, final.usage.output_tokens) == (50, 30, 9)
+    assert copilot_api.received("/responses") == [] and len(copilot_api.received("/chat/completions")) == 1
+    status, usage = live.usage.wait(1)[0]
+    assert status == 200 and (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (20, 30, 9)
+    assert live.usage.translations == ["responses→chat"]
+
+
+def test_a_model_on_the_clients_own_endpoint_stays_native(start, store, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    load_models(live, store)
+    live.openai().responses.create(model="copilot/gpt-5-mini", input="hi")  # /chat/completions and /responses
+    live.anthropic().messages.create(model="copilot/claude-sonnet-4.5", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert len(copilot_api.received("/responses")) == 1 and len(copilot_api.received("/v1/messages")) == 1
+    live.usage.wait(2)
+    assert live.usage.translations == ["", ""]
 
 
 def test_a_retired_editor_profile_gets_a_clear_466_for_that_request_only(

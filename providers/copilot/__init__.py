@@ -40,6 +40,7 @@ class CopilotProvider(Provider):
     name = ProviderName.COPILOT
     display_name = "GitHub Copilot"
     protocols = frozenset({Protocol.CHAT, Protocol.RESPONSES, Protocol.MESSAGES})
+    endpoints_by_model = True  # GET /models lists each model's supported_endpoints
     # Shown in /v1/models until the catalog lists the account's own models (Copilot's GET /models, models.dev github-copilot).
     default_models = (
         "gpt-4.1",
@@ -84,9 +85,16 @@ class CopilotProvider(Provider):
         where = ", ".join(sorted(endpoints)) or "no endpoint Kleis speaks"
         raise Refusal(
             400,
-            f"Copilot serves the model {model!r} on {where}, not on {wanted}; call it through the matching Kleis path",
+            f"Copilot serves the model {model!r} on {where}, not on {wanted}; call it through the matching Kleis path "
+            "(or let Kleis translate: KLEIS_TRANSLATION=on)",
             code="unsupported_endpoint",
         )
+
+    def model_protocols(self, model: str) -> frozenset[Protocol] | None:
+        endpoints = self.supported_endpoints(model)
+        if endpoints is None:
+            return None
+        return frozenset(protocol for protocol, endpoint in bodies.ENDPOINT_OF.items() if endpoint in endpoints)
 
     def supported_endpoints(self, model: str) -> list[str] | None:
         """A model's supported_endpoints from any cached /models answer; None when unknown."""

@@ -105,11 +105,25 @@ class FakeCopilot(FakeOpenAI):
                 )
         return None
 
+    def wrong_endpoint(self, request: Recorded) -> Reply | None:
+        """A listed model on an endpoint its supported_endpoints lacks: Copilot's 400 (ericc-ch/copilot-api#208)."""
+        model = request.json.get("model") if isinstance(request.json, dict) else None
+        endpoint = request.path.split("?")[0]
+        item = next((m for m in self.models_list if m["id"] == model), None)
+        if item is None or endpoint in item["supported_endpoints"]:
+            return None
+        return copilot_error(400, f'model "{model}" is not accessible via the {endpoint} endpoint', "unsupported_api_for_model")
+
     def _check(self, request: Recorded) -> Reply | None:
-        return self.copilot_refusal(request) or super()._check(request)
+        return self.copilot_refusal(request) or self.wrong_endpoint(request) or super()._check(request)
 
     def messages(self, request: Recorded) -> Reply | Stream:
-        return self.copilot_refusal(request) or self.eager_streaming_refused(request) or self.anthropic.messages(request)
+        return (
+            self.copilot_refusal(request)
+            or self.wrong_endpoint(request)
+            or self.eager_streaming_refused(request)
+            or self.anthropic.messages(request)
+        )
 
     def count_tokens(self, request: Recorded) -> Reply:
         return self.copilot_refusal(request) or self.anthropic.count_tokens(request)

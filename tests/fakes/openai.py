@@ -36,6 +36,7 @@ class FakeOpenAI(FakeServer):
             "total_tokens": 95,
         }
         self.text_chunks = ["Hi", " there"]
+        self.chat_calls = False  # True: a chat request with tools whose last message is the user's gets a call to its first tool
         self.stream_delay = 0.0
         self.stream_split = 0
         self.validators: list[Any] = []
@@ -64,7 +65,13 @@ class FakeOpenAI(FakeServer):
         chat_id = f"chatcmpl-fake{next(_ids)}"
         created = int(time.time())
         text = "".join(self.text_chunks)
+        call = self.chat_call(body)
         if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if call is not None:
+                message["tool_calls"] = [
+                    {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+                ]
             return Reply(
                 200,
                 {
@@ -72,7 +79,7 @@ class FakeOpenAI(FakeServer):
                     "object": "chat.completion",
                     "created": created,
                     "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if call else "stop"}],
                     "usage": dict(self.chat_usage),
                 },
             )
@@ -91,7 +98,13 @@ class FakeOpenAI(FakeServer):
 
         events = [chunk({"role": "assistant", "content": ""})]
         events += [chunk({"content": piece}) for piece in self.text_chunks]
-        events.append(chunk({}, "stop"))
+        if call is not None:  # the id, type and name first, then the arguments in two pieces
+            first = {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": ""}}
+            events.append(chunk({"tool_calls": [first]}))
+            half = len(call["arguments"]) // 2
+            for piece in (call["arguments"][:half], call["arguments"][half:]):
+                events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        events.append(chunk({}, "tool_calls" if call else "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append(
                 sse(
@@ -108,6 +121,13 @@ class FakeOpenAI(FakeServer):
             )
         events.append(b"data: [DONE]\n\n")
         return Stream(events, delay=self.stream_delay, split=self.stream_split)
+
+    def chat_call(self, body: dict[str, Any]) -> dict[str, str] | None:
+        """The call a chat answer makes (chat_calls on): to the request's first tool, when the user spoke last."""
+        tools, listed = body.get("tools") or [], body.get("messages") or []
+        if not (self.chat_calls and tools and listed and listed[-1].get("role") == "user"):
+            return None
+        return {"id": f"call_fake{next(_ids)}", "name": tools[0]["function"]["name"], "arguments": '{"path": "src/app.py", "line": 3}'}
 
     # -- responses ----------------------------------------------------------------------------
     def response_object(self, body: dict[str, Any], response_id: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
