@@ -20,6 +20,7 @@ from core.client_errors import Refusal, unavailable_headers, unavailable_type, u
 from core.protocol import Protocol
 from providers.lifecycle import RefreshFailed
 from providers.protocols.turn import estimate_tokens
+from providers.serving import Tables
 from providers.translated import TranslatedProvider
 from store.accounts import AccountView
 from store.keys import KeyRecord
@@ -367,9 +368,17 @@ class Kleis:
     def _answer_models(self, flow: http.HTTPFlow, ctx: RequestContext, key: KeyRecord) -> None:
         ctx.outcome.local = True
         services = self.services
-        listing = local.model_list(
-            key, services.providers, services.follower.accounts, services.catalog.listing if services.catalog else None
+        catalog = services.catalog
+        accounts = services.follower.accounts
+        tables = Tables(
+            services.providers,
+            accounts,
+            catalog.lookup if catalog else None,
+            services.translations,
+            services.model_map,
+            services.by_endpoint,
         )
+        listing = local.model_list(key, services.providers, accounts, catalog.listing if catalog else None, tables)
         path = ctx.client.path
         body = local.one_model(listing, unquote(path[len("/v1/models/") :])) if path.startswith("/v1/models/") else listing
         flow.response = json_response(200, body, ctx.request_id)

@@ -11,6 +11,7 @@ from mitmproxy import http
 from core.client_errors import Refusal
 from providers.base import Provider
 from providers.pool import candidates
+from providers.serving import Tables, served
 from store.accounts import AccountView
 from store.keys import KeyRecord
 
@@ -70,8 +71,10 @@ def model_list(
     providers: Mapping[str, Provider],
     accounts: list[AccountView],
     models: Callable[[], list[tuple[str, str, str | None]]] | None = None,
+    tables: Tables | None = None,
 ) -> dict[str, Any]:
-    """Models this key may use on providers that have a usable account, as `provider/model` and bare ids."""
+    """Models this key may use on providers that have a usable account, as `provider/model` and bare ids; with
+    `tables`, each says per client path which provider serves it there, natively or translated, and why."""
     entries: list[dict[str, Any]] = []
     seen: set[str] = set()
     listing = models() if models is not None else [(p, m, None) for p, m in declared_models(providers)]
@@ -82,13 +85,25 @@ def model_list(
             if model_id in seen or not key.allows_model(provider, model, providers.keys()):
                 continue
             seen.add(model_id)
-            entries.append(model_entry(model_id, owned_by=provider, display_name=display))
+            entry = model_entry(model_id, owned_by=provider, display_name=display)
+            if tables is not None:
+                entry["kleis"] = {"served_on": served_for(key, model_id, tables)}
+            entries.append(entry)
     return {
         "object": "list",
         "data": entries,
         "has_more": False,
         "first_id": entries[0]["id"] if entries else None,
         "last_id": entries[-1]["id"] if entries else None,
+    }
+
+
+def served_for(key: KeyRecord, model_id: str, tables: Tables) -> dict[str, dict[str, str]]:
+    """providers.serving.served, less what this key may not use (another provider, or translation)."""
+    return {
+        path: how
+        for path, how in served(model_id, tables).items()
+        if key.allows_provider(how["provider"]) and (key.translation or not how["translation"])
     }
 
 

@@ -12,14 +12,13 @@ from addons.auth import authenticate, authorize
 from addons.context import RequestContext
 from addons.request_body import too_large
 from core.client_errors import Refusal, unavailable_headers, unavailable_type
-from core.enums import AccountStatus
 from core.protocol import Protocol
 from providers.base import CLIENT_CREDENTIAL_HEADERS, Provider
 from providers.conversation import conversation_id
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
 from providers.quota import QuotaReading
-from providers.routing import Resolution, mapped_model, resolve_model, served_elsewhere
-from providers.translated import TranslatedProvider, by_endpoint
+from providers.routing import mapped_model, served_elsewhere
+from providers.serving import Tables, choose
 from store.accounts import AccountView
 from store.keys import KeyRecord
 
@@ -112,48 +111,27 @@ def route(
     a model its provider serves on other endpoints only (`endpoints`: Copilot's)."""
     client = ctx.client
     assert client.protocol is not None and client.key is not None
-
-    def serving(protocol: Protocol) -> list[str]:
-        return [name for name, provider in providers.items() if protocol in provider.protocols]
-
-    def has_account(name: str) -> bool:
-        return any(a.provider == name and a.status in (AccountStatus.ACTIVE, AccountStatus.COOLING) for a in accounts)
-
-    def worth_it(found: Resolution | None) -> Resolution | None:
-        if found is not None and found.how == "fallback" and not has_account(found.provider):
-            return None  # a guess is only worth making with an account to make it on (a cooling one answers 503)
-        return found
-
-    model = mapped_model(client.model, model_map)  # KLEIS_MODEL_MAP: e.g. Claude Code's haiku on a Codex model
-    resolution = worth_it(resolve_model(model, client.protocol, available=serving(client.protocol), registry=catalog))
-    translated: Provider | None = None
-    if translations and (resolution is None or resolution.how in ("registry", "fallback")):
-        found, translated_to = translated_route(model, client.protocol, providers, translations, catalog)
-        if found is not None and (resolution is None or (found.how in ("family", "prefix") and has_account(found.provider))):
-            # nothing serves it natively, or only another provider's listing or catch-all does while the model's own
-            # family has an account (claude-* on the Claude plan, not Copilot's copy): translated
-            resolution, translated = worth_it(found), translated_to
-    if resolution is None:
-        elsewhere = served_elsewhere(model, client.protocol, serving, catalog)
+    tables = Tables(providers, accounts, catalog, translations, model_map, endpoints)
+    choice = choose(client.model, client.protocol, tables)
+    if choice is None:
+        model = mapped_model(client.model, model_map)
+        elsewhere = served_elsewhere(model, client.protocol, tables.serving, catalog)
         hint = f"it is served on {elsewhere}; " if elsewhere else ""
         raise Refusal(
             404,
             f"no provider serves the model {client.model!r} on {client.path}; {hint}GET /v1/models lists the models this key can use",
             code="model_not_found",
         )
-    if translated is None and endpoints:
-        translated = by_endpoint(providers[resolution.provider], resolution.model, client.protocol, endpoints)
+    resolution, provider = choice.resolution, choice.provider
     authorize(client.key, resolution.provider, client.model, resolution.model, providers.keys())
-    if translated is not None and not client.key.translation:
+    if choice.translation and not client.key.translation:
         raise Refusal(
             403,
             f"this Kleis key may not use translated models: {client.model!r} is served on another protocol than {client.path} "
             "(the key was created with --no-translation)",
             code="translation_not_allowed",
         )
-    provider = translated or providers[resolution.provider]
-    ctx.route.resolution, ctx.route.provider = resolution, provider
-    ctx.route.translation = provider.translation if isinstance(provider, TranslatedProvider) else ""
+    ctx.route.resolution, ctx.route.provider, ctx.route.translation = resolution, provider, choice.translation
     ctx.route.candidates = candidates(accounts, resolution.provider)
     ctx.route.pooled = sum(1 for a in accounts if a.provider == resolution.provider) > 1
     if not ctx.route.candidates:
@@ -167,24 +145,6 @@ def route(
             error_type=unavailable_type(client.error_protocol, headers),
             headers=headers,
         )
-
-
-def translated_route(
-    model: str,
-    protocol: Protocol,
-    providers: Mapping[str, Provider],
-    translations: Mapping[tuple[Protocol, str], Provider],
-    catalog: Callable[[str, Protocol], str | None] | None,
-) -> tuple[Resolution | None, Provider | None]:
-    """The provider that serves `model` on another protocol, reached by translation from `protocol` (family rules and
-    prefixes first, in the order providers.translated lists the targets)."""
-    reachable = {name: provider for (client, name), provider in translations.items() if client is protocol}
-    for target in dict.fromkeys(p for provider in reachable.values() for p in providers[provider.name].protocols):
-        names = [name for name in reachable if target in providers[name].protocols]
-        found = resolve_model(model, target, available=names, registry=catalog)
-        if found is not None:
-            return found, reachable[found.provider]
-    return None, None
 
 
 def rank_candidates(

@@ -12,7 +12,7 @@ from core.account_state import explain
 from core.config import Config
 from core.display import account_name, fmt_in
 from core.exceptions import KleisError
-from store.db import data_dir_too_open, ensure_data_dir, redact_url
+from store.db import Store, data_dir_too_open, ensure_data_dir, redact_url
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 LEVELS = {"ok": OK, "warn": WARN, "fail": FAIL}
@@ -60,7 +60,7 @@ def checks(config: Config) -> Iterator[tuple[str, str, str]]:
     yield from proxy_check(config)
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(store_session(config))
+            store = stack.enter_context(store_session(config))
         except KleisError as exc:
             yield FAIL, "store", str(exc)
             return
@@ -69,6 +69,7 @@ def checks(config: Config) -> Iterator[tuple[str, str, str]]:
         yield from account_checks(time.time())
         yield from identity_checks(config)
         yield from models_check(config)
+        yield from routing_checks(config, store)
 
 
 def proxy_check(config: Config) -> Iterator[tuple[str, str, str]]:
@@ -109,6 +110,47 @@ def identity_checks(config: Config) -> Iterator[tuple[str, str, str]]:
         yield OK, f"{name} identity", identity.describe()
         for warning in identity.warnings:
             yield WARN, f"{name} identity", warning
+
+
+def routing_checks(config: Config, store: Store) -> Iterator[tuple[str, str, str]]:
+    """Per provider with an account, one of its models: which provider serves it on each client path, natively or
+    translated, and why (the choice routing makes, from the accounts in the store and the last model lists)."""
+    from core.protocol import PROTOCOL_PATHS
+    from providers.catalog import Catalog
+    from providers.registry import provider_map
+    from providers.routing import parse_model_map
+    from providers.serving import Tables, served
+    from providers.translated import endpoint_translations, translations
+    from store.accounts import load_views
+
+    providers = provider_map(config)
+    accounts = load_views(store.cipher)
+    on = config.translation
+    tables = Tables(
+        providers,
+        accounts,
+        Catalog(config, providers).lookup,
+        translations(providers) if on else None,
+        parse_model_map(config.model_map),
+        endpoint_translations(providers) if on else None,
+    )
+    yield (
+        OK,
+        "routing",
+        "translation on: every client path reaches every model" if on else "translation off (KLEIS_TRANSLATION): native paths only",
+    )
+    for name, provider in providers.items():
+        if not provider.default_models or not any(a.provider == name for a in accounts):
+            continue
+        model = provider.default_models[0]
+        paths = served(model, tables)
+        if not paths:
+            yield WARN, f"routing {model}", "no provider serves it"
+            continue
+        reasons = sorted({how["why"].partition(";")[0] for how in paths.values()})
+        ways = ", ".join(f"{path} {how['translation'] or 'native'}" for path, how in paths.items())
+        missing = [path for path in PROTOCOL_PATHS.values() if path not in paths]
+        yield OK, f"routing {model}", f"{' / '.join(reasons)} — {ways}" + (f"; not on {', '.join(missing)}" if missing else "")
 
 
 def models_check(config: Config) -> Iterator[tuple[str, str, str]]:

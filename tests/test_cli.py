@@ -155,8 +155,26 @@ def test_doctor_reports_each_check(data_dir: Path) -> None:
     assert any(line.startswith("[  ok] data dir") for line in lines)
     assert any(line.startswith("[  ok] store") for line in lines)
     assert any(line.startswith("[  ok] secret key") for line in lines)
+    assert "[  ok] routing: translation on: every client path reaches every model" in lines
     wrong = run(data_dir, "doctor", env={"KLEIS_SECRET_KEY": "q" * 43 + "="})
     assert wrong.returncode == 1 and "[FAIL] store" in wrong.stdout and "does not match" in wrong.stdout
+
+
+def test_doctor_says_which_provider_serves_a_model_on_each_path(data_dir: Path) -> None:
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        "from core.config import load_config; from store.db import open_store; from store.accounts import upsert_account, TokenSet\n"
+        "s = open_store(load_config()); upsert_account('claude', 'u1', TokenSet('a', 'r', None), s.cipher)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
+    env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+    lines = run(data_dir, "doctor").stdout.splitlines()
+    (line,) = [line for line in lines if line.startswith("[  ok] routing claude-")]
+    assert ": claude: listed by the provider's model list or models.dev — " in line
+    assert "/v1/messages native" in line and "/v1/responses responses→messages" in line and "chat→messages" in line
+    off = run(data_dir, "doctor", env={"KLEIS_TRANSLATION": "off"}).stdout
+    assert "translation off" in off and "/v1/messages native; not on /v1/chat/completions, /v1/responses" in off
 
 
 def test_remove_needs_yes_when_not_interactive(data_dir: Path) -> None:

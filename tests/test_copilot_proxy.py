@@ -397,3 +397,14 @@ def test_the_fake_retires_old_profiles_and_refuses_eager_input_streaming(store, 
     body = {"model": "claude-sonnet-4.5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": tools}
     refused = httpx.post(f"{copilot_api.url}/v1/messages", json=body, headers=auth)
     assert refused.status_code == 400 and "Extra inputs are not permitted" in refused.json()["error"]["message"]
+
+
+def test_the_model_list_says_which_provider_serves_each_model_on_each_path(start, store, copilot_config, copilot_api) -> None:
+    live = start(copilot_config)
+    load_models(live, store)
+    listing = httpx.get(f"{live.url}/v1/models", headers={"authorization": f"Bearer {live.key}"}).json()
+    by_id = {entry["id"]: entry["kleis"]["served_on"] for entry in listing["data"]}
+    chat_only = by_id["copilot/gpt-4.1"]
+    assert chat_only["/v1/chat/completions"]["why"] == "copilot: asked for by its provider prefix; native"
+    assert chat_only["/v1/messages"]["translation"] == "messages→chat" and chat_only["/v1/responses"]["translation"] == "responses→chat"
+    assert by_id["copilot/claude-sonnet-4.5"]["/v1/messages"]["translation"] == ""  # Copilot lists /v1/messages for it
