@@ -408,3 +408,22 @@ def test_the_model_list_says_which_provider_serves_each_model_on_each_path(start
     assert chat_only["/v1/chat/completions"]["why"] == "copilot: asked for by its provider prefix; native"
     assert chat_only["/v1/messages"]["translation"] == "messages→chat" and chat_only["/v1/responses"]["translation"] == "responses→chat"
     assert by_id["copilot/claude-sonnet-4.5"]["/v1/messages"]["translation"] == ""  # Copilot lists /v1/messages for it
+
+
+def test_copilot_errors_and_cut_streams_reach_a_translated_client_in_its_own_shape(start, store, copilot_config, copilot_api) -> None:
+    from tests.fakes.base import Reply, Stream, sse
+
+    live = start(copilot_config)
+    load_models(live, store)
+    copilot_api.enqueue("POST", "/chat/completions", Reply(429, {"error": {"message": "rate limited by the fake", "code": "rate_limited"}}))
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        live.anthropic().messages.create(model="copilot/gpt-4.1", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert "rate limited by the fake" in limited.value.message and limited.value.body["type"] == "error"
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4.1", "choices": [{"index": 0, "delta": {"content": "Hal"}}]}
+    copilot_api.enqueue("POST", "/chat/completions", Stream([sse(None, chunk)] * 3, cut_after=2))
+    with pytest.raises(anthropic.APIStatusError, match="ended before its end"):
+        with live.anthropic().messages.stream(
+            model="copilot/gpt-4.1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            list(stream.text_stream)
+    assert [status for status, _ in live.usage.wait(2)] == [429, 200]  # the cut one: its status was sent, then the error event

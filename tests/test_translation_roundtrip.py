@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.sse import SSEParser
+from core.sse import SSEParser, format_event
 from providers.protocols import chat, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
 from providers.protocols.turn import Image, Message, Text, Tool, ToolCall, ToolChoice, ToolResult, Turn
@@ -250,3 +250,16 @@ def test_an_answer_keeps_its_meaning_through_each_protocols_stream(events: list[
     assert summary(as_chat) == summary(as_messages) == summary(as_responses) == summary(events)
     # and on through Chat again: a Messages (or Responses) upstream answering a Chat client
     assert summary(read_all(chat.StreamReader(), chat.StreamWriter("m", include_usage=True).write(as_messages))) == summary(events)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=2000), max_size=12))
+def test_a_chat_stream_split_anywhere_reads_the_same(cuts: list[int]) -> None:
+    data = b"".join(format_event(chunk) for chunk in COPILOT_STYLE)
+    whole = read_all(chat.StreamReader(), data)
+    parser, reader, events = SSEParser(), chat.StreamReader(), []
+    bounds = sorted({c % len(data) for c in cuts} | {0, len(data)})
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        for event in parser.feed(data[start:end]):
+            events += reader.read(event.json() if event.json() is not None else (event.data or "").strip())
+    assert events == whole and isinstance(whole[-1], ev.Stop)
