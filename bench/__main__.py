@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import measure
+from bench import large, measure
 from bench.processes import peak_rss_mb, rss_mb, spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,9 @@ FULL = {
     "stream_interval_slow": 0.2,
     "burst": 200,
     "hot_requests": 300,
+    "body_sizes_kb": [10, 100, 500, 1536],
+    "body_requests": 48,
+    "load_body_kb": 1024,
 }
 SMOKE = {
     "rounds": 1,
@@ -43,6 +46,9 @@ SMOKE = {
     "stream_interval_slow": 0.05,
     "burst": 20,
     "hot_requests": 20,
+    "body_sizes_kb": [10, 100],
+    "body_requests": 2,
+    "load_body_kb": 100,
 }
 
 
@@ -241,6 +247,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
     try:
         results["rss_start_mb"] = rss_mb(setup.kleis_process.pid)
         results.update(against_bare(setup, settings))
+        results["large"] = large.measure(setup.targets, settings)
         results["hot_path"] = hot_path(setup, settings)
         results["streams"] = asyncio.run(
             measure.concurrent_streams(
@@ -400,8 +407,38 @@ def translation_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def large_rows(r: dict[str, Any]) -> list[Row]:
+    """Agent-sized bodies: Kleis − bare at each size and shape, and stream lateness while 1 MB bodies are posted."""
+    targets = {500: "≤ 1 ms", 1536: "≤ 2 ms"}
+    rows: list[Row] = []
+    for row in r["large"]["sizes"]:
+        low, high = row["added_range_ms"]
+        rows.append(
+            (
+                f"{row['kb']} KB body, {row['shape']} (p50 ms)",
+                "",
+                f"{row['bare_p50_ms']:.1f}",
+                f"{row['kleis_p50_ms']:.1f}",
+                f"+{row['added_ms']:.1f} ms ({low:.1f}–{high:.1f}), ×{row['ratio']:.2f}",
+                targets.get(min(targets, key=lambda kb: abs(kb - row["kb"])), "") if row["kb"] >= 400 else "",
+            )
+        )
+    late = r["large"]["lateness"]
+    rows.append(
+        (
+            f"stream lateness p50/p99/max (ms), 2 clients posting {r['settings']['load_body_kb']} KB",
+            "",
+            _triple(late["bare"]),
+            _triple(late["kleis"]),
+            f"{late['kleis']['posted']} bodies posted",
+            "p99 ≤ 10",
+        )
+    )
+    return rows
+
+
 def table(r: dict[str, Any]) -> str:
-    rows = [*latency_rows(r), *stream_rows(r), *store_rows(r), *translation_rows(r)]
+    rows = [*latency_rows(r), *large_rows(r), *stream_rows(r), *store_rows(r), *translation_rows(r)]
     headers = ("measure", "direct", "bare mitmproxy", "Kleis", "ratio / result", "target")
     widths = [max(len(str(row[i])) for row in (*rows, headers)) for i in range(len(headers))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=False)), "  ".join("-" * w for w in widths)]

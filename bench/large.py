@@ -1,0 +1,157 @@
+"""Agent-sized requests: coding agents resend the whole conversation every turn, so late in a session a request is
+0.3–2 MB of JSON. Kleis against bare mitmproxy at body sizes from 10 KB to 1.5 MB in two shapes — Claude Code's
+(Claude tool names, which Kleis forwards as they are) and OpenCode's (lower-case tool names, a string system prompt,
+which Kleis rewrites) — and the lateness of a third client's stream events while two clients post 1 MB bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from typing import Any
+
+from bench.client import Connection, EventClock, body_of, percentile
+
+PATH = "/v1/messages"
+CLAUDE_CODE_TOOLS = ("Read", "Edit", "Bash", "Grep", "Glob", "Write", "TodoWrite", "WebFetch")
+
+
+def agent_body(size: int, shape: str) -> bytes:
+    """A Messages request of about `size` bytes: system prompt, ~20 tool schemas, then tool round trips (each a
+    tool_use and its tool_result) until the size is reached. `shape` is "claude-code" or "opencode"."""
+    claude_code = shape == "claude-code"
+    names = [CLAUDE_CODE_TOOLS[n % len(CLAUDE_CODE_TOOLS)] + ("" if n < len(CLAUDE_CODE_TOOLS) else str(n)) for n in range(20)]
+    if not claude_code:
+        names = [name.lower() for name in names]
+    tools = [
+        {
+            "name": name,
+            "description": "Performs an operation on the workspace. " * 12,
+            "input_schema": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "limit": {"type": "number"}},
+                "required": ["path"],
+            },
+        }
+        for name in names
+    ]
+    system_text = "You are an interactive CLI tool that helps users with software engineering tasks. " * 40
+    system: Any = [{"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}] if claude_code else system_text
+    body: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 16, "system": system, "tools": tools, "messages": []}
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Fix the failing test in the parser module."}]
+    used, n = len(json.dumps(body)), 0
+    while used < size:
+        call = {"type": "tool_use", "id": f"toolu_{n:06d}", "name": names[n % len(names)], "input": {"path": f"src/m{n}.py", "limit": 2.5}}
+        result = {"type": "tool_result", "tool_use_id": f"toolu_{n:06d}", "content": "    x = compute(value, 1.25)\n" * 30}
+        pair = [
+            {"role": "assistant", "content": [{"type": "text", "text": f"Reading module {n}."}, call]},
+            {"role": "user", "content": [result]},
+        ]
+        messages += pair
+        used += len(json.dumps(pair)) + 2
+        n += 1
+    messages.append({"role": "user", "content": "Go on."})
+    body["messages"] = messages
+    return json.dumps(body).encode()
+
+
+async def sequential(url: str, headers: dict[str, str], body: bytes, count: int, warmup: int = 3) -> list[float]:
+    """`count` sequential requests with `body` on one keep-alive connection: milliseconds each."""
+    connection = await Connection(url).open()
+    timings = []
+    try:
+        for index in range(warmup + count):
+            started = time.perf_counter()
+            status, _, _ = await connection.request("POST", PATH, {"content-type": "application/json", **headers}, body)
+            if status != 200:
+                raise RuntimeError(f"{url} answered {status} to a {len(body)} byte body")
+            if index >= warmup:
+                timings.append((time.perf_counter() - started) * 1000)
+    finally:
+        await connection.close()
+    return timings
+
+
+def sizes(targets: dict[str, tuple[str, dict[str, str]]], sizes_kb: list[int], count: int, rounds: int) -> list[dict[str, Any]]:
+    """Per size and shape: bare and Kleis p50 (rounds interleaved, bare then Kleis back to back), the difference and ratio."""
+    rows = []
+    for shape in ("claude-code", "opencode"):
+        for kb in sizes_kb:
+            body = agent_body(kb * 1024, shape)
+            per: dict[str, list[float]] = {"bare": [], "kleis": []}
+            diffs = []
+            for _ in range(rounds):
+                p50s = {}
+                for name in ("bare", "kleis"):
+                    url, headers = targets[name]
+                    samples = asyncio.run(sequential(url, headers, body, max(1, count // rounds)))
+                    per[name] += samples
+                    p50s[name] = percentile(samples, 50)
+                diffs.append(p50s["kleis"] - p50s["bare"])
+            bare, kleis = percentile(per["bare"], 50), percentile(per["kleis"], 50)
+            rows.append(
+                {
+                    "shape": shape,
+                    "kb": round(len(body) / 1024),
+                    "bare_p50_ms": bare,
+                    "kleis_p50_ms": kleis,
+                    "added_ms": statistics.median(diffs),
+                    "added_range_ms": [min(diffs), max(diffs)],
+                    "ratio": kleis / bare if bare else float("nan"),
+                }
+            )
+    return rows
+
+
+async def lateness_under_load(
+    url: str, headers: dict[str, str], big: bytes, events: int, interval: float, posters: int = 2
+) -> dict[str, Any]:
+    """A stream of `events` events `interval` apart while `posters` clients post `big` bodies back to back: how late
+    each event reaches its client (arrival − the upstream's send stamp)."""
+    stream_body = body_of(1024, stream=True, events=events, interval=interval)
+    done = asyncio.Event()
+    posted = 0
+
+    async def poster() -> None:
+        nonlocal posted
+        connection = await Connection(url).open()
+        try:
+            while not done.is_set():
+                await connection.request("POST", PATH, {"content-type": "application/json", **headers}, big)
+                posted += 1
+        finally:
+            await connection.close()
+
+    async def streamer() -> list[float]:
+        clock = EventClock()
+        connection = await Connection(url).open()
+        try:
+            await asyncio.sleep(0.05)  # the posters are busy first
+            await connection.request("POST", PATH, {"content-type": "application/json", **headers}, stream_body, clock)
+        finally:
+            await connection.close()
+            done.set()
+        return [lag * 1000 for lag in clock.lags]
+
+    results = await asyncio.gather(streamer(), *(poster() for _ in range(posters)))
+    lags: list[float] = results[0]
+    return {
+        "events": len(lags),
+        "posted": posted,
+        "p50_ms": percentile(lags, 50),
+        "p99_ms": percentile(lags, 99),
+        "max_ms": max(lags) if lags else float("nan"),
+    }
+
+
+def measure(targets: dict[str, tuple[str, dict[str, str]]], settings: dict[str, Any]) -> dict[str, Any]:
+    big = agent_body(settings["load_body_kb"] * 1024, "claude-code")
+    return {
+        "sizes": sizes(targets, settings["body_sizes_kb"], settings["body_requests"], settings["rounds"]),
+        "lateness": {
+            name: asyncio.run(lateness_under_load(url, headers, big, settings["stream_events"], settings["stream_interval"]))
+            for name, (url, headers) in targets.items()
+            if name != "direct"
+        },
+    }
