@@ -8,7 +8,6 @@ wire, which `apply_to_flow` writes into the mitmproxy flow and `send` sends with
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from mitmproxy import http
 
 from addons.account_load import AccountLoad
 from addons.context import RequestContext
+from core import fastjson
 from providers.base import CLIENT_CREDENTIAL_HEADERS, ForwardRequest, Upstream
 from store.accounts import AccountView
 
@@ -45,7 +45,7 @@ def forward_request(ctx: RequestContext, account: AccountView, token_ref: str) -
     client, route = ctx.client, ctx.route
     assert client.protocol is not None and client.body is not None and route.resolution is not None
     # The provider rewrites the body in place: the first attempt takes the parsed body, a retry parses again.
-    body = client.body if ctx.upstream.prepared is None else json.loads(client.raw_body)
+    body = client.body if ctx.upstream.prepared is None else fastjson.loads(client.raw_body)
     return ForwardRequest(
         protocol=client.protocol,
         path=client.path,
@@ -91,7 +91,7 @@ def build_request(prepared: Upstream, forwarded: Mapping[str, str]) -> UpstreamR
         port=port,
         target=(target.path or "/") + (f"?{target.query}" if target.query else ""),
         headers=headers,
-        body=json.dumps(prepared.body, separators=(",", ":")).encode(),  # ASCII: a lone surrogate cannot break it
+        body=fastjson.dumps(prepared.body),  # UTF-8; a lone surrogate goes as an escape
     )
 
 

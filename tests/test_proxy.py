@@ -135,6 +135,18 @@ def test_non_finite_numbers_in_a_body_are_400(kleis, client, number: str) -> Non
     assert kleis.anthropic.received() == []
 
 
+def test_bad_bodies_get_a_clear_answer_and_big_numbers_and_surrogates_go_upstream_unchanged(kleis, client) -> None:
+    kleis.add_account()
+    headers = {**kleis.headers(), "content-type": "application/json"}
+    deep = b'{"model": "claude-sonnet-4-5", "metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    nested = client.post("/v1/messages", content=deep, headers=headers)
+    assert nested.status_code == 400 and "nested too deeply" in anthropic_error(nested)["message"]
+    odd = json.dumps({**MESSAGES, "metadata": {"user_id": "u\ud800", "n": 2**80}}).encode()  # an escape the standard module keeps
+    assert client.post("/v1/messages", content=odd, headers=headers).status_code == 200
+    assert kleis.anthropic.last("/v1/messages").json["metadata"] == {"user_id": "u\ud800", "n": 2**80}
+    assert len(kleis.anthropic.received()) == 1
+
+
 def test_streams_arrive_event_by_event_for_every_protocol(kleis, client) -> None:
     kleis.add_account()
     kleis.anthropic.stream_split = 7  # the upstream cuts every event into 7-byte writes

@@ -1,0 +1,76 @@
+"""core.fastjson: the value Kleis reads from a body is the value the standard module reads, whichever parser ran, and
+what Kleis writes reads back as the value it wrote (property tests); the checks it kept (NaN, Infinity, overflowing
+numbers refused; a lone surrogate safe); deep nesting and huge bodies answered as before."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core import fastjson
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),  # past 64 bits too: orjson would read those as floats
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),  # lone surrogates included: the standard module reads and writes them as escapes
+)
+VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5), max_leaves=40
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES, st.booleans())
+def test_reading_gives_the_standard_modules_value(value, ascii_only: bool) -> None:
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    try:
+        expected = json.loads(raw)
+    except ValueError:
+        return  # not UTF-8 the standard module reads either (a lone surrogate written raw)
+    got = fastjson.loads(raw)
+    assert got == expected and _types(got) == _types(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES)
+def test_what_is_written_reads_back_as_the_same_value(value) -> None:
+    written = fastjson.dumps(value)
+    assert json.loads(written) == value and _types(json.loads(written)) == _types(value)
+
+
+def _types(value):
+    """The value's shape with each leaf's type, so 1 and 1.0 (equal in Python) are told apart."""
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("text", [b'{"a": NaN}', b'{"a": -Infinity}', b'{"a": 1e999}', b'{"a": -1e400}', b'{"a": ' + b"9" * 400 + b".0}"])
+def test_non_finite_numbers_are_refused(text: bytes) -> None:
+    with pytest.raises(ValueError):
+        fastjson.loads(text)
+
+
+def test_big_integers_stay_integers_and_lone_surrogates_are_written_as_escapes() -> None:
+    assert fastjson.loads(b'{"id": 123456789012345678901234567890}') == {"id": 123456789012345678901234567890}
+    assert fastjson.loads(b'{"s": "\\ud800x"}') == {"s": "\ud800x"}
+    assert fastjson.dumps({"s": "\ud800x", "n": 2**70}) == b'{"s":"\\ud800x","n":1180591620717411303424}'
+    assert fastjson.dumps({"s": "é"}) == '{"s":"é"}'.encode()  # UTF-8, not escapes
+    assert fastjson.loads(b'{"a": 1, "a": 2}') == {"a": 2}  # the last duplicate wins, as in the standard module
+    assert math.isclose(fastjson.loads(b"[1e-300]")[0], 1e-300)
+
+
+def test_deep_nesting_is_answered_as_the_standard_module_answers() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(RecursionError):
+        json.loads(deep)
+    with pytest.raises(RecursionError):
+        fastjson.loads(deep)
