@@ -2,10 +2,10 @@
 where it might not. Agents resend the whole conversation every turn (0.3–2 MB late in a session); orjson parses it
 about 4× and writes it about 8× faster than `json`, on mitmproxy's event loop.
 
-Reading: orjson reads integers past 64 bits as floats and has no hook for numbers that overflow to infinity, so a
-body with a run of 19 or more digits, or an exponent of three digits, is read by the standard module with Kleis's
-checks (NaN, Infinity and overflowing numbers refused). Anything orjson refuses (a lone surrogate escape, a BOM,
-UTF-16, nesting past 1024 levels) is read by the standard module too, which answers exactly as it did before.
+Reading: orjson reads integers past 64 bits as floats, so a body with a run of 19 or more digits (anywhere: the
+check is one pass over the bytes, 1.3 ms a megabyte) is read by the standard module. Anything orjson refuses (NaN,
+Infinity and numbers that overflow to infinity, a lone surrogate escape, a BOM, UTF-16, nesting past 1024 levels)
+is read by the standard module too, with Kleis's checks: it answers exactly as it did before.
 Writing: UTF-8 as orjson writes it; a value orjson cannot write (a lone surrogate, an integer past 64 bits) is
 written by the standard module as ASCII escapes."""
 
@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import orjson
 
-# Numbers orjson might read differently: integers past 64 bits (19+ digits), exponents that may overflow (3 digits).
-_RISKY_NUMBER = re.compile(rb"\d{19}|[eE][-+]?\d{3}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19  # an integer orjson might read as a float (past 64 bits) has at least 19 digits
 
 
 def loads(content: bytes) -> Any:
     """`content` as JSON: the value `json.loads` gives, NaN/Infinity/overflowing numbers refused (ValueError)."""
-    if not _RISKY_NUMBER.search(content):
+    if _LONG_DIGIT_RUN not in content.translate(_DIGITS_AS_ZERO):
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError:
