@@ -413,3 +413,4 @@ class Kleis:
                     services.budgets.observe(client.key, row)
             except Exception:
                 log.exception("recording usage failed")
+        upstream.drop_bodies(ctx)

@@ -43,9 +43,9 @@ def forward_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
 
 def forward_request(ctx: RequestContext, account: AccountView, token_ref: str) -> ForwardRequest:
     client, route = ctx.client, ctx.route
-    assert client.protocol is not None and client.body is not None and route.resolution is not None
+    assert client.protocol is not None and route.resolution is not None
     # The provider rewrites the body in place: the first attempt takes the parsed body, a retry parses again.
-    body = client.body if ctx.upstream.prepared is None else fastjson.loads(client.raw_body)
+    body = client.body if ctx.upstream.prepared is None and client.body is not None else fastjson.loads(client.raw_body)
     return ForwardRequest(
         protocol=client.protocol,
         path=client.path,
@@ -58,6 +58,15 @@ def forward_request(ctx: RequestContext, account: AccountView, token_ref: str) -
         stream=client.stream,
         body_size=len(client.raw_body),
     )
+
+
+def drop_bodies(ctx: RequestContext) -> None:
+    """The request has ended: let go of its parsed bodies now. A request context sits in reference cycles (flow,
+    hooks, closures), so what it holds is freed by the garbage collector, not by reference counting; a parsed 1 MB
+    body (some 50,000 objects) freed inside a collection stalled every stream on the event loop for 50–90 ms."""
+    ctx.client.body = None
+    if ctx.upstream.prepared is not None:
+        ctx.upstream.prepared.body = {}
 
 
 def start_call(ctx: RequestContext, account: AccountView, token_ref: str, now: float | None = None) -> UpstreamRequest:

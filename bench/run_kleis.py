@@ -63,7 +63,26 @@ def count_queries(log_path: str) -> None:
     signal.signal(signal.SIGUSR1, lambda *_: Path(log_path).write_text(json.dumps(COUNTS)))
 
 
+def gc_log(path: str) -> None:
+    """BENCH_GC_LOG: one line per garbage collection (generation, milliseconds, objects collected), to see pauses."""
+    import gc
+    import time as _time
+
+    started: list[float] = []
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[:] = [_time.perf_counter()]
+        elif started:
+            with open(path, "a") as out:
+                out.write(f"{info['generation']} {(_time.perf_counter() - started[0]) * 1000:.2f} {info['collected']}\n")
+
+    gc.callbacks.append(callback)
+
+
 def main() -> None:
+    if os.environ.get("BENCH_GC_LOG"):
+        gc_log(os.environ["BENCH_GC_LOG"])
     config = load_config()
     store = open_store(config)
     if os.environ.get("BENCH_QUERY_LOG"):
