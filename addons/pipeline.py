@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -64,17 +65,42 @@ def check_declared_size(headers: Mapping[str, str], limit: int) -> None:
         raise too_large(int(length), limit, decoded=False)
 
 
+# Bodies from this size on are read in a worker thread: reading 1 MB takes 4–7 ms, which every other client's stream
+# events would otherwise wait for on the event loop (the thread gives the loop the GIL back every switch interval).
+OFF_LOOP_BYTES = 256 * 1024
+
+
 def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[str, Any]:
+    return take_body(ctx, checked_body(content, limit), read_json(checked_body(content, limit)))
+
+
+async def parse_body_off_loop(ctx: RequestContext, content: bytes | None, limit: int) -> dict[str, Any]:
+    """parse_body, reading a large body in a worker thread."""
+    checked = checked_body(content, limit)
+    body = await asyncio.to_thread(read_json, checked) if len(checked) >= OFF_LOOP_BYTES else read_json(checked)
+    return take_body(ctx, checked, body)
+
+
+def checked_body(content: bytes | None, limit: int) -> bytes:
     if content is not None and len(content) > limit:
         raise too_large(len(content), limit, decoded=False)
     if not content:
         raise Refusal(400, "the request body is empty; a JSON object with a model is required", code="invalid_json")
+    return content
+
+
+def read_json(content: bytes) -> Any:
+    """The body's JSON value (pure: safe in a worker thread); a 400 for what is not JSON Kleis forwards."""
     try:
-        body = fastjson.loads(content)
+        return fastjson.loads(content)
     except ValueError as exc:
         raise Refusal(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     except RecursionError:
         raise Refusal(400, "the request body is not valid JSON: it is nested too deeply", code="invalid_json") from None
+
+
+def take_body(ctx: RequestContext, content: bytes, body: Any) -> dict[str, Any]:
+    """The parsed body as the request's, once it is a JSON object with a model."""
     if not isinstance(body, dict):
         raise Refusal(400, "the request body must be a JSON object", code="invalid_json")
     model = body.get("model")

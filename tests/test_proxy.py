@@ -147,6 +147,19 @@ def test_bad_bodies_get_a_clear_answer_and_big_numbers_and_surrogates_go_upstrea
     assert len(kleis.anthropic.received()) == 1
 
 
+def test_an_agent_sized_body_read_off_the_event_loop_goes_upstream_as_the_same_value(kleis, client) -> None:
+    from addons.pipeline import OFF_LOOP_BYTES
+
+    kleis.add_account()
+    turns = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n}: ünïcode ✓ " + "x = 1.25\n" * 40} for n in range(1001)]
+    body = {**MESSAGES, "messages": turns, "metadata": {"user_id": "u1"}}
+    content = json.dumps(body).encode()
+    assert len(content) > OFF_LOOP_BYTES
+    response = client.post("/v1/messages", content=content, headers={**kleis.headers(), "content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert kleis.anthropic.last("/v1/messages").json["messages"] == turns
+
+
 def test_streams_arrive_event_by_event_for_every_protocol(kleis, client) -> None:
     kleis.add_account()
     kleis.anthropic.stream_split = 7  # the upstream cuts every event into 7-byte writes
