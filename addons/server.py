@@ -17,7 +17,7 @@ from mitmproxy.tools.dump import DumpMaster
 
 from addons import compat
 from addons.kleis import Kleis
-from addons.services import Parts, Services, background_addons, build_services, default_parts
+from addons.services import Background, Parts, Services, background_addons, build_services, default_parts
 from core.config import Config
 from providers.base import Provider
 from store.db import Store
@@ -66,7 +66,7 @@ def add_kleis(master: Master, services: Services, place: Callable[[Master, objec
         master.addons.add(kleis)
     else:
         place(master, kleis)
-    master.addons.add(*background_addons(services))
+    master.addons.add(Background(background_addons(services)))
     return kleis
 
 

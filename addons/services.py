@@ -1,16 +1,18 @@
 """The proxy's services, built in one place and handed to each addon: what exists, and in which order it runs.
 
 `build_services` makes the shared objects (store follower, HTTP clients, token manager, key limits, upstream
-deadlines, stream keep-alives, the shutdown drain and the optional parts); `background_addons` lists the mitmproxy
-addons they run as, in order, like mitmproxy's own `default_addons()`. mitmproxy calls `running` and `done` along
-that order: the request handler comes first (it stops taking work first), the background parts follow, and the
-follower and the HTTP clients close last. The drain (SIGTERM) runs before all of them: it ends the requests and
-then asks the master to shut down.
+deadlines, stream keep-alives, the shutdown drain and the optional parts); `background_addons` lists the parts
+that run beside the request handler, in order, like mitmproxy's own `default_addons()`, and `Background` runs them
+as one mitmproxy addon. Their `running` and `done` hooks run along that order: the request handler comes first (it
+stops taking work first), the background parts follow, and the follower and the HTTP clients close last. The drain
+(SIGTERM) runs before all of them: it ends the requests and then asks the master to shut down.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import logging
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -44,6 +46,9 @@ from providers.translated import endpoint_translations, translations
 from store.db import Store
 
 REFRESH_INTERVAL = 15.0  # seconds between proactive refresh passes
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -198,6 +203,35 @@ class ClosesClient:
     async def done(self) -> None:
         for client in self.clients:
             await client.aclose()
+
+
+class Background:
+    """The background parts as one mitmproxy addon. mitmproxy offers every event of every flow to every addon in its
+    chain; these parts only hook `running` and `done`, so they sit in the chain as one entry, not nine. Each part's
+    hook runs in order; one that fails is logged and the others still run."""
+
+    def __init__(self, parts: list[object]) -> None:
+        self.parts = parts  # not `addons`: mitmproxy would walk that attribute for every event again
+
+    def running(self) -> None:
+        for part in self.parts:
+            hook = getattr(part, "running", None)
+            if hook is not None:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("starting %s failed", type(part).__name__)
+
+    async def done(self) -> None:
+        for part in self.parts:
+            hook = getattr(part, "done", None)
+            if hook is not None:
+                try:
+                    result = hook()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("stopping %s failed", type(part).__name__)
 
 
 def background_addons(services: Services) -> list[object]:

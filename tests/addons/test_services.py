@@ -14,7 +14,7 @@ from addons.health import HealthTracker
 from addons.learned import LearnedRecorder
 from addons.quota import QuotaTracker
 from addons.refresher import ProactiveRefresher
-from addons.services import ClosesClient, Parts, background_addons, default_parts
+from addons.services import Background, ClosesClient, Parts, background_addons, default_parts
 from addons.usage_recorder import UsageRecorder
 from tests.support.addons import loop_provider, make_services, seed
 
@@ -39,14 +39,37 @@ def test_every_part_runs_as_an_addon_in_order_and_the_client_closes_last(store, 
                 StoreFollower,
                 ClosesClient,
             ]
-            tctx.master.addons.add(*chain)
-            for addon in chain:
-                await tctx.master.addons.invoke_addon(addon, hooks.RunningHook())
-            for addon in chain:
-                await tctx.master.addons.invoke_addon(addon, hooks.DoneHook())
+            background = Background(chain)  # one entry in mitmproxy's chain: it offers every flow event to each addon
+            tctx.master.addons.add(background)
+            assert sum(1 for addon in tctx.master.addons.chain if type(addon) in kinds) == 0
+            await tctx.master.addons.invoke_addon(background, hooks.RunningHook())
+            assert services.usage is not None and services.usage._thread is not None  # each part's running hook ran
+            await tctx.master.addons.invoke_addon(background, hooks.DoneHook())
             assert services.http.is_closed and services.refresh_http.is_closed  # both clients, the last thing to stop
 
-    asyncio.run(scenario())
+
+def test_a_part_that_fails_does_not_keep_the_others_from_starting_and_stopping(caplog) -> None:
+    seen: list[str] = []
+
+    class Broken:
+        def running(self) -> None:
+            raise RuntimeError("broken start")
+
+        async def done(self) -> None:
+            raise RuntimeError("broken stop")
+
+    class Part:
+        def running(self) -> None:
+            seen.append("running")
+
+        def done(self) -> None:  # a synchronous hook is called too
+            seen.append("done")
+
+    background = Background([Broken(), Part()])
+    background.running()
+    asyncio.run(background.done())
+    assert seen == ["running", "done"]
+    assert ["starting Broken failed", "stopping Broken failed"] == [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
 
 
 def test_optional_parts_are_left_out(store, config) -> None:
