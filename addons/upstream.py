@@ -57,6 +57,7 @@ def forward_request(ctx: RequestContext, account: AccountView, token_ref: str) -
         token_ref=token_ref,
         stream=client.stream,
         body_size=len(client.raw_body),
+        raw_body=client.raw_body,
     )
 
 
@@ -66,7 +67,7 @@ def drop_bodies(ctx: RequestContext) -> None:
     body (some 50,000 objects) freed inside a collection stalled every stream on the event loop for 50–90 ms."""
     ctx.client.body = None
     if ctx.upstream.prepared is not None:
-        ctx.upstream.prepared.body = {}
+        ctx.upstream.prepared.body, ctx.upstream.prepared.raw_body = {}, b""
 
 
 def start_call(ctx: RequestContext, account: AccountView, token_ref: str, now: float | None = None) -> UpstreamRequest:
@@ -100,7 +101,8 @@ def build_request(prepared: Upstream, forwarded: Mapping[str, str]) -> UpstreamR
         port=port,
         target=(target.path or "/") + (f"?{target.query}" if target.query else ""),
         headers=headers,
-        body=fastjson.dumps(prepared.body),  # UTF-8; a lone surrogate goes as an escape
+        # the client's bytes when the provider changed nothing (Claude Code to Claude), else the body written anew
+        body=prepared.raw_body or fastjson.dumps(prepared.body),
     )
 
 

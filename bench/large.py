@@ -1,7 +1,8 @@
 """Agent-sized requests: coding agents resend the whole conversation every turn, so late in a session a request is
-0.3–2 MB of JSON. Kleis against bare mitmproxy at body sizes from 10 KB to 1.5 MB in two shapes — Claude Code's
-(Claude tool names, which Kleis forwards as they are) and OpenCode's (lower-case tool names, a string system prompt,
-which Kleis rewrites) — and the lateness of a third client's stream events while two clients post 1 MB bodies."""
+0.3–2 MB of JSON. Kleis against bare mitmproxy at body sizes from 16 KB to 1.5 MB in two shapes — Claude Code's (its
+user-agent and identity block: Kleis forwards its bytes as they are) and OpenCode's (lower-case tool names, a string
+system prompt: Kleis renames the tools, adds the identity block and writes the body anew) — and the lateness of a
+third client's stream events while two clients post 1 MB bodies."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from bench.client import Connection, EventClock, body_of, percentile
 
 PATH = "/v1/messages"
 CLAUDE_CODE_TOOLS = ("Read", "Edit", "Bash", "Grep", "Glob", "Write", "TodoWrite", "WebFetch")
+CLAUDE_CODE_HEADERS = {"user-agent": "claude-cli/2.1.332 (external, cli)", "x-app": "cli"}
+IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 
 
 def agent_body(size: int, shape: str) -> bytes:
@@ -37,7 +40,11 @@ def agent_body(size: int, shape: str) -> bytes:
         for name in names
     ]
     system_text = "You are an interactive CLI tool that helps users with software engineering tasks. " * 40
-    system: Any = [{"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}] if claude_code else system_text
+    system: Any = (
+        [{"type": "text", "text": IDENTITY}, {"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}]
+        if claude_code
+        else system_text
+    )
     body: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 16, "system": system, "tools": tools, "messages": []}
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Fix the failing test in the parser module."}]
     used, n = len(json.dumps(body)), 0
@@ -79,13 +86,14 @@ def sizes(targets: dict[str, tuple[str, dict[str, str]]], sizes_kb: list[int], c
     for shape in ("claude-code", "opencode"):
         for kb in sizes_kb:
             body = agent_body(kb * 1024, shape)
+            extra = CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
             per: dict[str, list[float]] = {"bare": [], "kleis": []}
             diffs = []
             for _ in range(rounds):
                 p50s = {}
                 for name in ("bare", "kleis"):
                     url, headers = targets[name]
-                    samples = asyncio.run(sequential(url, headers, body, max(1, count // rounds)))
+                    samples = asyncio.run(sequential(url, {**headers, **extra}, body, max(1, count // rounds)))
                     per[name] += samples
                     p50s[name] = percentile(samples, 50)
                 diffs.append(p50s["kleis"] - p50s["bare"])

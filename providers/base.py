@@ -35,6 +35,7 @@ class ForwardRequest:
     token_ref: str  # stands for the access token; swapped for it on the wire (addons.wire_secrets)
     stream: bool  # the client asked for a stream
     body_size: int = 0  # the client's body in bytes, as received (0: unknown)
+    raw_body: bytes = b""  # the client's body as received (decoded), for a provider that changes nothing in it
 
 
 @dataclasses.dataclass
@@ -47,6 +48,7 @@ class Upstream:
     drop_headers: tuple[str, ...] = ()
     state: Any = None  # provider's per-request state (e.g. a tool-name map)
     aggregate: bool = False  # upstream streams but the client wants one JSON body
+    raw_body: bytes = b""  # set when `body` is unchanged from the client's: these bytes go upstream, not re-encoded
 
 
 @dataclasses.dataclass(frozen=True)

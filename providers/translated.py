@@ -115,7 +115,9 @@ class TranslatedProvider(Provider):
     def prepare(self, request: ForwardRequest) -> Upstream:
         turn = READ_REQUEST[self.client](request.body)
         body = WRITE_REQUEST[self.target](dataclasses.replace(turn, model=request.model))
-        inner = self.inner.prepare(dataclasses.replace(request, protocol=self.target, path=PATHS[self.target], body=body, stream=True))
+        inner = self.inner.prepare(
+            dataclasses.replace(request, protocol=self.target, path=PATHS[self.target], body=body, stream=True, raw_body=b"")
+        )
         state = TranslationState(
             inner.state,
             client_model=str(request.body.get("model") or request.model),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -154,11 +155,15 @@ def test_sdk_with_x_api_key_gets_json_tool_names_back_and_counts_tokens(claude: 
 
 def test_a_claude_code_request_reaches_the_api_unchanged(claude: ClaudeKleis) -> None:
     headers = {**CLAUDE_CODE_HEADERS, "authorization": f"Bearer {claude.key}"}
-    with httpx.stream("POST", f"{claude.proxy.url}/v1/messages?beta=true", headers=headers, json=CLAUDE_CODE_BODY, timeout=15) as response:
+    sent = json.dumps(CLAUDE_CODE_BODY, indent=1, ensure_ascii=True).encode()  # spacing and escapes of its own
+    with httpx.stream("POST", f"{claude.proxy.url}/v1/messages?beta=true", headers=headers, content=sent, timeout=15) as response:
         body = b"".join(response.iter_bytes())
     assert response.status_code == 200 and b"message_stop" in body
     seen = claude.api.last("/v1/messages")
-    assert seen.json == CLAUDE_CODE_BODY
+    assert seen.body == sent  # its very bytes: nothing changed, nothing re-encoded
+    other = {**CLAUDE_CODE_BODY, "model": "claude/" + CLAUDE_CODE_BODY["model"]}  # a prefix Kleis removes: written anew
+    assert httpx.post(f"{claude.proxy.url}/v1/messages?beta=true", headers=headers, json=other, timeout=15).status_code == 200
+    assert claude.api.last("/v1/messages").json == CLAUDE_CODE_BODY and claude.api.last("/v1/messages").body != sent
     for name, value in CLAUDE_CODE_HEADERS.items():
         if name.lower() != "anthropic-beta":
             assert seen.headers[name.lower()] == value

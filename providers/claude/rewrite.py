@@ -42,12 +42,14 @@ class ClaudeState:
 def build_upstream(request: ForwardRequest, config: Config, version: str) -> Upstream:
     """The upstream request; `version` is the Claude Code version Kleis presents for a client that is not Claude Code."""
     body = request.body
+    same_model = body.get("model") == request.model
     body["model"] = request.model
     user_agent = next((value for name, value in request.headers.items() if name.lower() == "user-agent"), "")
     claude_code = is_claude_code_request(user_agent, body)
     names = ToolNames() if claude_code else rewrite_body(body)
     own = is_claude_code(user_agent)
     return Upstream(
+        raw_body=request.raw_body if claude_code and same_model else b"",  # Claude Code's own body: its bytes go as they are
         url=upstream_url(config.claude_api_base, request.path, request.query),
         headers=upstream_headers(request.headers, request.token_ref, config, version),
         body=body,
