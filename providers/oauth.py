@@ -82,7 +82,12 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def new_state() -> str:
-    return random_token()
+    """A login's `state` (and flow id): `random_token()`, drawn again while it starts with `-`, since the flow id is
+    also typed on a command line (`--poll <flow id>`), where argparse would read it as an option (1 draw in 32)."""
+    token = random_token()
+    while token.startswith("-"):
+        token = random_token()
+    return token
 
 
 def save_state(

@@ -103,3 +103,13 @@ def test_health_changes_never_undo_an_operator_disable(store) -> None:
     set_status(row.id, "disabled", "by the operator", kind="admin")
     set_status(row.id, "cooling", "rate limited", cooldown_until=time.time() + 60, kind="health")
     assert Account.get_by_id(row.id).status == "disabled"
+
+
+def test_a_state_never_starts_with_a_dash(monkeypatch) -> None:
+    """It is also the flow id typed after `--poll`: argparse would read `-…` as an option (a flaky CI run did)."""
+    import secrets
+
+    draws = iter([b"\xf8" + b"\x00" * 31, b"\x00" * 32])  # the first encodes to "-A…", the second to "AAA…"
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws))
+    state = oauth.new_state()
+    assert state == "A" * 43 and len(state) == 43

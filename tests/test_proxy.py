@@ -147,6 +147,22 @@ def test_bad_bodies_get_a_clear_answer_and_big_numbers_and_surrogates_go_upstrea
     assert len(kleis.anthropic.received()) == 1
 
 
+def test_a_huge_string_and_a_million_numbers_are_forwarded_and_one_over_the_limit_is_413(kleis, client) -> None:
+    kleis.add_account()
+    headers = {**kleis.headers(), "content-type": "application/json"}
+    limit = kleis.config.max_body_bytes
+    one_string = {**MESSAGES, "messages": [{"role": "user", "content": "y" * (limit - 4096)}]}  # just under the limit
+    assert client.post("/v1/messages", content=json.dumps(one_string).encode(), headers=headers).status_code == 200
+    assert len(kleis.anthropic.last("/v1/messages").json["messages"][0]["content"]) == limit - 4096
+    numbers = {**MESSAGES, "metadata": {"user_id": "u1", "values": list(range(1_000_000))}}
+    assert client.post("/v1/messages", content=json.dumps(numbers).encode(), headers=headers).status_code == 200
+    assert kleis.anthropic.last("/v1/messages").json["metadata"]["values"] == list(range(1_000_000))
+    over = {**MESSAGES, "messages": [{"role": "user", "content": "y" * limit}]}
+    refused = client.post("/v1/messages", content=json.dumps(over).encode(), headers=headers)
+    assert refused.status_code == 413 and "KLEIS_MAX_BODY_BYTES" in anthropic_error(refused)["message"]
+    assert len(kleis.anthropic.received()) == 2
+
+
 def test_an_agent_sized_body_read_off_the_event_loop_goes_upstream_as_the_same_value(kleis, client) -> None:
     from addons.pipeline import OFF_LOOP_BYTES
 
