@@ -20,7 +20,7 @@ import httpx
 from core.protocol import Protocol
 from core.sse import SSEEvent, SSEParser
 from providers.base import ForwardRequest, Provider, Signal, Upstream
-from providers.protocols import chat, messages, messages_stream, responses, responses_stream
+from providers.protocols import chat, chat_stream, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
 from providers.protocols.turn import Turn, estimate_tokens
 from providers.quota import QuotaReading
@@ -73,7 +73,7 @@ WRITE_REQUEST: dict[Protocol, Callable[[Turn], dict[str, Any]]] = {
 STREAM_READER: dict[Protocol, Callable[[], Reader]] = {
     Protocol.MESSAGES: messages_stream.StreamReader,
     Protocol.RESPONSES: responses_stream.StreamReader,
-    Protocol.CHAT: chat.StreamReader,
+    Protocol.CHAT: chat_stream.StreamReader,
 }
 
 
@@ -133,7 +133,7 @@ class TranslatedProvider(Provider):
         if self.client is Protocol.MESSAGES:
             return messages_stream.StreamWriter(state.client_model, state.input_estimate)
         if self.client is Protocol.CHAT:
-            return chat.StreamWriter(state.client_model, state.include_usage)
+            return chat_stream.StreamWriter(state.client_model, state.include_usage)
         custom = frozenset(tool.name for tool in state.turn.tools if tool.kind == "custom")
         return responses_stream.StreamWriter(state.client_model, custom)
 
@@ -185,7 +185,7 @@ class TranslatedProvider(Provider):
             collector.add(neutral)
             return 200, collector.message()
         if self.client is Protocol.CHAT:
-            chat_writer = chat.StreamWriter(state.client_model)
+            chat_writer = chat_stream.StreamWriter(state.client_model)
             chat_writer.write(neutral)
             if chat_writer.error is not None:
                 return OPENAI_STATUS.get(str(chat_writer.error.get("code")), 502), {"error": chat_writer.error}

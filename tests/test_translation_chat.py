@@ -16,7 +16,7 @@ from openai.lib.streaming.chat._completions import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
 from core.sse import SSEParser
-from providers.protocols import chat, messages, responses, responses_stream
+from providers.protocols import chat, chat_stream, messages, responses, responses_stream
 from providers.protocols.turn import Untranslatable
 from tests.fakes.codex import FakeCodex
 
@@ -113,7 +113,7 @@ def codex_stream(**plan: Any) -> bytes:
 
 
 def translate(stream: bytes, cuts: list[int] | None = None, include_usage: bool = True) -> bytes:
-    reader, writer, parser = responses_stream.StreamReader(), chat.StreamWriter("gpt-5.4", include_usage), SSEParser()
+    reader, writer, parser = responses_stream.StreamReader(), chat_stream.StreamWriter("gpt-5.4", include_usage), SSEParser()
     out, start = [], 0
     for cut in [*sorted(set(cuts or [])), len(stream)]:
         for event in parser.feed(stream[start:cut]):
@@ -150,7 +150,7 @@ def test_regression_finish_reason_arguments_and_usage_after_a_tool_call() -> Non
 def test_without_include_usage_there_is_no_usage_chunk_and_a_non_streamed_answer_is_one_completion() -> None:
     sse = translate(codex_stream(), include_usage=False)
     assert all(chunk.json()["choices"] for chunk in SSEParser().feed(sse)[:-1])
-    writer, reader = chat.StreamWriter("gpt-5.4"), responses_stream.StreamReader()
+    writer, reader = chat_stream.StreamWriter("gpt-5.4"), responses_stream.StreamReader()
     for event in SSEParser().feed(codex_stream(interleaved=True)):
         writer.write(reader.read(event.json()))
     completion = writer.completion()

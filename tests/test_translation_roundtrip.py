@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.sse import SSEParser, format_event
-from providers.protocols import chat, messages, messages_stream, responses, responses_stream
+from providers.protocols import chat, chat_stream, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
 from providers.protocols.turn import Image, Message, Text, Tool, ToolCall, ToolChoice, ToolResult, Turn
 
@@ -118,7 +118,7 @@ COPILOT_STYLE = [  # usage in the finishing chunk, a call whose later chunks car
 
 
 def test_a_chat_stream_is_read_into_neutral_events() -> None:
-    reader = chat.StreamReader()
+    reader = chat_stream.StreamReader()
     events = [event for chunk in COPILOT_STYLE for event in reader.read(chunk)]
     assert events == [
         ev.Start("chatcmpl-1", "gpt-4.1"),
@@ -134,13 +134,13 @@ def test_a_chat_stream_is_read_into_neutral_events() -> None:
 
 
 def test_usage_after_the_finish_chunk_is_waited_for_and_an_error_chunk_is_an_error() -> None:
-    reader = chat.StreamReader()
+    reader = chat_stream.StreamReader()
     assert reader.read({"id": "c", "choices": [{"index": 0, "delta": {"content": "ok"}}]})[-1] == ev.BlockDelta(0, "ok")
     assert reader.read({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}) == []
     usage = {"prompt_tokens": 7, "completion_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 2}}
     assert reader.read({"id": "c", "choices": [], "usage": usage}) == [ev.BlockStop(0), ev.Stop("max_tokens", ev.Usage(7, 3, reasoning=2))]
     assert reader.read("[DONE]") == []
-    failing = chat.StreamReader()
+    failing = chat_stream.StreamReader()
     failing.read({"id": "c", "choices": [{"index": 0, "delta": {"content": "o"}}]})
     error = failing.read({"error": {"message": "quota exceeded", "code": "rate_limit_exceeded"}})
     assert error == [ev.BlockStop(0), ev.Error("api_error", "quota exceeded", "rate_limit_exceeded")]
@@ -244,20 +244,22 @@ def summary(events: list[ev.Event]) -> tuple[Any, ...]:
 @settings(max_examples=60, deadline=None)
 @given(answers())
 def test_an_answer_keeps_its_meaning_through_each_protocols_stream(events: list[ev.Event]) -> None:
-    as_chat = read_all(chat.StreamReader(), chat.StreamWriter("m", include_usage=True).write(events))
+    as_chat = read_all(chat_stream.StreamReader(), chat_stream.StreamWriter("m", include_usage=True).write(events))
     as_messages = read_all(messages_stream.StreamReader(), messages_stream.StreamWriter("m", 10).write(events))
     as_responses = read_all(responses_stream.StreamReader(), responses_stream.StreamWriter("m").write(events))
     assert summary(as_chat) == summary(as_messages) == summary(as_responses) == summary(events)
     # and on through Chat again: a Messages (or Responses) upstream answering a Chat client
-    assert summary(read_all(chat.StreamReader(), chat.StreamWriter("m", include_usage=True).write(as_messages))) == summary(events)
+    assert summary(read_all(chat_stream.StreamReader(), chat_stream.StreamWriter("m", include_usage=True).write(as_messages))) == summary(
+        events
+    )
 
 
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=2000), max_size=12))
 def test_a_chat_stream_split_anywhere_reads_the_same(cuts: list[int]) -> None:
     data = b"".join(format_event(chunk) for chunk in COPILOT_STYLE)
-    whole = read_all(chat.StreamReader(), data)
-    parser, reader, events = SSEParser(), chat.StreamReader(), []
+    whole = read_all(chat_stream.StreamReader(), data)
+    parser, reader, events = SSEParser(), chat_stream.StreamReader(), []
     bounds = sorted({c % len(data) for c in cuts} | {0, len(data)})
     for start, end in zip(bounds, bounds[1:], strict=False):
         for event in parser.feed(data[start:end]):

@@ -16,18 +16,25 @@ from providers.protocols import events as ev
 FINAL = frozenset({"response.completed", "response.done", "response.incomplete"})  # response.done: Codex's name
 
 
-def usage_from(value: Any) -> ev.Usage:
-    """Responses usage → neutral: `input_tokens` includes the cached ones, which are counted once, as cache reads."""
+# The usage fields of OpenAI's two protocols: input total, output total, input details, output details.
+RESPONSES_USAGE = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+CHAT_USAGE = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+
+
+def usage_from(value: Any, names: tuple[str, str, str, str] = RESPONSES_USAGE) -> ev.Usage:
+    """OpenAI usage → neutral: the input total includes the cached (and written) tokens, which are counted once, as
+    cache reads (and writes)."""
+    input_field, output_field, input_details, output_details = names
     usage = mapping(value)
-    total_input = _int(usage.get("input_tokens"))
-    cached = _int(mapping(usage.get("input_tokens_details")).get("cached_tokens"))
-    written = _int(mapping(usage.get("input_tokens_details")).get("cache_write_tokens"))
+    total_input = _int(usage.get(input_field))
+    cached = _int(mapping(usage.get(input_details)).get("cached_tokens"))
+    written = _int(mapping(usage.get(input_details)).get("cache_write_tokens"))
     return ev.Usage(
         input=max(0, total_input - cached - written),
-        output=_int(usage.get("output_tokens")),
+        output=_int(usage.get(output_field)),
         cache_read=cached,
         cache_write=written,
-        reasoning=_int(mapping(usage.get("output_tokens_details")).get("reasoning_tokens")),
+        reasoning=_int(mapping(usage.get(output_details)).get("reasoning_tokens")),
     )
 
 
