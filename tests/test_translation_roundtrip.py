@@ -249,9 +249,8 @@ def test_an_answer_keeps_its_meaning_through_each_protocols_stream(events: list[
     as_responses = read_all(responses_stream.StreamReader(), responses_stream.StreamWriter("m").write(events))
     assert summary(as_chat) == summary(as_messages) == summary(as_responses) == summary(events)
     # and on through Chat again: a Messages (or Responses) upstream answering a Chat client
-    assert summary(read_all(chat_stream.StreamReader(), chat_stream.StreamWriter("m", include_usage=True).write(as_messages))) == summary(
-        events
-    )
+    again = chat_stream.StreamWriter("m", include_usage=True).write(as_messages)
+    assert summary(read_all(chat_stream.StreamReader(), again)) == summary(events)
 
 
 @settings(max_examples=80, deadline=None)
