@@ -160,7 +160,8 @@ def test_doctor_reports_each_check(data_dir: Path) -> None:
     assert wrong.returncode == 1 and "[FAIL] store" in wrong.stdout and "does not match" in wrong.stdout
 
 
-def test_doctor_says_which_provider_serves_a_model_on_each_path(data_dir: Path) -> None:
+def add_claude_account(data_dir: Path) -> None:
+    """A Claude account (`u1`) in the store at `data_dir`, written by another process as the CLI would find it."""
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from core.config import load_config; from store.db import open_store; from store.accounts import upsert_account, TokenSet\n"
@@ -169,6 +170,10 @@ def test_doctor_says_which_provider_serves_a_model_on_each_path(data_dir: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
     env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+def test_doctor_says_which_provider_serves_a_model_on_each_path(data_dir: Path) -> None:
+    add_claude_account(data_dir)
     lines = run(data_dir, "doctor").stdout.splitlines()
     (line,) = [line for line in lines if line.startswith("[  ok] routing claude-")]
     assert ": claude: listed by the provider's model list or models.dev — " in line
@@ -178,14 +183,7 @@ def test_doctor_says_which_provider_serves_a_model_on_each_path(data_dir: Path) 
 
 
 def test_remove_needs_yes_when_not_interactive(data_dir: Path) -> None:
-    code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "from core.config import load_config; from store.db import open_store; from store.accounts import upsert_account, TokenSet\n"
-        "s = open_store(load_config()); upsert_account('claude', 'u1', TokenSet('a', 'r', None), s.cipher)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KLEIS_")}
-    env.update(LOOPBACK_ENV, KLEIS_DATA_DIR=str(data_dir))
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+    add_claude_account(data_dir)
     for action, status in (("disable", "disabled"), ("enable", "active"), ("primary", "active")):
         done = run(data_dir, "accounts", action, "1")
         assert done.returncode == 0, done.stderr
