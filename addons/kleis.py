@@ -20,7 +20,6 @@ from core.client_errors import Refusal, unavailable_headers, unavailable_type, u
 from core.protocol import Protocol
 from providers.lifecycle import RefreshFailed
 from providers.protocols.turn import estimate_tokens
-from providers.serving import Tables
 from providers.translated import TranslatedProvider
 from store.accounts import AccountView
 from store.keys import KeyRecord
@@ -100,16 +99,7 @@ class Kleis:
             if ctx.outcome.done:  # the client left while a large body was read
                 upstream.drop_bodies(ctx)
                 return
-            catalog = services.catalog.lookup if services.catalog else None
-            pipeline.route(
-                ctx,
-                services.providers,
-                services.follower.accounts,
-                catalog,
-                services.translations,
-                services.model_map,
-                services.by_endpoint,
-            )
+            pipeline.route(ctx, services.routing_tables())
             if ctx.route.translation and ctx.client.path == COUNT_TOKENS_PATH:
                 self._answer_token_estimate(flow, ctx)
                 return
@@ -371,17 +361,8 @@ class Kleis:
     def _answer_models(self, flow: http.HTTPFlow, ctx: RequestContext, key: KeyRecord) -> None:
         ctx.outcome.local = True
         services = self.services
-        catalog = services.catalog
-        accounts = services.follower.accounts
-        tables = Tables(
-            services.providers,
-            accounts,
-            catalog.lookup if catalog else None,
-            services.translations,
-            services.model_map,
-            services.by_endpoint,
-        )
-        listing = local.model_list(key, services.providers, accounts, catalog.listing if catalog else None, tables)
+        tables = services.routing_tables()
+        listing = local.model_list(key, services.providers, tables.accounts, services.catalog.listing if services.catalog else None, tables)
         path = ctx.client.path
         body = local.one_model(listing, unquote(path[len("/v1/models/") :])) if path.startswith("/v1/models/") else listing
         flow.response = json_response(200, body, ctx.request_id)

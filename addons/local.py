@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mitmproxy import http
@@ -69,7 +69,7 @@ def declared_models(providers: Mapping[str, Provider]) -> list[tuple[str, str]]:
 def model_list(
     key: KeyRecord,
     providers: Mapping[str, Provider],
-    accounts: list[AccountView],
+    accounts: Sequence[AccountView],
     models: Callable[[], list[tuple[str, str, str | None]]] | None = None,
     tables: Tables | None = None,
 ) -> dict[str, Any]:

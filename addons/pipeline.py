@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from addons.affinity import SessionAffinity
@@ -12,14 +12,12 @@ from addons.context import RequestContext
 from addons.request_body import too_large
 from core import fastjson
 from core.client_errors import Refusal, unavailable_headers, unavailable_type
-from core.protocol import Protocol
-from providers.base import CLIENT_CREDENTIAL_HEADERS, Provider
+from providers.base import CLIENT_CREDENTIAL_HEADERS
 from providers.conversation import conversation_id
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
 from providers.quota import QuotaReading
 from providers.routing import mapped_model, served_elsewhere
 from providers.serving import Tables, choose
-from store.accounts import AccountView
 from store.keys import KeyRecord
 
 CREDENTIAL_HEADERS = CLIENT_CREDENTIAL_HEADERS
@@ -112,25 +110,17 @@ def take_body(ctx: RequestContext, content: bytes, body: Any) -> dict[str, Any]:
     return body
 
 
-def route(
-    ctx: RequestContext,
-    providers: Mapping[str, Provider],
-    accounts: list[AccountView],
-    catalog: Callable[[str, Protocol], str | None] | None = None,
-    translations: Mapping[tuple[Protocol, str], Provider] | None = None,
-    model_map: Sequence[tuple[str, str]] = (),
-    endpoints: Mapping[tuple[Protocol, Protocol, str], Provider] | None = None,
-) -> None:
+def route(ctx: RequestContext, tables: Tables) -> None:
     """Model → provider (404), key scope (403), provider's usable accounts in order (503). A model no provider
-    serves on the client's protocol goes to one that serves it on another, by translation (`translations`); so does
-    a model its provider serves on other endpoints only (`endpoints`: Copilot's)."""
+    serves on the client's protocol goes to one that serves it on another, by translation; so does a model its
+    provider serves on other endpoints only (Copilot's): providers.serving.choose."""
     client = ctx.client
     assert client.protocol is not None and client.key is not None
-    tables = Tables(providers, accounts, catalog, translations, model_map, endpoints)
+    providers, accounts = tables.providers, tables.accounts
     choice = choose(client.model, client.protocol, tables)
     if choice is None:
-        model = mapped_model(client.model, model_map)
-        elsewhere = served_elsewhere(model, client.protocol, tables.serving, catalog)
+        model = mapped_model(client.model, tables.model_map)
+        elsewhere = served_elsewhere(model, client.protocol, tables.serving, tables.catalog)
         hint = f"it is served on {elsewhere}; " if elsewhere else ""
         raise Refusal(
             404,

@@ -42,6 +42,7 @@ from providers.lifecycle import REFRESH_CALL_TIMEOUT, TokenManager
 from providers.pool import PoolPolicy, RoutingMode
 from providers.quota import QuotaReading
 from providers.routing import parse_model_map
+from providers.serving import Tables
 from providers.translated import endpoint_translations, translations
 from store.db import Store
 
@@ -106,6 +107,11 @@ class Services:
     by_endpoint: dict[tuple[Protocol, Protocol, str], Provider] = dataclasses.field(default_factory=dict)
     model_map: tuple[tuple[str, str], ...] = ()  # KLEIS_MODEL_MAP
     master: Callable[[], Master] | None = None  # for writing to a client beside mitmproxy (addons.client_wire)
+
+    def routing_tables(self) -> Tables:
+        """What routing reads (providers.serving.choose), as the follower and the catalog know it now."""
+        catalog = self.catalog.lookup if self.catalog is not None else None
+        return Tables(self.providers, self.follower.accounts, catalog, self.translations, self.model_map, self.by_endpoint)
 
     def quota_of(self, account_id: int) -> QuotaReading | None:
         """The account's last quota reading (memory only; None without the quota part or a reading)."""

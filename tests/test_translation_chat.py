@@ -192,6 +192,7 @@ def test_a_chat_model_goes_to_its_own_family_when_there_is_an_account(
     from providers.claude import ClaudeProvider
     from providers.codex import CodexProvider
     from providers.copilot import CopilotProvider
+    from providers.serving import Tables
     from providers.translated import translations
     from store.keys import KeyRecord
     from tests.support.accounts import view
@@ -200,5 +201,5 @@ def test_a_chat_model_goes_to_its_own_family_when_there_is_an_account(
     ctx = begin("POST", "/v1/chat/completions")
     ctx.client.key = KeyRecord(1, "kl_x", "k", "h", (), (), None, None)
     ctx.client.model = model
-    route(ctx, providers, [view(n, provider) for n, provider in enumerate(accounts, 1)], None, translations(providers))
+    route(ctx, Tables(providers, [view(n, provider) for n, provider in enumerate(accounts, 1)], None, translations(providers)))
     assert ctx.route.resolution is not None and (ctx.route.resolution.provider, ctx.route.translation) == expected
