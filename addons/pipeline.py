@@ -68,12 +68,9 @@ def check_declared_size(headers: Mapping[str, str], limit: int) -> None:
 OFF_LOOP_BYTES = 256 * 1024
 
 
-def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[str, Any]:
-    return take_body(ctx, checked_body(content, limit), read_json(checked_body(content, limit)))
-
-
-async def parse_body_off_loop(ctx: RequestContext, content: bytes | None, limit: int) -> dict[str, Any]:
-    """parse_body, reading a large body in a worker thread."""
+async def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[str, Any]:
+    """The request's JSON body (413 over the limit, 400 when it is not a JSON object with a model); a large body is
+    read in a worker thread."""
     checked = checked_body(content, limit)
     body = await asyncio.to_thread(read_json, checked) if len(checked) >= OFF_LOOP_BYTES else read_json(checked)
     return take_body(ctx, checked, body)
