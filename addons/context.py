@@ -11,6 +11,7 @@ import time
 import uuid
 from typing import Any
 
+from core.fastjson import Members
 from core.protocol import Protocol, clean_query, error_protocol_for_path, protocol_for_path, split_path
 from providers.base import Provider, Upstream
 from providers.drift import Drift
@@ -35,6 +36,7 @@ class ClientRequest:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)  # as received, credentials removed
     body: dict[str, Any] | None = None  # parsed once; a provider rewrites it in place on the first attempt
     raw_body: bytes = b""  # parsed again for a retry on another account
+    unread: Members | None = None  # while `body` lacks the bulk members (pipeline.UNREAD): read only if needed
     model: str = ""  # as the client named it
     stream: bool = False
     holds_key_slot: bool = False  # counted against the key's concurrency limit until the request ends

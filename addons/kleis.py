@@ -103,6 +103,11 @@ class Kleis:
             if ctx.route.translation and ctx.client.path == COUNT_TOKENS_PATH:
                 self._answer_token_estimate(flow, ctx)
                 return
+            if pipeline.needs_unread(ctx):
+                await pipeline.read_unread(ctx)
+                if ctx.outcome.done:  # the client left while the body was read
+                    upstream.drop_bodies(ctx)
+                    return
             pipeline.rank_candidates(ctx, services.policy, services.quota_of, services.affinity, services.load.busy, time.time())
             if services.health is not None:
                 ctx.route.candidates, ctx.route.probe = services.health.order(ctx.route.candidates)

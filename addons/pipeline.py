@@ -13,7 +13,7 @@ from addons.request_body import too_large
 from core import fastjson
 from core.client_errors import Refusal, unavailable_headers, unavailable_type
 from providers.base import CLIENT_CREDENTIAL_HEADERS
-from providers.conversation import conversation_id
+from providers.conversation import conversation_id, named_conversation
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
 from providers.quota import QuotaReading
 from providers.routing import mapped_model, served_elsewhere
@@ -66,14 +66,56 @@ def check_declared_size(headers: Mapping[str, str], limit: int) -> None:
 # Bodies from this size on are read in a worker thread: reading 1 MB takes 4–7 ms, which every other client's stream
 # events would otherwise wait for on the event loop (the thread gives the loop the GIL back every switch interval).
 OFF_LOOP_BYTES = 256 * 1024
+# The members that make a request big (the conversation, the tool schemas): left unread until the provider needs
+# them. Real Claude Code's request to Claude goes as the bytes it sent, and these are never built as Python objects.
+UNREAD = frozenset({"messages", "input", "tools"})
+SPLIT_OFF_LOOP_BYTES = 2 * 1024 * 1024  # reading in part takes 0.6 ms a megabyte
 
 
 async def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[str, Any]:
-    """The request's JSON body (413 over the limit, 400 when it is not a JSON object with a model); a large body is
-    read in a worker thread."""
+    """The request's JSON body (413 over the limit, 400 when it is not a JSON object with a model), its bulk members
+    (UNREAD) left unread when it is strict JSON (`read_unread` reads them); a large body is read in a worker thread."""
     checked = checked_body(content, limit)
+    large = len(checked) >= SPLIT_OFF_LOOP_BYTES
+    members = await asyncio.to_thread(read_members, checked) if large else read_members(checked)
+    if members is not None:
+        return take_body(ctx, checked, members.read, members if members.unread else None)
     body = await asyncio.to_thread(read_json, checked) if len(checked) >= OFF_LOOP_BYTES else read_json(checked)
     return take_body(ctx, checked, body)
+
+
+def read_members(content: bytes) -> fastjson.Members | None:
+    """The body read in part; None when it is not strict JSON (read_json then reads it whole and says why)."""
+    try:
+        return fastjson.split(content, UNREAD)
+    except (ValueError, RecursionError):
+        return None
+
+
+def needs_unread(ctx: RequestContext) -> bool:
+    """Whether the request's unread members must be read: unless the provider forwards the client's bytes and the
+    conversation is known without its first message."""
+    client, route = ctx.client, ctx.route
+    if client.unread is None or client.body is None:
+        return False
+    assert route.provider is not None and route.resolution is not None
+    if not route.provider.forwards_unchanged(client.headers, client.body, route.resolution.model):
+        return True
+    return route.pooled and named_conversation(client.headers, client.body) is None
+
+
+async def read_unread(ctx: RequestContext) -> None:
+    """Complete the request's body with its unread members (in a worker thread when they are large)."""
+    client, members = ctx.client, ctx.client.unread
+    if members is None:
+        return
+    large = sum(len(value) for value in members.unread.values()) >= OFF_LOOP_BYTES
+    try:
+        body = await asyncio.to_thread(members.whole) if large else members.whole()
+    except (ValueError, RecursionError):
+        read_json(client.raw_body)  # the body is refused as a whole read refuses it (positions in the whole body)
+        raise
+    client.body, client.unread = body, None
 
 
 def checked_body(content: bytes | None, limit: int) -> bytes:
@@ -94,7 +136,7 @@ def read_json(content: bytes) -> Any:
         raise Refusal(400, "the request body is not valid JSON: it is nested too deeply", code="invalid_json") from None
 
 
-def take_body(ctx: RequestContext, content: bytes, body: Any) -> dict[str, Any]:
+def take_body(ctx: RequestContext, content: bytes, body: Any, unread: fastjson.Members | None = None) -> dict[str, Any]:
     """The parsed body as the request's, once it is a JSON object with a model."""
     if not isinstance(body, dict):
         raise Refusal(400, "the request body must be a JSON object", code="invalid_json")
@@ -102,7 +144,7 @@ def take_body(ctx: RequestContext, content: bytes, body: Any) -> dict[str, Any]:
     if not isinstance(model, str) or not model.strip():
         raise Refusal(400, "the request body has no model", code="missing_model")
     client = ctx.client
-    client.body, client.raw_body, client.model = body, content, model.strip()
+    client.body, client.raw_body, client.model, client.unread = body, content, model.strip(), unread
     client.stream = body.get("stream") is True
     return body
 

@@ -65,7 +65,7 @@ def drop_bodies(ctx: RequestContext) -> None:
     """The request has ended: let go of its parsed bodies now. A request context sits in reference cycles (flow,
     hooks, closures), so what it holds is freed by the garbage collector, not by reference counting; a parsed 1 MB
     body (some 50,000 objects) freed inside a collection stalled every stream on the event loop for 50–90 ms."""
-    ctx.client.body = None
+    ctx.client.body, ctx.client.unread = None, None
     if ctx.upstream.prepared is not None:
         ctx.upstream.prepared.body, ctx.upstream.prepared.raw_body = {}, b""
 

@@ -1,5 +1,6 @@
 """`python -m bench.profile [N]` (`make bench-profile`): where a proxied request's time goes, Kleis against a bare
 mitmproxy, both under cProfile and driven by the same N sequential 1 KB requests.
+`python -m bench.profile N KB SHAPE` sends agent-sized bodies instead (bench.large: SHAPE claude-code or opencode).
 
 Own time (cProfile's tottime) is split by where the code lives — Kleis's modules, mitmproxy, other libraries,
 the standard library and builtins — and divided by N. cProfile slows everything down, so read the split and the
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import measure
+from bench import large, measure
 from bench.__main__ import kleis_env, seed
 from bench.processes import spawn, stop
 
@@ -59,6 +60,8 @@ def split(path: Path, requests: int) -> tuple[dict[str, float], dict[str, float]
 
 def main() -> int:
     requests = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
+    kb = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    shape = sys.argv[3] if len(sys.argv) > 3 else "claude-code"
     work = Path(tempfile.mkdtemp(prefix="kleis-profile-"))
     upstream_process, upstream_port = spawn("bench.upstream")
     upstream = f"http://127.0.0.1:{upstream_port}"
@@ -75,10 +78,10 @@ def main() -> int:
             process, port = spawn("bench.profiled", str(out), module, *args, env=env)
             url = f"http://127.0.0.1:{port}"
             try:
-                asyncio.run(measure.latency(url, headers, 200, warmup=0))  # warm up, unprofiled
+                asyncio.run(drive(url, headers, 200 if not kb else 20, kb, shape))  # warm up, unprofiled
                 os.kill(process.pid, signal.SIGUSR2)
                 time.sleep(0.2)
-                asyncio.run(measure.latency(url, headers, requests, warmup=0))
+                asyncio.run(drive(url, headers, requests, kb, shape))
                 os.kill(process.pid, signal.SIGUSR2)
                 time.sleep(0.2)
             finally:
@@ -87,7 +90,7 @@ def main() -> int:
     finally:
         stop(upstream_process)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"own time per request under cProfile (µs), {requests} sequential requests")
+    print(f"own time per request under cProfile (µs), {requests} sequential {f'{kb} KB {shape}' if kb else '1 KB'} requests")
     print(f"{'where':<20} {'bare':>8} {'Kleis':>8} {'Kleis − bare':>13}")
     for where in CATEGORIES:
         bare, kleis = results["bare"][0][where], results["kleis"][0][where]
@@ -109,6 +112,14 @@ def main() -> int:
     for cost, name in grown[:15]:
         print(f"  {cost:+7.1f}  {name}")
     return 0
+
+
+async def drive(url: str, headers: dict[str, str], count: int, kb: int, shape: str) -> None:
+    if not kb:
+        await measure.latency(url, headers, count, warmup=0)
+        return
+    extra = large.CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
+    await large.sequential(url, {**headers, **extra}, large.agent_body(kb * 1024, shape), count, warmup=0)
 
 
 def category_of_label(name: str) -> str:

@@ -114,6 +114,12 @@ class Provider:
         """The protocols this provider serves `model` on, when that depends on the model and is known; None: all."""
         return None
 
+    def forwards_unchanged(self, headers: Mapping[str, str], head: Mapping[str, Any], model: str) -> bool:
+        """Whether `prepare` sends the client's bytes as they are (Upstream.raw_body), judged from the headers, the
+        body's small members (no `messages`, `input` or `tools`) and the model to send: then the body's bulk is
+        never read."""
+        return False
+
     def prepare(self, request: ForwardRequest) -> Upstream:
         raise NotImplementedError
 

@@ -81,8 +81,13 @@ SOURCES: tuple[Source, ...] = (
 def conversation_id(headers: Mapping[str, str], body: Mapping[str, Any], key_id: int | None, model: str) -> str:
     """A stable id for the conversation (lower-case header names), scoped to the client key."""
     scope = f"k{key_id}"
-    found = next((value for source in SOURCES if (value := source(headers, body))), None)
+    found = named_conversation(headers, body)
     if found is not None:
         return f"{scope}:{found[:200]}"
     digest = hashlib.sha256(f"{model}\0{first_user_text(body)}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{scope}:h:{digest}"
+
+
+def named_conversation(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+    """The conversation's id as the client names it (SOURCES), if it does."""
+    return next((value for source in SOURCES if (value := source(headers, body))), None)

@@ -175,6 +175,35 @@ def test_a_claude_code_request_reaches_the_api_unchanged(claude: ClaudeKleis) ->
     assert seen.headers["authorization"] == f"Bearer {claude.access_token}"
 
 
+def test_a_large_claude_code_request_goes_unread_and_bad_bytes_in_it_are_still_refused(claude: ClaudeKleis) -> None:
+    from addons.pipeline import SPLIT_OFF_LOOP_BYTES
+
+    headers = {**CLAUDE_CODE_HEADERS, "authorization": f"Bearer {claude.key}", "content-type": "application/json"}
+    url = f"{claude.proxy.url}/v1/messages?beta=true"
+    turns = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n}: ünïcode ✓ " + "x = 1.25\n" * 60} for n in range(4001)]
+    big = json.dumps({**CLAUDE_CODE_BODY, "messages": turns}, ensure_ascii=False).encode()
+    assert len(big) > SPLIT_OFF_LOOP_BYTES  # read in part in a worker thread
+    assert httpx.post(url, headers=headers, content=big, timeout=30).status_code == 200
+    assert claude.api.last("/v1/messages").body == big
+    sent = json.dumps(CLAUDE_CODE_BODY).encode()
+    for bad in (b'"\xff"', b"NaN", b'"\\ud800"'):  # not UTF-8, not JSON, a lone surrogate: read whole, answered as before
+        content = sent.replace(b'"messages": [', b'"messages": [' + bad + b", ", 1)
+        refused = httpx.post(url, headers=headers, content=content, timeout=15)
+        surrogate = bad.startswith(b'"\\')
+        assert refused.status_code == (200 if surrogate else 400), refused.text  # Python's JSON reads a lone surrogate
+        if surrogate:
+            assert claude.api.last("/v1/messages").body == content
+        else:
+            assert "not valid JSON" in refused.json()["error"]["message"]
+    unread_number = sent.replace(b'"messages": [', b'"messages": [1e999, ', 1)  # JSON; forwarded as sent, never written
+    assert httpx.post(url, headers=headers, content=unread_number, timeout=15).status_code == 200
+    assert claude.api.last("/v1/messages").body == unread_number
+    rewritten = {**json.loads(sent), "model": "claude/" + CLAUDE_CODE_BODY["model"]}  # read whole: refused as before
+    content = json.dumps(rewritten).encode().replace(b'"messages": [', b'"messages": [1e999, ', 1)
+    assert httpx.post(url, headers=headers, content=content, timeout=15).status_code == 400
+    assert len(claude.api.received()) == 3
+
+
 def test_upstream_errors_pass_in_anthropic_shape_and_are_labelled(claude: ClaudeKleis) -> None:
     reset = int(time.time()) + 1800
     limited = anthropic_error(429, "rate_limit_error", "Rate limited")

@@ -74,3 +74,47 @@ def test_deep_nesting_is_answered_as_the_standard_module_answers() -> None:
         json.loads(deep)
     with pytest.raises(RecursionError):
         fastjson.loads(deep)
+
+
+OBJECTS = st.dictionaries(st.sampled_from(["model", "messages", "tools", "input", "stream", "x", "é"]), VALUES, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(OBJECTS, st.booleans(), st.frozensets(st.sampled_from(["messages", "tools", "input", "x"])))
+def test_an_object_read_in_part_is_the_standard_modules_value_once_whole(value, ascii_only: bool, unread) -> None:
+    raw = json.dumps(value, ensure_ascii=ascii_only, indent=1 if ascii_only else None).encode("utf-8", "surrogatepass")
+    try:
+        expected = json.loads(raw)
+    except ValueError:
+        return
+    members = fastjson.split(raw, unread)
+    if members is None:  # only what msgspec's strict reading refuses: a lone surrogate
+        assert "\\ud" in raw.decode("utf-8", "surrogatepass").lower() or b"\xed" in raw
+        return
+    assert set(members.read) == set(expected) - unread and set(members.unread) == set(expected) & unread
+    assert all(part in raw for part in members.unread.values())  # the very bytes sent, unread
+    whole = members.whole()
+    assert whole == expected and list(whole) == list(expected) and _types(whole) == _types(expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"model": "m", "messages": [NaN]}',
+        b'{"model": "m", "messages": ["\xff"]}',  # not UTF-8 inside a string
+        b'{"model": "m", "messages": ["\\ud800"]}',  # a lone surrogate: the standard module reads it
+        b'{"model": "m", "messages": [1,]}',
+        b'\xef\xbb\xbf{"model": "m"}',
+        b'["model"]',
+        b'{"model": "m"} x',
+    ],
+)
+def test_what_is_not_strict_json_is_not_read_in_part(text: bytes) -> None:
+    assert fastjson.split(text, frozenset({"messages"})) is None
+
+
+def test_an_unread_number_past_a_doubles_range_is_refused_once_read() -> None:
+    members = fastjson.split(b'{"model": "m", "messages": [1e999]}', frozenset({"messages"}))
+    assert members is not None and members.unread == {"messages": b"[1e999]"}  # JSON: forwarded unread as sent
+    with pytest.raises(ValueError):
+        members.whole()

@@ -42,14 +42,14 @@ class ClaudeState:
 def build_upstream(request: ForwardRequest, config: Config, version: str) -> Upstream:
     """The upstream request; `version` is the Claude Code version Kleis presents for a client that is not Claude Code."""
     body = request.body
-    same_model = body.get("model") == request.model
-    body["model"] = request.model
-    user_agent = next((value for name, value in request.headers.items() if name.lower() == "user-agent"), "")
+    user_agent = user_agent_of(request.headers)
+    as_sent = sent_as_is(user_agent, body, request.model)
     claude_code = is_claude_code_request(user_agent, body)
+    body["model"] = request.model
     names = ToolNames() if claude_code else rewrite_body(body)
     own = is_claude_code(user_agent)
     return Upstream(
-        raw_body=request.raw_body if claude_code and same_model else b"",  # Claude Code's own body: its bytes go as they are
+        raw_body=request.raw_body if as_sent else b"",  # Claude Code's own body: its bytes go as they are
         url=upstream_url(config.claude_api_base, request.path, request.query),
         headers=upstream_headers(request.headers, request.token_ref, config, version),
         body=body,
@@ -58,7 +58,17 @@ def build_upstream(request: ForwardRequest, config: Config, version: str) -> Ups
     )
 
 
-def is_claude_code_request(user_agent: str, body: dict[str, Any]) -> bool:
+def user_agent_of(headers: Mapping[str, str]) -> str:
+    return next((value for name, value in headers.items() if name.lower() == "user-agent"), "")
+
+
+def sent_as_is(user_agent: str, body: Mapping[str, Any], model: str) -> bool:
+    """Whether the client's bytes go upstream as they are: real Claude Code asking for the model Kleis sends. Needs
+    only the body's small members (its model and system blocks)."""
+    return body.get("model") == model and is_claude_code_request(user_agent, body)
+
+
+def is_claude_code_request(user_agent: str, body: Mapping[str, Any]) -> bool:
     """Claude Code itself (its user-agent and its own identity or billing block): its body goes upstream as it is,
     tool names included (it has tools, such as Agent or ToolSearch, that no fixed list keeps up with)."""
     if not is_claude_code(user_agent):
