@@ -61,7 +61,8 @@ def split(content: bytes, unread: frozenset[str]) -> Members | None:
     JSON in UTF-8 (or not an object): the caller reads it with `loads`, which says why or reads what it can."""
     try:
         members = _MEMBERS.decode(content)
-        content.decode("utf-8", "surrogatepass")  # msgspec passes bytes inside strings unchecked
+        if not content.isascii():  # msgspec passes bytes inside strings unchecked
+            content.decode("utf-8", "surrogatepass")
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     read = {name: loads(bytes(raw)) for name, raw in members.items() if name not in unread}
