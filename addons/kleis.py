@@ -402,4 +402,4 @@ class Kleis:
                     services.budgets.observe(client.key, row)
             except Exception:
                 log.exception("recording usage failed")
-        upstream.drop_bodies(ctx)
+        upstream.drop_bodies_soon(ctx)

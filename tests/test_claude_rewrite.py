@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -31,6 +32,7 @@ def prepare(config, body: dict[str, Any], headers: dict[str, str] | None = None,
         account=account(),
         token_ref=TOKEN_REF,
         stream=False,
+        raw_body=json.dumps(body).encode(),  # as received: the rewrite looks in it for tool_reference blocks
     )
     return ClaudeProvider(config).prepare(request)
 
@@ -291,6 +293,21 @@ def test_tool_reference_blocks_in_history_are_renamed(config) -> None:
     )
     sent = prepare(config, body).body
     assert sent["messages"][2]["content"][0]["content"][0] == {"type": "tool_reference", "tool_name": "mcp_Deploy"}
+    nested = request(
+        tools=[tool("deploy")],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        **body["messages"][2]["content"][0],
+                        "content": {"tool_references": [{"type": "tool_reference", "tool_name": "deploy"}]},
+                    }
+                ],
+            }
+        ],
+    )
+    assert prepare(config, nested).body["messages"][0]["content"][0]["content"]["tool_references"][0]["tool_name"] == "mcp_Deploy"
 
 
 # -- idempotence and Claude Code passing through --------------------------------------------------------

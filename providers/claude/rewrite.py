@@ -46,7 +46,10 @@ def build_upstream(request: ForwardRequest, config: Config, version: str) -> Ups
     as_sent = sent_as_is(user_agent, body, request.model)
     claude_code = is_claude_code_request(user_agent, body)
     body["model"] = request.model
-    names = ToolNames() if claude_code else rewrite_body(body)
+    # a body whose bytes name no tool_reference holds none (short of a `\u` escape inside the word, which no client
+    # writes): only its tool_use blocks are looked at
+    references = not request.raw_body or b"tool_reference" in request.raw_body
+    names = ToolNames() if claude_code else rewrite_body(body, references)
     own = is_claude_code(user_agent)
     return Upstream(
         raw_body=request.raw_body if as_sent else b"",  # Claude Code's own body: its bytes go as they are
@@ -77,10 +80,10 @@ def is_claude_code_request(user_agent: str, body: Mapping[str, Any]) -> bool:
     return blocks is not None and carries_identity(blocks)
 
 
-def rewrite_body(body: dict[str, Any]) -> ToolNames:
+def rewrite_body(body: dict[str, Any], references: bool = True) -> ToolNames:
     """The Claude Code identity block, then tool names, in place. Returns the request's ToolNames."""
     apply_system_rules(body)
-    return rename_request_tools(body)
+    return rename_request_tools(body, references)
 
 
 # -- URL and headers ---------------------------------------------------------------------------
