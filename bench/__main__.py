@@ -33,8 +33,9 @@ FULL = {
     "burst": 200,
     "hot_requests": 300,
     "body_sizes_kb": [10, 100, 500, 1536],
-    "body_requests": 48,
+    "body_requests": 96,
     "load_body_kb": 1024,
+    "lateness_events": 150,
 }
 SMOKE = {
     "rounds": 1,
@@ -50,6 +51,7 @@ SMOKE = {
     "body_sizes_kb": [10, 100],
     "body_requests": 2,
     "load_body_kb": 100,
+    "lateness_events": 8,
 }
 
 

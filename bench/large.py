@@ -154,12 +154,15 @@ async def lateness_under_load(
 
 
 def measure(targets: dict[str, tuple[str, dict[str, str]]], settings: dict[str, Any]) -> dict[str, Any]:
-    big = agent_body(settings["load_body_kb"] * 1024, "claude-code")
-    return {
-        "sizes": sizes(targets, settings["body_sizes_kb"], settings["body_requests"], settings["rounds"]),
-        "lateness": {
-            name: asyncio.run(lateness_under_load(url, headers, big, settings["stream_events"], settings["stream_interval"]))
+    """The size rows, and stream lateness while two clients post big bodies: Claude Code's (with its headers: Kleis
+    forwards them unread) and OpenCode's (Kleis reads and writes them anew)."""
+    lateness: dict[str, Any] = {}
+    for shape in ("claude-code", "opencode"):
+        big = agent_body(settings["load_body_kb"] * 1024, shape)
+        extra = CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
+        lateness[shape] = {
+            name: asyncio.run(lateness_under_load(url, {**headers, **extra}, big, settings["lateness_events"], settings["stream_interval"]))
             for name, (url, headers) in targets.items()
             if name != "direct"
-        },
-    }
+        }
+    return {"sizes": sizes(targets, settings["body_sizes_kb"], settings["body_requests"], settings["rounds"]), "lateness": lateness}
