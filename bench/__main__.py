@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import large, measure
-from bench.processes import peak_rss_mb, rss_mb, spawn, stop
+from bench.processes import peak_rss_mb, reset_peak_rss, rss_mb, spawn, stop
 from bench.report import table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,7 @@ FULL = {
     "body_requests": 96,
     "load_body_kb": 1024,
     "lateness_events": 150,
+    "memory_clients": 20,
 }
 SMOKE = {
     "rounds": 1,
@@ -52,6 +53,7 @@ SMOKE = {
     "body_requests": 2,
     "load_body_kb": 100,
     "lateness_events": 8,
+    "memory_clients": 3,
 }
 
 
@@ -211,6 +213,24 @@ def against_bare(setup: Setup, settings: dict[str, Any]) -> dict[str, Any]:
     return {"latency": latency, "throughput": throughput, "ratios": ratios, "streaming": streaming}
 
 
+def big_bodies_memory(setup: Setup, settings: dict[str, Any]) -> dict[str, Any]:
+    """Kleis's peak RSS while 20 clients post the largest body at once, in each shape."""
+    kb, clients, result = max(settings["body_sizes_kb"]), settings["memory_clients"], {}
+    for shape in ("claude-code", "opencode"):
+        extra = large.CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
+        reset_peak_rss(setup.kleis_process.pid)
+        before = rss_mb(setup.kleis_process.pid)
+        ok = asyncio.run(large.concurrent(setup.kleis, {**setup.auth, **extra}, large.agent_body(kb * 1024, shape), clients))
+        result[shape] = {
+            "kb": kb,
+            "clients": clients,
+            "ok": ok,
+            "rss_before_mb": before,
+            "peak_rss_mb": peak_rss_mb(setup.kleis_process.pid),
+        }
+    return result
+
+
 def hot_path(setup: Setup, settings: dict[str, Any]) -> dict[str, int]:
     """Database queries made on the request path (and in the background) while Kleis serves steady traffic."""
     before = query_counts(setup.kleis_process, setup.work / "queries.json")
@@ -251,7 +271,9 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         results["rss_start_mb"] = rss_mb(setup.kleis_process.pid)
         results.update(against_bare(setup, settings))
         results["large"] = large.measure(setup.targets, settings)
+        results["large"]["memory"] = big_bodies_memory(setup, settings)
         results["hot_path"] = hot_path(setup, settings)
+        reset_peak_rss(setup.kleis_process.pid)  # the agent-sized bodies before raised it: the peak is the streams'
         results["streams"] = asyncio.run(
             measure.concurrent_streams(
                 setup.kleis, setup.auth, settings["streams"], settings["stream_events_slow"], settings["stream_interval_slow"]

@@ -80,6 +80,20 @@ async def sequential(url: str, headers: dict[str, str], body: bytes, count: int,
     return timings
 
 
+async def concurrent(url: str, headers: dict[str, str], body: bytes, clients: int) -> int:
+    """`clients` requests with `body` at once, each on its own connection: how many were answered 200."""
+
+    async def one() -> int:
+        connection = await Connection(url).open()
+        try:
+            status, _, _ = await connection.request("POST", PATH, {"content-type": "application/json", **headers}, body)
+            return status
+        finally:
+            await connection.close()
+
+    return sum(status == 200 for status in await asyncio.gather(*(one() for _ in range(clients))))
+
+
 def sizes(targets: dict[str, tuple[str, dict[str, str]]], sizes_kb: list[int], count: int, rounds: int) -> list[dict[str, Any]]:
     """Per size and shape: bare and Kleis p50 (rounds interleaved, bare then Kleis back to back), the difference and ratio."""
     rows = []

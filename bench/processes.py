@@ -50,6 +50,14 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def reset_peak_rss(pid: int) -> None:
+    """Start VmHWM again from the present RSS (Linux: `5` to clear_refs), so a peak belongs to what runs next."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass  # not permitted: the peak then covers the process's whole life
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

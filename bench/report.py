@@ -152,6 +152,17 @@ def large_rows(r: dict[str, Any]) -> list[Row]:
                 targets.get(min(targets, key=lambda kb: abs(kb - row["kb"])), "") if row["kb"] >= 400 else "",
             )
         )
+    for shape, memory in r["large"].get("memory", {}).items():
+        rows.append(
+            (
+                f"peak RSS, {memory['clients']} clients posting {memory['kb']} KB at once ({shape})",
+                "",
+                "",
+                f"{memory['peak_rss_mb']:.0f} MB",
+                f"{memory['ok']}/{memory['clients']} ok, {memory['rss_before_mb']:.0f} MB before",
+                "",
+            )
+        )
     for shape, late in r["large"]["lateness"].items():
         rows.append(
             (
