@@ -218,8 +218,11 @@ def test_a_request_ended_twice_is_recorded_once_and_frees_everything(store: Stor
         services.load.take(account_id)
         addon.finish(flow, ctx)  # … and ends it once more
         assert len(recorder.queue.take(10)) == 1 and services.load.in_flight(account_id) == 0
-        # its parsed bodies are let go at once (a context sits in reference cycles: the garbage collector would free
-        # them later, in one pause that stalls every stream); a retry still has the bytes the client sent
+        # its parsed bodies are let go as soon as the hook has returned and the answer is on its way (a context sits
+        # in reference cycles: the garbage collector would free them later, in one pause that stalls every stream);
+        # a retry still has the bytes the client sent
+        assert ctx.client.body is not None
+        await asyncio.sleep(0)
         assert ctx.client.body is None and ctx.upstream.prepared.body == {} and ctx.client.raw_body
 
     run(store, config, scenario, Parts(usage=recorder))
