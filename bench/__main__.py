@@ -37,6 +37,7 @@ FULL = {
     "load_body_kb": 1024,
     "lateness_events": 150,
     "memory_clients": 20,
+    "bad_string_mb": 30,
 }
 SMOKE = {
     "rounds": 1,
@@ -54,6 +55,7 @@ SMOKE = {
     "load_body_kb": 100,
     "lateness_events": 8,
     "memory_clients": 3,
+    "bad_string_mb": 1,
 }
 
 

@@ -127,10 +127,11 @@ def sizes(targets: dict[str, tuple[str, dict[str, str]]], sizes_kb: list[int], c
 
 
 async def lateness_under_load(
-    url: str, headers: dict[str, str], big: bytes, events: int, interval: float, posters: int = 2
+    url: str, headers: dict[str, str], big: bytes, events: int, interval: float, posters: int = 2, fresh: bool = False
 ) -> dict[str, Any]:
     """A stream of `events` events `interval` apart while `posters` clients post `big` bodies back to back: how late
-    each event reaches its client (arrival − the upstream's send stamp)."""
+    each event reaches its client (arrival − the upstream's send stamp). `fresh`: a new connection for every post
+    (an error answer may close it)."""
     stream_body = body_of(1024, stream=True, events=events, interval=interval)
     done = asyncio.Event()
     posted = 0
@@ -142,6 +143,9 @@ async def lateness_under_load(
             while not done.is_set():
                 await connection.request("POST", PATH, {"content-type": "application/json", **headers}, big)
                 posted += 1
+                if fresh:
+                    await connection.close()
+                    connection = await Connection(url).open()
         finally:
             await connection.close()
 
@@ -167,6 +171,17 @@ async def lateness_under_load(
     }
 
 
+def bad_bodies(string_mb: int) -> dict[str, bytes]:
+    """Bodies a client may send by mistake or on purpose: JSON nested 100,000 deep (Kleis answers 400), one string of
+    `string_mb` MB and a million numbers (both forwarded)."""
+    head = b'{"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}], "metadata": '
+    return {
+        "nested 100,000 deep": head + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        f"one {string_mb} MB string": body_of(string_mb * 1024 * 1024),
+        "a million numbers": head + json.dumps({"values": list(range(1_000_000))}).encode() + b"}",
+    }
+
+
 def measure(targets: dict[str, tuple[str, dict[str, str]]], settings: dict[str, Any]) -> dict[str, Any]:
     """The size rows, and stream lateness while two clients post big bodies: Claude Code's (with its headers: Kleis
     forwards them unread) and OpenCode's (Kleis reads and writes them anew)."""
@@ -179,4 +194,14 @@ def measure(targets: dict[str, tuple[str, dict[str, str]]], settings: dict[str, 
             for name, (url, headers) in targets.items()
             if name != "direct"
         }
-    return {"sizes": sizes(targets, settings["body_sizes_kb"], settings["body_requests"], settings["rounds"]), "lateness": lateness}
+    bad: dict[str, Any] = {}
+    for label, body in bad_bodies(settings["bad_string_mb"]).items():  # one client posting it, back to back
+        bad[label] = {
+            name: asyncio.run(
+                lateness_under_load(url, headers, body, settings["lateness_events"], settings["stream_interval"], posters=1, fresh=True)
+            )
+            for name, (url, headers) in targets.items()
+            if name != "direct"
+        }
+    sized = sizes(targets, settings["body_sizes_kb"], settings["body_requests"], settings["rounds"])
+    return {"sizes": sized, "lateness": lateness, "bad_input": bad}

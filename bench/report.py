@@ -174,6 +174,17 @@ def large_rows(r: dict[str, Any]) -> list[Row]:
                 "p99 ≤ 10",
             )
         )
+    for label, late in r["large"].get("bad_input", {}).items():
+        rows.append(
+            (
+                f"stream lateness p50/p99/max (ms), 1 client posting {label}",
+                "",
+                _triple(late["bare"]),
+                _triple(late["kleis"]),
+                f"{late['kleis']['posted']} bodies posted (bare {late['bare']['posted']})",
+                "p99 ≤ 10",
+            )
+        )
     return rows
 
 

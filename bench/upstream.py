@@ -121,7 +121,13 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 status, data = token(json.loads(raw or b"{}"))
                 writer.write(head(status, {"content-type": "application/json", "content-length": str(len(data))}) + data)
             else:
-                body = json.loads(raw) if raw else {}
+                try:
+                    body = json.loads(raw) if raw else {}
+                except (ValueError, RecursionError):  # as the API answers a body it cannot read (bench.large's bad input)
+                    data = b'{"type":"error","error":{"type":"invalid_request_error","message":"invalid JSON"}}'
+                    writer.write(head(400, {"content-type": "application/json", "content-length": str(len(data))}) + data)
+                    await writer.drain()
+                    continue
                 if body.get("stream"):
                     await stream(writer, body)
                 else:
