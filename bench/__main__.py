@@ -275,14 +275,17 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         results["large"] = large.measure(setup.targets, settings)
         results["hot_path"] = hot_path(setup, settings)
         reset_peak_rss(setup.kleis_process.pid)  # the agent-sized bodies before raised it: the peak is the streams'
+        before_streams = rss_mb(setup.kleis_process.pid)
         results["streams"] = asyncio.run(
             measure.concurrent_streams(
                 setup.kleis, setup.auth, settings["streams"], settings["stream_events_slow"], settings["stream_interval_slow"]
             )
         )
-        results["streams"]["peak_rss_mb"] = peak_rss_mb(setup.kleis_process.pid)
-        # after the streams: memory taken for 20 big bodies at once is kept by the allocator for later ones
+        results["streams"].update(peak_rss_mb=peak_rss_mb(setup.kleis_process.pid), rss_before_mb=before_streams)
+        # after the streams: memory taken for big bodies is kept by the allocator for later ones
         results["large"]["memory"] = big_bodies_memory(setup, settings)
+        results["large"]["bad_input"] = large.bad_input(setup.targets, settings)
+        results["rss_end_mb"] = rss_mb(setup.kleis_process.pid)
         results["refresh"] = refresh_burst(setup, settings)
         results["scale_out"] = scale_out(setup, settings)
     finally:

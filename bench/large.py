@@ -194,14 +194,19 @@ def measure(targets: dict[str, tuple[str, dict[str, str]]], settings: dict[str, 
             for name, (url, headers) in targets.items()
             if name != "direct"
         }
-    bad: dict[str, Any] = {}
-    for label, body in bad_bodies(settings["bad_string_mb"]).items():  # one client posting it, back to back
-        bad[label] = {
+    sized = sizes(targets, settings["body_sizes_kb"], settings["body_requests"], settings["rounds"])
+    return {"sizes": sized, "lateness": lateness}
+
+
+def bad_input(targets: dict[str, tuple[str, dict[str, str]]], settings: dict[str, Any]) -> dict[str, Any]:
+    """Stream lateness while one client posts each of `bad_bodies`, back to back."""
+    return {
+        label: {
             name: asyncio.run(
                 lateness_under_load(url, headers, body, settings["lateness_events"], settings["stream_interval"], posters=1, fresh=True)
             )
             for name, (url, headers) in targets.items()
             if name != "direct"
         }
-    sized = sizes(targets, settings["body_sizes_kb"], settings["body_requests"], settings["rounds"])
-    return {"sizes": sized, "lateness": lateness, "bad_input": bad}
+        for label, body in bad_bodies(settings["bad_string_mb"]).items()
+    }

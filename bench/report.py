@@ -71,7 +71,8 @@ def stream_rows(r: dict[str, Any]) -> list[Row]:
             "",
             "",
             f"{streams['errors'] + streams['short']} errors",
-            f"peak RSS {streams['peak_rss_mb']:.0f} MB",
+            f"peak RSS {streams['peak_rss_mb']:.0f} MB"
+            + (f" ({streams['rss_before_mb']:.0f} before)" if "rss_before_mb" in streams else ""),
             "0, < 250 MB",
         ),
     ]
