@@ -219,10 +219,10 @@ def big_bodies_memory(setup: Setup, settings: dict[str, Any]) -> dict[str, Any]:
     """Kleis's peak RSS while 20 clients post the largest body at once, in each shape."""
     kb, clients, result = max(settings["body_sizes_kb"]), settings["memory_clients"], {}
     for shape in ("claude-code", "opencode"):
-        extra = large.CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
         reset_peak_rss(setup.kleis_process.pid)
         before = rss_mb(setup.kleis_process.pid)
-        ok = asyncio.run(large.concurrent(setup.kleis, {**setup.auth, **extra}, large.agent_body(kb * 1024, shape), clients))
+        body = large.agent_body(kb * 1024, shape)
+        ok = asyncio.run(measure.burst(setup.kleis, {**setup.auth, **large.headers_for(shape)}, clients, body))["ok"]
         result[shape] = {
             "kb": kb,
             "clients": clients,

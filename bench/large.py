@@ -20,6 +20,11 @@ CLAUDE_CODE_HEADERS = {"user-agent": "claude-cli/2.1.332 (external, cli)", "x-ap
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 
 
+def headers_for(shape: str) -> dict[str, str]:
+    """What a client of `shape` sends besides its body: Claude Code's user-agent and x-app, nothing for OpenCode."""
+    return CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
+
+
 def agent_body(size: int, shape: str) -> bytes:
     """A Messages request of about `size` bytes: system prompt, ~20 tool schemas, then tool round trips (each a
     tool_use and its tool_result) until the size is reached. `shape` is "claude-code" or "opencode"."""
@@ -80,27 +85,13 @@ async def sequential(url: str, headers: dict[str, str], body: bytes, count: int,
     return timings
 
 
-async def concurrent(url: str, headers: dict[str, str], body: bytes, clients: int) -> int:
-    """`clients` requests with `body` at once, each on its own connection: how many were answered 200."""
-
-    async def one() -> int:
-        connection = await Connection(url).open()
-        try:
-            status, _, _ = await connection.request("POST", PATH, {"content-type": "application/json", **headers}, body)
-            return status
-        finally:
-            await connection.close()
-
-    return sum(status == 200 for status in await asyncio.gather(*(one() for _ in range(clients))))
-
-
 def sizes(targets: dict[str, tuple[str, dict[str, str]]], sizes_kb: list[int], count: int, rounds: int) -> list[dict[str, Any]]:
     """Per size and shape: bare and Kleis p50 (rounds interleaved, bare then Kleis back to back), the difference and ratio."""
     rows = []
     for shape in ("claude-code", "opencode"):
         for kb in sizes_kb:
             body = agent_body(kb * 1024, shape)
-            extra = CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
+            extra = headers_for(shape)
             per: dict[str, list[float]] = {"bare": [], "kleis": []}
             diffs = []
             for _ in range(rounds):
@@ -188,7 +179,7 @@ def measure(targets: dict[str, tuple[str, dict[str, str]]], settings: dict[str, 
     lateness: dict[str, Any] = {}
     for shape in ("claude-code", "opencode"):
         big = agent_body(settings["load_body_kb"] * 1024, shape)
-        extra = CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
+        extra = headers_for(shape)
         lateness[shape] = {
             name: asyncio.run(lateness_under_load(url, {**headers, **extra}, big, settings["lateness_events"], settings["stream_interval"]))
             for name, (url, headers) in targets.items()

@@ -121,9 +121,10 @@ async def concurrent_streams(url: str, headers: dict[str, str], streams: int, ev
     return {"streams": streams, "errors": errors, "short": short, "seconds": time.perf_counter() - started}
 
 
-async def burst(url: str, headers: dict[str, str], count: int) -> dict[str, Any]:
-    """`count` requests at once (new connections), e.g. on an expired token: statuses and wall time."""
-    body = body_of(512)
+async def burst(url: str, headers: dict[str, str], count: int, body: bytes | None = None) -> dict[str, Any]:
+    """`count` requests at once (new connections), e.g. on an expired token: statuses and wall time. `body`: a
+    512-byte request unless given."""
+    body = body if body is not None else body_of(512)
 
     async def one() -> int:
         connection = await Connection(url).open()

@@ -118,8 +118,7 @@ async def drive(url: str, headers: dict[str, str], count: int, kb: int, shape: s
     if not kb:
         await measure.latency(url, headers, count, warmup=0)
         return
-    extra = large.CLAUDE_CODE_HEADERS if shape == "claude-code" else {}
-    await large.sequential(url, {**headers, **extra}, large.agent_body(kb * 1024, shape), count, warmup=0)
+    await large.sequential(url, {**headers, **large.headers_for(shape)}, large.agent_body(kb * 1024, shape), count, warmup=0)
 
 
 def category_of_label(name: str) -> str:

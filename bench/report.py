@@ -165,28 +165,22 @@ def large_rows(r: dict[str, Any]) -> list[Row]:
             )
         )
     for shape, late in r["large"]["lateness"].items():
-        rows.append(
-            (
-                f"stream lateness p50/p99/max (ms), 2 clients posting {r['settings']['load_body_kb']} KB ({shape})",
-                "",
-                _triple(late["bare"]),
-                _triple(late["kleis"]),
-                f"{late['kleis']['posted']} bodies posted (bare {late['bare']['posted']})",
-                "p99 ≤ 10",
-            )
-        )
+        rows.append(lateness_row(f"2 clients posting {r['settings']['load_body_kb']} KB ({shape})", late))
     for label, late in r["large"].get("bad_input", {}).items():
-        rows.append(
-            (
-                f"stream lateness p50/p99/max (ms), 1 client posting {label}",
-                "",
-                _triple(late["bare"]),
-                _triple(late["kleis"]),
-                f"{late['kleis']['posted']} bodies posted (bare {late['bare']['posted']})",
-                "p99 ≤ 10",
-            )
-        )
+        rows.append(lateness_row(f"1 client posting {label}", late))
     return rows
+
+
+def lateness_row(load: str, late: dict[str, Any]) -> Row:
+    """Stream lateness under `load`, bare and Kleis."""
+    return (
+        f"stream lateness p50/p99/max (ms), {load}",
+        "",
+        _triple(late["bare"]),
+        _triple(late["kleis"]),
+        f"{late['kleis']['posted']} bodies posted (bare {late['bare']['posted']})",
+        "p99 ≤ 10",
+    )
 
 
 def table(r: dict[str, Any]) -> str:
