@@ -19,7 +19,7 @@ from providers.claude.drift import billing_drift, version_drift
 from providers.claude.login import TERMS_WARNING
 from providers.claude.quota import read_unified
 from providers.claude.response import classify, required_version, restore_body, tool_name_restorer
-from providers.claude.rewrite import ClaudeState, build_upstream, sent_as_is, user_agent_of
+from providers.claude.rewrite import ClaudeState, build_upstream, is_claude_code_request, sent_as_is, user_agent_of
 from providers.claude.tokens import refresh_tokens
 from providers.identity import Identity, Source, configured, newest_version
 from providers.learned import CLAUDE_CODE_VERSION, CLAUDE_REQUIRED_VERSION
@@ -61,7 +61,7 @@ class ClaudeProvider(Provider):
         return Identity(self.name, (version, betas), warnings)
 
     def forwards_unchanged(self, headers: Mapping[str, str], head: Mapping[str, Any], model: str) -> bool:
-        return sent_as_is(user_agent_of(headers), head, model)
+        return sent_as_is(is_claude_code_request(user_agent_of(headers), head), head, model)
 
     def prepare(self, request: ForwardRequest) -> Upstream:
         return build_upstream(request, self.config, self.identity().value("Claude Code version"))

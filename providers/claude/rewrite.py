@@ -43,8 +43,8 @@ def build_upstream(request: ForwardRequest, config: Config, version: str) -> Ups
     """The upstream request; `version` is the Claude Code version Kleis presents for a client that is not Claude Code."""
     body = request.body
     user_agent = user_agent_of(request.headers)
-    as_sent = sent_as_is(user_agent, body, request.model)
     claude_code = is_claude_code_request(user_agent, body)
+    as_sent = sent_as_is(claude_code, body, request.model)
     body["model"] = request.model
     # a body whose bytes name no tool_reference holds none (short of a `\u` escape inside the word, which no client
     # writes): only its tool_use blocks are looked at
@@ -65,10 +65,10 @@ def user_agent_of(headers: Mapping[str, str]) -> str:
     return next((value for name, value in headers.items() if name.lower() == "user-agent"), "")
 
 
-def sent_as_is(user_agent: str, body: Mapping[str, Any], model: str) -> bool:
-    """Whether the client's bytes go upstream as they are: real Claude Code asking for the model Kleis sends. Needs
-    only the body's small members (its model and system blocks)."""
-    return body.get("model") == model and is_claude_code_request(user_agent, body)
+def sent_as_is(claude_code: bool, body: Mapping[str, Any], model: str) -> bool:
+    """Whether the client's bytes go upstream as they are: real Claude Code (`is_claude_code_request`) asking for the
+    model Kleis sends. Needs only the body's small members (its model and system blocks)."""
+    return claude_code and body.get("model") == model
 
 
 def is_claude_code_request(user_agent: str, body: Mapping[str, Any]) -> bool:
