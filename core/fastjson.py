@@ -28,13 +28,14 @@ import orjson
 _READ = msgspec.json.Decoder()
 
 
-def loads(content: bytes) -> Any:
+def loads(content: bytes | msgspec.Raw) -> Any:
     """`content` as JSON: the value `json.loads` gives, NaN/Infinity/overflowing numbers refused (ValueError)."""
     try:
         return _READ.decode(content)
     except (msgspec.DecodeError, RecursionError):
         pass  # the standard module says why (or reads what msgspec does not: a lone surrogate)
-    return json.loads(content, parse_constant=_no_constant, parse_float=_finite_float)
+    text = content if isinstance(content, bytes) else bytes(content)
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
 
 
 _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -42,11 +43,11 @@ _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 @dataclasses.dataclass
 class Members:
-    """A JSON object read in part: `read` holds the members read, `unread` the others' bytes; `order` is the
-    members' order as sent."""
+    """A JSON object read in part: `read` holds the members read, `unread` the others' bytes (views into the body,
+    not copies); `order` is the members' order as sent."""
 
     read: dict[str, Any]
-    unread: dict[str, bytes]
+    unread: dict[str, msgspec.Raw]
     order: tuple[str, ...]
 
     def whole(self) -> dict[str, Any]:
@@ -63,8 +64,8 @@ def split(content: bytes, unread: frozenset[str]) -> Members | None:
             content.decode("utf-8", "surrogatepass")
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
-    read = {name: loads(bytes(raw)) for name, raw in members.items() if name not in unread}
-    return Members(read, {name: bytes(raw) for name, raw in members.items() if name in unread}, tuple(members))
+    read = {name: loads(raw) for name, raw in members.items() if name not in unread}
+    return Members(read, {name: raw for name, raw in members.items() if name in unread}, tuple(members))
 
 
 def dumps(value: Any) -> bytes:

@@ -115,6 +115,6 @@ def test_what_is_not_strict_json_is_not_read_in_part(text: bytes) -> None:
 
 def test_an_unread_number_past_a_doubles_range_is_refused_once_read() -> None:
     members = fastjson.split(b'{"model": "m", "messages": [1e999]}', frozenset({"messages"}))
-    assert members is not None and members.unread == {"messages": b"[1e999]"}  # JSON: forwarded unread as sent
+    assert members is not None and {k: bytes(v) for k, v in members.unread.items()} == {"messages": b"[1e999]"}  # JSON: forwarded as sent
     with pytest.raises(ValueError):
         members.whole()

@@ -46,10 +46,7 @@ def build_upstream(request: ForwardRequest, config: Config, version: str) -> Ups
     claude_code = is_claude_code_request(user_agent, body)
     as_sent = sent_as_is(claude_code, body, request.model)
     body["model"] = request.model
-    # a body whose bytes name no tool_reference holds none (short of a `\u` escape inside the word, which no client
-    # writes): only its tool_use blocks are looked at
-    references = not request.raw_body or b"tool_reference" in request.raw_body
-    names = ToolNames() if claude_code else rewrite_body(body, references)
+    names = ToolNames() if claude_code else rewrite_body(body, may_name_references(request.raw_body))
     own = is_claude_code(user_agent)
     return Upstream(
         raw_body=request.raw_body if as_sent else b"",  # Claude Code's own body: its bytes go as they are
@@ -78,6 +75,13 @@ def is_claude_code_request(user_agent: str, body: Mapping[str, Any]) -> bool:
         return False
     blocks = system_blocks(body.get("system"))
     return blocks is not None and carries_identity(blocks)
+
+
+def may_name_references(raw_body: bytes) -> bool:
+    """Whether a body may hold tool_reference blocks: one whose bytes do not name them holds none (short of a `\\u`
+    escape inside the word, which no client writes), and only its tool_use blocks are looked at. The search costs
+    0.3 ms a megabyte: only a body Kleis rewrites pays it."""
+    return not raw_body or b"tool_reference" in raw_body
 
 
 def rewrite_body(body: dict[str, Any], references: bool = True) -> ToolNames:
