@@ -27,7 +27,8 @@ def headers_for(shape: str) -> dict[str, str]:
 
 def agent_body(size: int, shape: str) -> bytes:
     """A Messages request of about `size` bytes: system prompt, ~20 tool schemas, then tool round trips (each a
-    tool_use and its tool_result) until the size is reached. `shape` is "claude-code" or "opencode"."""
+    tool_use and its tool_result) until the size is reached. `shape` is "claude-code" or "opencode". Written as
+    agents (Node's JSON.stringify) write it: non-ASCII text as UTF-8, not as \\u escapes."""
     claude_code = shape == "claude-code"
     names = [CLAUDE_CODE_TOOLS[n % len(CLAUDE_CODE_TOOLS)] + ("" if n < len(CLAUDE_CODE_TOOLS) else str(n)) for n in range(20)]
     if not claude_code:
@@ -57,15 +58,15 @@ def agent_body(size: int, shape: str) -> bytes:
         call = {"type": "tool_use", "id": f"toolu_{n:06d}", "name": names[n % len(names)], "input": {"path": f"src/m{n}.py", "limit": 2.5}}
         result = {"type": "tool_result", "tool_use_id": f"toolu_{n:06d}", "content": "    x = compute(value, 1.25)\n" * 30}
         pair = [
-            {"role": "assistant", "content": [{"type": "text", "text": f"Reading module {n}."}, call]},
+            {"role": "assistant", "content": [{"type": "text", "text": f"Reading module {n} — ✅ {n % 7} tests pass…"}, call]},
             {"role": "user", "content": [result]},
         ]
         messages += pair
-        used += len(json.dumps(pair)) + 2
+        used += len(json.dumps(pair, ensure_ascii=False).encode()) + 2
         n += 1
     messages.append({"role": "user", "content": "Go on."})
     body["messages"] = messages
-    return json.dumps(body).encode()
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 async def sequential(url: str, headers: dict[str, str], body: bytes, count: int, warmup: int = 3) -> list[float]:

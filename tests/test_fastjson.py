@@ -118,3 +118,30 @@ def test_an_unread_number_past_a_doubles_range_is_refused_once_read() -> None:
     assert members is not None and {k: bytes(v) for k, v in members.unread.items()} == {"messages": b"[1e999]"}  # JSON: forwarded as sent
     with pytest.raises(ValueError):
         members.whole()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=8).map(lambda t: t.encode("utf-8", "surrogatepass")),  # surrogates encoded, as allowed
+            st.binary(max_size=4),  # anything, valid or not
+            st.sampled_from([b"\xed\xa0\x80", b"\xf0\x9f\x98\x80", b"\xe2\x82\xac", b"\xc3", b"\xa9"]),
+        ),
+        max_size=12,
+    ),
+    st.integers(min_value=1, max_value=7),
+)
+def test_utf8_checked_in_pieces_answers_as_the_whole_decode(parts: list[bytes], piece: int) -> None:
+    content = b"".join(parts)
+    try:
+        content.decode("utf-8", "surrogatepass")
+        whole = None
+    except UnicodeDecodeError as error:
+        whole = error
+    if whole is None:
+        fastjson.check_utf8(content, piece)  # pieces cut characters apart, and still pass
+    else:
+        with pytest.raises(UnicodeDecodeError) as raised:
+            fastjson.check_utf8(content, piece)
+        assert raised.value.start == whole.start and raised.value.reason == whole.reason
