@@ -95,7 +95,7 @@ class Kleis:
         try:
             limit = services.config.max_body_bytes
             content = request_body.decoded_body(flow.request.raw_content, flow.request.headers.get("content-encoding", ""), limit)
-            await pipeline.parse_body(ctx, content, limit)
+            await pipeline.parse_body(ctx, content, limit, pipeline.may_stay_unread(ctx.client.headers, services.providers.values()))
             if ctx.outcome.done:  # the client left while a large body was read
                 upstream.drop_bodies(ctx)
                 return

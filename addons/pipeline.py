@@ -12,7 +12,7 @@ from addons.context import RequestContext
 from addons.request_body import too_large
 from core import fastjson
 from core.client_errors import Refusal, unavailable_headers, unavailable_type
-from providers.base import CLIENT_CREDENTIAL_HEADERS
+from providers.base import CLIENT_CREDENTIAL_HEADERS, Provider
 from providers.conversation import conversation_id, named_conversation
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
 from providers.quota import QuotaReading
@@ -72,14 +72,16 @@ UNREAD = frozenset({"messages", "input", "tools"})
 SPLIT_OFF_LOOP_BYTES = 2 * 1024 * 1024  # reading in part takes 0.6 ms a megabyte
 
 
-async def parse_body(ctx: RequestContext, content: bytes | None, limit: int) -> dict[str, Any]:
+async def parse_body(ctx: RequestContext, content: bytes | None, limit: int, in_part: bool = True) -> dict[str, Any]:
     """The request's JSON body (413 over the limit, 400 when it is not a JSON object with a model), its bulk members
-    (UNREAD) left unread when it is strict JSON (`read_unread` reads them); a large body is read in a worker thread."""
+    (UNREAD) left unread when `in_part` and it is strict JSON (`read_unread` reads them); a large body is read in a
+    worker thread."""
     checked = checked_body(content, limit)
-    large = len(checked) >= SPLIT_OFF_LOOP_BYTES
-    members = await asyncio.to_thread(read_members, checked) if large else read_members(checked)
-    if members is not None:
-        return take_body(ctx, checked, members.read, members if members.unread else None)
+    if in_part:
+        large = len(checked) >= SPLIT_OFF_LOOP_BYTES
+        members = await asyncio.to_thread(read_members, checked) if large else read_members(checked)
+        if members is not None:
+            return take_body(ctx, checked, members.read, members if members.unread else None)
     body = await asyncio.to_thread(read_json, checked) if len(checked) >= OFF_LOOP_BYTES else read_json(checked)
     return take_body(ctx, checked, body)
 
@@ -90,6 +92,13 @@ def read_members(content: bytes) -> fastjson.Members | None:
         return fastjson.split(content, UNREAD)
     except (ValueError, RecursionError):
         return None
+
+
+def may_stay_unread(headers: Mapping[str, str], providers: Iterable[Provider]) -> bool:
+    """Whether the body's bulk may never need reading: some provider may forward the client's bytes as they are
+    (real Claude Code's to Claude). When none may, the body is read whole at once: reading it in part first, then
+    the rest, would read the bulk twice (about 1 ms a megabyte more)."""
+    return any(provider.may_forward_unchanged(headers) for provider in providers)
 
 
 def needs_unread(ctx: RequestContext) -> bool:

@@ -114,6 +114,11 @@ class Provider:
         """The protocols this provider serves `model` on, when that depends on the model and is known; None: all."""
         return None
 
+    def may_forward_unchanged(self, headers: Mapping[str, str]) -> bool:
+        """Whether `forwards_unchanged` can hold for a client sending `headers`, before the body is read: when no
+        provider's can, the body is read whole at once, not in part and then again."""
+        return False
+
     def forwards_unchanged(self, headers: Mapping[str, str], head: Mapping[str, Any], model: str) -> bool:
         """Whether `prepare` sends the client's bytes as they are (Upstream.raw_body), judged from the headers, the
         body's small members (no `messages`, `input` or `tools`) and the model to send: then the body's bulk is

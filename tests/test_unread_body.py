@@ -54,3 +54,17 @@ def test_what_is_read_back_is_the_body_in_the_order_sent(config) -> None:
     asyncio.run(pipeline.read_unread(ctx))
     assert ctx.client.body == body and list(ctx.client.body) == list(body) and ctx.client.unread is None
     assert ctx.client.protocol is Protocol.MESSAGES  # the path's protocol; the body's shape is the provider's business
+
+
+def test_a_body_no_provider_can_forward_as_sent_is_read_whole_at_once(config) -> None:
+    """Only real Claude Code's bytes may go to Claude as sent: any other client's body is read whole, once, not in
+    part and then again."""
+    providers = [ClaudeProvider(config), CodexProvider(config)]
+    assert pipeline.may_stay_unread({"user-agent": "claude-cli/2.1.332 (external, cli)"}, providers)
+    for agent in ("opencode/1.18.33", "codex_cli_rs/0.171.0", "Anthropic/Python 0.75.0", ""):
+        assert not pipeline.may_stay_unread({"user-agent": agent}, providers)
+    assert not pipeline.may_stay_unread({"user-agent": "claude-cli/2.1.332 (external, cli)"}, [CodexProvider(config)])
+    ctx = begin("POST", "/v1/messages")
+    content = json.dumps(CLAUDE_CODE_BODY, ensure_ascii=False).encode()
+    asyncio.run(pipeline.parse_body(ctx, content, 64 * 1024 * 1024, in_part=False))
+    assert ctx.client.unread is None and ctx.client.body == CLAUDE_CODE_BODY and list(ctx.client.body) == list(CLAUDE_CODE_BODY)

@@ -19,7 +19,7 @@ from providers.claude.drift import billing_drift, version_drift
 from providers.claude.login import TERMS_WARNING
 from providers.claude.quota import read_unified
 from providers.claude.response import classify, required_version, restore_body, tool_name_restorer
-from providers.claude.rewrite import ClaudeState, build_upstream, is_claude_code_request, sent_as_is, user_agent_of
+from providers.claude.rewrite import ClaudeState, build_upstream, is_claude_code, is_claude_code_request, sent_as_is, user_agent_of
 from providers.claude.tokens import refresh_tokens
 from providers.identity import Identity, Source, configured, newest_version
 from providers.learned import CLAUDE_CODE_VERSION, CLAUDE_REQUIRED_VERSION
@@ -59,6 +59,9 @@ class ClaudeProvider(Provider):
         )
         betas = configured(self.config, "claude_extra_betas", "extra anthropic-beta")
         return Identity(self.name, (version, betas), warnings)
+
+    def may_forward_unchanged(self, headers: Mapping[str, str]) -> bool:
+        return is_claude_code(user_agent_of(headers))
 
     def forwards_unchanged(self, headers: Mapping[str, str], head: Mapping[str, Any], model: str) -> bool:
         return sent_as_is(is_claude_code_request(user_agent_of(headers), head), head, model)
