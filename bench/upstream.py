@@ -5,6 +5,8 @@ Routes (any POST path ending in):
   `interval` seconds apart (body fields), each stamped with its send time; with tools, a tool_use block named
   as the request named its first tool (so a proxy's renaming is visible);
 - `/v1/oauth/token`: rotating refresh tokens, counted (`GET /stats` returns the counts).
+Bodies are read with orjson, as fast as a real API reads them: the standard module took 11–13 ms (and varied by
+several) on a 1.5 MB agent body, more than either proxy adds to it.
 Run: `python -m bench.upstream` prints `PORT <n>`.
 """
 
@@ -14,6 +16,8 @@ import asyncio
 import json
 import sys
 import time
+
+import orjson
 
 STATS = {"requests": 0, "connections": 0, "refresh_calls": 0, "reused_refresh": 0}
 LIVE_REFRESH: set[str] = set()
@@ -122,7 +126,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 writer.write(head(status, {"content-type": "application/json", "content-length": str(len(data))}) + data)
             else:
                 try:
-                    body = json.loads(raw) if raw else {}
+                    body = orjson.loads(raw) if raw else {}
                 except (ValueError, RecursionError):  # as the API answers a body it cannot read (bench.large's bad input)
                     data = b'{"type":"error","error":{"type":"invalid_request_error","message":"invalid JSON"}}'
                     writer.write(head(400, {"content-type": "application/json", "content-length": str(len(data))}) + data)
