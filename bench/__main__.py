@@ -33,7 +33,7 @@ FULL = {
     "burst": 200,
     "hot_requests": 300,
     "body_sizes_kb": [10, 100, 500, 1536],
-    "body_requests": 96,
+    "body_requests": 200,
     "load_body_kb": 1024,
     "lateness_events": 150,
     "memory_clients": 20,

@@ -86,33 +86,53 @@ async def sequential(url: str, headers: dict[str, str], body: bytes, count: int,
     return timings
 
 
-def sizes(targets: dict[str, tuple[str, dict[str, str]]], sizes_kb: list[int], count: int, rounds: int) -> list[dict[str, Any]]:
-    """Per size and shape: bare and Kleis p50 (rounds interleaved, bare then Kleis back to back), the difference and ratio."""
+Target = tuple[str, dict[str, str]]  # URL and the headers to send it
+
+
+async def paired(first: Target, second: Target, body: bytes, count: int, warmup: int = 3) -> list[tuple[float, float]]:
+    """`count` pairs of requests with `body`, one to each target on its own keep-alive connection, back to back (the
+    order swapped every pair), so that a slow moment of the shared machine falls on both: milliseconds (first, second)."""
+    connections = [await Connection(url).open() for url, _ in (first, second)]
+    headers = [{"content-type": "application/json", **extra} for _, extra in (first, second)]
+    pairs = []
+    try:
+        for index in range(warmup + count):
+            timing = [0.0, 0.0]
+            for which in (0, 1) if index % 2 == 0 else (1, 0):
+                started = time.perf_counter()
+                status, _, _ = await connections[which].request("POST", PATH, headers[which], body)
+                if status != 200:
+                    raise RuntimeError(f"{(first, second)[which][0]} answered {status} to a {len(body)} byte body")
+                timing[which] = (time.perf_counter() - started) * 1000
+            if index >= warmup:
+                pairs.append((timing[0], timing[1]))
+    finally:
+        for connection in connections:
+            await connection.close()
+    return pairs
+
+
+def sizes(targets: dict[str, tuple[str, dict[str, str]]], sizes_kb: list[int], count: int) -> list[dict[str, Any]]:
+    """Per size and shape: bare and Kleis p50, and what Kleis adds — the median of the differences of `count`
+    requests paired with a bare one sent just before or after it (with its interquartile range), and the ratio."""
     rows = []
     for shape in ("claude-code", "opencode"):
         for kb in sizes_kb:
             body = agent_body(kb * 1024, shape)
             extra = headers_for(shape)
-            per: dict[str, list[float]] = {"bare": [], "kleis": []}
-            diffs = []
-            for _ in range(rounds):
-                p50s = {}
-                for name in ("bare", "kleis"):
-                    url, headers = targets[name]
-                    samples = asyncio.run(sequential(url, {**headers, **extra}, body, max(1, count // rounds)))
-                    per[name] += samples
-                    p50s[name] = percentile(samples, 50)
-                diffs.append(p50s["kleis"] - p50s["bare"])
-            bare, kleis = percentile(per["bare"], 50), percentile(per["kleis"], 50)
+            (bare_url, bare_headers), (kleis_url, kleis_headers) = targets["bare"], targets["kleis"]
+            pairs = asyncio.run(paired((bare_url, {**bare_headers, **extra}), (kleis_url, {**kleis_headers, **extra}), body, count))
+            diffs = [kleis - bare for bare, kleis in pairs]
+            bare_p50, kleis_p50 = percentile([p[0] for p in pairs], 50), percentile([p[1] for p in pairs], 50)
             rows.append(
                 {
                     "shape": shape,
                     "kb": round(len(body) / 1024),
-                    "bare_p50_ms": bare,
-                    "kleis_p50_ms": kleis,
+                    "bare_p50_ms": bare_p50,
+                    "kleis_p50_ms": kleis_p50,
                     "added_ms": statistics.median(diffs),
-                    "added_range_ms": [min(diffs), max(diffs)],
-                    "ratio": kleis / bare if bare else float("nan"),
+                    "added_iqr_ms": [percentile(diffs, 25), percentile(diffs, 75)],
+                    "ratio": kleis_p50 / bare_p50 if bare_p50 else float("nan"),
                 }
             )
     return rows
@@ -186,7 +206,7 @@ def measure(targets: dict[str, tuple[str, dict[str, str]]], settings: dict[str, 
             for name, (url, headers) in targets.items()
             if name != "direct"
         }
-    sized = sizes(targets, settings["body_sizes_kb"], settings["body_requests"], settings["rounds"])
+    sized = sizes(targets, settings["body_sizes_kb"], settings["body_requests"])
     return {"sizes": sized, "lateness": lateness}
 
 
