@@ -20,7 +20,7 @@ import httpx
 from core.protocol import Protocol
 from core.sse import SSEEvent, SSEParser
 from providers.base import ForwardRequest, Provider, Signal, Upstream
-from providers.protocols import chat, chat_stream, messages, messages_stream, responses, responses_stream
+from providers.protocols import carry, chat, chat_stream, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
 from providers.protocols.turn import Turn, estimate_tokens
 from providers.quota import QuotaReading
@@ -114,7 +114,13 @@ class TranslatedProvider(Provider):
     # -- request side -------------------------------------------------------------------
     def prepare(self, request: ForwardRequest) -> Upstream:
         turn = READ_REQUEST[self.client](request.body)
-        body = WRITE_REQUEST[self.target](dataclasses.replace(turn, model=request.model))
+        carried = self.carries_reasoning(turn)
+        target_turn = dataclasses.replace(turn, model=request.model)
+        body = (
+            responses.write_request(target_turn, carry.own_blobs(self.inner.name, request.account.id))
+            if carried
+            else WRITE_REQUEST[self.target](target_turn)
+        )
         inner = self.inner.prepare(
             dataclasses.replace(request, protocol=self.target, path=PATHS[self.target], body=body, stream=True, raw_body=b"")
         )
@@ -123,11 +129,19 @@ class TranslatedProvider(Provider):
             client_model=str(request.body.get("model") or request.model),
             input_estimate=estimate_tokens(request.body, request.body_size),
             turn=turn,
-            reader=STREAM_READER[self.target](),
+            reader=responses_stream.StreamReader(sign) if (sign := self._signer(carried, request)) else STREAM_READER[self.target](),
             include_usage=isinstance(request.body.get("stream_options"), dict)
             and request.body["stream_options"].get("include_usage") is True,
         )
         return dataclasses.replace(inner, state=state, aggregate=not request.stream)
+
+    def _signer(self, carried: bool, request: ForwardRequest) -> Callable[[str], str] | None:
+        return carry.signer(self.inner.name, request.account.id) if carried else None
+
+    def carries_reasoning(self, turn: Turn) -> bool:
+        """Whether the upstream's reasoning is carried to the client and back (providers.protocols.carry): a Messages
+        client that asked for thinking, on a Responses upstream (Codex's encrypted reasoning in thinking signatures)."""
+        return self.client is Protocol.MESSAGES and self.target is Protocol.RESPONSES and turn.reasoning_effort is not None
 
     def _writer(self, state: TranslationState) -> Writer:
         if self.client is Protocol.MESSAGES:

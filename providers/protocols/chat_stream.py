@@ -39,6 +39,7 @@ class StreamWriter:
         self.model = model
         self.include_usage = include_usage
         self.id = "chatcmpl-" + secrets.token_hex(12)
+        self._hidden: set[int] = set()  # thinking blocks: this protocol's client has no place for them
         self.created = int(time.time())
         self.started = False
         self.finished = False
@@ -51,7 +52,7 @@ class StreamWriter:
         self.error: dict[str, Any] | None = None
 
     def write(self, events: Iterable[ev.Event]) -> bytes:
-        return b"".join(self._one(event) for event in events)
+        return b"".join(self._one(event) for event in ev.without_thinking(events, self._hidden))
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk: dict[str, Any] = {

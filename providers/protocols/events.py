@@ -5,9 +5,10 @@ Blocks are numbered by the reader in the order they start; a writer may renumber
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
-BlockKind = Literal["text", "tool"]
+BlockKind = Literal["text", "tool", "thinking"]  # thinking: a provider's reasoning, for a client that carries it back
 StopReason = Literal["end_turn", "tool_use", "max_tokens", "refusal"]
 
 
@@ -28,12 +29,13 @@ class BlockStart:
 @dataclasses.dataclass(frozen=True)
 class BlockDelta:
     index: int
-    text: str  # text: a piece of the answer; tool: a fragment of the arguments' JSON
+    text: str  # text: a piece of the answer; tool: a fragment of the arguments' JSON; thinking: of its summary
 
 
 @dataclasses.dataclass(frozen=True)
 class BlockStop:
     index: int
+    signature: str = ""  # thinking: what the client sends back for the reasoning to be carried (providers.protocols.carry)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,3 +63,13 @@ class Error:
 
 
 Event = Start | BlockStart | BlockDelta | BlockStop | Stop | Error
+
+
+def without_thinking(events: Iterable[Event], hidden: set[int]) -> Iterator[Event]:
+    """`events` less the thinking blocks', for a writer whose client protocol has no place for them; `hidden` keeps
+    the blocks seen so far (the writer's own set)."""
+    for event in events:
+        if isinstance(event, BlockStart) and event.kind == "thinking":
+            hidden.add(event.index)
+        elif not (isinstance(event, (BlockDelta, BlockStop)) and event.index in hidden):
+            yield event

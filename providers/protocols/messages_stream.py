@@ -23,6 +23,15 @@ def usage_object(usage: ev.Usage) -> dict[str, int]:
     }
 
 
+def empty_block(start: ev.BlockStart) -> dict[str, Any]:
+    """The content block a BlockStart opens, as `content_block_start` and a non-streamed Message hold it."""
+    if start.kind == "text":
+        return {"type": "text", "text": ""}
+    if start.kind == "thinking":
+        return {"type": "thinking", "thinking": "", "signature": ""}
+    return {"type": "tool_use", "id": start.id, "name": start.name, "input": {}}
+
+
 class StreamWriter:
     """Neutral events → Anthropic SSE bytes, event by event. `model` is the name the client asked for;
     `input_estimate` goes into `message_start` (the upstream reports input only at the end; never 0)."""
@@ -72,23 +81,25 @@ class StreamWriter:
             index = self._indexes[event.index] = len(self._indexes)
             self._kinds[event.index] = event.kind
             self._open.add(index)
-            block: dict[str, Any] = (
-                {"type": "text", "text": ""}
-                if event.kind == "text"
-                else {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
-            )
+            block = empty_block(event)
             return out + format_event({"type": "content_block_start", "index": index, "content_block": block}, "content_block_start")
         if isinstance(event, ev.BlockDelta):
             index = self._indexes[event.index]
+            kind = self._kinds.get(event.index)
             delta = (
                 {"type": "input_json_delta", "partial_json": event.text}
-                if self._kinds.get(event.index) == "tool"
+                if kind == "tool"
+                else {"type": "thinking_delta", "thinking": event.text}
+                if kind == "thinking"
                 else {"type": "text_delta", "text": event.text}
             )
             return out + format_event({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
         if isinstance(event, ev.BlockStop):
             index = self._indexes[event.index]
             self._open.discard(index)
+            if event.signature and self._kinds.get(event.index) == "thinking":  # whole, once, just before the stop
+                signed = {"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": event.signature}}
+                out += format_event(signed, "content_block_delta")
             return out + format_event({"type": "content_block_stop", "index": index}, "content_block_stop")
         if isinstance(event, ev.Stop):
             self.finished = True
@@ -140,17 +151,15 @@ class Collector:
             if isinstance(event, ev.Start):
                 self.id = event.id
             elif isinstance(event, ev.BlockStart):
-                self.blocks[event.index] = (
-                    {"type": "text", "text": ""}
-                    if event.kind == "text"
-                    else {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
-                )
+                self.blocks[event.index] = empty_block(event)
             elif isinstance(event, ev.BlockDelta):
                 block = self.blocks[event.index]
-                if block["type"] == "text":
-                    block["text"] += event.text
+                if block["type"] in ("text", "thinking"):
+                    block[block["type"]] += event.text
                 else:
                     self.arguments[event.index] = self.arguments.get(event.index, "") + event.text
+            elif isinstance(event, ev.BlockStop) and event.signature and self.blocks.get(event.index, {}).get("type") == "thinking":
+                self.blocks[event.index]["signature"] = event.signature
             elif isinstance(event, ev.Stop):
                 self.stop = event
             elif isinstance(event, ev.Error):

@@ -4,6 +4,7 @@ body → Turn). The stream side is `responses_stream`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from core.jsonshape import mapping
@@ -24,15 +25,18 @@ from providers.protocols.turn import (
     append_message,
 )
 
-
 # -- request writer --------------------------------------------------------------------------------------------
-def write_request(turn: Turn) -> dict[str, Any]:
+Own = Callable[[str], "str | None"]  # a reasoning part's signature → the upstream's own blob it carries, or None
+
+
+def write_request(turn: Turn, own: Own | None = None) -> dict[str, Any]:
     """A Responses body for the turn. Fields the Codex backend refuses are left to its own normalising (the provider's
-    prepare); `max_tokens` has no field the backend takes, so the upstream's own limit applies."""
+    prepare); `max_tokens` has no field the backend takes, so the upstream's own limit applies. `own` tells which
+    reasoning parts this upstream made (providers.protocols.carry): they go back as reasoning items, the rest not."""
     body: dict[str, Any] = {
         "model": turn.model,
         "instructions": turn.system,
-        "input": [item for message in turn.messages for item in _items(message)],
+        "input": [item for message in turn.messages for item in _items(message, own)],
         "stream": True,
         "store": False,
     }
@@ -62,11 +66,13 @@ def write_request(turn: Turn) -> dict[str, Any]:
     return body
 
 
-def _items(message: Message) -> list[dict[str, Any]]:
+def _items(message: Message, own: Own | None = None) -> list[dict[str, Any]]:
     """One message's parts as Responses input items, in an order the upstream pairs: a user turn's tool outputs
-    first (they answer the calls of the turn before), then its text and images; an assistant turn's text, then
-    its calls. Reasoning from another provider is never sent (not as text, not with a foreign signature)."""
+    first (they answer the calls of the turn before), then its text and images; an assistant turn's reasoning (the
+    upstream's own, `own`), then its text, then its calls. Reasoning from another provider or account is never sent
+    (not as text, not with a foreign signature)."""
     items: list[dict[str, Any]] = []
+    reasoning: list[dict[str, Any]] = []
     content: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     assistant = message.role == "assistant"
@@ -81,10 +87,13 @@ def _items(message: Message) -> list[dict[str, Any]]:
         elif isinstance(part, ToolResult):
             items.append({"type": "function_call_output", "call_id": part.call_id, "output": _output(part)})
         elif isinstance(part, Reasoning):
-            continue
+            blob = own(part.signature) if own is not None and assistant else None
+            if blob is not None:
+                summary = [{"type": "summary_text", "text": part.text}] if part.text else []
+                reasoning.append({"type": "reasoning", "summary": summary, "encrypted_content": blob})
     if content:  # a mid-conversation system message is a developer message (the Codex backend refuses "system")
         items.append({"type": "message", "role": "developer" if message.role == "system" else message.role, "content": content})
-    return items + calls
+    return reasoning + items + calls
 
 
 def _output(result: ToolResult) -> str | list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from core.jsonshape import json_or_none, mapping
@@ -45,9 +45,13 @@ def _int(value: Any) -> int:
 class StreamReader:
     """Responses events (their parsed data) → neutral events. Blocks come from the item events, never from the final
     `response.completed` (the Codex backend sends its `output` empty). A tool call's arguments are emitted once:
-    the deltas, else the `.done` arguments, else the finished item's; reasoning items are skipped."""
+    the deltas, else the `.done` arguments, else the finished item's. Reasoning items are skipped, unless `sign` is
+    given (a client that carries reasoning back, providers.protocols.carry): then each is a thinking block — its
+    summary as it streams, its encrypted content signed at its end."""
 
-    def __init__(self) -> None:
+    def __init__(self, sign: Callable[[str], str] | None = None) -> None:
+        self.sign = sign
+        self._thinking: dict[str, tuple[int, int]] = {}  # reasoning item id → (block, summary part being streamed)
         self.started = False
         self.ended = False
         self._blocks = 0
@@ -71,6 +75,10 @@ class StreamReader:
             item = mapping(event.get("item"))
             if item.get("type") == "function_call":
                 out += self._open_call(item)
+            elif item.get("type") == "reasoning":
+                out += self._open_thinking(str(item.get("id") or ""))
+        elif kind == "response.reasoning_summary_text.delta":
+            out += self._summary(str(event.get("item_id") or ""), _int(event.get("summary_index")), event.get("delta"))
         elif kind in ("response.content_part.added", "response.output_text.delta", "response.refusal.delta"):
             key = (str(event.get("item_id") or ""), _int(event.get("content_index")))
             if key not in self._text:
@@ -135,8 +143,40 @@ class StreamReader:
         self._calls[item_id] = (block, emitted + text)
         return out + [ev.BlockDelta(block, text)]
 
+    def _open_thinking(self, item_id: str) -> list[ev.Event]:
+        if self.sign is None or item_id in self._thinking:
+            return []
+        self._thinking[item_id] = (self._next(), -1)
+        return [ev.BlockStart(self._thinking[item_id][0], "thinking")]
+
+    def _summary(self, item_id: str, part: int, text: Any) -> list[ev.Event]:
+        """A piece of a reasoning summary; its parts are separated by a blank line."""
+        if item_id not in self._thinking or not isinstance(text, str) or not text:
+            return []
+        block, streamed = self._thinking[item_id]
+        if block in self._closed:
+            return []
+        self._thinking[item_id] = (block, part)
+        return [ev.BlockDelta(block, ("\n\n" if streamed not in (-1, part) else "") + text)]
+
+    def _reasoning_done(self, item: dict[str, Any]) -> list[ev.Event]:
+        """The finished reasoning item: its summary when none streamed, then its encrypted content as the signature."""
+        item_id = str(item.get("id") or "")
+        out = self._open_thinking(item_id)
+        if item_id not in self._thinking or self.sign is None:
+            return out
+        block, streamed = self._thinking[item_id]
+        if streamed == -1:
+            parts = [mapping(p).get("text") for p in item.get("summary") or []]
+            text = "\n\n".join(p for p in parts if isinstance(p, str) and p)
+            out += [ev.BlockDelta(block, text)] if text and block not in self._closed else []
+        blob = item.get("encrypted_content")
+        return out + self._close(block, self.sign(blob) if isinstance(blob, str) and blob else "")
+
     def _item_done(self, item: dict[str, Any]) -> list[ev.Event]:
         out: list[ev.Event] = []
+        if item.get("type") == "reasoning":
+            return self._reasoning_done(item)
         if item.get("type") == "function_call":
             item_id = str(item.get("id") or item.get("call_id") or "")
             self._open_call(item)
@@ -151,15 +191,16 @@ class StreamReader:
                     out += self._close(block)
         return out
 
-    def _close(self, block: int) -> list[ev.Event]:
+    def _close(self, block: int, signature: str = "") -> list[ev.Event]:
         if block in self._closed:
             return []
         self._closed.add(block)
-        return [ev.BlockStop(block)]
+        return [ev.BlockStop(block, signature)]
 
     def _close_all(self) -> list[ev.Event]:
         out: list[ev.Event] = [start for item_id in list(self._pending) for start in self._started(item_id)]
-        for block in sorted({*self._text.values(), *(b for b, _ in self._calls.values())}):
+        blocks = {*self._text.values(), *(b for b, _ in self._calls.values()), *(b for b, _ in self._thinking.values())}
+        for block in sorted(blocks):
             out += self._close(block)
         return out
 
@@ -208,6 +249,7 @@ class StreamWriter:
         self.model = model
         self.custom = custom
         self.id = "resp_" + secrets.token_hex(12)
+        self._hidden: set[int] = set()  # thinking blocks: this protocol's client has no place for them
         self.created = int(time.time())
         self.sequence = 0
         self.started = False
@@ -218,7 +260,7 @@ class StreamWriter:
         self._arguments: dict[int, str] = {}
 
     def write(self, events: Iterable[ev.Event]) -> bytes:
-        return b"".join(self._one(event) for event in events)
+        return b"".join(self._one(event) for event in ev.without_thinking(events, self._hidden))
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}

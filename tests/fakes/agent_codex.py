@@ -20,7 +20,7 @@ def call_outputs(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class AgentCodex(FakeCodex):
-    def events(self, body: dict[str, Any]) -> list[bytes]:
+    def events(self, body: dict[str, Any], account: str = "") -> list[bytes]:
         outputs = [item for item in call_outputs(body) if item.get("call_id") == CALL_ID]
         names = {tool.get("name") for tool in body.get("tools") or [] if tool.get("type") == "function"}
         # Codex CLI's shell tool, or Claude Code's (translated: Claude Code on a Codex model through Kleis)
@@ -28,7 +28,7 @@ class AgentCodex(FakeCodex):
         if outputs or shell not in names:
             lines = parts_text(outputs[-1].get("output")).strip().splitlines() if outputs else []
             self.text_chunks = ["Tool said: ", lines[-1] if lines else ""] if outputs else ["Hi", " there"]  # the output's last line
-            return super().events(body)
+            return super().events(body, account)
         seq = itertools.count()
 
         def event(kind: str, **fields: Any) -> bytes:

@@ -97,6 +97,7 @@ class StreamPlan:
     error: dict[str, Any] | None = None  # an error object sent inside the 200 stream instead of the end
     error_style: str = "bare"  # bare: data {"error": {…}}; event: `event: error` with a Responses error event
     failed: dict[str, Any] | None = None  # end with response.failed carrying this error
+    reasoning: tuple[str, ...] = ()  # summary parts: the answer starts with a reasoning item
 
 
 class FakeCodex(FakeServer):
@@ -113,6 +114,7 @@ class FakeCodex(FakeServer):
             "output_tokens_details": {"reasoning_tokens": 12},
             "total_tokens": 150,
         }
+        self.issued: dict[str, str] = {}  # encrypted reasoning blob → the ChatGPT account it was made for
         self.route("POST", f"{prefix}/responses", self.responses)
 
     @property
@@ -165,16 +167,54 @@ class FakeCodex(FakeServer):
         nested = refused_part_field(body["input"])
         if nested is not None:
             return detail(400, f"Unsupported parameter: {nested}")
+        for index, item in enumerate(body["input"]):
+            if isinstance(item, dict) and item.get("type") == "reasoning":
+                refusal = self.check_reasoning(index, item, account)
+                if refusal is not None:
+                    return refusal
         model = str(body.get("model") or "")
         if too_old(model, client_version(request.headers)):
             return detail(400, f"The '{model}' model requires a newer version of Codex. {UPGRADE}")
+        return None
+
+    def check_reasoning(self, index: int, item: dict[str, Any], account: str) -> Reply | None:
+        """A reasoning item sent back: it needs its summary list, and its blob must be one this backend made for
+        this account (openai/codex#8119; blobs are bound to the account: Wei-Shaw/sub2api#3038)."""
+        if not isinstance(item.get("summary"), list):
+            return Reply(
+                400, {"error": {"message": f"Missing required parameter: 'input[{index}].summary'.", "type": "invalid_request_error"}}
+            )
+        blob = item.get("encrypted_content")
+        if not isinstance(blob, str) or self.issued.get(blob) != account:
+            message = f"The encrypted content {str(blob)[:12]}… could not be verified."
+            error = {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_encrypted_content"}
+            return Reply(400, {"error": error})
         return None
 
     def responses(self, request: Recorded) -> Reply | Stream:
         refusal = self.check(request)
         if refusal is not None:
             return refusal
-        return Stream(self.events(request.json))
+        return Stream(self.events(request.json, request.headers.get("chatgpt-account-id", "")))
+
+    def reasoning_events(self, event: Any, account: str) -> tuple[list[bytes], dict[str, Any]]:
+        """A reasoning item as the backend streams it: its summary parts piece by piece, its encrypted content at
+        its end (a blob this fake remembers, bound to `account`)."""
+        item_id = f"rs_codex{next(_ids)}"
+        blob = "gAAAAB" + base64.urlsafe_b64encode(f"{account}:{item_id}".encode()).decode()
+        self.issued[blob] = account
+        summary = [{"type": "summary_text", "text": text} for text in self.plan.reasoning]
+        item = {"type": "reasoning", "id": item_id, "summary": summary, "encrypted_content": blob}
+        out = [event("response.output_item.added", output_index=0, item={"type": "reasoning", "id": item_id, "summary": []})]
+        for index, text in enumerate(self.plan.reasoning):
+            where = {"item_id": item_id, "output_index": 0, "summary_index": index}
+            out.append(event("response.reasoning_summary_part.added", **where, part={"type": "summary_text", "text": ""}))
+            half = len(text) // 2
+            out += [event("response.reasoning_summary_text.delta", **where, delta=piece) for piece in (text[:half], text[half:]) if piece]
+            out.append(event("response.reasoning_summary_text.done", **where, text=text))
+            out.append(event("response.reasoning_summary_part.done", **where, part={"type": "summary_text", "text": text}))
+        out.append(event("response.output_item.done", output_index=0, item=item))
+        return out, item
 
     # -- streams --------------------------------------------------------------------------------
     def response_object(self, body: dict[str, Any], response_id: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
@@ -197,7 +237,7 @@ class FakeCodex(FakeServer):
             "text": {"format": {"type": "text"}},
         }
 
-    def events(self, body: dict[str, Any]) -> list[bytes]:
+    def events(self, body: dict[str, Any], account: str = "") -> list[bytes]:
         plan = self.plan
         seq = itertools.count()
         response_id = f"resp_codex{next(_ids)}"
@@ -244,6 +284,10 @@ class FakeCodex(FakeServer):
             out += [event("response.output_item.done", output_index=i, item=items[i]) for i in (2, 0, 1)]  # out of order
         else:
             items = [message]
+            if plan.reasoning:  # a reasoning model reasons whether or not the request says how much
+                reasoning_events, reasoning_item = self.reasoning_events(event, account)
+                out += reasoning_events
+                items = [reasoning_item, message]
             out.append(event("response.output_item.added", output_index=0, item=dict(message, status="in_progress", content=[])))
             out.append(event("response.content_part.added", item_id=message["id"], output_index=0, content_index=0, part=EMPTY_PART))
             out += [

@@ -1,0 +1,48 @@
+"""Reasoning carried across turns of a translated conversation.
+
+A Codex (Responses) answer holds its reasoning as an encrypted blob (`encrypted_content`) that the next turn must
+send back for the model to keep its line of thought. A Messages client (Claude Code, the anthropic SDK) has one
+place for such a thing: a thinking block's `signature`, which it sends back unchanged. So the blob travels there,
+tagged as Kleis's own with the provider and the account that made it: `kleis1.<provider>.<account id>.<blob>`.
+
+Sent back, a tagged signature becomes the provider's reasoning again — only for that provider and that account (a
+blob is bound to the account that made it: the backend answers another account's with 400
+`invalid_encrypted_content`). Anything else — another account's blob, Anthropic's own signatures, a signature Kleis
+did not make — is dropped: never sent as text, never sent to a provider it does not belong to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+PREFIX = "kleis1."
+
+
+def tag(provider: str, account: int, blob: str) -> str:
+    """The signature a Messages client carries for `blob`, made by `provider` on `account`."""
+    return f"{PREFIX}{provider}.{account}.{blob}"
+
+
+def untag(signature: str) -> tuple[str, int, str] | None:
+    """(provider, account id, blob) of a signature Kleis made; None for any other."""
+    if not signature.startswith(PREFIX):
+        return None
+    provider, _, rest = signature[len(PREFIX) :].partition(".")
+    account, _, blob = rest.partition(".")
+    if not provider or not account.isdigit() or not blob:
+        return None
+    return provider, int(account), blob
+
+
+def signer(provider: str, account: int) -> Callable[[str], str]:
+    return lambda blob: tag(provider, account, blob)
+
+
+def own_blobs(provider: str, account: int) -> Callable[[str], str | None]:
+    """The blob a signature carries when `provider` made it on `account`, else None (the reasoning is dropped)."""
+
+    def own(signature: str) -> str | None:
+        found = untag(signature)
+        return found[2] if found is not None and found[:2] == (provider, account) else None
+
+    return own
