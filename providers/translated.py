@@ -116,8 +116,11 @@ class TranslatedProvider(Provider):
         turn = READ_REQUEST[self.client](request.body)
         carried = self.carries_reasoning(turn)
         target_turn = dataclasses.replace(turn, model=request.model)
+        own = carry.own_blobs(self.inner.name, request.account.id)
         body = (
-            responses.write_request(target_turn, carry.own_blobs(self.inner.name, request.account.id))
+            responses.write_request(target_turn, own)
+            if carried and self.target is Protocol.RESPONSES
+            else messages.write_request(target_turn, own)
             if carried
             else WRITE_REQUEST[self.target](target_turn)
         )
@@ -129,19 +132,26 @@ class TranslatedProvider(Provider):
             client_model=str(request.body.get("model") or request.model),
             input_estimate=estimate_tokens(request.body, request.body_size),
             turn=turn,
-            reader=responses_stream.StreamReader(sign) if (sign := self._signer(carried, request)) else STREAM_READER[self.target](),
+            reader=self._reader(carried, request),
             include_usage=isinstance(request.body.get("stream_options"), dict)
             and request.body["stream_options"].get("include_usage") is True,
         )
         return dataclasses.replace(inner, state=state, aggregate=not request.stream)
 
-    def _signer(self, carried: bool, request: ForwardRequest) -> Callable[[str], str] | None:
-        return carry.signer(self.inner.name, request.account.id) if carried else None
+    def _reader(self, carried: bool, request: ForwardRequest) -> Reader:
+        if not carried:
+            return STREAM_READER[self.target]()
+        sign = carry.signer(self.inner.name, request.account.id)
+        return responses_stream.StreamReader(sign) if self.target is Protocol.RESPONSES else messages_stream.StreamReader(sign)
 
     def carries_reasoning(self, turn: Turn) -> bool:
-        """Whether the upstream's reasoning is carried to the client and back (providers.protocols.carry): a Messages
-        client that asked for thinking, on a Responses upstream (Codex's encrypted reasoning in thinking signatures)."""
-        return self.client is Protocol.MESSAGES and self.target is Protocol.RESPONSES and turn.reasoning_effort is not None
+        """Whether the upstream's reasoning is carried to the client and back (providers.protocols.carry), for a
+        client that asked for reasoning: a Messages client on a Responses upstream (Codex's encrypted reasoning in
+        thinking signatures), a Responses client on a Messages upstream (Claude's thinking blocks in reasoning items)."""
+        pair = (self.client, self.target)
+        return (
+            pair in ((Protocol.MESSAGES, Protocol.RESPONSES), (Protocol.RESPONSES, Protocol.MESSAGES)) and turn.reasoning_effort is not None
+        )
 
     def _writer(self, state: TranslationState) -> Writer:
         if self.client is Protocol.MESSAGES:

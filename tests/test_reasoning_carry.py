@@ -6,8 +6,10 @@ sent back, it reaches the same account as a reasoning item again, and nothing el
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import anthropic
+import openai
 import pytest
 
 from addons.server import Parts
@@ -16,7 +18,11 @@ from core.sse import SSEParser
 from providers.protocols import carry, chat_stream, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
 from store.accounts import load_views
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.base import Recorded, Stream
 from tests.fakes.codex import FakeCodex
+from tests.test_claude_e2e import ClaudeKleis
+from tests.test_claude_e2e import start as start_claude
 from tests.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)
 
 SUMMARY = ("Looking at the README first.", "Then the tests.")
@@ -85,11 +91,10 @@ def test_anthropic_writer_sends_thinking_deltas_and_one_whole_signature_before_t
     assert first["type"] == "thinking" and first["thinking"] == "\n\n".join(SUMMARY) and first["signature"].startswith("kleis1.")
 
 
-@pytest.mark.parametrize("writer", [lambda: chat_stream.StreamWriter("gpt-5.4"), lambda: responses_stream.StreamWriter("gpt-5.4")])
-def test_writers_without_a_place_for_thinking_leave_it_out(writer) -> None:
+def test_chat_has_no_place_for_thinking_and_leaves_it_out() -> None:
     _, events = codex_stream()
     neutral = read_all(responses_stream.StreamReader(carry.signer("codex", 7)), events)
-    out = writer().write(neutral).decode()
+    out = chat_stream.StreamWriter("gpt-5.4").write(neutral).decode()
     assert "Looking at the README" not in out and "kleis1." not in out and "Hi" in out
 
 
@@ -207,3 +212,124 @@ def test_without_thinking_asked_no_thinking_block_is_sent(kleis: Setup) -> None:
     kleis.codex.plan.reasoning = SUMMARY
     message = claude(kleis).messages.create(model="gpt-5.4", max_tokens=2000, messages=FIRST)
     assert [block.type for block in message.content] == ["text"]
+
+
+# -- the other way: Claude's thinking to a Responses client (Codex CLI, the openai SDK) and back ---------------------
+CLAUDE_THINKING = ("Let me look", " at the README.")
+
+
+def claude_stream(sign) -> list[ev.Event]:
+    fake = FakeAnthropic()
+    fake.thinking = CLAUDE_THINKING
+    body = {"model": "claude-sonnet-4-5", "stream": True, "thinking": {"type": "enabled", "budget_tokens": 8192}, "messages": FIRST}
+    reply = fake.messages(Recorded("POST", "/v1/messages", {}, json.dumps(body).encode(), 0.0))
+    reader = messages_stream.StreamReader(sign)
+    assert isinstance(reply, Stream)
+    return [out for event in SSEParser().feed(b"".join(reply.events)) for out in reader.read(event.json())]
+
+
+def test_a_claude_thinking_block_becomes_a_reasoning_item_carrying_the_whole_block() -> None:
+    neutral = claude_stream(carry.signer("claude", 3))
+    assert neutral[1] == ev.BlockStart(0, "thinking") and [e.text for e in neutral[2:4]] == list(CLAUDE_THINKING)
+    stop = neutral[4]
+    assert isinstance(stop, ev.BlockStop) and stop.index == 0
+    provider, account, blob = carry.untag(stop.signature)  # type: ignore[misc]
+    block = carry.unpack_thinking(blob)
+    assert (provider, account) == ("claude", 3) and block is not None
+    assert block["thinking"] == "".join(CLAUDE_THINKING) and block["signature"].startswith("ErUBfake")
+    writer = responses_stream.StreamWriter("claude-sonnet-4-5")
+    written = [e.json() for e in SSEParser().feed(writer.write(neutral))]
+    kinds = [e["type"] for e in written]
+    assert "response.reasoning_summary_text.delta" in kinds and kinds.index("response.reasoning_summary_text.delta") < kinds.index(
+        "response.output_text.delta"
+    )
+    reasoning = writer.final["output"][0]  # type: ignore[index]
+    assert reasoning["type"] == "reasoning" and reasoning["summary"] == [{"type": "summary_text", "text": "Let me look at the README."}]
+    assert reasoning["encrypted_content"] == stop.signature
+    assert [e for e in claude_stream(None) if isinstance(e, ev.BlockStart)] == [ev.BlockStart(0, "text")]  # no signer: skipped
+
+
+def responses_turn(encrypted: str) -> dict:
+    return {
+        "model": "claude-sonnet-4-5",
+        "reasoning": {"effort": "medium"},
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "Read the README"}]},
+            {
+                "type": "reasoning",
+                "id": "rs_1",
+                "summary": [{"type": "summary_text", "text": "Let me look"}],
+                "encrypted_content": encrypted,
+            },
+            {"type": "function_call", "call_id": "toolu_1", "name": "read_file", "arguments": '{"path":"README.md"}'},
+            {"type": "function_call_output", "call_id": "toolu_1", "output": "# Kleis"},
+        ],
+    }
+
+
+def test_a_reasoning_item_kleis_made_goes_back_to_claude_as_the_very_thinking_block() -> None:
+    block = {"type": "thinking", "thinking": "Let me look at the README.", "signature": "ErUBsig"}
+    turn = responses.read_request(responses_turn(carry.tag("claude", 3, carry.pack_thinking(block))))
+    body = messages.write_request(turn, carry.own_blobs("claude", 3))
+    assistant = body["messages"][1]
+    assert assistant["role"] == "assistant" and assistant["content"][0] == block and assistant["content"][1]["type"] == "tool_use"
+    assert body["thinking"]["type"] == "enabled"
+
+
+@pytest.mark.parametrize(
+    "encrypted", [carry.tag("claude", 4, carry.pack_thinking({"type": "redacted_thinking", "data": "x"})), "gAAAA-openai"]
+)
+def test_reasoning_that_cannot_go_back_turns_thinking_off_rather_than_break_the_tool_turn(encrypted: str) -> None:
+    body = messages.write_request(responses.read_request(responses_turn(encrypted)), carry.own_blobs("claude", 3))
+    assert [block["type"] for block in body["messages"][1]["content"]] == ["tool_use"]
+    assert "thinking" not in body and "gAAAA" not in json.dumps(body)  # Anthropic would refuse the turn with thinking on
+
+
+@pytest.fixture
+def claude_kleis(store, config, run_proxy) -> Iterator[ClaudeKleis]:
+    yield from start_claude(store, config, run_proxy)
+
+
+RESPONSES_TOOLS = [
+    {
+        "type": "function",
+        "name": "read_file",
+        "description": "Read a file",
+        "parameters": {"type": "object", "properties": {}},
+        "strict": False,
+    }
+]
+RESPONSES_FIRST = [{"role": "user", "content": [{"type": "input_text", "text": "Read the README"}]}]
+
+
+def test_codex_clis_protocol_on_claude_keeps_thinking_across_a_tool_turn(claude_kleis: ClaudeKleis) -> None:
+    api = claude_kleis.api
+    api.thinking, api.check_thinking = CLAUDE_THINKING, True
+    client = openai.OpenAI(base_url=f"{claude_kleis.proxy.url}/v1", api_key=claude_kleis.key, max_retries=0, timeout=20)
+    with client.responses.stream(
+        model="claude-sonnet-4-5", input=RESPONSES_FIRST, tools=RESPONSES_TOOLS, reasoning={"effort": "medium"}
+    ) as stream:
+        response = stream.get_final_response()
+    assert [item.type for item in response.output] == ["reasoning", "message", "function_call"]
+    reasoning, _, call = response.output
+    assert reasoning.summary[0].text == "Let me look at the README." and reasoning.encrypted_content.startswith(
+        f"kleis1.claude.{claude_kleis.account_id}."
+    )
+    second = [
+        *RESPONSES_FIRST,
+        reasoning.model_dump(exclude_none=True),
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "# Kleis"},
+    ]
+    with client.responses.stream(model="claude-sonnet-4-5", input=second, tools=RESPONSES_TOOLS, reasoning={"effort": "medium"}) as stream:
+        answer = stream.get_final_response()
+    assert answer.output[-1].type == "function_call"  # the fake accepted the turn: its own signature, thinking first
+    sent = api.last("/v1/messages").json
+    assistant = next(m for m in sent["messages"] if m["role"] == "assistant")
+    assert assistant["content"][0]["type"] == "thinking" and assistant["content"][0]["signature"] in api.signatures
+    assert sent["thinking"]["type"] == "enabled"
+
+    without = [item for item in second if item.get("type") != "reasoning"]  # a client that dropped it
+    with client.responses.stream(model="claude-sonnet-4-5", input=without, tools=RESPONSES_TOOLS, reasoning={"effort": "medium"}) as stream:
+        assert stream.get_final_response().status == "completed"  # thinking off for this turn, not a 400
+    assert "thinking" not in api.last("/v1/messages").json

@@ -4,9 +4,11 @@ The stream side is `messages_stream`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from core.jsonshape import mapping
+from providers.protocols import carry
 from providers.protocols.turn import (
     EFFORT_BUDGETS,
     Image,
@@ -160,14 +162,15 @@ DEFAULT_MAX_TOKENS = 32000  # Anthropic requires max_tokens; a client that sends
 MIN_THINKING_BUDGET = 1024  # Anthropic's floor: an effort below it (none, minimal) sends no thinking
 
 
-def write_request(turn: Turn) -> dict[str, Any]:
+def write_request(turn: Turn, own: Callable[[str], str | None] | None = None) -> dict[str, Any]:
     """A Messages body for the turn, streamed. The provider (Claude) adds its own presentation on top, as for any
-    other client: identity block, headers, tool-name rules."""
+    other client: identity block, headers, tool-name rules. `own` tells which reasoning parts carry this upstream's
+    thinking blocks (providers.protocols.carry): they go back as they came, first in their turn."""
     max_tokens = turn.max_tokens or DEFAULT_MAX_TOKENS
     body: dict[str, Any] = {
         "model": turn.model,
         "max_tokens": max_tokens,
-        "messages": _merged([message for m in turn.messages if (message := _write_message(m)) is not None]),
+        "messages": _merged([message for m in turn.messages if (message := _write_message(m, own)) is not None]),
         "stream": True,
     }
     if turn.system:
@@ -181,7 +184,7 @@ def write_request(turn: Turn) -> dict[str, Any]:
             written["disable_parallel_tool_use"] = True
         body["tool_choice"] = written
     budget = dict(EFFORT_BUDGETS).get(turn.reasoning_effort or "", 0)
-    if budget >= MIN_THINKING_BUDGET:
+    if budget >= MIN_THINKING_BUDGET and thinking_allowed(body["messages"]):
         body["thinking"] = {"type": "enabled", "budget_tokens": min(budget, max_tokens - 1)}
     if turn.output_format is not None:
         body["output_config"] = {"format": {"type": "json_schema", "schema": turn.output_format.schema}}
@@ -196,9 +199,21 @@ def write_request(turn: Turn) -> dict[str, Any]:
     return body
 
 
-def _write_message(message: Message) -> dict[str, Any] | None:
+def thinking_allowed(messages: list[dict[str, Any]]) -> bool:
+    """With thinking on, Anthropic refuses a conversation whose last assistant turn calls a tool without starting
+    with a thinking block ("a final `assistant` message must start with a thinking block"): one whose thinking was
+    not carried (made by another provider or account, or with thinking off) is sent with thinking off instead."""
+    last = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+    if last is None or not any(block.get("type") == "tool_use" for block in last["content"]):
+        return True
+    return last["content"][0].get("type") in ("thinking", "redacted_thinking")
+
+
+def _write_message(message: Message, own: Callable[[str], str | None] | None = None) -> dict[str, Any] | None:
     """Anthropic's order: a user turn's tool results first (they answer the turn before), then its text and images;
-    an assistant turn's text, then its calls. Reasoning from another provider is dropped."""
+    an assistant turn's thinking (this upstream's own, `own`), then its text, then its calls. Reasoning from another
+    provider or account is dropped."""
+    thinking: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     content: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
@@ -224,7 +239,12 @@ def _write_message(message: Message) -> dict[str, Any] | None:
             if part.is_error:
                 result["is_error"] = True
             results.append(result)
-    blocks = results + content + calls
+        elif isinstance(part, Reasoning) and own is not None and message.role == "assistant":
+            blob = own(part.signature)
+            block = carry.unpack_thinking(blob) if blob is not None else None
+            if block is not None:
+                thinking.append(block)
+    blocks = results + thinking + content + calls
     if not blocks:
         return None
     role = "user" if message.role in ("user", "system") else "assistant"

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from core.jsonshape import mapping
 from core.sse import format_event
+from providers.protocols import carry
 from providers.protocols import events as ev
 
 
@@ -195,10 +196,14 @@ STOP_REASONS: dict[str, ev.StopReason] = {
 
 
 class StreamReader:
-    """Anthropic events → neutral events. Thinking blocks (and server-tool blocks) are skipped: never text. Usage is
-    taken from `message_start` and overwritten by `message_delta`'s non-null counts (as the anthropic SDK does)."""
+    """Anthropic events → neutral events. Thinking blocks (and server-tool blocks) are skipped: never text — unless
+    `sign` is given (a client that carries reasoning back, providers.protocols.carry): then a thinking block is one,
+    its text as it streams, the whole block signed at its end. Usage is taken from `message_start` and overwritten
+    by `message_delta`'s non-null counts (as the anthropic SDK does)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sign: Callable[[str], str] | None = None) -> None:
+        self.sign = sign
+        self._thinking: dict[int, dict[str, str]] = {}  # Anthropic index → the thinking block as it accumulates
         self.started = False
         self.ended = False
         self._blocks: dict[int, int] = {}  # Anthropic index → neutral block
@@ -218,6 +223,8 @@ class StreamReader:
         if kind == "content_block_start":
             block = mapping(event.get("content_block"))
             index = event.get("index")
+            if isinstance(index, int) and self.sign is not None and block.get("type") in ("thinking", "redacted_thinking"):
+                return self._open_thinking(index, block)
             if not isinstance(index, int) or block.get("type") not in ("text", "tool_use"):
                 return []
             neutral = self._blocks[index] = len(self._blocks)
@@ -228,6 +235,8 @@ class StreamReader:
         if kind == "content_block_delta":
             neutral_index = self._blocks.get(event.get("index"))  # type: ignore[arg-type]
             delta = mapping(event.get("delta"))
+            if event.get("index") in self._thinking:
+                return self._thinking_delta(event["index"], delta)
             text = (
                 delta.get("text")
                 if delta.get("type") == "text_delta"
@@ -238,6 +247,8 @@ class StreamReader:
             return [ev.BlockDelta(neutral_index, text)] if neutral_index is not None and isinstance(text, str) and text else []
         if kind == "content_block_stop":
             neutral_index = self._blocks.get(event.get("index"))  # type: ignore[arg-type]
+            if event.get("index") in self._thinking and neutral_index is not None and self.sign is not None:
+                return [ev.BlockStop(neutral_index, self.sign(carry.pack_thinking(self._thinking.pop(event["index"]))))]
             return [ev.BlockStop(neutral_index)] if neutral_index is not None else []
         if kind == "message_delta":
             self._take_usage(event.get("usage"))
@@ -251,6 +262,25 @@ class StreamReader:
             self.ended = True
             error = mapping(event.get("error"))
             return [ev.Error(str(error.get("type") or "api_error"), str(error.get("message") or "the upstream reported an error"))]
+        return []
+
+    def _open_thinking(self, index: int, block: dict[str, Any]) -> list[ev.Event]:
+        neutral = self._blocks[index] = len(self._blocks)
+        if block.get("type") == "redacted_thinking":
+            self._thinking[index] = {"type": "redacted_thinking", "data": str(block.get("data") or "")}
+            return [ev.BlockStart(neutral, "thinking")]
+        text = str(block.get("thinking") or "")
+        self._thinking[index] = {"type": "thinking", "thinking": text, "signature": str(block.get("signature") or "")}
+        out: list[ev.Event] = [ev.BlockStart(neutral, "thinking")]
+        return out + ([ev.BlockDelta(neutral, text)] if text else [])
+
+    def _thinking_delta(self, index: int, delta: dict[str, Any]) -> list[ev.Event]:
+        block = self._thinking[index]
+        if delta.get("type") == "thinking_delta" and isinstance(delta.get("thinking"), str) and block["type"] == "thinking":
+            block["thinking"] += delta["thinking"]
+            return [ev.BlockDelta(self._blocks[index], delta["thinking"])] if delta["thinking"] else []
+        if delta.get("type") == "signature_delta" and isinstance(delta.get("signature"), str) and block["type"] == "thinking":
+            block["signature"] = delta["signature"]  # the whole signature (the anthropic SDK: the last one wins)
         return []
 
     def _take_usage(self, value: Any) -> None:

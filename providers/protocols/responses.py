@@ -163,8 +163,10 @@ def read_request(body: dict[str, Any]) -> Turn:
             if call_id not in calls:
                 raise Untranslatable(f"{where}.call_id", f"no function_call with call_id {call_id!r} comes before this output")
             append_message(messages, "user", (ToolResult(call_id, _output_parts(where, item.get("output"))),))
-        elif kind == "reasoning":
-            continue  # another provider's reasoning: never sent as text, never with a foreign signature
+        elif kind == "reasoning":  # kept with its blob: the writer sends it on only where it came from (carry)
+            summary = [mapping(part).get("text") for part in item.get("summary") or [] if isinstance(part, dict)]
+            text = "\n\n".join(part for part in summary if isinstance(part, str) and part)
+            append_message(messages, "assistant", (Reasoning(text, str(item.get("encrypted_content") or "")),))
         else:
             raise Untranslatable(f"{where}.type", f"an input item of type {kind!r} has no equivalent upstream")
     tools = tuple(tool for index, t in enumerate(body.get("tools") or []) if (tool := _read_tool(index, mapping(t))) is not None)

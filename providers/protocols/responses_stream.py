@@ -249,7 +249,6 @@ class StreamWriter:
         self.model = model
         self.custom = custom
         self.id = "resp_" + secrets.token_hex(12)
-        self._hidden: set[int] = set()  # thinking blocks: this protocol's client has no place for them
         self.created = int(time.time())
         self.sequence = 0
         self.started = False
@@ -260,7 +259,7 @@ class StreamWriter:
         self._arguments: dict[int, str] = {}
 
     def write(self, events: Iterable[ev.Event]) -> bytes:
-        return b"".join(self._one(event) for event in ev.without_thinking(events, self._hidden))
+        return b"".join(self._one(event) for event in events)
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -301,7 +300,7 @@ class StreamWriter:
         if isinstance(event, ev.BlockDelta):
             return out + self._delta(event)
         if isinstance(event, ev.BlockStop):
-            return out + self._stop(event.index)
+            return out + self._stop(event.index, event.signature)
         out += b"".join(self._stop(index) for index in list(self._items))
         self.finished = True
         if isinstance(event, ev.Stop):
@@ -320,8 +319,16 @@ class StreamWriter:
 
     def _start(self, event: ev.BlockStart) -> bytes:
         index = len(self.output) + len(self._items)
+        if event.kind == "thinking":  # a reasoning item: its summary is the thinking text, its blob the signed block
+            item: dict[str, Any] = {"type": "reasoning", "id": self._item_id("rs", index), "summary": []}
+            self._items[event.index] = (index, item)
+            self._arguments[event.index] = ""
+            part: dict[str, Any] = {"type": "summary_text", "text": ""}
+            return self._event("response.output_item.added", output_index=index, item=dict(item)) + self._event(
+                "response.reasoning_summary_part.added", item_id=item["id"], output_index=index, summary_index=0, part=part
+            )
         if event.kind == "text":
-            item: dict[str, Any] = {
+            item = {
                 "type": "message",
                 "id": self._item_id("msg", index),
                 "status": "in_progress",
@@ -362,6 +369,11 @@ class StreamWriter:
         if event.index not in self._items or not event.text:
             return b""
         index, item = self._items[event.index]
+        if item["type"] == "reasoning":
+            self._arguments[event.index] += event.text
+            return self._event(
+                "response.reasoning_summary_text.delta", item_id=item["id"], output_index=index, summary_index=0, delta=event.text
+            )
         if item["type"] == "message":
             self._arguments[event.index] = self._arguments.get(event.index, "") + event.text
             return self._event(
@@ -372,11 +384,21 @@ class StreamWriter:
             return b""  # its input is a string inside the JSON arguments: sent whole when the call is done
         return self._event("response.function_call_arguments.delta", item_id=item["id"], output_index=index, delta=event.text)
 
-    def _stop(self, block: int) -> bytes:
+    def _stop(self, block: int, signature: str = "") -> bytes:
         if block not in self._items:
             return b""
         index, item = self._items.pop(block)
         text = self._arguments.pop(block, "")
+        if item["type"] == "reasoning":
+            part: dict[str, Any] = {"type": "summary_text", "text": text}
+            done = {**item, "summary": [part], **({"encrypted_content": signature} if signature else {})}
+            self.output.append(done)
+            where = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+            return (
+                self._event("response.reasoning_summary_text.done", **where, text=text)
+                + self._event("response.reasoning_summary_part.done", **where, part=part)
+                + self._event("response.output_item.done", output_index=index, item=done)
+            )
         if item["type"] == "message":
             part = {"type": "output_text", "text": text, "annotations": []}
             done = {**item, "status": "completed", "content": [part]}

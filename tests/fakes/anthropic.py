@@ -27,6 +27,9 @@ class FakeAnthropic(FakeServer):
         self.stream_split = 0
         self.stream_stamp = False
         self.validators: list[Any] = []  # callables(Recorded) -> Reply | None, e.g. Claude Code identity checks
+        self.thinking: tuple[str, ...] = ()  # a request with thinking on gets a thinking block of these pieces first
+        self.check_thinking = False  # refuse thinking blocks it did not sign, and a tool turn without thinking
+        self.signatures: set[str] = set()
         self.route("POST", f"{prefix}/v1/messages", self.messages)
         self.route("POST", f"{prefix}/v1/messages/count_tokens", self.count_tokens)
 
@@ -49,7 +52,40 @@ class FakeAnthropic(FakeServer):
             refusal = validate(request)
             if refusal is not None:
                 return refusal
+        return self._thinking_rules(body) if self.check_thinking else None
+
+    def _thinking_rules(self, body: dict[str, Any]) -> Reply | None:
+        """Anthropic's: a thinking block goes back with the signature it came with (decolua/9router#2227), and with
+        thinking on, the last assistant turn that calls a tool starts with its thinking (lbjlaq/Antigravity-Manager#139)."""
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        for i, message in enumerate(messages):
+            for j, block in enumerate(message.get("content") if isinstance(message.get("content"), list) else []):
+                if isinstance(block, dict) and block.get("type") == "thinking" and block.get("signature") not in self.signatures:
+                    return anthropic_error(
+                        400, "invalid_request_error", f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                    )
+        if (body.get("thinking") or {}).get("type") not in ("enabled", "adaptive"):
+            return None
+        last = next(((i, m) for i, m in reversed(list(enumerate(messages))) if m.get("role") == "assistant"), None)
+        content = last[1].get("content") if last is not None else None
+        if last is None or not isinstance(content, list) or not any(b.get("type") == "tool_use" for b in content if isinstance(b, dict)):
+            return None
+        if content[0].get("type") not in ("thinking", "redacted_thinking"):
+            found = content[0].get("type")
+            return anthropic_error(
+                400,
+                "invalid_request_error",
+                f"messages.{last[0]}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. When `thinking` "
+                "is enabled, a final `assistant` message must start with a thinking block.",
+            )
         return None
+
+    def _thinking_block(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.thinking or (body.get("thinking") or {}).get("type") not in ("enabled", "adaptive"):
+            return None
+        signature = f"ErUBfake{next(_ids)}"
+        self.signatures.add(signature)
+        return {"type": "thinking", "thinking": "".join(self.thinking), "signature": signature}
 
     def count_tokens(self, request: Recorded) -> Reply:
         return self._check(request) or Reply(200, {"input_tokens": 42})
@@ -62,8 +98,10 @@ class FakeAnthropic(FakeServer):
         message_id = f"msg_fake_{next(_ids)}"
         tools = body.get("tools") or []
         tool = next((t for t in tools if "name" in t and "type" not in t), None)
+        thinking = self._thinking_block(body)
         if not body.get("stream"):
-            content: list[dict[str, Any]] = [{"type": "text", "text": "".join(self.text_chunks)}]
+            content: list[dict[str, Any]] = [thinking] if thinking else []
+            content.append({"type": "text", "text": "".join(self.text_chunks)})
             if tool is not None:
                 content.append({"type": "tool_use", "id": "toolu_fake_1", "name": tool["name"], "input": {"path": "README.md"}})
             return Reply(
@@ -97,33 +135,52 @@ class FakeAnthropic(FakeServer):
                     },
                 },
             ),
-            sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-            sse("ping", {"type": "ping"}),
         ]
+        first = 0
+        if thinking is not None:
+            first = 1
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            events.append(sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}))
+            events += [
+                sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}},
+                )
+                for piece in self.thinking
+            ]
+            signed = {"type": "signature_delta", "signature": thinking["signature"]}
+            events.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed}))
+            events.append(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        text_start = {"type": "content_block_start", "index": first, "content_block": {"type": "text", "text": ""}}
+        events += [sse("content_block_start", text_start), sse("ping", {"type": "ping"})]
         events += [
-            sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
+            sse("content_block_delta", {"type": "content_block_delta", "index": first, "delta": {"type": "text_delta", "text": piece}})
             for piece in self.text_chunks
         ]
-        events.append(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        events.append(sse("content_block_stop", {"type": "content_block_stop", "index": first}))
         if tool is not None:
             events += [
                 sse(
                     "content_block_start",
                     {
                         "type": "content_block_start",
-                        "index": 1,
+                        "index": first + 1,
                         "content_block": {"type": "tool_use", "id": "toolu_fake_1", "name": tool["name"], "input": {}},
                     },
                 ),
                 sse(
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"path": '}},
+                    {"type": "content_block_delta", "index": first + 1, "delta": {"type": "input_json_delta", "partial_json": '{"path": '}},
                 ),
                 sse(
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '"README.md"}'}},
+                    {
+                        "type": "content_block_delta",
+                        "index": first + 1,
+                        "delta": {"type": "input_json_delta", "partial_json": '"README.md"}'},
+                    },
                 ),
-                sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
+                sse("content_block_stop", {"type": "content_block_stop", "index": first + 1}),
             ]
         events += [
             sse(
