@@ -37,6 +37,7 @@ class ClientRequest:
     body: dict[str, Any] | None = None  # parsed once; a provider rewrites it in place on the first attempt
     raw_body: bytes = b""  # parsed again for a retry on another account
     unread: Members | None = None  # while `body` lacks the bulk members (pipeline.UNREAD): read only if needed
+    carried: bool | None = None  # its bytes hold reasoning Kleis carried from a provider (None: not looked)
     model: str = ""  # as the client named it
     stream: bool = False
     holds_key_slot: bool = False  # counted against the key's concurrency limit until the request ends

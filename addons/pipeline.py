@@ -15,6 +15,7 @@ from core.client_errors import Refusal, unavailable_headers, unavailable_type
 from providers.base import CLIENT_CREDENTIAL_HEADERS, Provider
 from providers.conversation import conversation_id, named_conversation
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
+from providers.protocols import carry
 from providers.quota import QuotaReading
 from providers.routing import mapped_model, served_elsewhere
 from providers.serving import Tables, choose
@@ -110,7 +111,8 @@ def needs_unread(ctx: RequestContext) -> bool:
     assert route.provider is not None and route.resolution is not None
     if not route.provider.forwards_unchanged(client.headers, client.body, route.resolution.model):
         return True
-    return route.pooled and named_conversation(client.headers, client.body) is None
+    client.carried = carry.tagged(client.raw_body)  # a conversation that moved between providers: its history changes
+    return client.carried or (route.pooled and named_conversation(client.headers, client.body) is None)
 
 
 async def read_unread(ctx: RequestContext) -> None:

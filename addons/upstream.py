@@ -59,6 +59,7 @@ def forward_request(ctx: RequestContext, account: AccountView, token_ref: str) -
         stream=client.stream,
         body_size=len(client.raw_body),
         raw_body=client.raw_body,
+        carried=client.carried,
     )
 
 

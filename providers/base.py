@@ -36,6 +36,7 @@ class ForwardRequest:
     stream: bool  # the client asked for a stream
     body_size: int = 0  # the client's body in bytes, as received (0: unknown)
     raw_body: bytes = b""  # the client's body as received (decoded), for a provider that changes nothing in it
+    carried: bool | None = None  # raw_body holds reasoning Kleis carried (providers.protocols.carry); None: not looked
 
 
 @dataclasses.dataclass

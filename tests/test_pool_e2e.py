@@ -292,7 +292,7 @@ def test_failovers_do_not_stampede_an_account_past_its_cap(store, config, fake_o
         def slow_429(request: Recorded):
             if loop_account(request) != str(limited.id):
                 return None
-            time.sleep(0.4)  # both requests are on the limited account when it answers
+            time.sleep(1.0)  # both requests are on the limited account when it answers (margin for a busy machine)
             return anthropic_error(429, "rate_limit_error", "slow down")
 
         fake_anthropic.validators.append(slow_429)
@@ -300,7 +300,7 @@ def test_failovers_do_not_stampede_an_account_past_its_cap(store, config, fake_o
         affinity.bind(f"k{live.key_id}:stream", busy.id, now)
         for name in ("l1", "l2"):
             affinity.bind(f"k{live.key_id}:{name}", limited.id, now)
-        fake_anthropic.stream_delay = 0.25
+        fake_anthropic.stream_delay = 0.4  # the stream holds a slot of the busy account for about 4 s
         with httpx.Client(base_url=live.url, timeout=30) as client:
             headers = live.headers(**{"x-claude-code-session-id": "stream"})
             with client.stream("POST", "/v1/messages", json=conversation(1, stream=True), headers=headers) as held:

@@ -5,7 +5,9 @@ sent back, it reaches the same account as a reasoning item again, and nothing el
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Iterator
 
 import anthropic
@@ -15,15 +17,23 @@ import pytest
 from addons.server import Parts
 from addons.usage_recorder import UsageRecorder
 from core.sse import SSEParser
+from providers.claude import ClaudeProvider
+from providers.codex import CodexProvider
+from providers.codex.body import normalise_body
 from providers.protocols import carry, chat_stream, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
-from store.accounts import load_views
+from store import keys
+from store.accounts import TokenSet, load_views, upsert_account
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Recorded, Stream
+from tests.fakes.claude import ACCOUNT, FakeClaudeAPI, claude_oauth
 from tests.fakes.codex import FakeCodex
+from tests.fakes.codex_auth import FakeCodexAuth
+from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS
 from tests.test_claude_e2e import ClaudeKleis
 from tests.test_claude_e2e import start as start_claude
 from tests.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)
+from tests.test_codex_e2e import logged_in as codex_logged_in
 
 SUMMARY = ("Looking at the README first.", "Then the tests.")
 THINKING = {"type": "enabled", "budget_tokens": 8192}
@@ -333,3 +343,103 @@ def test_codex_clis_protocol_on_claude_keeps_thinking_across_a_tool_turn(claude_
     with client.responses.stream(model="claude-sonnet-4-5", input=without, tools=RESPONSES_TOOLS, reasoning={"effort": "medium"}) as stream:
         assert stream.get_final_response().status == "completed"  # thinking off for this turn, not a 400
     assert "thinking" not in api.last("/v1/messages").json
+
+
+# -- a conversation that moves between providers --------------------------------------------------------------------
+@dataclasses.dataclass
+class Both:
+    url: str
+    key: str
+    claude: FakeClaudeAPI
+    codex: FakeCodex
+
+
+@pytest.fixture
+def both(store, config, run_proxy) -> Iterator[Both]:
+    oauth, codex_auth = claude_oauth().start(), FakeCodexAuth().start()
+    claude_api, codex = FakeClaudeAPI(valid_tokens=oauth.issued_access).start(), FakeCodex(valid_tokens=codex_auth.issued_access).start()
+    cfg = config.replace(
+        claude_api_base=claude_api.url, claude_auth_base=oauth.url, codex_api_base=codex.base, codex_auth_base=codex_auth.url
+    )
+    access, refresh = oauth.seed()
+    upsert_account("claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"])
+    codex_logged_in(store, cfg, codex_auth)
+    proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg), "codex": CodexProvider(cfg)}, Parts(usage=UsageRecorder(interval=0.05)))
+    _, key = keys.create_key("switch")
+    yield Both(proxy.url, key, claude_api, codex)
+    for fake in (claude_api, codex, oauth, codex_auth):
+        fake.stop()
+
+
+def claude_code(both: Both) -> anthropic.Anthropic:
+    headers = {name: value for name, value in CLAUDE_CODE_HEADERS.items() if not name.lower().startswith("x-stainless")}
+    return anthropic.Anthropic(base_url=both.url, auth_token=both.key, max_retries=0, timeout=20, default_headers=headers)
+
+
+def test_claude_code_moving_from_claude_to_codex_and_back_keeps_a_history_each_accepts(both: Both) -> None:
+    both.claude.thinking, both.claude.check_thinking = ("Reading", " the README."), True
+    both.codex.plan.reasoning = SUMMARY
+    system = CLAUDE_CODE_BODY["system"]
+    ask = {"max_tokens": 2000, "tools": TOOLS, "thinking": THINKING, "system": system}
+
+    with claude_code(both).messages.stream(model="claude-sonnet-4-5", messages=FIRST, **ask) as stream:  # on Claude
+        first = stream.get_final_message()
+    assert [b.type for b in first.content] == ["thinking", "text", "tool_use"] and first.content[0].signature in both.claude.signatures
+    history = [
+        *FIRST,
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.content[2].id, "content": "# Kleis"}]},
+    ]
+
+    with claude_code(both).messages.stream(model="gpt-5.4", messages=history, **ask) as stream:  # /model gpt-5.4
+        second = stream.get_final_message()
+    assert [b.type for b in second.content] == ["thinking", "text"] and second.content[0].signature.startswith("kleis1.codex.")
+    sent = both.codex.last(ENDPOINT).json
+    assert all(item["type"] != "reasoning" for item in sent["input"])  # Claude's thinking never went to Codex
+    assert "Reading the README." not in json.dumps(sent)
+
+    history += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in second.content]},
+        {"role": "user", "content": "Now the tests."},
+    ]
+    with claude_code(both).messages.stream(model="claude-sonnet-4-5", messages=history, **ask) as stream:  # and back
+        third = stream.get_final_message()
+    assert third.content[0].type == "thinking"  # the fake API checked every thinking signature it was sent
+    sent = both.claude.last("/v1/messages").json
+    assert "kleis1." not in json.dumps(sent) and sent["messages"][1]["content"][0]["signature"] == first.content[0].signature
+    assert sent["thinking"] == THINKING
+
+
+def test_back_on_claude_after_a_codex_tool_turn_thinking_is_off_for_that_turn_not_refused(both: Both) -> None:
+    both.claude.check_thinking = True
+    both.codex.plan.interleaved = True  # reasoning, text and a tool call
+    context = {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+    ask = {"max_tokens": 2000, "tools": TOOLS, "thinking": THINKING, "system": CLAUDE_CODE_BODY["system"]}
+    with claude_code(both).messages.stream(model="gpt-5.4", messages=FIRST, **ask) as stream:
+        first = stream.get_final_message()
+    assert [b.type for b in first.content] == ["thinking", "text", "tool_use"]
+    history = [
+        *FIRST,
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.content[2].id, "content": "# Kleis"}]},
+    ]
+    with claude_code(both).messages.stream(
+        model="claude-sonnet-4-5", messages=history, extra_body={"context_management": context}, **ask
+    ) as stream:
+        answer = stream.get_final_message()
+    assert answer.stop_reason == "tool_use"
+    sent = both.claude.last("/v1/messages").json
+    assert "kleis1." not in json.dumps(sent) and "thinking" not in sent and "context_management" not in sent
+    assert [b["type"] for b in sent["messages"][1]["content"]] == ["text", "tool_use"]
+
+
+def test_codex_cli_moving_from_claude_to_codex_drops_claudes_reasoning_items() -> None:
+    block = {"type": "thinking", "thinking": "t", "signature": "ErUBsig"}
+    items = [
+        {"role": "user", "content": "hi"},
+        {"type": "reasoning", "summary": [], "encrypted_content": carry.tag("claude", 3, carry.pack_thinking(block))},
+        {"type": "reasoning", "summary": [], "encrypted_content": "gAAAAB-codexs-own"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hello"}]},
+    ]
+    kept = normalise_body({"model": "gpt-5.4", "input": items}, "gpt-5.4")["input"]
+    assert [item.get("encrypted_content") for item in kept if item.get("type") == "reasoning"] == ["gAAAAB-codexs-own"]

@@ -17,6 +17,7 @@ from core import versions
 from core.config import Config
 from providers.base import ForwardRequest, Upstream
 from providers.claude.tools import ToolNames, rename_request_tools
+from providers.protocols import carry
 
 ANTHROPIC_VERSION = "2023-06-01"
 OAUTH_BETA = "oauth-2025-04-20"
@@ -44,8 +45,11 @@ def build_upstream(request: ForwardRequest, config: Config, version: str) -> Ups
     body = request.body
     user_agent = user_agent_of(request.headers)
     claude_code = is_claude_code_request(user_agent, body)
-    as_sent = sent_as_is(claude_code, body, request.model)
+    carried = request.carried if request.carried is not None else carry.tagged(request.raw_body)  # (the pipeline looked)
+    as_sent = sent_as_is(claude_code, body, request.model) and not carried
     body["model"] = request.model
+    if not as_sent:
+        drop_carried_thinking(body)
     names = ToolNames() if claude_code else rewrite_body(body, may_name_references(request.raw_body))
     own = is_claude_code(user_agent)
     return Upstream(
@@ -75,6 +79,38 @@ def is_claude_code_request(user_agent: str, body: Mapping[str, Any]) -> bool:
         return False
     blocks = system_blocks(body.get("system"))
     return blocks is not None and carries_identity(blocks)
+
+
+def drop_carried_thinking(body: dict[str, Any]) -> bool:
+    """A conversation that moved here from another provider: the thinking blocks Kleis made to carry that provider's
+    reasoning (providers.protocols.carry) are dropped — Anthropic refuses a signature it did not make. When the last
+    assistant turn calls a tool and so lost its thinking, thinking is off for this request (Anthropic refuses such a
+    turn with it on), and with it the clearing of old thinking Claude Code asks for (refused without thinking).
+    True when anything was dropped."""
+    dropped = False
+    last_tool_turn: list[Any] | None = None
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) and message.get("role") == "assistant" else None
+        if not isinstance(content, list):
+            continue
+        kept = [b for b in content if not (isinstance(b, dict) and b.get("type") == "thinking" and carry.is_tagged(b.get("signature")))]
+        if len(kept) != len(content):
+            message["content"], dropped = kept, True
+        last_tool_turn = kept if any(isinstance(b, dict) and b.get("type") == "tool_use" for b in kept) else None
+    if (
+        dropped
+        and last_tool_turn is not None
+        and not (isinstance(last_tool_turn[0], dict) and "thinking" in str(last_tool_turn[0].get("type")))
+    ):
+        body.pop("thinking", None)
+        edits = body.get("context_management", {}).get("edits") if isinstance(body.get("context_management"), dict) else None
+        if isinstance(edits, list):
+            kept_edits = [e for e in edits if not (isinstance(e, dict) and str(e.get("type", "")).startswith("clear_thinking"))]
+            if kept_edits:
+                body["context_management"]["edits"] = kept_edits
+            else:
+                body.pop("context_management")
+    return dropped
 
 
 def may_name_references(raw_body: bytes) -> bool:

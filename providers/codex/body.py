@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from providers.protocols import carry
+
 # Parameters the Codex backend rejects ("Unsupported parameter: …") or ignores; removed before forwarding.
 # Sources: max_output_tokens is refused in many reports (2026-03 → 08); CPA removes the rest. PI still sends
 # temperature, so whether it is refused is unconfirmed — removing it is the safe side. prompt_cache_options and
@@ -81,6 +83,16 @@ def without_system_role(items: list[Any]) -> list[Any]:
     return [dict(item, role="developer") if isinstance(item, dict) and item.get("role") == "system" else item for item in items]
 
 
+def without_carried_reasoning(items: list[Any]) -> list[Any]:
+    """A conversation that moved here from another provider: the reasoning items Kleis made to carry that provider's
+    thinking (providers.protocols.carry) are dropped — the backend refuses a blob it did not make."""
+    return [
+        item
+        for item in items
+        if not (isinstance(item, dict) and item.get("type") == "reasoning" and carry.is_tagged(item.get("encrypted_content")))
+    ]
+
+
 def without_long_ids(items: list[Any], limit: int) -> list[Any]:
     return [
         {k: v for k, v in item.items() if k != "id"}
@@ -126,7 +138,7 @@ def normalise_body(body: dict[str, Any], model: str, rules: BodyRules = DEFAULT_
     result["store"] = False
     result["stream"] = True
     result["instructions"] = instructions_text(body.get("instructions"))
-    items = without_long_ids(without_system_role(input_list(body.get("input"))), rules.max_item_id_length)
+    items = without_long_ids(without_carried_reasoning(without_system_role(input_list(body.get("input")))), rules.max_item_id_length)
     result["input"] = without_part_fields(items, rules.removed_part_fields)
     result["include"] = with_include(body.get("include"), rules.required_include)
     remove_unsupported(result, rules)

@@ -23,6 +23,16 @@ from collections.abc import Callable
 PREFIX = "kleis1."
 
 
+def tagged(raw: bytes) -> bool:
+    """Whether a body's bytes may hold reasoning Kleis carried (0.3 ms a megabyte): a conversation that moved between
+    providers, whose history the provider it is sent to now must not get as it is."""
+    return PREFIX.encode() in raw
+
+
+def is_tagged(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
 def tag(provider: str, account: int, blob: str) -> str:
     """The signature a Messages client carries for `blob`, made by `provider` on `account`."""
     return f"{PREFIX}{provider}.{account}.{blob}"
