@@ -90,6 +90,11 @@ class StreamWriter:
             else:
                 self.text += event.text
                 out += self._chunk({"content": event.text})
+        elif isinstance(event, ev.BlockStop) and self._kinds.get(event.index) == "tool":
+            function: dict[str, Any] = self.tool_calls[self._calls[event.index]]["function"]
+            if not function["arguments"]:  # a call with no arguments at all: `{}`, which clients parse
+                function["arguments"] = "{}"
+                out += self._chunk({"tool_calls": [{"index": self._calls[event.index], "function": {"arguments": "{}"}}]})
         elif isinstance(event, ev.Stop):
             self.finished = True
             self.finish_reason = "tool_calls" if self.tool_calls else FINISH_REASONS.get(event.reason, "stop")

@@ -41,10 +41,12 @@ def read_request(body: dict[str, Any]) -> Turn:
         value = body.get(name)
         if value is not None and not (name == "temperature" and value == DEFAULT_TEMPERATURE):
             raise Untranslatable(name, f"the upstream does not take {name}; only the default ({DEFAULT_TEMPERATURE:g}) can be translated")
+    turns = tuple(_message(i, m) for i, m in enumerate(_list(body.get("messages"), "messages")))
+    _check_results(turns)
     return Turn(
         model=str(body.get("model") or ""),
         system=_system(body.get("system")),
-        messages=tuple(_message(i, m) for i, m in enumerate(_list(body.get("messages"), "messages"))),
+        messages=turns,
         tools=tuple(_tool(i, t) for i, t in enumerate(_list(body.get("tools"), "tools"))),
         tool_choice=_tool_choice(body.get("tool_choice")),
         max_tokens=body["max_tokens"] if isinstance(body.get("max_tokens"), int) else None,
@@ -52,6 +54,20 @@ def read_request(body: dict[str, Any]) -> Turn:
         output_format=_output_format(body),
         stream=body.get("stream") is True,
     )
+
+
+def _check_results(turns: tuple[Message, ...]) -> None:
+    """A tool_result answers a tool_use that comes before it: the other protocols refuse an output with no call
+    ("No tool call found for function call output"), so an orphan is a 400 here, naming it."""
+    calls: set[str] = set()
+    for index, message in enumerate(turns):
+        for n, part in enumerate(message.parts):
+            if isinstance(part, ToolCall):
+                calls.add(part.id)
+            elif isinstance(part, ToolResult) and part.call_id not in calls:
+                raise Untranslatable(
+                    f"messages.{index}.content.{n}.tool_use_id", f"no tool_use with id {part.call_id!r} comes before this tool_result"
+                )
 
 
 def _list(value: Any, field: str) -> list[Any]:
