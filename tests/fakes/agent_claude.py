@@ -50,45 +50,60 @@ class AgentClaude(FakeClaudeAPI):
             if shell["name"] == "mcp_Shell"
             else {"command": COMMAND, "description": "print a marker"}
         )
-        return Stream(
-            [
-                sse(
-                    "message_start",
-                    {
-                        "type": "message_start",
-                        "message": {
-                            "id": "msg_tool",
-                            "type": "message",
-                            "role": "assistant",
-                            "model": body.get("model", ""),
-                            "content": [],
-                            "stop_reason": None,
-                            "stop_sequence": None,
-                            "usage": usage,
-                        },
+        thinking = self._thinking_block(body)  # the model thinks before it calls, when asked to
+        at = 1 if thinking else 0
+        events = [
+            sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_tool",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body.get("model", ""),
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": usage,
                     },
-                ),
+                },
+            ),
+            sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": at,
+                    "content_block": {"type": "tool_use", "id": "toolu_shell_1", "name": shell["name"], "input": {}},
+                },
+            ),
+            sse(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": at, "delta": {"type": "input_json_delta", "partial_json": arguments[:20]}},
+            ),
+            sse(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": at, "delta": {"type": "input_json_delta", "partial_json": arguments[20:]}},
+            ),
+            sse("content_block_stop", {"type": "content_block_stop", "index": at}),
+            sse(
+                "message_delta",
+                {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 9}},
+            ),
+            sse("message_stop", {"type": "message_stop"}),
+        ]
+        if thinking is not None:
+            signed = {"type": "signature_delta", "signature": thinking["signature"]}
+            events[1:1] = [
                 sse(
                     "content_block_start",
-                    {
-                        "type": "content_block_start",
-                        "index": 0,
-                        "content_block": {"type": "tool_use", "id": "toolu_shell_1", "name": shell["name"], "input": {}},
-                    },
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
                 ),
                 sse(
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": arguments[:20]}},
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": thinking["thinking"]}},
                 ),
-                sse(
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": arguments[20:]}},
-                ),
+                sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed}),
                 sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                sse(
-                    "message_delta",
-                    {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 9}},
-                ),
-                sse("message_stop", {"type": "message_stop"}),
             ]
-        )
+        return Stream(events)

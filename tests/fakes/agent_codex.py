@@ -42,12 +42,17 @@ class AgentCodex(FakeCodex):
             "arguments": json.dumps(arguments),
             "status": "completed",
         }
+        reasoning, items = [], [call]
+        if self.plan.reasoning:  # the model reasons before it calls: the next turn must bring its blob back
+            reasoning, item = self.reasoning_events(event, account)
+            items = [item, call]
         return [
             event("response.created", response=self.response_object(body, "resp_shell", "in_progress", [], None)),
+            *reasoning,
             event("response.output_item.added", output_index=0, item=dict(call, arguments="", status="in_progress")),
             event("response.function_call_arguments.delta", item_id=call["id"], output_index=0, delta=call["arguments"][:10]),
             event("response.function_call_arguments.delta", item_id=call["id"], output_index=0, delta=call["arguments"][10:]),
             event("response.function_call_arguments.done", item_id=call["id"], output_index=0, arguments=call["arguments"]),
             event("response.output_item.done", output_index=0, item=call),
-            event("response.completed", response=self.response_object(body, "resp_shell", "completed", [call], dict(self.usage))),
+            event("response.completed", response=self.response_object(body, "resp_shell", "completed", items, dict(self.usage))),
         ]
