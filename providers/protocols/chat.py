@@ -19,6 +19,7 @@ from providers.protocols.turn import (
     Turn,
     Untranslatable,
     append_message,
+    checked_image,
 )
 
 # Fields with no equivalent upstream: refused by name unless they hold their default (which changes nothing).
@@ -227,4 +228,4 @@ def _write_message(message: Message) -> list[dict[str, Any]]:
 
 
 def _image_part(image: Image) -> dict[str, Any]:
-    return {"type": "image_url", "image_url": {"url": image.url}}
+    return {"type": "image_url", "image_url": {"url": checked_image(image).url}}

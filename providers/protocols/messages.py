@@ -23,6 +23,7 @@ from providers.protocols.turn import (
     ToolResult,
     Turn,
     Untranslatable,
+    checked_image,
     effort_for_budget,
 )
 
@@ -279,6 +280,7 @@ def _merged(written: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _image_source(image: Image) -> dict[str, Any]:
+    checked_image(image)
     if image.url.startswith("data:"):
         head, _, data = image.url.partition(",")
         return {"type": "base64", "media_type": head[5:].split(";")[0] or "image/png", "data": data}

@@ -23,6 +23,7 @@ from providers.protocols.turn import (
     Turn,
     Untranslatable,
     append_message,
+    checked_image,
 )
 
 # -- request writer --------------------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ def _items(message: Message, own: Own | None = None) -> list[dict[str, Any]]:
             if part.text:
                 content.append({"type": "output_text" if assistant else "input_text", "text": part.text})
         elif isinstance(part, Image):
-            content.append({"type": "input_image", "image_url": part.url, "detail": "auto"})
+            content.append({"type": "input_image", "image_url": checked_image(part).url, "detail": "auto"})
         elif isinstance(part, ToolCall):
             calls.append({"type": "function_call", "call_id": part.id, "name": part.name, "arguments": part.arguments})
         elif isinstance(part, ToolResult):
@@ -105,7 +106,7 @@ def _output(result: ToolResult) -> str | list[dict[str, Any]]:
         parts.append(
             {"type": "input_text", "text": part.text}
             if isinstance(part, Text)
-            else {"type": "input_image", "image_url": part.url, "detail": "auto"}
+            else {"type": "input_image", "image_url": checked_image(part).url, "detail": "auto"}
         )
     return parts
 

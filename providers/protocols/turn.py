@@ -30,6 +30,24 @@ class Image:
     media_type: str = ""
 
 
+# What every upstream takes: Anthropic's four image formats, which OpenAI's protocols take too.
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def checked_image(image: Image) -> Image:
+    """The image, when every upstream can take it: an http(s) URL, or a base64 data URL of a JPEG, PNG, GIF or WebP;
+    else a 400 naming what it is (the upstream would refuse it less clearly, after the request went out)."""
+    if image.url.startswith(("https://", "http://")):
+        return image
+    head, comma, _ = image.url.partition(",")
+    media_type = head.removeprefix("data:").split(";")[0].lower()
+    if not image.url.startswith("data:") or not comma or ";base64" not in head:
+        raise Untranslatable("image", f"an image is an http(s) URL or a base64 data: URL, not {image.url[:30]!r}")
+    if media_type not in IMAGE_TYPES:
+        raise Untranslatable("image", f"the upstream takes {', '.join(IMAGE_TYPES)} images, not {media_type or 'an untyped one'!r}")
+    return image
+
+
 @dataclasses.dataclass(frozen=True)
 class ToolCall:
     id: str  # the id the client sees and names again in the tool's result (the upstream's call_id)
