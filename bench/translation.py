@@ -108,3 +108,77 @@ def measure(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[str, 
         "event_native_us": stream_native / count,
         "event_added_us": (stream_translated - stream_native) / count,
     }
+
+
+def upstream_events(protocol: str, chunks: int) -> list[bytes]:
+    """A streamed answer of `chunks` text pieces and a tool call, as each upstream protocol's fake sends it."""
+    import json as _json
+
+    from tests.fakes.anthropic import FakeAnthropic
+    from tests.fakes.base import Recorded, Stream
+    from tests.fakes.openai import FakeOpenAI
+
+    pieces = [f"word{n} " for n in range(chunks)]
+    if protocol == "responses":
+        return codex_events(chunks)
+    if protocol == "messages":
+        claude = FakeAnthropic()
+        claude.text_chunks = pieces
+        body = {"model": "claude", "stream": True, "messages": [], "tools": [{"name": "Read"}]}
+        reply = claude.messages(Recorded("POST", "/v1/messages", {}, _json.dumps(body).encode(), 0.0))
+    else:
+        openai = FakeOpenAI()
+        openai.text_chunks, openai.chat_calls = pieces, True
+        tool = {"type": "function", "function": {"name": "Read", "parameters": {"type": "object"}}}
+        body = {
+            "model": "gpt-4.1",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "tools": [tool],
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        reply = openai.chat(Recorded("POST", "/v1/chat/completions", {}, _json.dumps(body).encode(), 0.0))
+    assert isinstance(reply, Stream)
+    return reply.events
+
+
+def directions(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[str, dict[str, float]]:
+    """Every direction Kleis translates (client ← upstream), in process: a request of `turns` tool round trips read
+    in the client's protocol and written in the upstream's, and each event of a `chunks`-piece answer read in the
+    upstream's protocol and written in the client's. The whole cost of translating: the native path does none of it."""
+    from providers.protocols import chat, chat_stream
+
+    turn = messages.read_request(claude_code_body(turns))
+    read = {"messages": messages.read_request, "responses": responses.read_request, "chat": chat.read_request}
+    write = {"messages": messages.write_request, "responses": responses.write_request, "chat": chat.write_request}
+    bodies = {name: writer(turn) for name, writer in write.items()}  # the conversation as each client sends it
+    readers = {"messages": messages_stream.StreamReader, "responses": responses_stream.StreamReader, "chat": chat_stream.StreamReader}
+    writers = {
+        "messages": lambda: messages_stream.StreamWriter("m", 1000),
+        "responses": lambda: responses_stream.StreamWriter("m"),
+        "chat": lambda: chat_stream.StreamWriter("m", include_usage=True),
+    }
+    results: dict[str, dict[str, float]] = {}
+    for upstream in ("messages", "responses", "chat"):
+        raw = upstream_events(upstream, chunks)
+        count = sum(len(SSEParser().feed(chunk)) for chunk in raw)
+        for client in ("messages", "responses", "chat"):
+            if client == upstream:
+                continue
+
+            def request(client: str = client, upstream: str = upstream) -> None:
+                write[upstream](read[client](bodies[client]))
+
+            def stream(client: str = client, upstream: str = upstream, raw: list[bytes] = raw) -> None:
+                parser, reader, writer = SSEParser(), readers[upstream](), writers[client]()
+                for chunk in raw:
+                    for event in parser.feed(chunk):
+                        data = event.json()
+                        writer.write(reader.read(data if data is not None else (event.data or "").strip()))
+
+            results[f"{client}←{upstream}"] = {
+                "request_ms": per_call_us(request, repeat) / 1000,
+                "event_us": per_call_us(stream, repeat) / count,
+                "body_kb": len(str(bodies[client])) / 1024,
+            }
+    return results
