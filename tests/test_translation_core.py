@@ -61,7 +61,7 @@ def test_a_claude_code_request_becomes_a_responses_request() -> None:
     assert body["input"] == [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Read the README"}]},
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Reading it."}]},
-        {"type": "function_call", "call_id": "call_1", "name": "read_file", "arguments": '{"path": "README.md"}'},
+        {"type": "function_call", "call_id": "call_1", "name": "read_file", "arguments": '{"path":"README.md"}'},
         {"type": "function_call_output", "call_id": "call_1", "output": "# Kleis"},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Summarise it"}]},
     ]

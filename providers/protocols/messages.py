@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from core import fastjson
 from core.jsonshape import mapping
 from providers.protocols import carry
 from providers.protocols.turn import (
@@ -109,7 +110,8 @@ def _part(where: str, block: dict[str, Any]) -> Part:
     if kind == "image":
         return _image(where, mapping(block.get("source")))
     if kind == "tool_use":
-        return ToolCall(str(block.get("id") or ""), str(block.get("name") or ""), json.dumps(block.get("input") or {}, ensure_ascii=False))
+        arguments = fastjson.dumps(block.get("input") or {}).decode()  # UTF-8, compact: as the other protocols write it
+        return ToolCall(str(block.get("id") or ""), str(block.get("name") or ""), arguments)
     if kind == "tool_result":
         content = block.get("content")
         parts: list[Text | Image] = []
