@@ -18,6 +18,7 @@ from core.config import Config
 from providers.base import ForwardRequest, Upstream
 from providers.claude.tools import ToolNames, rename_request_tools
 from providers.protocols import carry
+from providers.protocols.messages import thinking_allowed
 
 ANTHROPIC_VERSION = "2023-06-01"
 OAUTH_BETA = "oauth-2025-04-20"
@@ -88,7 +89,6 @@ def drop_carried_thinking(body: dict[str, Any]) -> bool:
     turn with it on), and with it the clearing of old thinking Claude Code asks for (refused without thinking).
     True when anything was dropped."""
     dropped = False
-    last_tool_turn: list[Any] | None = None
     for message in body.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) and message.get("role") == "assistant" else None
         if not isinstance(content, list):
@@ -96,12 +96,7 @@ def drop_carried_thinking(body: dict[str, Any]) -> bool:
         kept = [b for b in content if not (isinstance(b, dict) and b.get("type") == "thinking" and carry.is_tagged(b.get("signature")))]
         if len(kept) != len(content):
             message["content"], dropped = kept, True
-        last_tool_turn = kept if any(isinstance(b, dict) and b.get("type") == "tool_use" for b in kept) else None
-    if (
-        dropped
-        and last_tool_turn is not None
-        and not (isinstance(last_tool_turn[0], dict) and "thinking" in str(last_tool_turn[0].get("type")))
-    ):
+    if dropped and not thinking_allowed(body.get("messages") or []):
         body.pop("thinking", None)
         edits = body.get("context_management", {}).get("edits") if isinstance(body.get("context_management"), dict) else None
         if isinstance(edits, list):

@@ -222,10 +222,11 @@ def thinking_allowed(messages: list[dict[str, Any]]) -> bool:
     """With thinking on, Anthropic refuses a conversation whose last assistant turn calls a tool without starting
     with a thinking block ("a final `assistant` message must start with a thinking block"): one whose thinking was
     not carried (made by another provider or account, or with thinking off) is sent with thinking off instead."""
-    last = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
-    if last is None or not any(block.get("type") == "tool_use" for block in last["content"]):
+    last = next((m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "assistant"), None)
+    content = last.get("content") if last is not None else None
+    if not isinstance(content, list) or not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
         return True
-    return last["content"][0].get("type") in ("thinking", "redacted_thinking")
+    return isinstance(content[0], dict) and content[0].get("type") in ("thinking", "redacted_thinking")
 
 
 def _write_message(message: Message, own: Callable[[str], str | None] | None = None) -> dict[str, Any] | None:
