@@ -18,13 +18,9 @@ from providers.codex import CodexProvider
 from providers.copilot import CopilotProvider
 from providers.copilot import login as copilot_login
 from store import keys
-from store.accounts import TokenSet, upsert_account
 from store.models import UsageEvent
-from tests.fakes.claude import ACCOUNT, FakeClaudeAPI, claude_oauth
-from tests.fakes.codex import FakeCodex
-from tests.fakes.codex_auth import FakeCodexAuth
 from tests.support.chat_agent import ChatAgent, edit_block
-from tests.test_codex_e2e import logged_in
+from tests.support.plans import claude_and_codex
 
 EDIT = edit_block("hello.py", "print('hello')", "print('hello, world')")
 
@@ -36,25 +32,14 @@ def pieces(text: str, size: int = 7) -> list[str]:
 
 @pytest.fixture
 def plans(store, copilot_config, github, copilot_api, run_proxy) -> Iterator[tuple[str, str, dict]]:
-    oauth, codex_auth = claude_oauth().start(), FakeCodexAuth().start()
-    claude_api, codex = FakeClaudeAPI(valid_tokens=oauth.issued_access).start(), FakeCodex(valid_tokens=codex_auth.issued_access).start()
-    cfg = copilot_config.replace(
-        claude_api_base=claude_api.url, claude_auth_base=oauth.url, codex_api_base=codex.base, codex_auth_base=codex_auth.url
-    )
-    access, refresh = oauth.seed()
-    upsert_account("claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"])
-    logged_in(store, cfg, codex_auth)
-    copilot_login.import_credentials(store, cfg, github_token=github.seed_github_token())
-    for fake in (claude_api, codex, copilot_api):
-        fake.text_chunks = pieces(EDIT)
-    providers = {"claude": ClaudeProvider(cfg), "codex": CodexProvider(cfg), "copilot": CopilotProvider(cfg)}
-    proxy = run_proxy(cfg, providers, Parts(usage=UsageRecorder(interval=0.05)))
-    _, key = keys.create_key("aider")
-    yield proxy.url, key, {"claude": claude_api, "codex": codex, "copilot": copilot_api}
-    for fake in (claude_api, codex):
-        fake.stop()
-    oauth.stop()
-    codex_auth.stop()
+    with claude_and_codex(store, copilot_config) as (cfg, claude_api, codex):
+        copilot_login.import_credentials(store, cfg, github_token=github.seed_github_token())
+        for fake in (claude_api, codex, copilot_api):
+            fake.text_chunks = pieces(EDIT)
+        providers = {"claude": ClaudeProvider(cfg), "codex": CodexProvider(cfg), "copilot": CopilotProvider(cfg)}
+        proxy = run_proxy(cfg, providers, Parts(usage=UsageRecorder(interval=0.05)))
+        _, key = keys.create_key("aider")
+        yield proxy.url, key, {"claude": claude_api, "codex": codex, "copilot": copilot_api}
 
 
 @pytest.mark.parametrize(

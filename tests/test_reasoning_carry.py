@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Iterator
 
 import anthropic
@@ -23,17 +22,16 @@ from providers.codex.body import normalise_body
 from providers.protocols import carry, chat_stream, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
 from store import keys
-from store.accounts import TokenSet, load_views, upsert_account
+from store.accounts import load_views
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Recorded, Stream
-from tests.fakes.claude import ACCOUNT, FakeClaudeAPI, claude_oauth
+from tests.fakes.claude import FakeClaudeAPI
 from tests.fakes.codex import FakeCodex
-from tests.fakes.codex_auth import FakeCodexAuth
 from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS
+from tests.support.plans import claude_and_codex
 from tests.test_claude_e2e import ClaudeKleis
 from tests.test_claude_e2e import start as start_claude
 from tests.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)
-from tests.test_codex_e2e import logged_in as codex_logged_in
 
 SUMMARY = ("Looking at the README first.", "Then the tests.")
 THINKING = {"type": "enabled", "budget_tokens": 8192}
@@ -356,19 +354,10 @@ class Both:
 
 @pytest.fixture
 def both(store, config, run_proxy) -> Iterator[Both]:
-    oauth, codex_auth = claude_oauth().start(), FakeCodexAuth().start()
-    claude_api, codex = FakeClaudeAPI(valid_tokens=oauth.issued_access).start(), FakeCodex(valid_tokens=codex_auth.issued_access).start()
-    cfg = config.replace(
-        claude_api_base=claude_api.url, claude_auth_base=oauth.url, codex_api_base=codex.base, codex_auth_base=codex_auth.url
-    )
-    access, refresh = oauth.seed()
-    upsert_account("claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"])
-    codex_logged_in(store, cfg, codex_auth)
-    proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg), "codex": CodexProvider(cfg)}, Parts(usage=UsageRecorder(interval=0.05)))
-    _, key = keys.create_key("switch")
-    yield Both(proxy.url, key, claude_api, codex)
-    for fake in (claude_api, codex, oauth, codex_auth):
-        fake.stop()
+    with claude_and_codex(store, config) as (cfg, claude_api, codex):
+        proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg), "codex": CodexProvider(cfg)}, Parts(usage=UsageRecorder(interval=0.05)))
+        _, key = keys.create_key("switch")
+        yield Both(proxy.url, key, claude_api, codex)
 
 
 def claude_code(both: Both) -> anthropic.Anthropic:
