@@ -65,12 +65,12 @@ READ_REQUEST: dict[Protocol, Callable[[dict[str, Any]], Turn]] = {
     Protocol.RESPONSES: responses.read_request,
     Protocol.CHAT: chat.read_request,
 }
-WRITE_REQUEST: dict[Protocol, Callable[[Turn], dict[str, Any]]] = {
+WRITE_REQUEST: dict[Protocol, Callable[..., dict[str, Any]]] = {  # (turn[, own]): own for Messages and Responses
     Protocol.MESSAGES: messages.write_request,
     Protocol.RESPONSES: responses.write_request,
     Protocol.CHAT: chat.write_request,
 }
-STREAM_READER: dict[Protocol, Callable[[], Reader]] = {
+STREAM_READER: dict[Protocol, Callable[..., Reader]] = {  # ([sign]): sign for Messages and Responses
     Protocol.MESSAGES: messages_stream.StreamReader,
     Protocol.RESPONSES: responses_stream.StreamReader,
     Protocol.CHAT: chat_stream.StreamReader,
@@ -114,16 +114,12 @@ class TranslatedProvider(Provider):
     # -- request side -------------------------------------------------------------------
     def prepare(self, request: ForwardRequest) -> Upstream:
         turn = READ_REQUEST[self.client](request.body)
-        carried = self.carries_reasoning(turn)
         target_turn = dataclasses.replace(turn, model=request.model)
-        own = carry.own_blobs(self.inner.name, request.account.id)
-        body = (
-            responses.write_request(target_turn, own)
-            if carried and self.target is Protocol.RESPONSES
-            else messages.write_request(target_turn, own)
-            if carried
-            else WRITE_REQUEST[self.target](target_turn)
-        )
+        if self.carries_reasoning(turn):  # then the target is Messages or Responses, whose writer and reader carry it
+            body = WRITE_REQUEST[self.target](target_turn, carry.own_blobs(self.inner.name, request.account.id))
+            reader = STREAM_READER[self.target](carry.signer(self.inner.name, request.account.id))
+        else:
+            body, reader = WRITE_REQUEST[self.target](target_turn), STREAM_READER[self.target]()
         inner = self.inner.prepare(
             dataclasses.replace(request, protocol=self.target, path=PATHS[self.target], body=body, stream=True, raw_body=b"")
         )
@@ -132,17 +128,11 @@ class TranslatedProvider(Provider):
             client_model=str(request.body.get("model") or request.model),
             input_estimate=estimate_tokens(request.body, request.body_size),
             turn=turn,
-            reader=self._reader(carried, request),
+            reader=reader,
             include_usage=isinstance(request.body.get("stream_options"), dict)
             and request.body["stream_options"].get("include_usage") is True,
         )
         return dataclasses.replace(inner, state=state, aggregate=not request.stream)
-
-    def _reader(self, carried: bool, request: ForwardRequest) -> Reader:
-        if not carried:
-            return STREAM_READER[self.target]()
-        sign = carry.signer(self.inner.name, request.account.id)
-        return responses_stream.StreamReader(sign) if self.target is Protocol.RESPONSES else messages_stream.StreamReader(sign)
 
     def carries_reasoning(self, turn: Turn) -> bool:
         """Whether the upstream's reasoning is carried to the client and back (providers.protocols.carry), for a

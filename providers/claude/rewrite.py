@@ -46,8 +46,10 @@ def build_upstream(request: ForwardRequest, config: Config, version: str) -> Ups
     body = request.body
     user_agent = user_agent_of(request.headers)
     claude_code = is_claude_code_request(user_agent, body)
-    carried = request.carried if request.carried is not None else carry.tagged(request.raw_body)  # (the pipeline looked)
-    as_sent = sent_as_is(claude_code, body, request.model) and not carried
+    # a body Kleis carried reasoning into is never sent as it came (the pipeline looked, where it would be)
+    as_sent = sent_as_is(claude_code, body, request.model) and not (
+        request.carried if request.carried is not None else carry.tagged(request.raw_body)
+    )
     body["model"] = request.model
     if not as_sent:
         drop_carried_thinking(body)
@@ -82,12 +84,11 @@ def is_claude_code_request(user_agent: str, body: Mapping[str, Any]) -> bool:
     return blocks is not None and carries_identity(blocks)
 
 
-def drop_carried_thinking(body: dict[str, Any]) -> bool:
+def drop_carried_thinking(body: dict[str, Any]) -> None:
     """A conversation that moved here from another provider: the thinking blocks Kleis made to carry that provider's
     reasoning (providers.protocols.carry) are dropped — Anthropic refuses a signature it did not make. When the last
     assistant turn calls a tool and so lost its thinking, thinking is off for this request (Anthropic refuses such a
-    turn with it on), and with it the clearing of old thinking Claude Code asks for (refused without thinking).
-    True when anything was dropped."""
+    turn with it on), and with it the clearing of old thinking Claude Code asks for (refused without thinking)."""
     dropped = False
     for message in body.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) and message.get("role") == "assistant" else None
@@ -105,7 +106,6 @@ def drop_carried_thinking(body: dict[str, Any]) -> bool:
                 body["context_management"]["edits"] = kept_edits
             else:
                 body.pop("context_management")
-    return dropped
 
 
 def may_name_references(raw_body: bytes) -> bool:

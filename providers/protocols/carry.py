@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable
 
 PREFIX = "kleis1."
+Own = Callable[[str], "str | None"]  # a reasoning part's signature → the blob it carries for this upstream, or None
 
 
 def tagged(raw: bytes) -> bool:
@@ -53,7 +54,7 @@ def signer(provider: str, account: int) -> Callable[[str], str]:
     return lambda blob: tag(provider, account, blob)
 
 
-def own_blobs(provider: str, account: int) -> Callable[[str], str | None]:
+def own_blobs(provider: str, account: int) -> Own:
     """The blob a signature carries when `provider` made it on `account`, else None (the reasoning is dropped)."""
 
     def own(signature: str) -> str | None:

@@ -4,7 +4,6 @@ The stream side is `messages_stream`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from core import fastjson
@@ -181,7 +180,7 @@ DEFAULT_MAX_TOKENS = 32000  # Anthropic requires max_tokens; a client that sends
 MIN_THINKING_BUDGET = 1024  # Anthropic's floor: an effort below it (none, minimal) sends no thinking
 
 
-def write_request(turn: Turn, own: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+def write_request(turn: Turn, own: carry.Own | None = None) -> dict[str, Any]:
     """A Messages body for the turn, streamed. The provider (Claude) adds its own presentation on top, as for any
     other client: identity block, headers, tool-name rules. `own` tells which reasoning parts carry this upstream's
     thinking blocks (providers.protocols.carry): they go back as they came, first in their turn."""
@@ -229,7 +228,7 @@ def thinking_allowed(messages: list[dict[str, Any]]) -> bool:
     return isinstance(content[0], dict) and content[0].get("type") in ("thinking", "redacted_thinking")
 
 
-def _write_message(message: Message, own: Callable[[str], str | None] | None = None) -> dict[str, Any] | None:
+def _write_message(message: Message, own: carry.Own | None = None) -> dict[str, Any] | None:
     """Anthropic's order: a user turn's tool results first (they answer the turn before), then its text and images;
     an assistant turn's thinking (this upstream's own, `own`), then its text, then its calls. Reasoning from another
     provider or account is dropped."""

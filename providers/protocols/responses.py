@@ -4,10 +4,11 @@ body → Turn). The stream side is `responses_stream`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from core.jsonshape import mapping
+from providers.protocols import carry
+from providers.protocols.responses_stream import summary_text
 from providers.protocols.turn import (
     CUSTOM_INPUT_SCHEMA,
     TOOL_ERROR_PREFIX,
@@ -26,11 +27,9 @@ from providers.protocols.turn import (
     checked_image,
 )
 
+
 # -- request writer --------------------------------------------------------------------------------------------
-Own = Callable[[str], "str | None"]  # a reasoning part's signature → the upstream's own blob it carries, or None
-
-
-def write_request(turn: Turn, own: Own | None = None) -> dict[str, Any]:
+def write_request(turn: Turn, own: carry.Own | None = None) -> dict[str, Any]:
     """A Responses body for the turn. Fields the Codex backend refuses are left to its own normalising (the provider's
     prepare); `max_tokens` has no field the backend takes, so the upstream's own limit applies. `own` tells which
     reasoning parts this upstream made (providers.protocols.carry): they go back as reasoning items, the rest not."""
@@ -67,7 +66,7 @@ def write_request(turn: Turn, own: Own | None = None) -> dict[str, Any]:
     return body
 
 
-def _items(message: Message, own: Own | None = None) -> list[dict[str, Any]]:
+def _items(message: Message, own: carry.Own | None = None) -> list[dict[str, Any]]:
     """One message's parts as Responses input items, in an order the upstream pairs: a user turn's tool outputs
     first (they answer the calls of the turn before), then its text and images; an assistant turn's reasoning (the
     upstream's own, `own`), then its text, then its calls. Reasoning from another provider or account is never sent
@@ -165,9 +164,8 @@ def read_request(body: dict[str, Any]) -> Turn:
                 raise Untranslatable(f"{where}.call_id", f"no function_call with call_id {call_id!r} comes before this output")
             append_message(messages, "user", (ToolResult(call_id, _output_parts(where, item.get("output"))),))
         elif kind == "reasoning":  # kept with its blob: the writer sends it on only where it came from (carry)
-            summary = [mapping(part).get("text") for part in item.get("summary") or [] if isinstance(part, dict)]
-            text = "\n\n".join(part for part in summary if isinstance(part, str) and part)
-            append_message(messages, "assistant", (Reasoning(text, str(item.get("encrypted_content") or "")),))
+            reasoning = Reasoning(summary_text(item.get("summary")), str(item.get("encrypted_content") or ""))
+            append_message(messages, "assistant", (reasoning,))
         else:
             raise Untranslatable(f"{where}.type", f"an input item of type {kind!r} has no equivalent upstream")
     tools = tuple(tool for index, t in enumerate(body.get("tools") or []) if (tool := _read_tool(index, mapping(t))) is not None)

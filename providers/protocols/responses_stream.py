@@ -38,6 +38,12 @@ def usage_from(value: Any, names: tuple[str, str, str, str] = RESPONSES_USAGE) -
     )
 
 
+def summary_text(summary: Any) -> str:
+    """A reasoning item's summary parts as one text, a blank line between them (as they stream)."""
+    parts = [mapping(part).get("text") for part in summary] if isinstance(summary, list) else []
+    return "\n\n".join(part for part in parts if isinstance(part, str) and part)
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -167,8 +173,7 @@ class StreamReader:
             return out
         block, streamed = self._thinking[item_id]
         if streamed == -1:
-            parts = [mapping(p).get("text") for p in item.get("summary") or []]
-            text = "\n\n".join(p for p in parts if isinstance(p, str) and p)
+            text = summary_text(item.get("summary"))
             out += [ev.BlockDelta(block, text)] if text and block not in self._closed else []
         blob = item.get("encrypted_content")
         return out + self._close(block, self.sign(blob) if isinstance(blob, str) and blob else "")
