@@ -93,17 +93,5 @@ class AgentClaude(FakeClaudeAPI):
             sse("message_stop", {"type": "message_stop"}),
         ]
         if thinking is not None:
-            signed = {"type": "signature_delta", "signature": thinking["signature"]}
-            events[1:1] = [
-                sse(
-                    "content_block_start",
-                    {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
-                ),
-                sse(
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": thinking["thinking"]}},
-                ),
-                sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed}),
-                sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ]
+            events[1:1] = self.thinking_events(thinking["signature"])
         return Stream(events)

@@ -87,6 +87,18 @@ class FakeAnthropic(FakeServer):
         self.signatures.add(signature)
         return {"type": "thinking", "thinking": "".join(self.thinking), "signature": signature}
 
+    def thinking_events(self, signature: str) -> list[bytes]:
+        """The thinking block as block 0 of a stream: its pieces, then its whole signature just before its stop."""
+        block = {"type": "thinking", "thinking": "", "signature": ""}
+        events = [sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})]
+        events += [
+            sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}})
+            for piece in self.thinking
+        ]
+        signed = {"type": "signature_delta", "signature": signature}
+        events.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed}))
+        return events + [sse("content_block_stop", {"type": "content_block_stop", "index": 0})]
+
     def count_tokens(self, request: Recorded) -> Reply:
         return self._check(request) or Reply(200, {"input_tokens": 42})
 
@@ -139,18 +151,7 @@ class FakeAnthropic(FakeServer):
         first = 0
         if thinking is not None:
             first = 1
-            block = {"type": "thinking", "thinking": "", "signature": ""}
-            events.append(sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}))
-            events += [
-                sse(
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}},
-                )
-                for piece in self.thinking
-            ]
-            signed = {"type": "signature_delta", "signature": thinking["signature"]}
-            events.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed}))
-            events.append(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+            events += self.thinking_events(thinking["signature"])
         text_start = {"type": "content_block_start", "index": first, "content_block": {"type": "text", "text": ""}}
         events += [sse("content_block_start", text_start), sse("ping", {"type": "ping"})]
         events += [
