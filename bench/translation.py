@@ -4,6 +4,7 @@ event (the Responses event read and written as Anthropic SSE, beside Codex's nat
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -112,8 +113,6 @@ def measure(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[str, 
 
 def upstream_events(protocol: str, chunks: int) -> list[bytes]:
     """A streamed answer of `chunks` text pieces and a tool call, as each upstream protocol's fake sends it."""
-    import json as _json
-
     from tests.fakes.anthropic import FakeAnthropic
     from tests.fakes.base import Recorded, Stream
     from tests.fakes.openai import FakeOpenAI
@@ -125,7 +124,7 @@ def upstream_events(protocol: str, chunks: int) -> list[bytes]:
         claude = FakeAnthropic()
         claude.text_chunks = pieces
         body = {"model": "claude", "stream": True, "messages": [], "tools": [{"name": "Read"}]}
-        reply = claude.messages(Recorded("POST", "/v1/messages", {}, _json.dumps(body).encode(), 0.0))
+        reply = claude.messages(Recorded("POST", "/v1/messages", {}, json.dumps(body).encode(), 0.0))
     else:
         openai = FakeOpenAI()
         openai.text_chunks, openai.chat_calls = pieces, True
@@ -137,7 +136,7 @@ def upstream_events(protocol: str, chunks: int) -> list[bytes]:
             "tools": [tool],
             "messages": [{"role": "user", "content": "hi"}],
         }
-        reply = openai.chat(Recorded("POST", "/v1/chat/completions", {}, _json.dumps(body).encode(), 0.0))
+        reply = openai.chat(Recorded("POST", "/v1/chat/completions", {}, json.dumps(body).encode(), 0.0))
     assert isinstance(reply, Stream)
     return reply.events
 
