@@ -29,13 +29,13 @@ import orjson
 _READ = msgspec.json.Decoder()
 
 
-def loads(content: bytes | msgspec.Raw) -> Any:
+def loads(content: bytes | str | msgspec.Raw) -> Any:
     """`content` as JSON: the value `json.loads` gives, NaN/Infinity/overflowing numbers refused (ValueError)."""
     try:
         return _READ.decode(content)
     except (msgspec.DecodeError, RecursionError):
         pass  # the standard module says why (or reads what msgspec does not: a lone surrogate)
-    text = content if isinstance(content, bytes) else bytes(content)
+    text = content if isinstance(content, (bytes, str)) else bytes(content)
     return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
 
 

@@ -18,6 +18,7 @@ from providers.protocols.turn import (
     ToolResult,
     Turn,
     Untranslatable,
+    all_text,
     append_message,
     checked_image,
 )
@@ -51,32 +52,33 @@ def read_request(body: dict[str, Any]) -> Turn:
     listed = body.get("messages")
     for index, message in enumerate(listed if isinstance(listed, list) else []):
         message = mapping(message)
-        role, where = message.get("role"), f"messages.{index}"
+        role = message.get("role")
         if role in ("system", "developer"):
-            text = "".join(p.text for p in _parts(where, message.get("content")) if isinstance(p, Text))
+            text = "".join(p.text for p in _parts(index, message.get("content")) if isinstance(p, Text))
             if messages:  # after the conversation began: an instruction in its place (chat agents end with one)
                 append_message(messages, "system", (Text(text),))
             else:
                 system.append(text)
         elif role == "user":
-            append_message(messages, "user", _parts(where, message.get("content")))
+            append_message(messages, "user", _parts(index, message.get("content")))
         elif role == "assistant":
-            parts: list[Any] = list(_parts(where, message.get("content")))
+            parts: list[Any] = list(_parts(index, message.get("content")))
             for n, call in enumerate(message.get("tool_calls") or []):
                 call = mapping(call)
                 function = mapping(call.get("function"))
                 if call.get("type", "function") != "function":
-                    raise Untranslatable(f"{where}.tool_calls.{n}.type", f"{call.get('type')!r} calls cannot be translated")
+                    raise Untranslatable(f"messages.{index}.tool_calls.{n}.type", f"{call.get('type')!r} calls cannot be translated")
                 calls.add(str(call.get("id") or ""))
                 parts.append(ToolCall(str(call.get("id") or ""), str(function.get("name") or ""), str(function.get("arguments") or "{}")))
             append_message(messages, "assistant", tuple(parts))
         elif role == "tool":
             call_id = str(message.get("tool_call_id") or "")
             if call_id not in calls:
-                raise Untranslatable(f"{where}.tool_call_id", f"no assistant tool call with id {call_id!r} comes before this tool message")
-            append_message(messages, "user", (ToolResult(call_id, _parts(where, message.get("content"))),))
+                why = f"no assistant tool call with id {call_id!r} comes before this tool message"
+                raise Untranslatable(f"messages.{index}.tool_call_id", why)
+            append_message(messages, "user", (ToolResult(call_id, _parts(index, message.get("content"))),))
         else:
-            raise Untranslatable(f"{where}.role", f"{role!r} cannot be translated")
+            raise Untranslatable(f"messages.{index}.role", f"{role!r} cannot be translated")
     limit = body.get("max_completion_tokens") if body.get("max_completion_tokens") is not None else body.get("max_tokens")
     stop = body.get("stop")
     temperature = body.get("temperature")
@@ -96,7 +98,7 @@ def read_request(body: dict[str, Any]) -> Turn:
     )
 
 
-def _parts(where: str, content: Any) -> tuple[Text | Image, ...]:
+def _parts(index: int, content: Any) -> tuple[Text | Image, ...]:
     if content is None:
         return ()
     if isinstance(content, str):
@@ -110,12 +112,12 @@ def _parts(where: str, content: Any) -> tuple[Text | Image, ...]:
         elif kind == "image_url":
             url = mapping(part.get("image_url")).get("url")
             if not isinstance(url, str):
-                raise Untranslatable(f"{where}.content.{n}.image_url", "needs a url")
+                raise Untranslatable(f"messages.{index}.content.{n}.image_url", "needs a url")
             parts.append(Image(url))
         elif kind == "refusal":
             parts.append(Text(str(part.get("refusal") or "")))
         else:
-            raise Untranslatable(f"{where}.content.{n}.type", f"a {kind!r} part has no equivalent upstream")
+            raise Untranslatable(f"messages.{index}.content.{n}.type", f"a {kind!r} part has no equivalent upstream")
     return tuple(parts)
 
 
@@ -194,12 +196,14 @@ def write_request(turn: Turn) -> dict[str, Any]:
 def _write_message(message: Message) -> list[dict[str, Any]]:
     """One message as Chat messages. Reasoning from another provider is dropped (never sent as text)."""
     if message.role == "assistant":
-        text = "".join(part.text for part in message.parts if isinstance(part, Text))
-        calls = [
-            {"id": part.id, "type": "function", "function": {"name": part.name, "arguments": part.arguments or "{}"}}
-            for part in message.parts
-            if isinstance(part, ToolCall)
-        ]
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for part in message.parts:
+            if type(part) is Text:  # `is` on the exact class: the cheapest test, hundreds of parts a request
+                texts.append(part.text)
+            elif isinstance(part, ToolCall):
+                calls.append({"id": part.id, "type": "function", "function": {"name": part.name, "arguments": part.arguments or "{}"}})
+        text = "".join(texts)
         if not text and not calls:
             return []
         written: dict[str, Any] = {"role": "assistant", "content": text or None}
@@ -211,10 +215,12 @@ def _write_message(message: Message) -> list[dict[str, Any]]:
     for part in message.parts:
         if isinstance(part, ToolResult):
             prefix = TOOL_ERROR_PREFIX if part.is_error else ""
-            text = prefix + "".join(p.text for p in part.content if isinstance(p, Text))
-            results.append({"role": "tool", "tool_call_id": part.call_id, "content": text})
-            content += [_image_part(p) for p in part.content if isinstance(p, Image)]  # a tool message holds text only
-        elif isinstance(part, Text):
+            output = all_text(part.content)
+            if output is None:  # a tool message holds text only: its images follow as user content
+                output = "".join(p.text for p in part.content if isinstance(p, Text))
+                content += [_image_part(p) for p in part.content if isinstance(p, Image)]
+            results.append({"role": "tool", "tool_call_id": part.call_id, "content": prefix + output})
+        elif type(part) is Text:
             if part.text:
                 content.append({"type": "text", "text": part.text})
         elif isinstance(part, Image):

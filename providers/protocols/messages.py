@@ -3,7 +3,7 @@ The stream side is `messages_stream`."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
 from core import fastjson
@@ -23,6 +23,7 @@ from providers.protocols.turn import (
     ToolResult,
     Turn,
     Untranslatable,
+    all_text,
     checked_image,
     effort_for_budget,
 )
@@ -42,7 +43,7 @@ def read_request(body: dict[str, Any]) -> Turn:
         value = body.get(name)
         if value is not None and not (name == "temperature" and value == DEFAULT_TEMPERATURE):
             raise Untranslatable(name, f"the upstream does not take {name}; only the default ({DEFAULT_TEMPERATURE:g}) can be translated")
-    turns = tuple(_message(i, m) for i, m in enumerate(_list(body.get("messages"), "messages")))
+    turns = _messages(_list(body.get("messages"), "messages"))
     _check_results(turns)
     return Turn(
         model=str(body.get("model") or ""),
@@ -61,11 +62,13 @@ def _check_results(turns: tuple[Message, ...]) -> None:
     """A tool_result answers a tool_use that comes before it: the other protocols refuse an output with no call
     ("No tool call found for function call output"), so an orphan is a 400 here, naming it."""
     calls: set[str] = set()
-    for index, message in enumerate(turns):
-        for n, part in enumerate(message.parts):
-            if isinstance(part, ToolCall):
+    for message in turns:
+        for part in message.parts:
+            if type(part) is ToolCall:
                 calls.add(part.id)
-            elif isinstance(part, ToolResult) and part.call_id not in calls:
+            elif type(part) is ToolResult and part.call_id not in calls:
+                index = next(i for i, m in enumerate(turns) if m is message)
+                n = next(i for i, p in enumerate(message.parts) if p is part)
                 raise Untranslatable(
                     f"messages.{index}.content.{n}.tool_use_id", f"no tool_use with id {part.call_id!r} comes before this tool_result"
                 )
@@ -92,10 +95,30 @@ def _system(value: Any) -> str:
     return "\n\n".join(texts)
 
 
+ROLES = ("user", "assistant", "system")  # system: Claude Code's mid-conversation reminders
+
+
+def _messages(listed: list[Any]) -> tuple[Message, ...]:
+    """The conversation as messages. Well-formed messages are read on a short path (hundreds of blocks a request);
+    anything odd (a KeyError, a TypeError, a refused image) sends that message down `_message`, which reads it again
+    step by step to name what is wrong."""
+    turns: list[Message] = []
+    for index, message in enumerate(listed):
+        try:
+            role, content = message["role"], message["content"]
+            if role not in ROLES:
+                raise KeyError(role)
+            parts = (Text(content),) if type(content) is str else tuple([_READERS[block["type"]](block) for block in content])
+            turns.append(Message(role, parts))
+        except (KeyError, TypeError, AttributeError, Untranslatable):
+            turns.append(_message(index, message))
+    return tuple(turns)
+
+
 def _message(index: int, message: Any) -> Message:
     message = mapping(message)
     role = message.get("role")
-    if role not in ("user", "assistant", "system"):  # system: Claude Code's mid-conversation reminders
+    if role not in ROLES:
         raise Untranslatable(f"messages.{index}.role", f"{role!r} cannot be translated (user, assistant or system)")
     content = message.get("content")
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else _list(content, f"messages.{index}.content")
@@ -103,14 +126,10 @@ def _message(index: int, message: Any) -> Message:
 
 
 def _part(where: str, block: dict[str, Any]) -> Part:
+    """One content block, or a 400 naming `where` (the slow path: `_READERS` reads well-formed blocks)."""
     kind = block.get("type")
-    if kind == "text":
-        return Text(str(block.get("text") or ""))
     if kind == "image":
         return _image(where, mapping(block.get("source")))
-    if kind == "tool_use":
-        arguments = fastjson.dumps(block.get("input") or {}).decode()  # UTF-8, compact: as the other protocols write it
-        return ToolCall(str(block.get("id") or ""), str(block.get("name") or ""), arguments)
     if kind == "tool_result":
         content = block.get("content")
         parts: list[Text | Image] = []
@@ -120,11 +139,51 @@ def _part(where: str, block: dict[str, Any]) -> Part:
                 raise Untranslatable(f"{where}.content.{n}", "a tool result holds text and images only")
             parts.append(part)
         return ToolResult(str(block.get("tool_use_id") or ""), tuple(parts), block.get("is_error") is True)
-    if kind == "thinking":
-        return Reasoning(str(block.get("thinking") or ""), str(block.get("signature") or ""))
-    if kind == "redacted_thinking":
-        return Reasoning("", str(block.get("data") or ""))
-    raise Untranslatable(f"{where}.type", f"a {kind!r} block has no equivalent upstream")
+    reader = _READERS.get(kind) if isinstance(kind, str) else None
+    if reader is None:
+        raise Untranslatable(f"{where}.type", f"a {kind!r} block has no equivalent upstream")
+    return reader(block)
+
+
+def _text(block: dict[str, Any]) -> Text:
+    return Text(str(block.get("text") or ""))
+
+
+def _tool_use(block: dict[str, Any]) -> ToolCall:
+    arguments = fastjson.dumps(block.get("input") or {}).decode()  # UTF-8, compact: as the other protocols write it
+    return ToolCall(str(block.get("id") or ""), str(block.get("name") or ""), arguments)
+
+
+def _tool_result(block: dict[str, Any]) -> ToolResult:
+    content = block.get("content")
+    if isinstance(content, str):
+        parts: tuple[Text | Image, ...] = (Text(content),)
+    else:
+        parts = tuple([_RESULT_READERS[inner["type"]](inner) for inner in content or ()])
+    return ToolResult(str(block.get("tool_use_id") or ""), parts, block.get("is_error") is True)
+
+
+def _thinking(block: dict[str, Any]) -> Reasoning:
+    return Reasoning(str(block.get("thinking") or ""), str(block.get("signature") or ""))
+
+
+def _redacted_thinking(block: dict[str, Any]) -> Reasoning:
+    return Reasoning("", str(block.get("data") or ""))
+
+
+def _image_block(block: dict[str, Any]) -> Image:
+    return _image("", block["source"])
+
+
+# Each block type's reader, for well-formed blocks (see `_messages`).
+_RESULT_READERS: dict[str, Callable[[dict[str, Any]], Text | Image]] = {"text": _text, "image": _image_block}
+_READERS: dict[str, Callable[[dict[str, Any]], Part]] = {
+    **_RESULT_READERS,
+    "tool_use": _tool_use,
+    "tool_result": _tool_result,
+    "thinking": _thinking,
+    "redacted_thinking": _redacted_thinking,
+}
 
 
 def _image(where: str, source: dict[str, Any]) -> Image:
@@ -237,27 +296,15 @@ def _write_message(message: Message, own: carry.Own | None = None) -> dict[str, 
     content: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     for part in message.parts:
-        if isinstance(part, Text):
+        if type(part) is Text:  # `is` on the exact class: the cheapest test, hundreds of parts a request
             if part.text:
                 content.append({"type": "text", "text": part.text})
-        elif isinstance(part, Image):
-            content.append({"type": "image", "source": _image_source(part)})
         elif isinstance(part, ToolCall):
             calls.append({"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part)})
         elif isinstance(part, ToolResult):
-            inner = [
-                {"type": "text", "text": p.text} if isinstance(p, Text) else {"type": "image", "source": _image_source(p)}
-                for p in part.content
-            ]
-            text_only = all(isinstance(p, Text) for p in part.content)
-            result: dict[str, Any] = {
-                "type": "tool_result",
-                "tool_use_id": part.call_id,
-                "content": "".join(p.text for p in part.content if isinstance(p, Text)) if text_only else inner,
-            }
-            if part.is_error:
-                result["is_error"] = True
-            results.append(result)
+            results.append(_result(part))
+        elif isinstance(part, Image):
+            content.append({"type": "image", "source": _image_source(part)})
         elif isinstance(part, Reasoning) and own is not None and message.role == "assistant":
             blob = own(part.signature)
             block = carry.unpack_thinking(blob) if blob is not None else None
@@ -268,6 +315,19 @@ def _write_message(message: Message, own: carry.Own | None = None) -> dict[str, 
         return None
     role = "user" if message.role in ("user", "system") else "assistant"
     return {"role": role, "content": blocks}
+
+
+def _result(part: ToolResult) -> dict[str, Any]:
+    text = all_text(part.content)
+    written: Any = text if text is not None else [_text_or_image(p) for p in part.content]
+    result: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.call_id, "content": written}
+    if part.is_error:
+        result["is_error"] = True
+    return result
+
+
+def _text_or_image(part: Text | Image) -> dict[str, Any]:
+    return {"type": "text", "text": part.text} if isinstance(part, Text) else {"type": "image", "source": _image_source(part)}
 
 
 def _merged(written: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -291,7 +351,7 @@ def _image_source(image: Image) -> dict[str, Any]:
 
 def _arguments(call: ToolCall) -> Any:
     try:
-        value = json.loads(call.arguments or "{}")
+        value = fastjson.loads(call.arguments or "{}")
     except ValueError:
         raise Untranslatable("arguments", f"the arguments of call {call.id!r} are not JSON") from None
     return value if isinstance(value, dict) else {"input": value}

@@ -19,12 +19,14 @@ class Untranslatable(Refusal):
         self.field = field
 
 
-@dataclasses.dataclass(frozen=True)
+# The parts and messages of a turn are built by the hundred for each translated request: plain slotted classes,
+# a third of a frozen one's cost to build (0.17 against 0.5 µs). Nothing changes them once a reader has built them.
+@dataclasses.dataclass(slots=True)
 class Text:
     text: str
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Image:
     url: str  # an http(s) URL or a data: URL (base64)
     media_type: str = ""
@@ -48,21 +50,21 @@ def checked_image(image: Image) -> Image:
     return image
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class ToolCall:
     id: str  # the id the client sees and names again in the tool's result (the upstream's call_id)
     name: str
     arguments: str  # JSON text of the arguments object
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class ToolResult:
     call_id: str
     content: tuple[Text | Image, ...]
     is_error: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Reasoning:
     """A provider's reasoning: kept in the turn so a writer can decide (today: never sent to another provider)."""
 
@@ -73,7 +75,17 @@ class Reasoning:
 Part = Text | Image | ToolCall | ToolResult | Reasoning
 
 
-@dataclasses.dataclass(frozen=True)
+def all_text(parts: tuple[Text | Image, ...]) -> str | None:
+    """The parts' text joined, when they are all text (a tool result's usual content: one text); else None."""
+    first = parts[0] if len(parts) == 1 else None
+    if type(first) is Text:
+        return first.text
+    if all(type(part) is Text for part in parts):
+        return "".join(part.text for part in parts if isinstance(part, Text))
+    return None
+
+
+@dataclasses.dataclass(slots=True)
 class Message:
     role: Literal["user", "assistant", "system"]  # system: an instruction in the middle of the conversation
     parts: tuple[Part, ...]
@@ -83,7 +95,7 @@ def append_message(messages: list[Message], role: Any, parts: tuple[Part, ...]) 
     """Consecutive parts of one role make one message (a call and its text are one assistant turn): the readers of
     protocols that list items one by one (Chat, Responses) build their turns with this."""
     if messages and messages[-1].role == role:
-        messages[-1] = Message(role, messages[-1].parts + parts)
+        messages[-1].parts += parts  # the reader's own message, not yet shared
     else:
         messages.append(Message(role, parts))
 
