@@ -37,7 +37,7 @@ def write_request(turn: Turn, own: carry.Own | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": turn.model,
         "instructions": turn.system,
-        "input": [item for message in turn.messages for item in _items(message, own)],
+        "input": _input(turn.messages, own),
         "stream": True,
         "store": False,
     }
@@ -67,13 +67,20 @@ def write_request(turn: Turn, own: carry.Own | None = None) -> dict[str, Any]:
     return body
 
 
-def _items(message: Message, own: carry.Own | None = None) -> list[dict[str, Any]]:
-    """One message's parts as Responses input items, in an order the upstream pairs: a user turn's tool outputs
+def _input(messages: tuple[Message, ...], own: carry.Own | None) -> list[dict[str, Any]]:
+    written: list[dict[str, Any]] = []
+    for message in messages:
+        _items(message, own, written)
+    return written
+
+
+def _items(message: Message, own: carry.Own | None, written: list[dict[str, Any]]) -> None:
+    """One message's parts as Responses input items, added to `written`, in an order the upstream pairs: a user turn's tool outputs
     first (they answer the calls of the turn before), then its text and images; an assistant turn's reasoning (the
     upstream's own, `own`), then its text, then its calls. Reasoning from another provider or account is never sent
     (not as text, not with a foreign signature)."""
-    items: list[dict[str, Any]] = []
     reasoning: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     content: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     assistant = message.role == "assistant"
@@ -84,7 +91,7 @@ def _items(message: Message, own: carry.Own | None = None) -> list[dict[str, Any
         elif isinstance(part, ToolCall):
             calls.append({"type": "function_call", "call_id": part.id, "name": part.name, "arguments": part.arguments})
         elif isinstance(part, ToolResult):
-            items.append({"type": "function_call_output", "call_id": part.call_id, "output": _output(part)})
+            results.append({"type": "function_call_output", "call_id": part.call_id, "output": _output(part)})
         elif isinstance(part, Image):
             content.append({"type": "input_image", "image_url": checked_image(part).url, "detail": "auto"})
         elif isinstance(part, Reasoning):
@@ -92,9 +99,11 @@ def _items(message: Message, own: carry.Own | None = None) -> list[dict[str, Any
             if blob is not None:
                 summary = [{"type": "summary_text", "text": part.text}] if part.text else []
                 reasoning.append({"type": "reasoning", "summary": summary, "encrypted_content": blob})
+    written += reasoning
+    written += results
     if content:  # a mid-conversation system message is a developer message (the Codex backend refuses "system")
-        items.append({"type": "message", "role": "developer" if message.role == "system" else message.role, "content": content})
-    return reasoning + items + calls
+        written.append({"type": "message", "role": "developer" if message.role == "system" else message.role, "content": content})
+    written += calls
 
 
 def _output(result: ToolResult) -> str | list[dict[str, Any]]:
