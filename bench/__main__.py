@@ -38,6 +38,7 @@ FULL = {
     "lateness_events": 150,
     "memory_clients": 20,
     "bad_string_mb": 30,
+    "first_byte_pairs": 200,
 }
 SMOKE = {
     "rounds": 1,
@@ -56,6 +57,7 @@ SMOKE = {
     "lateness_events": 8,
     "memory_clients": 3,
     "bad_string_mb": 1,
+    "first_byte_pairs": 3,
 }
 
 
@@ -104,6 +106,8 @@ def kleis_env(data_dir: Path, upstream: str, query_log: Path) -> dict[str, str]:
         "KLEIS_ADMIN_SECRET": "bench",
         "KLEIS_CLAUDE_API_BASE": upstream,
         "KLEIS_CLAUDE_AUTH_BASE": upstream,
+        "KLEIS_CODEX_API_BASE": f"{upstream}/codex",  # the first-byte row's Kleis has the Codex provider too
+        "KLEIS_CODEX_AUTH_BASE": upstream,
         "KLEIS_MODELS_DEV_URL": "http://127.0.0.1:9/api.json",
         "KLEIS_LOG_LEVEL": "WARNING",
         "BENCH_QUERY_LOG": str(query_log),
@@ -123,6 +127,8 @@ def seed(env: dict[str, str]) -> tuple[str, int]:
     row, _ = upsert_account(
         "claude", "bench-account", TokenSet("sk-ant-oat01-bench-start", "sk-ant-ort01-bench-start", time.time() + 8 * 3600), store.cipher
     )
+    codex = TokenSet("bench-codex-access", "bench-codex-refresh", time.time() + 8 * 3600, {"account_id": "bench-chatgpt-account"})
+    upsert_account("codex", "bench-codex-account", codex, store.cipher)
     store.close()
     return key, row.id
 
@@ -257,6 +263,18 @@ def refresh_burst(setup: Setup, settings: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def first_byte(setup: Setup, settings: dict[str, Any]) -> dict[str, Any]:
+    """Translated against native first byte, on a Kleis process of its own with the Codex provider too (the
+    other rows' Kleis has Claude only)."""
+    from bench import first_byte as measure_first_byte
+
+    codex_kleis, port = spawn("bench.run_kleis", env={**setup.env, "BENCH_PROVIDERS": "claude,codex", "BENCH_QUERY_LOG": ""})
+    try:
+        return measure_first_byte.measure(f"http://127.0.0.1:{port}", setup.auth, settings["first_byte_pairs"])
+    finally:
+        stop(codex_kleis)
+
+
 def scale_out(setup: Setup, settings: dict[str, Any]) -> dict[str, float]:
     """Throughput with a second Kleis process on the same store against one."""
     second, second_port = spawn("bench.run_kleis", env={**setup.env, "BENCH_QUERY_LOG": str(setup.work / "queries-2.json")})
@@ -288,6 +306,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         results["rss_end_mb"] = rss_mb(setup.kleis_process.pid)
         results["refresh"] = refresh_burst(setup, settings)
         results["scale_out"] = scale_out(setup, settings)
+        results["first_byte"] = first_byte(setup, settings)
     finally:
         setup.stop()
     from bench import translation

@@ -134,6 +134,19 @@ def translation_rows(r: dict[str, Any]) -> list[Row]:
                 "≤ 0.3 ms / ≤ 50 µs",
             )
         )
+    fb = r.get("first_byte")
+    if fb:
+        low, high = fb["added_iqr_ms"]
+        rows.append(
+            (
+                f"translation, first byte, live ({fb['kb']} KB Claude Code body on gpt-5.4, {fb['pairs']} pairs)",
+                "",
+                f"native {fb['native_p50_ms']:.2f} ms",
+                f"{fb['translated_p50_ms']:.2f} ms",
+                f"+{fb['added_ms']:.2f} ms (IQR {low:.2f}–{high:.2f})",
+                "≤ 1 ms",
+            )
+        )
     t = r["translation"]["large"]
     rows.append(
         (

@@ -1,4 +1,5 @@
-"""Kleis for benchmarks: the real addon and Claude provider pointed at the bench upstream. Prints `PORT <n>`.
+"""Kleis for benchmarks: the real addon and the providers BENCH_PROVIDERS names (default: Claude), pointed at the
+bench upstream. Prints `PORT <n>`.
 
 Configuration comes from KLEIS_* as for `kleis.py serve`. With BENCH_QUERY_LOG set, every database query made
 while a request hook runs (including the threads it hands work to) is counted, and the count is written to that
@@ -87,7 +88,8 @@ def main() -> None:
     store = open_store(config)
     if os.environ.get("BENCH_QUERY_LOG"):
         count_queries(os.environ["BENCH_QUERY_LOG"])
-    providers = {"claude": provider_map(config)["claude"]}
+    available = provider_map(config)
+    providers = {name: available[name] for name in os.environ.get("BENCH_PROVIDERS", "claude").split(",")}
     asyncio.run(
         run_dump(
             store,

@@ -4,6 +4,7 @@ Routes (any POST path ending in):
 - `/v1/messages` and `/json`: a small JSON answer, or with `"stream": true` an SSE stream of `events` events
   `interval` seconds apart (body fields), each stamped with its send time; with tools, a tool_use block named
   as the request named its first tool (so a proxy's renaming is visible);
+- `/codex/responses`: a streamed Responses answer, as the Codex backend sends one (the first-byte row);
 - `/v1/oauth/token`: rotating refresh tokens, counted (`GET /stats` returns the counts).
 Bodies are read with orjson, as fast as a real API reads them: the standard module took 11–13 ms (and varied by
 several) on a 1.5 MB agent body, more than either proxy adds to it.
@@ -84,6 +85,38 @@ async def stream(writer: asyncio.StreamWriter, body: dict) -> None:
     await writer.drain()
 
 
+async def responses_stream(writer: asyncio.StreamWriter, body: dict) -> None:
+    """A Responses answer, as the Codex backend streams one: created, a message item, `events` text deltas
+    `interval` seconds apart, the item done, completed with usage."""
+    events = int(body.get("events", 20))
+    interval = float(body.get("interval", 0.0))
+    item = {"type": "message", "id": "msg_b", "role": "assistant", "status": "in_progress", "content": []}
+    response = {"id": "resp_b", "object": "response", "status": "in_progress", "model": body.get("model"), "output": []}
+    writer.write(head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}))
+    writer.write(responses_event("response.created", {"response": response}))
+    await writer.drain()
+    writer.write(responses_event("response.output_item.added", {"output_index": 0, "item": item}))
+    part = {"type": "output_text", "text": "", "annotations": []}
+    writer.write(responses_event("response.content_part.added", {"item_id": "msg_b", "output_index": 0, "content_index": 0, "part": part}))
+    for _ in range(events):
+        if interval:
+            await asyncio.sleep(interval)
+        delta = {"item_id": "msg_b", "output_index": 0, "content_index": 0, "delta": "x"}
+        writer.write(responses_event("response.output_text.delta", delta))
+        await writer.drain()
+    text = {"type": "output_text", "text": "x" * events, "annotations": []}
+    done = {**item, "status": "completed", "content": [text]}
+    writer.write(responses_event("response.output_item.done", {"output_index": 0, "item": done}))
+    usage = {"input_tokens": 10, "output_tokens": events, "total_tokens": 10 + events}
+    completed = {**response, "status": "completed", "output": [done], "usage": usage}
+    writer.write(responses_event("response.completed", {"response": completed}) + b"0\r\n\r\n")
+    await writer.drain()
+
+
+def responses_event(name: str, data: dict) -> bytes:
+    return chunk(f"event: {name}\ndata: {json.dumps({'type': name, **data}, separators=(',', ':'))}\n\n".encode())
+
+
 def token(body: dict) -> tuple[int, bytes]:
     if body.get("grant_type") == "refresh_token":
         STATS["refresh_calls"] += 1
@@ -132,7 +165,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                     writer.write(head(400, {"content-type": "application/json", "content-length": str(len(data))}) + data)
                     await writer.drain()
                     continue
-                if body.get("stream"):
+                if path.split("?")[0].endswith("/codex/responses"):
+                    await responses_stream(writer, body)
+                elif body.get("stream"):
                     await stream(writer, body)
                 else:
                     writer.write(head(200, {"content-type": "application/json", "content-length": str(len(REPLY))}) + REPLY)

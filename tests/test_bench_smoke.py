@@ -31,6 +31,9 @@ def test_bench_smoke_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert figures["refresh"]["ok"] == figures["refresh"]["count"] and figures["refresh"]["refresh_calls"] == 1
     assert figures["hot_path"]["request_path_queries"] == 0
     assert figures["scale_out"]["two_rps"] > 0
+    first_byte = figures["first_byte"]  # Claude Code's body on a Codex model through a live Kleis, against native
+    assert first_byte["pairs"] == figures["settings"]["first_byte_pairs"] and first_byte["translated_p50_ms"] > 0
+    assert first_byte["native_p50_ms"] > 0 and "translation, first byte" in result.stdout
     assert "latency p50" in result.stdout and "scale-out" in result.stdout and "translation, per streamed event" in result.stdout
     for size in ("small", "large"):
         translated = figures["translation"][size]
