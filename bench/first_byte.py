@@ -33,10 +33,13 @@ def requests(turns: int) -> tuple[tuple[str, dict[str, str], bytes], tuple[str, 
 async def first_byte(connection: Connection, path: str, headers: dict[str, str], body: bytes) -> float:
     """Milliseconds from sending the request to the first chunk of its streamed answer (read to its end)."""
     first: list[float] = []
+
+    def on_chunk(_: bytes) -> None:
+        if not first:
+            first.append(time.perf_counter())
+
     started = time.perf_counter()
-    status, _, content = await connection.request(
-        "POST", path, {"content-type": "application/json", **headers}, body, on_chunk=lambda _: first or first.append(time.perf_counter())
-    )
+    status, _, content = await connection.request("POST", path, {"content-type": "application/json", **headers}, body, on_chunk=on_chunk)
     if status != 200 or not first:
         raise RuntimeError(f"{path} answered {status} without a stream: {content[:300]!r}")
     return (first[0] - started) * 1000

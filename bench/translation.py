@@ -5,6 +5,7 @@ event (the Responses event read and written as Anthropic SSE, beside Codex's nat
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from typing import Any
 
@@ -61,17 +62,37 @@ def codex_events(chunks: int) -> list[bytes]:
 
 
 def per_call_us(run: Any, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(5):
+    """The median time of one call, over `repeat` × 5 calls timed one by one: a slow moment of the shared machine
+    (these VMs' timings vary by ±30 % from run to run) moves a median less than a best-of-runs mean."""
+    timings = []
+    for _ in range(repeat * 5):
         started = time.perf_counter()
-        for _ in range(repeat):
+        run()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1e6
+
+
+def paired_us(first: Any, second: Any, pairs: int) -> tuple[float, float, float, list[float]]:
+    """`pairs` calls of each, back to back (the order swapped every pair): the medians of each (µs), the median of
+    the differences first − second, and their interquartile range."""
+    one, two, diffs = [], [], []
+    for index in range(pairs):
+        timing = [0.0, 0.0]
+        for which in (0, 1) if index % 2 == 0 else (1, 0):
+            run = (first, second)[which]
+            started = time.perf_counter()
             run()
-        best = min(best, (time.perf_counter() - started) / repeat)
-    return best * 1e6
+            timing[which] = (time.perf_counter() - started) * 1e6
+        one.append(timing[0])
+        two.append(timing[1])
+        diffs.append(timing[0] - timing[1])
+    quartiles = statistics.quantiles(diffs, n=4)
+    return statistics.median(one), statistics.median(two), statistics.median(diffs), [quartiles[0], quartiles[2]]
 
 
-def measure(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[str, float]:
-    """Best of five runs of `repeat` calls each (in-process CPU cost; the proxy's own work is the same both ways)."""
+def measure(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[str, Any]:
+    """Translated against native, in process, in `repeat` × 10 pairs of calls (the proxy's own work is the same both
+    ways): the median of each and of their differences, with the differences' interquartile range."""
     body = claude_code_body(turns)
     native = native_body(body)
 
@@ -97,17 +118,18 @@ def measure(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[str, 
             for event in parser.feed(chunk):
                 transform(event)
 
-    request_translated, request_native = per_call_us(translated_request, repeat), per_call_us(native_request, repeat)
-    stream_translated, stream_native = per_call_us(translated_stream, repeat), per_call_us(native_stream, repeat)
+    request_translated, request_native, request_added, request_iqr = paired_us(translated_request, native_request, repeat * 10)
+    stream_translated, stream_native, stream_added, _ = paired_us(translated_stream, native_stream, repeat * 2)
     return {
         "body_kb": len(str(body)) / 1024,
         "request_translated_us": request_translated,
         "request_native_us": request_native,
-        "request_added_ms": (request_translated - request_native) / 1000,
+        "request_added_ms": request_added / 1000,
+        "request_added_iqr_ms": [value / 1000 for value in request_iqr],
         "events": count,
         "event_translated_us": stream_translated / count,
         "event_native_us": stream_native / count,
-        "event_added_us": (stream_translated - stream_native) / count,
+        "event_added_us": stream_added / count,
     }
 
 

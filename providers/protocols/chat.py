@@ -3,7 +3,9 @@ an upstream that serves a model on Chat only: Copilot's chat-only models). The s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from core.jsonshape import mapping
 from providers.protocols.turn import (
@@ -47,10 +49,134 @@ def read_request(body: dict[str, Any]) -> Turn:
     if modalities is not None and modalities != ["text"]:
         raise Untranslatable("modalities", "only text can be translated")
     system: list[str] = []
+    listed = body.get("messages")
+    messages = _read_messages(listed if isinstance(listed, list) else [], system)
+    limit = body.get("max_completion_tokens") if body.get("max_completion_tokens") is not None else body.get("max_tokens")
+    stop = body.get("stop")
+    temperature = body.get("temperature")
+    return Turn(
+        model=str(body.get("model") or ""),
+        system="\n\n".join(part for part in system if part),
+        messages=messages,
+        tools=tuple(_tool(i, t) for i, t in enumerate(body.get("tools") or [])),
+        tool_choice=_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
+        max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
+        reasoning_effort=body["reasoning_effort"] if isinstance(body.get("reasoning_effort"), str) else None,
+        output_format=_format(body.get("response_format")),
+        temperature=float(temperature) if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) else None,
+        top_p=float(body["top_p"]) if isinstance(body.get("top_p"), (int, float)) and not isinstance(body.get("top_p"), bool) else None,
+        stop=(stop,) if isinstance(stop, str) else tuple(s for s in stop if isinstance(s, str)) if isinstance(stop, list) else (),
+        stream=body.get("stream") is True,
+    )
+
+
+# A well-formed conversation as `msgspec.convert` reads it, in C (unknown fields ignored, as the step-by-step reader
+# ignores them); anything it refuses is read again message by message (`_read_step_by_step`), which names what it
+# cannot read.
+class _ImageURL(msgspec.Struct, gc=False):
+    url: str
+
+
+class _ImagePart(msgspec.Struct, tag_field="type", tag="image_url", gc=False):
+    image_url: _ImageURL
+
+
+class _RefusalPart(msgspec.Struct, tag_field="type", tag="refusal", gc=False):
+    refusal: str = ""
+
+
+_Content = str | list[Text | _ImagePart | _RefusalPart] | None
+
+
+class _System(msgspec.Struct, tag_field="role", tag="system", gc=False):
+    content: _Content = None
+
+
+class _Developer(msgspec.Struct, tag_field="role", tag="developer", gc=False):
+    content: _Content = None
+
+
+class _User(msgspec.Struct, tag_field="role", tag="user", gc=False):
+    content: _Content = None
+
+
+class _Function(msgspec.Struct, gc=False):
+    name: str
+    arguments: str = ""
+
+
+class _Call(msgspec.Struct, gc=False):
+    id: str
+    function: _Function
+    type: Literal["function"] = "function"
+
+
+class _Assistant(msgspec.Struct, tag_field="role", tag="assistant", gc=False):
+    content: _Content = None
+    tool_calls: list[_Call] | None = None
+
+
+class _ToolMessage(msgspec.Struct, tag_field="role", tag="tool", gc=False):
+    tool_call_id: str
+    content: _Content = None
+
+
+_CONVERSATION = list[_System | _Developer | _User | _Assistant | _ToolMessage]
+
+
+def _read_messages(listed: list[Any], system: list[str]) -> tuple[Message, ...]:
+    """The conversation as the turn's messages; instructions before it added to `system`. A well-formed one is read
+    by `msgspec.convert`; anything it refuses is read again message by message."""
+    try:
+        converted = msgspec.convert(listed, _CONVERSATION)
+    except msgspec.ValidationError:
+        return _read_step_by_step(listed, system)
     messages: list[Message] = []
     calls: set[str] = set()
-    listed = body.get("messages")
-    for index, message in enumerate(listed if isinstance(listed, list) else []):
+    instructions: list[str] = []
+    for message in converted:
+        if type(message) is _User:
+            append_message(messages, "user", _converted_parts(message.content))
+        elif type(message) is _Assistant:
+            parts: list[Any] = list(_converted_parts(message.content))
+            for call in message.tool_calls or ():
+                calls.add(call.id)
+                parts.append(ToolCall(call.id, call.function.name, call.function.arguments or "{}"))
+            append_message(messages, "assistant", tuple(parts))
+        elif type(message) is _ToolMessage:
+            if message.tool_call_id not in calls:  # read again step by step, to name it
+                return _read_step_by_step(listed, system)
+            append_message(messages, "user", (ToolResult(message.tool_call_id, _converted_parts(message.content)),))
+        elif type(message) is _System or type(message) is _Developer:
+            text = "".join(p.text for p in _converted_parts(message.content) if isinstance(p, Text))
+            if messages:  # after the conversation began: an instruction in its place (chat agents end with one)
+                append_message(messages, "system", (Text(text),))
+            else:
+                instructions.append(text)
+    system += instructions
+    return tuple(messages)
+
+
+def _converted_parts(content: _Content) -> tuple[Text | Image, ...]:
+    if content is None:
+        return ()
+    if isinstance(content, str):
+        return (Text(content),) if content else ()
+    parts: list[Text | Image] = []
+    for part in content:
+        if type(part) is Text:
+            parts.append(part)
+        elif type(part) is _ImagePart:
+            parts.append(Image(part.image_url.url))
+        elif type(part) is _RefusalPart:
+            parts.append(Text(part.refusal))
+    return tuple(parts)
+
+
+def _read_step_by_step(listed: list[Any], system: list[str]) -> tuple[Message, ...]:
+    messages: list[Message] = []
+    calls: set[str] = set()
+    for index, message in enumerate(listed):
         message = mapping(message)
         role = message.get("role")
         if role in ("system", "developer"):
@@ -63,7 +189,10 @@ def read_request(body: dict[str, Any]) -> Turn:
             append_message(messages, "user", _parts(index, message.get("content")))
         elif role == "assistant":
             parts: list[Any] = list(_parts(index, message.get("content")))
-            for n, call in enumerate(message.get("tool_calls") or []):
+            listed_calls = message.get("tool_calls") or []
+            if not isinstance(listed_calls, list):
+                raise Untranslatable(f"messages.{index}.tool_calls", "must be a list")
+            for n, call in enumerate(listed_calls):
                 call = mapping(call)
                 function = mapping(call.get("function"))
                 if call.get("type", "function") != "function":
@@ -79,23 +208,7 @@ def read_request(body: dict[str, Any]) -> Turn:
             append_message(messages, "user", (ToolResult(call_id, _parts(index, message.get("content"))),))
         else:
             raise Untranslatable(f"messages.{index}.role", f"{role!r} cannot be translated")
-    limit = body.get("max_completion_tokens") if body.get("max_completion_tokens") is not None else body.get("max_tokens")
-    stop = body.get("stop")
-    temperature = body.get("temperature")
-    return Turn(
-        model=str(body.get("model") or ""),
-        system="\n\n".join(part for part in system if part),
-        messages=tuple(messages),
-        tools=tuple(_tool(i, t) for i, t in enumerate(body.get("tools") or [])),
-        tool_choice=_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
-        max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
-        reasoning_effort=body["reasoning_effort"] if isinstance(body.get("reasoning_effort"), str) else None,
-        output_format=_format(body.get("response_format")),
-        temperature=float(temperature) if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) else None,
-        top_p=float(body["top_p"]) if isinstance(body.get("top_p"), (int, float)) and not isinstance(body.get("top_p"), bool) else None,
-        stop=(stop,) if isinstance(stop, str) else tuple(s for s in stop if isinstance(s, str)) if isinstance(stop, list) else (),
-        stream=body.get("stream") is True,
-    )
+    return tuple(messages)
 
 
 def _parts(index: int, content: Any) -> tuple[Text | Image, ...]:

@@ -4,7 +4,9 @@ body → Turn). The stream side is `responses_stream`."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from core.jsonshape import mapping
 from providers.protocols import carry
@@ -79,8 +81,6 @@ def _items(message: Message, own: carry.Own | None, written: list[dict[str, Any]
     first (they answer the calls of the turn before), then its text and images; an assistant turn's reasoning (the
     upstream's own, `own`), then its text, then its calls. Reasoning from another provider or account is never sent
     (not as text, not with a foreign signature)."""
-    reasoning: list[dict[str, Any]] = []
-    results: list[dict[str, Any]] = []
     content: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     assistant = message.role == "assistant"
@@ -88,22 +88,21 @@ def _items(message: Message, own: carry.Own | None, written: list[dict[str, Any]
         if type(part) is Text:  # `is` on the exact class: the cheapest test, hundreds of parts a request
             if part.text:
                 content.append({"type": "output_text" if assistant else "input_text", "text": part.text})
-        elif isinstance(part, ToolCall):
+        elif type(part) is ToolCall:
             calls.append({"type": "function_call", "call_id": part.id, "name": part.name, "arguments": part.arguments})
-        elif isinstance(part, ToolResult):
-            results.append({"type": "function_call_output", "call_id": part.call_id, "output": _output(part)})
-        elif isinstance(part, Image):
+        elif type(part) is ToolResult:  # a user turn's: before its message
+            written.append({"type": "function_call_output", "call_id": part.call_id, "output": _output(part)})
+        elif type(part) is Image:
             content.append({"type": "input_image", "image_url": checked_image(part).url, "detail": "auto"})
-        elif isinstance(part, Reasoning):
+        elif type(part) is Reasoning:  # an assistant turn's: before its message and calls
             blob = own(part.signature) if own is not None and assistant else None
             if blob is not None:
                 summary = [{"type": "summary_text", "text": part.text}] if part.text else []
-                reasoning.append({"type": "reasoning", "summary": summary, "encrypted_content": blob})
-    written += reasoning
-    written += results
+                written.append({"type": "reasoning", "summary": summary, "encrypted_content": blob})
     if content:  # a mid-conversation system message is a developer message (the Codex backend refuses "system")
         written.append({"type": "message", "role": "developer" if message.role == "system" else message.role, "content": content})
-    written += calls
+    if calls:
+        written += calls
 
 
 def _output(result: ToolResult) -> str | list[dict[str, Any]]:
@@ -147,10 +146,136 @@ def read_request(body: dict[str, Any]) -> Turn:
     if body.get("top_p") is not None:
         raise Untranslatable("top_p", "the upstream does not take top_p")
     system = [str(body["instructions"])] if isinstance(body.get("instructions"), str) and body["instructions"] else []
-    messages: list[Message] = []
-    calls: set[str] = set()
     raw = body.get("input")
     items = [{"type": "message", "role": "user", "content": raw}] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    messages = _read_input(items, system)
+    tools = tuple(tool for index, t in enumerate(body.get("tools") or []) if (tool := _read_tool(index, mapping(t))) is not None)
+    text_format = mapping(mapping(body.get("text")).get("format"))
+    temperature = body.get("temperature")
+    return Turn(
+        model=str(body.get("model") or ""),
+        system="\n\n".join(part for part in system if part),
+        messages=messages,
+        tools=tools,
+        tool_choice=_read_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
+        max_tokens=body["max_output_tokens"] if isinstance(body.get("max_output_tokens"), int) else None,
+        reasoning_effort=str(mapping(body.get("reasoning")).get("effort") or "") or None,
+        output_format=OutputFormat(text_format["schema"], str(text_format.get("name") or "output"))
+        if text_format.get("type") == "json_schema" and isinstance(text_format.get("schema"), dict)
+        else None,
+        temperature=float(temperature) if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) else None,
+        stream=body.get("stream") is True,
+    )
+
+
+# A well-formed input as `msgspec.convert` reads it, in C (unknown fields ignored, as the step-by-step reader ignores
+# them); anything it refuses is read again item by item (`_input_step_by_step`), which names what it cannot read.
+class _InputText(msgspec.Struct, tag_field="type", tag="input_text", gc=False):
+    text: str
+
+
+class _OutputText(msgspec.Struct, tag_field="type", tag="output_text", gc=False):
+    text: str
+
+
+class _InputImage(msgspec.Struct, tag_field="type", tag="input_image", gc=False):
+    image_url: str
+
+
+class _Refusal(msgspec.Struct, tag_field="type", tag="refusal", gc=False):
+    refusal: str = ""
+
+
+_Content = list[_InputText | _OutputText | Text | _InputImage | _Refusal]
+
+
+class _MessageItem(msgspec.Struct, tag_field="type", tag="message", gc=False):
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | _Content
+
+
+class _FunctionCall(msgspec.Struct, tag_field="type", tag="function_call", gc=False):
+    call_id: str
+    name: str
+    arguments: str = ""
+
+
+class _CustomToolCall(msgspec.Struct, tag_field="type", tag="custom_tool_call", gc=False):
+    call_id: str
+    name: str
+    input: str = ""
+
+
+class _FunctionCallOutput(msgspec.Struct, tag_field="type", tag="function_call_output", gc=False):
+    call_id: str
+    output: str | _Content | None = None
+
+
+class _CustomToolCallOutput(msgspec.Struct, tag_field="type", tag="custom_tool_call_output", gc=False):
+    call_id: str
+    output: str | _Content | None = None
+
+
+class _ReasoningItem(msgspec.Struct, tag_field="type", tag="reasoning", gc=False):
+    summary: Any = None
+    encrypted_content: str | None = None
+
+
+_INPUT = list[_MessageItem | _FunctionCall | _CustomToolCall | _FunctionCallOutput | _CustomToolCallOutput | _ReasoningItem]
+
+
+def _read_input(items: list[Any], system: list[str]) -> tuple[Message, ...]:
+    """The input items as the turn's messages; system and developer messages' text added to `system`. A
+    well-formed input is read by `msgspec.convert`; anything it refuses is read again item by item."""
+    try:
+        converted = msgspec.convert(items, _INPUT)
+    except msgspec.ValidationError:
+        return _input_step_by_step(items, system)
+    messages: list[Message] = []
+    calls: set[str] = set()
+    instructions: list[str] = []
+    for item in converted:
+        if type(item) is _MessageItem:
+            parts = (Text(item.content),) if isinstance(item.content, str) else _parts(item.content)
+            if item.role == "system" or item.role == "developer":
+                instructions.append("".join(p.text for p in parts if isinstance(p, Text)))
+            else:
+                append_message(messages, item.role, parts)
+        elif type(item) is _FunctionCall:
+            calls.add(item.call_id)
+            append_message(messages, "assistant", (ToolCall(item.call_id, item.name, item.arguments or "{}"),))
+        elif type(item) is _CustomToolCall:
+            calls.add(item.call_id)
+            append_message(messages, "assistant", (ToolCall(item.call_id, item.name, json.dumps({"input": item.input})),))
+        elif type(item) is _FunctionCallOutput or type(item) is _CustomToolCallOutput:
+            if item.call_id not in calls:  # read again step by step, to name it
+                return _input_step_by_step(items, system)
+            output = item.output
+            parts = (Text(output or ""),) if output is None or isinstance(output, str) else _parts(output)
+            append_message(messages, "user", (ToolResult(item.call_id, parts),))
+        elif type(item) is _ReasoningItem:  # kept with its blob: the writer sends it on only where it came from (carry)
+            append_message(messages, "assistant", (Reasoning(summary_text(item.summary), item.encrypted_content or ""),))
+    system += instructions
+    return tuple(messages)
+
+
+def _parts(content: _Content) -> tuple[Text | Image, ...]:
+    parts: list[Text | Image] = []
+    for part in content:
+        if type(part) is _InputText or type(part) is _OutputText:
+            parts.append(Text(part.text))
+        elif type(part) is Text:
+            parts.append(part)
+        elif type(part) is _InputImage:
+            parts.append(Image(part.image_url))
+        elif type(part) is _Refusal:
+            parts.append(Text(part.refusal))
+    return tuple(parts)
+
+
+def _input_step_by_step(items: list[Any], system: list[str]) -> tuple[Message, ...]:
+    messages: list[Message] = []
+    calls: set[str] = set()
     for index, item in enumerate(items):
         item = mapping(item)
         kind = item.get("type") or ("message" if "role" in item else "")
@@ -180,23 +305,7 @@ def read_request(body: dict[str, Any]) -> Turn:
             append_message(messages, "assistant", (reasoning,))
         else:
             raise Untranslatable(f"input.{index}.type", f"an input item of type {kind!r} has no equivalent upstream")
-    tools = tuple(tool for index, t in enumerate(body.get("tools") or []) if (tool := _read_tool(index, mapping(t))) is not None)
-    text_format = mapping(mapping(body.get("text")).get("format"))
-    temperature = body.get("temperature")
-    return Turn(
-        model=str(body.get("model") or ""),
-        system="\n\n".join(part for part in system if part),
-        messages=tuple(messages),
-        tools=tools,
-        tool_choice=_read_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
-        max_tokens=body["max_output_tokens"] if isinstance(body.get("max_output_tokens"), int) else None,
-        reasoning_effort=str(mapping(body.get("reasoning")).get("effort") or "") or None,
-        output_format=OutputFormat(text_format["schema"], str(text_format.get("name") or "output"))
-        if text_format.get("type") == "json_schema" and isinstance(text_format.get("schema"), dict)
-        else None,
-        temperature=float(temperature) if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) else None,
-        stream=body.get("stream") is True,
-    )
+    return tuple(messages)
 
 
 def _content_parts(content: Any, index: int, field: str) -> tuple[Text | Image, ...]:

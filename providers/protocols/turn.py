@@ -7,6 +7,8 @@ import dataclasses
 import json
 from typing import Any, Literal
 
+import msgspec
+
 from core.client_errors import Refusal
 
 
@@ -19,15 +21,15 @@ class Untranslatable(Refusal):
         self.field = field
 
 
-# The parts and messages of a turn are built by the hundred for each translated request: plain slotted classes,
-# a third of a frozen one's cost to build (0.17 against 0.5 µs). Nothing changes them once a reader has built them.
-@dataclasses.dataclass(slots=True)
-class Text:
+# The parts and messages of a turn are built by the hundred for each translated request: msgspec Structs, built in
+# C (0.08 µs against a frozen dataclass's 0.5), left out of the garbage collector's walks (gc=False: they never form
+# a cycle), and read straight from a Messages body by `msgspec.convert` (providers.protocols.messages). The tags and
+# renamed fields are Anthropic's block names; nothing else sees them. Nothing changes a part once a reader built it.
+class Text(msgspec.Struct, tag_field="type", tag="text", gc=False):
     text: str
 
 
-@dataclasses.dataclass(slots=True)
-class Image:
+class Image(msgspec.Struct, gc=False):
     url: str  # an http(s) URL or a data: URL (base64)
     media_type: str = ""
 
@@ -50,25 +52,22 @@ def checked_image(image: Image) -> Image:
     return image
 
 
-@dataclasses.dataclass(slots=True)
-class ToolCall:
+class ToolCall(msgspec.Struct, gc=False):
     id: str  # the id the client sees and names again in the tool's result (the upstream's call_id)
     name: str
     arguments: str  # JSON text of the arguments object
 
 
-@dataclasses.dataclass(slots=True)
-class ToolResult:
+class ToolResult(msgspec.Struct, gc=False):
     call_id: str
     content: tuple[Text | Image, ...]
     is_error: bool = False
 
 
-@dataclasses.dataclass(slots=True)
-class Reasoning:
+class Reasoning(msgspec.Struct, tag_field="type", tag="thinking", gc=False):
     """A provider's reasoning: kept in the turn so a writer can decide (today: never sent to another provider)."""
 
-    text: str
+    text: str = msgspec.field(name="thinking")
     signature: str = ""  # Anthropic's signature, or an opaque blob of the provider that made it
 
 
@@ -85,8 +84,7 @@ def all_text(parts: tuple[Text | Image, ...]) -> str | None:
     return None
 
 
-@dataclasses.dataclass(slots=True)
-class Message:
+class Message(msgspec.Struct, gc=False):
     role: Literal["user", "assistant", "system"]  # system: an instruction in the middle of the conversation
     parts: tuple[Part, ...]
 
