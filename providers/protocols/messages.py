@@ -313,15 +313,17 @@ def _write_messages(messages: tuple[Message, ...], own: carry.Own | None) -> lis
     """The messages in Anthropic's shape; neighbours of one role as one message (a mid-conversation system message
     becomes user text after the turn)."""
     written: list[dict[str, Any]] = []
+    last = ""
     for message in messages:
         blocks = _blocks(message, own)
         if not blocks:
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        if written and written[-1]["role"] == role:
-            written[-1] = {"role": role, "content": written[-1]["content"] + blocks}
+        if role == last:
+            written[-1]["content"] += blocks  # a list this writer made for this message alone
         else:
             written.append({"role": role, "content": blocks})
+            last = role
     return written
 
 
@@ -339,7 +341,11 @@ def _blocks(message: Message, own: carry.Own | None) -> list[dict[str, Any]]:
         elif type(part) is ToolCall:
             calls.append({"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part)})
         elif type(part) is ToolResult:
-            blocks.append(_result(part))
+            inner = part.content
+            if len(inner) == 1 and type(inner[0]) is Text and not part.is_error:  # the usual result: one text
+                blocks.append({"type": "tool_result", "tool_use_id": part.call_id, "content": inner[0].text})
+            else:
+                blocks.append(_result(part))
         elif type(part) is Image:
             content.append({"type": "image", "source": _image_source(part)})
         elif type(part) is Reasoning and own is not None and message.role == "assistant":
