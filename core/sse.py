@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from typing import Any
+
+from core import fastjson
 
 # A blank line ends an event; a line ends at \r\n, \n or \r (https://html.spec.whatwg.org/#event-stream-interpretation).
 _LINE_END = re.compile(rb"\r\n|\n|\r")
@@ -30,7 +31,7 @@ class SSEEvent:
             self._parsed = True
             if self.data is not None and self.data[:1] in ("{", "["):
                 try:
-                    self._json = json.loads(self.data)
+                    self._json = fastjson.loads(self.data)
                 except ValueError:
                     self._json = None
         return self._json
@@ -61,11 +62,12 @@ def parse_event(raw: bytes) -> SSEEvent:
 
 
 def format_event(data: Any, event: str | None = None) -> bytes:
-    """Serialise an event the way the providers do: `event:` line, one `data:` line, blank line."""
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    head = f"event: {event}\n" if event else ""
-    lines = "".join(f"data: {line}\n" for line in payload.split("\n"))
-    return (head + lines + "\n").encode("utf-8")
+    """Serialise an event the way the providers do: `event:` line, one `data:` line (compact UTF-8 JSON, written
+    by orjson: a few µs less an event than the standard module), blank line."""
+    head = f"event: {event}\n".encode() if event else b""
+    if isinstance(data, str):
+        return head + "".join(f"data: {line}\n" for line in data.split("\n")).encode("utf-8") + b"\n"
+    return head + b"data: " + fastjson.dumps(data) + b"\n\n"  # JSON text holds no raw newline
 
 
 class SSEParser:
