@@ -134,39 +134,44 @@ def _messages(listed: list[Any]) -> tuple[Message, ...]:
     0.06 ms for 400); anything it refuses (a missing or mistyped field, an unknown block, a refused image, a
     tool_result with no tool_use before it) is read again message by message (`_message`), which reads what it can
     and names what it cannot."""
-    calls: set[str] = set()
     try:
-        return tuple([_converted(message, calls) for message in msgspec.convert(listed, _CONVERSATION)])
+        return _converted(msgspec.convert(listed, _CONVERSATION))
     except (msgspec.ValidationError, Untranslatable):
         turns = tuple([_message(index, message) for index, message in enumerate(listed)])
         _check_results(turns)
         return turns
 
 
-def _converted(message: _Message, calls: set[str]) -> Message:
-    """The turn's message, `calls` the ids of the tool calls before it (a result with none before it is refused)."""
-    content = message.content
-    if type(content) is str:
-        return Message(message.role, (Text(content),))
-    parts: list[Part] = []
-    for block in content:  # `type(...) is`: the cheapest test, hundreds of blocks a request
-        if type(block) is Text or type(block) is Reasoning:  # read as they are
-            parts.append(block)
-        elif type(block) is _ToolUse:
-            arguments = fastjson.dumps(block.input or {}).decode()  # UTF-8, compact: as the other protocols write it
-            parts.append(ToolCall(block.id, block.name, arguments))
-            calls.add(block.id)
-        elif type(block) is _ToolResult:
-            if block.tool_use_id not in calls:
-                raise Untranslatable("tool_use_id", "an orphan tool_result")  # read again step by step, to name it
-            inner = block.content
-            results = (Text(inner),) if isinstance(inner, str) else _result_parts(inner)
-            parts.append(ToolResult(block.tool_use_id, results, block.is_error))
-        elif type(block) is _RedactedThinking:
-            parts.append(Reasoning("", block.data))
-        elif type(block) is _Image:
-            parts.append(_image("", block.source))
-    return Message(message.role, tuple(parts))
+def _converted(conversation: list[_Message]) -> tuple[Message, ...]:
+    """The turn's messages; Untranslatable for a tool_result with no tool_use before it (`_messages` reads the
+    conversation again step by step, to name it). One loop, no call per message or block: hundreds a request."""
+    turns: list[Message] = []
+    calls: set[str] = set()
+    for message in conversation:
+        content = message.content
+        if type(content) is str:
+            turns.append(Message(message.role, (Text(content),)))
+            continue
+        parts: list[Part] = []
+        for block in content:  # `type(...) is`: the cheapest test
+            if type(block) is Text or type(block) is Reasoning:  # read as they are
+                parts.append(block)
+            elif type(block) is _ToolUse:
+                arguments = fastjson.dumps(block.input or {}).decode()  # UTF-8, compact: as the other protocols write it
+                parts.append(ToolCall(block.id, block.name, arguments))
+                calls.add(block.id)
+            elif type(block) is _ToolResult:
+                if block.tool_use_id not in calls:
+                    raise Untranslatable("tool_use_id", "an orphan tool_result")
+                inner = block.content
+                results = (Text(inner),) if isinstance(inner, str) else _result_parts(inner)
+                parts.append(ToolResult(block.tool_use_id, results, block.is_error))
+            elif type(block) is _RedactedThinking:
+                parts.append(Reasoning("", block.data))
+            elif type(block) is _Image:
+                parts.append(_image("", block.source))
+        turns.append(Message(message.role, tuple(parts)))
+    return tuple(turns)
 
 
 def _result_parts(content: list[Text | _Image] | None) -> tuple[Text | Image, ...]:
@@ -310,12 +315,51 @@ def thinking_allowed(messages: list[dict[str, Any]]) -> bool:
 
 
 def _write_messages(messages: tuple[Message, ...], own: carry.Own | None) -> list[dict[str, Any]]:
-    """The messages in Anthropic's shape; neighbours of one role as one message (a mid-conversation system message
-    becomes user text after the turn)."""
+    """The messages in Anthropic's order: a user turn's tool results first (they answer the turn before), then its
+    text and images; an assistant turn's thinking (this upstream's own, `own`), then its text, then its calls.
+    Reasoning from another provider or account is dropped. Neighbours of one role are one message (a
+    mid-conversation system message becomes user text after the turn). One loop, no call per message or part:
+    hundreds of each a request."""
     written: list[dict[str, Any]] = []
     last = ""
     for message in messages:
-        blocks = _blocks(message, own)
+        blocks: list[dict[str, Any]] = []  # a user turn's results, an assistant turn's thinking
+        content: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
+        for part in message.parts:
+            if type(part) is Text:  # `is` on the exact class: the cheapest test
+                if part.text:
+                    content.append({"type": "text", "text": part.text})
+            elif type(part) is ToolCall:
+                try:
+                    arguments = fastjson.loads(part.arguments or "{}")
+                except ValueError:
+                    raise Untranslatable("arguments", f"the arguments of call {part.id!r} are not JSON") from None
+                calls.append(
+                    {
+                        "type": "tool_use",
+                        "id": part.id,
+                        "name": part.name,
+                        "input": arguments if isinstance(arguments, dict) else {"input": arguments},
+                    }
+                )
+            elif type(part) is ToolResult:
+                inner = part.content
+                if len(inner) == 1 and type(inner[0]) is Text and not part.is_error:  # the usual result: one text
+                    blocks.append({"type": "tool_result", "tool_use_id": part.call_id, "content": inner[0].text})
+                else:
+                    blocks.append(_result(part))
+            elif type(part) is Image:
+                content.append({"type": "image", "source": _image_source(part)})
+            elif type(part) is Reasoning and own is not None and message.role == "assistant":
+                blob = own(part.signature)
+                block = carry.unpack_thinking(blob) if blob is not None else None
+                if block is not None:
+                    blocks.append(block)
+        if content:
+            blocks += content
+        if calls:
+            blocks += calls
         if not blocks:
             continue
         role = "assistant" if message.role == "assistant" else "user"
@@ -325,39 +369,6 @@ def _write_messages(messages: tuple[Message, ...], own: carry.Own | None) -> lis
             written.append({"role": role, "content": blocks})
             last = role
     return written
-
-
-def _blocks(message: Message, own: carry.Own | None) -> list[dict[str, Any]]:
-    """Anthropic's order: a user turn's tool results first (they answer the turn before), then its text and images;
-    an assistant turn's thinking (this upstream's own, `own`), then its text, then its calls. Reasoning from another
-    provider or account is dropped."""
-    blocks: list[dict[str, Any]] = []  # a user turn's results, an assistant turn's thinking
-    content: list[dict[str, Any]] = []
-    calls: list[dict[str, Any]] = []
-    for part in message.parts:
-        if type(part) is Text:  # `is` on the exact class: the cheapest test, hundreds of parts a request
-            if part.text:
-                content.append({"type": "text", "text": part.text})
-        elif type(part) is ToolCall:
-            calls.append({"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part)})
-        elif type(part) is ToolResult:
-            inner = part.content
-            if len(inner) == 1 and type(inner[0]) is Text and not part.is_error:  # the usual result: one text
-                blocks.append({"type": "tool_result", "tool_use_id": part.call_id, "content": inner[0].text})
-            else:
-                blocks.append(_result(part))
-        elif type(part) is Image:
-            content.append({"type": "image", "source": _image_source(part)})
-        elif type(part) is Reasoning and own is not None and message.role == "assistant":
-            blob = own(part.signature)
-            block = carry.unpack_thinking(blob) if blob is not None else None
-            if block is not None:
-                blocks.append(block)
-    if content:
-        blocks += content
-    if calls:
-        blocks += calls
-    return blocks
 
 
 def _result(part: ToolResult) -> dict[str, Any]:
@@ -379,11 +390,3 @@ def _image_source(image: Image) -> dict[str, Any]:
         head, _, data = image.url.partition(",")
         return {"type": "base64", "media_type": head[5:].split(";")[0] or "image/png", "data": data}
     return {"type": "url", "url": image.url}
-
-
-def _arguments(call: ToolCall) -> Any:
-    try:
-        value = fastjson.loads(call.arguments or "{}")
-    except ValueError:
-        raise Untranslatable("arguments", f"the arguments of call {call.id!r} are not JSON") from None
-    return value if isinstance(value, dict) else {"input": value}

@@ -17,6 +17,7 @@ from providers.protocols.turn import (
     Image,
     Message,
     OutputFormat,
+    Part,
     Reasoning,
     Text,
     Tool,
@@ -234,27 +235,40 @@ def _read_input(items: list[Any], system: list[str]) -> tuple[Message, ...]:
     messages: list[Message] = []
     calls: set[str] = set()
     instructions: list[str] = []
+    last = Message("user", ())  # the message being gathered: consecutive items of one role are one message
     for item in converted:
+        parts: tuple[Part, ...]
         if type(item) is _MessageItem:
-            parts = (Text(item.content),) if isinstance(item.content, str) else _parts(item.content)
+            content = item.content
+            if isinstance(content, str):
+                parts = (Text(content),)
+            elif len(content) == 1 and (type(content[0]) is _InputText or type(content[0]) is _OutputText):
+                parts = (Text(content[0].text),)  # the usual message: one text
+            else:
+                parts = _parts(content)
             if item.role == "system" or item.role == "developer":
                 instructions.append("".join(p.text for p in parts if isinstance(p, Text)))
-            else:
-                append_message(messages, item.role, parts)
+                continue
+            role = item.role
         elif type(item) is _FunctionCall:
             calls.add(item.call_id)
-            append_message(messages, "assistant", (ToolCall(item.call_id, item.name, item.arguments or "{}"),))
-        elif type(item) is _CustomToolCall:
-            calls.add(item.call_id)
-            append_message(messages, "assistant", (ToolCall(item.call_id, item.name, json.dumps({"input": item.input})),))
+            role, parts = "assistant", (ToolCall(item.call_id, item.name, item.arguments or "{}"),)
         elif type(item) is _FunctionCallOutput or type(item) is _CustomToolCallOutput:
             if item.call_id not in calls:  # read again step by step, to name it
                 return _input_step_by_step(items, system)
             output = item.output
-            parts = (Text(output or ""),) if output is None or isinstance(output, str) else _parts(output)
-            append_message(messages, "user", (ToolResult(item.call_id, parts),))
+            result = (Text(output or ""),) if output is None or isinstance(output, str) else _parts(output)
+            role, parts = "user", (ToolResult(item.call_id, result),)
+        elif type(item) is _CustomToolCall:
+            calls.add(item.call_id)
+            role, parts = "assistant", (ToolCall(item.call_id, item.name, json.dumps({"input": item.input})),)
         elif type(item) is _ReasoningItem:  # kept with its blob: the writer sends it on only where it came from (carry)
-            append_message(messages, "assistant", (Reasoning(summary_text(item.summary), item.encrypted_content or ""),))
+            role, parts = "assistant", (Reasoning(summary_text(item.summary), item.encrypted_content or ""),)
+        if messages and last.role == role:
+            last.parts += parts
+        else:
+            last = Message(role, parts)
+            messages.append(last)
     system += instructions
     return tuple(messages)
 
