@@ -315,7 +315,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
     results["translation"] = {
         "small": translation.measure(turns=10, chunks=50, repeat=repeat),
         "large": translation.measure(turns=100, chunks=200, repeat=repeat),
-        "directions": translation.directions(turns=100, chunks=200, repeat=max(3, repeat // 4)),
+        "directions": translation.directions(turns=100, chunks=200, repeat=repeat),
     }
     return results
 

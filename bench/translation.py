@@ -61,17 +61,6 @@ def codex_events(chunks: int) -> list[bytes]:
     return fake.events({"model": "gpt-5.4"})
 
 
-def per_call_us(run: Any, repeat: int) -> float:
-    """The median time of one call, over `repeat` × 5 calls timed one by one: a slow moment of the shared machine
-    (these VMs' timings vary by ±30 % from run to run) moves a median less than a best-of-runs mean."""
-    timings = []
-    for _ in range(repeat * 5):
-        started = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings) * 1e6
-
-
 def paired_us(first: Any, second: Any, pairs: int) -> tuple[float, float, float, list[float]]:
     """`pairs` calls of each, back to back (the order swapped every pair): the medians of each (µs), the median of
     the differences first − second, and their interquartile range."""
@@ -179,7 +168,7 @@ def directions(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[st
         "responses": lambda: responses_stream.StreamWriter("m"),
         "chat": lambda: chat_stream.StreamWriter("m", include_usage=True),
     }
-    results: dict[str, dict[str, float]] = {}
+    cases: dict[str, tuple[Any, Any, int, float]] = {}  # direction: (request, stream, events, body KB)
     for upstream in ("messages", "responses", "chat"):
         raw = upstream_events(upstream, chunks)
         count = sum(len(SSEParser().feed(chunk)) for chunk in raw)
@@ -197,9 +186,24 @@ def directions(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[st
                         data = event.json()
                         writer.write(reader.read(data if data is not None else (event.data or "").strip()))
 
-            results[f"{client}←{upstream}"] = {
-                "request_ms": per_call_us(request, repeat) / 1000,
-                "event_us": per_call_us(stream, repeat) / count,
-                "body_kb": len(str(bodies[client])) / 1024,
-            }
-    return results
+            cases[f"{client}←{upstream}"] = (request, stream, count, len(str(bodies[client])) / 1024)
+    requests, streams = (
+        interleaved({name: case[0] for name, case in cases.items()}, repeat * 5),
+        interleaved({name: case[1] for name, case in cases.items()}, repeat * 2),
+    )
+    return {
+        name: {"request_ms": requests[name] / 1000, "event_us": streams[name] / count, "body_kb": kb}
+        for name, (_, _, count, kb) in cases.items()
+    }
+
+
+def interleaved(runs: dict[str, Any], rounds: int) -> dict[str, float]:
+    """The median time (µs) of one call of each, over `rounds` rounds that call each once in turn: a slow moment of
+    the shared machine falls on every direction alike, not on the one measured while it lasts."""
+    timings: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            timings[name].append((time.perf_counter() - started) * 1e6)
+    return {name: statistics.median(values) for name, values in timings.items()}

@@ -332,9 +332,9 @@ def _write_messages(messages: tuple[Message, ...], own: carry.Own | None) -> lis
                     content.append({"type": "text", "text": part.text})
             elif type(part) is ToolCall:
                 try:
-                    arguments = fastjson.loads(part.arguments or "{}")
-                except ValueError:
-                    raise Untranslatable("arguments", f"the arguments of call {part.id!r} are not JSON") from None
+                    arguments = _decode(part.arguments or "{}")
+                except msgspec.DecodeError:
+                    arguments = _arguments(part)
                 calls.append(
                     {
                         "type": "tool_use",
@@ -369,6 +369,17 @@ def _write_messages(messages: tuple[Message, ...], own: carry.Own | None) -> lis
             written.append({"role": role, "content": blocks})
             last = role
     return written
+
+
+_decode = msgspec.json.Decoder().decode  # a call's arguments, as fastjson.loads reads them first
+
+
+def _arguments(call: ToolCall) -> Any:
+    """Arguments msgspec refused, as fastjson reads them (the standard module says why, or reads a lone surrogate)."""
+    try:
+        return fastjson.loads(call.arguments)
+    except ValueError:
+        raise Untranslatable("arguments", f"the arguments of call {call.id!r} are not JSON") from None
 
 
 def _result(part: ToolResult) -> dict[str, Any]:
