@@ -86,7 +86,7 @@ def measure(turns: int = 100, chunks: int = 200, repeat: int = 20) -> dict[str, 
     native = native_body(body)
 
     def translated_request() -> None:
-        normalise_body(responses.write_request(messages.read_request(body)), "gpt-5.4")
+        normalise_body(responses.write_request(messages.read_request(body)), "gpt-5.4", written=True)  # as Codex's prepare does
 
     def native_request() -> None:
         normalise_body(native, "gpt-5.4")

@@ -37,6 +37,7 @@ class ForwardRequest:
     body_size: int = 0  # the client's body in bytes, as received (0: unknown)
     raw_body: bytes = b""  # the client's body as received (decoded), for a provider that changes nothing in it
     carried: bool | None = None  # raw_body holds reasoning Kleis carried (providers.protocols.carry); None: not looked
+    written: bool = False  # Kleis's protocol writer wrote `body` (a translated request), not the client
 
 
 @dataclasses.dataclass

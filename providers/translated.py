@@ -121,7 +121,7 @@ class TranslatedProvider(Provider):
         else:
             body, reader = WRITE_REQUEST[self.target](target_turn), STREAM_READER[self.target]()
         inner = self.inner.prepare(
-            dataclasses.replace(request, protocol=self.target, path=PATHS[self.target], body=body, stream=True, raw_body=b"")
+            dataclasses.replace(request, protocol=self.target, path=PATHS[self.target], body=body, stream=True, raw_body=b"", written=True)
         )
         state = TranslationState(
             inner.state,

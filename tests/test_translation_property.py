@@ -5,6 +5,7 @@ and read in the client's again."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -12,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from providers.protocols import chat, messages, responses
-from providers.protocols.turn import Image, Message, Part, Text, Tool, ToolCall, ToolResult, Turn
+from providers.codex.body import normalise_body
+from providers.protocols import carry, chat, messages, responses
+from providers.protocols.turn import Image, Message, Part, Reasoning, Text, Tool, ToolCall, ToolResult, Turn
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 WORDS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(str.strip)
@@ -272,3 +274,28 @@ def test_the_chat_readers_fast_path_reads_what_its_step_by_step_path_reads(liste
             return ("refused", refused.field)
 
     assert outcome(chat._read_messages) == outcome(chat._read_step_by_step)
+
+
+# -- what the Responses writer writes needs none of Codex's item cleaning -------------------------------------------
+REASONING = st.sampled_from(
+    [
+        carry.tag("codex", 7, "gAAAA-own"),  # this upstream's own: written back as a reasoning item
+        carry.tag("codex", 8, "gAAAA-other-account"),
+        carry.tag("claude", 7, "c2ln"),
+        carry.tag("codex", 7, carry.tag("claude", 3, "nested")),
+        "an-anthropic-signature",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(turn=turns(), signatures=st.lists(REASONING, max_size=3), instruction=WORDS)
+def test_codex_normalising_a_body_the_responses_writer_wrote_changes_no_item(turn: Turn, signatures: list[str], instruction: str) -> None:
+    """normalise_body(written=True) skips the walks that drop ids, system roles, carried reasoning and refused part
+    fields: the writer's items must hold none of them, whatever the turn (reasoning from anywhere, a mid-conversation
+    system message)."""
+    reasoning = tuple(Reasoning("thought", signature) for signature in signatures)
+    extra = (Message("assistant", (*reasoning, Text("so"))), Message("system", (Text(instruction),)), Message("user", (Text("go"),)))
+    body = responses.write_request(dataclasses.replace(turn, messages=turn.messages + extra), carry.own_blobs("codex", 7))
+    assert normalise_body(body, "gpt-5.4")["input"] == body["input"] == normalise_body(body, "gpt-5.4", written=True)["input"]
+    assert any(item.get("type") == "reasoning" for item in body["input"]) == (carry.tag("codex", 7, "gAAAA-own") in signatures)

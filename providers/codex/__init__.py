@@ -78,7 +78,7 @@ class CodexProvider(Provider):
     def prepare(self, request: ForwardRequest) -> Upstream:
         client_session = client_session_id(request.headers, request.body)
         session_id = client_session or new_session_id()
-        body = normalise_body(request.body, request.model, self.body_rules)
+        body = normalise_body(request.body, request.model, self.body_rules, written=request.written)
         if client_session and not body.get("prompt_cache_key"):
             body["prompt_cache_key"] = client_session  # the backend's prompt cache follows the session (PI)
         who = caller(request.headers)

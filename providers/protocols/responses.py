@@ -97,7 +97,7 @@ def _items(message: Message, own: carry.Own | None, written: list[dict[str, Any]
             content.append({"type": "input_image", "image_url": checked_image(part).url, "detail": "auto"})
         elif type(part) is Reasoning:  # an assistant turn's: before its message and calls
             blob = own(part.signature) if own is not None and assistant else None
-            if blob is not None:
+            if blob is not None and not carry.is_tagged(blob):  # a tag inside a tag is no blob the upstream made
                 summary = [{"type": "summary_text", "text": part.text}] if part.text else []
                 written.append({"type": "reasoning", "summary": summary, "encrypted_content": blob})
     if content:  # a mid-conversation system message is a developer message (the Codex backend refuses "system")
