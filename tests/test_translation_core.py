@@ -247,3 +247,29 @@ def test_a_mid_conversation_system_message_is_a_developer_message() -> None:
         "role": "developer",
         "content": [{"type": "input_text", "text": "be brief"}],
     }
+
+
+def test_the_messages_writer_puts_each_turns_parts_in_anthropics_order_whatever_order_they_came_in() -> None:
+    """Results, then thinking (this upstream's own), then text and images, then calls — each kind in its own order
+    (a Chat client's text before its tool messages makes a user turn in the other order)."""
+    from providers.protocols import carry
+    from providers.protocols.turn import Image, Message, Reasoning, Text, ToolCall, ToolResult, Turn
+
+    png = "data:image/png;base64,iVBORw0KGgo="
+    thinking = carry.pack_thinking({"type": "thinking", "thinking": "hm", "signature": "sig"})
+    turn = Turn(
+        model="m",
+        system="",
+        messages=(
+            Message("assistant", (ToolCall("c1", "read", "{}"), ToolCall("c2", "ls", "{}"))),
+            Message("user", (Text("first"), ToolResult("c1", (Text("one"),)), Image(png), ToolResult("c2", (Text("two"),)))),
+            Message("assistant", (ToolCall("c3", "read", '{"p":1}'), Text("then"), Reasoning("hm", carry.tag("claude", 1, thinking)))),
+        ),
+    )
+    written = messages.write_request(turn, carry.own_blobs("claude", 1))["messages"]
+    kinds = [[(b["type"], b.get("tool_use_id") or b.get("id") or b.get("text") or "") for b in m["content"]] for m in written]
+    assert kinds == [
+        [("tool_use", "c1"), ("tool_use", "c2")],
+        [("tool_result", "c1"), ("tool_result", "c2"), ("text", "first"), ("image", "")],
+        [("thinking", ""), ("text", "then"), ("tool_use", "c3")],
+    ]

@@ -323,45 +323,44 @@ def _write_messages(messages: tuple[Message, ...], own: carry.Own | None) -> lis
     written: list[dict[str, Any]] = []
     last = ""
     for message in messages:
-        blocks: list[dict[str, Any]] = []  # a user turn's results, an assistant turn's thinking
-        content: list[dict[str, Any]] = []
-        calls: list[dict[str, Any]] = []
+        blocks: list[dict[str, Any]] = []
+        rank = 0  # the order so far: 0 results and thinking, 1 text and images, 2 calls (parts come in it, nearly always)
+        ordered = True
         for part in message.parts:
             if type(part) is Text:  # `is` on the exact class: the cheapest test
-                if part.text:
-                    content.append({"type": "text", "text": part.text})
+                if not part.text:
+                    continue
+                blocks.append({"type": "text", "text": part.text})
+                ordered, rank = ordered and rank <= 1, 1
             elif type(part) is ToolCall:
                 try:
                     arguments = _decode(part.arguments or "{}")
                 except msgspec.DecodeError:
                     arguments = _arguments(part)
-                calls.append(
-                    {
-                        "type": "tool_use",
-                        "id": part.id,
-                        "name": part.name,
-                        "input": arguments if isinstance(arguments, dict) else {"input": arguments},
-                    }
-                )
+                if not isinstance(arguments, dict):
+                    arguments = {"input": arguments}
+                blocks.append({"type": "tool_use", "id": part.id, "name": part.name, "input": arguments})
+                rank = 2
             elif type(part) is ToolResult:
                 inner = part.content
                 if len(inner) == 1 and type(inner[0]) is Text and not part.is_error:  # the usual result: one text
                     blocks.append({"type": "tool_result", "tool_use_id": part.call_id, "content": inner[0].text})
                 else:
                     blocks.append(_result(part))
+                ordered = ordered and rank == 0
             elif type(part) is Image:
-                content.append({"type": "image", "source": _image_source(part)})
+                blocks.append({"type": "image", "source": _image_source(part)})
+                ordered, rank = ordered and rank <= 1, 1
             elif type(part) is Reasoning and own is not None and message.role == "assistant":
                 blob = own(part.signature)
                 block = carry.unpack_thinking(blob) if blob is not None else None
                 if block is not None:
                     blocks.append(block)
-        if content:
-            blocks += content
-        if calls:
-            blocks += calls
+                    ordered = ordered and rank == 0
         if not blocks:
             continue
+        if not ordered:
+            blocks.sort(key=_block_rank)  # stable: each kind keeps its order
         role = "assistant" if message.role == "assistant" else "user"
         if role == last:
             written[-1]["content"] += blocks  # a list this writer made for this message alone
@@ -369,6 +368,11 @@ def _write_messages(messages: tuple[Message, ...], own: carry.Own | None) -> lis
             written.append({"role": role, "content": blocks})
             last = role
     return written
+
+
+def _block_rank(block: dict[str, Any]) -> int:
+    kind = block["type"]
+    return 0 if kind in ("tool_result", "thinking", "redacted_thinking") else 2 if kind == "tool_use" else 1
 
 
 _decode = msgspec.json.Decoder().decode  # a call's arguments, as fastjson.loads reads them first
