@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,6 +85,21 @@ def body_of(size: int = 1024, **extra: Any) -> bytes:
     padding = size - len(json.dumps(base))
     base["messages"][0]["content"] = "x" * max(0, padding)
     return json.dumps(base).encode()
+
+
+async def alternated(
+    first: Callable[[], Awaitable[float]], second: Callable[[], Awaitable[float]], count: int, warmup: int = 3
+) -> list[tuple[float, float]]:
+    """`count` pairs (first, second) of what each call measures, back to back, the order swapped every pair, after
+    `warmup` pairs: a slow moment of the shared machine falls on both halves of a pair."""
+    pairs = []
+    for index in range(warmup + count):
+        timing = [0.0, 0.0]
+        for which in (0, 1) if index % 2 == 0 else (1, 0):
+            timing[which] = await (first, second)[which]()
+        if index >= warmup:
+            pairs.append((timing[0], timing[1]))
+    return pairs
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -8,9 +8,10 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Awaitable
 from typing import Any
 
-from bench.client import Connection, percentile
+from bench.client import Connection, alternated, percentile
 from bench.large import CLAUDE_CODE_HEADERS
 from bench.translation import claude_code_body, native_body
 
@@ -49,19 +50,16 @@ async def paired(url: str, auth: dict[str, str], count: int, turns: int, warmup:
     """`count` pairs (translated, native) of first-byte times, the order swapped every pair."""
     targets = requests(turns)
     connections = [await Connection(url).open() for _ in targets]
-    pairs = []
+
+    def timed(which: int) -> Awaitable[float]:
+        path, headers, body = targets[which]
+        return first_byte(connections[which], path, {**auth, **headers}, body)
+
     try:
-        for index in range(warmup + count):
-            timing = [0.0, 0.0]
-            for which in (0, 1) if index % 2 == 0 else (1, 0):
-                path, headers, body = targets[which]
-                timing[which] = await first_byte(connections[which], path, {**auth, **headers}, body)
-            if index >= warmup:
-                pairs.append((timing[0], timing[1]))
+        return await alternated(lambda: timed(0), lambda: timed(1), count, warmup)
     finally:
         for connection in connections:
             await connection.close()
-    return pairs
 
 
 def measure(url: str, auth: dict[str, str], count: int, turns: int = 100) -> dict[str, Any]:

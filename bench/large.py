@@ -12,7 +12,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.client import Connection, EventClock, body_of, percentile
+from bench.client import Connection, EventClock, alternated, body_of, percentile
 
 PATH = "/v1/messages"
 CLAUDE_CODE_TOOLS = ("Read", "Edit", "Bash", "Grep", "Glob", "Write", "TodoWrite", "WebFetch")
@@ -94,22 +94,19 @@ async def paired(first: Target, second: Target, body: bytes, count: int, warmup:
     order swapped every pair), so that a slow moment of the shared machine falls on both: milliseconds (first, second)."""
     connections = [await Connection(url).open() for url, _ in (first, second)]
     headers = [{"content-type": "application/json", **extra} for _, extra in (first, second)]
-    pairs = []
+
+    async def timed(which: int) -> float:
+        started = time.perf_counter()
+        status, _, _ = await connections[which].request("POST", PATH, headers[which], body)
+        if status != 200:
+            raise RuntimeError(f"{(first, second)[which][0]} answered {status} to a {len(body)} byte body")
+        return (time.perf_counter() - started) * 1000
+
     try:
-        for index in range(warmup + count):
-            timing = [0.0, 0.0]
-            for which in (0, 1) if index % 2 == 0 else (1, 0):
-                started = time.perf_counter()
-                status, _, _ = await connections[which].request("POST", PATH, headers[which], body)
-                if status != 200:
-                    raise RuntimeError(f"{(first, second)[which][0]} answered {status} to a {len(body)} byte body")
-                timing[which] = (time.perf_counter() - started) * 1000
-            if index >= warmup:
-                pairs.append((timing[0], timing[1]))
+        return await alternated(lambda: timed(0), lambda: timed(1), count, warmup)
     finally:
         for connection in connections:
             await connection.close()
-    return pairs
 
 
 def sizes(targets: dict[str, tuple[str, dict[str, str]]], sizes_kb: list[int], count: int) -> list[dict[str, Any]]:
