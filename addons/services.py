@@ -21,20 +21,20 @@ from mitmproxy.master import Master
 from addons.account_load import AccountLoad
 from addons.affinity import SessionAffinity
 from addons.budgets import BudgetTracker
-from addons.catalog_refresh import CatalogRefresher
 from addons.drain import Drain
-from addons.follower import StoreFollower
-from addons.health import HealthTracker
 from addons.keepalive import SseKeepAlive
 from addons.key_limits import KeyLimiter
-from addons.learned import LearnedRecorder
-from addons.metrics import KleisMetrics, process_metrics
-from addons.quota import QuotaTracker
-from addons.refresher import ProactiveRefresher
 from addons.upstream_timeout import UpstreamDeadlines
 from addons.usage_recorder import UsageRecorder
 from core.config import Config
 from core.protocol import Protocol
+from engine.catalog_refresh import CatalogRefresher
+from engine.follower import StoreFollower
+from engine.health import HealthTracker
+from engine.learned import LearnedRecorder
+from engine.metrics import KleisMetrics, process_metrics
+from engine.quota import QuotaTracker
+from engine.refresher import ProactiveRefresher
 from providers.base import Provider
 from providers.catalog import Catalog
 from providers.learned import LearnedValues
@@ -58,11 +58,11 @@ class Parts:
 
     catalog: Catalog | None = None
     usage: UsageRecorder | None = None
-    health: bool = False  # cooldowns and half-open probes (addons.health)
+    health: bool = False  # cooldowns and half-open probes (engine.health)
     refresh_interval: float | None = None  # proactive refresh every N seconds; None: only on request
-    quota: bool = False  # read each account's subscription quota from the answers and share it (addons.quota)
+    quota: bool = False  # read each account's subscription quota from the answers and share it (engine.quota)
     budgets: bool = False  # per-key token and cost budgets (addons.budgets; needs `usage`)
-    metrics: KleisMetrics | None = None  # Prometheus metrics (addons.metrics), served by the admin at /metrics
+    metrics: KleisMetrics | None = None  # Prometheus metrics (engine.metrics), served by the admin at /metrics
 
 
 def default_parts(config: Config, providers: Mapping[str, Provider]) -> Parts:

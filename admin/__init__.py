@@ -13,11 +13,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from addons.metrics import KleisMetrics, process_metrics
 from admin import accounts, api, auth, keys, logins, metrics, usage
 from admin.security import LoginThrottle, TLSAwareSessionInterface, session_signing_key
 from core.config import Config, load_config
 from core.display import fmt_cost, fmt_in, fmt_time
+from engine.metrics import KleisMetrics, process_metrics
 from store.db import Store, open_store
 
 log = logging.getLogger(__name__)

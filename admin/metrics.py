@@ -6,7 +6,7 @@ from flask import Blueprint, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
-from addons.metrics import KleisMetrics
+from engine.metrics import KleisMetrics
 
 bp = Blueprint("metrics", __name__)
 

@@ -122,7 +122,7 @@ async def drive(url: str, headers: dict[str, str], count: int, kb: int, shape: s
 
 
 def category_of_label(name: str) -> str:
-    return "kleis" if name.split("/", 1)[0] in ("addons", "providers", "store", "core", "admin", "cli") else "other"
+    return "kleis" if name.split("/", 1)[0] in ("engine", "addons", "providers", "store", "core", "admin", "cli") else "other"
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ class Catalog:
             self._answers.popitem(last=False)
         return answer
 
-    # -- refreshing the sources (called by addons.catalog_refresh) ---------------------------------
+    # -- refreshing the sources (called by engine.catalog_refresh) ---------------------------------
     async def refresh_once(self, http: httpx.AsyncClient, tokens: TokenManager) -> None:
         if self.models_dev.stale() and await self.models_dev.refresh(http):
             self.invalidate()

@@ -1,4 +1,4 @@
-"""Account health: what an upstream's answer does to an account (cooldowns), as a decision; addons.health applies it.
+"""Account health: what an upstream's answer does to an account (cooldowns), as a decision; engine.health applies it.
 
 Rules (`decide`):
 - 429 with a provider reset time → cooling until then, capped at KLEIS_COOLDOWN_MAX; after the cooldown one

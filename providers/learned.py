@@ -1,6 +1,6 @@
 """What Kleis learned from traffic, in memory on the request path: client versions seen and versions a provider required.
 
-Providers read and observe values here (a dict lookup, no I/O). New values are marked dirty; addons.learned writes
+Providers read and observe values here (a dict lookup, no I/O). New values are marked dirty; engine.learned writes
 them to the store off the event loop, and merges what other processes on the same store learned.
 """
 

@@ -19,7 +19,7 @@ from store.accounts import AccountView
 
 
 class AccountSource(Protocol):
-    """Where the proxy's current accounts are read from (addons.follower.StoreFollower, in memory)."""
+    """Where the proxy's current accounts are read from (engine.follower.StoreFollower, in memory)."""
 
     @property
     def accounts(self) -> list[AccountView]: ...

@@ -270,7 +270,7 @@ def stored_views(threshold: float, now: float) -> dict[int, dict[str, Any]]:
 
 def clean_stored(now: float) -> list[int]:
     """Rewrite stored readings that a check added later refuses (an `Infinity` reset, 400 windows…), so that nothing
-    reads them again; returns the accounts whose reading was cleaned. Run when the proxy starts (addons.quota)."""
+    reads them again; returns the accounts whose reading was cleaned. Run when the proxy starts (engine.quota)."""
     from store import quota as quota_store
 
     cleaned = {}

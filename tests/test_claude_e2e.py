@@ -12,9 +12,9 @@ import anthropic
 import httpx
 import pytest
 
-from addons.health import HealthTracker
 from addons.server import ProxyThread
 from addons.services import Parts
+from engine.health import HealthTracker
 from providers.base import Signal
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_CLI

@@ -8,9 +8,9 @@ import anthropic
 import httpx
 import pytest
 
-from addons.follower import StoreFollower
-from addons.health import HealthTracker
 from addons.services import Parts
+from engine.follower import StoreFollower
+from engine.health import HealthTracker
 from providers.base import Signal, classify_by_status
 from providers.health import SERVER_COOLDOWN, TRANSIENT_COOLDOWN, decide
 from store.accounts import set_status

@@ -1,4 +1,6 @@
-"""Imports run one way: core ← store ← providers ← addons ← admin, cli ← kleis.py (admin and cli are siblings)."""
+"""Imports run one way: core ← store ← providers ← engine ← addons ← cli ← kleis.py; admin sits beside addons and
+imports up to the engine (its metrics), never addons; admin and cli are siblings. Nothing in engine/ or below it
+imports mitmproxy: addons/ is the mitmproxy adapter."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = {"core": 0, "store": 1, "providers": 2, "addons": 3, "admin": 4, "cli": 4}
+LAYERS = {"core": 0, "store": 1, "providers": 2, "engine": 3, "addons": 4, "admin": 4, "cli": 5}
+BESIDE = {"cli": {"admin"}}  # a higher layer that still may not import this one
+FREE_OF_MITMPROXY = ("core", "store", "providers", "engine")
 
 
 def imported_packages(path: Path) -> list[tuple[int, str]]:
@@ -26,7 +30,7 @@ def upward_imports(root: Path = ROOT) -> list[str]:
         for path in sorted((root / package).rglob("*.py")):
             for line, module in imported_packages(path):
                 target = module.split(".")[0]
-                if target in LAYERS and target != package and LAYERS[target] >= level:
+                if target in LAYERS and target != package and (LAYERS[target] >= level or target in BESIDE.get(package, ())):
                     problems.append(f"{path.relative_to(root)}:{line} imports {module} ({package} may not import {target})")
     return problems
 
@@ -40,8 +44,35 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
         (tmp_path / package).mkdir()
     (tmp_path / "providers" / "bad.py").write_text("def f():\n    from addons.sse import SSEParser\n")
     (tmp_path / "cli" / "sibling.py").write_text("import admin.serving\n")
-    (tmp_path / "addons" / "fine.py").write_text("from providers.base import Provider\nfrom core import config\n")
+    (tmp_path / "engine" / "bad.py").write_text("from addons.kleis import Kleis\n")
+    (tmp_path / "admin" / "bad.py").write_text("from addons.metrics import KleisMetrics\n")
+    (tmp_path / "addons" / "fine.py").write_text("from engine.follower import StoreFollower\nfrom core import config\n")
+    (tmp_path / "cli" / "fine.py").write_text("from addons.server import run_dump\n")
     assert upward_imports(tmp_path) == [
         "providers/bad.py:2 imports addons.sse (providers may not import addons)",
+        "engine/bad.py:1 imports addons.kleis (engine may not import addons)",
+        "admin/bad.py:1 imports addons.metrics (admin may not import addons)",
         "cli/sibling.py:1 imports admin.serving (cli may not import admin)",
     ]
+
+
+def mitmproxy_imports(root: Path = ROOT) -> list[str]:
+    return [
+        f"{path.relative_to(root)}:{line} imports {module}"
+        for package in FREE_OF_MITMPROXY
+        for path in sorted((root / package).rglob("*.py"))
+        for line, module in imported_packages(path)
+        if module.split(".")[0] == "mitmproxy"
+    ]
+
+
+def test_the_engine_and_below_import_no_mitmproxy() -> None:
+    assert mitmproxy_imports() == []
+
+
+def test_the_mitmproxy_check_sees_an_import(tmp_path: Path) -> None:
+    for package in FREE_OF_MITMPROXY:
+        (tmp_path / package).mkdir()
+    (tmp_path / "engine" / "loop.py").write_text("def f():\n    from mitmproxy import http\n")
+    (tmp_path / "core" / "fine.py").write_text("import asyncio\n")
+    assert mitmproxy_imports(tmp_path) == ["engine/loop.py:2 imports mitmproxy"]

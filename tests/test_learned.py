@@ -9,9 +9,9 @@ import pytest
 from mitmproxy import hooks
 from mitmproxy.test import taddons
 
-from addons.follower import StoreFollower
-from addons.learned import LearnedRecorder
 from core import versions
+from engine.follower import StoreFollower
+from engine.learned import LearnedRecorder
 from providers.identity import Presented, Source, configured, newest_version
 from providers.learned import CODEX_CLI_VERSION, LearnedValues
 from store import learned as learned_store

@@ -10,8 +10,8 @@ import httpx
 import peewee
 import pytest
 
-from addons.refresher import ProactiveRefresher
 from addons.services import Parts
+from engine.refresher import ProactiveRefresher
 from store import leases
 from store.models import Account, AccountEvent
 from tests.fakes.base import Reply

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from addons.metrics import KleisMetrics
 from addons.services import Parts
 from addons.usage_recorder import UsageRecorder
+from engine.metrics import KleisMetrics
 from providers.pricing import Prices
 from store import keys
 from tests.support.admin import SECRET

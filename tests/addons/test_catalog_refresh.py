@@ -1,4 +1,4 @@
-"""The catalog refresher (addons.catalog_refresh): `running` follows account changes and starts the refresh loop;
+"""The catalog refresher (engine.catalog_refresh): `running` follows account changes and starts the refresh loop;
 a change of accounts drops the catalog's cached answers; `done` stops the loop."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import httpx
 from mitmproxy import hooks
 from mitmproxy.test import taddons
 
-from addons.catalog_refresh import CatalogRefresher
-from addons.follower import StoreFollower
+from engine.catalog_refresh import CatalogRefresher
+from engine.follower import StoreFollower
 from providers.catalog import Catalog
 from providers.lifecycle import TokenManager
 from tests.support.addons import loop_provider, seed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from addons.follower import StoreFollower
+from engine.follower import StoreFollower
 from store import keys
 from store.accounts import TokenSet, set_status, upsert_account
 
@@ -94,7 +94,7 @@ def test_the_running_and_done_hooks_start_and_stop_the_poll(store) -> None:
 
 
 def test_the_follower_says_when_it_reads_the_store_again(store, monkeypatch, caplog) -> None:
-    from addons import follower as follower_module
+    from engine import follower as follower_module
 
     follower = StoreFollower(store.cipher, interval=0.01)
     follower.load_all()

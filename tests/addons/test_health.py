@@ -1,4 +1,4 @@
-"""Account health (addons.health): cooldowns applied in memory at once and to the store in the background;
+"""Account health (engine.health): cooldowns applied in memory at once and to the store in the background;
 half-open probes after a cooldown; `done` waits for the last write."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 from mitmproxy import hooks
 from mitmproxy.test import taddons
 
-from addons.follower import StoreFollower
-from addons.health import HealthTracker
 from core.enums import AccountStatus, SignalKind
+from engine.follower import StoreFollower
+from engine.health import HealthTracker
 from providers.base import Signal
 from store.models import Account
 from tests.support.accounts import view

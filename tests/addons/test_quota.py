@@ -1,4 +1,4 @@
-"""The quota tracker (addons.quota): readings kept in memory for the request path, shared through the store, read
+"""The quota tracker (engine.quota): readings kept in memory for the request path, shared through the store, read
 after a renewal for Copilot-like providers, and a provider's own "limit reached" noted."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import httpx
 from mitmproxy import hooks
 from mitmproxy.test import taddons
 
-from addons.quota import QuotaTracker
 from core.enums import SignalKind
+from engine.quota import QuotaTracker
 from providers.base import Signal
 from providers.quota import QuotaReading, QuotaWindow
 from store import quota as quota_store

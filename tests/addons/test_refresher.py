@@ -1,4 +1,4 @@
-"""Proactive refresh (addons.refresher): `running` starts passes that renew tokens before the request path would
+"""Proactive refresh (engine.refresher): `running` starts passes that renew tokens before the request path would
 need to; `done` stops them."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import httpx
 from mitmproxy import hooks
 from mitmproxy.test import taddons
 
-from addons.follower import StoreFollower
-from addons.refresher import ProactiveRefresher
+from engine.follower import StoreFollower
+from engine.refresher import ProactiveRefresher
 from providers.lifecycle import TokenManager
 from store.accounts import AccountView, TokenSet
 from store.models import Account

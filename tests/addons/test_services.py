@@ -8,14 +8,14 @@ from mitmproxy import hooks
 from mitmproxy.test import taddons
 
 from addons.budgets import BudgetTracker
-from addons.catalog_refresh import CatalogRefresher
-from addons.follower import StoreFollower
-from addons.health import HealthTracker
-from addons.learned import LearnedRecorder
-from addons.quota import QuotaTracker
-from addons.refresher import ProactiveRefresher
 from addons.services import Background, ClosesClient, Parts, background_addons, default_parts
 from addons.usage_recorder import UsageRecorder
+from engine.catalog_refresh import CatalogRefresher
+from engine.follower import StoreFollower
+from engine.health import HealthTracker
+from engine.learned import LearnedRecorder
+from engine.quota import QuotaTracker
+from engine.refresher import ProactiveRefresher
 from tests.support.addons import loop_provider, make_services, seed
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from addons.follower import StoreFollower
 from core.background import BackgroundTask
+from engine.follower import StoreFollower
 from providers.learned import LearnedValues
 from store import learned as learned_store
 

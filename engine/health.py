@@ -10,8 +10,8 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from addons.follower import StoreFollower
 from core.enums import AccountStatus
+from engine.follower import StoreFollower
 from providers.base import Signal
 from providers.health import Decision, decide
 from store import accounts as account_store

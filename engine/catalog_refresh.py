@@ -7,8 +7,8 @@ import logging
 
 import httpx
 
-from addons.follower import StoreFollower
 from core.background import BackgroundTask, repeat
+from engine.follower import StoreFollower
 from providers.catalog import Catalog
 from providers.lifecycle import TokenManager
 
