@@ -16,11 +16,11 @@ import httpx
 from mitmproxy import http
 
 from addons import failover, responses
-from addons.context import RequestContext
 from addons.errors import error_response
 from addons.services import Services
 from core.client_errors import Refusal
 from core.protocol import Protocol
+from engine.context import RequestContext
 from providers.base import Signal
 
 log = logging.getLogger(__name__)

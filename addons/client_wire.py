@@ -2,7 +2,7 @@
 stream ended at shutdown, a whole answer to a request cut at shutdown, and closing the connection.
 
 mitmproxy writes a streamed response chunk by chunk, each one whole (`_http1.Http1Server.send`), and the stream
-callable (addons.streaming) hands it complete SSE events only: between two of its writes the client's stream
+callable (engine.streaming) hands it complete SSE events only: between two of its writes the client's stream
 is always at an event boundary, where one more event (or comment) can go, framed as mitmproxy frames its own.
 """
 

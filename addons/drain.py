@@ -22,9 +22,9 @@ from mitmproxy import http
 from mitmproxy.master import Master
 
 from addons import client_wire
-from addons.context import RequestContext
 from addons.errors import error_response
 from core.client_errors import Refusal, stream_error_event
+from engine.context import RequestContext
 from providers.lifecycle import TokenManager
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from mitmproxy import http
 from mitmproxy.master import Master
 
 from addons import client_wire
-from addons.streaming import StreamRewriter
+from engine.streaming import StreamRewriter
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,7 @@ from urllib.parse import unquote
 
 from mitmproxy import http
 
-from addons import adoption, client_wire, failover, local, outcomes, pipeline, request_body, response_headers, responses, upstream
-from addons.context import RequestContext, begin
+from addons import adoption, client_wire, failover, local, outcomes, response_headers, responses, upstream
 from addons.drain import shutting_down
 from addons.errors import error_response, json_response
 from addons.services import Services
@@ -18,6 +17,8 @@ from addons.upstream_timeout import TIMEOUT_HEADER
 from addons.wire_secrets import vault
 from core.client_errors import Refusal, unavailable_headers, unavailable_type, upstream_error_body
 from core.protocol import Protocol
+from engine import pipeline, request_body
+from engine.context import RequestContext, begin
 from providers.lifecycle import RefreshFailed
 from providers.protocols.turn import estimate_tokens
 from providers.translated import TranslatedProvider

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from addons import mitm_errors
-from addons.context import Outcome
+from engine.context import Outcome
 
 CLIENT_DISCONNECTED = "Client disconnected."  # mitmproxy's message when the client hangs up (proxy/layers/http/_http1.py)
 

@@ -6,9 +6,9 @@ import json
 
 from mitmproxy import http
 
-from addons.context import RequestContext
-from addons.streaming import StreamRewriter
 from core.sse import SSEParser
+from engine.context import RequestContext
+from engine.streaming import StreamRewriter
 
 
 def is_event_stream(content_type: str) -> bool:

@@ -18,23 +18,23 @@ from collections.abc import Callable, Mapping
 import httpx
 from mitmproxy.master import Master
 
-from addons.account_load import AccountLoad
-from addons.affinity import SessionAffinity
-from addons.budgets import BudgetTracker
 from addons.drain import Drain
 from addons.keepalive import SseKeepAlive
-from addons.key_limits import KeyLimiter
 from addons.upstream_timeout import UpstreamDeadlines
-from addons.usage_recorder import UsageRecorder
 from core.config import Config
 from core.protocol import Protocol
+from engine.account_load import AccountLoad
+from engine.affinity import SessionAffinity
+from engine.budgets import BudgetTracker
 from engine.catalog_refresh import CatalogRefresher
 from engine.follower import StoreFollower
 from engine.health import HealthTracker
+from engine.key_limits import KeyLimiter
 from engine.learned import LearnedRecorder
 from engine.metrics import KleisMetrics, process_metrics
 from engine.quota import QuotaTracker
 from engine.refresher import ProactiveRefresher
+from engine.usage_recorder import UsageRecorder
 from providers.base import Provider
 from providers.catalog import Catalog
 from providers.learned import LearnedValues
@@ -61,7 +61,7 @@ class Parts:
     health: bool = False  # cooldowns and half-open probes (engine.health)
     refresh_interval: float | None = None  # proactive refresh every N seconds; None: only on request
     quota: bool = False  # read each account's subscription quota from the answers and share it (engine.quota)
-    budgets: bool = False  # per-key token and cost budgets (addons.budgets; needs `usage`)
+    budgets: bool = False  # per-key token and cost budgets (engine.budgets; needs `usage`)
     metrics: KleisMetrics | None = None  # Prometheus metrics (engine.metrics), served by the admin at /metrics
 
 

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 from mitmproxy import http
 
-from addons.account_load import AccountLoad
-from addons.context import RequestContext
 from core import fastjson
+from engine.account_load import AccountLoad
+from engine.context import RequestContext
 from providers.base import CLIENT_CREDENTIAL_HEADERS, ForwardRequest, Upstream
 from store.accounts import AccountView
 

@@ -31,7 +31,7 @@ QuotaSource = Callable[[], Iterable[tuple[int, str, str, float]]]  # (account id
 
 
 class UsageSource(Protocol):
-    """The usage recorder as the collector reads it (addons.usage_recorder.UsageRecorder)."""
+    """The usage recorder as the collector reads it (engine.usage_recorder.UsageRecorder)."""
 
     dropped: int
     written: int

@@ -14,13 +14,13 @@ import pytest
 from mitmproxy import hooks
 from mitmproxy.test import taddons, tflow
 
-from addons.budgets import BudgetTracker
 from addons.kleis import Kleis
 from addons.services import Parts, build_services
-from addons.usage_recorder import UsageRecorder
 from core.client_errors import Refusal
 from core.protocol import Protocol
 from core.windows import BudgetWindow, bounds
+from engine.budgets import BudgetTracker
+from engine.usage_recorder import UsageRecorder
 from providers.pricing import Prices
 from store import budgets as budget_store
 from store import keys

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from addons.services import Parts
-from addons.usage_recorder import UsageRecorder
+from engine.usage_recorder import UsageRecorder
 from providers.claude import ClaudeProvider
 from providers.codex import CodexProvider
 from providers.copilot import CopilotProvider

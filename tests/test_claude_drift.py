@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from addons.services import Parts
-from addons.usage_recorder import UsageRecorder
 from admin.operations import describe
+from engine.usage_recorder import UsageRecorder
 from providers import drift
 from providers.identity import Source
 from providers.learned import CLAUDE_CODE_VERSION, CLAUDE_REQUIRED_VERSION

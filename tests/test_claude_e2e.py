@@ -176,7 +176,7 @@ def test_a_claude_code_request_reaches_the_api_unchanged(claude: ClaudeKleis) ->
 
 
 def test_a_large_claude_code_request_goes_unread_and_bad_bytes_in_it_are_still_refused(claude: ClaudeKleis) -> None:
-    from addons.pipeline import SPLIT_OFF_LOOP_BYTES
+    from engine.pipeline import SPLIT_OFF_LOOP_BYTES
 
     headers = {**CLAUDE_CODE_HEADERS, "authorization": f"Bearer {claude.key}", "content-type": "application/json"}
     url = f"{claude.proxy.url}/v1/messages?beta=true"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from addons.streaming import StreamRewriter
 from core.protocol import Protocol
+from engine.streaming import StreamRewriter
 from providers.base import ForwardRequest, Upstream
 from providers.claude import ClaudeProvider
 from tests.fakes.base import sse

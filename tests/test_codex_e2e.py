@@ -99,7 +99,7 @@ def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: Setup
 
 def test_a_non_streaming_answer_cut_by_the_backend_is_recorded_as_the_502_the_client_got(store, config, run_proxy, fakes) -> None:
     from addons.services import Parts
-    from addons.usage_recorder import UsageRecorder
+    from engine.usage_recorder import UsageRecorder
     from store.models import UsageEvent
     from tests.fakes.base import Stream, sse
 

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from addons.services import Parts
-from addons.usage_recorder import UsageRecorder
+from engine.usage_recorder import UsageRecorder
 from providers.codex import CodexProvider, login
 from store import keys
 from store.models import Account, UsageEvent

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from addons.streaming import StreamRewriter
 from core.sse import SSEParser
+from engine.streaming import StreamRewriter
 from providers.codex.errors import classify
 from providers.codex.stream import CodexState, make_transformer
 from tests.fakes.codex import FakeCodex

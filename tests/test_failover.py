@@ -282,7 +282,7 @@ def test_a_failovers_forced_refresh_waits_no_longer_than_a_request_would(store, 
     import asyncio
 
     from addons import failover
-    from addons.context import begin
+    from engine.context import begin
     from providers.lifecycle import TokenManager
     from store.accounts import TokenSet as Tokens
     from tests.fakes.loopback_provider import LoopbackProvider

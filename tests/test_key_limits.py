@@ -8,8 +8,8 @@ import threading
 import httpx
 import pytest
 
-from addons.key_limits import WINDOW, KeyLimiter
 from core.client_errors import Refusal
+from engine.key_limits import WINDOW, KeyLimiter
 from store import keys
 from store.keys import KeyRecord
 from store.models import ApiKey

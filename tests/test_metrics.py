@@ -10,8 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from addons.services import Parts
-from addons.usage_recorder import UsageRecorder
 from engine.metrics import KleisMetrics
+from engine.usage_recorder import UsageRecorder
 from providers.pricing import Prices
 from store import keys
 from tests.support.admin import SECRET

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from addons.services import Parts
-from addons.usage_recorder import UsageRecorder
 from core.config import Config
+from engine.usage_recorder import UsageRecorder
 from store import quota as quota_store
 from store.db import Store
 from store.models import UsageEvent

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from addons.context import begin
-from addons.usage_recorder import event_from_context
 from core.protocol import Protocol
 from core.sse import SSEEvent
+from engine.context import begin
+from engine.usage_recorder import event_from_context
 from providers.catalog import Catalog
 from providers.claude import ClaudeProvider
 from providers.codex import CodexProvider
@@ -147,7 +147,7 @@ def test_the_catalog_prices_served_models_and_gives_subscription_listings_their_
 def test_prices_change_with_the_catalog_and_old_events_keep_theirs(catalog: Catalog) -> None:
     ctx = begin("POST", "/v1/messages")
     ctx.client.key = KeyRecord(1, "kl_abcdefgh", "k", "0" * 64, (), (), None, None)
-    from addons.context import UpstreamCall
+    from engine.context import UpstreamCall
     from providers.routing import Resolution
     from providers.usage import Usage, UsageReader
 

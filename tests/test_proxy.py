@@ -164,7 +164,7 @@ def test_a_huge_string_and_a_million_numbers_are_forwarded_and_one_over_the_limi
 
 
 def test_an_agent_sized_body_read_off_the_event_loop_goes_upstream_as_the_same_value(kleis, client) -> None:
-    from addons.pipeline import OFF_LOOP_BYTES
+    from engine.pipeline import OFF_LOOP_BYTES
 
     kleis.add_account()
     turns = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n}: ünïcode ✓ " + "x = 1.25\n" * 40} for n in range(1001)]

@@ -233,9 +233,9 @@ def test_an_exception_in_a_hook_fails_closed(kleis, client, monkeypatch) -> None
     monkeypatch.setattr(kleis.provider, "prepare", broken)
     response = client.post("/v1/messages", json=MESSAGES, headers=kleis.headers())
     assert response.status_code == 500 and anthropic_error(response)["type"] == "api_error"
-    import addons.pipeline
+    import engine.pipeline
 
-    monkeypatch.setattr(addons.pipeline, "check_route", broken)
+    monkeypatch.setattr(engine.pipeline, "check_route", broken)
     early = client.post("/v1/chat/completions", json=CHAT, headers=kleis.headers())
     assert early.status_code == 500 and openai_error(early)["code"] == "internal_error"
     assert kleis.anthropic.received() == [] and kleis.openai.received() == []

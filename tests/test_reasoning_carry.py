@@ -14,8 +14,8 @@ import openai
 import pytest
 
 from addons.server import Parts
-from addons.usage_recorder import UsageRecorder
 from core.sse import SSEParser
+from engine.usage_recorder import UsageRecorder
 from providers.claude import ClaudeProvider
 from providers.codex import CodexProvider
 from providers.codex.body import normalise_body

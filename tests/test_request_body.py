@@ -12,8 +12,8 @@ import httpx
 import pytest
 import zstandard
 
-from addons.request_body import CHUNK, decoded_body
 from core.client_errors import Refusal
+from engine.request_body import CHUNK, decoded_body
 from tests.support.cli import START_LINE, run_kleis, start_serve, stop
 
 BODY = b'{"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'

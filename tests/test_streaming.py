@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from addons.streaming import StreamRewriter
+from engine.streaming import StreamRewriter
 
 EVENTS = [b'event: a\ndata: {"n":1}\n\n', b'event: b\ndata: {"n":2}\n\n', b'event: c\ndata: {"n":3}\n\n']
 

@@ -187,8 +187,8 @@ def test_any_split_translates_the_same(cuts: list[int]) -> None:
 def test_a_chat_model_goes_to_its_own_family_when_there_is_an_account(
     model: str, accounts: tuple[str, ...], expected: tuple, config
 ) -> None:
-    from addons.context import begin
-    from addons.pipeline import route
+    from engine.context import begin
+    from engine.pipeline import route
     from providers.claude import ClaudeProvider
     from providers.codex import CodexProvider
     from providers.copilot import CopilotProvider

@@ -10,7 +10,7 @@ import anthropic
 import pytest
 
 from addons.server import Parts
-from addons.usage_recorder import UsageRecorder
+from engine.usage_recorder import UsageRecorder
 from tests.fakes.base import Reply
 from tests.support.translation import CHAT_TOOLS
 from tests.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)

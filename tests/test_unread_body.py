@@ -1,4 +1,4 @@
-"""The request body read in part (addons.pipeline): the bulk members — messages, input, tools — stay bytes until a
+"""The request body read in part (engine.pipeline): the bulk members — messages, input, tools — stay bytes until a
 provider needs them; real Claude Code's request to Claude never has them read, every other request has them read
 back into the very value, in the order sent."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from addons import pipeline
-from addons.context import begin
 from core.protocol import Protocol
+from engine import pipeline
+from engine.context import begin
 from providers.claude import ClaudeProvider
 from providers.codex import CodexProvider
 from providers.routing import Resolution

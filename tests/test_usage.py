@@ -12,7 +12,7 @@ import pytest
 
 import addons.responses
 from addons.services import Parts
-from addons.usage_recorder import UsageRecorder
+from engine.usage_recorder import UsageRecorder
 from store import usage as usage_store
 from store.models import ApiKey, UsageEvent
 from tests.fakes.base import Hang, Reply, Stream
@@ -224,7 +224,7 @@ def test_rewriting_the_same_request_id_is_idempotent(store) -> None:
 
 
 def test_shutdown_flushes_and_a_full_queue_never_blocks(store) -> None:
-    from addons.context import begin
+    from engine.context import begin
 
     recorder = UsageRecorder(interval=60, maxsize=5)
     recorder.start()
@@ -266,7 +266,7 @@ def keyed(ctx):
 
 
 def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store, caplog) -> None:
-    from addons.context import begin
+    from engine.context import begin
 
     recorder = UsageRecorder(interval=0.05)
     now = time.time()
@@ -275,7 +275,7 @@ def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store, caplog) 
     assert recorder.queue.qsize() == UsageRecorder.UNAUTHENTICATED_PER_SECOND and recorder.unauthenticated_skipped == 45
     recorder.record(keyed(begin("POST", "/v1/messages")), now)
     assert recorder.queue.qsize() == UsageRecorder.UNAUTHENTICATED_PER_SECOND + 1  # keyed requests are never skipped
-    with caplog.at_level(logging.WARNING, logger="addons.usage_recorder"):
+    with caplog.at_level(logging.WARNING, logger="engine.usage_recorder"):
         recorder.record(begin("POST", "/v1/messages"), now + 1)  # the next second: the flood is reported once
         recorder.stop_blocking()
     lines = [r.getMessage() for r in caplog.records]
@@ -284,7 +284,7 @@ def test_unauthenticated_refusals_are_recorded_at_a_bounded_rate(store, caplog) 
 
 
 def test_retention_deletes_events_older_than_the_setting(store) -> None:
-    from addons.context import begin
+    from engine.context import begin
 
     recorder = UsageRecorder(retention_days=30)
     old, recent = keyed(begin("POST", "/v1/messages")), keyed(begin("POST", "/v1/messages"))
@@ -303,14 +303,14 @@ def test_retention_deletes_events_older_than_the_setting(store) -> None:
 
 
 def usage_recorder_row(ctx):
-    from addons.usage_recorder import event_from_context
+    from engine.usage_recorder import event_from_context
 
     return event_from_context(ctx, time.time())
 
 
 def test_one_unstorable_row_does_not_stall_the_others(store, monkeypatch) -> None:
-    from addons import usage_recorder
-    from addons.context import begin
+    from engine import usage_recorder
+    from engine.context import begin
 
     ctx = keyed(begin("POST", "/v1/messages"))
     ctx.client.model = "claude-\ud800-broken\x00"  # a lone surrogate and a NUL from a client
@@ -335,8 +335,8 @@ def test_one_unstorable_row_does_not_stall_the_others(store, monkeypatch) -> Non
 def test_a_store_outage_loses_no_usage_event(store, monkeypatch) -> None:
     import peewee
 
-    from addons import usage_recorder
-    from addons.context import begin
+    from engine import usage_recorder
+    from engine.context import begin
 
     real = usage_store.insert_events
     failures = iter([peewee.OperationalError("database is locked")] * 6)
@@ -368,8 +368,8 @@ def test_an_agents_probe_of_the_base_url_is_not_recorded_as_an_error(live) -> No
 
 def test_a_full_disk_is_named_and_events_wait_in_memory_until_writes_succeed(store, caplog) -> None:
     """SQLite reports a full disk (here: its page limit reached) inside a transaction it has already rolled back."""
-    from addons import usage_recorder
-    from addons.context import begin
+    from engine import usage_recorder
+    from engine.context import begin
     from store.models import database
 
     full = [True]

@@ -1,11 +1,11 @@
-"""Session affinity (addons.affinity) and per-account in-flight counts (addons.account_load)."""
+"""Session affinity (engine.affinity) and per-account in-flight counts (engine.account_load)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from addons.account_load import AccountLoad
-from addons.affinity import SessionAffinity
+from engine.account_load import AccountLoad
+from engine.affinity import SessionAffinity
 
 
 def test_a_conversation_keeps_its_account_for_the_ttl_after_its_last_request() -> None:

@@ -14,10 +14,10 @@ from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons, tflow
 
 from addons import drain as drain_module
-from addons.context import begin
 from addons.drain import Drain
 from addons.services import Parts
 from core.protocol import Protocol
+from engine.context import begin
 from tests.fakes.base import Stream, sse
 from tests.support.live import start_kleis
 from tests.support.mitm import FakeHandler, streaming_flow

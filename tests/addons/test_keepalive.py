@@ -15,7 +15,7 @@ from mitmproxy.test import taddons
 from addons import client_wire
 from addons.keepalive import KEEPALIVE, SseKeepAlive
 from addons.services import Parts
-from addons.streaming import StreamRewriter
+from engine.streaming import StreamRewriter
 from tests.fakes.base import Stream, sse
 from tests.support.live import start_kleis
 from tests.support.mitm import FakeHandler, streaming_flow

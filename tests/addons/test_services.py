@@ -7,15 +7,15 @@ import asyncio
 from mitmproxy import hooks
 from mitmproxy.test import taddons
 
-from addons.budgets import BudgetTracker
 from addons.services import Background, ClosesClient, Parts, background_addons, default_parts
-from addons.usage_recorder import UsageRecorder
+from engine.budgets import BudgetTracker
 from engine.catalog_refresh import CatalogRefresher
 from engine.follower import StoreFollower
 from engine.health import HealthTracker
 from engine.learned import LearnedRecorder
 from engine.quota import QuotaTracker
 from engine.refresher import ProactiveRefresher
+from engine.usage_recorder import UsageRecorder
 from tests.support.addons import loop_provider, make_services, seed
 
 

@@ -1,4 +1,4 @@
-"""The usage recorder (addons.usage_recorder): the request path only queues; the writer thread started by `running`
+"""The usage recorder (engine.usage_recorder): the request path only queues; the writer thread started by `running`
 writes batches, and `done` flushes what is left."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import time
 from mitmproxy import hooks
 from mitmproxy.test import taddons
 
-from addons.context import begin
-from addons.usage_recorder import UsageRecorder, event_from_context
+from engine.context import begin
+from engine.usage_recorder import UsageRecorder, event_from_context
 from store import keys
 from store.keys import KeyRecord
 from store.models import ApiKey, UsageEvent

@@ -68,7 +68,7 @@ class UpstreamCall:
     forwarded_at: float | None = None
     tried: list[int] = dataclasses.field(default_factory=list)  # account ids, in order, repeats included
     retries: int = 0
-    slot: int | None = None  # the account whose in-flight slot this request holds (addons.account_load)
+    slot: int | None = None  # the account whose in-flight slot this request holds (engine.account_load)
     drift_retries: int = 0  # attempts made again because Kleis adopted a value the provider asked for (at most one)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import peewee
 
-from addons.context import RequestContext
+from engine.context import RequestContext
 from providers.pricing import Prices, usage_cost
 from store import budgets as budget_store
 from store import keys as key_store

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from addons.affinity import SessionAffinity
-from addons.auth import authenticate, authorize
-from addons.context import RequestContext
-from addons.request_body import too_large
 from core import fastjson
 from core.client_errors import Refusal, unavailable_headers, unavailable_type
+from engine.affinity import SessionAffinity
+from engine.auth import authenticate, authorize
+from engine.context import RequestContext
+from engine.request_body import too_large
 from providers.base import CLIENT_CREDENTIAL_HEADERS, Provider
 from providers.conversation import conversation_id, named_conversation
 from providers.pool import PoolPolicy, candidates, rank, soonest_back, unusable_reasons
