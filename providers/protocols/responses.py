@@ -78,10 +78,10 @@ def _input(messages: tuple[Message, ...], own: carry.Own | None) -> list[dict[st
 
 
 def _items(message: Message, own: carry.Own | None, written: list[dict[str, Any]]) -> None:
-    """One message's parts as Responses input items, added to `written`, in an order the upstream pairs: a user turn's tool outputs
-    first (they answer the calls of the turn before), then its text and images; an assistant turn's reasoning (the
-    upstream's own, `own`), then its text, then its calls. Reasoning from another provider or account is never sent
-    (not as text, not with a foreign signature)."""
+    """One message's parts as Responses input items, added to `written`, in an order the upstream pairs: a user
+    turn's tool outputs first (they answer the calls of the turn before), then its text and images; an assistant
+    turn's reasoning (the upstream's own, `own`), then its text, then its calls. Reasoning from another provider or
+    account is never sent (not as text, not with a foreign signature)."""
     content: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     assistant = message.role == "assistant"
@@ -235,7 +235,9 @@ def _read_input(items: list[Any], system: list[str]) -> tuple[Message, ...]:
     messages: list[Message] = []
     calls: set[str] = set()
     instructions: list[str] = []
-    last = Message("user", ())  # the message being gathered: consecutive items of one role are one message
+    # The message being gathered: consecutive items of one role are one message — `append_message` inlined, as a call
+    # per item costs 14 µs of this loop's 124 for 300 items.
+    last = Message("user", ())
     for item in converted:
         parts: tuple[Part, ...]
         if type(item) is _MessageItem:

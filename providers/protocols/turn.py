@@ -23,8 +23,9 @@ class Untranslatable(Refusal):
 
 # The parts and messages of a turn are built by the hundred for each translated request: msgspec Structs, built in
 # C (0.09 µs against a frozen dataclass's 0.53), left out of the garbage collector's walks (gc=False: they never form
-# a cycle), and read straight from a Messages body by `msgspec.convert` (providers.protocols.messages). The tags and
-# renamed fields are Anthropic's block names; nothing else sees them. Nothing changes a part once a reader built it.
+# a cycle), and read straight from a client's body by `msgspec.convert` where the shapes match (Messages' text and
+# thinking blocks, Chat's text parts). The tags and renamed fields are those block names; nothing else sees them.
+# Nothing changes a part once a reader built it; a reader extends only the message it is still gathering.
 class Text(msgspec.Struct, tag_field="type", tag="text", gc=False):
     text: str
 
