@@ -5,7 +5,7 @@ rather than patch functions whose shape may have changed. Each patch is installe
 (every Kleis process) or `install_web` (`kleis.py debug` only):
 
 - `mitmproxy.net.http.http1.assemble_request_head`: upstream token references swapped for the tokens in the
-  bytes written to the upstream (addons.wire_secrets), and `_http1.Http1Client.send`, which tells that swap the
+  bytes written to the upstream (engine.wire_secrets), and `_http1.Http1Client.send`, which tells that swap the
   address and upstream proxy of the connection the head is written on;
 - `mitmproxy.proxy.layers.http._http1.make_error_response`: mitmproxy's own errors as JSON (addons.mitm_errors);
 - mitmweb's `RequestHandler.write` and `WebSocketEventBroadcaster.send`: everything the UI receives is redacted;
@@ -25,10 +25,10 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http._events import RequestHeaders
 
-from addons import debug_ui, mitm_errors
-from addons.wire_secrets import Peer, current_peer, vault
+from addons import mitm_errors
 from core.exceptions import KleisError
 from core.redact import redact
+from engine.wire_secrets import Peer, current_peer, vault
 
 SUPPORTED_VERSION = "11.0.2"
 
@@ -111,13 +111,15 @@ def _guarded_prepare(self: Any) -> None:
     import tornado.web
     from mitmproxy.tools.web import app as web_app
 
+    from addons import debug_ui  # mitmweb's app, imported by `kleis.py debug` only
+
     given = self.get_query_argument("token", default=None)
     token = _web_token[0]
     if debug_ui.token_matches(given, token):
         self.set_cookie(debug_ui.TOKEN_COOKIE, token, httponly=True, samesite="Strict")
     elif not debug_ui.token_matches(self.get_cookie(debug_ui.TOKEN_COOKIE) or "", token):
         raise tornado.web.HTTPError(403, debug_ui.TOKEN_REQUIRED)
-    why = debug_ui.refused_request(type(self).__name__, self.request.method)
+    why = debug_ui.refused_request(type(self), self.request.method)
     if why is not None:
         raise web_app.APIError(403, why)
 
@@ -125,6 +127,8 @@ def _guarded_prepare(self: Any) -> None:
 def _web_patches() -> tuple[Patch, ...]:
     import tornado.escape
     from mitmproxy.tools.web import app as web_app
+
+    from addons import debug_ui  # mitmweb's app, imported by `kleis.py debug` only
 
     handler, broadcaster = web_app.RequestHandler, web_app.WebSocketEventBroadcaster
     original_write, original_send = handler.write, broadcaster.__dict__["send"].__func__

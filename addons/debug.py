@@ -1,7 +1,7 @@
 """`kleis.py debug`: the Kleis addon under mitmweb, with nothing secret in what the UI shows.
 
 Three layers:
-1. Upstream tokens are never in a flow (addons.wire_secrets); the client's key is removed from the flow in
+1. Upstream tokens are never in a flow (engine.wire_secrets); the client's key is removed from the flow in
    `requestheaders`, and the Kleis addon runs before mitmweb's View, so the View never holds it.
 2. Everything the web UI receives — REST answers (flows, bodies, exports, dumps) and websocket pushes — passes
    through the same redaction as the logs (core.redact), which masks anything shaped like a key or token.

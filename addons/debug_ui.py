@@ -3,13 +3,16 @@ harmless actions (looking at flows, filtering them, intercepting and clearing); 
 
 mitmweb's UI can change any option and run any command: add an `upstream:` listener (the next request would go
 through a proxy of the UI user's choosing), write files (`export.file`, `save.file`, `save_stream_file`), load
-code or flows, edit a flow and replay it. Plain functions; addons.compat wires them into mitmweb's handlers.
+code or flows, edit a flow and replay it. Plain functions; addons.compat wires them into mitmweb's handlers. The
+allowlist names mitmweb's handler classes themselves, so a handler renamed in another mitmproxy fails at import.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+
+from mitmproxy.tools.web import app
 
 from core.redact import redact
 
@@ -54,21 +57,21 @@ ALLOWED_COMMANDS = frozenset(
 # (handler, method) pairs of mitmweb's REST API that change something and are allowed; every GET but those below
 # is allowed too. Refused: PUT /flows/<id> and POST /flows/<id>/<message>/content (editing a flow),
 # POST /flows/<id>/replay, POST /flows/dump (loading flows), /options/save.
-ALLOWED_WRITES = frozenset(
+ALLOWED_WRITES: frozenset[tuple[type, str]] = frozenset(
     {
-        ("ClearAll", "POST"),
-        ("ResumeFlows", "POST"),
-        ("KillFlows", "POST"),
-        ("ResumeFlow", "POST"),
-        ("KillFlow", "POST"),
-        ("FlowHandler", "DELETE"),
-        ("DuplicateFlow", "POST"),
-        ("RevertFlow", "POST"),
-        ("Options", "PUT"),  # allowlisted options only (refused_options)
-        ("ExecuteCommand", "POST"),  # allowlisted commands only (refused_command)
+        (app.ClearAll, "POST"),
+        (app.ResumeFlows, "POST"),
+        (app.KillFlows, "POST"),
+        (app.ResumeFlow, "POST"),
+        (app.KillFlow, "POST"),
+        (app.FlowHandler, "DELETE"),
+        (app.DuplicateFlow, "POST"),
+        (app.RevertFlow, "POST"),
+        (app.Options, "PUT"),  # allowlisted options only (refused_options)
+        (app.ExecuteCommand, "POST"),  # allowlisted commands only (refused_command)
     }
 )
-REFUSED_READS = frozenset({"ProcessList", "ProcessImage"})  # the machine's processes: not Kleis's business
+REFUSED_READS: frozenset[type] = frozenset({app.ProcessList, app.ProcessImage})  # the machine's processes: not Kleis's business
 
 
 def redacted_bytes(data: bytes) -> bytes:
@@ -81,14 +84,14 @@ def token_matches(given: str | None, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-def refused_request(handler: str, method: str) -> str | None:
+def refused_request(handler: type, method: str) -> str | None:
     """Why a call of mitmweb's REST API is refused (by its handler class and method), or None to let it run."""
     method = method.upper()
     if method in ("GET", "HEAD"):
-        return f"Kleis's debug UI does not show {handler}" if handler in REFUSED_READS else None
+        return f"Kleis's debug UI does not show {handler.__name__}" if handler in REFUSED_READS else None
     if (handler, method) in ALLOWED_WRITES:
         return None
-    return f"Kleis's debug UI only looks at flows: {method} on {handler} is refused (it could edit, replay, load or save)"
+    return f"Kleis's debug UI only looks at flows: {method} on {handler.__name__} is refused (it could edit, replay, load or save)"
 
 
 def refused_options(names: Iterable[str]) -> list[str]:

@@ -20,12 +20,12 @@ from mitmproxy import http
 
 from addons import response_headers, responses, upstream
 from addons.services import Services
-from addons.wire_secrets import vault
 from core.client_errors import Refusal
 from core.enums import SignalKind
 from core.jsonshape import json_or_none
 from core.protocol import Protocol
 from engine.context import RequestContext
+from engine.wire_secrets import vault
 from providers.base import Signal
 from providers.drift import log_once
 from providers.lifecycle import RefreshFailed, TokenManager

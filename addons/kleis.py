@@ -9,16 +9,16 @@ from urllib.parse import unquote
 
 from mitmproxy import http
 
-from addons import adoption, client_wire, failover, local, outcomes, response_headers, responses, upstream
+from addons import adoption, client_wire, failover, local, mitm_errors, response_headers, responses, upstream
 from addons.drain import shutting_down
 from addons.errors import error_response, json_response
 from addons.services import Services
 from addons.upstream_timeout import TIMEOUT_HEADER
-from addons.wire_secrets import vault
 from core.client_errors import Refusal, unavailable_headers, unavailable_type, upstream_error_body
 from core.protocol import Protocol
 from engine import pipeline, request_body
 from engine.context import RequestContext, begin
+from engine.wire_secrets import vault
 from providers.lifecycle import RefreshFailed
 from providers.protocols.turn import estimate_tokens
 from providers.translated import TranslatedProvider
@@ -318,7 +318,7 @@ class Kleis:
             return
         self.services.deadlines.cancel(flow)
         message = flow.error.msg if flow.error else "error"
-        outcomes.classify_error(ctx.outcome, message)
+        mitm_errors.classify_error(ctx.outcome, message)
         provider, prepared = ctx.route.provider, ctx.upstream.prepared
         if ctx.outcome.streamed and provider is not None and prepared is not None:
             self._note_stream_error(ctx)  # the stream's own error, when it carried one before the connection ended

@@ -49,7 +49,7 @@ def configure(master: Master, config: Config) -> None:
         body_size_limit=str(config.max_body_bytes + 1024 * 1024),  # memory guard for chunked bodies
         ssl_insecure=False,
         # HTTP/1.1 only towards clients: the upstream token is swapped in when mitmproxy assembles an HTTP/1 request
-        # head (addons.wire_secrets); an h2 client would otherwise make mitmproxy speak h2 upstream.
+        # head (engine.wire_secrets); an h2 client would otherwise make mitmproxy speak h2 upstream.
         http2=False,
     )
 

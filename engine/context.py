@@ -63,7 +63,7 @@ class UpstreamCall:
 
     account: AccountView | None = None
     prepared: Upstream | None = None  # the provider's answer to `prepare`
-    token_ref: str | None = None  # stands for the account's token in the flow (addons.wire_secrets)
+    token_ref: str | None = None  # stands for the account's token in the flow (engine.wire_secrets)
     usage: UsageReader | None = None
     forwarded_at: float | None = None
     tried: list[int] = dataclasses.field(default_factory=list)  # account ids, in order, repeats included

@@ -32,7 +32,7 @@ class ForwardRequest:
     body: dict[str, Any]
     model: str  # as sent upstream (provider prefix removed)
     account: AccountView
-    token_ref: str  # stands for the access token; swapped for it on the wire (addons.wire_secrets)
+    token_ref: str  # stands for the access token; swapped for it on the wire (engine.wire_secrets)
     stream: bool  # the client asked for a stream
     body_size: int = 0  # the client's body in bytes, as received (0: unknown)
     raw_body: bytes = b""  # the client's body as received (decoded), for a provider that changes nothing in it

@@ -1,6 +1,6 @@
 """Imports run one way: core ← store ← providers ← engine ← addons ← cli ← kleis.py; admin sits beside addons and
 imports up to the engine (its metrics), never addons; admin and cli are siblings. Nothing in engine/ or below it
-imports mitmproxy: addons/ is the mitmproxy adapter."""
+imports mitmproxy, and every module of addons/ does: addons/ is the mitmproxy adapter and nothing else."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {"core": 0, "store": 1, "providers": 2, "engine": 3, "addons": 4, "admin": 4, "cli": 5}
 BESIDE = {"cli": {"admin"}}  # a higher layer that still may not import this one
 FREE_OF_MITMPROXY = ("core", "store", "providers", "engine")
+ADAPTER = "addons"
 
 
 def imported_packages(path: Path) -> list[tuple[int, str]]:
@@ -76,3 +77,25 @@ def test_the_mitmproxy_check_sees_an_import(tmp_path: Path) -> None:
     (tmp_path / "engine" / "loop.py").write_text("def f():\n    from mitmproxy import http\n")
     (tmp_path / "core" / "fine.py").write_text("import asyncio\n")
     assert mitmproxy_imports(tmp_path) == ["engine/loop.py:2 imports mitmproxy"]
+
+
+def modules_without_mitmproxy(root: Path = ROOT) -> list[str]:
+    """The adapter's modules that import no mitmproxy: they belong in the engine (or below)."""
+    return [
+        str(path.relative_to(root))
+        for path in sorted((root / ADAPTER).rglob("*.py"))
+        if path.name != "__init__.py" and not any(module.split(".")[0] == "mitmproxy" for _, module in imported_packages(path))
+    ]
+
+
+def test_every_adapter_module_imports_mitmproxy() -> None:
+    assert modules_without_mitmproxy() == []
+
+
+def test_the_adapter_check_sees_a_module_without_mitmproxy(tmp_path: Path) -> None:
+    (tmp_path / ADAPTER).mkdir()
+    (tmp_path / ADAPTER / "__init__.py").write_text("")
+    (tmp_path / ADAPTER / "hooks.py").write_text("from mitmproxy import http\n")
+    (tmp_path / ADAPTER / "lazy.py").write_text("def f():\n    import mitmproxy.tools.web.app\n")
+    (tmp_path / ADAPTER / "plain.py").write_text("import asyncio\nfrom engine import pipeline\n")
+    assert modules_without_mitmproxy(tmp_path) == ["addons/plain.py"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from addons import compat
-from addons.wire_secrets import Peer, SecretVault
+from engine.wire_secrets import Peer, SecretVault
 
 HEAD = b"POST /v1/messages HTTP/1.1\r\nhost: api.example\r\nauthorization: Bearer %s\r\n\r\n"
 

@@ -11,7 +11,7 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
 
 from addons import compat
-from addons.wire_secrets import Peer, current_peer, vault
+from engine.wire_secrets import Peer, current_peer, vault
 
 
 def test_any_other_mitmproxy_version_is_refused() -> None:

@@ -11,10 +11,10 @@ from mitmproxy.test import taddons
 
 from addons.kleis import Kleis
 from addons.services import Parts, Services
-from addons.wire_secrets import REF_PREFIX, vault
 from core.config import Config
 from core.enums import AccountStatus
 from engine.usage_recorder import UsageRecorder
+from engine.wire_secrets import REF_PREFIX, vault
 from store.db import Store
 from tests.support.addons import answer, client_flow, make_services, seed
 
