@@ -12,18 +12,29 @@ rather than patch functions whose shape may have changed. Each patch is installe
 - `RequestHandler.prepare` and `WebSocketEventBroadcaster.prepare`: the per-run token is required, and only the
   UI's harmless writes pass (addons.debug_ui);
 - `Options.put` and `ExecuteCommand.post`: only allowlisted options and commands (addons.debug_ui).
+
+It also holds every read of mitmproxy's connection internals (no public API writes to a client's connection,
+cancels a connect in progress or lists the live connections): the functions under "connection internals", used by
+addons.client_wire, addons.upstream_timeout and addons.drain, each held to mitmproxy's own classes by a contract
+test in tests/addons/test_compat.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Protocol
 
-from mitmproxy import version
+from mitmproxy import http, version
+from mitmproxy.connection import Address, ConnectionState, Server
+from mitmproxy.master import Master
 from mitmproxy.net.http import http1
+from mitmproxy.proxy import events
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http._events import RequestHeaders
+from mitmproxy.proxy.mode_servers import ServerInstance
+from mitmproxy.proxy.server import ConnectionHandler
 
 from addons import mitm_errors
 from core.exceptions import KleisError
@@ -103,6 +114,69 @@ def install_proxy() -> None:
     check_version()
     for patch in PROXY_PATCHES:
         patch.install()
+
+
+# -- connection internals ---------------------------------------------------------------------------------
+# The proxyserver addon's `connections` (a client connection's id → its ConnectionHandler) and `servers` (the
+# listeners); a handler's `client`, its `transports` (Connection → ConnectionIO: the connection's task, reader and
+# writer) and `server_event`, as mitmproxy 11.0.2 has them.
+class Writer(Protocol):
+    """A connection's writer: asyncio's StreamWriter, or mitmproxy_rs's Stream for the modes it serves."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _proxyserver(master: Master) -> Any:
+    return master.addons.get("proxyserver")
+
+
+def connection_handlers(master: Master) -> list[ConnectionHandler]:
+    """The handler of every live client connection."""
+    return list(_proxyserver(master).connections.values())
+
+
+def connection_handler(master: Master, flow: http.HTTPFlow) -> ConnectionHandler | None:
+    """The handler of the client connection `flow` came on, while that connection is live."""
+    found: ConnectionHandler | None = _proxyserver(master).connections.get(flow.client_conn.id)
+    return found
+
+
+def client_writer(handler: ConnectionHandler) -> Writer | None:
+    """Where bytes to the handler's client go; None once that side is gone."""
+    io = handler.transports.get(handler.client)
+    return io.writer if io is not None else None
+
+
+def server_connected(handler: ConnectionHandler, server: Server) -> bool:
+    """The handler holds an open connection to `server` that can still be read."""
+    return server in handler.transports and bool(server.state & ConnectionState.CAN_READ) and bool(server.timestamp_tcp_setup)
+
+
+_fed: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only a weak reference to a task
+
+
+def feed_server(handler: ConnectionHandler, server: Server, data: bytes) -> asyncio.Task[None]:
+    """Hand `data` to the handler as if `server` had sent it (a task on the running loop)."""
+    task = asyncio.get_running_loop().create_task(handler.server_event(events.DataReceived(server, data)))
+    _fed.add(task)
+    task.add_done_callback(_fed.discard)
+    return task
+
+
+def cancel_connect(handler: ConnectionHandler, address: Address, reason: str) -> bool:
+    """Cancel the handler's connection attempt to `address` still in progress; False when there is none."""
+    for connection, io in list(handler.transports.items()):
+        if isinstance(connection, Server) and connection.address == address and not connection.timestamp_tcp_setup and io.handler:
+            io.handler.cancel(reason)
+            return True
+    return False
+
+
+def listeners(master: Master) -> list[ServerInstance[Any]]:
+    """The proxy's listeners (running or not)."""
+    return list(_proxyserver(master).servers)
 
 
 # -- mitmweb (debug only) -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from mitmproxy import http
 from mitmproxy.master import Master
 
-from addons import client_wire
+from addons import client_wire, compat
 from addons.errors import error_response
 from core.client_errors import Refusal, stream_error_event
 from engine.context import RequestContext
@@ -88,7 +88,7 @@ class Drain:
             master.shutdown()
 
     async def _stop_listening(self, master: Master) -> None:
-        for instance in list(master.addons.get("proxyserver").servers):
+        for instance in compat.listeners(master):
             try:
                 await instance.stop()
             except Exception as exc:
@@ -121,7 +121,6 @@ class Drain:
 
     async def _close_connections(self, master: Master) -> None:
         client_wire.close_all(master)
-        connections = master.addons.get("proxyserver").connections
         deadline = time.monotonic() + CLOSE_WAIT
-        while connections and time.monotonic() < deadline:
+        while compat.connection_handlers(master) and time.monotonic() < deadline:
             await asyncio.sleep(POLL)

@@ -23,10 +23,9 @@ import logging
 from collections.abc import Callable
 
 from mitmproxy import http
-from mitmproxy.connection import ConnectionState
 from mitmproxy.master import Master
-from mitmproxy.proxy import events
 
+from addons import compat
 from addons.mitm_errors import TIMEOUT_MARKER
 
 log = logging.getLogger(__name__)
@@ -70,24 +69,13 @@ class UpstreamDeadlines:
         if flow.response is not None or flow.error is not None or not flow.live:
             return
         try:
-            handler = self._master_getter().addons.get("proxyserver").connections.get(flow.client_conn.id)
+            handler = compat.connection_handler(self._master_getter(), flow)
             if handler is None:
                 return
-            server = flow.server_conn
-            io = handler.transports.get(server)
-            if io is not None and server.state & ConnectionState.CAN_READ and server.timestamp_tcp_setup:
+            if compat.server_connected(handler, flow.server_conn):
                 log.warning("upstream %s sent no response headers in time: answering 504", flow.request.host)
-                asyncio.get_running_loop().create_task(handler.server_event(events.DataReceived(server, synthetic_timeout_response())))
-                return
-            for connection, pending in list(handler.transports.items()):
-                if (
-                    connection is not handler.client
-                    and connection.address == (flow.request.host, flow.request.port)
-                    and not connection.timestamp_tcp_setup
-                    and pending.handler is not None
-                ):
-                    log.warning("connecting to upstream %s took too long: answering 504", flow.request.host)
-                    pending.handler.cancel(TIMEOUT_MARKER)
-                    return
+                compat.feed_server(handler, flow.server_conn, synthetic_timeout_response())
+            elif compat.cancel_connect(handler, (flow.request.host, flow.request.port), TIMEOUT_MARKER):
+                log.warning("connecting to upstream %s took too long: answering 504", flow.request.host)
         except Exception:  # never let the watchdog break the proxy
             log.exception("upstream timeout handling failed")

@@ -1,10 +1,12 @@
-"""Stand-ins for the parts of mitmproxy's connection handling that addons.client_wire writes through (no sockets)."""
+"""mitmproxy's connection handling without sockets: a real ConnectionHandler whose client writer records what
+addons.client_wire writes through addons.compat."""
 
 from __future__ import annotations
 
-import dataclasses
-
-from mitmproxy import http
+from mitmproxy import connection, http
+from mitmproxy.options import Options
+from mitmproxy.proxy import server
+from mitmproxy.proxy.context import Context
 from mitmproxy.test import tflow
 
 
@@ -20,17 +22,17 @@ class FakeWriter:
         self.closed = True
 
 
-@dataclasses.dataclass
-class FakeIO:
-    writer: FakeWriter
+class FakeHandler(server.ConnectionHandler):
+    """mitmproxy's ConnectionHandler as it is (its client, its transports), with a recording writer for the client
+    and no hooks run."""
 
+    def __init__(self, client: connection.Client) -> None:
+        super().__init__(Context(client, Options()))
+        self.writer = FakeWriter()
+        self.transports[client] = server.ConnectionIO(writer=self.writer)  # type: ignore[arg-type]
 
-class FakeHandler:
-    """The part of mitmproxy's ConnectionHandler that addons.client_wire uses."""
-
-    def __init__(self, client: object) -> None:
-        self.client = client
-        self.transports = {client: FakeIO(FakeWriter())}
+    async def handle_hook(self, hook: object) -> None:
+        return None
 
 
 def streaming_flow(chunked: bool = True) -> http.HTTPFlow:
