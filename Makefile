@@ -28,9 +28,10 @@ check: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The unit tier only: no listener, subprocess, browser or database server.
+# The unit and addons tiers (tests/unit, tests/addons): no listener, subprocess, browser or database server, and
+# no socket (tests/conftest.py fails a test that opens one).
 test-fast: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest tests/unit tests/addons
 
 system-deps:
 	@sh .ci/system-deps

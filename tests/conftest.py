@@ -1,17 +1,24 @@
 """Every fixture of the suite, in one place: the environment, the store, the loopback fakes, a live Kleis, the admin
 app, the CLI and PostgreSQL. Helpers that are not fixtures live in tests/support, the fake upstreams in tests/fakes.
 
-Tiers: a test that starts a listener, a subprocess, a browser or a database server is marked `e2e` (by the fixtures
-it uses, or by its module); `pytest -m "not e2e"` is the fast loop.
+Tiers, by directory (each test is marked with its tier here):
+- tests/unit/: plain functions, the store on SQLite files, the Flask app without a login authority — no sockets;
+- tests/addons/: the addons' hooks under mitmproxy's taddons with flows made by tflow — no sockets;
+- tests/e2e/: anything that starts a listener (a live Kleis, a loopback fake upstream), a subprocess, a browser or a
+  database server.
+A test in the first two tiers that binds or connects a socket fails (`_socket_guard`), and so does one that asks for
+a fixture that starts something; `make test-fast` runs those two tiers.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,14 +51,68 @@ from tests.support.env import LOOPBACK_ENV, make_config  # noqa: E402
 from tests.support.live import LiveKleis, start_kleis  # noqa: E402
 from tests.support.postgres import TempPostgres  # noqa: E402
 
-# Fixtures that start something real (a listener, a server process, a browser): a test using one is end-to-end.
-E2E_FIXTURES = frozenset({"kleis", "run_proxy", "kleis_cli", "postgres_server", "browser"})
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "addons", "e2e")
+NO_SOCKETS = frozenset({"unit", "addons"})
+# Fixtures that start something real (a listener, a server process, a browser): only an e2e test may use one.
+E2E_FIXTURES = frozenset(
+    {
+        "kleis",
+        "run_proxy",
+        "kleis_cli",
+        "postgres_server",
+        "browser",
+        "fake_oauth",
+        "claude_auth",
+        "codex_auth",
+        "github",
+        "authority",
+    }
+)
+
+
+def tier_of(item: pytest.Item) -> str:
+    relative = Path(str(item.path)).resolve().relative_to(TESTS)
+    if len(relative.parts) < 2 or relative.parts[0] not in TIERS:
+        raise pytest.UsageError(f"{relative}: a test lives in one of tests/{{{','.join(TIERS)}}}/")
+    return relative.parts[0]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.e2e)
+        tier = tier_of(item)
+        item.add_marker(getattr(pytest.mark, tier))
+        starts = sorted(E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if tier in NO_SOCKETS and starts:
+            raise pytest.UsageError(f"{item.nodeid} uses {', '.join(starts)}, which start something: it belongs in tests/e2e/")
+
+
+class SocketInFastTier(AssertionError):
+    pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, None]:
+    """In the unit and addons tiers, binding or connecting a socket fails the test (setup and teardown included).
+    A socket pair (asyncio's self-pipe) needs neither, so an event loop still runs."""
+    if tier_of(item) not in NO_SOCKETS:
+        yield
+        return
+    originals = {name: getattr(socket.socket, name) for name in ("bind", "connect", "connect_ex")}
+
+    def refusing(name: str) -> Callable[..., Any]:
+        def refuse(self: socket.socket, address: object, *args: object) -> Any:
+            raise SocketInFastTier(f"{item.nodeid} tried to {name} a socket ({address!r}): a test doing that belongs in tests/e2e/")
+
+        return refuse
+
+    for name in originals:
+        setattr(socket.socket, name, refusing(name))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(socket.socket, name, original)
 
 
 # -- the environment and the store -----------------------------------------------------------------

@@ -140,7 +140,7 @@ def normalise_body(body: dict[str, Any], model: str, rules: BodyRules = DEFAULT_
     """A new body the Codex backend accepts: store off, always streaming, instructions and list input present.
     `written`: Kleis's Responses writer wrote the input (a translated request). Its items hold no id, no system role,
     no reasoning carried from another provider and no part field the rules remove, so the four walks over them —
-    0.13 ms for 300 items — are skipped (tests/test_translation_property.py holds the writer to that)."""
+    0.13 ms for 300 items — are skipped (tests/unit/test_translation_property.py holds the writer to that)."""
     result = dict(body)
     result["model"] = model
     result["store"] = False

@@ -1,7 +1,7 @@
 """The patches Kleis makes to mitmproxy (addons.compat): the version they were written for, installed once, and what
 each patched function does; and the contract of each read of mitmproxy's connection internals, on mitmproxy's own
 classes (a real Proxyserver and ConnectionHandler, no sockets). The mitmweb handlers' behaviour through a real UI is
-in tests/test_debug_redaction.py; the internals in a running proxy in the drain, keep-alive and timeout tests."""
+in tests/e2e/test_debug_redaction.py; the internals in a running proxy in the drain, keep-alive and timeout tests."""
 
 from __future__ import annotations
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from core.config import Config
 from store.accounts import TokenSet, upsert_account
 from store.db import Store
+from tests.e2e.test_codex_e2e import logged_in
 from tests.fakes.claude import ACCOUNT, FakeClaudeAPI, claude_oauth
 from tests.fakes.codex import FakeCodex
 from tests.fakes.codex_auth import FakeCodexAuth
-from tests.test_codex_e2e import logged_in
 
 
 @contextlib.contextmanager

@@ -1,0 +1,34 @@
+"""The tiers hold by construction: a test in tests/unit or tests/addons cannot open a socket (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+
+from tests.conftest import SocketInFastTier
+
+
+def test_binding_or_connecting_a_socket_fails_here() -> None:
+    with socket.socket() as sock:
+        with pytest.raises(SocketInFastTier, match="belongs in tests/e2e/"):
+            sock.bind(("127.0.0.1", 0))
+        with pytest.raises(SocketInFastTier):
+            sock.connect(("127.0.0.1", 9))
+        with pytest.raises(SocketInFastTier):
+            sock.connect_ex(("127.0.0.1", 9))
+
+
+def test_a_client_library_cannot_reach_a_loopback_server_either() -> None:
+    with pytest.raises(SocketInFastTier):
+        httpx.get("http://127.0.0.1:9/", timeout=1)
+
+
+def test_an_event_loop_still_runs() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert asyncio.run(answer()) == 42
