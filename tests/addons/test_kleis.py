@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-
-from mitmproxy import http
-from mitmproxy.test import taddons
 
 from addons.kleis import Kleis
 from addons.services import Parts, Services
@@ -16,31 +12,11 @@ from core.enums import AccountStatus
 from engine.usage_recorder import UsageRecorder
 from engine.wire_secrets import REF_PREFIX, vault
 from store.db import Store
-from tests.support.addons import answer, client_flow, make_services, seed
+from tests.support.addons import answer, client_flow, error_of, seed
+from tests.support.addons import run_hooks as run
 
 MESSAGES = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 ANTHROPIC_USAGE = {"input_tokens": 12, "output_tokens": 7, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 0}
-
-
-def run(store: Store, config: Config, scenario: Callable[[Kleis, Services], Awaitable[None]], parts: Parts | None = None) -> None:
-    """`scenario(addon, services)` on an event loop, the addon loaded in a taddons context."""
-
-    async def main() -> None:
-        with taddons.context() as tctx:
-            services = make_services(store, config, tctx.master, parts)
-            addon = Kleis(services)
-            tctx.master.addons.add(addon)
-            try:
-                await scenario(addon, services)
-            finally:
-                await services.http.aclose()
-
-    asyncio.run(main())
-
-
-def error_of(flow: http.HTTPFlow) -> dict:
-    assert flow.response is not None
-    return json.loads(flow.response.content or b"{}")
 
 
 def test_public_paths_are_answered_without_a_key(store: Store, config: Config) -> None:

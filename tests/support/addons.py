@@ -3,14 +3,18 @@ tflow), for unit tests of the hooks run under mitmproxy.test.taddons."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from mitmproxy import http
 from mitmproxy.master import Master
-from mitmproxy.test import tflow
+from mitmproxy.test import taddons, tflow
 
+from addons.kleis import Kleis
 from addons.services import Parts, Services, build_services
 from core.config import Config
 from core.protocol import Protocol
@@ -48,7 +52,57 @@ def client_flow(method: str, path: str, body: Any = None, **headers: str) -> htt
     return flow
 
 
-def answer(flow: http.HTTPFlow, status: int, body: Any, content_type: str = "application/json") -> None:
+def answer(flow: http.HTTPFlow, status: int, body: Any, content_type: str = "application/json", **headers: str) -> None:
     """The upstream's answer arriving on the flow."""
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    flow.response = http.Response.make(status, content, {"content-type": content_type})
+    flow.response = http.Response.make(status, content, {"content-type": content_type, **headers})
+
+
+def run_hooks(
+    store: Store,
+    config: Config,
+    scenario: Callable[[Kleis, Services], Awaitable[None]],
+    parts: Parts | None = None,
+    upstream: Callable[[httpx.Request], httpx.Response] | None = None,
+) -> None:
+    """`scenario(addon, services)` on an event loop, the Kleis addon loaded in a taddons context. With `upstream`, what
+    Kleis sends with httpx itself (a failover's re-send) is answered by that function in memory (httpx's
+    MockTransport), not over a socket."""
+
+    async def main() -> None:
+        with taddons.context() as tctx:
+            services = make_services(store, config, tctx.master, parts)
+            if upstream is not None:
+                await services.http.aclose()
+                services.http = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
+            addon = Kleis(services)
+            tctx.master.addons.add(addon)
+            try:
+                await scenario(addon, services)
+            finally:
+                await services.http.aclose()
+
+    asyncio.run(main())
+
+
+def error_of(flow: http.HTTPFlow) -> dict[str, Any]:
+    """The JSON body of the answer the client gets."""
+    assert flow.response is not None
+    found: dict[str, Any] = json.loads(flow.response.content or b"{}")
+    return found
+
+
+async def forwarded(addon: Kleis, flow: http.HTTPFlow) -> None:
+    """The request hooks, as mitmproxy runs them before it connects upstream."""
+    await addon.requestheaders(flow)
+    if flow.response is None:
+        await addon.request(flow)
+
+
+async def answered(
+    addon: Kleis, flow: http.HTTPFlow, status: int, body: Any, content_type: str = "application/json", **headers: str
+) -> None:
+    """The upstream's answer arriving, and the response hooks."""
+    answer(flow, status, body, content_type, **headers)
+    addon.responseheaders(flow)
+    await addon.response(flow)
