@@ -58,6 +58,7 @@ NO_SOCKETS = frozenset({"unit", "addons"})
 E2E_FIXTURES = frozenset(
     {
         "kleis",
+        "live_kleis",
         "run_proxy",
         "kleis_cli",
         "postgres_server",
@@ -160,12 +161,28 @@ def fake_openai(fake_oauth: FakeOAuth) -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def kleis(
+def live_kleis(
     store: Store, config: Config, fake_oauth: FakeOAuth, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
-) -> Iterator[LiveKleis]:
-    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai)
-    yield live
-    live.proxy.stop()
+) -> Iterator[Callable[..., LiveKleis]]:
+    """Start a Kleis listener with the loopback provider against the loopback fakes, and a key:
+    `live = live_kleis(Parts(health=True), upstream_timeout=1.0)` (keywords change the configuration). Every one
+    started is stopped at the test's end."""
+    started: list[LiveKleis] = []
+
+    def start(parts: Parts | None = None, **changes: Any) -> LiveKleis:
+        live = start_kleis(store, config.replace(**changes) if changes else config, fake_oauth, fake_anthropic, fake_openai, parts)
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.proxy.stop()
+
+
+@pytest.fixture
+def kleis(live_kleis: Callable[..., LiveKleis]) -> LiveKleis:
+    """A live Kleis with the default parts (no account yet: `kleis.add_account()`)."""
+    return live_kleis()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from store import keys
 from store import usage as usage_store
 from store.budgets import Totals
 from tests.addons.test_budgets import UTC, event
-from tests.support.live import start_kleis
 from tests.support.waiting import wait_until
 
 MESSAGES = {"model": "loop/claude-b", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
@@ -45,12 +44,10 @@ SONNET = Prices(3, 15, 0.3, 3.75)
 
 
 @pytest.fixture
-def live(store, config, fake_oauth, fake_anthropic, fake_openai):
-    recorder = UsageRecorder(interval=0.05, prices=lambda provider, model: SONNET)
-    running = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(usage=recorder, budgets=True))
+def live(live_kleis):
+    running = live_kleis(Parts(usage=UsageRecorder(interval=0.05, prices=lambda provider, model: SONNET), budgets=True))
     running.add_account()
-    yield running
-    running.proxy.stop()
+    return running
 
 
 def follower_sees(live, **fields) -> None:

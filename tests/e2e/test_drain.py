@@ -11,11 +11,10 @@ import httpx
 
 from addons.services import Parts
 from tests.fakes.base import Stream, sse
-from tests.support.live import start_kleis
 
 
-def test_a_new_request_on_an_open_connection_during_the_drain_is_refused(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    live = start_kleis(store, config.replace(shutdown_grace=3), fake_oauth, fake_anthropic, fake_openai, parts=Parts())
+def test_a_new_request_on_an_open_connection_during_the_drain_is_refused(live_kleis, fake_anthropic) -> None:
+    live = live_kleis(Parts(), shutdown_grace=3)
     live.add_account()
     body = {"model": "loop/claude-d", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
     outcome: dict = {}

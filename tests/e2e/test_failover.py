@@ -14,18 +14,14 @@ from providers.health import SERVER_COOLDOWN
 from store.accounts import set_status
 from store.models import Account, AccountEvent
 from tests.fakes.base import Reply
-from tests.support.live import start_kleis
 
 BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 LIMITED = Reply(429, {"type": "error", "error": {"type": "rate_limit_error", "message": "limit reached"}}, {"retry-after": "3600"})
 
 
 @pytest.fixture
-def live(store, config, fake_oauth, fake_anthropic, fake_openai):
-    cfg = config.replace(cooldown_max=120)
-    running = start_kleis(store, cfg, fake_oauth, fake_anthropic, fake_openai, parts=Parts(health=True))
-    yield running
-    running.proxy.stop()
+def live(live_kleis):
+    return live_kleis(Parts(health=True), cooldown_max=120)
 
 
 def persisted(account_id: int, status: str, timeout: float = 2.0) -> Account:

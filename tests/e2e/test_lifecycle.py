@@ -13,7 +13,6 @@ from addons.services import Parts
 from store import leases
 from store.models import Account, AccountEvent
 from tests.fakes.base import Reply
-from tests.support.live import start_kleis
 
 BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -126,19 +125,16 @@ def test_a_401_marks_the_token_stale_and_the_same_account_refreshes(kleis) -> No
     assert [r.headers["authorization"] != f"Bearer {account.access_token}" for r in kleis.anthropic.received()] == [False, True]
 
 
-def test_proactive_refresh_renews_a_token_with_no_request_in_flight(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(refresh_interval=0.2, health=True))
-    try:
-        soon = live.add_account("soon", expires_in=config.refresh_skew + 1.0)  # enters the skew in a second
-        later = live.add_account("later", expires_in=config.refresh_skew + 120)  # not yet: no second skew stacked on top
-        deadline = time.time() + 8
-        while Account.get_by_id(soon.id).token_version == soon.token_version and time.time() < deadline:
-            time.sleep(0.05)
-        assert Account.get_by_id(soon.id).token_version == soon.token_version + 1
-        assert Account.get_by_id(later.id).token_version == later.token_version
-        assert fake_oauth.refresh_calls == 1 and fake_anthropic.received() == []
-    finally:
-        live.proxy.stop()
+def test_proactive_refresh_renews_a_token_with_no_request_in_flight(live_kleis, config, fake_oauth, fake_anthropic) -> None:
+    live = live_kleis(Parts(refresh_interval=0.2, health=True))
+    soon = live.add_account("soon", expires_in=config.refresh_skew + 1.0)  # enters the skew in a second
+    later = live.add_account("later", expires_in=config.refresh_skew + 120)  # not yet: no second skew stacked on top
+    deadline = time.time() + 8
+    while Account.get_by_id(soon.id).token_version == soon.token_version and time.time() < deadline:
+        time.sleep(0.05)
+    assert Account.get_by_id(soon.id).token_version == soon.token_version + 1
+    assert Account.get_by_id(later.id).token_version == later.token_version
+    assert fake_oauth.refresh_calls == 1 and fake_anthropic.received() == []
 
 
 def test_cli_refresh_prints_the_result(store, config, fake_oauth, monkeypatch) -> None:

@@ -15,7 +15,6 @@ from engine.usage_recorder import UsageRecorder
 from providers.pricing import Prices
 from store import keys
 from tests.support.admin import SECRET
-from tests.support.live import start_kleis
 from tests.unit.test_metrics import samples, value
 
 MESSAGES = {"model": "loop/claude-m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
@@ -36,30 +35,28 @@ def test_metrics_need_the_admin_bearer_unless_public(store, config, test_provide
     assert public.get("/admin/api/keys").status_code == 401  # only /metrics is public
 
 
-def test_a_live_proxy_counts_requests_tokens_cost_refreshes_and_states(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
+def test_a_live_proxy_counts_requests_tokens_cost_refreshes_and_states(live_kleis, fake_oauth) -> None:
     from prometheus_client import generate_latest
 
     metrics = KleisMetrics()
     recorder = UsageRecorder(interval=0.05, prices=lambda provider, model: Prices(3, 15, 0.3, 3.75))
     parts = Parts(usage=recorder, budgets=True, metrics=metrics)
-    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=parts)
-    try:
-        keys.set_limits(live.key_id, token_budget=10_000, budget_window="week")
-        live.add_account(expires_in=-60)  # expired: the first request refreshes it (and the follower has the budget)
-        with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
-            assert client.post("/v1/messages", json=MESSAGES).status_code == 200
-            assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
-        assert httpx.post(f"{live.url}/v1/messages", json=MESSAGES, headers={"x-api-key": "kl_unknown"}).status_code == 401
-        deadline = time.time() + 10
-        while time.time() < deadline:  # written by the recorder, then reconciled by the budgets
-            text = generate_latest(metrics.registry).decode()
-            if recorder.written == 3 and value(
-                samples(text), "kleis_key_budget_used_ratio", key_id=str(live.key_id), budget="tokens", window="week"
-            ):
-                break
-            time.sleep(0.02)
-    finally:
-        live.proxy.stop()
+    live = live_kleis(parts)
+    keys.set_limits(live.key_id, token_budget=10_000, budget_window="week")
+    live.add_account(expires_in=-60)  # expired: the first request refreshes it (and the follower has the budget)
+    with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
+        assert client.post("/v1/messages", json=MESSAGES).status_code == 200
+        assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+    assert httpx.post(f"{live.url}/v1/messages", json=MESSAGES, headers={"x-api-key": "kl_unknown"}).status_code == 401
+    deadline = time.time() + 10
+    while time.time() < deadline:  # written by the recorder, then reconciled by the budgets
+        text = generate_latest(metrics.registry).decode()
+        if recorder.written == 3 and value(
+            samples(text), "kleis_key_budget_used_ratio", key_id=str(live.key_id), budget="tokens", window="week"
+        ):
+            break
+        time.sleep(0.02)
+    live.proxy.stop()  # stopped before the checks, as a process ends: what it still held is written
     parsed = samples(text)
     assert value(parsed, "kleis_requests_total", provider="loop", protocol="messages", status_class="2xx") == 1
     assert value(parsed, "kleis_requests_total", provider="loop", protocol="chat", status_class="2xx") == 1
@@ -76,28 +73,24 @@ def test_a_live_proxy_counts_requests_tokens_cost_refreshes_and_states(store, co
         assert secret not in text
 
 
-def test_each_accounts_quota_windows_are_gauges(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
+def test_each_accounts_quota_windows_are_gauges(live_kleis, fake_anthropic) -> None:
     from prometheus_client import generate_latest
 
     from tests.fakes.quota import claude_unified
 
     metrics = KleisMetrics()
     fake_anthropic.answer_headers = lambda request: claude_unified(0.97, 0.25)
-    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(quota=True, metrics=metrics))
-    try:
-        account = live.add_account()
-        with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
-            assert client.post("/v1/messages", json=MESSAGES).status_code == 200
-        parsed = samples(generate_latest(metrics.registry).decode())
-    finally:
-        live.proxy.stop()
+    live = live_kleis(Parts(quota=True, metrics=metrics))
+    account = live.add_account()
+    with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
+        assert client.post("/v1/messages", json=MESSAGES).status_code == 200
+    parsed = samples(generate_latest(metrics.registry).decode())
+    live.proxy.stop()  # stopped before the checks, as a process ends: what it still held is written
     assert value(parsed, "kleis_account_quota_used_ratio", provider="loop", account_id=str(account.id), window="5h") == 0.97
     assert value(parsed, "kleis_account_quota_used_ratio", provider="loop", account_id=str(account.id), window="7d") == 0.25
 
 
-def test_bad_quota_numbers_from_upstream_are_ignored_and_windows_capped(
-    store, config, fake_oauth, fake_anthropic, fake_openai, caplog
-) -> None:
+def test_bad_quota_numbers_from_upstream_are_ignored_and_windows_capped(live_kleis, store, fake_anthropic, caplog) -> None:
     """One answer with `…-5h-reset: inf`, `…-7d-utilization: nan`, `1e400` and 400 per-model windows: the request is
     answered, nothing non-finite reaches the gauges or the store, at most MAX_WINDOWS windows are kept, one log line."""
     from prometheus_client import generate_latest
@@ -117,15 +110,13 @@ def test_bad_quota_numbers_from_upstream_are_ignored_and_windows_capped(
 
     metrics = KleisMetrics()
     fake_anthropic.answer_headers = bad_headers
-    live = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(quota=True, metrics=metrics))
-    try:
-        account = live.add_account()
-        with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
-            for _ in range(3):
-                assert client.post("/v1/messages", json=MESSAGES).status_code == 200
-        exposed = generate_latest(metrics.registry).decode()
-    finally:
-        live.proxy.stop()
+    live = live_kleis(Parts(quota=True, metrics=metrics))
+    account = live.add_account()
+    with httpx.Client(base_url=live.url, headers=live.headers(), timeout=10) as client:
+        for _ in range(3):
+            assert client.post("/v1/messages", json=MESSAGES).status_code == 200
+    exposed = generate_latest(metrics.registry).decode()
+    live.proxy.stop()  # stopped before the checks, as a process ends: what it still held is written
     parsed = samples(exposed)
     series = [labels for name, labels in parsed if name == "kleis_account_quota_used_ratio"]
     assert len(series) == quota.MAX_WINDOWS - 1  # the 7d window has no usable share; 5h and ten 7d_w… windows do

@@ -4,23 +4,20 @@ tests watch which account serves each request (the loopback provider names it up
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
 from addons.services import Parts
-from core.config import Config
 from engine.usage_recorder import UsageRecorder
 from store import quota as quota_store
-from store.db import Store
 from store.models import UsageEvent
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Recorded
-from tests.fakes.oauth import FakeOAuth
-from tests.fakes.openai import FakeOpenAI
 from tests.fakes.quota import PerAccount, claude_unified
-from tests.support.live import LiveKleis, start_kleis
+from tests.support.live import LiveKleis
 from tests.support.waiting import wait_until
 
 
@@ -33,18 +30,16 @@ def conversation(n: int, stream: bool = False) -> dict:
     return {"model": "loop/m", "max_tokens": 5, "stream": stream, "messages": [{"role": "user", "content": f"task {n}"}]}
 
 
-def launch(store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeAnthropic, openai: FakeOpenAI) -> tuple[LiveKleis, PerAccount]:
+def launch(live_kleis: Callable[..., LiveKleis], anthropic: FakeAnthropic, **changes: Any) -> tuple[LiveKleis, PerAccount]:
+    """A live Kleis with health, quota and usage on, its fake Anthropic answering each account's quota headers."""
     quotas = PerAccount(loop_account)
     anthropic.answer_headers = quotas
-    live = start_kleis(store, config, oauth, anthropic, openai, parts=Parts(health=True, quota=True, usage=UsageRecorder(interval=0.05)))
-    return live, quotas
+    return live_kleis(Parts(health=True, quota=True, usage=UsageRecorder(interval=0.05)), **changes), quotas
 
 
 @pytest.fixture
-def pool(store, config, fake_oauth, fake_anthropic, fake_openai) -> Iterator[tuple[LiveKleis, PerAccount]]:
-    live, quotas = launch(store, config, fake_oauth, fake_anthropic, fake_openai)
-    yield live, quotas
-    live.proxy.stop()
+def pool(live_kleis, fake_anthropic) -> tuple[LiveKleis, PerAccount]:
+    return launch(live_kleis, fake_anthropic)
 
 
 def served_by(live: LiveKleis, body: dict, **headers: str) -> str:
@@ -85,17 +80,14 @@ def test_an_account_at_97_percent_leaves_for_one_with_headroom_before_any_429(po
     assert len(statuses) == 3  # three answers, no 429 and no retry needed
 
 
-def test_headroom_mode_spreads_new_conversations(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    live, quotas = launch(store, config.replace(routing="headroom"), fake_oauth, fake_anthropic, fake_openai)
-    try:
-        accounts = [live.add_account(f"a{i}", primary=i == 0) for i in range(3)]
-        quotas.grow = 0.1  # each answer uses a tenth of the account's window
-        served = [served_by(live, conversation(n)) for n in range(9)]
-        counts = {str(a.id): served.count(str(a.id)) for a in accounts}
-        assert sorted(counts.values()) == [3, 3, 3], counts
-        assert served[0] == str(accounts[0].id)  # ties: the primary first
-    finally:
-        live.proxy.stop()
+def test_headroom_mode_spreads_new_conversations(live_kleis, fake_anthropic) -> None:
+    live, quotas = launch(live_kleis, fake_anthropic, routing="headroom")
+    accounts = [live.add_account(f"a{i}", primary=i == 0) for i in range(3)]
+    quotas.grow = 0.1  # each answer uses a tenth of the account's window
+    served = [served_by(live, conversation(n)) for n in range(9)]
+    counts = {str(a.id): served.count(str(a.id)) for a in accounts}
+    assert sorted(counts.values()) == [3, 3, 3], counts
+    assert served[0] == str(accounts[0].id)  # ties: the primary first
 
 
 def test_a_conversation_stays_on_its_account_when_the_primary_recovers(pool) -> None:
@@ -116,43 +108,37 @@ def test_a_conversation_stays_on_its_account_when_the_primary_recovers(pool) -> 
     assert served_by(live, conversation(4), **{"x-claude-code-session-id": "s-1"}) == str(primary.id)  # same session id
 
 
-def test_the_in_flight_cap_sends_requests_elsewhere_then_waits(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    live, _ = launch(store, config.replace(account_max_inflight=1, account_wait=5.0), fake_oauth, fake_anthropic, fake_openai)
-    try:
-        first = live.add_account("first", primary=True)
-        second = live.add_account("second")
-        fake_anthropic.stream_delay = 0.2  # each stream stays in flight about a second
-        with httpx.Client(base_url=live.url, timeout=30) as client:
-            with client.stream("POST", "/v1/messages", json=conversation(1, stream=True), headers=live.headers()) as one:
-                assert one.status_code == 200
-                with client.stream("POST", "/v1/messages", json=conversation(2, stream=True), headers=live.headers()) as two:
-                    assert two.status_code == 200
-                    accounts = {loop_account(r) for r in fake_anthropic.received("/v1/messages")}
-                    assert accounts == {str(first.id), str(second.id)}  # the second request went to the other account
-                    started = time.time()
-                    third = client.post("/v1/messages", json=conversation(3), headers=live.headers())  # both busy: it waits
-                    assert third.status_code == 200 and time.time() - started > 0.3
-                    two.read()
-                one.read()
-    finally:
-        live.proxy.stop()
+def test_the_in_flight_cap_sends_requests_elsewhere_then_waits(live_kleis, fake_anthropic) -> None:
+    live, _ = launch(live_kleis, fake_anthropic, account_max_inflight=1, account_wait=5.0)
+    first = live.add_account("first", primary=True)
+    second = live.add_account("second")
+    fake_anthropic.stream_delay = 0.2  # each stream stays in flight about a second
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        with client.stream("POST", "/v1/messages", json=conversation(1, stream=True), headers=live.headers()) as one:
+            assert one.status_code == 200
+            with client.stream("POST", "/v1/messages", json=conversation(2, stream=True), headers=live.headers()) as two:
+                assert two.status_code == 200
+                accounts = {loop_account(r) for r in fake_anthropic.received("/v1/messages")}
+                assert accounts == {str(first.id), str(second.id)}  # the second request went to the other account
+                started = time.time()
+                third = client.post("/v1/messages", json=conversation(3), headers=live.headers())  # both busy: it waits
+                assert third.status_code == 200 and time.time() - started > 0.3
+                two.read()
+            one.read()
 
 
-def test_past_the_wait_a_capped_request_is_refused_in_the_callers_shape(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    live, _ = launch(store, config.replace(account_max_inflight=1, account_wait=0.2), fake_oauth, fake_anthropic, fake_openai)
-    try:
-        live.add_account("only", primary=True)
-        fake_anthropic.stream_delay = 0.2
-        with httpx.Client(base_url=live.url, timeout=30) as client:
-            with client.stream("POST", "/v1/messages", json=conversation(1, stream=True), headers=live.headers()) as one:
-                assert one.status_code == 200
-                refused = client.post("/v1/messages", json=conversation(2), headers=live.headers())
-                one.read()
-        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
-        error = refused.json()
-        assert error["error"]["type"] == "overloaded_error" and "KLEIS_ACCOUNT_MAX_INFLIGHT" in error["error"]["message"]
-    finally:
-        live.proxy.stop()
+def test_past_the_wait_a_capped_request_is_refused_in_the_callers_shape(live_kleis, fake_anthropic) -> None:
+    live, _ = launch(live_kleis, fake_anthropic, account_max_inflight=1, account_wait=0.2)
+    live.add_account("only", primary=True)
+    fake_anthropic.stream_delay = 0.2
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        with client.stream("POST", "/v1/messages", json=conversation(1, stream=True), headers=live.headers()) as one:
+            assert one.status_code == 200
+            refused = client.post("/v1/messages", json=conversation(2), headers=live.headers())
+            one.read()
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    error = refused.json()
+    assert error["error"]["type"] == "overloaded_error" and "KLEIS_ACCOUNT_MAX_INFLIGHT" in error["error"]["message"]
 
 
 # -- Codex: usage headers, and a used-up window's 429 ----------------------------------------------------------
@@ -276,43 +262,40 @@ def test_a_conversation_that_moved_while_the_primary_was_cooling_stays_when_it_i
     assert served_by(live, conversation(1)) == str(standby.id)  # the first stays where it started
 
 
-def test_failovers_do_not_stampede_an_account_past_its_cap(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
+def test_failovers_do_not_stampede_an_account_past_its_cap(live_kleis, fake_anthropic) -> None:
     import concurrent.futures
 
     from tests.fakes.anthropic import anthropic_error
 
-    live, _ = launch(store, config.replace(account_max_inflight=2, account_wait=5.0), fake_oauth, fake_anthropic, fake_openai)
-    try:
-        limited = live.add_account("limited")
-        busy = live.add_account("busy", primary=True)
-        spare = live.add_account("spare")
+    live, _ = launch(live_kleis, fake_anthropic, account_max_inflight=2, account_wait=5.0)
+    limited = live.add_account("limited")
+    busy = live.add_account("busy", primary=True)
+    spare = live.add_account("spare")
 
-        def slow_429(request: Recorded):
-            if loop_account(request) != str(limited.id):
-                return None
-            time.sleep(1.0)  # both requests are on the limited account when it answers (margin for a busy machine)
-            return anthropic_error(429, "rate_limit_error", "slow down")
+    def slow_429(request: Recorded):
+        if loop_account(request) != str(limited.id):
+            return None
+        time.sleep(1.0)  # both requests are on the limited account when it answers (margin for a busy machine)
+        return anthropic_error(429, "rate_limit_error", "slow down")
 
-        fake_anthropic.validators.append(slow_429)
-        affinity, now = live.proxy.services.affinity, time.time()
-        affinity.bind(f"k{live.key_id}:stream", busy.id, now)
-        for name in ("l1", "l2"):
-            affinity.bind(f"k{live.key_id}:{name}", limited.id, now)
-        fake_anthropic.stream_delay = 0.4  # the stream holds a slot of the busy account for about 4 s
-        with httpx.Client(base_url=live.url, timeout=30) as client:
-            headers = live.headers(**{"x-claude-code-session-id": "stream"})
-            with client.stream("POST", "/v1/messages", json=conversation(1, stream=True), headers=headers) as held:
-                assert held.status_code == 200  # one of the busy account's two slots, for over a second
+    fake_anthropic.validators.append(slow_429)
+    affinity, now = live.proxy.services.affinity, time.time()
+    affinity.bind(f"k{live.key_id}:stream", busy.id, now)
+    for name in ("l1", "l2"):
+        affinity.bind(f"k{live.key_id}:{name}", limited.id, now)
+    fake_anthropic.stream_delay = 0.4  # the stream holds a slot of the busy account for about 4 s
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        headers = live.headers(**{"x-claude-code-session-id": "stream"})
+        with client.stream("POST", "/v1/messages", json=conversation(1, stream=True), headers=headers) as held:
+            assert held.status_code == 200  # one of the busy account's two slots, for over a second
 
-                def ask(name: str) -> int:
-                    body, session = conversation(hash(name) % 100), {"x-claude-code-session-id": name}
-                    return client.post("/v1/messages", json=body, headers=live.headers(**session)).status_code
+            def ask(name: str) -> int:
+                body, session = conversation(hash(name) % 100), {"x-claude-code-session-id": name}
+                return client.post("/v1/messages", json=body, headers=live.headers(**session)).status_code
 
-                with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                    assert list(pool.map(ask, ["l1", "l2"])) == [200, 200]
-                held.read()
-        sent = [loop_account(r) for r in fake_anthropic.received("/v1/messages")]
-        assert sent.count(str(limited.id)) == 2
-        assert sent.count(str(busy.id)) == 2 and sent.count(str(spare.id)) == 1  # the stream and one failover; not two
-    finally:
-        live.proxy.stop()
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                assert list(pool.map(ask, ["l1", "l2"])) == [200, 200]
+            held.read()
+    sent = [loop_account(r) for r in fake_anthropic.received("/v1/messages")]
+    assert sent.count(str(limited.id)) == 2
+    assert sent.count(str(busy.id)) == 2 and sent.count(str(spare.id)) == 1  # the stream and one failover; not two

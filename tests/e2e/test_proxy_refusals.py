@@ -13,7 +13,6 @@ import pytest
 from core.protocol import Protocol
 from store import keys
 from tests.fakes.base import Hang, Reply
-from tests.support.live import start_kleis
 from tests.support.proxy import CHAT, MESSAGES, RESPONSES, anthropic_error, openai_error, raw_request
 
 
@@ -122,27 +121,24 @@ def test_bad_requests(kleis, client) -> None:
     assert kleis.anthropic.received() == [] and kleis.openai.received() == []
 
 
-def test_body_over_the_limit_is_413(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    live = start_kleis(store, config.replace(max_body_bytes=2000), fake_oauth, fake_anthropic, fake_openai)
-    try:
-        live.add_account()
-        big = {**MESSAGES, "messages": [{"role": "user", "content": "x" * 5000}]}
-        with httpx.Client(base_url=live.url, timeout=10) as client:
-            declared = client.post("/v1/messages", json=big, headers=live.headers())
-            assert declared.status_code == 413 and "KLEIS_MAX_BODY_BYTES" in anthropic_error(declared)["message"]
+def test_body_over_the_limit_is_413(live_kleis, fake_anthropic) -> None:
+    live = live_kleis(max_body_bytes=2000)
+    live.add_account()
+    big = {**MESSAGES, "messages": [{"role": "user", "content": "x" * 5000}]}
+    with httpx.Client(base_url=live.url, timeout=10) as client:
+        declared = client.post("/v1/messages", json=big, headers=live.headers())
+        assert declared.status_code == 413 and "KLEIS_MAX_BODY_BYTES" in anthropic_error(declared)["message"]
 
-            def chunks():
-                data = json.dumps(big).encode()
-                for i in range(0, len(data), 1000):
-                    yield data[i : i + 1000]
+        def chunks():
+            data = json.dumps(big).encode()
+            for i in range(0, len(data), 1000):
+                yield data[i : i + 1000]
 
-            chunked = client.post("/v1/chat/completions", content=chunks(), headers=live.headers())
-            assert chunked.status_code == 413 and openai_error(chunked)["code"] == "request_too_large"
-            assert client.post("/v1/messages", json=MESSAGES, headers=live.headers()).status_code == 200
-        assert fake_anthropic.received("/v1/messages")[-1].json["messages"][0]["content"] == "hi"
-        assert len(fake_anthropic.received()) == 1
-    finally:
-        live.proxy.stop()
+        chunked = client.post("/v1/chat/completions", content=chunks(), headers=live.headers())
+        assert chunked.status_code == 413 and openai_error(chunked)["code"] == "request_too_large"
+        assert client.post("/v1/messages", json=MESSAGES, headers=live.headers()).status_code == 200
+    assert fake_anthropic.received("/v1/messages")[-1].json["messages"][0]["content"] == "hi"
+    assert len(fake_anthropic.received()) == 1
 
 
 def test_no_account_is_503_naming_the_provider_and_the_fix(kleis, client) -> None:
@@ -161,21 +157,18 @@ def test_upstream_connect_failure_is_502_json(kleis, client) -> None:
     assert "could not reach" in openai_error(response)["message"]
 
 
-def test_upstream_timeout_is_504_in_the_callers_shape(store, config, fake_oauth, fake_anthropic, fake_openai) -> None:
-    live = start_kleis(store, config.replace(upstream_timeout=1.0), fake_oauth, fake_anthropic, fake_openai)
-    try:
-        live.add_account()
-        fake_anthropic.enqueue("POST", "/v1/messages", Hang(10))
-        started = time.time()
-        with httpx.Client(base_url=live.url, timeout=10) as client:
-            response = client.post("/v1/messages", json=MESSAGES, headers=live.headers())
-            elapsed = time.time() - started
-            assert response.status_code == 504 and 0.9 < elapsed < 3
-            assert anthropic_error(response)["type"] == "timeout_error"
-            again = client.post("/v1/messages", json=MESSAGES, headers=live.headers())
-            assert again.status_code == 200  # the proxy is fine afterwards
-    finally:
-        live.proxy.stop()
+def test_upstream_timeout_is_504_in_the_callers_shape(live_kleis, fake_anthropic) -> None:
+    live = live_kleis(upstream_timeout=1.0)
+    live.add_account()
+    fake_anthropic.enqueue("POST", "/v1/messages", Hang(10))
+    started = time.time()
+    with httpx.Client(base_url=live.url, timeout=10) as client:
+        response = client.post("/v1/messages", json=MESSAGES, headers=live.headers())
+        elapsed = time.time() - started
+        assert response.status_code == 504 and 0.9 < elapsed < 3
+        assert anthropic_error(response)["type"] == "timeout_error"
+        again = client.post("/v1/messages", json=MESSAGES, headers=live.headers())
+        assert again.status_code == 200  # the proxy is fine afterwards
 
 
 @pytest.mark.parametrize(
@@ -188,22 +181,19 @@ def test_upstream_timeout_is_504_in_the_callers_shape(store, config, fake_oauth,
     ],
     ids=["status line only", "headers cut mid-name", "headers cut mid-value", "status line cut"],
 )
-def test_an_upstream_that_never_finishes_its_headers_gets_504(store, config, fake_oauth, fake_anthropic, fake_openai, head: bytes) -> None:
-    live = start_kleis(store, config.replace(upstream_timeout=1.0), fake_oauth, fake_anthropic, fake_openai)
-    try:
-        live.add_account()
-        fake_anthropic.enqueue("POST", "/v1/messages", Hang(10, head=head))
-        started = time.time()
-        with httpx.Client(base_url=live.url, timeout=10) as client:
-            response = client.post("/v1/messages", json=MESSAGES, headers=live.headers())
-            elapsed = time.time() - started
-            assert response.status_code == 504 and 0.9 < elapsed < 3, response.text
-            error = anthropic_error(response)
-            assert error["type"] == "timeout_error" and "did not answer in time" in error["message"]
-            assert "HTTP/1.1" not in response.text and "kleis-upstream-timeout" not in response.text
-            assert client.post("/v1/messages", json=MESSAGES, headers=live.headers()).status_code == 200
-    finally:
-        live.proxy.stop()
+def test_an_upstream_that_never_finishes_its_headers_gets_504(live_kleis, fake_anthropic, head: bytes) -> None:
+    live = live_kleis(upstream_timeout=1.0)
+    live.add_account()
+    fake_anthropic.enqueue("POST", "/v1/messages", Hang(10, head=head))
+    started = time.time()
+    with httpx.Client(base_url=live.url, timeout=10) as client:
+        response = client.post("/v1/messages", json=MESSAGES, headers=live.headers())
+        elapsed = time.time() - started
+        assert response.status_code == 504 and 0.9 < elapsed < 3, response.text
+        error = anthropic_error(response)
+        assert error["type"] == "timeout_error" and "did not answer in time" in error["message"]
+        assert "HTTP/1.1" not in response.text and "kleis-upstream-timeout" not in response.text
+        assert client.post("/v1/messages", json=MESSAGES, headers=live.headers()).status_code == 200
 
 
 def test_upstream_errors_pass_through_in_the_callers_shape(kleis, client) -> None:

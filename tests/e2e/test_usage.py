@@ -16,7 +16,6 @@ from engine.usage_recorder import UsageRecorder
 from store import usage as usage_store
 from store.models import ApiKey, UsageEvent
 from tests.fakes.base import Hang, Reply, Stream
-from tests.support.live import start_kleis
 
 MESSAGES = {"model": "loop/claude-u", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "loop/gpt-u", "messages": [{"role": "user", "content": "hi"}]}
@@ -24,13 +23,12 @@ RESPONSES = {"model": "loop/gpt-u", "input": "hi"}
 
 
 @pytest.fixture
-def live(store, config, fake_oauth, fake_anthropic, fake_openai):
+def live(live_kleis):
     recorder = UsageRecorder(interval=0.05)
-    running = start_kleis(store, config, fake_oauth, fake_anthropic, fake_openai, parts=Parts(usage=recorder))
+    running = live_kleis(Parts(usage=recorder))
     running.recorder = recorder
     running.add_account()
-    yield running
-    running.proxy.stop()
+    return running
 
 
 def wait_for_events(count: int, timeout: float = 10.0) -> list[UsageEvent]:
