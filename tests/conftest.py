@@ -35,6 +35,7 @@ from addons.services import Parts  # noqa: E402
 from core.config import Config  # noqa: E402
 from providers import registry  # noqa: E402
 from providers.base import Provider  # noqa: E402
+from providers.codex import CodexProvider  # noqa: E402
 from store.db import Store, open_store  # noqa: E402
 from tests.fakes.admin_providers import TEST_PROVIDERS, LoginAuthority, TestProvider  # noqa: E402
 from tests.fakes.anthropic import FakeAnthropic  # noqa: E402
@@ -46,7 +47,9 @@ from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.oauth import FakeOAuth  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 from tests.support.admin import Api, login  # noqa: E402
+from tests.support.claude import start_claude  # noqa: E402
 from tests.support.cli import KleisCli  # noqa: E402
+from tests.support.codex import start_codex  # noqa: E402
 from tests.support.env import LOOPBACK_ENV, make_config  # noqa: E402
 from tests.support.live import LiveKleis, start_kleis  # noqa: E402
 from tests.support.postgres import TempPostgres  # noqa: E402
@@ -60,6 +63,11 @@ E2E_FIXTURES = frozenset(
         "kleis",
         "live_kleis",
         "run_proxy",
+        "claude_api",
+        "codex_backend",
+        "copilot_api",
+        "fake_anthropic",
+        "fake_openai",
         "kleis_cli",
         "postgres_server",
         "browser",
@@ -162,15 +170,43 @@ def fake_openai(fake_oauth: FakeOAuth) -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def live_kleis(
-    store: Store, config: Config, fake_oauth: FakeOAuth, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
-) -> Iterator[Callable[..., LiveKleis]]:
-    """Start a Kleis listener with the loopback provider against the loopback fakes, and a key:
-    `live = live_kleis(Parts(health=True), upstream_timeout=1.0)` (keywords change the configuration). Every one
-    started is stopped at the test's end."""
+    request: pytest.FixtureRequest, store: Store, config: Config, run_proxy: Callable[..., ProxyThread]
+) -> Iterator[Callable[..., Any]]:
+    """Start a Kleis listener, a key and what it serves; every one started is stopped at the test's end. Keywords
+    other than the options below change the configuration.
+
+    - `live_kleis(Parts(health=True), upstream_timeout=1.0)`: the loopback provider against the loopback fakes
+      (fake_oauth, fake_anthropic, fake_openai), no account yet (`live.add_account()`): a LiveKleis;
+    - `live_kleis(parts, provider="claude", expires_in=3600, signals=False)`: the Claude provider against claude_auth
+      and claude_api, one account: a ClaudeLive;
+    - `live_kleis(parts, provider="codex", provider_factory=CodexProvider)`: the Codex provider against codex_auth and
+      codex_backend, an account logged in: a CodexKleis.
+    The fakes are the test's own fixtures, started only for the provider asked for."""
     started: list[LiveKleis] = []
 
-    def start(parts: Parts | None = None, **changes: Any) -> LiveKleis:
-        live = start_kleis(store, config.replace(**changes) if changes else config, fake_oauth, fake_anthropic, fake_openai, parts)
+    def start(
+        parts: Parts | None = None,
+        *,
+        provider: str = "loop",
+        expires_in: float = 3600,
+        signals: bool = False,
+        provider_factory: Callable[[Config], Provider] | None = None,
+        **changes: Any,
+    ) -> Any:
+        fake = request.getfixturevalue
+        if provider == "claude":
+            cfg = config.replace(**changes)
+            return start_claude(
+                store, cfg, run_proxy, fake("claude_auth"), fake("claude_api"), parts, expires_in=expires_in, signals=signals
+            )
+        if provider == "codex":
+            factory = provider_factory or CodexProvider
+            return start_codex(
+                store, config, run_proxy, fake("codex_auth"), fake("codex_backend"), parts, provider_factory=factory, **changes
+            )
+        assert provider == "loop", provider
+        cfg = config.replace(**changes) if changes else config
+        live = start_kleis(store, cfg, fake("fake_oauth"), fake("fake_anthropic"), fake("fake_openai"), parts)
         started.append(live)
         return live
 

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import anthropic
 import httpx
 import pytest
 
-from addons.server import ProxyThread
 from addons.services import Parts
-from engine.health import HealthTracker
-from providers.base import Signal
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_CLI
-from store import keys
-from store.accounts import AccountView, TokenSet, upsert_account
+from store.accounts import AccountView
 from store.models import Account
 from tests.fakes.anthropic import anthropic_error
-from tests.fakes.claude import ACCOUNT, CLAUDE_CODE_ONLY, FakeClaudeAPI, claude_oauth, version_floor
-from tests.fakes.oauth import FakeOAuth
-from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS
+from tests.fakes.claude import CLAUDE_CODE_ONLY, version_floor
+from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS, ClaudeLive
 
 READ_FILE = {
     "name": "read_file",
@@ -35,64 +27,17 @@ BASH = {"name": "bash", "description": "run a command", "input_schema": {"type":
 REQUIRED_BETAS = ["claude-code-20250219", "oauth-2025-04-20", "interleaved-thinking-2025-05-14"]
 
 
-class SignalRecorder:
-    """Stands in for the proxy's health tracker: keeps what the provider said about each upstream error instead of
-    acting on it."""
-
-    def __init__(self, tracker: HealthTracker) -> None:
-        self.signals: list[tuple[int, Signal]] = []
-        tracker.on_signal = self.on_signal
-        tracker.on_success = self.on_success
-
-    def on_signal(self, account: AccountView, signal: Signal) -> None:
-        self.signals.append((account.id, signal))
-
-    def on_success(self, account: AccountView) -> None:
-        pass
-
-
-@dataclasses.dataclass
-class ClaudeKleis:
-    proxy: ProxyThread
-    key: str
-    api: FakeClaudeAPI
-    oauth: FakeOAuth
-    access_token: str
-    account_id: int
-    health: SignalRecorder
-
-    def client(self, **options: Any) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.proxy.url, **({"auth_token": self.key, "api_key": None} | options), max_retries=0)
-
-
-def start(store, config, run_proxy, expires_in: float = 3600) -> Iterator[ClaudeKleis]:
-    oauth = claude_oauth().start()
-    api = FakeClaudeAPI(valid_tokens=oauth.issued_access).start()
-    cfg = config.replace(claude_api_base=api.url, claude_auth_base=oauth.url)
-    access, refresh = oauth.seed()
-    row, _ = upsert_account(
-        "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"]
-    )
-    _, key = keys.create_key("claude-e2e")
-    proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg)}, Parts(health=True))
-    assert proxy.services.health is not None
-    health = SignalRecorder(proxy.services.health)
-    yield ClaudeKleis(proxy, key, api, oauth, access, row.id, health)
-    api.stop()
-    oauth.stop()
+@pytest.fixture
+def claude(live_kleis) -> ClaudeLive:
+    return live_kleis(Parts(health=True), provider="claude", signals=True)
 
 
 @pytest.fixture
-def claude(store, config, run_proxy) -> Iterator[ClaudeKleis]:
-    yield from start(store, config, run_proxy)
+def expiring(live_kleis) -> ClaudeLive:
+    return live_kleis(Parts(health=True), provider="claude", signals=True, expires_in=3)  # too close to its end to be sent (VALID_MARGIN)
 
 
-@pytest.fixture
-def expiring(store, config, run_proxy) -> Iterator[ClaudeKleis]:
-    yield from start(store, config, run_proxy, expires_in=3)  # too close to its end to be sent (VALID_MARGIN)
-
-
-def test_the_fake_refuses_what_does_not_pass_as_claude_code(claude: ClaudeKleis) -> None:
+def test_the_fake_refuses_what_does_not_pass_as_claude_code(claude: ClaudeLive) -> None:
     direct = httpx.post(
         f"{claude.api.url}/v1/messages?beta=true",
         headers={
@@ -106,7 +51,7 @@ def test_the_fake_refuses_what_does_not_pass_as_claude_code(claude: ClaudeKleis)
     assert direct.status_code == 400 and direct.json()["error"]["message"] == CLAUDE_CODE_ONLY
 
 
-def test_sdk_streams_tools_through_kleis_with_its_own_names(claude: ClaudeKleis) -> None:
+def test_sdk_streams_tools_through_kleis_with_its_own_names(claude: ClaudeLive) -> None:
     client = claude.client()
     with client.messages.stream(
         model="claude-sonnet-5",
@@ -135,7 +80,7 @@ def test_sdk_streams_tools_through_kleis_with_its_own_names(claude: ClaudeKleis)
     assert "x-api-key" not in seen.headers and claude.key not in str(seen.headers)
 
 
-def test_sdk_with_x_api_key_gets_json_tool_names_back_and_counts_tokens(claude: ClaudeKleis) -> None:
+def test_sdk_with_x_api_key_gets_json_tool_names_back_and_counts_tokens(claude: ClaudeLive) -> None:
     client = claude.client(api_key=claude.key, auth_token=None)
     message = client.messages.create(
         model="claude/claude-opus-5-5",
@@ -153,7 +98,7 @@ def test_sdk_with_x_api_key_gets_json_tool_names_back_and_counts_tokens(claude: 
     assert seen_count.query == {"beta": "true"} and seen_count.json["tools"][0]["name"] == "mcp_Read_file"
 
 
-def test_a_claude_code_request_reaches_the_api_unchanged(claude: ClaudeKleis) -> None:
+def test_a_claude_code_request_reaches_the_api_unchanged(claude: ClaudeLive) -> None:
     headers = {**CLAUDE_CODE_HEADERS, "authorization": f"Bearer {claude.key}"}
     sent = json.dumps(CLAUDE_CODE_BODY, indent=1, ensure_ascii=True).encode()  # spacing and escapes of its own
     with httpx.stream("POST", f"{claude.proxy.url}/v1/messages?beta=true", headers=headers, content=sent, timeout=15) as response:
@@ -175,7 +120,7 @@ def test_a_claude_code_request_reaches_the_api_unchanged(claude: ClaudeKleis) ->
     assert seen.headers["authorization"] == f"Bearer {claude.access_token}"
 
 
-def test_a_large_claude_code_request_goes_unread_and_bad_bytes_in_it_are_still_refused(claude: ClaudeKleis) -> None:
+def test_a_large_claude_code_request_goes_unread_and_bad_bytes_in_it_are_still_refused(claude: ClaudeLive) -> None:
     from engine.pipeline import SPLIT_OFF_LOOP_BYTES
 
     headers = {**CLAUDE_CODE_HEADERS, "authorization": f"Bearer {claude.key}", "content-type": "application/json"}
@@ -204,7 +149,7 @@ def test_a_large_claude_code_request_goes_unread_and_bad_bytes_in_it_are_still_r
     assert len(claude.api.received()) == 3
 
 
-def test_upstream_errors_pass_in_anthropic_shape_and_are_labelled(claude: ClaudeKleis) -> None:
+def test_upstream_errors_pass_in_anthropic_shape_and_are_labelled(claude: ClaudeLive) -> None:
     reset = int(time.time()) + 1800
     limited = anthropic_error(429, "rate_limit_error", "Rate limited")
     limited.headers["anthropic-ratelimit-unified-reset"] = str(reset)
@@ -221,7 +166,7 @@ def test_upstream_errors_pass_in_anthropic_shape_and_are_labelled(claude: Claude
     assert (refused.kind, refused.account_wide) == ("request", False)
 
 
-def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring: ClaudeKleis, store) -> None:
+def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring: ClaudeLive, store) -> None:
     message = expiring.client().messages.create(model="claude-sonnet-5", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
     assert message.content[0].text == "Hello from fake Claude"
     used = expiring.api.last("/v1/messages").headers["authorization"].removeprefix("Bearer ")
@@ -231,7 +176,7 @@ def test_an_expiring_token_is_refreshed_and_rotated_before_the_request(expiring:
     assert expiring.oauth.refresh_calls == 1
 
 
-def test_a_version_floor_claude_does_not_name_is_for_the_setting(claude: ClaudeKleis, config, run_proxy) -> None:
+def test_a_version_floor_claude_does_not_name_is_for_the_setting(claude: ClaudeLive, config, run_proxy) -> None:
     claude.api.validators.append(version_floor({"claude-opus-5-5": "2.1.400"}, names_version=False))
     ask = {"model": "claude-opus-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(anthropic.BadRequestError, match="raise KLEIS_CLAUDE_CODE_VERSION") as caught:

@@ -2,83 +2,32 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
-from addons.server import ProxyThread
-from core.config import Config
-from providers.codex import CodexProvider, login
+from addons.services import Parts
+from providers.codex import CodexProvider
 from providers.codex.body import BodyRules
 from providers.codex.headers import user_agent
-from store import keys
 from store.accounts import load_views
-from store.db import Store, bump, counters
-from store.models import OAuthState
+from store.db import bump
 from tests.fakes.codex import UPGRADE, FakeCodex
-from tests.fakes.codex_auth import FakeCodexAuth
+from tests.support.codex import CodexKleis
 
 ENDPOINT = "/backend-api/codex/responses"
 
 
-@dataclasses.dataclass
-class Setup:
-    url: str
-    key: str
-    auth: FakeCodexAuth
-    codex: FakeCodex
-    config: Config
-    store: Store
-    proxy: ProxyThread
-
-    def wait_for_accounts(self, timeout: float = 3.0) -> None:
-        """Until the proxy's follower has read the store's latest account change."""
-        target = counters().get("accounts", 0)
-        deadline = time.time() + timeout
-        while self.proxy.services.follower._counters.get("accounts", 0) < target:
-            assert time.time() < deadline, "the proxy did not pick up the account change"
-            time.sleep(0.02)
-
-    def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0, timeout=20)
-
-
 @pytest.fixture
-def fakes() -> Iterator[tuple[FakeCodexAuth, FakeCodex]]:
-    auth = FakeCodexAuth().start()
-    codex = FakeCodex(valid_tokens=auth.issued_access).start()
-    yield auth, codex
-    codex.stop()
-    auth.stop()
+def kleis(live_kleis) -> CodexKleis:
+    return live_kleis(Parts(), provider="codex")
 
 
-def logged_in(store, cfg, auth: FakeCodexAuth) -> None:
-    start = login.start_login(store, cfg)
-    login.complete_login(store, cfg, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
-    assert OAuthState.select().where(OAuthState.provider == "codex").count() == 0  # the login is finished and gone
-
-
-def start(store, config, run_proxy, fakes, provider_factory=CodexProvider, parts=None) -> Setup:
-    auth, codex = fakes
-    cfg = config.replace(codex_api_base=codex.base, codex_auth_base=auth.url)
-    logged_in(store, cfg, auth)
-    _, key = keys.create_key("e2e")
-    proxy = run_proxy(cfg, {"codex": provider_factory(cfg)}, parts)
-    return Setup(proxy.url, key, auth, codex, cfg, store, proxy)
-
-
-@pytest.fixture
-def kleis(store, config, run_proxy, fakes) -> Setup:
-    return start(store, config, run_proxy, fakes)
-
-
-def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: Setup) -> None:
+def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: CodexKleis) -> None:
     response = kleis.client().responses.create(model="gpt-5.4", input="hi", max_output_tokens=64, temperature=0.2, top_p=0.9)
     assert response.output_text == "Hi there" and response.status == "completed"
     assert response.usage.input_tokens == 120 and response.usage.input_tokens_details.cached_tokens == 100
@@ -97,13 +46,12 @@ def test_sdk_non_streaming_call_is_streamed_upstream_and_aggregated(kleis: Setup
     assert not [name for name in headers if name.startswith("x-stainless")] and kleis.key not in json.dumps(headers)
 
 
-def test_a_non_streaming_answer_cut_by_the_backend_is_recorded_as_the_502_the_client_got(store, config, run_proxy, fakes) -> None:
-    from addons.services import Parts
+def test_a_non_streaming_answer_cut_by_the_backend_is_recorded_as_the_502_the_client_got(live_kleis) -> None:
     from engine.usage_recorder import UsageRecorder
     from store.models import UsageEvent
     from tests.fakes.base import Stream, sse
 
-    setup = start(store, config, run_proxy, fakes, parts=Parts(usage=UsageRecorder(interval=0.05)))
+    setup = live_kleis(Parts(usage=UsageRecorder(interval=0.05)), provider="codex")
     created = sse("response.created", {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}})
     setup.codex.enqueue("POST", ENDPOINT, Stream([created, created, created], cut_after=1))
     with pytest.raises(openai.InternalServerError) as failed:
@@ -116,7 +64,7 @@ def test_a_non_streaming_answer_cut_by_the_backend_is_recorded_as_the_502_the_cl
     assert (event.status, event.error_type, event.incomplete) == (502, "upstream_cut", True)
 
 
-def test_sdk_non_streaming_with_an_empty_final_output(kleis: Setup) -> None:
+def test_sdk_non_streaming_with_an_empty_final_output(kleis: CodexKleis) -> None:
     kleis.codex.plan.empty_final_output = True
     kleis.codex.plan.interleaved = True
     response = kleis.client().responses.create(
@@ -127,7 +75,7 @@ def test_sdk_non_streaming_with_an_empty_final_output(kleis: Setup) -> None:
     assert kleis.codex.last(ENDPOINT).json["input"][0]["role"] == "developer"
 
 
-def test_sdk_streaming(kleis: Setup) -> None:
+def test_sdk_streaming(kleis: CodexKleis) -> None:
     events = list(kleis.client().responses.create(model="gpt-5.4", input="hi", instructions="answer", stream=True, max_output_tokens=5))
     assert events[0].type == "response.created" and events[-1].type == "response.completed"
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Hi there"
@@ -135,14 +83,14 @@ def test_sdk_streaming(kleis: Setup) -> None:
     assert kleis.codex.last(ENDPOINT).json["instructions"] == "answer"
 
 
-def test_sdk_stream_helper_sees_response_done_as_completed(kleis: Setup) -> None:
+def test_sdk_stream_helper_sees_response_done_as_completed(kleis: CodexKleis) -> None:
     kleis.codex.plan.final_event = "response.done"
     with kleis.client().responses.stream(model="gpt-5.4", input="hi") as stream:
         final = stream.get_final_response()
     assert final.output_text == "Hi there" and final.usage.input_tokens == 120
 
 
-def test_an_error_inside_a_200_stream(kleis: Setup) -> None:
+def test_an_error_inside_a_200_stream(kleis: CodexKleis) -> None:
     kleis.codex.plan.error = {"type": "service_unavailable_error", "code": "server_is_overloaded", "message": "Our servers are busy"}
     with pytest.raises(openai.APIError, match="Our servers are busy"):
         list(kleis.client().responses.create(model="gpt-5.4", input="hi", stream=True))
@@ -152,7 +100,7 @@ def test_an_error_inside_a_200_stream(kleis: Setup) -> None:
     assert caught.value.body["code"] == "server_is_overloaded"
 
 
-def test_usage_limit_429_reaches_the_client_with_its_reset_time(kleis: Setup) -> None:
+def test_usage_limit_429_reaches_the_client_with_its_reset_time(kleis: CodexKleis) -> None:
     resets = int(time.time()) + 3600
     kleis.codex.enqueue("POST", ENDPOINT, FakeCodex.usage_limit(resets), FakeCodex.usage_limit(resets))
     with pytest.raises(openai.RateLimitError) as caught:
@@ -162,15 +110,15 @@ def test_usage_limit_429_reaches_the_client_with_its_reset_time(kleis: Setup) ->
         list(kleis.client().responses.create(model="gpt-5.4", input="hi", stream=True))
 
 
-def test_the_fake_enforces_the_rules_and_detail_bodies_come_back_in_openai_shape(store, config, run_proxy, fakes) -> None:
-    lax = start(store, config, run_proxy, fakes, lambda cfg: CodexProvider(cfg, BodyRules(removed=frozenset())))
+def test_the_fake_enforces_the_rules_and_detail_bodies_come_back_in_openai_shape(live_kleis) -> None:
+    lax = live_kleis(Parts(), provider="codex", provider_factory=lambda cfg: CodexProvider(cfg, BodyRules(removed=frozenset())))
     with pytest.raises(openai.BadRequestError) as caught:
         lax.client().responses.create(model="gpt-5.4", input="hi", max_output_tokens=64)
     assert caught.value.status_code == 400 and caught.value.body["message"] == "upstream error: Unsupported parameter: max_output_tokens"
     assert caught.value.body["type"] == "invalid_request_error"
 
 
-def test_codex_cli_shape_through_a_custom_model_provider(kleis: Setup) -> None:
+def test_codex_cli_shape_through_a_custom_model_provider(kleis: CodexKleis) -> None:
     """Codex CLI's own identity (version, user-agent, originator) reaches the backend as it sent it: the backend gates
     models on it, and gpt-6-sol needs a newer Codex CLI than the one Kleis was configured with long ago."""
     session = str(uuid.uuid4())
@@ -216,7 +164,7 @@ def test_codex_cli_shape_through_a_custom_model_provider(kleis: Setup) -> None:
     assert seen.json["tools"] == body["tools"] and seen.json["parallel_tool_calls"] is False and seen.json["input"] == body["input"]
 
 
-def test_an_expired_token_is_refreshed_before_forwarding(store, kleis: Setup) -> None:
+def test_an_expired_token_is_refreshed_before_forwarding(store, kleis: CodexKleis) -> None:
     from store.models import Account
 
     Account.update(expires_at=time.time() - 5).execute()
@@ -256,9 +204,9 @@ GOOD = {"model": "gpt-5.4", "instructions": "", "input": [], "store": False, "st
         ({"model": "gpt-6-sol"}, 400, "The 'gpt-6-sol' model requires a newer version of Codex. " + UPGRADE),
     ],
 )
-def test_the_fake_backend_refuses_what_the_real_one_refuses(fakes, change: dict, status: int, message: str) -> None:
+def test_the_fake_backend_refuses_what_the_real_one_refuses(codex_auth, codex_backend, change: dict, status: int, message: str) -> None:
     """Direct calls (no Kleis): the rules the end-to-end tests rely on are really enforced."""
-    auth, codex = fakes
+    auth, codex = codex_auth, codex_backend
     access, _ = auth.seed()
     headers = {"authorization": f"Bearer {access}", "chatgpt-account-id": auth.account.account_id, "version": "0.150.0"}
     assert httpx.post(f"{codex.base}/responses", json=GOOD, headers=headers).status_code == 200
@@ -266,8 +214,8 @@ def test_the_fake_backend_refuses_what_the_real_one_refuses(fakes, change: dict,
     assert (refused.status_code, refused.json()) == (status, {"detail": message})
 
 
-def test_the_fake_backend_wants_the_token_and_its_account_id(fakes) -> None:
-    auth, codex = fakes
+def test_the_fake_backend_wants_the_token_and_its_account_id(codex_auth, codex_backend) -> None:
+    auth, codex = codex_auth, codex_backend
     access, _ = auth.seed()
     headers = {"authorization": f"Bearer {access}", "chatgpt-account-id": auth.account.account_id}
     assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={"authorization": headers["authorization"]}).status_code == 400
@@ -275,7 +223,7 @@ def test_the_fake_backend_wants_the_token_and_its_account_id(fakes) -> None:
     assert httpx.post(f"{codex.base}/responses", json=GOOD, headers={**headers, "authorization": "Bearer forged"}).status_code == 401
 
 
-def test_a_codex_model_on_chat_completions_is_translated_or_pointed_at_v1_responses(kleis: Setup, store, config, run_proxy) -> None:
+def test_a_codex_model_on_chat_completions_is_translated_or_pointed_at_v1_responses(kleis: CodexKleis, run_proxy) -> None:
     answer = kleis.client().chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content == "Hi there" and kleis.codex.received()  # Chat → Responses (KLEIS_TRANSLATION)
     off = run_proxy(kleis.config.replace(translation=False), {"codex": CodexProvider(kleis.config)})

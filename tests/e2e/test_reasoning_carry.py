@@ -21,12 +21,10 @@ from providers.codex import CodexProvider
 from providers.protocols import carry
 from store import keys
 from store.accounts import load_views
-from tests.e2e.test_claude_e2e import ClaudeKleis
-from tests.e2e.test_claude_e2e import start as start_claude
-from tests.e2e.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)
 from tests.fakes.claude import FakeClaudeAPI
 from tests.fakes.codex import FakeCodex
-from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS
+from tests.support.claude import CLAUDE_CODE_BODY, CLAUDE_CODE_HEADERS, ClaudeLive
+from tests.support.codex import CodexKleis
 from tests.support.plans import claude_and_codex
 from tests.unit.test_reasoning_carry import CLAUDE_THINKING, FIRST, SUMMARY, THINKING
 
@@ -38,11 +36,11 @@ ENDPOINT = "/backend-api/codex/responses"
 
 # -- live: the anthropic SDK's stream helper, two turns, the fake backend checking the blob -------------------------
 @pytest.fixture
-def kleis(store, config, run_proxy, fakes) -> Setup:  # noqa: F811
-    return start(store, config, run_proxy, fakes, parts=Parts(usage=UsageRecorder(interval=0.05)))
+def kleis(live_kleis) -> CodexKleis:
+    return live_kleis(Parts(usage=UsageRecorder(interval=0.05)), provider="codex")
 
 
-def claude(kleis: Setup) -> anthropic.Anthropic:
+def claude(kleis: CodexKleis) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=kleis.url, auth_token=kleis.key, max_retries=0, timeout=20)
 
 
@@ -51,7 +49,7 @@ TOOLS = [
 ]
 
 
-def test_claude_codes_protocol_on_codex_keeps_the_models_reasoning_across_turns(kleis: Setup) -> None:
+def test_claude_codes_protocol_on_codex_keeps_the_models_reasoning_across_turns(kleis: CodexKleis) -> None:
     kleis.codex.plan.reasoning = SUMMARY
     with claude(kleis).messages.stream(model="gpt-5.4", max_tokens=2000, messages=FIRST, tools=TOOLS, thinking=THINKING) as stream:
         message = stream.get_final_message()
@@ -75,7 +73,7 @@ def test_claude_codes_protocol_on_codex_keeps_the_models_reasoning_across_turns(
     assert [item["type"] for item in items].index("reasoning") == 1  # before the assistant's own output
 
 
-def test_reasoning_another_account_made_is_dropped_so_the_backend_never_refuses_the_turn(kleis: Setup) -> None:
+def test_reasoning_another_account_made_is_dropped_so_the_backend_never_refuses_the_turn(kleis: CodexKleis) -> None:
     kleis.codex.plan.reasoning = SUMMARY
     first = claude(kleis).messages.create(model="gpt-5.4", max_tokens=2000, messages=FIRST, thinking=THINKING)
     thinking = first.content[0]
@@ -89,7 +87,7 @@ def test_reasoning_another_account_made_is_dropped_so_the_backend_never_refuses_
     assert all(item["type"] != "reasoning" for item in sent["input"]) and blob not in json.dumps(sent)
 
 
-def test_a_forged_blob_in_kleiss_tag_reaches_the_backend_and_its_refusal_reaches_the_client(kleis: Setup) -> None:
+def test_a_forged_blob_in_kleiss_tag_reaches_the_backend_and_its_refusal_reaches_the_client(kleis: CodexKleis) -> None:
     account = load_views(kleis.store.cipher)[0]
     forged = {"type": "thinking", "thinking": "", "signature": carry.tag("codex", account.id, "gAAAAB-made-up")}
     turn = [*FIRST, {"role": "assistant", "content": [forged, {"type": "text", "text": "Hi"}]}, {"role": "user", "content": "Go on"}]
@@ -98,7 +96,7 @@ def test_a_forged_blob_in_kleiss_tag_reaches_the_backend_and_its_refusal_reaches
     assert "could not be verified" in refused.value.message
 
 
-def test_without_thinking_asked_no_thinking_block_is_sent(kleis: Setup) -> None:
+def test_without_thinking_asked_no_thinking_block_is_sent(kleis: CodexKleis) -> None:
     kleis.codex.plan.reasoning = SUMMARY
     message = claude(kleis).messages.create(model="gpt-5.4", max_tokens=2000, messages=FIRST)
     assert [block.type for block in message.content] == ["text"]
@@ -108,8 +106,8 @@ def test_without_thinking_asked_no_thinking_block_is_sent(kleis: Setup) -> None:
 
 
 @pytest.fixture
-def claude_kleis(store, config, run_proxy) -> Iterator[ClaudeKleis]:
-    yield from start_claude(store, config, run_proxy)
+def claude_kleis(live_kleis) -> ClaudeLive:
+    return live_kleis(Parts(health=True), provider="claude", signals=True)
 
 
 RESPONSES_TOOLS = [
@@ -124,7 +122,7 @@ RESPONSES_TOOLS = [
 RESPONSES_FIRST = [{"role": "user", "content": [{"type": "input_text", "text": "Read the README"}]}]
 
 
-def test_codex_clis_protocol_on_claude_keeps_thinking_across_a_tool_turn(claude_kleis: ClaudeKleis) -> None:
+def test_codex_clis_protocol_on_claude_keeps_thinking_across_a_tool_turn(claude_kleis: ClaudeLive) -> None:
     api = claude_kleis.api
     api.thinking, api.check_thinking = CLAUDE_THINKING, True
     client = openai.OpenAI(base_url=f"{claude_kleis.proxy.url}/v1", api_key=claude_kleis.key, max_retries=0, timeout=20)

@@ -11,8 +11,8 @@ import pytest
 
 from addons.server import Parts
 from engine.usage_recorder import UsageRecorder
-from tests.e2e.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)
 from tests.fakes.base import Reply
+from tests.support.codex import CodexKleis
 from tests.support.translation import CHAT_TOOLS
 
 TOOLS = [
@@ -22,15 +22,15 @@ FIRST = [{"role": "user", "content": "Read the README"}]
 
 
 @pytest.fixture
-def kleis(store, config, run_proxy, fakes) -> Setup:  # noqa: F811
-    return start(store, config, run_proxy, fakes, parts=Parts(usage=UsageRecorder(interval=0.05)))
+def kleis(live_kleis) -> CodexKleis:
+    return live_kleis(Parts(usage=UsageRecorder(interval=0.05)), provider="codex")
 
 
-def claude(kleis: Setup) -> anthropic.Anthropic:
+def claude(kleis: CodexKleis) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=kleis.url, auth_token=kleis.key, max_retries=0, timeout=20)
 
 
-def test_the_anthropic_sdk_streams_a_tool_call_from_a_codex_model(kleis: Setup) -> None:
+def test_the_anthropic_sdk_streams_a_tool_call_from_a_codex_model(kleis: CodexKleis) -> None:
     kleis.codex.plan.interleaved = True
     kleis.codex.plan.empty_final_output = True
     with claude(kleis).messages.stream(model="gpt-5.4", max_tokens=2000, messages=FIRST, tools=TOOLS) as stream:
@@ -60,14 +60,14 @@ def test_the_anthropic_sdk_streams_a_tool_call_from_a_codex_model(kleis: Setup) 
     assert kinds.index(("function_call", "call_1")) < kinds.index(("function_call_output", "call_1"))
 
 
-def test_a_non_streamed_turn_is_one_message(kleis: Setup) -> None:
+def test_a_non_streamed_turn_is_one_message(kleis: CodexKleis) -> None:
     kleis.codex.plan.interleaved = True
     message = claude(kleis).messages.create(model="gpt-5.4", max_tokens=2000, messages=FIRST, tools=TOOLS)
     assert [block.type for block in message.content] == ["text", "tool_use"] and message.stop_reason == "tool_use"
     assert message.content[1].input == {"path": "README.md"} and message.usage.input_tokens == 20
 
 
-def test_upstream_errors_reach_the_client_in_anthropics_shape(kleis: Setup) -> None:
+def test_upstream_errors_reach_the_client_in_anthropics_shape(kleis: CodexKleis) -> None:
     kleis.codex.enqueue("POST", "/backend-api/codex/responses", Reply(400, {"detail": "Unsupported parameter: foo"}))
     with pytest.raises(anthropic.BadRequestError) as refused:
         claude(kleis).messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST)
@@ -82,14 +82,14 @@ def test_upstream_errors_reach_the_client_in_anthropics_shape(kleis: Setup) -> N
     assert "the model broke" in str(failed.value)
 
 
-def test_translation_off_keeps_the_404(store, config, run_proxy, fakes) -> None:  # noqa: F811
-    setup = start(store, config.replace(translation=False), run_proxy, fakes)
+def test_translation_off_keeps_the_404(live_kleis) -> None:
+    setup = live_kleis(Parts(), provider="codex", translation=False)
     with pytest.raises(anthropic.NotFoundError) as missing:
         claude(setup).messages.create(model="gpt-5.4", max_tokens=100, messages=FIRST)
     assert "served on /v1/responses (codex)" in missing.value.message and setup.codex.received() == []
 
 
-def test_count_tokens_for_a_translated_model_is_an_estimate_that_says_so(kleis: Setup) -> None:
+def test_count_tokens_for_a_translated_model_is_an_estimate_that_says_so(kleis: CodexKleis) -> None:
     import httpx
 
     answer = httpx.post(
@@ -103,15 +103,15 @@ def test_count_tokens_for_a_translated_model_is_an_estimate_that_says_so(kleis: 
     assert claude(kleis).messages.count_tokens(model="gpt-5.4", messages=FIRST).input_tokens > 0
 
 
-def test_the_model_map_points_claude_codes_models_at_codex(store, config, run_proxy, fakes) -> None:  # noqa: F811
-    setup = start(store, config.replace(model_map="claude-haiku-*=gpt-5.4-mini, claude-*=gpt-5.4"), run_proxy, fakes)
+def test_the_model_map_points_claude_codes_models_at_codex(live_kleis) -> None:
+    setup = live_kleis(Parts(), provider="codex", model_map="claude-haiku-*=gpt-5.4-mini, claude-*=gpt-5.4")
     for asked, served in (("claude-haiku-4-5-20251001", "gpt-5.4-mini"), ("claude-sonnet-4-5", "gpt-5.4")):
         message = claude(setup).messages.create(model=asked, max_tokens=100, messages=FIRST)
         assert message.model == asked and message.content[0].text == "Hi there"  # the client's own name comes back
         assert setup.codex.last("/backend-api/codex/responses").json["model"] == served
 
 
-def test_usage_records_the_translation_with_exact_tokens(kleis: Setup) -> None:
+def test_usage_records_the_translation_with_exact_tokens(kleis: CodexKleis) -> None:
     import time
 
     from store import usage as usage_store
@@ -133,7 +133,7 @@ def test_usage_records_the_translation_with_exact_tokens(kleis: Setup) -> None:
     assert usage_store.totals(time.time() - 60, translation="")[0]["requests"] == 0  # the views filter by it
 
 
-def test_a_key_scope_can_forbid_translation(kleis: Setup) -> None:
+def test_a_key_scope_can_forbid_translation(kleis: CodexKleis) -> None:
     from store import keys
 
     _, native_only = keys.create_key("native only", translation=False)
@@ -144,7 +144,7 @@ def test_a_key_scope_can_forbid_translation(kleis: Setup) -> None:
     assert keys.key_to_dict(keys.find_key(native_only[:11]))["translation"] is False
 
 
-def test_a_stream_cut_midway_ends_with_an_anthropic_error_and_an_incomplete_usage_row(kleis: Setup) -> None:
+def test_a_stream_cut_midway_ends_with_an_anthropic_error_and_an_incomplete_usage_row(kleis: CodexKleis) -> None:
     import time
 
     from store.models import UsageEvent
@@ -166,7 +166,7 @@ def test_a_stream_cut_midway_ends_with_an_anthropic_error_and_an_incomplete_usag
     assert UsageEvent.get().incomplete and UsageEvent.get().translation == "messages→responses"
 
 
-def test_the_openai_chat_sdk_streams_a_tool_call_from_a_codex_model(kleis: Setup) -> None:
+def test_the_openai_chat_sdk_streams_a_tool_call_from_a_codex_model(kleis: CodexKleis) -> None:
     import openai
 
     kleis.codex.plan.interleaved = True
@@ -194,7 +194,7 @@ def test_the_openai_chat_sdk_streams_a_tool_call_from_a_codex_model(kleis: Setup
     assert refused.value.message.startswith("n:") or "n: has no equivalent" in refused.value.message
 
 
-def test_a_cut_chat_stream_ends_with_an_error_chunk(kleis: Setup) -> None:
+def test_a_cut_chat_stream_ends_with_an_error_chunk(kleis: CodexKleis) -> None:
     import openai
 
     from tests.fakes.base import Stream

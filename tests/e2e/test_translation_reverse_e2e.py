@@ -5,12 +5,12 @@ when it does not stream; the Claude rules (identity, tool names out and back) ap
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import openai
 import pytest
 
-from tests.e2e.test_claude_e2e import ClaudeKleis, start
+from addons.services import Parts
+from tests.support.claude import ClaudeLive
 from tests.support.translation import CHAT_TOOLS
 
 TOOLS = [
@@ -26,15 +26,15 @@ FIRST = [{"role": "user", "content": [{"type": "input_text", "text": "Read the R
 
 
 @pytest.fixture
-def claude(store, config, run_proxy) -> Iterator[ClaudeKleis]:
-    yield from start(store, config, run_proxy)
+def claude(live_kleis) -> ClaudeLive:
+    return live_kleis(Parts(health=True), provider="claude", signals=True)
 
 
-def client(claude: ClaudeKleis) -> openai.OpenAI:
+def client(claude: ClaudeLive) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{claude.proxy.url}/v1", api_key=claude.key, max_retries=0, timeout=20)
 
 
-def test_the_openai_sdk_streams_a_function_call_from_a_claude_model(claude: ClaudeKleis) -> None:
+def test_the_openai_sdk_streams_a_function_call_from_a_claude_model(claude: ClaudeLive) -> None:
     with client(claude).responses.stream(model="claude-sonnet-4-5", input=FIRST, tools=TOOLS, instructions="Be brief.") as stream:
         response = stream.get_final_response()
     message, call = response.output
@@ -64,13 +64,13 @@ def test_the_openai_sdk_streams_a_function_call_from_a_claude_model(claude: Clau
     assert messages[-2]["content"][-1]["type"] == "tool_use" and messages[-2]["content"][-1]["id"] == "toolu_fake_1"
 
 
-def test_a_non_streamed_response_is_one_object(claude: ClaudeKleis) -> None:
+def test_a_non_streamed_response_is_one_object(claude: ClaudeLive) -> None:
     response = client(claude).responses.create(model="claude-sonnet-4-5", input="hi")
     assert response.status == "completed" and response.output_text == "Hello from fake Claude"
     assert response.usage is not None and response.usage.input_tokens == 132 and response.model == "claude-sonnet-4-5"
 
 
-def test_an_orphan_function_call_output_is_a_400_in_openais_shape(claude: ClaudeKleis) -> None:
+def test_an_orphan_function_call_output_is_a_400_in_openais_shape(claude: ClaudeLive) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
         client(claude).responses.create(
             model="claude-sonnet-4-5", input=[{"type": "function_call_output", "call_id": "call_9", "output": "x"}]
@@ -78,7 +78,7 @@ def test_an_orphan_function_call_output_is_a_400_in_openais_shape(claude: Claude
     assert "input.0.call_id" in refused.value.message and claude.api.received("/v1/messages") == []
 
 
-def test_claude_errors_reach_the_client_in_openais_shape(claude: ClaudeKleis) -> None:
+def test_claude_errors_reach_the_client_in_openais_shape(claude: ClaudeLive) -> None:
     from tests.fakes.anthropic import anthropic_error
 
     claude.api.enqueue(
@@ -89,7 +89,7 @@ def test_claude_errors_reach_the_client_in_openais_shape(claude: ClaudeKleis) ->
     assert "text content blocks must be non-empty" in refused.value.message
 
 
-def test_a_claude_stream_cut_midway_ends_with_response_failed(claude: ClaudeKleis) -> None:
+def test_a_claude_stream_cut_midway_ends_with_response_failed(claude: ClaudeLive) -> None:
     from tests.fakes.base import Stream, sse
 
     start_event = {"type": "message_start", "message": {"id": "msg_cut", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 5}}}
@@ -108,7 +108,7 @@ def test_a_claude_stream_cut_midway_ends_with_response_failed(claude: ClaudeKlei
     assert seen[0] == "response.created" and "response.completed" not in seen and "ended before" in str(cut.value)
 
 
-def test_the_openai_chat_sdk_streams_a_tool_call_from_a_claude_model(claude: ClaudeKleis) -> None:
+def test_the_openai_chat_sdk_streams_a_tool_call_from_a_claude_model(claude: ClaudeLive) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Read the README"}]
     with client(claude).chat.completions.stream(
         model="claude-sonnet-4-5", messages=messages, tools=CHAT_TOOLS, stream_options={"include_usage": True}

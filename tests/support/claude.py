@@ -13,6 +13,8 @@ import anthropic
 from addons.server import ProxyThread
 from addons.services import Parts
 from core.config import Config
+from engine.health import HealthTracker
+from providers.base import Signal
 from providers.claude import ClaudeProvider
 from providers.claude.rewrite import IDENTITY_AGENT_SDK
 from store import keys
@@ -78,26 +80,64 @@ CLAUDE_CODE_BODY = {
 }
 
 
+class SignalRecorder:
+    """Stands in for the proxy's health tracker: keeps what the provider said about each upstream error instead of
+    acting on it."""
+
+    def __init__(self, tracker: HealthTracker) -> None:
+        self.signals: list[tuple[int, Signal]] = []
+        tracker.on_signal = self.on_signal  # type: ignore[method-assign]
+        tracker.on_success = self.on_success  # type: ignore[method-assign]
+
+    def on_signal(self, account: AccountView, signal: Signal) -> None:
+        self.signals.append((account.id, signal))
+
+    def on_success(self, account: AccountView) -> None:
+        pass
+
+
 @dataclasses.dataclass
 class ClaudeLive:
+    """A Kleis listener with the Claude provider, its one account and a key."""
+
     proxy: ProxyThread
     key: str
     api: FakeClaudeAPI
     account_id: int
+    oauth: FakeOAuth
+    access_token: str
+    health: SignalRecorder | None = None  # with `signals=True`: what the provider said, instead of the tracker acting
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
 
     def client(self, **options: Any) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.proxy.url, auth_token=self.key, api_key=None, **({"max_retries": 0} | options))
+        return anthropic.Anthropic(base_url=self.proxy.url, **({"auth_token": self.key, "api_key": None, "max_retries": 0} | options))
 
 
 def start_claude(
-    store: Store, config: Config, run_proxy: Callable[..., ProxyThread], auth: FakeOAuth, api: FakeClaudeAPI, parts: Parts | None = None
+    store: Store,
+    config: Config,
+    run_proxy: Callable[..., ProxyThread],
+    auth: FakeOAuth,
+    api: FakeClaudeAPI,
+    parts: Parts | None = None,
+    *,
+    expires_in: float = 3600,
+    signals: bool = False,
 ) -> ClaudeLive:
-    """Kleis with the Claude provider (health on unless `parts` says otherwise), one Claude account, a new key."""
+    """Kleis with the Claude provider (health on unless `parts` says otherwise), one Claude account whose token expires
+    in `expires_in` seconds, a new key; with `signals`, the health tracker's signals are recorded instead of acted on."""
     cfg = config.replace(claude_api_base=api.url, claude_auth_base=auth.url)
     access, refresh = auth.seed()
     row, _ = upsert_account(
-        "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"]
+        "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + expires_in), store.cipher, email=ACCOUNT["email_address"]
     )
     _, key = keys.create_key("claude")
     proxy = run_proxy(cfg, {"claude": ClaudeProvider(cfg)}, parts if parts is not None else Parts(health=True))
-    return ClaudeLive(proxy, key, api, row.id)
+    recorder = None
+    if signals:
+        assert proxy.services.health is not None, "signals are recorded from the health tracker: Parts(health=True)"
+        recorder = SignalRecorder(proxy.services.health)
+    return ClaudeLive(proxy, key, api, row.id, auth, access, recorder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,9 +12,11 @@ import openai
 from addons.server import ProxyThread
 from addons.services import Parts
 from core.config import Config
+from providers.base import Provider
 from providers.codex import CodexProvider, login
 from store import keys
-from store.db import Store
+from store.db import Store, counters
+from store.models import OAuthState
 from tests.fakes.codex import FakeCodex
 from tests.fakes.codex_auth import FakeCodexAuth
 
@@ -22,15 +25,26 @@ ENDPOINT = "/backend-api/codex/responses"
 
 @dataclasses.dataclass
 class CodexKleis:
+    """A Kleis listener with the Codex provider, an account logged in through the fake auth host, and a key."""
+
     proxy: ProxyThread
     key: str
     config: Config
     auth: FakeCodexAuth
     codex: FakeCodex
+    store: Store
 
     @property
     def url(self) -> str:
         return self.proxy.url
+
+    def wait_for_accounts(self, timeout: float = 3.0) -> None:
+        """Until the proxy's follower has read the store's latest account change."""
+        target = counters().get("accounts", 0)
+        deadline = time.time() + timeout
+        while self.proxy.services.follower._counters.get("accounts", 0) < target:
+            assert time.time() < deadline, "the proxy did not pick up the account change"
+            time.sleep(0.02)
 
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0, timeout=20)
@@ -41,20 +55,31 @@ def codex_config(config: Config, auth: FakeCodexAuth, codex: FakeCodex, **change
 
 
 def log_in(store: Store, config: Config, auth: FakeCodexAuth) -> None:
+    """The whole ChatGPT login against the fake auth host; its state row is gone once it is finished."""
     start = login.start_login(store, config)
     login.complete_login(store, config, start.flow_id, {"callback_url": auth.consent(start.authorize_url)})
+    assert OAuthState.select().where(OAuthState.provider == "codex").count() == 0
 
 
 def start_codex(
-    store: Store, config: Config, run_proxy: Callable[..., ProxyThread], auth: FakeCodexAuth, codex: FakeCodex, **changes: Any
+    store: Store,
+    config: Config,
+    run_proxy: Callable[..., ProxyThread],
+    auth: FakeCodexAuth,
+    codex: FakeCodex,
+    parts: Parts | None = None,
+    *,
+    provider_factory: Callable[[Config], Provider] = CodexProvider,
+    **changes: Any,
 ) -> CodexKleis:
-    """Kleis with the Codex provider, health on, an account logged in (once per store) and a new key."""
+    """Kleis with the Codex provider (health on unless `parts` says otherwise), an account logged in (once per fake
+    auth host) and a new key; keywords change the configuration."""
     cfg = codex_config(config, auth, codex, **changes)
     if not auth.issued_access:
         log_in(store, cfg, auth)
     _, key = keys.create_key("codex")
-    proxy = run_proxy(cfg, {"codex": CodexProvider(cfg)}, Parts(health=True))
-    return CodexKleis(proxy, key, cfg, auth, codex)
+    proxy = run_proxy(cfg, {"codex": provider_factory(cfg)}, parts if parts is not None else Parts(health=True))
+    return CodexKleis(proxy, key, cfg, auth, codex, store)
 
 
 def codex_cli_headers(key: str, version: str, originator: str = "codex_exec", sends_version: bool = True) -> dict[str, str]:

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from core.config import Config
 from store.accounts import TokenSet, upsert_account
 from store.db import Store
-from tests.e2e.test_codex_e2e import logged_in
 from tests.fakes.claude import ACCOUNT, FakeClaudeAPI, claude_oauth
 from tests.fakes.codex import FakeCodex
 from tests.fakes.codex_auth import FakeCodexAuth
+from tests.support.codex import log_in
 
 
 @contextlib.contextmanager
@@ -29,7 +29,7 @@ def claude_and_codex(store: Store, config: Config) -> Iterator[tuple[Config, Fak
         upsert_account(
             "claude", ACCOUNT["uuid"], TokenSet(access, refresh, time.time() + 3600), store.cipher, email=ACCOUNT["email_address"]
         )
-        logged_in(store, cfg, codex_auth)
+        log_in(store, cfg, codex_auth)
         yield cfg, claude_api, codex
     finally:
         for fake in (claude_api, codex, oauth, codex_auth):

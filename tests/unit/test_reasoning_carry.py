@@ -14,7 +14,6 @@ from core.sse import SSEParser
 from providers.codex.body import normalise_body
 from providers.protocols import carry, chat_stream, messages, messages_stream, responses, responses_stream
 from providers.protocols import events as ev
-from tests.e2e.test_codex_e2e import Setup, fakes, start  # noqa: F401 (fakes is a fixture)
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Recorded, Stream
 from tests.fakes.codex import FakeCodex

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,3 +34,16 @@ def test_an_event_loop_still_runs() -> None:
         return 42
 
     assert asyncio.run(answer()) == 42
+
+
+def test_nothing_outside_the_e2e_tier_imports_from_it() -> None:
+    """e2e test modules may import helpers from their fast-tier siblings, never the other way (nor support or fakes)."""
+    tests = Path(__file__).resolve().parents[1]
+    found = [
+        f"{path.relative_to(tests)}:{node.lineno}"
+        for folder in ("unit", "addons", "support", "fakes")
+        for path in sorted((tests / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.e2e")
+    ]
+    assert found == []
