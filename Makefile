@@ -28,8 +28,8 @@ check: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The unit and addons tiers (tests/unit, tests/addons): no listener, subprocess, browser or database server, and
-# no socket (tests/conftest.py fails a test that opens one).
+# The unit and addons tiers (tests/unit, tests/addons): no listener, process, browser or database server
+# (tests/conftest.py fails a test that opens a socket or starts a process).
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest tests/unit tests/addons
 

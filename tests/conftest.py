@@ -6,8 +6,8 @@ Tiers, by directory (each test is marked with its tier here):
 - tests/addons/: the addons' hooks under mitmproxy's taddons with flows made by tflow — no sockets;
 - tests/e2e/: anything that starts a listener (a live Kleis, a loopback fake upstream), a subprocess, a browser or a
   database server.
-A test in the first two tiers that binds or connects a socket fails (`_socket_guard`), and so does one that asks for
-a fixture that starts something; `make test-fast` runs those two tiers.
+A test in the first two tiers that binds or connects a socket or starts a process fails (the guard below), and so
+does one that asks for a fixture that starts something; `make test-fast` runs those two tiers.
 """
 
 from __future__ import annotations
@@ -96,32 +96,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             raise pytest.UsageError(f"{item.nodeid} uses {', '.join(starts)}, which start something: it belongs in tests/e2e/")
 
 
-class SocketInFastTier(AssertionError):
-    pass
+class OutsideFastTier(AssertionError):
+    """A test in tests/unit or tests/addons opened a socket or started a process."""
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, None]:
-    """In the unit and addons tiers, binding or connecting a socket fails the test (setup and teardown included).
-    A socket pair (asyncio's self-pipe) needs neither, so an event loop still runs."""
+    """In the unit and addons tiers, binding or connecting a socket, or starting a process, fails the test (setup
+    and teardown included). A socket pair (asyncio's self-pipe) needs neither, so an event loop still runs."""
     if tier_of(item) not in NO_SOCKETS:
         yield
         return
-    originals = {name: getattr(socket.socket, name) for name in ("bind", "connect", "connect_ex")}
+    guarded = [(socket.socket, name) for name in ("bind", "connect", "connect_ex")] + [(subprocess.Popen, "__init__")]
+    originals = [(owner, name, getattr(owner, name)) for owner, name in guarded]
 
     def refusing(name: str) -> Callable[..., Any]:
-        def refuse(self: socket.socket, address: object, *args: object) -> Any:
-            raise SocketInFastTier(f"{item.nodeid} tried to {name} a socket ({address!r}): a test doing that belongs in tests/e2e/")
+        def refuse(self: object, what: object = None, *args: object, **kwargs: object) -> Any:
+            doing = "start a process" if name == "__init__" else f"{name} a socket"
+            raise OutsideFastTier(f"{item.nodeid} tried to {doing} ({what!r}): a test doing that belongs in tests/e2e/")
 
         return refuse
 
-    for name in originals:
-        setattr(socket.socket, name, refusing(name))
+    for owner, name, _ in originals:
+        setattr(owner, name, refusing(name))
     try:
         yield
     finally:
-        for name, original in originals.items():
-            setattr(socket.socket, name, original)
+        for owner, name, original in originals:
+            setattr(owner, name, original)
 
 
 # -- the environment and the store -----------------------------------------------------------------
@@ -308,14 +310,15 @@ def authority(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoginAuthority]:
 
 
 @pytest.fixture
-def test_providers(monkeypatch: pytest.MonkeyPatch, authority: LoginAuthority) -> LoginAuthority:
-    """Claude, Codex and Copilot replaced by the test providers (one per login kind)."""
+def test_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claude, Codex and Copilot replaced by the test providers (one per login kind). Their logins and refreshes
+    need the `authority` fixture (a listener: an e2e test); without it they fail saying so."""
     monkeypatch.setattr(registry, "PROVIDER_CLASSES", dict(TEST_PROVIDERS))
-    return authority
+    monkeypatch.setattr(TestProvider, "authority", None)
 
 
 @pytest.fixture
-def app(store: Store, config: Config, test_providers: LoginAuthority) -> Flask:
+def app(store: Store, config: Config, test_providers: None) -> Flask:
     from admin import create_app
 
     return create_app(store, config, {"TESTING": True})

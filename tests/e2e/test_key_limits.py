@@ -3,11 +3,13 @@ Here the parts that need a listener; the rest: tests/unit/test_key_limits.py."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
 
 from store import keys
+from tests.support.cli import run_kleis as run
 from tests.support.waiting import wait_until
 
 MESSAGES = {"model": "loop/claude-x", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
@@ -87,3 +89,20 @@ def test_a_stream_the_client_abandons_gives_its_slot_back(kleis) -> None:
     kleis.anthropic.stream_delay = 0.0
     with httpx.Client(base_url=kleis.url, headers=kleis.headers(), timeout=10) as client:
         assert client.post("/v1/messages", json=MESSAGES).status_code == 200
+
+
+def test_cli_sets_shows_and_clears_limits(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    created = run(data_dir, "keys", "create", "--name", "ci", "--rate-limit", "60", "--concurrency", "4", "--json")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert (key["rate_limit"], key["concurrency_limit"]) == (60, 4)
+    assert "60/min, 4 at once" in run(data_dir, "keys", "list").stdout
+    changed = run(data_dir, "keys", "limit", key["public_id"], "--rate-limit", "0")
+    assert changed.returncode == 0 and "4 at once" in changed.stdout and "/min" not in changed.stdout
+    [listed] = json.loads(run(data_dir, "keys", "list", "--json").stdout)
+    assert (listed["rate_limit"], listed["concurrency_limit"]) == (None, 4)
+    nothing = run(data_dir, "keys", "limit", key["public_id"])
+    assert nothing.returncode != 0 and "give --rate-limit" in nothing.stderr
+    negative = run(data_dir, "keys", "create", "--name", "x", "--concurrency", "-2")
+    assert negative.returncode == 2 and "must be 0 (no limit) or more" in negative.stderr

@@ -6,7 +6,10 @@ Here the parts that need a listener; the rest: tests/unit/test_refresh_leases.py
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -21,7 +24,6 @@ from store.accounts import TokenSet, upsert_account
 from store.models import Account
 from tests.fakes.loopback_provider import LoopbackProvider
 from tests.support.accounts import account_view
-from tests.unit.test_refresh_leases import finished_pid
 
 BODY = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -256,3 +258,22 @@ def test_a_refresh_answer_after_the_request_gave_up_is_still_stored(kleis) -> No
         kleis.wait_for_accounts()
         assert client.post("/v1/messages", json=BODY, headers=kleis.headers()).status_code == 200
     assert kleis.oauth.refresh_calls == 1
+
+
+def finished_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_a_process_of_this_host_that_ended_is_gone() -> None:
+    mine = lease_owner.parse(lease_owner.new_owner())
+    assert mine is not None
+    alive = lease_owner.new_owner()
+    dead = f"{mine.host}:{mine.namespace}:{finished_pid()}:{mine.start}:abc123"
+    reused = f"{mine.host}:{mine.namespace}:{os.getpid()}:{int(mine.start) + 7}:abc123"  # our pid, another start time
+    elsewhere = f"otherhost:{mine.namespace}:{finished_pid()}:{mine.start}:abc123"
+    other_namespace = f"{mine.host}:ffff:{finished_pid()}:{mine.start}:abc123"
+    assert not lease_owner.is_gone(alive) and lease_owner.is_gone(dead) and lease_owner.is_gone(reused)
+    assert not lease_owner.is_gone(elsewhere) and not lease_owner.is_gone(other_namespace)
+    assert not lease_owner.is_gone("oldhost:1234:abcdef") and not lease_owner.is_gone(None)  # an older Kleis's owner

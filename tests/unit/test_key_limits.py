@@ -3,8 +3,6 @@ Here the parts that need no socket; through listeners: tests/e2e/test_key_limits
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from core.client_errors import Refusal
@@ -12,7 +10,6 @@ from engine.key_limits import WINDOW, KeyLimiter
 from store import keys
 from store.keys import KeyRecord
 from store.models import ApiKey
-from tests.support.cli import run_kleis as run
 
 
 def record(rate: int | None = None, concurrency: int | None = None, key_id: int = 1) -> KeyRecord:
@@ -93,20 +90,3 @@ def test_bad_limits_are_refused_at_creation(store, value) -> None:
 
 
 # -- through the proxy -----------------------------------------------------------------------------
-
-
-def test_cli_sets_shows_and_clears_limits(tmp_path) -> None:
-    data_dir = tmp_path / "data"
-    created = run(data_dir, "keys", "create", "--name", "ci", "--rate-limit", "60", "--concurrency", "4", "--json")
-    assert created.returncode == 0, created.stderr
-    key = json.loads(created.stdout)
-    assert (key["rate_limit"], key["concurrency_limit"]) == (60, 4)
-    assert "60/min, 4 at once" in run(data_dir, "keys", "list").stdout
-    changed = run(data_dir, "keys", "limit", key["public_id"], "--rate-limit", "0")
-    assert changed.returncode == 0 and "4 at once" in changed.stdout and "/min" not in changed.stdout
-    [listed] = json.loads(run(data_dir, "keys", "list", "--json").stdout)
-    assert (listed["rate_limit"], listed["concurrency_limit"]) == (None, 4)
-    nothing = run(data_dir, "keys", "limit", key["public_id"])
-    assert nothing.returncode != 0 and "give --rate-limit" in nothing.stderr
-    negative = run(data_dir, "keys", "create", "--name", "x", "--concurrency", "-2")
-    assert negative.returncode == 2 and "must be 0 (no limit) or more" in negative.stderr

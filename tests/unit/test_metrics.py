@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.metrics import KleisMetrics
+from tests.support.admin import SECRET
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -48,3 +49,17 @@ def test_a_batch_is_counted_per_label_set_and_parses_back() -> None:
     assert value(parsed, "kleis_upstream_latency_seconds_bucket", provider="claude", le="2.5") == 2
     assert value(parsed, "kleis_upstream_ttfb_seconds_sum", provider="claude") == pytest.approx(0.8)
     assert value(parsed, "kleis_refreshes_total", provider="claude", result="ok") == 1
+
+
+def test_metrics_need_the_admin_bearer_unless_public(store, config, test_providers) -> None:
+    from admin import create_app
+
+    private = create_app(store, config, {"TESTING": True}, metrics_source=KleisMetrics()).test_client()
+    assert private.get("/metrics").status_code == 401
+    assert private.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    answer = private.get("/metrics", headers={"Authorization": f"Bearer {SECRET}"})
+    assert answer.status_code == 200 and answer.content_type.startswith("text/plain; version=")
+    assert "kleis_requests_total" in answer.get_data(as_text=True) or "# HELP kleis_requests" in answer.get_data(as_text=True)
+    public = create_app(store, config.replace(metrics_public=True), {"TESTING": True}, metrics_source=KleisMetrics()).test_client()
+    assert public.get("/metrics").status_code == 200
+    assert public.get("/admin/api/keys").status_code == 401  # only /metrics is public
