@@ -12,6 +12,7 @@ does one that asks for a fixture that starts something; `make test-fast` runs th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -100,10 +101,10 @@ class OutsideFastTier(AssertionError):
     """A test in tests/unit or tests/addons opened a socket or started a process."""
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, None]:
-    """In the unit and addons tiers, binding or connecting a socket, or starting a process, fails the test (setup
-    and teardown included). A socket pair (asyncio's self-pipe) needs neither, so an event loop still runs."""
+@contextlib.contextmanager
+def fast_tier_guard(item: pytest.Item) -> Iterator[None]:
+    """While a test of the unit or addons tier runs, binding or connecting a socket, or starting a process, fails it.
+    A socket pair (asyncio's self-pipe) needs neither, so an event loop still runs."""
     if tier_of(item) not in NO_SOCKETS:
         yield
         return
@@ -124,6 +125,27 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     finally:
         for owner, name, original in originals:
             setattr(owner, name, original)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, None]:
+    with fast_tier_guard(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, None]:
+    with fast_tier_guard(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, None]:
+    if nextitem is None:  # the session's own fixtures (an e2e test's database server, say) end here too
+        yield
+        return
+    with fast_tier_guard(item):
+        yield
 
 
 # -- the environment and the store -----------------------------------------------------------------
