@@ -2,10 +2,11 @@
 app, the CLI and PostgreSQL. Helpers that are not fixtures live in tests/support, the fake upstreams in tests/fakes.
 
 Tiers, by directory (each test is marked with its tier here):
-- tests/unit/: plain functions, the store on SQLite files, the Flask app without a login authority — no sockets;
-- tests/addons/: the addons' hooks under mitmproxy's taddons with flows made by tflow — no sockets;
-- tests/e2e/: anything that starts a listener (a live Kleis, a loopback fake upstream), a subprocess, a browser or a
-  database server.
+- tests/unit/: plain functions, the store on SQLite files, the Flask app without a login authority — no sockets, no
+  processes;
+- tests/addons/: the addons' hooks under mitmproxy's taddons with flows made by tflow — no sockets, no processes;
+- tests/e2e/: anything that starts a listener (a live Kleis, a loopback fake upstream, the admin's login authority),
+  a process, a browser or a database server.
 A test in the first two tiers that binds or connects a socket or starts a process fails (the guard below), and so
 does one that asks for a fixture that starts something; `make test-fast` runs those two tiers.
 """
@@ -57,7 +58,7 @@ from tests.support.postgres import TempPostgres  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "addons", "e2e")
-NO_SOCKETS = frozenset({"unit", "addons"})
+FAST_TIERS = frozenset({"unit", "addons"})
 # Fixtures that start something real (a listener, a server process, a browser): only an e2e test may use one.
 E2E_FIXTURES = frozenset(
     {
@@ -93,7 +94,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = tier_of(item)
         item.add_marker(getattr(pytest.mark, tier))
         starts = sorted(E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())))
-        if tier in NO_SOCKETS and starts:
+        if tier in FAST_TIERS and starts:
             raise pytest.UsageError(f"{item.nodeid} uses {', '.join(starts)}, which start something: it belongs in tests/e2e/")
 
 
@@ -105,7 +106,7 @@ class OutsideFastTier(AssertionError):
 def fast_tier_guard(item: pytest.Item) -> Iterator[None]:
     """While a test of the unit or addons tier runs, binding or connecting a socket, or starting a process, fails it.
     A socket pair (asyncio's self-pipe) needs neither, so an event loop still runs."""
-    if tier_of(item) not in NO_SOCKETS:
+    if tier_of(item) not in FAST_TIERS:
         yield
         return
     guarded = [(socket.socket, name) for name in ("bind", "connect", "connect_ex")] + [(subprocess.Popen, "__init__")]
@@ -193,9 +194,7 @@ def fake_openai(fake_oauth: FakeOAuth) -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def live_kleis(
-    request: pytest.FixtureRequest, store: Store, config: Config, run_proxy: Callable[..., ProxyThread]
-) -> Iterator[Callable[..., Any]]:
+def live_kleis(request: pytest.FixtureRequest, store: Store, config: Config, run_proxy: Callable[..., ProxyThread]) -> Callable[..., Any]:
     """Start a Kleis listener, a key and what it serves; every one started is stopped at the test's end. Keywords
     other than the options below change the configuration.
 
@@ -205,8 +204,7 @@ def live_kleis(
       and claude_api, one account: a ClaudeLive;
     - `live_kleis(parts, provider="codex", provider_factory=CodexProvider)`: the Codex provider against codex_auth and
       codex_backend, an account logged in: a CodexKleis.
-    The fakes are the test's own fixtures, started only for the provider asked for."""
-    started: list[LiveKleis] = []
+    The fakes are the test's own fixtures, started only for the provider asked for; run_proxy stops the listeners."""
 
     def start(
         parts: Parts | None = None,
@@ -217,26 +215,18 @@ def live_kleis(
         provider_factory: Callable[[Config], Provider] | None = None,
         **changes: Any,
     ) -> Any:
-        fake = request.getfixturevalue
+        fake, cfg = request.getfixturevalue, config.replace(**changes)
         if provider == "claude":
-            cfg = config.replace(**changes)
             return start_claude(
                 store, cfg, run_proxy, fake("claude_auth"), fake("claude_api"), parts, expires_in=expires_in, signals=signals
             )
         if provider == "codex":
             factory = provider_factory or CodexProvider
-            return start_codex(
-                store, config, run_proxy, fake("codex_auth"), fake("codex_backend"), parts, provider_factory=factory, **changes
-            )
+            return start_codex(store, cfg, run_proxy, fake("codex_auth"), fake("codex_backend"), parts, provider_factory=factory)
         assert provider == "loop", provider
-        cfg = config.replace(**changes) if changes else config
-        live = start_kleis(store, cfg, fake("fake_oauth"), fake("fake_anthropic"), fake("fake_openai"), parts)
-        started.append(live)
-        return live
+        return start_kleis(store, cfg, run_proxy, fake("fake_oauth"), fake("fake_anthropic"), fake("fake_openai"), parts)
 
-    yield start
-    for live in started:
-        live.proxy.stop()
+    return start
 
 
 @pytest.fixture

@@ -145,16 +145,10 @@ def test_a_connect_in_progress_is_cancelled_with_the_reason() -> None:
 
 
 def test_bytes_fed_to_a_handler_arrive_as_the_servers_data() -> None:
-    received: list[events.Event] = []
-
-    class Recording(FakeHandler):
-        async def server_event(self, event: events.Event) -> None:
-            received.append(event)
-
     async def scenario() -> None:
-        handler, found = Recording(tflow.tclient_conn()), upstream(1.0)
+        handler, found = FakeHandler(tflow.tclient_conn()), upstream(1.0)  # its server_event records what it is handed
         await compat.feed_server(handler, found, b"HTTP/1.1 504 ...")
-        assert received == [events.DataReceived(found, b"HTTP/1.1 504 ...")]
+        assert handler.events == [events.DataReceived(found, b"HTTP/1.1 504 ...")]
 
     asyncio.run(scenario())
     # What the recording stands in for: mitmproxy's own entry point for an event from a connection.

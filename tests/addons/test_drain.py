@@ -16,7 +16,7 @@ from addons import drain as drain_module
 from addons.drain import Drain
 from core.protocol import Protocol
 from engine.context import begin
-from tests.support.mitm import FakeHandler, streaming_flow
+from tests.support.mitm import registered, streaming_flow
 
 
 class FakeKleis:
@@ -38,17 +38,11 @@ class NoRefreshes:
         return []
 
 
-def registered(tctx, flow) -> FakeHandler:
-    handler = FakeHandler(flow.client_conn)
-    tctx.master.addons.get("proxyserver").connections[flow.client_conn.id] = handler
-    return handler
-
-
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/responses", "/v1/chat/completions"])
 def test_a_cut_stream_ends_with_an_error_event_and_a_proper_end(path: str) -> None:
     with taddons.context(Proxyserver()) as tctx:
         flow = streaming_flow()
-        handler = registered(tctx, flow)
+        handler = registered(tctx.master, flow)
         ctx = begin("POST", path)
         ctx.outcome.streamed, ctx.outcome.status = True, 200
         kleis = FakeKleis([(flow, ctx)])
@@ -67,7 +61,7 @@ def test_a_cut_stream_ends_with_an_error_event_and_a_proper_end(path: str) -> No
 def test_a_cut_request_still_waiting_gets_a_503_in_its_shape() -> None:
     with taddons.context(Proxyserver()) as tctx:
         flow = tflow.tflow()
-        handler = registered(tctx, flow)
+        handler = registered(tctx.master, flow)
         ctx = begin("POST", "/v1/messages")
         drain = Drain(0, lambda: tctx.master, NoRefreshes())
         drain.attach(FakeKleis([(flow, ctx)]))
@@ -85,7 +79,7 @@ def test_the_drain_waits_for_requests_that_finish_and_cuts_the_rest(monkeypatch:
     async def scenario() -> tuple[Drain, FakeKleis, list[str], float]:
         with taddons.context(Proxyserver()) as tctx:
             quick, slow = tflow.tflow(), tflow.tflow()
-            registered(tctx, slow)
+            registered(tctx.master, slow)
             quick_ctx, slow_ctx = begin("POST", "/v1/messages"), begin("POST", "/v1/messages")
             kleis = FakeKleis([(quick, quick_ctx), (slow, slow_ctx)])
             shut: list[str] = []

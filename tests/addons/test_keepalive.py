@@ -12,15 +12,14 @@ from mitmproxy.test import taddons
 from addons import client_wire
 from addons.keepalive import KEEPALIVE, SseKeepAlive
 from engine.streaming import StreamRewriter
-from tests.support.mitm import FakeHandler, streaming_flow
+from tests.support.mitm import registered, streaming_flow
 
 
 def test_a_silent_stream_gets_a_framed_comment_and_a_busy_one_does_not() -> None:
     async def scenario() -> tuple[list[bytes], int]:
         with taddons.context(Proxyserver()) as tctx:
             flow = streaming_flow()
-            handler = FakeHandler(flow.client_conn)
-            tctx.master.addons.get("proxyserver").connections[flow.client_conn.id] = handler
+            handler = registered(tctx.master, flow)
             keepalive = SseKeepAlive(15.0, lambda: tctx.master)
             rewriter = StreamRewriter()
             now = rewriter.last_activity
@@ -53,7 +52,6 @@ def test_no_keepalive_after_the_end_in_passthrough_or_without_a_client() -> None
 def test_an_unchunked_stream_gets_the_bare_comment() -> None:
     with taddons.context(Proxyserver()) as tctx:
         flow = streaming_flow(chunked=False)
-        handler = FakeHandler(flow.client_conn)
-        tctx.master.addons.get("proxyserver").connections[flow.client_conn.id] = handler
+        handler = registered(tctx.master, flow)
         assert client_wire.write_event(tctx.master, flow, KEEPALIVE)
         assert handler.transports[flow.client_conn].writer.written == [KEEPALIVE]

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
-from mitmproxy import connection, http
+from mitmproxy import connection
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.flow import Error
 from mitmproxy.proxy import events
@@ -26,32 +27,17 @@ from store import keys
 from store.db import Store
 from store.models import ApiKey
 from tests.support.addons import answered, client_flow, error_of, forwarded, run_hooks, seed
-from tests.support.mitm import FakeHandler
+from tests.support.mitm import registered
 
 MESSAGES = {"model": "loop/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "loop/m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 # -- the upstream deadline --------------------------------------------------------------------------
-class Recording(FakeHandler):
-    def __init__(self, client: connection.Client) -> None:
-        super().__init__(client)
-        self.events: list[events.Event] = []
-
-    async def server_event(self, event: events.Event) -> None:
-        self.events.append(event)
-
-
-async def until(condition: object, seconds: float = 5.0) -> None:
+async def until(condition: Callable[[], object], seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+    while not condition() and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
-
-
-def registered(tctx: taddons.context, flow: http.HTTPFlow) -> Recording:
-    handler = Recording(flow.client_conn)
-    tctx.master.addons.get("proxyserver").connections[flow.client_conn.id] = handler
-    return handler
 
 
 def test_a_silent_upstream_is_fed_a_504_at_the_deadline() -> None:
@@ -59,7 +45,7 @@ def test_a_silent_upstream_is_fed_a_504_at_the_deadline() -> None:
         with taddons.context(Proxyserver()) as tctx:
             flow = tflow.tflow()
             flow.server_conn.timestamp_tcp_setup, flow.server_conn.state = time.time(), connection.ConnectionState.OPEN
-            handler = registered(tctx, flow)
+            handler = registered(tctx.master, flow)
             handler.transports[flow.server_conn] = ConnectionIO()
             deadlines = UpstreamDeadlines(lambda: tctx.master)
             deadlines.start(flow, 0.01)
@@ -78,7 +64,7 @@ def test_a_connect_still_in_progress_at_the_deadline_is_cancelled_with_the_marke
     async def scenario() -> str:
         with taddons.context(Proxyserver()) as tctx:
             flow = tflow.tflow()
-            handler = registered(tctx, flow)
+            handler = registered(tctx.master, flow)
             connecting = connection.Server(address=(flow.request.host, flow.request.port))
             pending = asyncio.get_running_loop().create_task(asyncio.sleep(60))
             handler.transports[connecting] = ConnectionIO(handler=pending)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 from addons.server import ProxyThread
 from addons.services import Parts
@@ -66,13 +67,20 @@ class LiveKleis:
 
 
 def start_kleis(
-    store: Store, config: Config, oauth: FakeOAuth, anthropic: FakeAnthropic, openai: FakeOpenAI, parts: Parts | None = None
+    store: Store,
+    config: Config,
+    run_proxy: Callable[..., ProxyThread],
+    oauth: FakeOAuth,
+    anthropic: FakeAnthropic,
+    openai: FakeOpenAI,
+    parts: Parts | None = None,
 ) -> LiveKleis:
+    """Kleis with the loopback provider against the loopback fakes, and a new key (no account yet)."""
     provider = LoopbackProvider(
         config,
         bases={Protocol.MESSAGES: anthropic.url, Protocol.CHAT: openai.url, Protocol.RESPONSES: openai.url},
         token_url=f"{oauth.url}/v1/oauth/token",
     )
     row, key = keys.create_key("tests")
-    proxy = ProxyThread(store, config, providers={"loop": provider}, parts=parts if parts is not None else Parts()).start()
+    proxy = run_proxy(config, {"loop": provider}, parts)
     return LiveKleis(proxy, store, config, key, row.id, provider, oauth, anthropic, openai)
