@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from store import budgets as budget_store
 from store import keys
 from store import usage as usage_store
 from store.budgets import Totals
-from tests.addons.test_budgets import UTC, event
+from tests.addons.test_budgets import event
 from tests.support.waiting import wait_until
 
 MESSAGES = {"model": "loop/claude-b", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
