@@ -75,6 +75,23 @@ def browser() -> Iterator:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def between_pages(condition):
+    """`condition`, read as not yet met while the page is being replaced: Chrome answers a read of an element the
+    navigation just removed with "Node with given id does not belong to the document", which is no stale-element
+    error, so WebDriverWait would stop on it instead of looking again."""
+    from selenium.common.exceptions import WebDriverException
+
+    def check(driver):
+        try:
+            return condition(driver)
+        except WebDriverException as exc:
+            if "does not belong to the document" in (exc.msg or ""):
+                return False
+            raise
+
+    return check
+
+
 def wait_for(driver, css: str, text: str | None = None):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -82,8 +99,8 @@ def wait_for(driver, css: str, text: str | None = None):
 
     wait = WebDriverWait(driver, WAIT)
     if text is not None:
-        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
-    return wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+        wait.until(between_pages(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text)))
+    return wait.until(between_pages(ec.visibility_of_element_located((By.CSS_SELECTOR, css))))
 
 
 def click(driver, css: str) -> None:
